@@ -1,0 +1,30 @@
+/* A growable byte buffer with amortized O(1) appends (text accumulates in
+ * linear time). Always NUL-terminated after a successful append. */
+#ifndef XMPPUV_BUF_H
+#define XMPPUV_BUF_H
+
+#include <stddef.h>
+
+typedef struct xmppuv__buf {
+  char *data; /* NULL until the first append */
+  size_t len;
+  size_t cap;
+} xmppuv__buf_t;
+
+#define XMPPUV__BUF_INIT {NULL, 0, 0}
+
+/* Make room for extra more bytes (+1 for the NUL). 0 or XMPPUV_ENOMEM. */
+int xmppuv__buf_reserve(xmppuv__buf_t *b, size_t extra);
+int xmppuv__buf_append(xmppuv__buf_t *b, const void *data, size_t len);
+int xmppuv__buf_append_str(xmppuv__buf_t *b, const char *s);
+int xmppuv__buf_append_char(xmppuv__buf_t *b, char c);
+/* Drop the first n bytes (a consumed prefix), keeping the rest. */
+void xmppuv__buf_consume(xmppuv__buf_t *b, size_t n);
+/* Empty it but keep the memory. */
+void xmppuv__buf_clear(xmppuv__buf_t *b);
+void xmppuv__buf_free(xmppuv__buf_t *b);
+/* Hand the memory to the caller (to free with xmppuv__free); b is emptied.
+ * Returns an allocated "" when nothing was appended, NULL if that fails. */
+char *xmppuv__buf_detach(xmppuv__buf_t *b, size_t *len);
+
+#endif

@@ -1,0 +1,555 @@
+#include "xml/parser.h"
+
+#include <expat.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "buf.h"
+#include "xml/stanza_int.h"
+
+/* Separates namespace URI, local name and prefix in expat's names. U+0001 is
+ * not an XML 1.0 character, so it can never occur in a URI or a name. */
+#define NS_SEP '\x01'
+
+struct xmppuv__parser {
+  XML_Parser xp;
+  xmppuv__parse_mode_t mode;
+  xmppuv__xml_limits_t limits;
+  xmppuv__parser_callbacks_t cb;
+  void *user_data;
+
+  unsigned depth;      /* open elements, the stream header included */
+  unsigned top;        /* depth of a top-level element: 2 (stream) or 1 */
+  xmppuv_stanza_t *root; /* the top-level element being built */
+  xmppuv_stanza_t *cur;  /* the innermost open element of root */
+  xmppuv__buf_t text;    /* text not yet attached to cur */
+
+  uint64_t fed;  /* bytes handed to expat since the last reset */
+  uint64_t mark; /* input before this is fully processed and not held */
+
+  int error; /* sticky until reset */
+  const char *condition;
+  char detail[160];
+
+  int pause_requested;
+  int suspended;
+  uint64_t pause_at;
+
+  xmppuv_stanza_t *result; /* document mode */
+};
+
+static void install_handlers(xmppuv__parser_t *p);
+
+/* ---- errors ------------------------------------------------------------- */
+
+static void fail(xmppuv__parser_t *p, int error, const char *condition,
+                 const char *detail) {
+  if (p->error != 0) return;
+  p->error = error;
+  p->condition = condition;
+  snprintf(p->detail, sizeof p->detail, "%s", detail);
+  XML_StopParser(p->xp, XML_FALSE);
+}
+
+static uint64_t event_end(const xmppuv__parser_t *p) {
+  return (uint64_t)XML_GetCurrentByteIndex(p->xp) +
+         (uint64_t)XML_GetCurrentByteCount(p->xp);
+}
+
+/* ---- names -------------------------------------------------------------- */
+
+typedef struct {
+  const char *uri; /* NULL: no namespace */
+  size_t uri_len;
+  const char *local;
+  size_t local_len;
+  const char *prefix; /* NULL: none */
+  size_t prefix_len;
+} qname_t;
+
+static void split_name(const char *s, qname_t *q) {
+  const char *a = strchr(s, NS_SEP);
+  memset(q, 0, sizeof *q);
+  if (a == NULL) {
+    q->local = s;
+    q->local_len = strlen(s);
+    return;
+  }
+  q->uri = s;
+  q->uri_len = (size_t)(a - s);
+  q->local = a + 1;
+  const char *b = strchr(q->local, NS_SEP);
+  if (b == NULL) {
+    q->local_len = strlen(q->local);
+  } else {
+    q->local_len = (size_t)(b - q->local);
+    q->prefix = b + 1;
+    q->prefix_len = strlen(q->prefix);
+  }
+}
+
+static int eq(const char *s, size_t len, const char *lit) {
+  return strlen(lit) == len && memcmp(s, lit, len) == 0;
+}
+
+/* The namespace for an element: static strings for the common ones, else a
+ * copy in the tree. "" stands for "no namespace". */
+static const char *intern_ns(xmppuv__tree_t *tree, const qname_t *q) {
+  if (q->uri == NULL) return "";
+  if (eq(q->uri, q->uri_len, XMPPUV_NS_CLIENT)) return XMPPUV_NS_CLIENT;
+  if (eq(q->uri, q->uri_len, XMPPUV_NS_STREAMS)) return XMPPUV_NS_STREAMS;
+  return xmppuv__tree_strndup(tree, q->uri, q->uri_len);
+}
+
+/* Attributes: unprefixed ones keep their name; xml:* become "xml:local";
+ * other prefixed ones keep "prefix:local" and get their xmlns:prefix
+ * declaration on the same element, so the element stands alone. */
+static int add_attrs(xmppuv__parser_t *p, xmppuv_stanza_t *el,
+                     const XML_Char **atts) {
+  xmppuv__tree_t *tree = el->tree;
+  for (size_t i = 0; atts[i] != NULL; i += 2) {
+    qname_t q;
+    split_name(atts[i], &q);
+    const char *value = xmppuv__tree_strndup(tree, atts[i + 1], strlen(atts[i + 1]));
+    if (value == NULL) return XMPPUV_ENOMEM;
+    char *name;
+    if (q.uri == NULL) {
+      name = xmppuv__tree_strndup(tree, q.local, q.local_len);
+    } else {
+      const char *prefix = q.prefix;
+      size_t prefix_len = q.prefix_len;
+      int is_xml = eq(q.uri, q.uri_len, XMPPUV_NS_XML);
+      if (is_xml) {
+        prefix = "xml";
+        prefix_len = 3;
+      }
+      if (prefix == NULL) return XMPPUV_EXML; /* expat always gives one */
+      name = xmppuv__tree_alloc(tree, prefix_len + 1 + q.local_len + 1);
+      if (name != NULL) {
+        memcpy(name, prefix, prefix_len);
+        name[prefix_len] = ':';
+        memcpy(name + prefix_len + 1, q.local, q.local_len);
+        name[prefix_len + 1 + q.local_len] = '\0';
+      }
+      if (name != NULL && !is_xml) {
+        char *decl = xmppuv__tree_alloc(tree, 6 + prefix_len + 1);
+        if (decl == NULL) return XMPPUV_ENOMEM;
+        memcpy(decl, "xmlns:", 6);
+        memcpy(decl + 6, prefix, prefix_len);
+        decl[6 + prefix_len] = '\0';
+        if (xmppuv_stanza_attr(el, decl) == NULL) {
+          const char *uri = xmppuv__tree_strndup(tree, q.uri, q.uri_len);
+          if (uri == NULL || xmppuv__node_push_attr(el, decl, uri) != 0)
+            return XMPPUV_ENOMEM;
+        }
+      }
+    }
+    if (name == NULL) return XMPPUV_ENOMEM;
+    if (xmppuv__node_push_attr(el, name, value) != 0) return XMPPUV_ENOMEM;
+  }
+  (void)p;
+  return 0;
+}
+
+static int flush_text(xmppuv__parser_t *p) {
+  if (p->text.len == 0) return 0;
+  int rc = xmppuv__node_add_text(p->cur, p->text.data, p->text.len);
+  xmppuv__buf_clear(&p->text);
+  return rc;
+}
+
+static int over_limit(xmppuv__parser_t *p) {
+  if (event_end(p) - p->mark > p->limits.max_stanza_bytes) {
+    fail(p, XMPPUV_ELIMIT, "policy-violation", "element larger than the size limit");
+    return 1;
+  }
+  return 0;
+}
+
+/* ---- expat handlers ----------------------------------------------------- */
+
+static void XMLCALL on_start(void *ud, const XML_Char *name,
+                             const XML_Char **atts) {
+  xmppuv__parser_t *p = ud;
+  if (p->error != 0) return;
+  qname_t q;
+  split_name(name, &q);
+  size_t nattrs = 0;
+  while (atts[nattrs] != NULL) nattrs += 2;
+  nattrs /= 2;
+  if (nattrs > p->limits.max_attrs) {
+    fail(p, XMPPUV_ELIMIT, "policy-violation", "too many attributes");
+    return;
+  }
+
+  if (p->mode == XMPPUV__PARSE_STREAM && p->depth == 0) {
+    /* RFC 6120 §4.8.1: the stream element is "stream" in the streams ns. */
+    if (!eq(q.local, q.local_len, "stream") || q.uri == NULL ||
+        !eq(q.uri, q.uri_len, XMPPUV_NS_STREAMS)) {
+      fail(p, XMPPUV_ENAMESPACE, "invalid-namespace",
+           "the root element is not <stream:stream>");
+      return;
+    }
+    p->depth = 1;
+    xmppuv_stanza_t *header = xmppuv__tree_new("stream", XMPPUV_NS_STREAMS, 512);
+    if (header == NULL || add_attrs(p, header, atts) != 0) {
+      xmppuv_stanza_unref(header);
+      fail(p, XMPPUV_ENOMEM, "resource-constraint", "out of memory");
+      return;
+    }
+    p->mark = event_end(p);
+    int rc = p->cb.stream_open ? p->cb.stream_open(p->user_data, header) : 0;
+    xmppuv_stanza_unref(header);
+    if (rc != 0) fail(p, rc, "undefined-condition", "stopped by the stream_open handler");
+    return;
+  }
+
+  if (p->depth + 1 == p->top) {
+    /* A new top-level element: hold only from its first byte on. */
+    p->mark = (uint64_t)XML_GetCurrentByteIndex(p->xp);
+    if (over_limit(p)) return;
+    xmppuv_stanza_t *root = xmppuv__tree_new(NULL, NULL, 1024);
+    if (root != NULL) {
+      root->name = xmppuv__tree_strndup(root->tree, q.local, q.local_len);
+      root->ns = intern_ns(root->tree, &q);
+      /* A lone document without xmlns: leave the namespace to be inherited
+       * where the element is used (on a client stream, jabber:client). */
+      if (root->ns != NULL && root->ns[0] == '\0' &&
+          p->mode == XMPPUV__PARSE_DOCUMENT)
+        root->ns = NULL;
+    }
+    if (root == NULL || root->name == NULL || root->ns == NULL ||
+        add_attrs(p, root, atts) != 0) {
+      xmppuv_stanza_unref(root);
+      fail(p, XMPPUV_ENOMEM, "resource-constraint", "out of memory");
+      return;
+    }
+    p->root = p->cur = root;
+    p->depth++;
+    return;
+  }
+
+  if (over_limit(p)) return;
+  if (p->depth + 1 - p->top >= p->limits.max_depth) {
+    fail(p, XMPPUV_ELIMIT, "policy-violation", "elements nested too deeply");
+    return;
+  }
+  if (flush_text(p) != 0) goto nomem;
+  xmppuv__tree_t *tree = p->root->tree;
+  const char *ns = intern_ns(tree, &q);
+  const char *local = xmppuv__tree_strndup(tree, q.local, q.local_len);
+  if (ns == NULL || local == NULL) goto nomem;
+  /* Store the namespace only where it changes, as a document would. */
+  const char *parent_ns = xmppuv_stanza_ns(p->cur);
+  if (parent_ns != NULL ? strcmp(parent_ns, ns) == 0 : ns[0] == '\0') ns = NULL;
+  xmppuv_stanza_t *el = xmppuv__node_add_element(p->cur, local, ns);
+  if (el == NULL || add_attrs(p, el, atts) != 0) goto nomem;
+  p->cur = el;
+  p->depth++;
+  return;
+nomem:
+  fail(p, XMPPUV_ENOMEM, "resource-constraint", "out of memory");
+}
+
+static void XMLCALL on_end(void *ud, const XML_Char *name) {
+  xmppuv__parser_t *p = ud;
+  (void)name;
+  if (p->error != 0) return;
+  if (p->mode == XMPPUV__PARSE_STREAM && p->depth == 1) {
+    p->depth = 0;
+    p->mark = event_end(p);
+    int rc = p->cb.stream_close ? p->cb.stream_close(p->user_data) : 0;
+    if (rc != 0) fail(p, rc, "undefined-condition", "stopped by the stream_close handler");
+    return;
+  }
+  if (over_limit(p)) return;
+  if (flush_text(p) != 0) {
+    fail(p, XMPPUV_ENOMEM, "resource-constraint", "out of memory");
+    return;
+  }
+  p->depth--;
+  if (p->depth + 1 > p->top) {
+    p->cur = p->cur->parent;
+    return;
+  }
+  /* A complete top-level element. */
+  xmppuv_stanza_t *el = p->root;
+  p->root = p->cur = NULL;
+  p->mark = event_end(p);
+  if (p->mode == XMPPUV__PARSE_DOCUMENT) {
+    p->result = el;
+    return;
+  }
+  int rc = p->cb.element ? p->cb.element(p->user_data, el)
+                         : (xmppuv_stanza_unref(el), 0);
+  if (rc != 0) {
+    fail(p, rc, "undefined-condition", "stopped by the element handler");
+    return;
+  }
+  if (p->pause_requested && p->error == 0) {
+    p->pause_requested = 0;
+    p->suspended = 1;
+    p->pause_at = p->mark;
+    XML_StopParser(p->xp, XML_TRUE);
+  }
+}
+
+static int all_space(const char *s, int len) {
+  for (int i = 0; i < len; i++)
+    if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n') return 0;
+  return 1;
+}
+
+static void XMLCALL on_text(void *ud, const XML_Char *s, int len) {
+  xmppuv__parser_t *p = ud;
+  if (p->error != 0) return;
+  if (p->root == NULL) {
+    /* Between stanzas: whitespace keepalives are fine, anything else is
+     * text where RFC 6120 allows none. */
+    if (!all_space(s, len)) {
+      fail(p, XMPPUV_EXML, "bad-format", "text outside of any stanza");
+      return;
+    }
+    p->mark = event_end(p);
+    return;
+  }
+  if (over_limit(p)) return;
+  if (xmppuv__buf_append(&p->text, s, (size_t)len) != 0)
+    fail(p, XMPPUV_ENOMEM, "resource-constraint", "out of memory");
+}
+
+static void XMLCALL on_doctype(void *ud, const XML_Char *name,
+                               const XML_Char *sysid, const XML_Char *pubid,
+                               int has_internal_subset) {
+  (void)name, (void)sysid, (void)pubid, (void)has_internal_subset;
+  fail(ud, XMPPUV_ERESTRICTED, "restricted-xml", "DOCTYPE declaration");
+}
+
+static void XMLCALL on_entity(void *ud, const XML_Char *name, int is_param,
+                              const XML_Char *value, int value_len,
+                              const XML_Char *base, const XML_Char *sysid,
+                              const XML_Char *pubid, const XML_Char *notation) {
+  (void)name, (void)is_param, (void)value, (void)value_len, (void)base;
+  (void)sysid, (void)pubid, (void)notation;
+  fail(ud, XMPPUV_ERESTRICTED, "restricted-xml", "entity declaration");
+}
+
+static void XMLCALL on_comment(void *ud, const XML_Char *data) {
+  (void)data;
+  fail(ud, XMPPUV_ERESTRICTED, "restricted-xml", "comment");
+}
+
+static void XMLCALL on_pi(void *ud, const XML_Char *target,
+                          const XML_Char *data) {
+  (void)target, (void)data;
+  fail(ud, XMPPUV_ERESTRICTED, "restricted-xml", "processing instruction");
+}
+
+static void XMLCALL on_xmldecl(void *ud, const XML_Char *version,
+                               const XML_Char *encoding, int standalone) {
+  (void)standalone;
+  if (version != NULL && strcmp(version, "1.0") != 0)
+    fail(ud, XMPPUV_EXML, "unsupported-version", "XML version other than 1.0");
+  /* RFC 6120 §11.6: UTF-8 only. */
+  if (encoding != NULL && strcmp(encoding, "UTF-8") != 0 &&
+      strcmp(encoding, "utf-8") != 0 && strcmp(encoding, "utf8") != 0 &&
+      strcmp(encoding, "UTF8") != 0)
+    fail(ud, XMPPUV_EXML, "unsupported-encoding", "encoding other than UTF-8");
+}
+
+static void install_handlers(xmppuv__parser_t *p) {
+  XML_SetUserData(p->xp, p);
+  XML_SetReturnNSTriplet(p->xp, 1);
+  XML_SetElementHandler(p->xp, on_start, on_end);
+  XML_SetCharacterDataHandler(p->xp, on_text);
+  XML_SetStartDoctypeDeclHandler(p->xp, on_doctype);
+  XML_SetEntityDeclHandler(p->xp, on_entity);
+  XML_SetCommentHandler(p->xp, on_comment);
+  XML_SetProcessingInstructionHandler(p->xp, on_pi);
+  XML_SetXmlDeclHandler(p->xp, on_xmldecl);
+  XML_SetParamEntityParsing(p->xp, XML_PARAM_ENTITY_PARSING_NEVER);
+#if XML_MAJOR_VERSION > 2 || (XML_MAJOR_VERSION == 2 && XML_MINOR_VERSION >= 6)
+  /* Expat 2.6 may hold back input to batch large tokens; stanzas must be
+   * delivered as soon as they are complete. */
+  XML_SetReparseDeferralEnabled(p->xp, XML_FALSE);
+#endif
+}
+
+/* ---- public (internal) API ---------------------------------------------- */
+
+static void *XMLCALL expat_malloc(size_t size) { return xmppuv__malloc(size); }
+static void *XMLCALL expat_realloc(void *ptr, size_t size) {
+  return xmppuv__realloc(ptr, size);
+}
+static void XMLCALL expat_free(void *ptr) { xmppuv__free(ptr); }
+
+static const XML_Memory_Handling_Suite expat_memory = {
+    expat_malloc, expat_realloc, expat_free};
+
+int xmppuv__parser_new(xmppuv__parse_mode_t mode,
+                       const xmppuv__xml_limits_t *limits,
+                       const xmppuv__parser_callbacks_t *callbacks,
+                       void *user_data, xmppuv__parser_t **out) {
+  *out = NULL;
+  xmppuv__parser_t *p = xmppuv__calloc(1, sizeof *p);
+  if (p == NULL) return XMPPUV_ENOMEM;
+  const XML_Char sep[2] = {NS_SEP, '\0'};
+  p->xp = XML_ParserCreate_MM("UTF-8", &expat_memory, sep);
+  if (p->xp == NULL) {
+    xmppuv__free(p);
+    return XMPPUV_ENOMEM;
+  }
+  p->mode = mode;
+  p->top = mode == XMPPUV__PARSE_STREAM ? 2 : 1;
+  p->limits.max_stanza_bytes = XMPPUV__DEFAULT_MAX_STANZA_BYTES;
+  p->limits.max_depth = XMPPUV__DEFAULT_MAX_DEPTH;
+  p->limits.max_attrs = XMPPUV__DEFAULT_MAX_ATTRS;
+  if (limits != NULL) {
+    if (limits->max_stanza_bytes) p->limits.max_stanza_bytes = limits->max_stanza_bytes;
+    if (limits->max_depth) p->limits.max_depth = limits->max_depth;
+    if (limits->max_attrs) p->limits.max_attrs = limits->max_attrs;
+  }
+  if (callbacks != NULL) p->cb = *callbacks;
+  p->user_data = user_data;
+  install_handlers(p);
+  *out = p;
+  return 0;
+}
+
+static void drop_partial(xmppuv__parser_t *p) {
+  xmppuv_stanza_unref(p->root);
+  p->root = p->cur = NULL;
+  xmppuv_stanza_unref(p->result);
+  p->result = NULL;
+  xmppuv__buf_clear(&p->text);
+}
+
+void xmppuv__parser_free(xmppuv__parser_t *p) {
+  if (p == NULL) return;
+  drop_partial(p);
+  xmppuv__buf_free(&p->text);
+  XML_ParserFree(p->xp);
+  xmppuv__free(p);
+}
+
+int xmppuv__parser_reset(xmppuv__parser_t *p) {
+  drop_partial(p);
+  if (!XML_ParserReset(p->xp, "UTF-8")) return XMPPUV_ENOMEM;
+  install_handlers(p);
+  p->depth = 0;
+  p->fed = p->mark = 0;
+  p->error = 0;
+  p->condition = NULL;
+  p->detail[0] = '\0';
+  p->pause_requested = p->suspended = 0;
+  p->pause_at = 0;
+  return 0;
+}
+
+void xmppuv__parser_pause(xmppuv__parser_t *p) { p->pause_requested = 1; }
+
+static void expat_failed(xmppuv__parser_t *p) {
+  enum XML_Error code = XML_GetErrorCode(p->xp);
+  int err = XMPPUV_EXML;
+  const char *condition = "not-well-formed";
+  switch (code) {
+    case XML_ERROR_NO_MEMORY:
+      err = XMPPUV_ENOMEM;
+      condition = "resource-constraint";
+      break;
+    case XML_ERROR_UNKNOWN_ENCODING:
+    case XML_ERROR_INCORRECT_ENCODING:
+      condition = "unsupported-encoding";
+      break;
+    case XML_ERROR_UNBOUND_PREFIX:
+      condition = "bad-namespace-prefix";
+      break;
+    default:
+      break;
+  }
+  char detail[160];
+  snprintf(detail, sizeof detail, "%s (line %lu, column %lu)",
+           XML_ErrorString(code), (unsigned long)XML_GetCurrentLineNumber(p->xp),
+           (unsigned long)XML_GetCurrentColumnNumber(p->xp));
+  fail(p, err, condition, detail);
+}
+
+int xmppuv__parser_feed(xmppuv__parser_t *p, const char *data, size_t len,
+                        size_t *consumed) {
+  if (consumed != NULL) *consumed = 0;
+  if (p->error != 0) return p->error;
+  if (p->suspended) return XMPPUV_ESTATE; /* reset first */
+  uint64_t start = p->fed;
+  size_t done = 0;
+  while (done < len) {
+    /* Never let expat hold more than the limit past the mark: it buffers
+     * incomplete tokens (an endless attribute value, a header that never
+     * ends) without calling any handler. */
+    uint64_t held = p->fed - p->mark;
+    if (held >= p->limits.max_stanza_bytes) {
+      fail(p, XMPPUV_ELIMIT, "policy-violation", "element larger than the size limit");
+      break;
+    }
+    uint64_t room = p->limits.max_stanza_bytes - held;
+    size_t slice = len - done;
+    if (slice > room) slice = (size_t)room;
+    if (slice > INT32_MAX) slice = INT32_MAX;
+    enum XML_Status st = XML_Parse(p->xp, data + done, (int)slice, XML_FALSE);
+    p->fed += slice;
+    done += slice;
+    if (st == XML_STATUS_SUSPENDED) {
+      if (consumed != NULL) *consumed = (size_t)(p->pause_at - start);
+      return 0;
+    }
+    if (st == XML_STATUS_ERROR) {
+      if (p->error == 0) expat_failed(p);
+      break;
+    }
+  }
+  if (p->error != 0) {
+    drop_partial(p);
+    return p->error;
+  }
+  if (consumed != NULL) *consumed = len;
+  return 0;
+}
+
+int xmppuv__parser_finish(xmppuv__parser_t *p, xmppuv_stanza_t **out) {
+  *out = NULL;
+  if (p->error == 0 && XML_Parse(p->xp, NULL, 0, XML_TRUE) == XML_STATUS_ERROR &&
+      p->error == 0)
+    expat_failed(p);
+  if (p->error != 0) {
+    drop_partial(p);
+    return p->error;
+  }
+  if (p->result == NULL) return XMPPUV_EXML;
+  *out = p->result;
+  p->result = NULL;
+  return 0;
+}
+
+const char *xmppuv__parser_condition(const xmppuv__parser_t *p) {
+  return p->error != 0 ? p->condition : NULL;
+}
+
+const char *xmppuv__parser_detail(const xmppuv__parser_t *p) {
+  return p->error != 0 ? p->detail : NULL;
+}
+
+/* ---- xmppuv_stanza_parse ------------------------------------------------ */
+
+int xmppuv_stanza_parse(const char *xml, size_t len, xmppuv_stanza_t **out) {
+  if (out == NULL) return XMPPUV_EINVAL;
+  *out = NULL;
+  if (xml == NULL) return XMPPUV_EINVAL;
+  xmppuv__parser_t *p;
+  int rc = xmppuv__parser_new(XMPPUV__PARSE_DOCUMENT, NULL, NULL, NULL, &p);
+  if (rc != 0) return rc;
+  rc = xmppuv__parser_feed(p, xml, len, NULL);
+  if (rc == 0) rc = xmppuv__parser_finish(p, out);
+  xmppuv__parser_free(p);
+  return rc;
+}

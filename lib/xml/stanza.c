@@ -1,0 +1,553 @@
+#include <string.h>
+
+#include "alloc.h"
+#include "buf.h"
+#include "utf8.h"
+#include "xml/stanza_int.h"
+
+/* ---- arena -------------------------------------------------------------- */
+
+struct xmppuv__arena_chunk {
+  xmppuv__arena_chunk_t *next;
+  size_t size;
+};
+
+#define ALIGN 8u
+#define ALIGN_UP(n) (((n) + (ALIGN - 1)) & ~(size_t)(ALIGN - 1))
+#define CHUNK_HEADER ALIGN_UP(sizeof(xmppuv__arena_chunk_t))
+#define MIN_CHUNK 512u
+
+/* The first chunk holds the tree header and the root node, then free space,
+ * so a small stanza is one allocation. */
+xmppuv_stanza_t *xmppuv__tree_new(const char *name, const char *ns,
+                                  size_t arena_hint) {
+  size_t head = CHUNK_HEADER + ALIGN_UP(sizeof(xmppuv__tree_t)) +
+                ALIGN_UP(sizeof(struct xmppuv_stanza));
+  size_t space = arena_hint < MIN_CHUNK ? MIN_CHUNK : ALIGN_UP(arena_hint);
+  if (space > (size_t)-1 - head) return NULL;
+  char *mem = xmppuv__malloc(head + space);
+  if (mem == NULL) return NULL;
+  xmppuv__arena_chunk_t *chunk = (xmppuv__arena_chunk_t *)(void *)mem;
+  chunk->next = NULL;
+  chunk->size = head + space;
+  xmppuv__tree_t *tree = (xmppuv__tree_t *)(void *)(mem + CHUNK_HEADER);
+  tree->refs = 1;
+  tree->chunks = chunk;
+  tree->cursor = mem + head;
+  tree->left = space;
+  xmppuv_stanza_t *root =
+      (xmppuv_stanza_t *)(void *)(mem + CHUNK_HEADER +
+                                  ALIGN_UP(sizeof(xmppuv__tree_t)));
+  memset(root, 0, sizeof *root);
+  root->tree = tree;
+  root->kind = XMPPUV__NODE_ELEMENT;
+  root->name = name;
+  root->ns = ns;
+  return root;
+}
+
+void *xmppuv__tree_alloc(xmppuv__tree_t *tree, size_t size) {
+  size = ALIGN_UP(size);
+  if (size > tree->left) {
+    size_t last = tree->chunks->size;
+    size_t want = last * 2;
+    if (want < size + CHUNK_HEADER) want = size + CHUNK_HEADER;
+    if (want < last) return NULL; /* overflow */
+    xmppuv__arena_chunk_t *chunk = xmppuv__malloc(want);
+    if (chunk == NULL) return NULL;
+    chunk->next = tree->chunks;
+    chunk->size = want;
+    tree->chunks = chunk;
+    tree->cursor = (char *)chunk + CHUNK_HEADER;
+    tree->left = want - CHUNK_HEADER;
+  }
+  void *p = tree->cursor;
+  tree->cursor += size;
+  tree->left -= size;
+  return p;
+}
+
+char *xmppuv__tree_strndup(xmppuv__tree_t *tree, const char *s, size_t len) {
+  if (len == (size_t)-1) return NULL;
+  char *copy = xmppuv__tree_alloc(tree, len + 1);
+  if (copy == NULL) return NULL;
+  memcpy(copy, s, len);
+  copy[len] = '\0';
+  return copy;
+}
+
+static void tree_free(xmppuv__tree_t *tree) {
+  /* The oldest chunk holds the tree header itself: free it last. */
+  xmppuv__arena_chunk_t *chunk = tree->chunks;
+  while (chunk != NULL) {
+    xmppuv__arena_chunk_t *next = chunk->next;
+    xmppuv__free(chunk);
+    chunk = next;
+  }
+}
+
+/* ---- node building (no validation) -------------------------------------- */
+
+static void link_child(xmppuv_stanza_t *parent, xmppuv_stanza_t *child) {
+  child->parent = parent;
+  child->next = NULL;
+  if (parent->last != NULL)
+    parent->last->next = child;
+  else
+    parent->first = child;
+  parent->last = child;
+  parent->u.el.joined_text = NULL;
+}
+
+xmppuv_stanza_t *xmppuv__node_add_element(xmppuv_stanza_t *parent,
+                                          const char *name, const char *ns) {
+  xmppuv_stanza_t *child = xmppuv__tree_alloc(parent->tree, sizeof *child);
+  if (child == NULL) return NULL;
+  memset(child, 0, sizeof *child);
+  child->tree = parent->tree;
+  child->kind = XMPPUV__NODE_ELEMENT;
+  child->name = name;
+  child->ns = ns;
+  link_child(parent, child);
+  return child;
+}
+
+int xmppuv__node_add_text(xmppuv_stanza_t *parent, const char *text,
+                          size_t len) {
+  if (len == 0) return 0;
+  xmppuv__tree_t *tree = parent->tree;
+  xmppuv_stanza_t *last = parent->last;
+  if (last != NULL && last->kind == XMPPUV__NODE_TEXT) {
+    /* Grow geometrically so repeated appends stay linear overall. */
+    size_t need = last->u.text.len + len + 1;
+    if (need > last->u.text.cap) {
+      size_t cap = last->u.text.cap * 2;
+      if (cap < need) cap = need;
+      char *data = xmppuv__tree_alloc(tree, cap);
+      if (data == NULL) return XMPPUV_ENOMEM;
+      memcpy(data, last->u.text.data, last->u.text.len);
+      last->u.text.data = data;
+      last->u.text.cap = cap;
+    }
+    memcpy(last->u.text.data + last->u.text.len, text, len);
+    last->u.text.len += len;
+    last->u.text.data[last->u.text.len] = '\0';
+    parent->u.el.joined_text = NULL;
+    return 0;
+  }
+  xmppuv_stanza_t *node = xmppuv__tree_alloc(tree, sizeof *node);
+  if (node == NULL) return XMPPUV_ENOMEM;
+  memset(node, 0, sizeof *node);
+  node->tree = tree;
+  node->kind = XMPPUV__NODE_TEXT;
+  node->u.text.data = xmppuv__tree_strndup(tree, text, len);
+  if (node->u.text.data == NULL) return XMPPUV_ENOMEM;
+  node->u.text.len = len;
+  node->u.text.cap = len + 1;
+  link_child(parent, node);
+  return 0;
+}
+
+int xmppuv__node_push_attr(xmppuv_stanza_t *s, const char *name,
+                           const char *value) {
+  if (s->u.el.nattrs == s->u.el.attr_cap) {
+    uint32_t cap = s->u.el.attr_cap ? s->u.el.attr_cap * 2 : 4;
+    xmppuv__attr_t *attrs = xmppuv__tree_alloc(s->tree, cap * sizeof *attrs);
+    if (attrs == NULL) return XMPPUV_ENOMEM;
+    if (s->u.el.nattrs > 0)
+      memcpy(attrs, s->u.el.attrs, s->u.el.nattrs * sizeof *attrs);
+    s->u.el.attrs = attrs;
+    s->u.el.attr_cap = cap;
+  }
+  s->u.el.attrs[s->u.el.nattrs].name = name;
+  s->u.el.attrs[s->u.el.nattrs].value = value;
+  s->u.el.nattrs++;
+  return 0;
+}
+
+static xmppuv__attr_t *find_attr(const xmppuv_stanza_t *s, const char *name) {
+  for (uint32_t i = 0; i < s->u.el.nattrs; i++)
+    if (strcmp(s->u.el.attrs[i].name, name) == 0) return &s->u.el.attrs[i];
+  return NULL;
+}
+
+int xmppuv__node_set_attr(xmppuv_stanza_t *s, const char *name,
+                          const char *value) {
+  xmppuv__attr_t *attr = find_attr(s, name);
+  if (value == NULL) {
+    if (attr != NULL) {
+      size_t i = (size_t)(attr - s->u.el.attrs);
+      memmove(attr, attr + 1, (s->u.el.nattrs - i - 1) * sizeof *attr);
+      s->u.el.nattrs--;
+    }
+    return 0;
+  }
+  char *v = xmppuv__tree_strndup(s->tree, value, strlen(value));
+  if (v == NULL) return XMPPUV_ENOMEM;
+  if (attr != NULL) {
+    attr->value = v;
+    return 0;
+  }
+  char *n = xmppuv__tree_strndup(s->tree, name, strlen(name));
+  if (n == NULL) return XMPPUV_ENOMEM;
+  return xmppuv__node_push_attr(s, n, v);
+}
+
+/* ---- public: creating and changing -------------------------------------- */
+
+static int check_element_args(const char *name, const char *ns) {
+  if (name == NULL) return XMPPUV_EINVAL;
+  int rc = xmppuv__xml_name_check(name, 0);
+  if (rc != 0) return rc;
+  if (ns != NULL) return xmppuv__xml_text_check(ns, strlen(ns));
+  return 0;
+}
+
+int xmppuv_stanza_new(const char *name, const char *ns, xmppuv_stanza_t **out) {
+  if (out == NULL) return XMPPUV_EINVAL;
+  *out = NULL;
+  int rc = check_element_args(name, ns);
+  if (rc != 0) return rc;
+  size_t name_len = strlen(name);
+  size_t ns_len = ns ? strlen(ns) : 0;
+  xmppuv_stanza_t *s = xmppuv__tree_new(NULL, NULL, name_len + ns_len + 256);
+  if (s == NULL) return XMPPUV_ENOMEM;
+  s->name = xmppuv__tree_strndup(s->tree, name, name_len);
+  s->ns = ns ? xmppuv__tree_strndup(s->tree, ns, ns_len) : NULL;
+  if (s->name == NULL || (ns != NULL && s->ns == NULL)) {
+    tree_free(s->tree);
+    return XMPPUV_ENOMEM;
+  }
+  *out = s;
+  return 0;
+}
+
+int xmppuv_stanza_new_child(xmppuv_stanza_t *parent, const char *name,
+                            const char *ns, xmppuv_stanza_t **child) {
+  if (child != NULL) *child = NULL;
+  if (parent == NULL || parent->kind != XMPPUV__NODE_ELEMENT)
+    return XMPPUV_EINVAL;
+  int rc = check_element_args(name, ns);
+  if (rc != 0) return rc;
+  const char *n = xmppuv__tree_strndup(parent->tree, name, strlen(name));
+  const char *s = ns ? xmppuv__tree_strndup(parent->tree, ns, strlen(ns)) : NULL;
+  if (n == NULL || (ns != NULL && s == NULL)) return XMPPUV_ENOMEM;
+  xmppuv_stanza_t *c = xmppuv__node_add_element(parent, n, s);
+  if (c == NULL) return XMPPUV_ENOMEM;
+  if (child != NULL) *child = c;
+  return 0;
+}
+
+/* Copy src's subtree under dst (an element of another or the same tree),
+ * iteratively so that deep trees cannot exhaust the stack. */
+static int copy_children(xmppuv_stanza_t *dst, const xmppuv_stanza_t *src) {
+  xmppuv__tree_t *tree = dst->tree;
+  const xmppuv_stanza_t *from = src->first;
+  xmppuv_stanza_t *to_parent = dst;
+  while (from != NULL) {
+    int descended = 0;
+    if (from->kind == XMPPUV__NODE_TEXT) {
+      if (xmppuv__node_add_text(to_parent, from->u.text.data,
+                                from->u.text.len) != 0)
+        return XMPPUV_ENOMEM;
+    } else {
+      const char *name = xmppuv__tree_strndup(tree, from->name, strlen(from->name));
+      const char *ns = from->ns
+                           ? xmppuv__tree_strndup(tree, from->ns, strlen(from->ns))
+                           : NULL;
+      if (name == NULL || (from->ns != NULL && ns == NULL)) return XMPPUV_ENOMEM;
+      xmppuv_stanza_t *el = xmppuv__node_add_element(to_parent, name, ns);
+      if (el == NULL) return XMPPUV_ENOMEM;
+      for (uint32_t i = 0; i < from->u.el.nattrs; i++) {
+        const xmppuv__attr_t *a = &from->u.el.attrs[i];
+        char *an = xmppuv__tree_strndup(tree, a->name, strlen(a->name));
+        char *av = xmppuv__tree_strndup(tree, a->value, strlen(a->value));
+        if (an == NULL || av == NULL || xmppuv__node_push_attr(el, an, av) != 0)
+          return XMPPUV_ENOMEM;
+      }
+      if (from->first != NULL) {
+        to_parent = el;
+        from = from->first;
+        descended = 1;
+      }
+    }
+    if (descended) continue;
+    /* Next node: a sibling, or climb until one has a sibling. */
+    while (from != NULL && from->next == NULL) {
+      from = from->parent;
+      if (from == src) return 0;
+      to_parent = to_parent->parent;
+    }
+    if (from != NULL) from = from->next;
+  }
+  return 0;
+}
+
+static int copy_element_into(xmppuv_stanza_t *dst, const xmppuv_stanza_t *src) {
+  for (uint32_t i = 0; i < src->u.el.nattrs; i++) {
+    const xmppuv__attr_t *a = &src->u.el.attrs[i];
+    char *an = xmppuv__tree_strndup(dst->tree, a->name, strlen(a->name));
+    char *av = xmppuv__tree_strndup(dst->tree, a->value, strlen(a->value));
+    if (an == NULL || av == NULL || xmppuv__node_push_attr(dst, an, av) != 0)
+      return XMPPUV_ENOMEM;
+  }
+  return copy_children(dst, src);
+}
+
+int xmppuv_stanza_add_child(xmppuv_stanza_t *parent,
+                            const xmppuv_stanza_t *child) {
+  if (parent == NULL || child == NULL || parent->kind != XMPPUV__NODE_ELEMENT)
+    return XMPPUV_EINVAL;
+  for (const xmppuv_stanza_t *p = parent; p != NULL; p = p->parent)
+    if (p == child) return XMPPUV_EINVAL;
+  if (child->kind == XMPPUV__NODE_TEXT)
+    return xmppuv__node_add_text(parent, child->u.text.data, child->u.text.len);
+  xmppuv__tree_t *tree = parent->tree;
+  const char *ns_src = xmppuv_stanza_ns(child);
+  const char *name = xmppuv__tree_strndup(tree, child->name, strlen(child->name));
+  const char *ns = ns_src ? xmppuv__tree_strndup(tree, ns_src, strlen(ns_src)) : NULL;
+  if (name == NULL || (ns_src != NULL && ns == NULL)) return XMPPUV_ENOMEM;
+  xmppuv_stanza_t *el = xmppuv__node_add_element(parent, name, ns);
+  if (el == NULL) return XMPPUV_ENOMEM;
+  int rc = copy_element_into(el, child);
+  if (rc != 0) xmppuv_stanza_remove(el); /* leave parent as it was */
+  return rc;
+}
+
+int xmppuv_stanza_add_text(xmppuv_stanza_t *parent, const char *text,
+                           size_t len) {
+  if (parent == NULL || parent->kind != XMPPUV__NODE_ELEMENT ||
+      (text == NULL && len > 0))
+    return XMPPUV_EINVAL;
+  if (len > 0x7FFFFFFFu) return XMPPUV_ETOOBIG;
+  int rc = xmppuv__xml_text_check(text, len);
+  if (rc != 0) return rc;
+  return xmppuv__node_add_text(parent, text, len);
+}
+
+int xmppuv_stanza_set_text(xmppuv_stanza_t *s, const char *text) {
+  if (s == NULL || text == NULL || s->kind != XMPPUV__NODE_ELEMENT)
+    return XMPPUV_EINVAL;
+  size_t len = strlen(text);
+  if (len > 0x7FFFFFFFu) return XMPPUV_ETOOBIG;
+  int rc = xmppuv__xml_text_check(text, len);
+  if (rc != 0) return rc;
+  /* Build the new node first, so a failure leaves s unchanged. */
+  xmppuv_stanza_t *node = NULL;
+  if (len > 0) {
+    node = xmppuv__tree_alloc(s->tree, sizeof *node);
+    char *data = node ? xmppuv__tree_strndup(s->tree, text, len) : NULL;
+    if (data == NULL) return XMPPUV_ENOMEM;
+    memset(node, 0, sizeof *node);
+    node->tree = s->tree;
+    node->kind = XMPPUV__NODE_TEXT;
+    node->u.text.data = data;
+    node->u.text.len = len;
+    node->u.text.cap = len + 1;
+  }
+  for (xmppuv_stanza_t *c = s->first; c != NULL; c = c->next) c->parent = NULL;
+  s->first = s->last = NULL;
+  s->u.el.joined_text = NULL;
+  if (node != NULL) link_child(s, node);
+  return 0;
+}
+
+/* A prefixed attribute needs its prefix bound: "xml" always is; others by an
+ * xmlns:prefix attribute on the element or an ancestor. */
+static int prefix_bound(const xmppuv_stanza_t *s, const char *name,
+                        const char *colon) {
+  size_t plen = (size_t)(colon - name);
+  if (plen == 3 && memcmp(name, "xml", 3) == 0) return 1;
+  char decl[64];
+  if (plen + 7 > sizeof decl) return 0;
+  memcpy(decl, "xmlns:", 6);
+  memcpy(decl + 6, name, plen);
+  decl[6 + plen] = '\0';
+  for (; s != NULL; s = s->parent)
+    if (find_attr(s, decl) != NULL) return 1;
+  return 0;
+}
+
+int xmppuv_stanza_set_attr(xmppuv_stanza_t *s, const char *name,
+                           const char *value) {
+  if (s == NULL || name == NULL || s->kind != XMPPUV__NODE_ELEMENT)
+    return XMPPUV_EINVAL;
+  int rc = xmppuv__xml_name_check(name, 1);
+  if (rc != 0) return rc;
+  if (strcmp(name, "xmlns") == 0) return XMPPUV_EXMLNAME;
+  const char *colon = strchr(name, ':');
+  if (colon != NULL && strchr(colon + 1, ':') != NULL) return XMPPUV_EXMLNAME;
+  int is_decl = colon != NULL && colon - name == 5 && memcmp(name, "xmlns", 5) == 0;
+  if (colon != NULL && !is_decl && !prefix_bound(s, name, colon))
+    return XMPPUV_EXMLNAME;
+  if (value != NULL) {
+    rc = xmppuv__xml_text_check(value, strlen(value));
+    if (rc != 0) return rc;
+  }
+  return xmppuv__node_set_attr(s, name, value);
+}
+
+int xmppuv_stanza_remove(xmppuv_stanza_t *child) {
+  if (child == NULL || child->parent == NULL) return XMPPUV_EINVAL;
+  xmppuv_stanza_t *parent = child->parent;
+  xmppuv_stanza_t *prev = NULL;
+  for (xmppuv_stanza_t *c = parent->first; c != child; c = c->next) prev = c;
+  if (prev != NULL)
+    prev->next = child->next;
+  else
+    parent->first = child->next;
+  if (parent->last == child) parent->last = prev;
+  child->parent = NULL;
+  child->next = NULL;
+  parent->u.el.joined_text = NULL;
+  return 0;
+}
+
+/* ---- public: reading ---------------------------------------------------- */
+
+const char *xmppuv_stanza_name(const xmppuv_stanza_t *s) {
+  return s != NULL && s->kind == XMPPUV__NODE_ELEMENT ? s->name : NULL;
+}
+
+const char *xmppuv_stanza_ns(const xmppuv_stanza_t *s) {
+  if (s != NULL && s->kind == XMPPUV__NODE_TEXT) s = s->parent;
+  for (; s != NULL; s = s->parent)
+    if (s->ns != NULL) return s->ns;
+  return NULL;
+}
+
+const char *xmppuv_stanza_attr(const xmppuv_stanza_t *s, const char *name) {
+  if (s == NULL || name == NULL || s->kind != XMPPUV__NODE_ELEMENT) return NULL;
+  const xmppuv__attr_t *a = find_attr(s, name);
+  return a ? a->value : NULL;
+}
+
+size_t xmppuv_stanza_attr_count(const xmppuv_stanza_t *s) {
+  return s != NULL && s->kind == XMPPUV__NODE_ELEMENT ? s->u.el.nattrs : 0;
+}
+
+int xmppuv_stanza_attr_at(const xmppuv_stanza_t *s, size_t i, const char **name,
+                          const char **value) {
+  if (s == NULL || s->kind != XMPPUV__NODE_ELEMENT || i >= s->u.el.nattrs)
+    return XMPPUV_EINVAL;
+  if (name != NULL) *name = s->u.el.attrs[i].name;
+  if (value != NULL) *value = s->u.el.attrs[i].value;
+  return 0;
+}
+
+int xmppuv_stanza_is_text(const xmppuv_stanza_t *s) {
+  return s != NULL && s->kind == XMPPUV__NODE_TEXT;
+}
+
+const char *xmppuv_stanza_text(const xmppuv_stanza_t *s, size_t *len) {
+  if (len != NULL) *len = 0;
+  if (s == NULL) return NULL;
+  if (s->kind == XMPPUV__NODE_TEXT) {
+    if (len != NULL) *len = s->u.text.len;
+    return s->u.text.data;
+  }
+  const xmppuv_stanza_t *only = NULL;
+  size_t total = 0, count = 0;
+  for (const xmppuv_stanza_t *c = s->first; c != NULL; c = c->next) {
+    if (c->kind != XMPPUV__NODE_TEXT) continue;
+    only = c;
+    total += c->u.text.len;
+    count++;
+  }
+  if (count == 0) return "";
+  if (count == 1) {
+    if (len != NULL) *len = only->u.text.len;
+    return only->u.text.data;
+  }
+  /* Several text nodes split by elements: join once, cache until changed. */
+  xmppuv_stanza_t *mut = (xmppuv_stanza_t *)(uintptr_t)s;
+  if (mut->u.el.joined_text == NULL) {
+    char *joined = xmppuv__tree_alloc(mut->tree, total + 1);
+    if (joined == NULL) return NULL;
+    size_t at = 0;
+    for (const xmppuv_stanza_t *c = s->first; c != NULL; c = c->next) {
+      if (c->kind != XMPPUV__NODE_TEXT) continue;
+      memcpy(joined + at, c->u.text.data, c->u.text.len);
+      at += c->u.text.len;
+    }
+    joined[at] = '\0';
+    mut->u.el.joined_text = joined;
+  }
+  if (len != NULL) *len = total;
+  return mut->u.el.joined_text;
+}
+
+const char *xmppuv_stanza_child_text(const xmppuv_stanza_t *s, const char *name,
+                                     const char *ns) {
+  const xmppuv_stanza_t *c = xmppuv_stanza_child(s, name, ns);
+  return c ? xmppuv_stanza_text(c, NULL) : NULL;
+}
+
+static int matches(const xmppuv_stanza_t *c, const char *name, const char *ns) {
+  if (c->kind != XMPPUV__NODE_ELEMENT) return 0;
+  if (name != NULL && strcmp(c->name, name) != 0) return 0;
+  if (ns != NULL) {
+    const char *cns = xmppuv_stanza_ns(c);
+    if (cns == NULL || strcmp(cns, ns) != 0) return 0;
+  }
+  return 1;
+}
+
+xmppuv_stanza_t *xmppuv_stanza_child(const xmppuv_stanza_t *s, const char *name,
+                                     const char *ns) {
+  if (s == NULL || s->kind != XMPPUV__NODE_ELEMENT) return NULL;
+  for (xmppuv_stanza_t *c = s->first; c != NULL; c = c->next)
+    if (matches(c, name, ns)) return c;
+  return NULL;
+}
+
+xmppuv_stanza_t *xmppuv_stanza_next(const xmppuv_stanza_t *prev,
+                                    const char *name, const char *ns) {
+  if (prev == NULL) return NULL;
+  for (xmppuv_stanza_t *c = prev->next; c != NULL; c = c->next)
+    if (matches(c, name, ns)) return c;
+  return NULL;
+}
+
+xmppuv_stanza_t *xmppuv_stanza_first_node(const xmppuv_stanza_t *s) {
+  return s != NULL && s->kind == XMPPUV__NODE_ELEMENT ? s->first : NULL;
+}
+
+xmppuv_stanza_t *xmppuv_stanza_next_node(const xmppuv_stanza_t *node) {
+  return node != NULL ? node->next : NULL;
+}
+
+xmppuv_stanza_t *xmppuv_stanza_parent(const xmppuv_stanza_t *s) {
+  return s != NULL ? s->parent : NULL;
+}
+
+/* ---- public: lifetime --------------------------------------------------- */
+
+xmppuv_stanza_t *xmppuv_stanza_ref(xmppuv_stanza_t *s) {
+  if (s != NULL) s->tree->refs++;
+  return s;
+}
+
+void xmppuv_stanza_unref(xmppuv_stanza_t *s) {
+  if (s == NULL) return;
+  if (--s->tree->refs == 0) tree_free(s->tree);
+}
+
+int xmppuv_stanza_copy(const xmppuv_stanza_t *s, xmppuv_stanza_t **out) {
+  if (s == NULL || out == NULL) return XMPPUV_EINVAL;
+  *out = NULL;
+  xmppuv_stanza_t *copy;
+  if (s->kind == XMPPUV__NODE_TEXT) return XMPPUV_EINVAL;
+  const char *ns = xmppuv_stanza_ns(s);
+  copy = xmppuv__tree_new(NULL, NULL, 512);
+  if (copy == NULL) return XMPPUV_ENOMEM;
+  copy->name = xmppuv__tree_strndup(copy->tree, s->name, strlen(s->name));
+  copy->ns = ns ? xmppuv__tree_strndup(copy->tree, ns, strlen(ns)) : NULL;
+  if (copy->name == NULL || (ns != NULL && copy->ns == NULL) ||
+      copy_element_into(copy, s) != 0) {
+    tree_free(copy->tree);
+    return XMPPUV_ENOMEM;
+  }
+  *out = copy;
+  return 0;
+}

@@ -1,0 +1,81 @@
+/* Stanza internals: nodes live in a per-tree arena; the tree is refcounted.
+ *
+ * Each tree is one reference count plus a chain of arena chunks. Nodes,
+ * names, attribute arrays and text are bump-allocated from the chunks and
+ * freed all at once with the tree, so a parsed stanza usually costs one
+ * malloc and one free. Space given up by a change (a replaced attribute, a
+ * grown text node) is reclaimed only with the tree. */
+#ifndef XMPPUV_STANZA_INT_H
+#define XMPPUV_STANZA_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "xmppuv.h"
+
+typedef struct xmppuv__arena_chunk xmppuv__arena_chunk_t;
+
+typedef struct xmppuv__tree {
+  uint32_t refs;
+  xmppuv__arena_chunk_t *chunks; /* newest first */
+  char *cursor;                  /* free space in the newest chunk */
+  size_t left;
+} xmppuv__tree_t;
+
+typedef struct xmppuv__attr {
+  const char *name;
+  const char *value;
+} xmppuv__attr_t;
+
+enum { XMPPUV__NODE_ELEMENT = 0, XMPPUV__NODE_TEXT = 1 };
+
+struct xmppuv_stanza {
+  xmppuv__tree_t *tree;
+  struct xmppuv_stanza *parent;
+  struct xmppuv_stanza *next;
+  struct xmppuv_stanza *first; /* children */
+  struct xmppuv_stanza *last;
+  const char *name; /* element: local name; text: NULL */
+  const char *ns;   /* element: own namespace, NULL = inherited */
+  union {
+    struct {
+      xmppuv__attr_t *attrs;
+      uint32_t nattrs;
+      uint32_t attr_cap;
+      const char *joined_text; /* cache for xmppuv_stanza_text(), or NULL */
+    } el;
+    struct {
+      char *data; /* NUL-terminated */
+      size_t len;
+      size_t cap; /* bytes available at data, NUL included */
+    } text;
+  } u;
+  uint8_t kind;
+};
+
+/* A new tree whose root element is name/ns (copied into the arena unless
+ * static_strings, in which case they must outlive the tree). arena_hint is
+ * the expected size of the whole tree. NULL on allocation failure. */
+xmppuv_stanza_t *xmppuv__tree_new(const char *name, const char *ns,
+                                  size_t arena_hint);
+
+void *xmppuv__tree_alloc(xmppuv__tree_t *tree, size_t size);
+char *xmppuv__tree_strndup(xmppuv__tree_t *tree, const char *s, size_t len);
+
+/* Append a child element; name and ns are used as given (already in the
+ * arena, or static). No validation: for the parser and internal builders. */
+xmppuv_stanza_t *xmppuv__node_add_element(xmppuv_stanza_t *parent,
+                                          const char *name, const char *ns);
+/* Append text, merging with a preceding text node. No validation. */
+int xmppuv__node_add_text(xmppuv_stanza_t *parent, const char *text,
+                          size_t len);
+/* Set an attribute (replace or add); name and value copied. No validation.
+ * With value NULL, remove. 0 or XMPPUV_ENOMEM. */
+int xmppuv__node_set_attr(xmppuv_stanza_t *s, const char *name,
+                          const char *value);
+/* Append an attribute known not to be present yet (parser fast path); name
+ * and value must already live in the tree's arena or be static. */
+int xmppuv__node_push_attr(xmppuv_stanza_t *s, const char *name,
+                           const char *value);
+
+#endif

@@ -1,0 +1,13 @@
+#include "check_main.h"
+
+#include <stdlib.h>
+
+int xmppuv_test_run(Suite *suite) {
+  SRunner *runner = srunner_create(suite);
+  /* TAP to stdout for meson; the failure messages are in the TAP lines. */
+  srunner_set_tap(runner, "-");
+  srunner_run_all(runner, CK_SILENT);
+  int failed = srunner_ntests_failed(runner);
+  srunner_free(runner);
+  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
