@@ -211,16 +211,17 @@ static void XMLCALL on_start(void *ud, const XML_Char *name,
     p->mark = (uint64_t)XML_GetCurrentByteIndex(p->xp);
     if (over_limit(p)) return;
     xmppuv_stanza_t *root = xmppuv__tree_new(NULL, NULL, 1024);
+    const char *ns = NULL;
     if (root != NULL) {
       root->name = xmppuv__tree_strndup(root->tree, q.local, q.local_len);
-      root->ns = intern_ns(root->tree, &q);
+      ns = intern_ns(root->tree, &q);
       /* A lone document without xmlns: leave the namespace to be inherited
        * where the element is used (on a client stream, jabber:client). */
-      if (root->ns != NULL && root->ns[0] == '\0' &&
-          p->mode == XMPPUV__PARSE_DOCUMENT)
-        root->ns = NULL;
+      root->ns = ns != NULL && ns[0] == '\0' && p->mode == XMPPUV__PARSE_DOCUMENT
+                     ? NULL
+                     : ns;
     }
-    if (root == NULL || root->name == NULL || root->ns == NULL ||
+    if (root == NULL || root->name == NULL || ns == NULL ||
         add_attrs(p, root, atts) != 0) {
       xmppuv_stanza_unref(root);
       fail(p, XMPPUV_ENOMEM, "resource-constraint", "out of memory");
@@ -370,18 +371,30 @@ static void install_handlers(xmppuv__parser_t *p) {
   XML_SetProcessingInstructionHandler(p->xp, on_pi);
   XML_SetXmlDeclHandler(p->xp, on_xmldecl);
   XML_SetParamEntityParsing(p->xp, XML_PARAM_ENTITY_PARSING_NEVER);
-#if XML_MAJOR_VERSION > 2 || (XML_MAJOR_VERSION == 2 && XML_MINOR_VERSION >= 6)
-  /* Expat 2.6 may hold back input to batch large tokens; stanzas must be
-   * delivered as soon as they are complete. */
+#ifdef XMPPUV_HAVE_REPARSE_DEFERRAL
+  /* Expat may hold back input to batch large tokens (reparse deferral, expat
+   * 2.6 and security backports); a stanza must be delivered as soon as its
+   * last byte arrives, or a client waiting on <proceed/> would hang. */
   XML_SetReparseDeferralEnabled(p->xp, XML_FALSE);
 #endif
 }
 
 /* ---- public (internal) API ---------------------------------------------- */
 
-static void *XMLCALL expat_malloc(size_t size) { return xmppuv__malloc(size); }
+/* Expat reports some allocation failures as other errors (a failed
+ * namespace binding comes back as "unbound prefix"), so note them here: the
+ * memory suite has no user pointer, hence a per-thread flag. */
+static _Thread_local int expat_alloc_failed;
+
+static void *XMLCALL expat_malloc(size_t size) {
+  void *p = xmppuv__malloc(size);
+  if (p == NULL) expat_alloc_failed = 1;
+  return p;
+}
 static void *XMLCALL expat_realloc(void *ptr, size_t size) {
-  return xmppuv__realloc(ptr, size);
+  void *p = xmppuv__realloc(ptr, size);
+  if (p == NULL) expat_alloc_failed = 1;
+  return p;
 }
 static void XMLCALL expat_free(void *ptr) { xmppuv__free(ptr); }
 
@@ -452,6 +465,7 @@ void xmppuv__parser_pause(xmppuv__parser_t *p) { p->pause_requested = 1; }
 
 static void expat_failed(xmppuv__parser_t *p) {
   enum XML_Error code = XML_GetErrorCode(p->xp);
+  if (expat_alloc_failed) code = XML_ERROR_NO_MEMORY;
   int err = XMPPUV_EXML;
   const char *condition = "not-well-formed";
   switch (code) {
@@ -496,6 +510,7 @@ int xmppuv__parser_feed(xmppuv__parser_t *p, const char *data, size_t len,
     size_t slice = len - done;
     if (slice > room) slice = (size_t)room;
     if (slice > INT32_MAX) slice = INT32_MAX;
+    expat_alloc_failed = 0;
     enum XML_Status st = XML_Parse(p->xp, data + done, (int)slice, XML_FALSE);
     p->fed += slice;
     done += slice;
@@ -518,6 +533,7 @@ int xmppuv__parser_feed(xmppuv__parser_t *p, const char *data, size_t len,
 
 int xmppuv__parser_finish(xmppuv__parser_t *p, xmppuv_stanza_t **out) {
   *out = NULL;
+  expat_alloc_failed = 0;
   if (p->error == 0 && XML_Parse(p->xp, NULL, 0, XML_TRUE) == XML_STATUS_ERROR &&
       p->error == 0)
     expat_failed(p);

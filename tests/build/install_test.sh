@@ -22,7 +22,7 @@ int main(void) {
   if (xmppuv_stanza_to_string(s, &xml, NULL) != 0) return 1;
   int ok = strcmp(xml, "<message to='a&amp;b@example.org'/>") == 0 &&
            strcmp(xmppuv_version_string(), XMPPUV_VERSION_STRING) == 0;
-  printf("%s %s\n", xml, xmppuv_version_string());
+  printf("# %s %s\n", xml, xmppuv_version_string());
   xmppuv_free(xml);
   xmppuv_stanza_unref(s);
   return ok ? 0 : 1;

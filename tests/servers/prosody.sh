@@ -1,0 +1,106 @@
+#!/bin/bash
+# A throwaway Prosody 0.12 (Debian package: prosody) for tests and examples.
+#   prosody.sh start DIR C2S_PORT DIRECT_TLS_PORT [RESUME_SECONDS]
+#   prosody.sh stop|kill|status DIR
+# Domain localhost on 127.0.0.1 only; config, data, logs, pid and certificate
+# all inside DIR. STARTTLS required on C2S_PORT, XEP-0368 direct TLS on
+# DIRECT_TLS_PORT, XEP-0198 with a RESUME_SECONDS (default 5) resumption
+# window. Users alice, bob, carol, dave with passwords NAME-secret.
+# `start` returns when the server answers a stream header with its features,
+# and prints "ca_file=DIR/ca.pem": trust that file as the CA. A restart (stop,
+# then start with the same DIR) keeps the users and the certificate.
+# XMPPUV_SERVER_DEBUG=1 logs at debug level (the wire) to DIR/prosody.log.
+set -u
+SERVER_KIND=prosody
+SERVER_MATCH=prosody.cfg.lua
+STOP_TIMEOUT_MS=10000
+READY_TIMEOUT_MS=10000
+# shellcheck source=common.sh
+. "$(dirname -- "$0")/common.sh"
+
+write_config() {
+  local level=info
+  [ "${XMPPUV_SERVER_DEBUG:-}" = 1 ] && level=debug
+  cat >"$DIR/prosody.cfg.lua" <<EOF
+-- Written by tests/servers/prosody.sh; rewritten at every start.
+run_as_root = true            -- CI and containers run as root
+daemonize = false
+pidfile = "$DIR/prosody.pid"
+data_path = "$DIR/data"
+certificates = "$DIR/certs"
+log = { $level = "$DIR/prosody.log" }
+
+interfaces = { "127.0.0.1" }
+c2s_interfaces = { "127.0.0.1" }
+c2s_ports = { $C2S_PORT }
+c2s_direct_tls_ports = { $TLS_PORT }   -- XEP-0368
+c2s_require_encryption = true
+legacy_ssl_ports = {}
+s2s_ports = {}
+component_ports = {}
+http_ports = {}
+https_ports = {}
+-- Without this, two back-to-back small writes stall 40 ms on delayed ACKs.
+network_settings = { nagle = false }
+
+-- Plain storage offers SCRAM-SHA-1, SCRAM-SHA-256 (and -PLUS on TLS 1.2) and PLAIN.
+authentication = "internal_plain"
+storage = "internal"
+allow_registration = false
+
+modules_enabled = {
+  "roster"; "saslauth"; "tls"; "disco"; "ping"; "smacks"; "posix";
+}
+modules_disabled = { "s2s" }
+
+-- XEP-0198: short so tests can let a session expire and see a failed resume.
+smacks_hibernation_time = $RESUME
+
+VirtualHost "localhost"
+EOF
+}
+
+register_users() {
+  local u
+  for u in $XMPPUV_USERS; do
+    prosodyctl --config "$DIR/prosody.cfg.lua" register "$u" localhost "$u-secret" \
+      >>"$DIR/prosodyctl.log" 2>&1 ||
+      { print_log_tail "$DIR/prosodyctl.log"; die "prosodyctl could not register $u"; }
+  done
+}
+
+cmd_start() {
+  local pid
+  parse_start_args "$@"
+  set_dir "$1" create
+  START_MS=$(now_ms)
+  if ! command -v prosody >/dev/null 2>&1 || ! command -v prosodyctl >/dev/null 2>&1; then
+    echo "prosody is not installed: apt-get install prosody" >&2
+    exit 5
+  fi
+  check_can_start
+  make_certificate
+  mkdir -p "$DIR/data"
+  write_config
+  register_users
+  echo "$C2S_PORT $TLS_PORT" >"$DIR/ports"
+  : >"$DIR/prosody.log"
+  # Foreground (-F) in the background: $! is prosody itself. Its output goes
+  # to a file so it never holds the caller's stdout open.
+  cd "$DIR" || die "cannot enter $DIR"
+  prosody --config "$DIR/prosody.cfg.lua" -F </dev/null >"$DIR/prosody.out" 2>&1 &
+  pid=$!
+  echo "$pid" >"$DIR/server.pid"
+  start_watcher "$pid"
+  wait_ready "$pid" "$READY_TIMEOUT_MS" "" "$DIR/prosody.out" "$DIR/prosody.log"
+  report_ready "$pid"
+}
+
+COMMAND=${1:-}
+case $COMMAND in
+  start) shift; cmd_start "$@" ;;
+  stop) [ $# -eq 2 ] || usage; set_dir "$2"; cmd_stop ;;
+  kill) [ $# -eq 2 ] || usage; set_dir "$2"; cmd_kill ;;
+  status) [ $# -eq 2 ] || usage; set_dir "$2"; cmd_status ;;
+  *) usage ;;
+esac

@@ -1,0 +1,456 @@
+/* The stream parser: events, chunking, restricted XML, limits, restarts. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "check_main.h"
+#include "failalloc.h"
+#include "xml/parser.h"
+#include "xml/serialize.h"
+#include "xmppuv.h"
+
+/* Every event, written down as text, so runs can be compared. */
+typedef struct {
+  xmppuv__buf_t events;
+  int pause_after; /* pause after the n-th element (1-based), 0 = never */
+  int elements;
+  xmppuv__parser_t *parser;
+} recorder_t;
+
+static int on_open(void *ud, const xmppuv_stanza_t *header) {
+  recorder_t *r = ud;
+  xmppuv__buf_append_str(&r->events, "open");
+  for (size_t i = 0; i < xmppuv_stanza_attr_count(header); i++) {
+    const char *n, *v;
+    xmppuv_stanza_attr_at(header, i, &n, &v);
+    xmppuv__buf_append_str(&r->events, " ");
+    xmppuv__buf_append_str(&r->events, n);
+    xmppuv__buf_append_str(&r->events, "=");
+    xmppuv__buf_append_str(&r->events, v);
+  }
+  xmppuv__buf_append_str(&r->events, "\n");
+  return 0;
+}
+
+static int on_element(void *ud, xmppuv_stanza_t *el) {
+  recorder_t *r = ud;
+  xmppuv__buf_append_str(&r->events, "element ");
+  xmppuv__buf_append_str(&r->events, xmppuv_stanza_ns(el) ? xmppuv_stanza_ns(el) : "-");
+  xmppuv__buf_append_str(&r->events, " ");
+  xmppuv__serialize(&r->events, el, XMPPUV_NS_CLIENT, 0);
+  xmppuv__buf_append_str(&r->events, "\n");
+  xmppuv_stanza_unref(el);
+  if (++r->elements == r->pause_after) xmppuv__parser_pause(r->parser);
+  return 0;
+}
+
+static int on_close(void *ud) {
+  recorder_t *r = ud;
+  xmppuv__buf_append_str(&r->events, "close\n");
+  return 0;
+}
+
+static const xmppuv__parser_callbacks_t callbacks = {on_open, on_element, on_close};
+
+static xmppuv__parser_t *new_parser(recorder_t *r, const xmppuv__xml_limits_t *limits) {
+  memset(r, 0, sizeof *r);
+  ck_assert_int_eq(xmppuv__parser_new(XMPPUV__PARSE_STREAM, limits, &callbacks, r,
+                                      &r->parser), 0);
+  return r->parser;
+}
+
+static void free_parser(recorder_t *r) {
+  xmppuv__parser_free(r->parser);
+  xmppuv__buf_free(&r->events);
+}
+
+/* Feed in chunks of `chunk` bytes (0 = whole); returns the first error. */
+static int feed(recorder_t *r, const char *data, size_t chunk) {
+  size_t len = strlen(data);
+  if (chunk == 0) chunk = len ? len : 1;
+  for (size_t i = 0; i < len; i += chunk) {
+    size_t n = len - i < chunk ? len - i : chunk;
+    int rc = xmppuv__parser_feed(r->parser, data + i, n, NULL);
+    if (rc != 0) return rc;
+  }
+  return 0;
+}
+
+static const char *session =
+    "<?xml version='1.0'?>"
+    "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' "
+    "id='s1' from='example.com' version='1.0' xml:lang='en'>"
+    "<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls>"
+    "<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>SCRAM-SHA-1</mechanism>"
+    "</mechanisms></stream:features>\n  \t\r\n "
+    "<message from='a@example.com/r' to='b@example.com' type='chat' id='m1'>"
+    "<body>caf\xc3\xa9 &amp; &lt;tea&gt; &#x263A;</body><active xmlns='http://jabber.org/protocol/chatstates'/>"
+    "</message> "
+    "<r xmlns='urn:xmpp:sm:3'/>"
+    "<iq type='result' id='p'/>"
+    "<presence><![CDATA[<not a tag>]]></presence>"
+    "</stream:stream>";
+
+static const char *expected_events =
+    "open id=s1 from=example.com version=1.0 xml:lang=en\n"
+    "element http://etherx.jabber.org/streams <features xmlns='http://etherx.jabber.org/streams'>"
+    "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls>"
+    "<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>SCRAM-SHA-1</mechanism>"
+    "</mechanisms></features>\n"
+    "element jabber:client <message from='a@example.com/r' to='b@example.com' type='chat' id='m1'>"
+    "<body>caf\xc3\xa9 &amp; &lt;tea&gt; \xe2\x98\xba</body>"
+    "<active xmlns='http://jabber.org/protocol/chatstates'/></message>\n"
+    "element urn:xmpp:sm:3 <r xmlns='urn:xmpp:sm:3'/>\n"
+    "element jabber:client <iq type='result' id='p'/>\n"
+    "element jabber:client <presence>&lt;not a tag&gt;</presence>\n"
+    "close\n";
+
+START_TEST(a_whole_stream_gives_header_elements_and_close) {
+  recorder_t r;
+  new_parser(&r, NULL);
+  ck_assert_int_eq(feed(&r, session, 0), 0);
+  ck_assert_str_eq(r.events.data, expected_events);
+  free_parser(&r);
+}
+END_TEST
+
+START_TEST(byte_at_a_time_gives_identical_events) {
+  for (size_t chunk = 1; chunk <= 7; chunk++) {
+    recorder_t r;
+    new_parser(&r, NULL);
+    ck_assert_int_eq(feed(&r, session, chunk), 0);
+    ck_assert_str_eq(r.events.data, expected_events);
+    free_parser(&r);
+  }
+}
+END_TEST
+
+START_TEST(an_element_is_reported_as_soon_as_it_is_complete) {
+  recorder_t r;
+  new_parser(&r, NULL);
+  ck_assert_int_eq(feed(&r, "<stream:stream xmlns='jabber:client' "
+                            "xmlns:stream='http://etherx.jabber.org/streams'>", 0), 0);
+  ck_assert_int_eq(feed(&r, "<message><body>x</body>", 0), 0);
+  ck_assert_int_eq(r.elements, 0);
+  ck_assert_int_eq(feed(&r, "</message>", 0), 0);
+  ck_assert_int_eq(r.elements, 1);
+  free_parser(&r);
+}
+END_TEST
+
+static void expect_error(const char *input, const xmppuv__xml_limits_t *limits,
+                         int code, const char *condition) {
+  for (size_t chunk = 0; chunk <= 1; chunk++) {
+    recorder_t r;
+    new_parser(&r, limits);
+    ck_assert_int_eq(feed(&r, input, chunk), code);
+    ck_assert_str_eq(xmppuv__parser_condition(r.parser), condition);
+    ck_assert_ptr_nonnull(xmppuv__parser_detail(r.parser));
+    /* The error sticks until reset. */
+    ck_assert_int_eq(xmppuv__parser_feed(r.parser, " ", 1, NULL), code);
+    free_parser(&r);
+  }
+}
+
+#define HEADER "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>"
+
+START_TEST(doctype_is_restricted_xml) {
+  expect_error("<?xml version='1.0'?><!DOCTYPE stream:stream>" HEADER,
+               NULL, XMPPUV_ERESTRICTED, "restricted-xml");
+}
+END_TEST
+
+START_TEST(entity_declarations_are_restricted_xml_no_billion_laughs) {
+  expect_error("<!DOCTYPE s [<!ENTITY lol 'lol'><!ENTITY lol2 '&lol;&lol;&lol;'>]>"
+               HEADER "<message><body>&lol2;</body></message>",
+               NULL, XMPPUV_ERESTRICTED, "restricted-xml");
+}
+END_TEST
+
+START_TEST(comments_are_restricted_xml) {
+  expect_error(HEADER "<message><!-- hi --></message>", NULL, XMPPUV_ERESTRICTED,
+               "restricted-xml");
+  expect_error(HEADER "<!-- between stanzas -->", NULL, XMPPUV_ERESTRICTED,
+               "restricted-xml");
+}
+END_TEST
+
+START_TEST(processing_instructions_are_restricted_xml) {
+  expect_error(HEADER "<message><?php echo 1 ?></message>", NULL, XMPPUV_ERESTRICTED,
+               "restricted-xml");
+  expect_error("<?xml version='1.0'?><?pi x?>" HEADER, NULL, XMPPUV_ERESTRICTED,
+               "restricted-xml");
+}
+END_TEST
+
+START_TEST(undeclared_entities_are_not_well_formed) {
+  expect_error(HEADER "<message><body>&nbsp;</body></message>", NULL, XMPPUV_EXML,
+               "not-well-formed");
+}
+END_TEST
+
+START_TEST(malformed_xml_is_not_well_formed) {
+  expect_error(HEADER "<message></presence>", NULL, XMPPUV_EXML, "not-well-formed");
+  expect_error(HEADER "<message a='1' a='2'/>", NULL, XMPPUV_EXML, "not-well-formed");
+  expect_error(HEADER "<message>\x01</message>", NULL, XMPPUV_EXML, "not-well-formed");
+}
+END_TEST
+
+START_TEST(invalid_utf8_is_not_well_formed) {
+  expect_error(HEADER "<message><body>\xc3\x28</body></message>", NULL, XMPPUV_EXML,
+               "not-well-formed");
+  expect_error(HEADER "<message><body>\xed\xa0\x80</body></message>", NULL, XMPPUV_EXML,
+               "not-well-formed");
+}
+END_TEST
+
+START_TEST(non_utf8_encoding_is_refused) {
+  expect_error("<?xml version='1.0' encoding='ISO-8859-1'?>" HEADER, NULL, XMPPUV_EXML,
+               "unsupported-encoding");
+}
+END_TEST
+
+START_TEST(unbound_prefix_is_bad_namespace_prefix) {
+  expect_error(HEADER "<foo:message/>", NULL, XMPPUV_EXML, "bad-namespace-prefix");
+}
+END_TEST
+
+START_TEST(wrong_root_is_invalid_namespace) {
+  expect_error("<stream:stream xmlns:stream='urn:wrong'>", NULL, XMPPUV_ENAMESPACE,
+               "invalid-namespace");
+  expect_error("<stream xmlns='jabber:client'>", NULL, XMPPUV_ENAMESPACE,
+               "invalid-namespace");
+}
+END_TEST
+
+START_TEST(text_between_stanzas_is_bad_format) {
+  expect_error(HEADER "hello", NULL, XMPPUV_EXML, "bad-format");
+}
+END_TEST
+
+START_TEST(whitespace_keepalives_are_ignored) {
+  recorder_t r;
+  new_parser(&r, NULL);
+  ck_assert_int_eq(feed(&r, HEADER, 0), 0);
+  for (int i = 0; i < 10000; i++) ck_assert_int_eq(feed(&r, " \n\t\r", 0), 0);
+  ck_assert_int_eq(feed(&r, "<iq/>", 0), 0);
+  ck_assert_int_eq(r.elements, 1);
+  free_parser(&r);
+}
+END_TEST
+
+static const xmppuv__xml_limits_t small = {1024, 8, 4};
+
+START_TEST(stanza_over_the_size_limit_is_policy_violation) {
+  char big[4096];
+  snprintf(big, sizeof big, HEADER "<message><body>%0*d</body></message>", 1100, 0);
+  expect_error(big, &small, XMPPUV_ELIMIT, "policy-violation");
+  /* A stanza just under the limit passes, and the limit is per stanza. */
+  char ok[8192];
+  int n = snprintf(ok, sizeof ok, HEADER);
+  for (int i = 0; i < 4; i++)
+    n += snprintf(ok + n, sizeof ok - (size_t)n, "<message><body>%0*d</body></message>", 900, i);
+  recorder_t r;
+  new_parser(&r, &small);
+  ck_assert_int_eq(feed(&r, ok, 0), 0);
+  ck_assert_int_eq(r.elements, 4);
+  free_parser(&r);
+}
+END_TEST
+
+START_TEST(a_never_ending_text_node_is_bounded) {
+  recorder_t r;
+  new_parser(&r, &small);
+  ck_assert_int_eq(feed(&r, HEADER "<message><body>", 0), 0);
+  int rc = 0;
+  char chunk[100];
+  memset(chunk, 'a', sizeof chunk);
+  int fed = 0;
+  for (; fed < 1000 && rc == 0; fed++)
+    rc = xmppuv__parser_feed(r.parser, chunk, sizeof chunk, NULL);
+  ck_assert_int_eq(rc, XMPPUV_ELIMIT);
+  ck_assert_int_le(fed, 11); /* stopped right after 1024 bytes */
+  free_parser(&r);
+}
+END_TEST
+
+START_TEST(a_never_ending_attribute_value_is_bounded) {
+  /* Expat buffers an unfinished token without any callback: the byte count
+   * must still stop it. */
+  recorder_t r;
+  new_parser(&r, &small);
+  ck_assert_int_eq(feed(&r, HEADER "<message to='", 0), 0);
+  int rc = 0, fed = 0;
+  char chunk[100];
+  memset(chunk, 'a', sizeof chunk);
+  for (; fed < 1000 && rc == 0; fed++)
+    rc = xmppuv__parser_feed(r.parser, chunk, sizeof chunk, NULL);
+  ck_assert_int_eq(rc, XMPPUV_ELIMIT);
+  ck_assert_int_le(fed, 11);
+  free_parser(&r);
+}
+END_TEST
+
+START_TEST(a_stream_header_that_never_ends_is_bounded) {
+  recorder_t r;
+  new_parser(&r, &small);
+  ck_assert_int_eq(feed(&r, "<stream:stream xmlns:stream='http://etherx.jabber.org/streams' ", 0), 0);
+  int rc = 0, fed = 0;
+  for (; fed < 1000 && rc == 0; fed++)
+    rc = feed(&r, "a0='x' a1='x' a2='x' a3='x' a4='x' a5='x' a6='x' a7='x' a8='x' ", 0);
+  ck_assert_int_eq(rc, XMPPUV_ELIMIT);
+  free_parser(&r);
+}
+END_TEST
+
+START_TEST(nesting_over_the_depth_limit_is_policy_violation) {
+  char deep[512] = HEADER "<message>";
+  for (int i = 0; i < 8; i++) strcat(deep, "<x>");
+  expect_error(deep, &small, XMPPUV_ELIMIT, "policy-violation");
+  char ok[512] = HEADER "<message>";
+  for (int i = 0; i < 7; i++) strcat(ok, "<x>");
+  for (int i = 0; i < 7; i++) strcat(ok, "</x>");
+  strcat(ok, "</message>");
+  recorder_t r;
+  new_parser(&r, &small);
+  ck_assert_int_eq(feed(&r, ok, 0), 0);
+  ck_assert_int_eq(r.elements, 1);
+  free_parser(&r);
+}
+END_TEST
+
+START_TEST(too_many_attributes_is_policy_violation) {
+  expect_error(HEADER "<message a='1' b='2' c='3' d='4' e='5'/>", &small, XMPPUV_ELIMIT,
+               "policy-violation");
+  recorder_t r;
+  new_parser(&r, &small);
+  ck_assert_int_eq(feed(&r, HEADER "<message a='1' b='2' c='3' d='4'/>", 0), 0);
+  ck_assert_int_eq(r.elements, 1);
+  free_parser(&r);
+}
+END_TEST
+
+START_TEST(pause_stops_right_after_the_element_for_a_restart) {
+  /* STARTTLS: whatever follows <proceed/> is not XML of this stream. */
+  const char *in = HEADER "<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>\x16\x03\x01 binary";
+  recorder_t r;
+  new_parser(&r, NULL);
+  r.pause_after = 1;
+  size_t consumed = 0;
+  ck_assert_int_eq(xmppuv__parser_feed(r.parser, in, strlen(in), &consumed), 0);
+  ck_assert_uint_eq(consumed, strlen(in) - strlen("\x16\x03\x01 binary"));
+  ck_assert_int_eq(r.elements, 1);
+  /* Until reset, more input is refused rather than misread. */
+  ck_assert_int_eq(xmppuv__parser_feed(r.parser, "x", 1, NULL), XMPPUV_ESTATE);
+  ck_assert_int_eq(xmppuv__parser_reset(r.parser), 0);
+  xmppuv__buf_clear(&r.events);
+  ck_assert_int_eq(feed(&r, HEADER "<iq/>", 0), 0);
+  ck_assert_str_eq(r.events.data, "open\nelement jabber:client <iq/>\n");
+  free_parser(&r);
+}
+END_TEST
+
+START_TEST(reset_starts_a_new_stream_after_an_error) {
+  recorder_t r;
+  new_parser(&r, NULL);
+  ck_assert_int_eq(feed(&r, HEADER "<message><body>half", 0), 0);
+  ck_assert_int_eq(xmppuv__parser_reset(r.parser), 0);
+  ck_assert_int_eq(feed(&r, HEADER "<iq/>", 0), 0);
+  ck_assert_int_eq(feed(&r, "<!-- x -->", 0), XMPPUV_ERESTRICTED);
+  ck_assert_int_eq(xmppuv__parser_reset(r.parser), 0);
+  ck_assert_ptr_null(xmppuv__parser_condition(r.parser));
+  xmppuv__buf_clear(&r.events);
+  ck_assert_int_eq(feed(&r, "<?xml version='1.0'?>" HEADER "<iq/>", 0), 0);
+  ck_assert_str_eq(r.events.data, "open\nelement jabber:client <iq/>\n");
+  free_parser(&r);
+}
+END_TEST
+
+static int stop_cb(void *ud, xmppuv_stanza_t *el) {
+  (void)ud;
+  xmppuv_stanza_unref(el);
+  return XMPPUV_ECANCELED;
+}
+
+START_TEST(a_callback_error_stops_parsing) {
+  xmppuv__parser_callbacks_t cbs = {NULL, stop_cb, NULL};
+  xmppuv__parser_t *p;
+  ck_assert_int_eq(xmppuv__parser_new(XMPPUV__PARSE_STREAM, NULL, &cbs, NULL, &p), 0);
+  const char *in = HEADER "<iq/><iq/>";
+  ck_assert_int_eq(xmppuv__parser_feed(p, in, strlen(in), NULL), XMPPUV_ECANCELED);
+  xmppuv__parser_free(p);
+}
+END_TEST
+
+START_TEST(stanza_parse_reads_one_element) {
+  xmppuv_stanza_t *s;
+  const char *in = "<?xml version='1.0'?>\n<message to='x'><body>hi</body></message>\n";
+  ck_assert_int_eq(xmppuv_stanza_parse(in, strlen(in), &s), 0);
+  ck_assert_str_eq(xmppuv_stanza_name(s), "message");
+  ck_assert_ptr_null(xmppuv_stanza_ns(s)); /* inherits jabber:client when sent */
+  xmppuv_stanza_unref(s);
+  ck_assert_int_eq(xmppuv_stanza_parse("<a/><b/>", 8, &s), XMPPUV_EXML);
+  ck_assert_ptr_null(s);
+  ck_assert_int_eq(xmppuv_stanza_parse("<a>", 3, &s), XMPPUV_EXML);
+  ck_assert_int_eq(xmppuv_stanza_parse("", 0, &s), XMPPUV_EXML);
+  ck_assert_int_eq(xmppuv_stanza_parse("<a/>trailing", 12, &s), XMPPUV_EXML);
+  ck_assert_int_eq(xmppuv_stanza_parse("<a><!--c--></a>", 15, &s), XMPPUV_ERESTRICTED);
+  ck_assert_int_eq(xmppuv_stanza_parse(NULL, 0, &s), XMPPUV_EINVAL);
+}
+END_TEST
+
+static int parse_scenario(void *ud) {
+  (void)ud;
+  recorder_t r;
+  memset(&r, 0, sizeof r);
+  int rc = xmppuv__parser_new(XMPPUV__PARSE_STREAM, NULL, &callbacks, &r, &r.parser);
+  if (rc != 0) return rc;
+  rc = xmppuv__parser_feed(r.parser, session, strlen(session), NULL);
+  xmppuv__parser_free(r.parser);
+  /* The recorder's own buffer uses the same allocator: an append may fail
+   * quietly there, so only the parser's result is judged. */
+  xmppuv__buf_free(&r.events);
+  return rc;
+}
+
+START_TEST(every_allocation_failure_gives_ENOMEM_without_leaks) {
+  ck_assert_int_gt(failalloc_sweep(parse_scenario, NULL), 10);
+}
+END_TEST
+
+static Suite *parser_suite(void) {
+  Suite *s = suite_create("parser");
+  TCase *tc = tcase_create("parser");
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, a_whole_stream_gives_header_elements_and_close);
+  tcase_add_test(tc, byte_at_a_time_gives_identical_events);
+  tcase_add_test(tc, an_element_is_reported_as_soon_as_it_is_complete);
+  tcase_add_test(tc, doctype_is_restricted_xml);
+  tcase_add_test(tc, entity_declarations_are_restricted_xml_no_billion_laughs);
+  tcase_add_test(tc, comments_are_restricted_xml);
+  tcase_add_test(tc, processing_instructions_are_restricted_xml);
+  tcase_add_test(tc, undeclared_entities_are_not_well_formed);
+  tcase_add_test(tc, malformed_xml_is_not_well_formed);
+  tcase_add_test(tc, invalid_utf8_is_not_well_formed);
+  tcase_add_test(tc, non_utf8_encoding_is_refused);
+  tcase_add_test(tc, unbound_prefix_is_bad_namespace_prefix);
+  tcase_add_test(tc, wrong_root_is_invalid_namespace);
+  tcase_add_test(tc, text_between_stanzas_is_bad_format);
+  tcase_add_test(tc, whitespace_keepalives_are_ignored);
+  tcase_add_test(tc, stanza_over_the_size_limit_is_policy_violation);
+  tcase_add_test(tc, a_never_ending_text_node_is_bounded);
+  tcase_add_test(tc, a_never_ending_attribute_value_is_bounded);
+  tcase_add_test(tc, a_stream_header_that_never_ends_is_bounded);
+  tcase_add_test(tc, nesting_over_the_depth_limit_is_policy_violation);
+  tcase_add_test(tc, too_many_attributes_is_policy_violation);
+  tcase_add_test(tc, pause_stops_right_after_the_element_for_a_restart);
+  tcase_add_test(tc, reset_starts_a_new_stream_after_an_error);
+  tcase_add_test(tc, a_callback_error_stops_parsing);
+  tcase_add_test(tc, stanza_parse_reads_one_element);
+  tcase_add_test(tc, every_allocation_failure_gives_ENOMEM_without_leaks);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+XMPPUV_TEST_MAIN(parser_suite)
