@@ -16,6 +16,7 @@
 #include "xmppuv/common.h"
 #include "xmppuv/stanza.h"
 #include "xmppuv/jid.h"
+#include "xmppuv/client.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -8,7 +8,10 @@
  *
  * Secrets: every buffer this module fills with a password, or with a message
  * that contains one, is the caller's to wipe with xmppuv__sasl_buf_wipe()
- * (not xmppuv__buf_free()). Nothing here logs. */
+ * (not xmppuv__buf_free()). xmppuv__sasl_plain() wipes the old block when it
+ * must grow the buffer; the base64 functions use xmppuv__buf_reserve(), whose
+ * realloc() does not, so encode a secret into an empty buffer. Nothing here
+ * logs. */
 #ifndef XMPPUV_SASL_H
 #define XMPPUV_SASL_H
 
@@ -44,7 +47,7 @@ int xmppuv__mech_is_plus(xmppuv__mech_t m);
 /* ---- choosing a mechanism ------------------------------------------------ */
 
 /* A channel-binding type name ("tls-unique", "tls-exporter",
- * "tls-server-end-point"), RFC 5056 §7: 1*(ALPHA / DIGIT / "." / "-").
+ * "tls-server-end-point"), RFC 5802 §7 cb-name: 1*(ALPHA / DIGIT / "." / "-").
  * Longer names than this are ignored. */
 #define XMPPUV__SASL_CB_NAME_MAX 31
 
@@ -84,7 +87,7 @@ typedef struct xmppuv__sasl_choice {
 /* Choose the strongest acceptable mechanism the server offered:
  *   SCRAM-SHA-512-PLUS > SCRAM-SHA-256-PLUS > SCRAM-SHA-1-PLUS >
  *   SCRAM-SHA-512 > SCRAM-SHA-256 > SCRAM-SHA-1 > PLAIN > EXTERNAL > ANONYMOUS
- * SCRAM and PLAIN need have_password; PLAIN needs TLS (RFC 6120 §13.8)
+ * SCRAM and PLAIN need have_password; PLAIN needs TLS (RFC 4616 §6)
  * unless allow_plain_insecure; EXTERNAL needs allow_external and TLS;
  * ANONYMOUS needs allow_anonymous.
  *
@@ -93,7 +96,7 @@ typedef struct xmppuv__sasl_choice {
  * mechanism is chosen only with a type the server accepts: with XEP-0440 the
  * first of ours that the server listed; without it, "tls-unique" (RFC 5802
  * §6.1, what Prosody and ejabberd do on TLS 1.2), else "tls-exporter" (RFC
- * 9266 §4, the TLS 1.3 default). With none, the server's -PLUS offer is
+ * 9266, the TLS 1.3 default). With none, the server's -PLUS offer is
  * passed over and the flag is "n": we do not claim a binding we cannot make.
  *
  * The gs2 flag (RFC 5802 §6): "p=type" for -PLUS; "y" when we could bind
@@ -102,11 +105,15 @@ typedef struct xmppuv__sasl_choice {
  * cannot bind or the server offered -PLUS that we cannot use ("y" there
  * would make an honest server fail us).
  *
- * XEP-0440 §5 (business rules) make two offers a downgrade attack, refused
+ * XEP-0440 §3 (business rules) make two offers a downgrade attack, refused
  * with XMPPUV_EDOWNGRADE when we would bind: the server listed binding
  * types and offered -PLUS, but none of its types is ours and it did not list
  * tls-server-end-point (which every server must); or the server listed
  * binding types but offered no -PLUS mechanism.
+ *
+ * Choose once per stream: after a <failure/>, retrying with a weaker
+ * mechanism (-PLUS, then the same without binding) is the very downgrade
+ * these flags exist to stop; report the failure instead.
  *
  * Returns 0 and fills *out, XMPPUV_ENOMECH when nothing is acceptable,
  * XMPPUV_EDOWNGRADE as above, XMPPUV_EINVAL for NULL arguments. */
@@ -127,12 +134,12 @@ int xmppuv__sasl_choose(const xmppuv__sasl_offer_t *offer,
 int xmppuv__sasl_plain(const char *authzid, const char *authcid,
                        const char *password, xmppuv__buf_t *out);
 
-/* RFC 4505 §2: optional trace information (NULL or "": none, and the
+/* RFC 4505: optional trace information (NULL or "": none, and the
  * session sends "=" for the empty response, RFC 6120 §6.4.2). At most 255
  * characters of UTF-8. 0, XMPPUV_EINVAL, XMPPUV_EUTF8, XMPPUV_ENOMEM. */
 int xmppuv__sasl_anonymous(const char *trace, xmppuv__buf_t *out);
 
-/* XEP-0178 §4 / RFC 4422 Appendix A: the authorization identity, or
+/* XEP-0178 / RFC 4422 Appendix A: the authorization identity, or
  * nothing (NULL or "": the server derives it from the certificate). */
 int xmppuv__sasl_external(const char *authzid, xmppuv__buf_t *out);
 
@@ -140,7 +147,7 @@ int xmppuv__sasl_external(const char *authzid, xmppuv__buf_t *out);
  * RFC 8265 OpaqueString, as far as SASL needs it (RFC 5802 §5.1 and RFC 4616
  * ask for SASLprep, which RFC 7613/8265 replace): valid UTF-8, no control
  * characters (U+0000-U+001F, U+007F-U+009F), for passwords non-ASCII spaces
- * mapped to U+0020 (§4.2.1), then NFC. Unassigned and other PRECIS-disallowed
+ * mapped to U+0020 (§4.2.2), then NFC. Unassigned and other PRECIS-disallowed
  * code points are passed through: the server is the judge of those.
  * Stores an allocated, NUL-terminated copy in *out (free it with
  * xmppuv__free after xmppuv__secure_zero when it is a password).
@@ -157,7 +164,7 @@ int xmppuv__base64_encode(const void *data, size_t len, xmppuv__buf_t *out);
  * bits; anything else is XMPPUV_EPROTO (it comes from the server). "" decodes
  * to nothing. On error out is left as it was. */
 int xmppuv__base64_decode(const char *text, size_t len, xmppuv__buf_t *out);
-/* The same with RFC 6120 §6.4.2/§6.3.10's convention for SASL element
+/* The same with RFC 6120 §6.4.2/§6.4.6 convention for SASL element
  * content: empty data is sent as "=", and "=" is received as empty data. */
 int xmppuv__sasl_payload_encode(const void *data, size_t len,
                                 xmppuv__buf_t *out);

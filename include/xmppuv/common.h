@@ -97,6 +97,7 @@ XMPPUV_EXTERN void xmppuv_free(void *ptr);
   XX(ECERTPIN, -30045, "server certificate does not match the pinned key")     \
   XX(ECERTINVALID, -30046, "server certificate invalid")                       \
   XX(ECAFILE, -30047, "could not load CA certificates")                        \
+  XX(ECRYPTO, -30048, "cryptographic library failure (hash or random)")       \
   XX(ETLSREQUIRED, -30050, "server does not offer TLS, which is required")     \
   XX(ESTREAM, -30051, "stream error from the server")                          \
   XX(EPROTO, -30052, "server violated the XMPP protocol")                      \
@@ -108,6 +109,7 @@ XMPPUV_EXTERN void xmppuv_free(void *ptr);
   XX(EDOWNGRADE, -30057, "channel binding downgrade detected")                 \
   XX(EBIND, -30058, "resource binding failed")                                 \
   XX(ESEEOTHERHOST, -30059, "too many see-other-host redirects")               \
+  XX(EIQERROR, -30060, "the iq request got an error reply")                    \
   XX(ESMHIGH, -30070, "stream management: server acknowledged more than sent") \
   XX(ESMFAILED, -30071, "stream management: session could not be resumed")    \
   XX(ESMOFF, -30072, "stream management is not enabled")                      \

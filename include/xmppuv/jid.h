@@ -9,7 +9,9 @@
  *               bracketed IPv6 literals are accepted and kept as given
  *               (IPv6 in canonical form).
  *   resourcepart PRECIS OpaqueString: NFC, otherwise kept as is.
- * Each part is 1 to 1023 bytes after preparation; empty parts are refused. */
+ * Each part is 1 to 1023 bytes after preparation; empty parts are refused.
+ * A domain name's ASCII form must also fit DNS: labels of 1 to 63 letters,
+ * digits and hyphens, at most 253 characters in all. */
 #ifndef XMPPUV_JID_H
 #define XMPPUV_JID_H
 

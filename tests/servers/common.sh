@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by prosody.sh and ejabberd.sh (sourced, never run): argument checks,
 # the certificate, the readiness probe, and stop/kill/status on a pid file.
 # Every file a server uses lives in its DIR; nothing goes to /etc or a service.
@@ -96,6 +97,19 @@ make_certificate() {
   cp "$DIR/certs/localhost.crt" "$DIR/ca.pem"
 }
 
+# PID runs (a zombie does not: a killed server stays one until its parent,
+# often init, reaps it, and that can take seconds in some containers).
+alive() {
+  local stat
+  kill -0 "$1" 2>/dev/null || return 1
+  if [ -r "/proc/$1/stat" ]; then
+    read -r stat <"/proc/$1/stat" 2>/dev/null || return 1
+    stat=${stat##*) }
+    [ "${stat%% *}" != Z ] || return 1
+  fi
+  return 0
+}
+
 # The pid in DIR/server.pid, if that process is alive and is our server
 # (the pid file may be stale after a reboot or a SIGKILL).
 server_pid() {
@@ -103,7 +117,7 @@ server_pid() {
   [ -f "$DIR/server.pid" ] || return 1
   read -r pid <"$DIR/server.pid" || return 1
   case $pid in '' | *[!0-9]*) return 1 ;; esac
-  kill -0 "$pid" 2>/dev/null || return 1
+  alive "$pid" || return 1
   tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$SERVER_MATCH" || return 1
   echo "$pid"
 }
@@ -127,7 +141,7 @@ print_log_tail() {
 wait_gone() {
   local pid=$1 limit_ms=$2 start p busy
   start=$(now_ms)
-  while kill -0 "$pid" 2>/dev/null; do
+  while alive "$pid"; do
     [ $(($(now_ms) - start)) -ge "$limit_ms" ] && return 1
     sleep 0.05
   done
@@ -160,8 +174,8 @@ start_watcher() {
   case $owner in '' | *[!0-9]*) return 0 ;; esac
   (
     trap 'exit 0' TERM
-    while kill -0 "$pid" 2>/dev/null; do
-      if ! kill -0 "$owner" 2>/dev/null; then
+    while alive "$pid"; do
+      if ! alive "$owner"; then
         kill -9 "$pid" 2>/dev/null
         sleep 0.5
         rm -rf -- "$DIR"
@@ -212,19 +226,20 @@ cmd_status() {
     echo "$SERVER_KIND: not running"
     exit 3
   fi
+  local c2s tls
   read_ports
-  set -- $PORTS
-  if probe_features "$1" >/dev/null; then
-    echo "$SERVER_KIND: running pid=$pid c2s=$1 direct_tls=$2"
+  read -r c2s tls <<<"$PORTS"
+  if probe_features "$c2s" >/dev/null; then
+    echo "$SERVER_KIND: running pid=$pid c2s=$c2s direct_tls=$tls"
     exit 0
   fi
-  echo "$SERVER_KIND: pid $pid is alive but does not answer on port $1"
+  echo "$SERVER_KIND: pid $pid is alive but does not answer on port $c2s"
   exit 4
 }
 
 # Parse "start DIR C2S DIRECT [RESUME]" into DIR C2S_PORT TLS_PORT RESUME.
 parse_start_args() {
-  [ $# -ge 3 ] && [ $# -le 4 ] || usage
+  if [ $# -lt 3 ] || [ $# -gt 4 ]; then usage; fi
   C2S_PORT=$2
   TLS_PORT=$3
   RESUME=${4:-5}
@@ -258,7 +273,7 @@ check_can_start() {
   if pid=$(server_pid); then
     die "already running in $DIR (pid $pid); stop it first"
   fi
-  for p in "$C2S_PORT" "$TLS_PORT" "$@"; do
+  for p in "$C2S_PORT" "$TLS_PORT"; do
     if port_in_use "$p"; then
       echo "$SERVER_KIND: port $p is already in use" >&2
       exit 3
@@ -267,18 +282,27 @@ check_can_start() {
 }
 
 # Poll until the server answers with stream features (and, if given, a
-# marker file exists). On timeout or early exit: print the logs, kill the
-# server, exit 1 (3 if the log says a port was taken).
+# marker file exists). On timeout, early exit, or a log line matching
+# $PORT_IN_USE_PATTERN: print the logs, kill the server, exit 1 (3 if a port
+# was taken).
 wait_ready() {
-  local pid=$1 limit_ms=$2 marker=${3:-} start elapsed
+  local pid=$1 limit_ms=$2 marker=${3:-} start elapsed c2s_ok=""
   shift 3
   start=$(now_ms)
   while :; do
-    if ! kill -0 "$pid" 2>/dev/null; then
+    if ! alive "$pid"; then
       echo "$SERVER_KIND: the server exited during startup" >&2
       fail_start "$pid" "$@"
     fi
-    if { [ -z "$marker" ] || [ -f "$marker" ]; } && probe_features "$C2S_PORT" >/dev/null &&
+    if grep -q -E -i -- "$PORT_IN_USE_PATTERN" "$@" 2>/dev/null; then
+      echo "$SERVER_KIND: a port is already in use" >&2
+      fail_start "$pid" "$@"
+    fi
+    # Probe c2s until it answers once (each probe is a line in the log).
+    if [ -z "$c2s_ok" ] && probe_features "$C2S_PORT" >/dev/null; then
+      c2s_ok=1
+    fi
+    if [ -n "$c2s_ok" ] && { [ -z "$marker" ] || [ -f "$marker" ]; } &&
       probe_features_tls_port; then
       break
     fi
@@ -297,14 +321,25 @@ probe_features_tls_port() {
   port_in_use "$TLS_PORT"
 }
 
+# Keep the previous start's logs as NAME.1, so a restart's readiness checks
+# only see its own lines.
+rotate_logs() {
+  local f
+  for f in "$@"; do
+    [ -f "$f" ] && mv -f -- "$f" "$f.1"
+  done
+  return 0
+}
+
 fail_start() {
   local pid=$1
   shift
   kill -KILL "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null   # reap it here, without bash's "Killed" notice
   stop_watcher
   rm -f "$DIR/server.pid"
   print_log_tail "$@"
-  if cat "$@" 2>/dev/null | grep -qi -e 'address already in use' -e 'eaddrinuse'; then
+  if grep -q -E -i -- "$PORT_IN_USE_PATTERN" "$@" 2>/dev/null; then
     exit 3
   fi
   exit 1

@@ -10,9 +10,14 @@
 # and prints "ca_file=DIR/ca.pem": trust that file as the CA. A restart (stop,
 # then start with the same DIR) keeps the users and the certificate.
 # XMPPUV_SERVER_DEBUG=1 logs at debug level (the wire) to DIR/prosody.log.
+# XMPPUV_PROSODY and XMPPUV_PROSODYCTL override the programs' paths.
 set -u
 SERVER_KIND=prosody
-SERVER_MATCH=prosody.cfg.lua
+
+PROSODY=${XMPPUV_PROSODY:-prosody}
+PROSODYCTL=${XMPPUV_PROSODYCTL:-prosodyctl}
+# How the server logs that it could not bind a port.
+PORT_IN_USE_PATTERN='Failed to open server port|address already in use'
 STOP_TIMEOUT_MS=10000
 READY_TIMEOUT_MS=10000
 # shellcheck source=common.sh
@@ -48,6 +53,8 @@ authentication = "internal_plain"
 storage = "internal"
 allow_registration = false
 
+-- No offline storage, MAM, carbons or registration: a message to a user
+-- with no online resource bounces (service-unavailable).
 modules_enabled = {
   "roster"; "saslauth"; "tls"; "disco"; "ping"; "smacks"; "posix";
 }
@@ -60,21 +67,33 @@ VirtualHost "localhost"
 EOF
 }
 
+# One prosodyctl per user, in parallel (each writes its own account file);
+# a restart finds the accounts and skips this.
 register_users() {
-  local u
+  local u pids="" failed=""
   for u in $XMPPUV_USERS; do
-    prosodyctl --config "$DIR/prosody.cfg.lua" register "$u" localhost "$u-secret" \
-      >>"$DIR/prosodyctl.log" 2>&1 ||
-      { print_log_tail "$DIR/prosodyctl.log"; die "prosodyctl could not register $u"; }
+    [ -s "$DIR/data/localhost/accounts/$u.dat" ] && continue
+    "$PROSODYCTL" --config "$DIR/prosody.cfg.lua" register "$u" localhost "$u-secret" \
+      >"$DIR/prosodyctl-$u.log" 2>&1 &
+    pids="$pids $!"
   done
+  for u in $pids; do wait "$u" || failed=1; done
+  for u in $XMPPUV_USERS; do
+    [ -s "$DIR/data/localhost/accounts/$u.dat" ] || failed=1
+  done
+  if [ -n "$failed" ]; then
+    print_log_tail "$DIR"/prosodyctl-*.log
+    die "prosodyctl could not register the users"
+  fi
 }
 
 cmd_start() {
   local pid
   parse_start_args "$@"
   set_dir "$1" create
+  SERVER_MATCH="$DIR/prosody.cfg.lua"
   START_MS=$(now_ms)
-  if ! command -v prosody >/dev/null 2>&1 || ! command -v prosodyctl >/dev/null 2>&1; then
+  if ! command -v "$PROSODY" >/dev/null 2>&1 || ! command -v "$PROSODYCTL" >/dev/null 2>&1; then
     echo "prosody is not installed: apt-get install prosody" >&2
     exit 5
   fi
@@ -84,11 +103,11 @@ cmd_start() {
   write_config
   register_users
   echo "$C2S_PORT $TLS_PORT" >"$DIR/ports"
-  : >"$DIR/prosody.log"
+  rotate_logs "$DIR/prosody.log" "$DIR/prosody.out"
   # Foreground (-F) in the background: $! is prosody itself. Its output goes
   # to a file so it never holds the caller's stdout open.
   cd "$DIR" || die "cannot enter $DIR"
-  prosody --config "$DIR/prosody.cfg.lua" -F </dev/null >"$DIR/prosody.out" 2>&1 &
+  "$PROSODY" --config "$DIR/prosody.cfg.lua" -F </dev/null >"$DIR/prosody.out" 2>&1 &
   pid=$!
   echo "$pid" >"$DIR/server.pid"
   start_watcher "$pid"
@@ -99,8 +118,10 @@ cmd_start() {
 COMMAND=${1:-}
 case $COMMAND in
   start) shift; cmd_start "$@" ;;
-  stop) [ $# -eq 2 ] || usage; set_dir "$2"; cmd_stop ;;
-  kill) [ $# -eq 2 ] || usage; set_dir "$2"; cmd_kill ;;
-  status) [ $# -eq 2 ] || usage; set_dir "$2"; cmd_status ;;
+  stop | kill | status)
+    [ $# -eq 2 ] || usage
+    set_dir "$2"
+    SERVER_MATCH="$DIR/prosody.cfg.lua"
+    "cmd_$COMMAND" ;;
   *) usage ;;
 esac

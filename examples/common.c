@@ -1,0 +1,190 @@
+#include "common.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage_exit(const char *usage, int code) {
+  fputs(usage, code == 0 ? stdout : stderr);
+  exit(code);
+}
+
+static const char *need_value(int argc, char **argv, int *i, const char *usage) {
+  if (*i + 1 >= argc) {
+    fprintf(stderr, "%s needs a value\n", argv[*i]);
+    usage_exit(usage, 2);
+  }
+  return argv[++*i];
+}
+
+void example_parse_args(int argc, char **argv, example_args_t *a, const char *usage,
+                        int with_send_options) {
+  memset(a, 0, sizeof *a);
+  xmppuv_client_options_init(&a->opts);
+  a->rate = 0;
+  int i;
+  for (i = 1; i < argc; i++) {
+    const char *arg = argv[i];
+    if (strcmp(arg, "--") == 0) {
+      i++;
+      break;
+    }
+    if (arg[0] != '-') break;
+    if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+      usage_exit(usage, 0);
+    } else if (strcmp(arg, "--jid") == 0) {
+      a->opts.jid = need_value(argc, argv, &i, usage);
+    } else if (strcmp(arg, "--host") == 0) {
+      a->opts.host = need_value(argc, argv, &i, usage);
+    } else if (strcmp(arg, "--port") == 0) {
+      long p = strtol(need_value(argc, argv, &i, usage), NULL, 10);
+      if (p <= 0 || p > 65535) usage_exit(usage, 2);
+      a->opts.port = (unsigned short)p;
+    } else if (strcmp(arg, "--tls") == 0) {
+      const char *mode = need_value(argc, argv, &i, usage);
+      if (strcmp(mode, "starttls") == 0)
+        a->opts.tls = XMPPUV_TLS_STARTTLS;
+      else if (strcmp(mode, "direct") == 0)
+        a->opts.tls = XMPPUV_TLS_DIRECT;
+      else
+        usage_exit(usage, 2);
+    } else if (strcmp(arg, "--ca-file") == 0) {
+      a->opts.ca_file = need_value(argc, argv, &i, usage);
+    } else if (strcmp(arg, "--insecure") == 0) {
+      a->opts.tls_insecure = 1;
+    } else if (strcmp(arg, "--resource") == 0) {
+      a->opts.resource = need_value(argc, argv, &i, usage);
+    } else if (strcmp(arg, "--state") == 0) {
+      a->state_file = need_value(argc, argv, &i, usage);
+    } else if (strcmp(arg, "-v") == 0) {
+      a->verbose = 1;
+    } else if (with_send_options && strcmp(arg, "--to") == 0) {
+      a->to = need_value(argc, argv, &i, usage);
+    } else if (with_send_options && strcmp(arg, "--count") == 0) {
+      a->count = strtol(need_value(argc, argv, &i, usage), NULL, 10);
+      if (a->count <= 0) usage_exit(usage, 2);
+    } else if (with_send_options && strcmp(arg, "--rate") == 0) {
+      a->rate = strtod(need_value(argc, argv, &i, usage), NULL);
+      if (a->rate <= 0) usage_exit(usage, 2);
+    } else if (with_send_options && strcmp(arg, "--wait-reply") == 0) {
+      a->wait_reply = strtod(need_value(argc, argv, &i, usage), NULL);
+      if (a->wait_reply <= 0) usage_exit(usage, 2);
+    } else {
+      fprintf(stderr, "unknown option %s\n", arg);
+      usage_exit(usage, 2);
+    }
+  }
+  a->first_free = i;
+  if (a->opts.jid == NULL) {
+    fprintf(stderr, "--jid is required\n");
+    usage_exit(usage, 2);
+  }
+  /* Never on the command line: other users can read it from the process
+   * list. */
+  a->opts.password = getenv("XMPPUV_PASSWORD");
+  if (a->opts.password == NULL) {
+    fprintf(stderr, "set XMPPUV_PASSWORD in the environment\n");
+    exit(2);
+  }
+  if (a->verbose) {
+    a->opts.log_cb = example_log;
+    a->opts.log_level = XMPPUV_LOG_TRACE;
+  }
+}
+
+static const char *id_of(const xmppuv_stanza_t *s) {
+  const char *id = xmppuv_stanza_attr(s, "id");
+  return id ? id : "-";
+}
+
+void example_print_status(xmppuv_client_t *c, xmppuv_status_t status, void *ud) {
+  (void)c, (void)ud;
+  printf("status %s\n", xmppuv_status_name(status));
+  fflush(stdout);
+}
+
+void example_print_online(xmppuv_client_t *c, const xmppuv_jid_t *jid, void *ud) {
+  (void)c, (void)ud;
+  printf("online %s\n", xmppuv_jid_string(jid));
+  fflush(stdout);
+}
+
+void example_print_resumed(xmppuv_client_t *c, void *ud) {
+  (void)c, (void)ud;
+  printf("resumed\n");
+  fflush(stdout);
+}
+
+void example_print_error(xmppuv_client_t *c, const xmppuv_error_t *err, void *ud) {
+  (void)c, (void)ud;
+  printf("error %s %s%s%s%s%s%s\n", xmppuv_err_name(err->code), xmppuv_strerror(err->code),
+         err->condition ? " condition=" : "", err->condition ? err->condition : "",
+         err->text ? " text=" : "", err->text ? err->text : "", err->fatal ? " (fatal)" : "");
+  fflush(stdout);
+}
+
+void example_print_ack(xmppuv_client_t *c, xmppuv_stanza_t *s, void *ud) {
+  (void)c, (void)ud;
+  printf("ack %s\n", id_of(s));
+  fflush(stdout);
+}
+
+void example_print_fail(xmppuv_client_t *c, xmppuv_stanza_t *s, int reason, void *ud) {
+  (void)c, (void)ud;
+  printf("fail %s %s\n", id_of(s), xmppuv_err_name(reason));
+  fflush(stdout);
+}
+
+void example_print_reconnecting(xmppuv_client_t *c, unsigned attempt, uint64_t delay_ms,
+                                void *ud) {
+  (void)c, (void)ud;
+  printf("reconnecting %u %llu\n", attempt, (unsigned long long)delay_ms);
+  fflush(stdout);
+}
+
+void example_log(void *ud, xmppuv_log_level_t level, const char *area, const char *msg) {
+  (void)ud;
+  fprintf(stderr, "[%s] %s: %s\n", xmppuv_log_level_name(level), area, msg);
+}
+
+int example_save_state(xmppuv_client_t *c, const char *path) {
+  char *data;
+  size_t len;
+  int rc = xmppuv_client_sm_export(c, &data, &len);
+  if (rc != 0) return rc;
+  FILE *f = fopen(path, "wb");
+  if (f == NULL) {
+    xmppuv_free(data);
+    return -1;
+  }
+  size_t n = fwrite(data, 1, len, f);
+  int closed = fclose(f);
+  xmppuv_free(data);
+  return n == len && closed == 0 ? 0 : -1;
+}
+
+int example_load_state(xmppuv_client_t *c, const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (f == NULL) return 1; /* nothing saved yet */
+  char *data = NULL;
+  size_t len = 0, cap = 0;
+  for (;;) {
+    if (len == cap) {
+      cap = cap ? cap * 2 : 65536;
+      char *grown = realloc(data, cap);
+      if (grown == NULL) {
+        free(data);
+        fclose(f);
+        return -1;
+      }
+      data = grown;
+    }
+    size_t n = fread(data + len, 1, cap - len, f);
+    if (n == 0) break;
+    len += n;
+  }
+  fclose(f);
+  int rc = xmppuv_client_sm_import(c, data, len);
+  free(data);
+  return rc;
+}

@@ -1,0 +1,43 @@
+/* What examples/echo and examples/send share: connection options from the
+ * command line, the password from the environment, one line per event. */
+#ifndef XMPPUV_EXAMPLES_COMMON_H
+#define XMPPUV_EXAMPLES_COMMON_H
+
+#include <xmppuv.h>
+
+typedef struct example_args {
+  xmppuv_client_options_t opts;
+  int verbose;
+  const char *to;         /* send: --to */
+  long count;             /* send: --count */
+  double rate;            /* send: --rate */
+  double wait_reply;      /* send: --wait-reply seconds */
+  const char *state_file; /* --state FILE: keep the SM session across runs */
+  int first_free;         /* index of the first argument not an option */
+} example_args_t;
+
+/* Parse the options shared by the examples (and send's own when
+ * with_send_options). Prints usage and exits on --help or a bad option. */
+void example_parse_args(int argc, char **argv, example_args_t *args, const char *usage,
+                        int with_send_options);
+
+/* Callbacks that print one line per event: status, online, resumed, ack,
+ * fail, error, reconnecting. The app's own callbacks can call them. */
+void example_print_status(xmppuv_client_t *c, xmppuv_status_t status, void *ud);
+void example_print_online(xmppuv_client_t *c, const xmppuv_jid_t *jid, void *ud);
+void example_print_resumed(xmppuv_client_t *c, void *ud);
+void example_print_error(xmppuv_client_t *c, const xmppuv_error_t *err, void *ud);
+void example_print_ack(xmppuv_client_t *c, xmppuv_stanza_t *s, void *ud);
+void example_print_fail(xmppuv_client_t *c, xmppuv_stanza_t *s, int reason, void *ud);
+void example_print_reconnecting(xmppuv_client_t *c, unsigned attempt, uint64_t delay_ms,
+                                void *ud);
+
+/* The log hook for -v: every line to stderr (wire XML at trace level, with
+ * credentials already redacted by the library). */
+void example_log(void *ud, xmppuv_log_level_t level, const char *area, const char *msg);
+
+/* Save / load the SM state (--state). */
+int example_save_state(xmppuv_client_t *c, const char *path);
+int example_load_state(xmppuv_client_t *c, const char *path);
+
+#endif

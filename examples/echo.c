@@ -1,0 +1,147 @@
+/* examples/echo: an echo bot. It answers every chat message with the same
+ * body and prints one line per library event. A newcomer runs this first:
+ *
+ *   XMPPUV_PASSWORD=secret examples/echo --jid bot@example.org
+ *
+ * SIGINT or SIGTERM stops it gracefully. With --state FILE it instead saves
+ * its Stream Management session to FILE and exits without closing the
+ * stream, and the next run with the same --state resumes that session. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+#include <xmppuv.h>
+
+#include "common.h"
+
+static const char usage[] =
+    "usage: XMPPUV_PASSWORD=... echo --jid JID [options]\n"
+    "  --jid JID          the bot's account (required)\n"
+    "  --host HOST        connect here instead of looking up the domain's SRV records\n"
+    "  --port PORT        with --host (default 5222, or 5223 with --tls direct)\n"
+    "  --tls MODE         starttls or direct (default: whatever SRV says, else starttls)\n"
+    "  --ca-file FILE     trust the CA certificates in FILE (default: the system's)\n"
+    "  --insecure         do not verify the server certificate (warns every time)\n"
+    "  --resource NAME    ask for this resource\n"
+    "  --state FILE       keep the Stream Management session in FILE across restarts\n"
+    "  -v                 log everything to stderr, wire XML included (credentials redacted)\n"
+    "  --help             this text\n"
+    "Prints: status NAME | online JID | resumed | recv FROM ID | ack ID | fail ID REASON\n"
+    "        | error CODE ... | reconnecting ATTEMPT DELAY_MS\n";
+
+typedef struct {
+  uv_signal_t sigint, sigterm;
+  xmppuv_client_t *client;
+  const char *state_file;
+  int exit_code;
+} bot_t;
+
+static int on_message(xmppuv_client_t *c, xmppuv_stanza_t *msg, void *ud) {
+  (void)ud;
+  const char *from = xmppuv_stanza_attr(msg, "from");
+  const char *id = xmppuv_stanza_attr(msg, "id");
+  const char *body = xmppuv_stanza_child_text(msg, "body", NULL);
+  printf("recv %s %s\n", from ? from : "-", id ? id : "-");
+  fflush(stdout);
+  if (from == NULL || body == NULL) return XMPPUV_PASS;
+  xmppuv_stanza_t *reply;
+  if (xmppuv_message_new(from, "chat", body, &reply) == 0) {
+    int rc = xmppuv_client_send(c, reply);
+    if (rc != 0) printf("error %s could not send the reply\n", xmppuv_err_name(rc));
+    xmppuv_stanza_unref(reply);
+  }
+  return XMPPUV_HANDLED;
+}
+
+static void on_online(xmppuv_client_t *c, const xmppuv_jid_t *jid, void *ud) {
+  example_print_online(c, jid, ud);
+  /* A new session: tell the server we are available (a resumed session
+   * keeps its presence, so this is not done on `resumed`). */
+  xmppuv_stanza_t *presence;
+  if (xmppuv_stanza_new("presence", NULL, &presence) == 0) {
+    xmppuv_client_send(c, presence);
+    xmppuv_stanza_unref(presence);
+  }
+}
+
+static void on_closed(xmppuv_client_t *c, void *ud) {
+  (void)c;
+  bot_t *bot = ud;
+  uv_close((uv_handle_t *)&bot->sigint, NULL);
+  uv_close((uv_handle_t *)&bot->sigterm, NULL);
+}
+
+static void on_status(xmppuv_client_t *c, xmppuv_status_t status, void *ud) {
+  example_print_status(c, status, ud);
+  bot_t *bot = ud;
+  if (status == XMPPUV_STATUS_OFFLINE && bot->client != NULL) {
+    bot->client = NULL;
+    xmppuv_client_close(c, on_closed);
+  }
+}
+
+static void on_error(xmppuv_client_t *c, const xmppuv_error_t *err, void *ud) {
+  example_print_error(c, err, ud);
+  if (err->fatal) ((bot_t *)ud)->exit_code = 1;
+}
+
+static void on_signal(uv_signal_t *sig, int signum) {
+  (void)signum;
+  bot_t *bot = sig->data;
+  if (bot->client == NULL) return;
+  if (bot->state_file != NULL) {
+    /* Leave the stream open on the server side, so it can be resumed. */
+    int rc = example_save_state(bot->client, bot->state_file);
+    printf("saved %s %s\n", bot->state_file, rc == 0 ? "ok" : "failed");
+    fflush(stdout);
+    xmppuv_client_t *c = bot->client;
+    bot->client = NULL;
+    xmppuv_client_close(c, on_closed);
+    return;
+  }
+  xmppuv_client_stop(bot->client);
+}
+
+int main(int argc, char **argv) {
+  example_args_t args;
+  example_parse_args(argc, argv, &args, usage, 0);
+  uv_loop_t *loop = uv_default_loop();
+  bot_t bot;
+  memset(&bot, 0, sizeof bot);
+  bot.state_file = args.state_file;
+
+  xmppuv_client_callbacks_t cbs = {0};
+  cbs.status = on_status;
+  cbs.online = on_online;
+  cbs.resumed = example_print_resumed;
+  cbs.error = on_error;
+  cbs.ack = example_print_ack;
+  cbs.fail = example_print_fail;
+  cbs.reconnecting = example_print_reconnecting;
+  int rc = xmppuv_client_new(loop, &args.opts, &cbs, &bot, &bot.client);
+  if (rc != 0) {
+    fprintf(stderr, "echo: %s\n", xmppuv_strerror(rc));
+    return 1;
+  }
+  if (args.state_file != NULL) {
+    rc = example_load_state(bot.client, args.state_file);
+    if (rc < 0) printf("error %s could not load %s\n", xmppuv_err_name(rc), args.state_file);
+    else if (rc == 0) printf("loaded %s\n", args.state_file);
+  }
+  xmppuv_client_handler_add(bot.client, "message", NULL, "chat", on_message, &bot, NULL);
+
+  uv_signal_init(loop, &bot.sigint);
+  uv_signal_init(loop, &bot.sigterm);
+  bot.sigint.data = bot.sigterm.data = &bot;
+  uv_signal_start(&bot.sigint, on_signal, SIGINT);
+  uv_signal_start(&bot.sigterm, on_signal, SIGTERM);
+
+  rc = xmppuv_client_start(bot.client);
+  if (rc != 0) {
+    fprintf(stderr, "echo: %s\n", xmppuv_strerror(rc));
+    return 1;
+  }
+  uv_run(loop, UV_RUN_DEFAULT);
+  return uv_loop_close(loop) == 0 ? bot.exit_code : 1;
+}

@@ -1,0 +1,322 @@
+/* xmppuv: the client.
+ * Included by <xmppuv.h>; do not include this file directly.
+ *
+ * A client lives on the caller's libuv loop and runs the whole stack: DNS,
+ * TCP, TLS, stream negotiation, SASL, resource binding, Stream Management,
+ * reconnection. Every function here must be called on the loop's thread;
+ * every callback runs on it. Every function may be called from inside any
+ * callback, xmppuv_client_close() included. */
+#ifndef XMPPUV_CLIENT_H
+#define XMPPUV_CLIENT_H
+
+#include <stdint.h>
+
+#include "common.h"
+#include "jid.h"
+#include "stanza.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct uv_loop_s; /* uv_loop_t */
+
+typedef struct xmppuv_client xmppuv_client_t;
+
+/* ---- status ------------------------------------------------------------- */
+
+/* As xmpp.js names them. A connection goes
+ *   offline -> connecting -> connect -> opening -> open -> online
+ * and back down
+ *   online -> closing -> close -> disconnecting -> disconnect -> offline
+ * (closing/close only when the stream is closed gracefully). While
+ * reconnecting the status stays "disconnect" between attempts; after a
+ * resumption it is "online" again with no `online` event. */
+typedef enum {
+  XMPPUV_STATUS_OFFLINE = 0,   /* not started, stopped, or given up */
+  XMPPUV_STATUS_CONNECTING,    /* resolving and connecting the socket */
+  XMPPUV_STATUS_CONNECT,       /* socket connected (TLS done if direct) */
+  XMPPUV_STATUS_OPENING,       /* stream header sent */
+  XMPPUV_STATUS_OPEN,          /* stream open (header received) */
+  XMPPUV_STATUS_ONLINE,        /* authenticated, bound, SM negotiated */
+  XMPPUV_STATUS_CLOSING,       /* </stream:stream> sent */
+  XMPPUV_STATUS_CLOSE,         /* the stream is closed */
+  XMPPUV_STATUS_DISCONNECTING, /* closing the socket */
+  XMPPUV_STATUS_DISCONNECT     /* socket closed */
+} xmppuv_status_t;
+
+/* "offline", "connecting", ... Static. */
+XMPPUV_EXTERN const char *xmppuv_status_name(xmppuv_status_t status);
+
+/* ---- options ------------------------------------------------------------ */
+
+typedef enum {
+  XMPPUV_TLS_AUTO = 0,  /* STARTTLS, or direct TLS where SRV says so */
+  XMPPUV_TLS_STARTTLS,  /* STARTTLS only (port 5222 style) */
+  XMPPUV_TLS_DIRECT,    /* direct TLS only (XEP-0368, port 5223 style) */
+  XMPPUV_TLS_DISABLED_INSECURE /* plaintext: tests on loopback only */
+} xmppuv_tls_mode_t;
+
+/* Supplies the password when it is needed, so the app need not keep it in
+ * memory. Write at most size-1 bytes and a NUL into buf; return 0, or an
+ * error code to stop (the client then ends with that error). */
+typedef int (*xmppuv_password_cb)(xmppuv_client_t *client, char *buf,
+                                  size_t size, void *user_data);
+
+/* Initialize with xmppuv_client_options_init(), then set what you need.
+ * Strings are copied by xmppuv_client_new(). New fields are only ever added
+ * at the end. Defaults are shown in brackets. */
+typedef struct xmppuv_client_options {
+  const char *jid;      /* "user@domain" or "user@domain/resource" (required) */
+  const char *password; /* [NULL] or a password_cb */
+  xmppuv_password_cb password_cb;
+  void *password_user_data;
+  const char *resource; /* requested resource; [NULL] = the JID's, else the
+                           server assigns one */
+  const char *lang;     /* xml:lang of the stream [NULL: none] */
+
+  /* Where and how to connect */
+  const char *host;     /* [NULL] = SRV lookup for the JID's domain */
+  unsigned short port;  /* with host: [0] = 5222, or 5223 for direct TLS */
+  xmppuv_tls_mode_t tls;      /* [XMPPUV_TLS_AUTO] */
+  const char *ca_file;        /* [NULL] = the system CA bundle */
+  const char *ca_path;        /* a directory of CA certificates [NULL] */
+  const char *pin;            /* "sha256//BASE64" (public key) or 64 hex
+                                 digits (certificate) [NULL] */
+  int tls_insecure;           /* skip certificate checks, warn [0] */
+  const char *dns_servers;    /* "ip[:port],..." for c-ares [NULL = system] */
+  const char *sasl_mechanisms; /* allow-list "SCRAM-SHA-256,PLAIN" [NULL = all] */
+  int allow_anonymous;        /* SASL ANONYMOUS [0] */
+
+  /* Timeouts, in milliseconds (0 = off where it says so) */
+  unsigned connect_timeout_ms;     /* per address [10000] */
+  unsigned negotiation_timeout_ms; /* stream open to online [30000] */
+  unsigned close_timeout_ms;       /* graceful stop: wait for the server's
+                                      </stream:stream> [2000] */
+  unsigned iq_timeout_ms;          /* default for xmppuv_client_iq [30000] */
+  unsigned keepalive_ms;   /* without SM: XEP-0199 ping this long after the
+                              last inbound data [60000]; 0 = off */
+  unsigned keepalive_timeout_ms; /* no answer: drop the connection [20000] */
+
+  /* Reconnection after an unexpected disconnect */
+  int reconnect;                     /* [1] */
+  unsigned reconnect_delay_ms;       /* first delay [1000] */
+  unsigned reconnect_max_delay_ms;   /* cap of the exponential backoff [60000] */
+
+  /* Stream Management (XEP-0198) */
+  int sm;                     /* use it when offered [1] */
+  int sm_resume;              /* ask for resumption [1] */
+  unsigned sm_max_resume_s;   /* 'max' asked for [0 = server's choice] */
+  unsigned sm_ack_debounce_ms;  /* <r/> after sends [250]; 0 = off */
+  unsigned sm_ack_threshold;    /* <r/> after this many sends [256]; 0 = off */
+  unsigned sm_idle_request_ms;  /* <r/> when idle [30000]; 0 = off */
+  unsigned sm_ack_timeout_ms;   /* no answer: drop and resume [60000]; 0 = off */
+  unsigned sm_wait_timeout_ms;  /* for enabled/resumed/failed [30000] */
+  size_t sm_queue_max;          /* unacked + held stanzas [4096] */
+  int sm_resend_on_failed;      /* failed resumption: resend, not fail [0] */
+  unsigned sm_drain_timeout_ms; /* stop: wait for the last acks [0 = no] */
+
+  /* Limits on what the server may send */
+  size_t max_stanza_bytes; /* [1 MiB] */
+  unsigned max_depth;      /* [64] */
+  unsigned max_attrs;      /* [64] */
+
+  /* Logging */
+  xmppuv_log_cb log_cb;    /* [NULL] */
+  void *log_user_data;
+  xmppuv_log_level_t log_level; /* [XMPPUV_LOG_INFO] */
+} xmppuv_client_options_t;
+
+/* Fill opts with the defaults (everything zero or NULL but those above). */
+XMPPUV_EXTERN void xmppuv_client_options_init(xmppuv_client_options_t *opts);
+
+/* ---- events ------------------------------------------------------------- */
+
+/* An error as the app sees it. code is an XMPPUV_E* / UV_E* code; condition
+ * and text come from the server when it sent them (a stream error, a SASL
+ * failure, ...), else NULL; element is the server's element when there was
+ * one. All borrowed for the callback. */
+typedef struct xmppuv_error {
+  int code;
+  const char *condition;
+  const char *text;
+  const xmppuv_stanza_t *element;
+  int fatal; /* the client gives up (offline follows); else it reconnects */
+} xmppuv_error_t;
+
+/* Every callback may be NULL. user_data is the one given to _new. */
+typedef struct xmppuv_client_callbacks {
+  void (*status)(xmppuv_client_t *c, xmppuv_status_t status, void *user_data);
+  /* A new session: resource bound, SM negotiated. Set up session state
+   * (presence, roster) here. jid is borrowed for the call. */
+  void (*online)(xmppuv_client_t *c, const xmppuv_jid_t *jid, void *user_data);
+  /* The previous session continues (XEP-0198 resumption): do NOT redo
+   * session state. */
+  void (*resumed)(xmppuv_client_t *c, void *user_data);
+  void (*error)(xmppuv_client_t *c, const xmppuv_error_t *error,
+                void *user_data);
+  /* The server has taken responsibility for this stanza (borrowed; take a
+   * reference to keep it). */
+  void (*ack)(xmppuv_client_t *c, xmppuv_stanza_t *stanza, void *user_data);
+  /* This stanza will not be delivered by the library and will not be
+   * retried: reason XMPPUV_ESMFAILED (session lost), XMPPUV_ECANCELED
+   * (stopped), ... */
+  void (*fail)(xmppuv_client_t *c, xmppuv_stanza_t *stanza, int reason,
+               void *user_data);
+  /* A reconnection attempt will start after delay_ms (attempt = 1, 2, ...). */
+  void (*reconnecting)(xmppuv_client_t *c, unsigned attempt,
+                       uint64_t delay_ms, void *user_data);
+  /* Every inbound stanza, after the handlers (handled: non-zero if one of
+   * them took it). */
+  void (*stanza)(xmppuv_client_t *c, xmppuv_stanza_t *stanza, int handled,
+                 void *user_data);
+} xmppuv_client_callbacks_t;
+
+/* ---- lifetime ----------------------------------------------------------- */
+
+/* Create a client (it does nothing until xmppuv_client_start()). opts and
+ * callbacks are copied. Errors: XMPPUV_EINVAL (missing or bad option, with
+ * a log line saying which), XMPPUV_EJID*, XMPPUV_ECAFILE, XMPPUV_ENOMEM. */
+XMPPUV_EXTERN int xmppuv_client_new(struct uv_loop_s *loop,
+                                    const xmppuv_client_options_t *opts,
+                                    const xmppuv_client_callbacks_t *callbacks,
+                                    void *user_data, xmppuv_client_t **out);
+
+/* Connect and keep connected (reconnecting as the options say) until
+ * stopped. XMPPUV_ESTATE if already started. */
+XMPPUV_EXTERN int xmppuv_client_start(xmppuv_client_t *c);
+
+/* Graceful stop: an SM ack, </stream:stream>, wait for the server's close
+ * (close_timeout_ms), close the socket; unacked stanzas get `fail`
+ * (XMPPUV_ECANCELED); the status ends at offline. A stopped client can be
+ * started again. No-op if offline. */
+XMPPUV_EXTERN int xmppuv_client_stop(xmppuv_client_t *c);
+
+/* Release the client, asynchronously as uv_close() does: the connection is
+ * dropped at once (no graceful close: call stop first for that), pending
+ * iq callbacks and send callbacks complete with XMPPUV_ECANCELED, unacked
+ * stanzas get `fail` (XMPPUV_ECANCELED), then close_cb runs last (may be
+ * NULL) and nothing runs after it. */
+XMPPUV_EXTERN void xmppuv_client_close(xmppuv_client_t *c,
+                                       void (*close_cb)(xmppuv_client_t *c,
+                                                        void *user_data));
+
+XMPPUV_EXTERN xmppuv_status_t xmppuv_client_status(const xmppuv_client_t *c);
+/* The bound full JID, or NULL before the first `online`. Borrowed until the
+ * next `online`. */
+XMPPUV_EXTERN const xmppuv_jid_t *xmppuv_client_jid(const xmppuv_client_t *c);
+XMPPUV_EXTERN struct uv_loop_s *xmppuv_client_loop(const xmppuv_client_t *c);
+XMPPUV_EXTERN void *xmppuv_client_user_data(const xmppuv_client_t *c);
+
+/* ---- sending ------------------------------------------------------------ */
+
+/* Send a stanza (message, presence, iq, or any top-level element). The
+ * stanza is serialized now; later changes to it are not sent. A missing
+ * 'id' is set on the stanza first (a random one). The client keeps a
+ * reference until the stanza ends in `ack` or `fail` (with SM), or is
+ * written (without). While the client is not online the stanza is held
+ * and sent when it is (with a XEP-0203 delay stamp for messages).
+ * Errors: XMPPUV_ENOBUFS (queue full: wait for acks), XMPPUV_ESTATE (not
+ * started, or closing), XMPPUV_EINVAL, XMPPUV_ENOMEM. Nothing is dropped
+ * silently: an error means the stanza was not taken. */
+XMPPUV_EXTERN int xmppuv_client_send(xmppuv_client_t *c, xmppuv_stanza_t *stanza);
+
+/* The same, and cb is called exactly once (unless this returns an error):
+ * status 0 = acked by the server (SM); XMPPUV_ESMOFF = written on a stream
+ * without SM (delivery cannot be confirmed); other negative = failed. */
+typedef void (*xmppuv_send_cb)(xmppuv_client_t *c, xmppuv_stanza_t *stanza,
+                               int status, void *user_data);
+XMPPUV_EXTERN int xmppuv_client_send_cb(xmppuv_client_t *c,
+                                        xmppuv_stanza_t *stanza,
+                                        xmppuv_send_cb cb, void *user_data);
+
+/* ---- receiving: handlers ------------------------------------------------ */
+
+#define XMPPUV_PASS 0
+#define XMPPUV_HANDLED 1
+
+/* Return XMPPUV_HANDLED to stop further handlers, XMPPUV_PASS to go on.
+ * stanza is borrowed: take a reference to keep it. */
+typedef int (*xmppuv_handler_cb)(xmppuv_client_t *c, xmppuv_stanza_t *stanza,
+                                 void *user_data);
+
+/* Call cb for inbound top-level elements with this name ("message",
+ * "presence", "iq"; NULL = any), whose first child is in namespace ns or
+ * that is itself in it (NULL = any), and whose type attribute is type (NULL
+ * = any; "normal" matches a message without type). Handlers run in the
+ * order they were added. *id (may be NULL) identifies it for removal. */
+XMPPUV_EXTERN int xmppuv_client_handler_add(xmppuv_client_t *c,
+                                            const char *name, const char *ns,
+                                            const char *type,
+                                            xmppuv_handler_cb cb,
+                                            void *user_data, uint64_t *id);
+/* XMPPUV_EINVAL if no such handler. Safe inside a handler (even itself). */
+XMPPUV_EXTERN int xmppuv_client_handler_remove(xmppuv_client_t *c, uint64_t id);
+
+/* ---- IQ ------------------------------------------------------------------ */
+
+/* Exactly one call per request: status 0 and the result stanza;
+ * XMPPUV_EIQERROR and the error reply; or, with reply NULL,
+ * XMPPUV_ETIMEDOUT, XMPPUV_ECANCELED (cancelled, client closed) or
+ * XMPPUV_ESMFAILED (the session was lost). reply is borrowed. */
+typedef void (*xmppuv_iq_cb)(xmppuv_client_t *c, int status,
+                             xmppuv_stanza_t *reply, void *user_data);
+
+/* Send an iq of type get or set and wait for its reply (matched by id and
+ * sender). timeout_ms 0 = the client's iq_timeout_ms. *id (may be NULL) for
+ * xmppuv_client_iq_cancel(). Errors as xmppuv_client_send, and
+ * XMPPUV_EINVAL for a stanza that is not an iq get/set. */
+XMPPUV_EXTERN int xmppuv_client_iq(xmppuv_client_t *c, xmppuv_stanza_t *iq,
+                                   unsigned timeout_ms, xmppuv_iq_cb cb,
+                                   void *user_data, uint64_t *id);
+/* The callback runs once more, with XMPPUV_ECANCELED (from the loop). */
+XMPPUV_EXTERN int xmppuv_client_iq_cancel(xmppuv_client_t *c, uint64_t id);
+
+/* Serve iq get/set requests whose child is name/ns. The handler replies with
+ * xmppuv_client_send() (see xmppuv_iq_result_new / xmppuv_iq_error_new) and
+ * returns XMPPUV_HANDLED; a request no handler takes is answered with
+ * service-unavailable (RFC 6120 §8.2.3). XEP-0199 ping is answered already. */
+XMPPUV_EXTERN int xmppuv_client_iq_handler_add(xmppuv_client_t *c,
+                                               const char *type,
+                                               const char *name, const char *ns,
+                                               xmppuv_handler_cb cb,
+                                               void *user_data, uint64_t *id);
+
+/* ---- stanza helpers ------------------------------------------------------ */
+
+/* <message to type id><body>body</body></message>; to, type and body may
+ * be NULL. */
+XMPPUV_EXTERN int xmppuv_message_new(const char *to, const char *type,
+                                     const char *body, xmppuv_stanza_t **out);
+/* <iq type='result' to=request's from id=request's id/>. */
+XMPPUV_EXTERN int xmppuv_iq_result_new(const xmppuv_stanza_t *request,
+                                       xmppuv_stanza_t **out);
+/* <iq type='error'> with <error type><condition xmlns=stanzas/></error>
+ * (RFC 6120 §8.3), e.g. type "cancel", condition "item-not-found". */
+XMPPUV_EXTERN int xmppuv_iq_error_new(const xmppuv_stanza_t *request,
+                                      const char *type, const char *condition,
+                                      xmppuv_stanza_t **out);
+
+/* ---- Stream Management ---------------------------------------------------- */
+
+/* Non-zero if SM is enabled on the current stream. */
+XMPPUV_EXTERN int xmppuv_client_sm_enabled(const xmppuv_client_t *c);
+/* Stanzas sent and not yet acked, plus those held while offline. */
+XMPPUV_EXTERN size_t xmppuv_client_sm_queued(const xmppuv_client_t *c);
+
+/* Save the SM session (id, counters, JID, unacked stanzas with their
+ * stamps) so another process can resume it. Take it after the client
+ * stopped being connected (e.g. in the `status` callback for disconnect, or
+ * on a crash-safe schedule); free *data with xmppuv_free(). */
+XMPPUV_EXTERN int xmppuv_client_sm_export(const xmppuv_client_t *c,
+                                          char **data, size_t *len);
+/* Load saved state into a client that has not been started: start() then
+ * resumes that session and resends what was unacked. XMPPUV_ESTATEBLOB for
+ * corrupt or foreign data, XMPPUV_ESTATE if started. */
+XMPPUV_EXTERN int xmppuv_client_sm_import(xmppuv_client_t *c,
+                                          const void *data, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

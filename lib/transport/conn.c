@@ -1,0 +1,554 @@
+#include "transport/conn.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "transport/tcp.h"
+
+#define DIRECT_TLS_PORT 5223u
+
+typedef enum {
+  CONN_RESOLVING, /* finding targets or a target's addresses */
+  CONN_CONNECTING,
+  CONN_HANDSHAKE, /* direct TLS handshake */
+  CONN_OPEN,
+  CONN_STARTTLS, /* STARTTLS handshake */
+  CONN_CLOSING
+} conn_state_t;
+
+struct xmppuv__conn {
+  uv_loop_t *loop;
+  conn_state_t state;
+  xmppuv__conn_events_t ev;
+  void *ud;
+  const xmppuv__log_t *log;
+
+  char *domain;
+  char *host;
+  uint16_t port;
+  char *first_host;
+  uint16_t first_port;
+  xmppuv_tls_mode_t tls_mode;
+  xmppuv__tls_ctx_t *tls_ctx;
+  char *dns_servers;
+  uint64_t dns_timeout_ms;
+  uint64_t connect_timeout_ms;
+
+  xmppuv__target_list_t *targets; /* in order */
+  size_t target_at;
+  xmppuv__addr_list_t *addrs; /* of the current target */
+  size_t addr_at;
+  int last_error;
+
+  xmppuv__dns_query_t *query; /* in flight */
+  xmppuv__tcp_t *tcp;         /* current socket */
+  int live_tcps;              /* sockets not yet closed (old attempts too) */
+  xmppuv__tls_t *tls;
+  int direct_tls; /* the current target wants TLS from the first byte */
+  /* Closing this handle last makes `closed` always run from the loop,
+   * never inside the call that closes the connection. */
+  uv_idle_t own;
+  int own_open;
+  int closed_reported;
+  char peer[300];
+};
+
+static _Thread_local char plain_buffer[16 * 1024];
+
+static void try_next_target(xmppuv__conn_t *c);
+static void try_next_addr(xmppuv__conn_t *c);
+
+/* ---- teardown ------------------------------------------------------------ */
+
+static void free_conn(xmppuv__conn_t *c) {
+  xmppuv__target_list_free(c->targets);
+  xmppuv__addr_list_free(c->addrs);
+  xmppuv__tls_free(c->tls);
+  xmppuv__tls_ctx_unref(c->tls_ctx);
+  xmppuv__free(c->domain);
+  xmppuv__free(c->host);
+  xmppuv__free(c->first_host);
+  xmppuv__free(c->dns_servers);
+  xmppuv__free(c);
+}
+
+/* Report closed and free once nothing is left running. */
+static void maybe_finish(xmppuv__conn_t *c) {
+  if (c->state != CONN_CLOSING || c->query != NULL || c->live_tcps > 0 ||
+      c->own_open)
+    return;
+  if (c->closed_reported) return;
+  c->closed_reported = 1;
+  void (*closed)(void *) = c->ev.closed;
+  void *ud = c->ud;
+  free_conn(c);
+  if (closed != NULL) closed(ud);
+}
+
+static void on_own_closed(uv_handle_t *h) {
+  xmppuv__conn_t *c = h->data;
+  c->own_open = 0;
+  maybe_finish(c);
+}
+
+/* Start closing everything; `closed` follows from the loop. */
+static void shut(xmppuv__conn_t *c, int graceful) {
+  if (c->state == CONN_CLOSING) {
+    if (!graceful && c->tcp != NULL) xmppuv__tcp_close(c->tcp, 0);
+    return;
+  }
+  c->state = CONN_CLOSING;
+  if (c->query != NULL) xmppuv__dns_cancel(c->query); /* callback follows */
+  if (c->tcp != NULL) {
+    if (graceful && c->tls != NULL && xmppuv__tls_close_notify(c->tls) == 0) {
+      size_t n;
+      const char *out = xmppuv__tls_out(c->tls, &n);
+      if (n > 0 && xmppuv__tcp_write(c->tcp, out, n) == 0)
+        xmppuv__tls_out_consume(c->tls, n);
+    }
+    xmppuv__tcp_close(c->tcp, graceful);
+  }
+  uv_close((uv_handle_t *)&c->own, on_own_closed);
+}
+
+/* A failure the owner must hear about; the connection then closes. */
+static void fail(xmppuv__conn_t *c, int status) {
+  if (c->state == CONN_CLOSING) return;
+  shut(c, 0);
+  if (c->ev.error != NULL) c->ev.error(c->ud, status);
+}
+
+/* ---- TLS glue ----------------------------------------------------------- */
+
+/* Move whatever ciphertext the filter produced to the socket. */
+static int pump_tls_out(xmppuv__conn_t *c) {
+  size_t n;
+  const char *out = xmppuv__tls_out(c->tls, &n);
+  if (n == 0) return 0;
+  int rc = xmppuv__tcp_write(c->tcp, out, n);
+  if (rc == 0) xmppuv__tls_out_consume(c->tls, n);
+  return rc;
+}
+
+/* Run the handshake and read plaintext as far as the input allows. */
+static void drive_tls(xmppuv__conn_t *c) {
+  if (c->state == CONN_HANDSHAKE || c->state == CONN_STARTTLS) {
+    int rc = xmppuv__tls_handshake(c->tls);
+    int out_rc = pump_tls_out(c);
+    if (rc < 0) {
+      xmppuv__logf(c->log, XMPPUV_LOG_ERROR, "tls", "TLS with %s failed: %s",
+                   c->peer, xmppuv_strerror(rc));
+      fail(c, rc);
+      return;
+    }
+    if (out_rc != 0) {
+      fail(c, out_rc);
+      return;
+    }
+    if (rc == 0) return; /* need more input */
+    xmppuv__logf(c->log, XMPPUV_LOG_INFO, "tls", "%s %s with %s",
+                 xmppuv__tls_version(c->tls), xmppuv__tls_ciphersuite(c->tls), c->peer);
+    if (c->state == CONN_HANDSHAKE) {
+      c->state = CONN_OPEN;
+      if (c->ev.connected != NULL) c->ev.connected(c->ud, 1);
+    } else {
+      c->state = CONN_OPEN;
+      if (c->ev.tls_ready != NULL) c->ev.tls_ready(c->ud);
+    }
+    if (c->state != CONN_OPEN) return;
+  }
+  for (;;) {
+    size_t n = 0;
+    int rc = xmppuv__tls_read(c->tls, plain_buffer, sizeof plain_buffer, &n);
+    if (pump_tls_out(c) != 0) {
+      fail(c, XMPPUV_ENOMEM);
+      return;
+    }
+    if (rc < 0) {
+      fail(c, rc);
+      return;
+    }
+    if (n == 0) return;
+    if (c->ev.data != NULL) c->ev.data(c->ud, plain_buffer, n);
+    /* The owner may have closed us, or started something new. */
+    if (c->state != CONN_OPEN) return;
+  }
+}
+
+static int start_tls(xmppuv__conn_t *c, int direct) {
+  if (c->tls_ctx == NULL) return XMPPUV_ESTATE;
+  int rc = xmppuv__tls_new(c->tls_ctx, c->domain, direct, &c->tls);
+  if (rc != 0) return rc;
+  rc = xmppuv__tls_handshake(c->tls); /* queues the ClientHello */
+  if (rc < 0) return rc;
+  return pump_tls_out(c);
+}
+
+/* ---- socket events -------------------------------------------------------- */
+
+static void on_tcp_connected(void *ud, int status) {
+  xmppuv__conn_t *c = ud;
+  if (c->state != CONN_CONNECTING) return;
+  if (status != 0) {
+    c->last_error = status;
+    c->tcp = NULL; /* it closes itself */
+    try_next_addr(c);
+    return;
+  }
+  xmppuv__logf(c->log, XMPPUV_LOG_INFO, "connect", "connected to %s%s", c->peer,
+               c->direct_tls ? " (direct TLS)" : "");
+  if (c->direct_tls) {
+    c->state = CONN_HANDSHAKE;
+    int rc = start_tls(c, 1);
+    if (rc != 0) fail(c, rc);
+    return;
+  }
+  c->state = CONN_OPEN;
+  if (c->ev.connected != NULL) c->ev.connected(c->ud, 0);
+}
+
+static void on_tcp_data(void *ud, const char *data, size_t len) {
+  xmppuv__conn_t *c = ud;
+  if (c->state == CONN_CLOSING) return;
+  if (c->tls == NULL) {
+    if (c->ev.data != NULL) c->ev.data(c->ud, data, len);
+    return;
+  }
+  int rc = xmppuv__tls_feed(c->tls, data, len);
+  if (rc != 0) {
+    fail(c, rc);
+    return;
+  }
+  drive_tls(c);
+}
+
+static void on_tcp_error(void *ud, int status) {
+  xmppuv__conn_t *c = ud;
+  if (c->state == CONN_CLOSING) return;
+  if (c->tls != NULL && status == XMPPUV_EEOF) {
+    /* Let the filter say whether the stream ended cleanly, and deliver
+     * what was still buffered. */
+    xmppuv__tls_feed_eof(c->tls);
+    drive_tls(c);
+    if (c->state == CONN_CLOSING) return;
+  }
+  c->tcp = NULL; /* it closes itself */
+  fail(c, status);
+}
+
+static void on_tcp_closed(void *ud) {
+  xmppuv__conn_t *c = ud;
+  c->live_tcps--;
+  maybe_finish(c);
+}
+
+static const xmppuv__tcp_events_t tcp_events = {on_tcp_connected, on_tcp_data,
+                                                on_tcp_error, on_tcp_closed};
+
+/* ---- finding the server ----------------------------------------------------- */
+
+static void describe_peer(xmppuv__conn_t *c, const xmppuv__target_t *t,
+                          const struct sockaddr_storage *addr) {
+  char ip[64] = "?";
+  if (addr->ss_family == AF_INET6)
+    uv_ip6_name((const struct sockaddr_in6 *)(const void *)addr, ip, sizeof ip);
+  else
+    uv_ip4_name((const struct sockaddr_in *)(const void *)addr, ip, sizeof ip);
+  snprintf(c->peer, sizeof c->peer, "%s [%s]:%u", t->host, ip, (unsigned)t->port);
+}
+
+static void try_next_addr(xmppuv__conn_t *c) {
+  if (c->state == CONN_CLOSING) return;
+  if (c->addrs == NULL || c->addr_at >= c->addrs->count) {
+    xmppuv__addr_list_free(c->addrs);
+    c->addrs = NULL;
+    c->target_at++;
+    try_next_target(c);
+    return;
+  }
+  const xmppuv__target_t *t = &c->targets->items[c->target_at];
+  const struct sockaddr_storage *addr = &c->addrs->items[c->addr_at++];
+  describe_peer(c, t, addr);
+  c->direct_tls = t->direct_tls;
+  c->state = CONN_CONNECTING;
+  xmppuv__logf(c->log, XMPPUV_LOG_DEBUG, "connect", "connecting to %s", c->peer);
+  int rc = xmppuv__tcp_connect(c->loop, (const struct sockaddr *)addr,
+                               c->connect_timeout_ms, &tcp_events, c, c->log, &c->tcp);
+  if (rc != 0) {
+    c->last_error = rc;
+    c->tcp = NULL;
+    try_next_addr(c);
+    return;
+  }
+  c->live_tcps++;
+}
+
+static void on_addrs(void *ud, int status, xmppuv__addr_list_t *addrs) {
+  xmppuv__conn_t *c = ud;
+  c->query = NULL;
+  if (c->state == CONN_CLOSING) {
+    xmppuv__addr_list_free(addrs);
+    maybe_finish(c);
+    return;
+  }
+  if (status != 0) {
+    xmppuv__logf(c->log, XMPPUV_LOG_DEBUG, "dns", "%s: %s",
+                 c->targets->items[c->target_at].host, xmppuv_strerror(status));
+    c->last_error = status;
+    c->target_at++;
+    try_next_target(c);
+    return;
+  }
+  c->addrs = addrs;
+  c->addr_at = 0;
+  try_next_addr(c);
+}
+
+static xmppuv__dns_options_t dns_options(const xmppuv__conn_t *c) {
+  xmppuv__dns_options_t o;
+  memset(&o, 0, sizeof o);
+  o.servers = c->dns_servers;
+  o.timeout_ms = c->dns_timeout_ms;
+  o.log = c->log;
+  return o;
+}
+
+static void try_next_target(xmppuv__conn_t *c) {
+  if (c->state == CONN_CLOSING) return;
+  if (c->target_at >= c->targets->count) {
+    int status = c->last_error != 0 ? c->last_error : XMPPUV_ECONNECT;
+    xmppuv__logf(c->log, XMPPUV_LOG_WARN, "connect", "could not connect to %s: %s",
+                 c->domain, xmppuv_strerror(status));
+    fail(c, status);
+    return;
+  }
+  const xmppuv__target_t *t = &c->targets->items[c->target_at];
+  c->state = CONN_RESOLVING;
+  xmppuv__dns_options_t o = dns_options(c);
+  int rc = xmppuv__dns_resolve(c->loop, t->host, t->port, &o, on_addrs, c, &c->query);
+  if (rc != 0) {
+    c->query = NULL;
+    c->last_error = rc;
+    c->target_at++;
+    try_next_target(c);
+  }
+}
+
+static int keep_target(xmppuv_tls_mode_t mode, int direct) {
+  switch (mode) {
+    case XMPPUV_TLS_DIRECT: return direct;
+    case XMPPUV_TLS_STARTTLS:
+    case XMPPUV_TLS_DISABLED_INSECURE: return !direct;
+    case XMPPUV_TLS_AUTO: return 1;
+  }
+  return 1;
+}
+
+static int push_target(xmppuv__target_list_t *l, const char *host, uint16_t port,
+                       int direct) {
+  xmppuv__target_t *items = xmppuv__realloc(l->items, (l->count + 1) * sizeof *items);
+  if (items == NULL) return XMPPUV_ENOMEM;
+  l->items = items;
+  char *h = xmppuv__strdup(host);
+  if (h == NULL) return XMPPUV_ENOMEM;
+  /* "[v6]" literals go to DNS (which resolves literals) without brackets. */
+  size_t len = strlen(h);
+  if (len >= 2 && h[0] == '[' && h[len - 1] == ']') {
+    memmove(h, h + 1, len - 2);
+    h[len - 2] = '\0';
+  }
+  items[l->count].host = h;
+  items[l->count].port = port;
+  items[l->count].direct_tls = direct;
+  l->count++;
+  return 0;
+}
+
+static uint16_t default_port(xmppuv_tls_mode_t mode) {
+  return (uint16_t)(mode == XMPPUV_TLS_DIRECT ? DIRECT_TLS_PORT : XMPPUV__XMPP_CLIENT_PORT);
+}
+
+/* Build the final list: the preferred location first, then what SRV gave
+ * (filtered by the TLS mode), else the RFC 6120 §3.2.2 fallback. */
+static void set_targets(xmppuv__conn_t *c, xmppuv__target_list_t *found) {
+  xmppuv__target_list_t *l = xmppuv__calloc(1, sizeof *l);
+  int rc = l ? 0 : XMPPUV_ENOMEM;
+  int direct_default = c->tls_mode == XMPPUV_TLS_DIRECT;
+  if (rc == 0 && c->first_host != NULL)
+    rc = push_target(l, c->first_host,
+                     c->first_port ? c->first_port : default_port(c->tls_mode),
+                     direct_default);
+  size_t kept = 0;
+  for (size_t i = 0; rc == 0 && found != NULL && i < found->count; i++) {
+    if (!keep_target(c->tls_mode, found->items[i].direct_tls)) continue;
+    rc = push_target(l, found->items[i].host, found->items[i].port,
+                     found->items[i].direct_tls);
+    kept++;
+  }
+  if (rc == 0 && kept == 0)
+    rc = push_target(l, c->domain, default_port(c->tls_mode), direct_default);
+  xmppuv__target_list_free(found);
+  if (rc != 0) {
+    xmppuv__target_list_free(l);
+    fail(c, rc);
+    return;
+  }
+  c->targets = l;
+  c->target_at = 0;
+  try_next_target(c);
+}
+
+static void on_targets(void *ud, int status, xmppuv__target_list_t *found) {
+  xmppuv__conn_t *c = ud;
+  c->query = NULL;
+  if (c->state == CONN_CLOSING) {
+    xmppuv__target_list_free(found);
+    maybe_finish(c);
+    return;
+  }
+  if (status == XMPPUV_ENOSERVICE || (status != 0 && c->first_host == NULL)) {
+    /* "." for every service: the domain says it offers no XMPP service.
+     * Other failures: nothing to try. */
+    xmppuv__logf(c->log, XMPPUV_LOG_WARN, "dns", "SRV lookup for %s: %s", c->domain,
+                 xmppuv_strerror(status));
+    fail(c, status);
+    return;
+  }
+  set_targets(c, status == 0 ? found : NULL);
+}
+
+static int is_ip_literal(const char *s) {
+  unsigned char buf[16];
+  if (s[0] == '[') return 1;
+  return uv_inet_pton(AF_INET, s, buf) == 0 || uv_inet_pton(AF_INET6, s, buf) == 0;
+}
+
+/* ---- API ------------------------------------------------------------------ */
+
+int xmppuv__conn_open(uv_loop_t *loop, const xmppuv__conn_config_t *cfg,
+                      const xmppuv__conn_events_t *ev, void *ud,
+                      xmppuv__conn_t **out) {
+  *out = NULL;
+  if (cfg->domain == NULL) return XMPPUV_EINVAL;
+  if (cfg->tls_mode != XMPPUV_TLS_DISABLED_INSECURE && cfg->tls_ctx == NULL)
+    return XMPPUV_EINVAL;
+  xmppuv__conn_t *c = xmppuv__calloc(1, sizeof *c);
+  if (c == NULL) return XMPPUV_ENOMEM;
+  c->loop = loop;
+  c->ev = *ev;
+  c->ud = ud;
+  c->log = cfg->log;
+  c->tls_mode = cfg->tls_mode;
+  c->port = cfg->port;
+  c->first_port = cfg->first_port;
+  c->dns_timeout_ms = cfg->dns_timeout_ms;
+  c->connect_timeout_ms = cfg->connect_timeout_ms;
+  c->domain = xmppuv__strdup(cfg->domain);
+  c->host = cfg->host ? xmppuv__strdup(cfg->host) : NULL;
+  c->first_host = cfg->first_host ? xmppuv__strdup(cfg->first_host) : NULL;
+  c->dns_servers = cfg->dns_servers ? xmppuv__strdup(cfg->dns_servers) : NULL;
+  if (c->domain == NULL || (cfg->host && !c->host) ||
+      (cfg->first_host && !c->first_host) || (cfg->dns_servers && !c->dns_servers)) {
+    free_conn(c);
+    return XMPPUV_ENOMEM;
+  }
+  if (cfg->tls_ctx != NULL) {
+    xmppuv__tls_ctx_ref(cfg->tls_ctx);
+    c->tls_ctx = cfg->tls_ctx;
+  }
+  c->state = CONN_RESOLVING;
+  snprintf(c->peer, sizeof c->peer, "%s", c->domain);
+
+  xmppuv__target_list_t *direct = NULL;
+  if (c->host != NULL || is_ip_literal(c->domain)) {
+    /* An override, or an IP literal domain: no SRV. */
+    direct = xmppuv__calloc(1, sizeof *direct);
+    const char *host = c->host ? c->host : c->domain;
+    uint16_t port = c->port ? c->port : default_port(c->tls_mode);
+    int is_direct = c->tls_mode == XMPPUV_TLS_DIRECT;
+    uint16_t fp = c->first_port ? c->first_port : default_port(c->tls_mode);
+    /* Keep the preferred location in front. */
+    if (direct == NULL ||
+        (c->first_host != NULL && push_target(direct, c->first_host, fp, is_direct) != 0) ||
+        push_target(direct, host, port, is_direct) != 0) {
+      xmppuv__target_list_free(direct);
+      free_conn(c);
+      return XMPPUV_ENOMEM;
+    }
+  }
+  /* From here on, errors close the handle and free in its callback. */
+  uv_idle_init(loop, &c->own);
+  c->own.data = c;
+  c->own_open = 1;
+  xmppuv__dns_options_t o = dns_options(c);
+  int rc;
+  if (direct != NULL) {
+    c->targets = direct;
+    c->target_at = 0;
+    const xmppuv__target_t *t = &direct->items[0];
+    rc = xmppuv__dns_resolve(loop, t->host, t->port, &o, on_addrs, c, &c->query);
+  } else {
+    rc = xmppuv__dns_find_targets(loop, c->domain, &o, on_targets, c, &c->query);
+  }
+  if (rc != 0) {
+    c->query = NULL;
+    c->ev.closed = NULL; /* the owner never had it */
+    shut(c, 0);
+    return rc;
+  }
+  *out = c;
+  return 0;
+}
+
+int xmppuv__conn_write(xmppuv__conn_t *c, const char *data, size_t len) {
+  if (c->state != CONN_OPEN && c->state != CONN_STARTTLS) return XMPPUV_ESTATE;
+  if (c->tls == NULL) return xmppuv__tcp_write(c->tcp, data, len);
+  int rc = xmppuv__tls_write(c->tls, data, len);
+  if (rc == 0) rc = pump_tls_out(c);
+  return rc;
+}
+
+int xmppuv__conn_starttls(xmppuv__conn_t *c, const char *rest, size_t rest_len) {
+  if (c->state != CONN_OPEN || c->tls != NULL) return XMPPUV_ESTATE;
+  c->state = CONN_STARTTLS;
+  int rc = start_tls(c, 0);
+  if (rc == 0 && rest_len > 0) rc = xmppuv__tls_feed(c->tls, rest, rest_len);
+  if (rc != 0) return rc;
+  if (rest_len > 0) drive_tls(c);
+  return 0;
+}
+
+int xmppuv__conn_tls_active(const xmppuv__conn_t *c) {
+  return c->tls != NULL && c->state == CONN_OPEN;
+}
+
+size_t xmppuv__conn_cb_types(const xmppuv__conn_t *c, const char **types,
+                             size_t max) {
+  if (!xmppuv__conn_tls_active(c)) return 0;
+  size_t n = 0;
+  static const char *const candidates[] = {"tls-exporter", "tls-unique"};
+  for (size_t i = 0; i < 2 && n < max; i++) {
+    unsigned char probe[XMPPUV__TLS_CB_MAX];
+    size_t len = sizeof probe;
+    if (xmppuv__tls_channel_binding(c->tls, candidates[i], probe, &len) == 0)
+      types[n++] = candidates[i];
+  }
+  return n;
+}
+
+int xmppuv__conn_channel_binding(xmppuv__conn_t *c, const char *type,
+                                 unsigned char *out, size_t *len) {
+  if (c->tls == NULL) return XMPPUV_ESTATE;
+  return xmppuv__tls_channel_binding(c->tls, type, out, len);
+}
+
+void xmppuv__conn_close(xmppuv__conn_t *c, int graceful) {
+  if (c != NULL) shut(c, graceful);
+}
+
+size_t xmppuv__conn_pending(const xmppuv__conn_t *c) {
+  return c->tcp != NULL ? xmppuv__tcp_pending(c->tcp) : 0;
+}
+
+const char *xmppuv__conn_peer(const xmppuv__conn_t *c) { return c->peer; }

@@ -1,0 +1,1064 @@
+/* The TLS filter: mbedTLS reading and writing memory buffers (see tls.h). */
+#include "transport/tls.h"
+
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <mbedtls/version.h>
+
+#include <mbedtls/base64.h>
+#include <mbedtls/bignum.h>
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/error.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/platform_util.h>
+#include <mbedtls/sha256.h>
+#include <mbedtls/ssl.h>
+#include <mbedtls/x509_crt.h>
+#if MBEDTLS_VERSION_MAJOR >= 3 && \
+    (defined(MBEDTLS_USE_PSA_CRYPTO) || defined(MBEDTLS_SSL_PROTO_TLS1_3))
+#include <psa/crypto.h>
+#define NEED_PSA_INIT 1
+#endif
+
+#include "alloc.h"
+#include "buf.h"
+#include "xmppuv.h"
+
+#define AREA "tls"
+
+/* A ServerHello larger than this is not inspected for the extended master
+ * secret extension (tls-exporter is then refused, never claimed). Real ones
+ * are 60 to 200 bytes. */
+#define HELLO_MAX 2048
+/* Input/output buffers that grew past this are freed once drained, so an
+ * idle connection holds only mbedTLS's own state. */
+#define BUF_KEEP 2048
+/* RFC 5246 §6.2.1: a record header is type(1) version(2) length(2). */
+#define RECORD_HEADER 5
+#define RECORD_HANDSHAKE 22
+#define HANDSHAKE_SERVER_HELLO 2
+/* RFC 7627 §5.1 */
+#define EXT_EXTENDED_MASTER_SECRET 23
+#define EXPORTER_CONTEXT_MAX 256
+
+/* mbedTLS 3.0 renamed the "bad certificate message" error. */
+#if defined(MBEDTLS_ERR_SSL_BAD_HS_CERTIFICATE)
+#define ERR_BAD_CERTIFICATE MBEDTLS_ERR_SSL_BAD_HS_CERTIFICATE
+#else
+#define ERR_BAD_CERTIFICATE MBEDTLS_ERR_SSL_BAD_CERTIFICATE
+#endif
+#if MBEDTLS_VERSION_MAJOR >= 3 || defined(MBEDTLS_SSL_EXPORT_KEYS)
+#define HAVE_EXPORT_KEYS 1
+#endif
+
+enum { PIN_NONE, PIN_SPKI, PIN_CERT };
+enum { ST_HANDSHAKE, ST_OPEN, ST_CLOSED };
+
+struct xmppuv__tls_ctx {
+  unsigned long refs;
+  const xmppuv__log_t *log;
+  int insecure;
+  int pin_kind;
+  unsigned char pin[32];
+  int have_ca;
+  mbedtls_x509_crt ca;
+  mbedtls_entropy_context entropy;
+  mbedtls_ctr_drbg_context drbg;
+};
+
+struct xmppuv__tls {
+  xmppuv__tls_ctx_t *ctx;
+  char *server_name;
+  /* Per connection: mbedTLS 2.28 hands the export-keys callback only the
+   * config's context pointer, so the config must know its connection. */
+  mbedtls_ssl_config conf;
+  mbedtls_ssl_context ssl;
+
+  xmppuv__buf_t in; /* ciphertext fed, from in_off on not yet read by mbedTLS */
+  size_t in_off;
+  xmppuv__buf_t out; /* ciphertext to send, from out_off on */
+  size_t out_off;
+  xmppuv__buf_t pending; /* plaintext written before the handshake completed */
+
+  /* Record framing of the incoming stream, to tell a clean end of stream
+   * from a truncated record, and to find the ServerHello. */
+  unsigned char hdr[RECORD_HEADER];
+  size_t hdr_len;
+  size_t rec_left;
+  unsigned char rec_type;
+  int sniffing;
+  unsigned char *hello;
+  size_t hello_len;
+  int ems; /* the server agreed to the extended master secret */
+
+  /* TLS 1.2 key material for RFC 5705 exporters. */
+  int have_keys;
+  mbedtls_tls_prf_types prf;
+  unsigned char master[48];
+  unsigned char randoms[64]; /* client_random + server_random */
+
+  int state;
+  int handshake_done;
+  int err;         /* sticky error, 0 if none */
+  int eof;         /* the network reported end of stream */
+  int send_failed; /* the out buffer could not grow */
+  int pin_ok;
+  int pin_mismatch;
+  uint32_t ca_flags; /* what CA verification said, in pin mode */
+  char *leaf_desc;   /* the server certificate, for log lines */
+};
+
+/* ------------------------------------------------------------------------ */
+/* Small helpers                                                            */
+/* ------------------------------------------------------------------------ */
+
+static const xmppuv__log_t *tlog(const xmppuv__tls_t *t) { return t->ctx->log; }
+
+static void mbedtls_text(int ret, char *buf, size_t size) {
+#if defined(MBEDTLS_ERROR_C)
+  mbedtls_strerror(ret, buf, size);
+#else
+  snprintf(buf, size, "mbedTLS error");
+#endif
+}
+
+static int sha256(const unsigned char *data, size_t len, unsigned char out[32]) {
+#if MBEDTLS_VERSION_MAJOR >= 3
+  return mbedtls_sha256(data, len, out, 0);
+#else
+  return mbedtls_sha256_ret(data, len, out, 0);
+#endif
+}
+
+static int is_alloc_error(int ret) {
+  return ret == MBEDTLS_ERR_SSL_ALLOC_FAILED ||
+         ret == MBEDTLS_ERR_X509_ALLOC_FAILED ||
+         ret == MBEDTLS_ERR_PK_ALLOC_FAILED ||
+         ret == MBEDTLS_ERR_MPI_ALLOC_FAILED;
+}
+
+static void buf_release(xmppuv__buf_t *b) {
+  if (b->cap > BUF_KEEP)
+    xmppuv__buf_free(b);
+  else
+    xmppuv__buf_clear(b);
+}
+
+static int fail(xmppuv__tls_t *t, int err) {
+  if (t->err == 0) t->err = err;
+  return t->err;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Pins                                                                     */
+/* ------------------------------------------------------------------------ */
+
+static int hexval(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+static int parse_pin(const char *pin, int *kind, unsigned char out[32]) {
+  if (strncmp(pin, "sha256//", 8) == 0) {
+    const char *b64 = pin + 8;
+    size_t blen = strlen(b64), olen = 0;
+    unsigned char tmp[33];
+    /* 32 bytes are 44 base64 characters, the last one '='. */
+    if (blen != 44 ||
+        mbedtls_base64_decode(tmp, sizeof tmp, &olen,
+                              (const unsigned char *)b64, blen) != 0 ||
+        olen != 32)
+      return XMPPUV_EINVAL;
+    memcpy(out, tmp, 32);
+    *kind = PIN_SPKI;
+    return 0;
+  }
+  /* 64 hex digits, optionally "AB:CD:..." as openssl prints fingerprints. */
+  const char *p = pin;
+  for (size_t i = 0; i < 32; i++) {
+    if (i > 0 && *p == ':') p++;
+    int hi = hexval(p[0]);
+    int lo = hi < 0 ? -1 : hexval(p[1]);
+    if (lo < 0) return XMPPUV_EINVAL;
+    out[i] = (unsigned char)(hi << 4 | lo);
+    p += 2;
+  }
+  if (*p != '\0') return XMPPUV_EINVAL;
+  *kind = PIN_CERT;
+  return 0;
+}
+
+static int pin_digest(int kind, const mbedtls_x509_crt *crt,
+                      unsigned char digest[32]) {
+  /* pk_raw is the certificate's SubjectPublicKeyInfo exactly as encoded,
+   * which is what curl and `openssl pkey -pubout -outform DER` hash. */
+  if (kind == PIN_SPKI) return sha256(crt->pk_raw.p, crt->pk_raw.len, digest);
+  return sha256(crt->raw.p, crt->raw.len, digest);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Certificate descriptions and verification results                        */
+/* ------------------------------------------------------------------------ */
+
+static void append_time(char *buf, size_t size, const char *label,
+                        const mbedtls_x509_time *tm) {
+  size_t len = strlen(buf);
+  if (len < size)
+    snprintf(buf + len, size - len, "%s%04d-%02d-%02d", label, tm->year,
+             tm->mon, tm->day);
+}
+
+/* "subject 'CN=x', names [a, b], issuer 'CN=y', valid 2020-01-01 to
+ * 2030-01-01" */
+static char *describe_cert(const mbedtls_x509_crt *crt) {
+  char subject[256], issuer[256], line[1024];
+  if (mbedtls_x509_dn_gets(subject, sizeof subject, &crt->subject) < 0)
+    strcpy(subject, "?");
+  if (mbedtls_x509_dn_gets(issuer, sizeof issuer, &crt->issuer) < 0)
+    strcpy(issuer, "?");
+  snprintf(line, sizeof line, "subject '%s', names [", subject);
+  const mbedtls_x509_sequence *san = &crt->subject_alt_names;
+  int first = 1;
+  for (; san != NULL && san->buf.p != NULL; san = san->next) {
+    /* RFC 5280 §4.2.1.6: dNSName is [2] IA5String. */
+    if (san->buf.tag !=
+        (MBEDTLS_ASN1_CONTEXT_SPECIFIC | MBEDTLS_X509_SAN_DNS_NAME))
+      continue;
+    size_t len = strlen(line);
+    if (len + san->buf.len + 3 >= sizeof line) break;
+    if (!first) {
+      memcpy(line + len, ", ", 2);
+      len += 2;
+    }
+    for (size_t i = 0; i < san->buf.len; i++) {
+      unsigned char c = san->buf.p[i];
+      line[len++] = (char)(c >= 0x20 && c < 0x7f ? c : '?');
+    }
+    line[len] = '\0';
+    first = 0;
+  }
+  size_t len = strlen(line);
+  snprintf(line + len, sizeof line - len, "], issuer '%s'", issuer);
+  append_time(line, sizeof line, ", valid ", &crt->valid_from);
+  append_time(line, sizeof line, " to ", &crt->valid_to);
+  return xmppuv__strdup(line);
+}
+
+/* Reasons in a fixed order: the first is the one returned. */
+static const struct {
+  uint32_t flags;
+  int code;
+  const char *text;
+} verify_reasons[] = {
+    {MBEDTLS_X509_BADCERT_NOT_TRUSTED, XMPPUV_ECERTUNTRUSTED,
+     "not issued by a trusted CA"},
+    {MBEDTLS_X509_BADCERT_EXPIRED, XMPPUV_ECERTEXPIRED, "expired"},
+    {MBEDTLS_X509_BADCERT_FUTURE, XMPPUV_ECERTFUTURE, "not valid yet"},
+    {MBEDTLS_X509_BADCERT_CN_MISMATCH, XMPPUV_ECERTNAME,
+     "does not name the XMPP domain"},
+    {MBEDTLS_X509_BADCERT_REVOKED, XMPPUV_ECERTINVALID, "revoked"},
+    {MBEDTLS_X509_BADCERT_KEY_USAGE | MBEDTLS_X509_BADCERT_EXT_KEY_USAGE |
+         MBEDTLS_X509_BADCERT_NS_CERT_TYPE,
+     XMPPUV_ECERTINVALID, "not usable for a TLS server"},
+    {MBEDTLS_X509_BADCERT_BAD_MD, XMPPUV_ECERTINVALID,
+     "signed with an unacceptable hash"},
+    {MBEDTLS_X509_BADCERT_BAD_PK, XMPPUV_ECERTINVALID,
+     "signed with an unacceptable algorithm"},
+    {MBEDTLS_X509_BADCERT_BAD_KEY, XMPPUV_ECERTINVALID,
+     "key too weak or curve not allowed"},
+    {MBEDTLS_X509_BADCERT_MISSING, XMPPUV_ECERTINVALID, "missing"},
+};
+
+/* Fills text with the reasons and returns the first one's code. */
+static int verify_reasons_text(uint32_t flags, char *text, size_t size) {
+  int code = 0;
+  text[0] = '\0';
+  for (size_t i = 0; i < sizeof verify_reasons / sizeof verify_reasons[0];
+       i++) {
+    if ((flags & verify_reasons[i].flags) == 0) continue;
+    if (code == 0) code = verify_reasons[i].code;
+    size_t len = strlen(text);
+    snprintf(text + len, size - len, "%s%s", len ? ", " : "",
+             verify_reasons[i].text);
+  }
+  if (code == 0) {
+    code = XMPPUV_ECERTINVALID;
+    snprintf(text, size, "invalid (mbedTLS flags 0x%lx)", (unsigned long)flags);
+  }
+  return code;
+}
+
+static int verify_cb(void *arg, mbedtls_x509_crt *crt, int depth,
+                     uint32_t *flags) {
+  xmppuv__tls_t *t = arg;
+  if (depth == 0 && t->leaf_desc == NULL) t->leaf_desc = describe_cert(crt);
+  if (t->ctx->pin_kind == PIN_NONE) return 0;
+  /* Pin mode: the pin is the whole decision. Keep what the CA check said
+   * for the log, and clear it. */
+  t->ca_flags |= *flags;
+  *flags = 0;
+  if (depth != 0) return 0;
+  unsigned char digest[32];
+  if (pin_digest(t->ctx->pin_kind, crt, digest) != 0 ||
+      memcmp(digest, t->ctx->pin, sizeof digest) != 0) {
+    t->pin_mismatch = 1;
+    /* Not VERIFY_FAILED: authmode is OPTIONAL here, which would forgive it.
+     * This aborts the handshake with a bad_certificate-class alert. */
+    return MBEDTLS_ERR_X509_FATAL_ERROR;
+  }
+  t->pin_ok = 1;
+  return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The context                                                              */
+/* ------------------------------------------------------------------------ */
+
+static size_t count_certs(const mbedtls_x509_crt *crt) {
+  size_t n = 0;
+  for (; crt != NULL; crt = crt->next)
+    if (crt->version != 0) n++;
+  return n;
+}
+
+/* Loads a file (is_dir == 0) or a directory into ctx->ca. quiet: a missing
+ * path is not worth a log line (system paths). Returns 0 if at least one
+ * certificate was added. */
+static int load_ca(xmppuv__tls_ctx_t *ctx, const char *path, int is_dir,
+                   int quiet) {
+  size_t before = count_certs(&ctx->ca);
+  int ret = is_dir ? mbedtls_x509_crt_parse_path(&ctx->ca, path)
+                   : mbedtls_x509_crt_parse_file(&ctx->ca, path);
+  size_t added = count_certs(&ctx->ca) - before;
+  if (is_alloc_error(ret)) return XMPPUV_ENOMEM;
+  if (ret < 0 || added == 0) {
+    if (!quiet) {
+      char text[128];
+      if (ret < 0)
+        mbedtls_text(ret, text, sizeof text);
+      else
+        snprintf(text, sizeof text, "no usable certificate");
+      xmppuv__logf(ctx->log, XMPPUV_LOG_ERROR, AREA,
+                   "cannot load CA certificates from %s: %s", path, text);
+    }
+    return XMPPUV_ECAFILE;
+  }
+  if (ret > 0)
+    xmppuv__logf(ctx->log, quiet ? XMPPUV_LOG_DEBUG : XMPPUV_LOG_WARN, AREA,
+                 "%s: %d certificates could not be parsed and are ignored",
+                 path, ret);
+  xmppuv__logf(ctx->log, XMPPUV_LOG_DEBUG, AREA,
+               "loaded %lu CA certificates from %s", (unsigned long)added,
+               path);
+  ctx->have_ca = 1;
+  return 0;
+}
+
+/* Where operating systems keep their CA bundle, most common first. */
+static const char *const system_ca_files[] = {
+    "/etc/ssl/certs/ca-certificates.crt",                /* Debian, Ubuntu, Alpine, Arch, Gentoo */
+    "/etc/pki/tls/certs/ca-bundle.crt",                  /* Fedora, RHEL */
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", /* Fedora, RHEL */
+    "/etc/ssl/ca-bundle.pem",                            /* openSUSE */
+    "/etc/ssl/cert.pem",                                 /* Alpine, macOS, OpenBSD, FreeBSD */
+    "/usr/local/etc/ssl/cert.pem",                       /* FreeBSD */
+    "/usr/local/share/certs/ca-root-nss.crt",            /* FreeBSD (older) */
+    "/opt/homebrew/etc/ca-certificates/cert.pem",        /* macOS, Homebrew */
+    "/usr/local/etc/ca-certificates/cert.pem",           /* macOS, Homebrew (Intel) */
+};
+static const char *const system_ca_dirs[] = {
+    "/etc/ssl/certs",              /* hashed directory, when no bundle */
+    "/system/etc/security/cacerts" /* Android */
+};
+
+static int load_trust(xmppuv__tls_ctx_t *ctx, const xmppuv__tls_config_t *cfg) {
+  int rc;
+  if (cfg->ca_file != NULL || cfg->ca_path != NULL) {
+    if (cfg->ca_file != NULL && (rc = load_ca(ctx, cfg->ca_file, 0, 0)) != 0)
+      return rc;
+    if (cfg->ca_path != NULL && (rc = load_ca(ctx, cfg->ca_path, 1, 0)) != 0)
+      return rc;
+    return 0;
+  }
+  for (size_t i = 0; i < sizeof system_ca_files / sizeof *system_ca_files; i++)
+    if ((rc = load_ca(ctx, system_ca_files[i], 0, 1)) != XMPPUV_ECAFILE)
+      return rc;
+  for (size_t i = 0; i < sizeof system_ca_dirs / sizeof *system_ca_dirs; i++)
+    if ((rc = load_ca(ctx, system_ca_dirs[i], 1, 1)) != XMPPUV_ECAFILE)
+      return rc;
+  xmppuv__logf(ctx->log, XMPPUV_LOG_ERROR, AREA,
+               "no system CA bundle found (tried %s and %lu other paths); "
+               "configure a CA file or directory",
+               system_ca_files[0],
+               (unsigned long)(sizeof system_ca_files / sizeof *system_ca_files +
+                               sizeof system_ca_dirs / sizeof *system_ca_dirs -
+                               1));
+  return XMPPUV_ECAFILE;
+}
+
+static void ctx_free(xmppuv__tls_ctx_t *ctx) {
+  mbedtls_ctr_drbg_free(&ctx->drbg);
+  mbedtls_entropy_free(&ctx->entropy);
+  mbedtls_x509_crt_free(&ctx->ca);
+  mbedtls_platform_zeroize(ctx->pin, sizeof ctx->pin);
+  xmppuv__free(ctx);
+}
+
+int xmppuv__tls_ctx_new(const xmppuv__tls_config_t *cfg,
+                        xmppuv__tls_ctx_t **out) {
+  if (cfg == NULL || out == NULL) return XMPPUV_EINVAL;
+  if (cfg->insecure && cfg->pin != NULL) {
+    xmppuv__logf(cfg->log, XMPPUV_LOG_ERROR, AREA,
+                 "a pin and insecure mode cannot be combined");
+    return XMPPUV_EINVAL;
+  }
+  xmppuv__tls_ctx_t *ctx = xmppuv__calloc(1, sizeof *ctx);
+  if (ctx == NULL) return XMPPUV_ENOMEM;
+  ctx->refs = 1;
+  ctx->log = cfg->log;
+  ctx->insecure = cfg->insecure != 0;
+  mbedtls_x509_crt_init(&ctx->ca);
+  mbedtls_entropy_init(&ctx->entropy);
+  mbedtls_ctr_drbg_init(&ctx->drbg);
+
+  int rc = 0;
+  if (cfg->pin != NULL &&
+      (rc = parse_pin(cfg->pin, &ctx->pin_kind, ctx->pin)) != 0) {
+    xmppuv__logf(ctx->log, XMPPUV_LOG_ERROR, AREA,
+                 "invalid pin: expected \"sha256//<base64 of 32 bytes>\" or "
+                 "64 hex digits");
+    goto fail;
+  }
+#if defined(NEED_PSA_INIT)
+  if (psa_crypto_init() != PSA_SUCCESS) {
+    rc = XMPPUV_ETLS;
+    goto fail;
+  }
+#endif
+  static const unsigned char personal[] = "xmppuv tls";
+  int ret = mbedtls_ctr_drbg_seed(&ctx->drbg, mbedtls_entropy_func,
+                                  &ctx->entropy, personal, sizeof personal - 1);
+  if (ret != 0) {
+    char text[128];
+    mbedtls_text(ret, text, sizeof text);
+    xmppuv__logf(ctx->log, XMPPUV_LOG_ERROR, AREA,
+                 "cannot seed the random generator: %s", text);
+    rc = is_alloc_error(ret) ? XMPPUV_ENOMEM : XMPPUV_ETLS;
+    goto fail;
+  }
+  if (!ctx->insecure && ctx->pin_kind == PIN_NONE &&
+      (rc = load_trust(ctx, cfg)) != 0)
+    goto fail;
+  *out = ctx;
+  return 0;
+
+fail:
+  ctx_free(ctx);
+  return rc;
+}
+
+void xmppuv__tls_ctx_ref(xmppuv__tls_ctx_t *ctx) { ctx->refs++; }
+
+void xmppuv__tls_ctx_unref(xmppuv__tls_ctx_t *ctx) {
+  if (ctx == NULL || --ctx->refs > 0) return;
+  ctx_free(ctx);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Memory BIO                                                               */
+/* ------------------------------------------------------------------------ */
+
+static int bio_send(void *arg, const unsigned char *buf, size_t len) {
+  xmppuv__tls_t *t = arg;
+  if (len > INT_MAX) len = INT_MAX;
+  if (xmppuv__buf_append(&t->out, buf, len) != 0) {
+    t->send_failed = 1;
+    return MBEDTLS_ERR_SSL_ALLOC_FAILED;
+  }
+  return (int)len;
+}
+
+static int bio_recv(void *arg, unsigned char *buf, size_t len) {
+  xmppuv__tls_t *t = arg;
+  size_t avail = t->in.len - t->in_off;
+  if (avail == 0) return t->eof ? 0 : MBEDTLS_ERR_SSL_WANT_READ;
+  if (len > avail) len = avail;
+  if (len > INT_MAX) len = INT_MAX;
+  memcpy(buf, t->in.data + t->in_off, len);
+  t->in_off += len;
+  if (t->in_off == t->in.len) {
+    buf_release(&t->in);
+    t->in_off = 0;
+  }
+  return (int)len;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Watching the incoming records                                            */
+/* ------------------------------------------------------------------------ */
+
+/* RFC 5246 §7.4.1.3 ServerHello body: version(2) random(32)
+ * session_id<0..32> cipher_suite(2) compression(1) extensions<0..2^16-1>. */
+static int hello_has_ems(const unsigned char *p, size_t len) {
+  size_t i = 2 + 32;
+  if (i >= len) return 0;
+  i += 1 + (size_t)p[i];
+  i += 2 + 1;
+  if (i + 2 > len) return 0; /* no extensions */
+  size_t end = i + 2 + ((size_t)p[i] << 8 | p[i + 1]);
+  i += 2;
+  if (end > len) return 0;
+  while (i + 4 <= end) {
+    unsigned type = (unsigned)p[i] << 8 | p[i + 1];
+    size_t elen = (size_t)p[i + 2] << 8 | p[i + 3];
+    i += 4;
+    if (i + elen > end) return 0;
+    if (type == EXT_EXTENDED_MASTER_SECRET) return elen == 0;
+    i += elen;
+  }
+  return 0;
+}
+
+static void sniff_done(xmppuv__tls_t *t, int ems) {
+  t->ems = ems;
+  t->sniffing = 0;
+  xmppuv__free(t->hello);
+  t->hello = NULL;
+  t->hello_len = 0;
+}
+
+/* Handshake-record bytes from the start of the stream: the first message is
+ * the ServerHello (in plaintext, and authenticated later by the Finished
+ * exchange, so what is seen here is what mbedTLS agreed to). */
+static int sniff(xmppuv__tls_t *t, const unsigned char *p, size_t n) {
+  if (t->hello == NULL && (t->hello = xmppuv__malloc(HELLO_MAX)) == NULL)
+    return XMPPUV_ENOMEM;
+  size_t room = HELLO_MAX - t->hello_len;
+  if (n > room) n = room;
+  memcpy(t->hello + t->hello_len, p, n);
+  t->hello_len += n;
+  if (t->hello_len < 4) return 0;
+  if (t->hello[0] != HANDSHAKE_SERVER_HELLO) {
+    sniff_done(t, 0);
+    return 0;
+  }
+  size_t need = 4 + ((size_t)t->hello[1] << 16 | (size_t)t->hello[2] << 8 |
+                     t->hello[3]);
+  if (need > HELLO_MAX)
+    sniff_done(t, 0);
+  else if (t->hello_len >= need)
+    sniff_done(t, hello_has_ems(t->hello + 4, need - 4));
+  return 0;
+}
+
+static int scan_records(xmppuv__tls_t *t, const unsigned char *p, size_t len) {
+  while (len > 0) {
+    if (t->rec_left == 0) {
+      size_t take = RECORD_HEADER - t->hdr_len;
+      if (take > len) take = len;
+      memcpy(t->hdr + t->hdr_len, p, take);
+      t->hdr_len += take;
+      p += take;
+      len -= take;
+      if (t->hdr_len < RECORD_HEADER) break;
+      t->hdr_len = 0;
+      t->rec_type = t->hdr[0];
+      t->rec_left = (size_t)t->hdr[3] << 8 | t->hdr[4];
+      if (t->sniffing && t->rec_type != RECORD_HANDSHAKE) sniff_done(t, 0);
+      continue;
+    }
+    size_t take = t->rec_left < len ? t->rec_left : len;
+    if (t->sniffing && t->rec_type == RECORD_HANDSHAKE) {
+      int rc = sniff(t, p, take);
+      if (rc != 0) return rc;
+    }
+    p += take;
+    len -= take;
+    t->rec_left -= take;
+  }
+  return 0;
+}
+
+static int mid_record(const xmppuv__tls_t *t) {
+  return t->hdr_len > 0 || t->rec_left > 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Key export                                                               */
+/* ------------------------------------------------------------------------ */
+
+#if defined(HAVE_EXPORT_KEYS)
+static void keep_keys(xmppuv__tls_t *t, const unsigned char *master,
+                      const unsigned char client_random[32],
+                      const unsigned char server_random[32],
+                      mbedtls_tls_prf_types prf) {
+  memcpy(t->master, master, sizeof t->master);
+  memcpy(t->randoms, client_random, 32);
+  memcpy(t->randoms + 32, server_random, 32);
+  t->prf = prf;
+  t->have_keys = 1;
+}
+
+#if MBEDTLS_VERSION_MAJOR >= 3
+static void export_keys_cb(void *arg, mbedtls_ssl_key_export_type type,
+                           const unsigned char *secret, size_t secret_len,
+                           const unsigned char client_random[32],
+                           const unsigned char server_random[32],
+                           mbedtls_tls_prf_types prf) {
+  if (type == MBEDTLS_SSL_KEY_EXPORT_TLS12_MASTER_SECRET && secret_len == 48)
+    keep_keys(arg, secret, client_random, server_random, prf);
+}
+#elif defined(MBEDTLS_SSL_EXPORT_KEYS)
+static int export_keys_cb(void *arg, const unsigned char *ms,
+                          const unsigned char *kb, size_t maclen,
+                          size_t keylen, size_t ivlen,
+                          const unsigned char client_random[32],
+                          const unsigned char server_random[32],
+                          mbedtls_tls_prf_types prf) {
+  keep_keys(arg, ms, client_random, server_random, prf);
+  return 0;
+}
+#endif
+#endif /* HAVE_EXPORT_KEYS */
+
+/* ------------------------------------------------------------------------ */
+/* Connections                                                              */
+/* ------------------------------------------------------------------------ */
+
+#if defined(MBEDTLS_SSL_ALPN)
+/* XEP-0368 Requirements: ALPN "xmpp-client" for xmpps-client */
+static const char *alpn_protocols[] = {"xmpp-client", NULL};
+#endif
+
+static int valid_server_name(const char *name) {
+  size_t len = strlen(name);
+  if (len == 0 || len > 253) return 0;
+  for (size_t i = 0; i < len; i++)
+    if ((unsigned char)name[i] <= 0x20 || (unsigned char)name[i] >= 0x7f)
+      return 0;
+  return 1;
+}
+
+static int setup_error(xmppuv__tls_t *t, const char *what, int ret) {
+  char text[128];
+  mbedtls_text(ret, text, sizeof text);
+  xmppuv__logf(tlog(t), XMPPUV_LOG_ERROR, AREA, "%s failed: %s (-0x%04x)",
+               what, text, (unsigned)-ret);
+  return is_alloc_error(ret) ? XMPPUV_ENOMEM : XMPPUV_ETLS;
+}
+
+static int configure(xmppuv__tls_t *t, int alpn) {
+  xmppuv__tls_ctx_t *ctx = t->ctx;
+  mbedtls_ssl_config *conf = &t->conf;
+  int ret = mbedtls_ssl_config_defaults(conf, MBEDTLS_SSL_IS_CLIENT,
+                                        MBEDTLS_SSL_TRANSPORT_STREAM,
+                                        MBEDTLS_SSL_PRESET_DEFAULT);
+  if (ret != 0) return setup_error(t, "mbedtls_ssl_config_defaults", ret);
+#if MBEDTLS_VERSION_NUMBER >= 0x03020000
+  mbedtls_ssl_conf_min_tls_version(conf, MBEDTLS_SSL_VERSION_TLS1_2);
+#else
+  mbedtls_ssl_conf_min_version(conf, MBEDTLS_SSL_MAJOR_VERSION_3,
+                               MBEDTLS_SSL_MINOR_VERSION_3);
+#endif
+  mbedtls_ssl_conf_rng(conf, mbedtls_ctr_drbg_random, &ctx->drbg);
+  if (ctx->insecure) {
+    mbedtls_ssl_conf_authmode(conf, MBEDTLS_SSL_VERIFY_NONE);
+  } else if (ctx->pin_kind != PIN_NONE) {
+    /* The verify callback decides; OPTIONAL lets it run without a CA. */
+    mbedtls_ssl_conf_authmode(conf, MBEDTLS_SSL_VERIFY_OPTIONAL);
+  } else {
+    mbedtls_ssl_conf_authmode(conf, MBEDTLS_SSL_VERIFY_REQUIRED);
+    mbedtls_ssl_conf_ca_chain(conf, &ctx->ca, NULL);
+  }
+#if defined(MBEDTLS_SSL_RENEGOTIATION)
+  mbedtls_ssl_conf_renegotiation(conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
+#endif
+#if defined(MBEDTLS_SSL_SESSION_TICKETS)
+  /* Sessions are never resumed, so a ticket would be dead weight. */
+  mbedtls_ssl_conf_session_tickets(conf, MBEDTLS_SSL_SESSION_TICKETS_DISABLED);
+#endif
+#if defined(MBEDTLS_DHM_C) && defined(MBEDTLS_SSL_CLI_C)
+  mbedtls_ssl_conf_dhm_min_bitlen(conf, 2048);
+#endif
+#if defined(MBEDTLS_SSL_ALPN)
+  if (alpn) {
+    ret = mbedtls_ssl_conf_alpn_protocols(conf, alpn_protocols);
+    if (ret != 0) return setup_error(t, "mbedtls_ssl_conf_alpn_protocols", ret);
+  }
+#endif
+#if MBEDTLS_VERSION_MAJOR < 3 && defined(MBEDTLS_SSL_EXPORT_KEYS)
+  mbedtls_ssl_conf_export_keys_ext_cb(conf, export_keys_cb, t);
+#endif
+
+  ret = mbedtls_ssl_setup(&t->ssl, conf);
+  if (ret != 0) return setup_error(t, "mbedtls_ssl_setup", ret);
+#if MBEDTLS_VERSION_MAJOR >= 3
+  mbedtls_ssl_set_export_keys_cb(&t->ssl, export_keys_cb, t);
+#endif
+  ret = mbedtls_ssl_set_hostname(&t->ssl, t->server_name);
+  if (ret != 0) return setup_error(t, "mbedtls_ssl_set_hostname", ret);
+  mbedtls_ssl_set_verify(&t->ssl, verify_cb, t);
+  mbedtls_ssl_set_bio(&t->ssl, t, bio_send, bio_recv, NULL);
+  return 0;
+}
+
+int xmppuv__tls_new(xmppuv__tls_ctx_t *ctx, const char *server_name, int alpn,
+                    xmppuv__tls_t **out) {
+  if (ctx == NULL || server_name == NULL || out == NULL ||
+      !valid_server_name(server_name))
+    return XMPPUV_EINVAL;
+  xmppuv__tls_t *t = xmppuv__calloc(1, sizeof *t);
+  if (t == NULL) return XMPPUV_ENOMEM;
+  t->ctx = ctx;
+  xmppuv__tls_ctx_ref(ctx);
+  mbedtls_ssl_config_init(&t->conf);
+  mbedtls_ssl_init(&t->ssl);
+  t->sniffing = 1;
+  t->state = ST_HANDSHAKE;
+  t->server_name = xmppuv__strdup(server_name);
+  int rc = t->server_name == NULL ? XMPPUV_ENOMEM : configure(t, alpn);
+  if (rc != 0) {
+    xmppuv__tls_free(t);
+    return rc;
+  }
+  *out = t;
+  return 0;
+}
+
+void xmppuv__tls_free(xmppuv__tls_t *t) {
+  if (t == NULL) return;
+  mbedtls_ssl_free(&t->ssl);
+  mbedtls_ssl_config_free(&t->conf);
+  mbedtls_platform_zeroize(t->master, sizeof t->master);
+  /* Plaintext may be a password in a SASL exchange. */
+  if (t->pending.data != NULL)
+    mbedtls_platform_zeroize(t->pending.data, t->pending.cap);
+  xmppuv__buf_free(&t->pending);
+  xmppuv__buf_free(&t->in);
+  xmppuv__buf_free(&t->out);
+  xmppuv__free(t->hello);
+  xmppuv__free(t->leaf_desc);
+  xmppuv__free(t->server_name);
+  xmppuv__tls_ctx_unref(t->ctx);
+  xmppuv__free(t);
+}
+
+int xmppuv__tls_feed(xmppuv__tls_t *t, const char *data, size_t len) {
+  if (t->err != 0) return t->err;
+  if (len == 0) return 0;
+  /* Drop the consumed prefix once it is at least half the buffer, so input
+   * is copied a bounded number of times. */
+  if (t->in_off > 0 && t->in_off >= t->in.len / 2) {
+    xmppuv__buf_consume(&t->in, t->in_off);
+    t->in_off = 0;
+  }
+  if (xmppuv__buf_append(&t->in, data, len) != 0) return fail(t, XMPPUV_ENOMEM);
+  int rc = scan_records(t, (const unsigned char *)data, len);
+  return rc != 0 ? fail(t, rc) : 0;
+}
+
+void xmppuv__tls_feed_eof(xmppuv__tls_t *t) { t->eof = 1; }
+
+/* The stream ended and everything fed has been read. */
+static int eof_error(xmppuv__tls_t *t) {
+  if (!t->handshake_done) {
+    xmppuv__logf(tlog(t), XMPPUV_LOG_ERROR, AREA,
+                 "%s closed the connection during the TLS handshake",
+                 t->server_name);
+    return XMPPUV_ETLS;
+  }
+  if (mid_record(t)) {
+    xmppuv__logf(tlog(t), XMPPUV_LOG_ERROR, AREA,
+                 "%s closed the connection in the middle of a TLS record; "
+                 "the truncated record is discarded",
+                 t->server_name);
+    return XMPPUV_ETLS;
+  }
+  xmppuv__logf(tlog(t), XMPPUV_LOG_DEBUG, AREA,
+               "%s closed the connection without close_notify",
+               t->server_name);
+  return XMPPUV_EEOF;
+}
+
+static int protocol_error(xmppuv__tls_t *t, const char *what, int ret) {
+  if (t->send_failed || is_alloc_error(ret)) return XMPPUV_ENOMEM;
+  char text[160];
+  mbedtls_text(ret, text, sizeof text);
+  xmppuv__logf(tlog(t), XMPPUV_LOG_ERROR, AREA, "%s with %s failed: %s (-0x%04x)",
+               what, t->server_name, text, (unsigned)-ret);
+  return XMPPUV_ETLS;
+}
+
+static int handshake_error(xmppuv__tls_t *t, int ret) {
+  if (ret == MBEDTLS_ERR_SSL_CONN_EOF) return eof_error(t);
+  if (t->send_failed || is_alloc_error(ret)) return XMPPUV_ENOMEM;
+  const char *cert = t->leaf_desc != NULL ? t->leaf_desc : "not parsed";
+  if (t->pin_mismatch) {
+    xmppuv__logf(tlog(t), XMPPUV_LOG_ERROR, AREA,
+                 "certificate of %s rejected: it does not match the pinned "
+                 "%s (server certificate: %s)",
+                 t->server_name,
+                 t->ctx->pin_kind == PIN_SPKI ? "public key" : "certificate",
+                 cert);
+    return XMPPUV_ECERTPIN;
+  }
+  uint32_t flags = mbedtls_ssl_get_verify_result(&t->ssl);
+  if ((ret == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED ||
+       ret == ERR_BAD_CERTIFICATE) &&
+      flags != 0 && flags != (uint32_t)-1) {
+    char reasons[256];
+    int code = verify_reasons_text(flags, reasons, sizeof reasons);
+    xmppuv__logf(tlog(t), XMPPUV_LOG_ERROR, AREA,
+                 "certificate of %s rejected: %s (server certificate: %s)",
+                 t->server_name, reasons, cert);
+    return code;
+  }
+  /* X.509 parse errors: high-level codes -0x2080 to -0x3000. */
+  unsigned high = (unsigned)-ret & 0xFF80u;
+  if (high >= 0x2080u && high <= 0x3000u) {
+    char text[160];
+    mbedtls_text(ret, text, sizeof text);
+    xmppuv__logf(tlog(t), XMPPUV_LOG_ERROR, AREA,
+                 "certificate of %s rejected: %s (-0x%04x)", t->server_name,
+                 text, (unsigned)-ret);
+    return XMPPUV_ECERTINVALID;
+  }
+  return protocol_error(t, "TLS handshake", ret);
+}
+
+static int write_all(xmppuv__tls_t *t, const char *data, size_t len) {
+  while (len > 0) {
+    int ret = mbedtls_ssl_write(&t->ssl, (const unsigned char *)data, len);
+    if (ret > 0) {
+      data += ret;
+      len -= (size_t)ret;
+      continue;
+    }
+    /* The BIO never blocks, so anything else is fatal; a partly encrypted
+     * write cannot be taken back. */
+    return fail(t, protocol_error(t, "TLS write", ret));
+  }
+  return 0;
+}
+
+static void handshake_complete(xmppuv__tls_t *t) {
+  const char *alpn = xmppuv__tls_alpn(t);
+  if (t->ctx->insecure) {
+#if defined(MBEDTLS_SSL_KEEP_PEER_CERTIFICATE)
+    const mbedtls_x509_crt *peer = mbedtls_ssl_get_peer_cert(&t->ssl);
+    char *desc = peer != NULL ? describe_cert(peer) : NULL;
+#else
+    char *desc = NULL;
+#endif
+    xmppuv__logf(tlog(t), XMPPUV_LOG_WARN, AREA,
+                 "insecure mode: the certificate of %s was NOT verified; this "
+                 "connection can be intercepted (server certificate: %s)",
+                 t->server_name, desc != NULL ? desc : "unknown");
+    xmppuv__free(desc);
+  } else if (t->ctx->pin_kind != PIN_NONE) {
+    char reasons[256] = "";
+    if (t->ca_flags != 0)
+      verify_reasons_text(t->ca_flags, reasons, sizeof reasons);
+    xmppuv__logf(tlog(t), XMPPUV_LOG_INFO, AREA,
+                 "certificate of %s accepted by its pin%s%s (server "
+                 "certificate: %s)",
+                 t->server_name,
+                 t->ca_flags != 0 ? "; without the pin it would be: " : "",
+                 reasons, t->leaf_desc != NULL ? t->leaf_desc : "unknown");
+  }
+  xmppuv__logf(tlog(t), XMPPUV_LOG_DEBUG, AREA,
+               "TLS with %s established: %s, %s, ALPN %s, extended master "
+               "secret %s",
+               t->server_name, mbedtls_ssl_get_version(&t->ssl),
+               mbedtls_ssl_get_ciphersuite(&t->ssl),
+               alpn != NULL ? alpn : "none", t->ems ? "yes" : "no");
+  xmppuv__free(t->leaf_desc);
+  t->leaf_desc = NULL;
+  if (t->sniffing) sniff_done(t, 0);
+}
+
+int xmppuv__tls_handshake(xmppuv__tls_t *t) {
+  if (t->err != 0) return t->err;
+  if (t->handshake_done) return 1;
+  int ret = mbedtls_ssl_handshake(&t->ssl);
+  if (ret == MBEDTLS_ERR_SSL_WANT_READ || ret == MBEDTLS_ERR_SSL_WANT_WRITE)
+    return t->send_failed ? fail(t, XMPPUV_ENOMEM) : 0;
+  if (ret != 0) return fail(t, handshake_error(t, ret));
+  if (t->ctx->pin_kind != PIN_NONE && !t->pin_ok) {
+    /* Defence in depth: pin mode must have seen and matched a certificate. */
+    xmppuv__logf(tlog(t), XMPPUV_LOG_ERROR, AREA,
+                 "no certificate from %s was checked against the pin",
+                 t->server_name);
+    return fail(t, XMPPUV_ECERTPIN);
+  }
+  t->handshake_done = 1;
+  t->state = ST_OPEN;
+  handshake_complete(t);
+  if (t->pending.len > 0) {
+    int rc = write_all(t, t->pending.data, t->pending.len);
+    mbedtls_platform_zeroize(t->pending.data, t->pending.len);
+    xmppuv__buf_free(&t->pending);
+    if (rc != 0) return rc;
+  } else {
+    xmppuv__buf_free(&t->pending);
+  }
+  return 1;
+}
+
+int xmppuv__tls_read(xmppuv__tls_t *t, char *buf, size_t size, size_t *n) {
+  *n = 0;
+  if (t->err != 0) return t->err;
+  if (!t->handshake_done) return XMPPUV_ESTATE;
+  if (size == 0) return 0;
+  if (size > INT_MAX) size = INT_MAX;
+  for (;;) {
+    int ret = mbedtls_ssl_read(&t->ssl, (unsigned char *)buf, size);
+    if (ret > 0) {
+      *n = (size_t)ret;
+      return 0;
+    }
+    if (ret == MBEDTLS_ERR_SSL_WANT_READ || ret == MBEDTLS_ERR_SSL_WANT_WRITE)
+      return t->send_failed ? fail(t, XMPPUV_ENOMEM) : 0;
+#if defined(MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
+    if (ret == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET) continue;
+#endif
+    if (ret == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY) {
+      xmppuv__logf(tlog(t), XMPPUV_LOG_DEBUG, AREA,
+                   "%s closed the TLS connection (close_notify)",
+                   t->server_name);
+      return fail(t, XMPPUV_EEOF);
+    }
+    if (ret == 0 || ret == MBEDTLS_ERR_SSL_CONN_EOF)
+      return fail(t, eof_error(t));
+    return fail(t, protocol_error(t, "TLS read", ret));
+  }
+}
+
+int xmppuv__tls_write(xmppuv__tls_t *t, const char *data, size_t len) {
+  if (t->err != 0) return t->err;
+  if (t->state == ST_CLOSED) return XMPPUV_ESTATE;
+  if (len == 0) return 0;
+  if (!t->handshake_done)
+    return xmppuv__buf_append(&t->pending, data, len);
+  return write_all(t, data, len);
+}
+
+const char *xmppuv__tls_out(xmppuv__tls_t *t, size_t *len) {
+  *len = t->out.len - t->out_off;
+  return *len > 0 ? t->out.data + t->out_off : NULL;
+}
+
+void xmppuv__tls_out_consume(xmppuv__tls_t *t, size_t n) {
+  size_t avail = t->out.len - t->out_off;
+  t->out_off += n < avail ? n : avail;
+  if (t->out_off == t->out.len) {
+    buf_release(&t->out);
+    t->out_off = 0;
+  } else if (t->out_off >= t->out.len / 2) {
+    xmppuv__buf_consume(&t->out, t->out_off);
+    t->out_off = 0;
+  }
+}
+
+int xmppuv__tls_close_notify(xmppuv__tls_t *t) {
+  /* After the server's close_notify, ours is the expected reply
+   * (RFC 5246 §7.2.1). */
+  if (t->err != 0 && t->err != XMPPUV_EEOF) return t->err;
+  if (!t->handshake_done) return XMPPUV_ESTATE;
+  if (t->state == ST_CLOSED) return 0;
+  t->state = ST_CLOSED;
+  int ret = mbedtls_ssl_close_notify(&t->ssl);
+  if (ret != 0 && ret != MBEDTLS_ERR_SSL_WANT_WRITE)
+    return fail(t, protocol_error(t, "TLS close_notify", ret));
+  return t->send_failed ? fail(t, XMPPUV_ENOMEM) : 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Channel binding                                                          */
+/* ------------------------------------------------------------------------ */
+
+static int is_tls12(const xmppuv__tls_t *t) {
+  return strcmp(mbedtls_ssl_get_version(&t->ssl), "TLSv1.2") == 0;
+}
+
+int xmppuv__tls_export_keying_material(xmppuv__tls_t *t, const char *label,
+                                       const unsigned char *context,
+                                       size_t context_len, int use_context,
+                                       unsigned char *out, size_t len) {
+  if (!t->handshake_done) return XMPPUV_ESTATE;
+  if (label == NULL || out == NULL || context_len > EXPORTER_CONTEXT_MAX ||
+      (use_context && context_len > 0 && context == NULL))
+    return XMPPUV_EINVAL;
+  /* RFC 7627 §5.4: without the extended master secret, no key material
+   * may be exported for authentication. */
+  if (!t->have_keys || !t->ems || !is_tls12(t)) return XMPPUV_EINVAL;
+  /* RFC 5705 §4: seed = client_random + server_random
+   *                     [+ context_length(2) + context]. */
+  unsigned char seed[64 + 2 + EXPORTER_CONTEXT_MAX];
+  size_t seed_len = 64;
+  memcpy(seed, t->randoms, 64);
+  if (use_context) {
+    seed[seed_len++] = (unsigned char)(context_len >> 8);
+    seed[seed_len++] = (unsigned char)(context_len & 0xff);
+    if (context_len > 0) memcpy(seed + seed_len, context, context_len);
+    seed_len += context_len;
+  }
+  int ret = mbedtls_ssl_tls_prf(t->prf, t->master, sizeof t->master, label,
+                                seed, seed_len, out, len);
+  return ret == 0 ? 0 : XMPPUV_ETLS;
+}
+
+int xmppuv__tls_channel_binding(xmppuv__tls_t *t, const char *type,
+                                unsigned char *out, size_t *len) {
+  if (!t->handshake_done) return XMPPUV_ESTATE;
+  if (type == NULL || out == NULL || len == NULL) return XMPPUV_EINVAL;
+  if (strcmp(type, "tls-unique") == 0) {
+#if MBEDTLS_VERSION_MAJOR < 3 && defined(MBEDTLS_SSL_RENEGOTIATION)
+    /* RFC 5929 §3.1: the first Finished message of the most recent
+     * handshake. With no resumption the client's comes first, and mbedTLS
+     * 2.28 keeps it (for renegotiation) in own_verify_data. */
+    size_t n = t->ssl.verify_data_len;
+    if (!is_tls12(t) || n == 0 || n > sizeof t->ssl.own_verify_data)
+      return XMPPUV_EINVAL;
+    if (*len < n) return XMPPUV_ETOOBIG;
+    memcpy(out, t->ssl.own_verify_data, n);
+    *len = n;
+    return 0;
+#else
+    return XMPPUV_EINVAL;
+#endif
+  }
+  if (strcmp(type, "tls-exporter") == 0) {
+    /* RFC 9266 §2: label "EXPORTER-Channel-Binding", a zero-length
+     * context, 32 bytes. */
+    if (*len < 32) return XMPPUV_ETOOBIG;
+    int rc = xmppuv__tls_export_keying_material(
+        t, "EXPORTER-Channel-Binding", (const unsigned char *)"", 0, 1, out,
+        32);
+    if (rc == 0) *len = 32;
+    return rc;
+  }
+  return XMPPUV_EINVAL;
+}
+
+const char *xmppuv__tls_version(const xmppuv__tls_t *t) {
+  return t->handshake_done ? mbedtls_ssl_get_version(&t->ssl) : NULL;
+}
+
+const char *xmppuv__tls_ciphersuite(const xmppuv__tls_t *t) {
+  return t->handshake_done ? mbedtls_ssl_get_ciphersuite(&t->ssl) : NULL;
+}
+
+const char *xmppuv__tls_alpn(const xmppuv__tls_t *t) {
+#if defined(MBEDTLS_SSL_ALPN)
+  return t->handshake_done ? mbedtls_ssl_get_alpn_protocol(&t->ssl) : NULL;
+#else
+  return NULL;
+#endif
+}

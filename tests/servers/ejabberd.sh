@@ -1,0 +1,147 @@
+#!/bin/bash
+# A throwaway ejabberd 23.01 (Debian package: ejabberd) for tests and examples.
+#   ejabberd.sh start DIR C2S_PORT DIRECT_TLS_PORT [RESUME_SECONDS]
+#   ejabberd.sh stop|kill|status DIR
+# Domain localhost on 127.0.0.1 only; config, Mnesia data, logs, pid and
+# certificate all inside DIR. STARTTLS required on C2S_PORT, XEP-0368 direct
+# TLS on DIRECT_TLS_PORT, XEP-0198 with a RESUME_SECONDS (default 5)
+# resumption window. Users alice, bob, carol, dave with passwords NAME-secret.
+# `start` returns when the server answers a stream header with its features
+# and the users exist, and prints "ca_file=DIR/ca.pem". A restart keeps the
+# users and the certificate.
+#
+# Debian's ejabberdctl switches to the ejabberd user when run as root and
+# needs epmd, so this starts erl directly with the flags ejabberdctl would
+# use, as a non-distributed node (nonode@nohost): no epmd, no distribution
+# port, no cookie, and two servers cannot see each other. The catch: the
+# node cannot be reached by ejabberdctl; users are registered at boot by
+# -eval instead, and stop is SIGTERM (OTP runs init:stop() on it).
+# XMPPUV_SERVER_DEBUG=1 logs at debug level; XMPPUV_ERL overrides erl's path.
+set -u
+SERVER_KIND=ejabberd
+ERL=${XMPPUV_ERL:-erl}
+# How the server logs that it could not bind a port.
+PORT_IN_USE_PATTERN='eaddrinuse'
+STOP_TIMEOUT_MS=15000
+READY_TIMEOUT_MS=30000
+# shellcheck source=common.sh
+. "$(dirname -- "$0")/common.sh"
+
+# The directory that holds ejabberd-VERSION/ebin, for ERL_LIBS.
+find_ejabberd_libs() {
+  local app
+  for app in /usr/lib/*/ejabberd-*/ebin/ejabberd.app /usr/lib/erlang/lib/ejabberd-*/ebin/ejabberd.app; do
+    if [ -f "$app" ]; then
+      dirname -- "$(dirname -- "$(dirname -- "$app")")"
+      return 0
+    fi
+  done
+  return 1
+}
+
+write_config() {
+  local level=info
+  [ "${XMPPUV_SERVER_DEBUG:-}" = 1 ] && level=debug
+  cat "$DIR/certs/localhost.crt" "$DIR/certs/localhost.key" >"$DIR/certs/server.pem"
+  chmod 600 "$DIR/certs/server.pem"
+  cat >"$DIR/ejabberd.yml" <<EOF
+# Written by tests/servers/ejabberd.sh; rewritten at every start.
+hosts:
+  - localhost
+loglevel: $level
+log_rotate_count: 0
+certfiles:
+  - "$DIR/certs/server.pem"
+# Plain storage offers PLAIN and SCRAM-SHA-1/256/512 with their -PLUS variants.
+auth_method: internal
+auth_password_format: plain
+disable_sasl_mechanisms:
+  - "digest-md5"
+  - "X-OAUTH2"
+listen:
+  -
+    port: $C2S_PORT
+    ip: "127.0.0.1"
+    module: ejabberd_c2s
+    starttls_required: true
+    max_stanza_size: 262144
+    backlog: 128
+  -
+    # XEP-0368 direct TLS
+    port: $TLS_PORT
+    ip: "127.0.0.1"
+    module: ejabberd_c2s
+    tls: true
+    max_stanza_size: 262144
+    backlog: 128
+# No offline storage, MAM, carbons or registration (as in prosody.sh).
+modules:
+  mod_disco: {}
+  mod_ping: {}
+  mod_roster: {}
+  # XEP-0198: short so tests can let a session expire and see a failed resume.
+  mod_stream_mgmt:
+    resume_timeout: $RESUME
+    max_resume_timeout: $RESUME
+EOF
+}
+
+# Erlang expression run after ejabberd has started: register the users
+# (already there after a restart) and leave a marker that start waits for.
+register_eval() {
+  local u list=""
+  for u in $XMPPUV_USERS; do
+    list="$list${list:+,}<<\"$u\">>"
+  done
+  printf '%s' "lists:foreach(fun(U) -> case ejabberd_auth:try_register(U, <<\"localhost\">>, <<U/binary, \"-secret\">>) of ok -> ok; {ok, _} -> ok; {error, exists} -> ok; E -> erlang:error({register, U, E}) end end, [$list]), ok = file:write_file(\"$DIR/users.ready\", <<>>)."
+}
+
+cmd_start() {
+  local pid libs
+  parse_start_args "$@"
+  set_dir "$1" create
+  SERVER_MATCH="$DIR/db"
+  START_MS=$(now_ms)
+  if ! command -v "$ERL" >/dev/null 2>&1 || ! libs=$(find_ejabberd_libs); then
+    echo "ejabberd is not installed: apt-get install ejabberd" >&2
+    exit 5
+  fi
+  check_can_start
+  make_certificate
+  mkdir -p "$DIR/db"
+  write_config
+  rm -f "$DIR/users.ready"
+  rotate_logs "$DIR/ejabberd.log" "$DIR/error.log" "$DIR/ejabberd.out"
+  echo "$C2S_PORT $TLS_PORT" >"$DIR/ports"
+  cd "$DIR" || die "cannot enter $DIR"
+  # +sbwt none ...: no scheduler busy-waiting, which would steal CPU from
+  # the tests on small machines. $! is beam itself (erl execs it).
+  HOME="$DIR" \
+  ERL_LIBS="$libs" \
+  EJABBERD_CONFIG_PATH="$DIR/ejabberd.yml" \
+  EJABBERD_LOG_PATH="$DIR/ejabberd.log" \
+  EJABBERD_PID_PATH="$DIR/ejabberd.pid" \
+  ERL_CRASH_DUMP="$DIR/erl_crash.dump" \
+  ERL_CRASH_DUMP_BYTES=0 \
+  "$ERL" +K true +P 250000 +sbwt none +sbwtdcpu none +sbwtdio none -noinput \
+    -mnesia dir "\"$DIR/db\"" \
+    -s ejabberd \
+    -eval "$(register_eval)" \
+    </dev/null >"$DIR/ejabberd.out" 2>&1 &
+  pid=$!
+  echo "$pid" >"$DIR/server.pid"
+  start_watcher "$pid"
+  wait_ready "$pid" "$READY_TIMEOUT_MS" "$DIR/users.ready" "$DIR/ejabberd.out" "$DIR/ejabberd.log"
+  report_ready "$pid"
+}
+
+COMMAND=${1:-}
+case $COMMAND in
+  start) shift; cmd_start "$@" ;;
+  stop | kill | status)
+    [ $# -eq 2 ] || usage
+    set_dir "$2"
+    SERVER_MATCH="$DIR/db"
+    "cmd_$COMMAND" ;;
+  *) usage ;;
+esac
