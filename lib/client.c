@@ -251,12 +251,18 @@ static void on_conn_connected(void *ud, int tls) {
   rearm(c);
 }
 
+static void begin_close_stream(xmppuv_client_t *c);
+
 static void on_conn_data(void *ud, const char *data, size_t len) {
   xmppuv_client_t *c = ud;
   if (c->closing) return;
   c->last_inbound = mono(c);
   xmppuv__sm_inbound_data(c->sm, now_of(c));
   xmppuv__session_feed(c->session, data, len);
+  /* A graceful stop waiting for the last acks can go on once they came. */
+  if (c->drain_deadline != XMPPUV__NO_DEADLINE && !c->closing &&
+      xmppuv__sm_drained(c->sm, now_of(c)))
+    begin_close_stream(c);
   rearm(c);
 }
 
@@ -395,6 +401,7 @@ static void session_authenticated(void *ud, int sm_offered) {
   c->sm_offered = sm_offered;
   c->redirects = 0;
   xmppuv__time_t now = now_of(c);
+  xmppuv__sm_stream_authenticated(c->sm, now);
   if (sm_offered && xmppuv__sm_can_resume(c->sm, now)) {
     if (xmppuv__sm_resume(c->sm, now) == 0) return;
   }
@@ -451,7 +458,15 @@ static void session_element(void *ud, xmppuv_stanza_t *el) {
   xmppuv_client_t *c = ud;
   if (c->closing) return;
   /* SM first: it counts the stanza (h) before anyone else sees it. */
-  if (xmppuv__sm_inbound(c->sm, el, now_of(c)) != 0) return;
+  int sm_rc = xmppuv__sm_inbound(c->sm, el, now_of(c));
+  if (sm_rc < 0) {
+    /* The engine could not take the element in (out of memory): the
+     * stream's state would be wrong from here on. */
+    emit_simple_error(c, sm_rc, 0);
+    drop_connection(c, 0);
+    return;
+  }
+  if (sm_rc > 0) return;
   if (c->closing || !is_stanza(el)) return;
   const char *name = xmppuv_stanza_name(el);
   const char *type = xmppuv_stanza_attr(el, "type");
@@ -531,7 +546,32 @@ static const xmppuv__session_events_t session_events = {
 
 /* ---- SM events -------------------------------------------------------------- */
 
+/* The wire trace of what the SM engine writes: its nonzas as they are, and
+ * stanzas parsed back so the usual redaction applies (a stanza may carry a
+ * password, e.g. in-band registration). Only when tracing is on. */
+static void trace_sm_write(xmppuv_client_t *c, const char *data, size_t len) {
+  static const char *const nonzas[] = {"<r ", "<a ", "<enable ", "<resume ",
+                                       "<stream:error", "</stream:stream"};
+  for (size_t i = 0; i < sizeof nonzas / sizeof nonzas[0]; i++) {
+    size_t n = strlen(nonzas[i]);
+    if (len >= n && memcmp(data, nonzas[i], n) == 0) {
+      xmppuv__logf(&c->log, XMPPUV_LOG_TRACE, "wire-out", "%.*s", (int)len, data);
+      return;
+    }
+  }
+  xmppuv_stanza_t *s;
+  if (xmppuv_stanza_parse(data, len, &s) == 0) {
+    xmppuv__log_stanza(&c->log, "out", s);
+    xmppuv_stanza_unref(s);
+  } else {
+    /* A delay stamp is written in pieces around the stored bytes. */
+    xmppuv__logf(&c->log, XMPPUV_LOG_TRACE, "wire-out", "(%zu bytes of a resent stanza)", len);
+  }
+}
+
 static int sm_write(void *ud, const char *data, size_t len) {
+  xmppuv_client_t *c = ud;
+  if (XMPPUV__LOG_ON(&c->log, XMPPUV_LOG_TRACE)) trace_sm_write(c, data, len);
   return session_write(ud, data, len);
 }
 

@@ -210,14 +210,15 @@ XMPPUV_EXTERN void *xmppuv_client_user_data(const xmppuv_client_t *c);
 
 /* ---- sending ------------------------------------------------------------ */
 
-/* Send a stanza (message, presence, iq, or any top-level element). The
+/* Send a stanza: a message, presence or iq (in jabber:client). The
  * stanza is serialized now; later changes to it are not sent. A missing
  * 'id' is set on the stanza first (a random one). The client keeps a
  * reference until the stanza ends in `ack` or `fail` (with SM), or is
  * written (without). While the client is not online the stanza is held
  * and sent when it is (with a XEP-0203 delay stamp for messages).
  * Errors: XMPPUV_ENOBUFS (queue full: wait for acks), XMPPUV_ESTATE (not
- * started, or closing), XMPPUV_EINVAL, XMPPUV_ENOMEM. Nothing is dropped
+ * started, or stopping), XMPPUV_ECLOSED (closed), XMPPUV_EINVAL (not a
+ * stanza), XMPPUV_ENOMEM. Nothing is dropped
  * silently: an error means the stanza was not taken. */
 XMPPUV_EXTERN int xmppuv_client_send(xmppuv_client_t *c, xmppuv_stanza_t *stanza);
 
