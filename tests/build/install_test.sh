@@ -3,6 +3,10 @@
 # installed header and library with pkg-config alone, and run it.
 set -eu
 build_root=$1
+# A sanitizer build's library needs the program built with the same runtime.
+sanitize=${2:-none}
+extra=""
+[ "$sanitize" != none ] && extra="-fsanitize=$sanitize"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 DESTDIR="$tmp/root" meson install -C "$build_root" --no-rebuild --quiet >/dev/null
@@ -29,7 +33,8 @@ int main(void) {
 }
 C
 echo "1..2"
-if cc -o "$tmp/app" "$tmp/app.c" $(pkg-config --cflags --libs xmppuv); then
+# shellcheck disable=SC2046,SC2086
+if cc $extra -o "$tmp/app" "$tmp/app.c" $(pkg-config --cflags --libs xmppuv); then
   echo "ok 1 - compiled and linked with pkg-config --cflags --libs xmppuv"
 else
   echo "not ok 1 - compile against the installed library"; exit 1
