@@ -103,7 +103,12 @@ static void set_status(xmppuv_client_t *c, xmppuv_status_t status) {
 }
 
 static void emit_error(xmppuv_client_t *c, const xmppuv_error_t *err) {
-  if (!c->closing && c->cb.error != NULL) c->cb.error(c, err, c->user_data);
+  if (c->closing || c->cb.error == NULL) return;
+  /* Without reconnection every error ends in offline: fatal, as the
+   * header defines it. */
+  xmppuv_error_t e = *err;
+  if (!c->opts.reconnect) e.fatal = 1;
+  c->cb.error(c, &e, c->user_data);
 }
 
 static void emit_simple_error(xmppuv_client_t *c, int code, int fatal) {
@@ -337,6 +342,9 @@ static void connect_now(xmppuv_client_t *c) {
   cfg.connect_timeout_ms = c->opts.connect_timeout_ms;
   cfg.log = &c->log;
   set_status(c, XMPPUV_STATUS_CONNECTING);
+  /* The status callback may have closed or stopped the client: a
+   * connection opened now would outlive it. */
+  if (c->closing || !c->started) return;
   int rc = xmppuv__conn_open(c->loop, &cfg, &conn_events, c, &c->conn);
   xmppuv__free(c->redirect_host);
   c->redirect_host = NULL;
@@ -588,6 +596,7 @@ static void sm_enable_result(void *ud, int enabled, const char *condition) {
   if (!enabled && c->opts.sm && c->sm_offered)
     xmppuv__logf(&c->log, XMPPUV_LOG_WARN, "sm", "stream management refused%s%s",
                  condition ? ": " : "", condition ? condition : "");
+  if (c->stopping) return; /* stopped meanwhile: the stream is closing */
   go_online(c);
   set_status(c, XMPPUV_STATUS_ONLINE);
   if (!c->closing && c->cb.online != NULL) c->cb.online(c, c->bound, c->user_data);
@@ -595,6 +604,7 @@ static void sm_enable_result(void *ud, int enabled, const char *condition) {
 
 static void sm_resumed(void *ud) {
   xmppuv_client_t *c = ud;
+  if (c->stopping) return; /* stopped meanwhile: the stream is closing */
   go_online(c);
   xmppuv__logf(&c->log, XMPPUV_LOG_INFO, "sm", "session resumed");
   set_status(c, XMPPUV_STATUS_ONLINE);
@@ -951,7 +961,10 @@ int xmppuv_client_stop(xmppuv_client_t *c) {
   }
   if (c->stopping) return 0;
   c->stopping = 1;
-  if (c->online) {
+  if (c->status == XMPPUV_STATUS_DISCONNECTING) {
+    /* Stopped from inside the connection's own end (its error or status
+     * event): there is no stream left to close; offline follows. */
+  } else if (c->online) {
     /* XEP-0198 §4: tell the server what we handled; optionally wait for
      * its last acks so a clean exit reports acks, not failures. */
     if (xmppuv__sm_stop(c->sm, now_of(c)) == 1)
@@ -995,7 +1008,12 @@ static int send_stanza(xmppuv_client_t *c, xmppuv_stanza_t *s, xmppuv__sm_done_c
                        void *cb_data) {
   if (c->closing) return XMPPUV_ECLOSED;
   if (!c->started || c->stopping) return XMPPUV_ESTATE;
-  if (xmppuv_stanza_name(s) == NULL) return XMPPUV_EINVAL;
+  /* Checked before the id is set: a refused stanza is left as it was. */
+  const char *name = xmppuv_stanza_name(s), *ns = xmppuv_stanza_ns(s);
+  if (name == NULL || (ns != NULL && strcmp(ns, XMPPUV_NS_CLIENT) != 0) ||
+      (strcmp(name, "message") != 0 && strcmp(name, "presence") != 0 &&
+       strcmp(name, "iq") != 0))
+    return XMPPUV_EINVAL;
   int rc = ensure_id(c, s);
   if (rc != 0) return rc;
   rc = xmppuv__sm_send(c->sm, s, now_of(c), cb, cb_data);

@@ -570,6 +570,11 @@ static int on_element(void *ud, xmppuv_stanza_t *el) {
   xmppuv__log_stanza(s->log, "in", el);
   if (is_in(el, "error", XMPPUV_NS_STREAMS)) {
     on_stream_error(s, el);
+  } else if (s->closing && s->state != ST_STREAMING) {
+    /* RFC 6120 §4.4: nothing more goes out after our </stream:stream>, so
+     * a negotiation step (features, SASL, bind) is left unanswered. */
+    xmppuv__logf(s->log, XMPPUV_LOG_DEBUG, "session", "ignored <%s/> after closing the stream",
+                 xmppuv_stanza_name(el));
   } else if (s->state == ST_FEATURES) {
     if (is_in(el, "features", XMPPUV_NS_STREAMS))
       on_features(s, el);

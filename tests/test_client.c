@@ -1,0 +1,740 @@
+/* The client against real servers (tests/support/servers.h): Prosody and
+ * ejabberd on loopback, one per test case, started once per test binary in
+ * an unchecked fixture and shared by the tests (each forks). What a user
+ * observes: logging in with every SASL mechanism each server offers over
+ * STARTTLS and direct TLS, a wrong password, messages and iq round trips
+ * between two clients on one loop, iq handlers, graceful stop, reconnection
+ * after a server restart, and closing from inside a callback.
+ * XMPPUV_TEST_LOG=1 prints the clients' logs (trace) on stderr. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "check_main.h"
+#include "servers.h"
+#include "xmppuv.h"
+
+#define NS_PING "urn:xmpp:ping"
+#define NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
+
+/* The server of the running test case (set by its unchecked fixture). */
+static xmppuv_test_server_t server;
+
+/* ---- mechanisms ---------------------------------------------------------- */
+
+/* What each server offers: Prosody with plain-text storage has SCRAM-SHA-1
+ * and SCRAM-SHA-256 (and -PLUS on TLS 1.2) and PLAIN; ejabberd adds
+ * SCRAM-SHA-512. */
+static const char *const prosody_mechs[] = {
+    "SCRAM-SHA-1", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-256-PLUS", "PLAIN"};
+static const char *const ejabberd_mechs[] = {
+    "SCRAM-SHA-1",   "SCRAM-SHA-1-PLUS",   "SCRAM-SHA-256", "SCRAM-SHA-256-PLUS",
+    "SCRAM-SHA-512", "SCRAM-SHA-512-PLUS", "PLAIN"};
+#define N_PROSODY_MECHS (sizeof prosody_mechs / sizeof prosody_mechs[0])
+#define N_EJABBERD_MECHS (sizeof ejabberd_mechs / sizeof ejabberd_mechs[0])
+
+/* ---- the loop ------------------------------------------------------------- */
+
+typedef struct env {
+  uv_loop_t loop;
+  uv_timer_t guard;
+  int guard_fired;
+} env_t;
+
+static void on_guard(uv_timer_t *t) { ((env_t *)t->data)->guard_fired = 1; }
+
+/* Run the loop until cond holds or ms pass (the caller then asserts). */
+#define RUN_UNTIL(e, cond, ms)                       \
+  do {                                               \
+    (e)->guard_fired = 0;                            \
+    uv_timer_start(&(e)->guard, on_guard, (ms), 0);  \
+    while (!(cond) && !(e)->guard_fired)             \
+      uv_run(&(e)->loop, UV_RUN_ONCE);               \
+    uv_timer_stop(&(e)->guard);                      \
+  } while (0)
+
+/* Only to check that something does NOT happen meanwhile. */
+#define RUN_FOR(e, ms) RUN_UNTIL(e, 0, ms)
+
+static void env_init(env_t *e) {
+  memset(e, 0, sizeof *e);
+  ck_assert_int_eq(uv_loop_init(&e->loop), 0);
+  ck_assert_int_eq(uv_timer_init(&e->loop, &e->guard), 0);
+  e->guard.data = e;
+}
+
+/* ---- a client and what it observed ----------------------------------------- */
+
+#define MAX_ERRORS 16
+
+typedef struct peer peer_t;
+
+struct peer {
+  env_t *env;
+  xmppuv_client_t *c;
+  char user[16];
+  char resource[64];
+  char full[128]; /* user@localhost/resource, as requested */
+
+  char statuses[2048];
+  size_t st_len;
+  char events[1024]; /* fail, iq results, close: in order */
+  size_t ev_len;
+  unsigned connecting, onlines, resumes, offlines, reconnectings;
+  char bound[256];
+  unsigned errors;
+  int err_code[MAX_ERRORS], err_fatal[MAX_ERRORS];
+  char err_cond[MAX_ERRORS][48];
+
+  char sasl[64]; /* the mechanism the client chose, from its log */
+
+  unsigned acks, fails;
+  int fail_reason;
+  unsigned messages;
+  char last_body[256], last_from[256];
+  unsigned stanzas_seen; /* by the stanza callback */
+  unsigned pings_seen, unknown_seen; /* iq requests it answered itself */
+
+  int closed, after_close;
+  void (*on_online)(peer_t *p);
+  int reply_to_messages; /* answer "pong: BODY" */
+};
+
+static void event(peer_t *p, const char *what) {
+  int n = snprintf(p->events + p->ev_len, sizeof p->events - p->ev_len, "%s%s",
+                   p->ev_len ? " " : "", what);
+  if (n > 0 && (size_t)n < sizeof p->events - p->ev_len) p->ev_len += (size_t)n;
+}
+
+static void on_log(void *ud, xmppuv_log_level_t level, const char *area, const char *msg) {
+  peer_t *p = ud;
+  if (getenv("XMPPUV_TEST_LOG") != NULL)
+    fprintf(stderr, "# %s [%s] %s: %s\n", p->user, xmppuv_log_level_name(level), area, msg);
+  /* session.c: "using MECH" or "using MECH with CB-TYPE". */
+  if (strcmp(area, "sasl") == 0 && strncmp(msg, "using ", 6) == 0) {
+    snprintf(p->sasl, sizeof p->sasl, "%s", msg + 6);
+    char *space = strchr(p->sasl, ' ');
+    if (space != NULL) *space = '\0';
+  }
+}
+
+static void on_status(xmppuv_client_t *c, xmppuv_status_t st, void *ud) {
+  peer_t *p = ud;
+  (void)c;
+  if (p->closed) p->after_close = 1;
+  int n = snprintf(p->statuses + p->st_len, sizeof p->statuses - p->st_len, "%s%s",
+                   p->st_len ? " " : "", xmppuv_status_name(st));
+  if (n > 0 && (size_t)n < sizeof p->statuses - p->st_len) p->st_len += (size_t)n;
+  if (st == XMPPUV_STATUS_CONNECTING) p->connecting++;
+  if (st == XMPPUV_STATUS_OFFLINE) p->offlines++;
+}
+
+static void on_online(xmppuv_client_t *c, const xmppuv_jid_t *jid, void *ud) {
+  peer_t *p = ud;
+  (void)c;
+  if (p->closed) p->after_close = 1;
+  p->onlines++;
+  snprintf(p->bound, sizeof p->bound, "%s", jid ? xmppuv_jid_string(jid) : "(null)");
+  if (p->on_online != NULL) p->on_online(p);
+}
+
+static void on_resumed(xmppuv_client_t *c, void *ud) {
+  peer_t *p = ud;
+  (void)c;
+  p->resumes++;
+}
+
+static void on_error(xmppuv_client_t *c, const xmppuv_error_t *e, void *ud) {
+  peer_t *p = ud;
+  (void)c;
+  if (p->closed) p->after_close = 1;
+  if (p->errors < MAX_ERRORS) {
+    p->err_code[p->errors] = e->code;
+    p->err_fatal[p->errors] = e->fatal;
+    snprintf(p->err_cond[p->errors], sizeof p->err_cond[0], "%s",
+             e->condition ? e->condition : "");
+  }
+  p->errors++;
+}
+
+static void on_ack(xmppuv_client_t *c, xmppuv_stanza_t *s, void *ud) {
+  peer_t *p = ud;
+  (void)c;
+  (void)s;
+  if (p->closed) p->after_close = 1;
+  p->acks++;
+}
+
+static void on_fail(xmppuv_client_t *c, xmppuv_stanza_t *s, int reason, void *ud) {
+  peer_t *p = ud;
+  (void)c;
+  (void)s;
+  if (p->closed) p->after_close = 1;
+  p->fails++;
+  p->fail_reason = reason;
+  event(p, "fail");
+}
+
+static void on_reconnecting(xmppuv_client_t *c, unsigned attempt, uint64_t delay, void *ud) {
+  peer_t *p = ud;
+  (void)c;
+  (void)attempt;
+  (void)delay;
+  if (p->closed) p->after_close = 1;
+  p->reconnectings++;
+}
+
+static int child_is(const xmppuv_stanza_t *s, const char *name, const char *ns) {
+  return xmppuv_stanza_child(s, name, ns) != NULL;
+}
+
+static void on_stanza(xmppuv_client_t *c, xmppuv_stanza_t *s, int handled, void *ud) {
+  peer_t *p = ud;
+  (void)c;
+  if (p->closed) p->after_close = 1;
+  p->stanzas_seen++;
+  const char *type = xmppuv_stanza_attr(s, "type");
+  if (strcmp(xmppuv_stanza_name(s), "iq") == 0 && type != NULL && strcmp(type, "get") == 0 &&
+      handled) {
+    if (child_is(s, "ping", NS_PING)) p->pings_seen++;
+    if (child_is(s, "query", "urn:example:unknown")) p->unknown_seen++;
+  }
+}
+
+static const xmppuv_client_callbacks_t callbacks = {
+    on_status, on_online, on_resumed, on_error, on_ack, on_fail, on_reconnecting, on_stanza};
+
+static void peer_init(peer_t *p, env_t *e, const char *user) {
+  static unsigned seq;
+  memset(p, 0, sizeof *p);
+  p->env = e;
+  snprintf(p->user, sizeof p->user, "%s", user);
+  /* Unique per test: no test meets another's (possibly hibernating) session. */
+  snprintf(p->resource, sizeof p->resource, "%s-%ld-%u", user, (long)getpid(), ++seq);
+  snprintf(p->full, sizeof p->full, "%s@localhost/%s", user, p->resource);
+}
+
+static void peer_opts(peer_t *p, xmppuv_client_options_t *o) {
+  static char jid[64];
+  snprintf(jid, sizeof jid, "%s@localhost", p->user);
+  xmppuv_client_options_init(o);
+  o->jid = jid;
+  o->password = xmppuv_test_password(p->user);
+  o->resource = p->resource;
+  o->host = "127.0.0.1";
+  o->port = server.port;
+  o->tls = XMPPUV_TLS_STARTTLS;
+  o->ca_file = server.ca_file;
+  o->reconnect_delay_ms = 100;
+  o->reconnect_max_delay_ms = 500;
+  o->log_cb = on_log;
+  o->log_user_data = p;
+  o->log_level = getenv("XMPPUV_TEST_LOG") != NULL ? XMPPUV_LOG_TRACE : XMPPUV_LOG_DEBUG;
+}
+
+static void peer_start(peer_t *p, const xmppuv_client_options_t *o) {
+  ck_assert_int_eq(xmppuv_client_new(&p->env->loop, o, &callbacks, p, &p->c), 0);
+  ck_assert_int_eq(xmppuv_client_start(p->c), 0);
+}
+
+/* A peer with the default options, started. */
+static void peer_go(peer_t *p, env_t *e, const char *user) {
+  peer_init(p, e, user);
+  xmppuv_client_options_t o;
+  peer_opts(p, &o);
+  peer_start(p, &o);
+}
+
+static void wait_online(peer_t *p) {
+  RUN_UNTIL(p->env, p->onlines >= 1 || p->offlines >= 1, 30000);
+  ck_assert_msg(p->onlines >= 1, "%s on %s: not online; statuses: %s; first error %s %s",
+                p->user, server.kind, p->statuses,
+                p->errors ? xmppuv_err_name(p->err_code[0]) : "-",
+                p->errors ? p->err_cond[0] : "");
+}
+
+static void on_peer_closed(xmppuv_client_t *c, void *ud) {
+  peer_t *p = ud;
+  (void)c;
+  p->closed = 1;
+  event(p, "close");
+}
+
+/* Close the peers (may be NULL) and the loop; nothing may be left on it. */
+static void finish(env_t *e, peer_t *a, peer_t *b) {
+  peer_t *peers[2] = {a, b};
+  for (int i = 0; i < 2; i++)
+    if (peers[i] != NULL && peers[i]->c != NULL && !peers[i]->closed)
+      xmppuv_client_close(peers[i]->c, on_peer_closed);
+  uv_close((uv_handle_t *)&e->guard, NULL);
+  uv_run(&e->loop, UV_RUN_DEFAULT);
+  for (int i = 0; i < 2; i++) {
+    if (peers[i] == NULL || peers[i]->c == NULL) continue;
+    ck_assert_msg(peers[i]->closed, "%s: close_cb did not run", peers[i]->user);
+    ck_assert_msg(!peers[i]->after_close, "%s: a callback ran after close_cb",
+                  peers[i]->user);
+  }
+  ck_assert_int_eq(uv_loop_close(&e->loop), 0);
+}
+
+/* ---- fixtures ----------------------------------------------------------------- */
+
+static void start_kind(const char *kind) {
+  int rc = xmppuv_test_server_start(kind, 5, &server);
+  ck_assert_msg(rc == 0, "%s did not start: %s", kind, uv_strerror(rc));
+  fprintf(stderr, "# %s ready in %ld ms (ports %u, %u)\n", kind, server.ready_ms,
+          server.port, server.direct_tls_port);
+}
+
+static void start_prosody(void) { start_kind("prosody"); }
+static void start_ejabberd(void) { start_kind("ejabberd"); }
+static void stop_server(void) { xmppuv_test_server_stop(&server); }
+
+/* ---- logging in ----------------------------------------------------------------- */
+
+static void login_with(const char *mech, int direct) {
+  env_t e;
+  env_init(&e);
+  peer_t a;
+  peer_init(&a, &e, "alice");
+  xmppuv_client_options_t o;
+  peer_opts(&a, &o);
+  o.sasl_mechanisms = mech;
+  if (direct) {
+    o.tls = XMPPUV_TLS_DIRECT;
+    o.port = server.direct_tls_port;
+  }
+  peer_start(&a, &o);
+  RUN_UNTIL(&e, a.onlines >= 1 || a.offlines >= 1, 30000);
+  ck_assert_msg(a.onlines == 1, "%s, %s over %s: not online; statuses: %s; error %s %s",
+                server.kind, mech, direct ? "direct TLS" : "STARTTLS", a.statuses,
+                a.errors ? xmppuv_err_name(a.err_code[0]) : "-",
+                a.errors ? a.err_cond[0] : "");
+  ck_assert_str_eq(a.sasl, mech);
+  ck_assert_str_eq(a.bound, a.full);
+  ck_assert_str_eq(xmppuv_jid_string(xmppuv_client_jid(a.c)), a.full);
+  ck_assert_uint_eq(a.errors, 0);
+  ck_assert_str_eq(a.statuses,
+                   direct ? "connecting connect opening open opening open online"
+                          : "connecting connect opening open opening open opening open online");
+  finish(&e, &a, NULL);
+}
+
+START_TEST(logs_in_with_each_prosody_mechanism_over_starttls_and_direct_tls) {
+  login_with(prosody_mechs[_i / 2], _i % 2);
+}
+END_TEST
+
+START_TEST(logs_in_with_each_ejabberd_mechanism_over_starttls_and_direct_tls) {
+  login_with(ejabberd_mechs[_i / 2], _i % 2);
+}
+END_TEST
+
+START_TEST(wrong_password_is_not_authorized_without_a_reconnect_loop) {
+  env_t e;
+  env_init(&e);
+  peer_t a;
+  peer_init(&a, &e, "alice");
+  xmppuv_client_options_t o;
+  peer_opts(&a, &o);
+  o.password = "not-alices-password";
+  peer_start(&a, &o);
+  RUN_UNTIL(&e, a.offlines >= 1, 30000);
+  ck_assert_msg(a.offlines == 1, "not offline; statuses: %s", a.statuses);
+  ck_assert_uint_eq(a.errors, 1);
+  ck_assert_int_eq(a.err_code[0], XMPPUV_EAUTH);
+  ck_assert_str_eq(a.err_cond[0], "not-authorized");
+  ck_assert_int_eq(a.err_fatal[0], 1);
+  /* Ten reconnect delays later: still one connection, no reconnecting. */
+  RUN_FOR(&e, 1000);
+  ck_assert_uint_eq(a.connecting, 1);
+  ck_assert_uint_eq(a.reconnectings, 0);
+  ck_assert_uint_eq(a.onlines, 0);
+  ck_assert_int_eq(xmppuv_client_status(a.c), XMPPUV_STATUS_OFFLINE);
+  finish(&e, &a, NULL);
+}
+END_TEST
+
+/* ---- two clients ------------------------------------------------------------------ */
+
+static int on_message(xmppuv_client_t *c, xmppuv_stanza_t *s, void *ud) {
+  peer_t *p = ud;
+  const char *body = xmppuv_stanza_child_text(s, "body", NULL);
+  const char *from = xmppuv_stanza_attr(s, "from");
+  if (body == NULL) return XMPPUV_PASS;
+  p->messages++;
+  snprintf(p->last_body, sizeof p->last_body, "%s", body);
+  snprintf(p->last_from, sizeof p->last_from, "%s", from ? from : "");
+  if (p->reply_to_messages && from != NULL) {
+    char reply[300];
+    snprintf(reply, sizeof reply, "pong: %s", body);
+    xmppuv_stanza_t *m;
+    ck_assert_int_eq(xmppuv_message_new(from, "chat", reply, &m), 0);
+    ck_assert_int_eq(xmppuv_client_send(c, m), 0);
+    xmppuv_stanza_unref(m);
+  }
+  return XMPPUV_HANDLED;
+}
+
+typedef struct sent {
+  unsigned done;
+  int status;
+} sent_t;
+
+static void on_sent(xmppuv_client_t *c, xmppuv_stanza_t *s, int status, void *ud) {
+  sent_t *st = ud;
+  (void)c;
+  (void)s;
+  st->done++;
+  st->status = status;
+}
+
+/* alice and bob online on one loop. */
+static void two_online(env_t *e, peer_t *a, peer_t *b) {
+  env_init(e);
+  peer_go(b, e, "bob");
+  peer_go(a, e, "alice");
+  wait_online(b);
+  wait_online(a);
+}
+
+START_TEST(message_from_alice_reaches_bob_and_back_and_is_acked) {
+  env_t e;
+  peer_t a, b;
+  two_online(&e, &a, &b);
+  b.reply_to_messages = 1;
+  ck_assert_int_eq(xmppuv_client_handler_add(a.c, "message", NULL, "chat", on_message, &a,
+                                             NULL), 0);
+  ck_assert_int_eq(xmppuv_client_handler_add(b.c, "message", NULL, "chat", on_message, &b,
+                                             NULL), 0);
+  ck_assert(xmppuv_client_sm_enabled(a.c));
+  xmppuv_stanza_t *m;
+  ck_assert_int_eq(xmppuv_message_new(b.full, "chat", "hello bob", &m), 0);
+  sent_t st = {0, 1};
+  ck_assert_int_eq(xmppuv_client_send_cb(a.c, m, on_sent, &st), 0);
+  xmppuv_stanza_unref(m);
+  RUN_UNTIL(&e, a.messages >= 1 && st.done >= 1, 20000);
+  ck_assert_msg(b.messages == 1, "bob got %u messages", b.messages);
+  ck_assert_str_eq(b.last_body, "hello bob");
+  ck_assert_str_eq(b.last_from, a.full);
+  ck_assert_msg(a.messages == 1, "alice got %u messages", a.messages);
+  ck_assert_str_eq(a.last_body, "pong: hello bob");
+  ck_assert_str_eq(a.last_from, b.full);
+  /* XEP-0198: the server took responsibility for alice's message. */
+  ck_assert_uint_eq(st.done, 1);
+  ck_assert_int_eq(st.status, 0);
+  ck_assert_uint_ge(a.acks, 1);
+  ck_assert_uint_eq(a.fails, 0);
+  finish(&e, &a, &b);
+}
+END_TEST
+
+typedef struct iq_outcome {
+  unsigned done;
+  int status;
+  char type[16];
+  char from[256];
+  int service_unavailable;
+  int echo;
+} iq_outcome_t;
+
+static void on_iq(xmppuv_client_t *c, int status, xmppuv_stanza_t *reply, void *ud) {
+  iq_outcome_t *out = ud;
+  (void)c;
+  out->done++;
+  out->status = status;
+  if (reply != NULL) {
+    const char *type = xmppuv_stanza_attr(reply, "type");
+    const char *from = xmppuv_stanza_attr(reply, "from");
+    snprintf(out->type, sizeof out->type, "%s", type ? type : "");
+    snprintf(out->from, sizeof out->from, "%s", from ? from : "");
+    const xmppuv_stanza_t *err = xmppuv_stanza_child(reply, "error", NULL);
+    out->service_unavailable =
+        err != NULL && xmppuv_stanza_child(err, "service-unavailable", NS_STANZAS) != NULL;
+    out->echo = xmppuv_stanza_child(reply, "query", "urn:example:echo") != NULL;
+  }
+}
+
+/* <iq type='get' to=to><name xmlns=ns/></iq>, sent; the outcome lands in out. */
+static void send_iq(peer_t *p, const char *to, const char *name, const char *ns,
+                    iq_outcome_t *out) {
+  memset(out, 0, sizeof *out);
+  xmppuv_stanza_t *iq;
+  ck_assert_int_eq(xmppuv_stanza_new("iq", NULL, &iq), 0);
+  ck_assert_int_eq(xmppuv_stanza_set_attr(iq, "type", "get"), 0);
+  if (to != NULL) ck_assert_int_eq(xmppuv_stanza_set_attr(iq, "to", to), 0);
+  ck_assert_int_eq(xmppuv_stanza_new_child(iq, name, ns, NULL), 0);
+  ck_assert_int_eq(xmppuv_client_iq(p->c, iq, 15000, on_iq, out, NULL), 0);
+  xmppuv_stanza_unref(iq);
+}
+
+START_TEST(iq_ping_round_trips_to_the_server_and_to_bob) {
+  env_t e;
+  peer_t a, b;
+  two_online(&e, &a, &b);
+  iq_outcome_t to_server, to_bob;
+  send_iq(&a, "localhost", "ping", NS_PING, &to_server);
+  RUN_UNTIL(&e, to_server.done >= 1, 20000);
+  ck_assert_uint_eq(to_server.done, 1);
+  ck_assert_msg(to_server.status == 0, "ping to the server: %s",
+                xmppuv_err_name(to_server.status));
+  ck_assert_str_eq(to_server.type, "result");
+  /* bob's client answers pings by itself (XEP-0199). */
+  send_iq(&a, b.full, "ping", NS_PING, &to_bob);
+  RUN_UNTIL(&e, to_bob.done >= 1, 20000);
+  ck_assert_uint_eq(to_bob.done, 1);
+  ck_assert_msg(to_bob.status == 0, "ping to bob: %s", xmppuv_err_name(to_bob.status));
+  ck_assert_str_eq(to_bob.type, "result");
+  ck_assert_str_eq(to_bob.from, b.full);
+  ck_assert_uint_eq(b.pings_seen, 1);
+  finish(&e, &a, &b);
+}
+END_TEST
+
+START_TEST(unknown_iq_to_a_client_gets_service_unavailable) {
+  env_t e;
+  peer_t a, b;
+  two_online(&e, &a, &b);
+  iq_outcome_t out;
+  send_iq(&a, b.full, "query", "urn:example:unknown", &out);
+  RUN_UNTIL(&e, out.done >= 1, 20000);
+  ck_assert_uint_eq(out.done, 1);
+  ck_assert_msg(out.status == XMPPUV_EIQERROR, "got %s", xmppuv_err_name(out.status));
+  ck_assert_str_eq(out.type, "error");
+  ck_assert(out.service_unavailable);
+  ck_assert_str_eq(out.from, b.full);
+  /* It was bob's client that answered, not the server for it. */
+  ck_assert_uint_eq(b.unknown_seen, 1);
+  finish(&e, &a, &b);
+}
+END_TEST
+
+typedef struct echo_handler {
+  uint64_t id;
+  unsigned calls;
+  int remove_rc;
+} echo_handler_t;
+
+/* Answers one echo query, then removes itself (by id, from inside). */
+static int echo_once(xmppuv_client_t *c, xmppuv_stanza_t *req, void *ud) {
+  echo_handler_t *h = ud;
+  h->calls++;
+  xmppuv_stanza_t *res;
+  ck_assert_int_eq(xmppuv_iq_result_new(req, &res), 0);
+  ck_assert_int_eq(xmppuv_stanza_new_child(res, "query", "urn:example:echo", NULL), 0);
+  ck_assert_int_eq(xmppuv_client_send(c, res), 0);
+  xmppuv_stanza_unref(res);
+  h->remove_rc = xmppuv_client_handler_remove(c, h->id);
+  return XMPPUV_HANDLED;
+}
+
+static int never_called(xmppuv_client_t *c, xmppuv_stanza_t *req, void *ud) {
+  (void)c;
+  (void)req;
+  (*(unsigned *)ud)++;
+  return XMPPUV_HANDLED;
+}
+
+START_TEST(iq_handler_answers_and_is_removed_by_id) {
+  env_t e;
+  peer_t a, b;
+  two_online(&e, &a, &b);
+  echo_handler_t h = {0, 0, 1};
+  unsigned removed_calls = 0;
+  uint64_t removed_id = 0;
+  ck_assert_int_eq(xmppuv_client_iq_handler_add(b.c, "get", "query", "urn:example:echo",
+                                                never_called, &removed_calls, &removed_id), 0);
+  ck_assert_int_eq(xmppuv_client_handler_remove(b.c, removed_id), 0);
+  ck_assert_int_eq(xmppuv_client_handler_remove(b.c, removed_id), XMPPUV_EINVAL);
+  ck_assert_int_eq(xmppuv_client_iq_handler_add(b.c, "get", "query", "urn:example:echo",
+                                                echo_once, &h, &h.id), 0);
+  iq_outcome_t first, second;
+  send_iq(&a, b.full, "query", "urn:example:echo", &first);
+  RUN_UNTIL(&e, first.done >= 1, 20000);
+  ck_assert_uint_eq(first.done, 1);
+  ck_assert_msg(first.status == 0, "first echo: %s", xmppuv_err_name(first.status));
+  ck_assert(first.echo);
+  ck_assert_uint_eq(h.calls, 1);
+  ck_assert_int_eq(h.remove_rc, 0);
+  /* Removed from inside: the next request finds no handler. */
+  send_iq(&a, b.full, "query", "urn:example:echo", &second);
+  RUN_UNTIL(&e, second.done >= 1, 20000);
+  ck_assert_uint_eq(second.done, 1);
+  ck_assert_int_eq(second.status, XMPPUV_EIQERROR);
+  ck_assert(second.service_unavailable);
+  ck_assert_uint_eq(h.calls, 1);
+  ck_assert_uint_eq(removed_calls, 0);
+  ck_assert_int_eq(xmppuv_client_handler_remove(b.c, h.id), XMPPUV_EINVAL);
+  finish(&e, &a, &b);
+}
+END_TEST
+
+/* ---- stopping, closing, restarting ---------------------------------------------- */
+
+START_TEST(graceful_stop_walks_the_statuses_down_to_offline) {
+  env_t e;
+  peer_t a, b;
+  two_online(&e, &a, &b);
+  ck_assert_str_eq(a.statuses + a.st_len - strlen("online"), "online");
+  a.st_len = 0;
+  a.statuses[0] = '\0';
+  ck_assert_int_eq(xmppuv_client_stop(a.c), 0);
+  RUN_UNTIL(&e, a.offlines >= 1, 20000);
+  ck_assert_str_eq(a.statuses, "closing close disconnecting disconnect offline");
+  ck_assert_uint_eq(a.errors, 0);
+  ck_assert_uint_eq(a.reconnectings, 0);
+  /* A second stop is a no-op. */
+  ck_assert_int_eq(xmppuv_client_stop(a.c), 0);
+  RUN_FOR(&e, 300);
+  ck_assert_str_eq(a.statuses, "closing close disconnecting disconnect offline");
+  /* The server ended alice's session (no hibernation after a clean close):
+   * it answers for her now. */
+  iq_outcome_t out;
+  send_iq(&b, a.full, "ping", NS_PING, &out);
+  RUN_UNTIL(&e, out.done >= 1, 20000);
+  ck_assert_uint_eq(out.done, 1);
+  ck_assert_int_eq(out.status, XMPPUV_EIQERROR);
+  finish(&e, &a, &b);
+}
+END_TEST
+
+typedef struct closing_test {
+  iq_outcome_t iq;
+  sent_t sent[3];
+} closing_test_t;
+
+static closing_test_t closing;
+
+static void on_sent_closing(xmppuv_client_t *c, xmppuv_stanza_t *s, int status, void *ud) {
+  peer_t *p = xmppuv_client_user_data(c);
+  on_sent(c, s, status, ud);
+  event(p, status == XMPPUV_ECANCELED ? "sent:ECANCELED" : "sent:other");
+}
+
+static void on_iq_closing(xmppuv_client_t *c, int status, xmppuv_stanza_t *reply, void *ud) {
+  peer_t *p = xmppuv_client_user_data(c);
+  on_iq(c, status, reply, ud);
+  event(p, status == XMPPUV_ECANCELED ? "iq:ECANCELED" : "iq:other");
+}
+
+/* In `online`: send three messages and a ping, then close. */
+static void send_then_close(peer_t *p) {
+  for (int i = 0; i < 3; i++) {
+    xmppuv_stanza_t *m;
+    ck_assert_int_eq(xmppuv_message_new("bob@localhost", "chat", "never acked", &m), 0);
+    ck_assert_int_eq(xmppuv_client_send_cb(p->c, m, on_sent_closing, &closing.sent[i]), 0);
+    xmppuv_stanza_unref(m);
+  }
+  xmppuv_stanza_t *iq;
+  ck_assert_int_eq(xmppuv_stanza_new("iq", NULL, &iq), 0);
+  ck_assert_int_eq(xmppuv_stanza_set_attr(iq, "type", "get"), 0);
+  ck_assert_int_eq(xmppuv_stanza_new_child(iq, "ping", NS_PING, NULL), 0);
+  ck_assert_int_eq(xmppuv_client_iq(p->c, iq, 0, on_iq_closing, &closing.iq, NULL), 0);
+  xmppuv_stanza_unref(iq);
+  ck_assert_uint_eq(xmppuv_client_sm_queued(p->c), 4);
+  xmppuv_client_close(p->c, on_peer_closed);
+}
+
+START_TEST(close_from_a_callback_fails_what_is_queued_then_calls_close_cb_last) {
+  env_t e;
+  env_init(&e);
+  memset(&closing, 0, sizeof closing);
+  peer_t a;
+  peer_init(&a, &e, "alice");
+  a.on_online = send_then_close;
+  xmppuv_client_options_t o;
+  peer_opts(&a, &o);
+  peer_start(&a, &o);
+  RUN_UNTIL(&e, a.closed, 30000);
+  ck_assert_msg(a.closed, "not closed; statuses: %s", a.statuses);
+  ck_assert_uint_eq(a.onlines, 1);
+  ck_assert_uint_eq(closing.iq.done, 1);
+  ck_assert_int_eq(closing.iq.status, XMPPUV_ECANCELED);
+  for (int i = 0; i < 3; i++) {
+    ck_assert_uint_eq(closing.sent[i].done, 1);
+    ck_assert_int_eq(closing.sent[i].status, XMPPUV_ECANCELED);
+  }
+  /* Three messages and the ping: each ends in exactly one fail. */
+  ck_assert_uint_eq(a.fails, 4);
+  ck_assert_int_eq(a.fail_reason, XMPPUV_ECANCELED);
+  ck_assert_uint_eq(a.acks, 0);
+  ck_assert_str_eq(a.events,
+                   "iq:ECANCELED sent:ECANCELED fail sent:ECANCELED fail sent:ECANCELED "
+                   "fail fail close");
+  finish(&e, &a, NULL);
+}
+END_TEST
+
+START_TEST(reconnects_with_a_fresh_session_after_the_server_restarts) {
+  /* A server of its own: the restart must not disturb the shared one, and
+   * a server restarted from this (forked) process belongs to it. */
+  xmppuv_test_server_t shared = server;
+  char kind[16];
+  snprintf(kind, sizeof kind, "%s", shared.kind);
+  int rc = xmppuv_test_server_start(kind, 5, &server);
+  ck_assert_msg(rc == 0, "%s did not start: %s", kind, uv_strerror(rc));
+  env_t e;
+  env_init(&e);
+  peer_t a;
+  peer_go(&a, &e, "alice");
+  wait_online(&a);
+  ck_assert(xmppuv_client_sm_enabled(a.c));
+  /* The loop does not run meanwhile: the client finds out afterwards. */
+  rc = xmppuv_test_server_restart(&server);
+  ck_assert_msg(rc == 0, "%s did not restart: %s", kind, uv_strerror(rc));
+  RUN_UNTIL(&e, a.onlines >= 2 || a.offlines >= 1, 60000);
+  ck_assert_msg(a.onlines == 2, "not online again; statuses: %s", a.statuses);
+  ck_assert_uint_ge(a.reconnectings, 1);
+  ck_assert_uint_eq(a.resumes, 0); /* the restart lost the SM session */
+  ck_assert_uint_eq(a.offlines, 0);
+  /* The app heard why the connection went (a stream error, or the server
+   * closing the connection), and that it was not fatal. */
+  ck_assert_msg(a.errors >= 1, "no error event; statuses: %s", a.statuses);
+  fprintf(stderr, "# %s restart: first error %s %s\n", kind, xmppuv_err_name(a.err_code[0]),
+          a.err_cond[0]);
+  for (unsigned i = 0; i < a.errors && i < MAX_ERRORS; i++)
+    ck_assert_msg(!a.err_fatal[i], "fatal error %s", xmppuv_err_name(a.err_code[i]));
+  ck_assert_ptr_nonnull(strstr(a.statuses, "online disconnecting disconnect connecting"));
+  ck_assert_str_eq(a.bound, a.full);
+  ck_assert_int_eq(xmppuv_client_status(a.c), XMPPUV_STATUS_ONLINE);
+  finish(&e, &a, NULL);
+  xmppuv_test_server_stop(&server);
+  server = shared;
+}
+END_TEST
+
+static void add_common(TCase *tc) {
+  tcase_add_test(tc, wrong_password_is_not_authorized_without_a_reconnect_loop);
+  tcase_add_test(tc, message_from_alice_reaches_bob_and_back_and_is_acked);
+  tcase_add_test(tc, iq_ping_round_trips_to_the_server_and_to_bob);
+  tcase_add_test(tc, unknown_iq_to_a_client_gets_service_unavailable);
+  tcase_add_test(tc, iq_handler_answers_and_is_removed_by_id);
+  tcase_add_test(tc, graceful_stop_walks_the_statuses_down_to_offline);
+  tcase_add_test(tc, close_from_a_callback_fails_what_is_queued_then_calls_close_cb_last);
+  tcase_add_test(tc, reconnects_with_a_fresh_session_after_the_server_restarts);
+}
+
+static Suite *make_suite(void) {
+  Suite *s = suite_create("client");
+  TCase *prosody = tcase_create("prosody");
+  tcase_set_timeout(prosody, 120);
+  tcase_add_unchecked_fixture(prosody, start_prosody, stop_server);
+  tcase_add_loop_test(prosody, logs_in_with_each_prosody_mechanism_over_starttls_and_direct_tls,
+                      0, (int)(2 * N_PROSODY_MECHS));
+  add_common(prosody);
+  suite_add_tcase(s, prosody);
+
+  TCase *ejabberd = tcase_create("ejabberd");
+  tcase_set_timeout(ejabberd, 120);
+  tcase_add_unchecked_fixture(ejabberd, start_ejabberd, stop_server);
+  tcase_add_loop_test(ejabberd,
+                      logs_in_with_each_ejabberd_mechanism_over_starttls_and_direct_tls, 0,
+                      (int)(2 * N_EJABBERD_MECHS));
+  add_common(ejabberd);
+  suite_add_tcase(s, ejabberd);
+  return s;
+}
+
+XMPPUV_TEST_MAIN(make_suite)

@@ -1,0 +1,1187 @@
+/* The client (lib/client.c) over a real loopback socket, against the
+ * scripted server (tests/support/script_server.h): what the app observes
+ * (events, the status sequence, reconnecting or not) when a server does
+ * what real servers will not do on demand: no STARTTLS, stream errors,
+ * see-other-host, bind and SASL failures, silence, a wrong SCRAM signature.
+ * The session core's side of these is in test_session.c; here it is the
+ * driver's policy on top of it. Plaintext throughout: the client runs with
+ * XMPPUV_TLS_DISABLED_INSECURE except where TLS being required is the
+ * point. XMPPUV_TEST_LOG=1 prints the client's log (trace) on stderr. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "check_main.h"
+#include "scram_server.h"
+#include "script_server.h"
+#include "xmppuv.h"
+
+#define NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
+#define NS_STREAM_ERRORS "urn:ietf:params:xml:ns:xmpp-streams"
+#define NS_BIND "urn:ietf:params:xml:ns:xmpp-bind"
+#define NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
+
+/* ---- script pieces --------------------------------------------------------- */
+
+#define HDR                                                                  \
+  "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "               \
+  "xmlns:stream='http://etherx.jabber.org/streams' id='s{n}' "                \
+  "from='localhost' version='1.0'>"
+#define FEATURES_PLAIN                                                       \
+  "<stream:features><mechanisms xmlns='" NS_SASL "'>"                        \
+  "<mechanism>PLAIN</mechanism></mechanisms></stream:features>"
+#define FEATURES_SCRAM                                                       \
+  "<stream:features><mechanisms xmlns='" NS_SASL "'>"                        \
+  "<mechanism>SCRAM-SHA-256</mechanism></mechanisms></stream:features>"
+#define FEATURES_BIND "<stream:features><bind xmlns='" NS_BIND "'/></stream:features>"
+#define FEATURES_BIND_SM                                                     \
+  "<stream:features><bind xmlns='" NS_BIND "'/>"                             \
+  "<sm xmlns='urn:xmpp:sm:3'/></stream:features>"
+#define SASL_SUCCESS "<success xmlns='" NS_SASL "'/>"
+#define SASL_FAILURE(cond) "<failure xmlns='" NS_SASL "'><" cond "/></failure>"
+#define BIND_RESULT                                                          \
+  "<iq type='result' id='{id}'><bind xmlns='" NS_BIND "'>"                   \
+  "<jid>alice@localhost/r{n}</jid></bind></iq>"
+#define BIND_ERROR(type, cond)                                               \
+  "<iq type='error' id='{id}'><error type='" type "'><" cond " xmlns='"      \
+  NS_STANZAS "'/></error></iq>"
+#define STREAM_ERROR(cond)                                                   \
+  "<stream:error><" cond " xmlns='" NS_STREAM_ERRORS "'/></stream:error>"    \
+  "</stream:stream>"
+
+/* Up to the client's <auth/>. */
+#define UNTIL_AUTH                                                           \
+  SCRIPT_EXPECT("<stream:stream"), SCRIPT_SEND(HDR FEATURES_PLAIN),          \
+      SCRIPT_EXPECT("</auth>")
+/* SASL success, the new stream, and the client's bind request. */
+#define UNTIL_BIND(features)                                                 \
+  SCRIPT_SEND(SASL_SUCCESS), SCRIPT_EXPECT("<stream:stream"),                \
+      SCRIPT_SEND(HDR features), SCRIPT_EXPECT(NS_BIND)
+/* A whole login without SM: the client is online after this. */
+#define LOGIN UNTIL_AUTH, UNTIL_BIND(FEATURES_BIND), SCRIPT_SEND(BIND_RESULT)
+
+/* ---- what the app sees --------------------------------------------------------- */
+
+#define MAX_EVENTS 32
+
+typedef struct rec {
+  uv_loop_t loop;
+  uv_timer_t guard;
+  int guard_fired;
+  xmppuv_client_t *c;
+  xmppuv_test_script_server_t *srv[2];
+
+  char statuses[4096]; /* "connecting connect ..." */
+  size_t st_len;
+  xmppuv_status_t status;
+  unsigned connecting, connects, offlines, onlines;
+  uint64_t connect_at[MAX_EVENTS];
+  uint64_t online_at;
+  char bound[256];
+
+  unsigned errors;
+  int err_code[MAX_EVENTS];
+  int err_fatal[MAX_EVENTS];
+  char err_cond[MAX_EVENTS][48];
+  uint64_t err_at[MAX_EVENTS];
+
+  unsigned reconnectings;
+  unsigned attempt[MAX_EVENTS];
+  uint64_t delay[MAX_EVENTS];
+  uint64_t reconnecting_at[MAX_EVENTS];
+
+  unsigned acks, fails, sent_done;
+  int sent_status;
+  xmppuv_stanza_t *acked;
+
+  int closed;      /* close_cb ran */
+  int after_close; /* a callback ran after close_cb: a bug */
+  const char *close_on; /* close the client from inside this event */
+  int close_called;
+  const char *stop_on; /* stop the client from inside this event */
+  int stop_called, stop_rc;
+  char bad_transition[64]; /* the first status change the header does not allow */
+} rec_t;
+
+static void on_client_closed(xmppuv_client_t *c, void *ud);
+
+/* Close (or stop) from inside the event named r->close_on (r->stop_on), the
+ * first time it comes. */
+static void maybe_close(rec_t *r, xmppuv_client_t *c, const char *event) {
+  if (r->stop_on != NULL && !r->stop_called && strcmp(r->stop_on, event) == 0) {
+    r->stop_called = 1;
+    r->stop_rc = xmppuv_client_stop(c);
+  }
+  if (r->close_on == NULL || r->close_called || strcmp(r->close_on, event) != 0) return;
+  r->close_called = 1;
+  xmppuv_client_close(c, on_client_closed);
+}
+
+/* The status graph of client.h: up offline -> connecting -> connect ->
+ * opening <-> open -> online, down online -> closing -> close ->
+ * disconnecting -> disconnect -> offline, or straight to disconnecting from
+ * any step up or to closing from an open stream; disconnect -> connecting to
+ * reconnect; offline at once when stopped before the socket exists. */
+static int valid_transition(xmppuv_status_t from, xmppuv_status_t to) {
+  switch (from) {
+    case XMPPUV_STATUS_OFFLINE: return to == XMPPUV_STATUS_CONNECTING;
+    case XMPPUV_STATUS_CONNECTING:
+      return to == XMPPUV_STATUS_CONNECT || to == XMPPUV_STATUS_DISCONNECTING ||
+             to == XMPPUV_STATUS_DISCONNECT || to == XMPPUV_STATUS_OFFLINE;
+    case XMPPUV_STATUS_CONNECT:
+      return to == XMPPUV_STATUS_OPENING || to == XMPPUV_STATUS_DISCONNECTING;
+    case XMPPUV_STATUS_OPENING:
+      return to == XMPPUV_STATUS_OPEN || to == XMPPUV_STATUS_CLOSING ||
+             to == XMPPUV_STATUS_DISCONNECTING;
+    case XMPPUV_STATUS_OPEN:
+      return to == XMPPUV_STATUS_OPENING || to == XMPPUV_STATUS_ONLINE ||
+             to == XMPPUV_STATUS_CLOSING || to == XMPPUV_STATUS_CLOSE ||
+             to == XMPPUV_STATUS_DISCONNECTING;
+    case XMPPUV_STATUS_ONLINE:
+      return to == XMPPUV_STATUS_CLOSING || to == XMPPUV_STATUS_CLOSE ||
+             to == XMPPUV_STATUS_DISCONNECTING;
+    case XMPPUV_STATUS_CLOSING:
+      return to == XMPPUV_STATUS_CLOSE || to == XMPPUV_STATUS_DISCONNECTING;
+    case XMPPUV_STATUS_CLOSE: return to == XMPPUV_STATUS_DISCONNECTING;
+    case XMPPUV_STATUS_DISCONNECTING: return to == XMPPUV_STATUS_DISCONNECT;
+    case XMPPUV_STATUS_DISCONNECT:
+      return to == XMPPUV_STATUS_CONNECTING || to == XMPPUV_STATUS_OFFLINE;
+  }
+  return 0;
+}
+
+static void on_log(void *ud, xmppuv_log_level_t level, const char *area, const char *msg) {
+  (void)ud;
+  fprintf(stderr, "# [%s] %s: %s\n", xmppuv_log_level_name(level), area, msg);
+}
+
+static void on_status(xmppuv_client_t *c, xmppuv_status_t st, void *ud) {
+  rec_t *r = ud;
+  if (r->closed) r->after_close = 1;
+  if (!valid_transition(r->status, st) && r->bad_transition[0] == '\0')
+    snprintf(r->bad_transition, sizeof r->bad_transition, "%s -> %s",
+             xmppuv_status_name(r->status), xmppuv_status_name(st));
+  r->status = st;
+  const char *name = xmppuv_status_name(st);
+  int n = snprintf(r->statuses + r->st_len, sizeof r->statuses - r->st_len, "%s%s",
+                   r->st_len ? " " : "", name);
+  if (n > 0 && (size_t)n < sizeof r->statuses - r->st_len) r->st_len += (size_t)n;
+  if (st == XMPPUV_STATUS_CONNECTING) r->connecting++;
+  if (st == XMPPUV_STATUS_CONNECT && r->connects < MAX_EVENTS)
+    r->connect_at[r->connects++] = uv_now(&r->loop);
+  if (st == XMPPUV_STATUS_OFFLINE) r->offlines++;
+  maybe_close(r, c, name);
+}
+
+static void on_online(xmppuv_client_t *c, const xmppuv_jid_t *jid, void *ud) {
+  rec_t *r = ud;
+  if (r->closed) r->after_close = 1;
+  r->onlines++;
+  r->online_at = uv_now(&r->loop);
+  snprintf(r->bound, sizeof r->bound, "%s", jid ? xmppuv_jid_string(jid) : "(null)");
+  maybe_close(r, c, "online-event");
+}
+
+static void on_error(xmppuv_client_t *c, const xmppuv_error_t *e, void *ud) {
+  rec_t *r = ud;
+  if (r->closed) r->after_close = 1;
+  if (r->errors < MAX_EVENTS) {
+    r->err_code[r->errors] = e->code;
+    r->err_fatal[r->errors] = e->fatal;
+    snprintf(r->err_cond[r->errors], sizeof r->err_cond[0], "%s",
+             e->condition ? e->condition : "");
+    r->err_at[r->errors] = uv_now(&r->loop);
+  }
+  r->errors++;
+  maybe_close(r, c, "error");
+}
+
+static void on_reconnecting(xmppuv_client_t *c, unsigned attempt, uint64_t delay_ms,
+                            void *ud) {
+  rec_t *r = ud;
+  if (r->closed) r->after_close = 1;
+  if (r->reconnectings < MAX_EVENTS) {
+    r->attempt[r->reconnectings] = attempt;
+    r->delay[r->reconnectings] = delay_ms;
+    r->reconnecting_at[r->reconnectings] = uv_now(&r->loop);
+  }
+  r->reconnectings++;
+  maybe_close(r, c, "reconnecting");
+}
+
+static void on_ack(xmppuv_client_t *c, xmppuv_stanza_t *s, void *ud) {
+  rec_t *r = ud;
+  (void)c;
+  if (r->closed) r->after_close = 1;
+  r->acks++;
+  r->acked = s;
+}
+
+static void on_fail(xmppuv_client_t *c, xmppuv_stanza_t *s, int reason, void *ud) {
+  rec_t *r = ud;
+  (void)c;
+  (void)s;
+  (void)reason;
+  if (r->closed) r->after_close = 1;
+  r->fails++;
+}
+
+static void on_sent(xmppuv_client_t *c, xmppuv_stanza_t *s, int status, void *ud) {
+  rec_t *r = ud;
+  (void)c;
+  (void)s;
+  r->sent_done++;
+  r->sent_status = status;
+}
+
+static const xmppuv_client_callbacks_t callbacks = {
+    on_status, on_online, NULL, on_error, on_ack, on_fail, on_reconnecting, NULL};
+
+static void on_guard(uv_timer_t *t) {
+  rec_t *r = t->data;
+  r->guard_fired = 1;
+}
+
+/* Run the loop until cond holds or ms pass (then the caller's assertion
+ * fails with a message). Deadlines are generous: a loaded machine is slow. */
+#define RUN_UNTIL(r, cond, ms)                                   \
+  do {                                                           \
+    (r)->guard_fired = 0;                                        \
+    uv_timer_start(&(r)->guard, on_guard, (ms), 0);              \
+    while (!(cond) && !(r)->guard_fired)                         \
+      uv_run(&(r)->loop, UV_RUN_ONCE);                           \
+    uv_timer_stop(&(r)->guard);                                  \
+  } while (0)
+
+/* Let ms pass with the loop running: only to check that something does NOT
+ * happen (no reconnection after giving up). */
+#define RUN_FOR(r, ms) RUN_UNTIL(r, 0, ms)
+
+static void rec_init(rec_t *r) {
+  memset(r, 0, sizeof *r);
+  ck_assert_int_eq(uv_loop_init(&r->loop), 0);
+  ck_assert_int_eq(uv_timer_init(&r->loop, &r->guard), 0);
+  r->guard.data = r;
+}
+
+static void start_server(rec_t *r, int i, const xmppuv_test_step_t *const *scripts,
+                         size_t n) {
+  ck_assert_int_eq(xmppuv_test_script_server_start(&r->loop, scripts, n, &r->srv[i]), 0);
+}
+
+static unsigned short port_of(const rec_t *r, int i) {
+  return xmppuv_test_script_server_port(r->srv[i]);
+}
+
+static size_t connections(const rec_t *r, int i) {
+  return xmppuv_test_script_server_connections(r->srv[i]);
+}
+
+/* Connection conn of server i has run its whole script. */
+static int script_done(const rec_t *r, int i, size_t conn) {
+  xmppuv_test_script_conn_t *k = xmppuv_test_script_server_conn(r->srv[i], conn);
+  return k != NULL && xmppuv_test_script_conn_done(k);
+}
+
+static const char *received(const rec_t *r, int i, size_t conn) {
+  xmppuv_test_script_conn_t *k = xmppuv_test_script_server_conn(r->srv[i], conn);
+  ck_assert_msg(k != NULL, "no connection %zu on server %d", conn, i);
+  return xmppuv_test_script_conn_received(k, NULL);
+}
+
+static void base_opts(xmppuv_client_options_t *o, unsigned short port) {
+  xmppuv_client_options_init(o);
+  o->jid = "alice@localhost";
+  o->password = "alice-secret";
+  o->host = "127.0.0.1";
+  o->port = port;
+  o->tls = XMPPUV_TLS_DISABLED_INSECURE;
+  o->reconnect_delay_ms = 50;
+  o->reconnect_max_delay_ms = 200;
+  o->close_timeout_ms = 1000;
+  if (getenv("XMPPUV_TEST_LOG") != NULL) {
+    o->log_cb = on_log;
+    o->log_level = XMPPUV_LOG_TRACE;
+  } else {
+    o->log_level = XMPPUV_LOG_NONE;
+  }
+}
+
+static void client_new(rec_t *r, const xmppuv_client_options_t *o) {
+  ck_assert_int_eq(xmppuv_client_new(&r->loop, o, &callbacks, r, &r->c), 0);
+}
+
+static void start(rec_t *r, const xmppuv_client_options_t *o) {
+  client_new(r, o);
+  ck_assert_int_eq(xmppuv_client_start(r->c), 0);
+}
+
+static void on_client_closed(xmppuv_client_t *c, void *ud) {
+  rec_t *r = ud;
+  (void)c;
+  r->closed = 1;
+}
+
+/* Close everything; the loop must end with nothing left on it. */
+static void finish(rec_t *r) {
+  if (r->c != NULL && !r->close_called) xmppuv_client_close(r->c, on_client_closed);
+  for (int i = 0; i < 2; i++) xmppuv_test_script_server_close(r->srv[i], NULL, NULL);
+  uv_close((uv_handle_t *)&r->guard, NULL);
+  uv_run(&r->loop, UV_RUN_DEFAULT);
+  if (r->c != NULL) ck_assert_msg(r->closed, "close_cb did not run");
+  ck_assert_msg(!r->after_close, "a callback ran after close_cb");
+  ck_assert_msg(r->bad_transition[0] == '\0', "status %s; statuses: %s", r->bad_transition,
+                r->statuses);
+  ck_assert_int_eq(uv_loop_close(&r->loop), 0);
+}
+
+static int count(const char *haystack, const char *needle) {
+  int n = 0;
+  for (const char *p = strstr(haystack, needle); p != NULL; p = strstr(p + 1, needle)) n++;
+  return n;
+}
+
+#define ASSERT_ERROR(r, i, code, cond, fatal)                                        \
+  do {                                                                               \
+    ck_assert_msg((r)->errors > (unsigned)(i), "no error %d; statuses: %s", (int)(i), \
+                  (r)->statuses);                                                    \
+    ck_assert_msg((r)->err_code[i] == (code), "error %d is %s, not %s", (int)(i),    \
+                  xmppuv_err_name((r)->err_code[i]), xmppuv_err_name(code));         \
+    ck_assert_str_eq((r)->err_cond[i], (cond));                                      \
+    ck_assert_int_eq((r)->err_fatal[i], (fatal));                                    \
+  } while (0)
+
+/* The client gave up: offline, and it stays so (no reconnection timer). */
+static void assert_gave_up(rec_t *r, size_t conns) {
+  RUN_UNTIL(r, r->offlines >= 1, 10000);
+  ck_assert_msg(r->offlines == 1, "not offline; statuses: %s", r->statuses);
+  RUN_FOR(r, 300); /* six reconnect delays */
+  ck_assert_int_eq(r->status, XMPPUV_STATUS_OFFLINE);
+  ck_assert_uint_eq(r->reconnectings, 0);
+  ck_assert_uint_eq(r->connecting, 1);
+  ck_assert_uint_eq(connections(r, 0), conns);
+}
+
+/* ---- TLS required ------------------------------------------------------------ */
+
+START_TEST(starttls_not_offered_fails_with_ETLSREQUIRED_and_sends_no_credentials) {
+  static const xmppuv_test_step_t s0[] = {
+      SCRIPT_EXPECT("<stream:stream"), SCRIPT_SEND(HDR FEATURES_PLAIN), SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0};
+  rec_t r;
+  rec_init(&r);
+  start_server(&r, 0, scripts, 1);
+  xmppuv_client_options_t o;
+  base_opts(&o, port_of(&r, 0));
+  o.tls = XMPPUV_TLS_STARTTLS;
+  /* A pin: certificate checks configured without a CA file; TLS is never
+   * reached anyway. */
+  o.pin = "0000000000000000000000000000000000000000000000000000000000000000";
+  start(&r, &o);
+  assert_gave_up(&r, 1);
+  ASSERT_ERROR(&r, 0, XMPPUV_ETLSREQUIRED, "", 1);
+  ck_assert_uint_eq(r.errors, 1);
+  ck_assert_uint_eq(r.onlines, 0);
+  ck_assert_str_eq(r.statuses, "connecting connect opening open disconnecting disconnect offline");
+  const char *sent = received(&r, 0, 0);
+  ck_assert_ptr_nonnull(strstr(sent, "<stream:stream"));
+  ck_assert_msg(strstr(sent, "<auth") == NULL, "credentials sent without TLS: %s", sent);
+  ck_assert_ptr_null(strstr(sent, "<starttls"));
+  finish(&r);
+}
+END_TEST
+
+/* ---- stream errors mid-session ------------------------------------------------- */
+
+START_TEST(stream_error_system_shutdown_mid_session_reconnects) {
+  static const xmppuv_test_step_t s0[] = {
+      LOGIN, SCRIPT_DELAY(50), SCRIPT_SEND(STREAM_ERROR("system-shutdown")), SCRIPT_CLOSE,
+      SCRIPT_END};
+  static const xmppuv_test_step_t s1[] = {LOGIN, SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0, s1};
+  rec_t r;
+  rec_init(&r);
+  start_server(&r, 0, scripts, 2);
+  xmppuv_client_options_t o;
+  base_opts(&o, port_of(&r, 0));
+  start(&r, &o);
+  RUN_UNTIL(&r, r.onlines >= 2, 10000);
+  ck_assert_msg(r.onlines == 2, "not online twice; statuses: %s", r.statuses);
+  ck_assert_uint_eq(r.errors, 1);
+  ASSERT_ERROR(&r, 0, XMPPUV_ESTREAM, "system-shutdown", 0);
+  ck_assert_uint_eq(r.reconnectings, 1);
+  ck_assert_uint_eq(r.attempt[0], 1);
+  ck_assert_uint_eq(connections(&r, 0), 2);
+  ck_assert_str_eq(r.bound, "alice@localhost/r1");
+  ck_assert_str_eq(r.statuses,
+                   "connecting connect opening open opening open online disconnecting "
+                   "disconnect connecting connect opening open opening open online");
+  ck_assert_int_eq(xmppuv_client_status(r.c), XMPPUV_STATUS_ONLINE);
+  finish(&r);
+}
+END_TEST
+
+START_TEST(stream_error_conflict_mid_session_is_fatal) {
+  static const xmppuv_test_step_t s0[] = {
+      LOGIN, SCRIPT_DELAY(50), SCRIPT_SEND(STREAM_ERROR("conflict")), SCRIPT_CLOSE,
+      SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0};
+  rec_t r;
+  rec_init(&r);
+  start_server(&r, 0, scripts, 1);
+  xmppuv_client_options_t o;
+  base_opts(&o, port_of(&r, 0));
+  start(&r, &o);
+  assert_gave_up(&r, 1);
+  ck_assert_uint_eq(r.onlines, 1);
+  ck_assert_uint_eq(r.errors, 1);
+  ASSERT_ERROR(&r, 0, XMPPUV_ESTREAM, "conflict", 1);
+  finish(&r);
+}
+END_TEST
+
+START_TEST(server_closing_the_stream_is_answered_and_the_client_reconnects) {
+  static const xmppuv_test_step_t s0[] = {
+      LOGIN, SCRIPT_DELAY(50), SCRIPT_SEND("</stream:stream>"),
+      SCRIPT_EXPECT("</stream:stream>"), SCRIPT_CLOSE, SCRIPT_END};
+  static const xmppuv_test_step_t s1[] = {LOGIN, SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0, s1};
+  rec_t r;
+  rec_init(&r);
+  start_server(&r, 0, scripts, 2);
+  xmppuv_client_options_t o;
+  base_opts(&o, port_of(&r, 0));
+  start(&r, &o);
+  RUN_UNTIL(&r, r.onlines >= 2, 10000);
+  ck_assert_msg(r.onlines == 2, "not online twice; statuses: %s", r.statuses);
+  /* The client answered </stream:stream> in kind (the script saw it). */
+  ck_assert(script_done(&r, 0, 0));
+  ck_assert_uint_eq(r.reconnectings, 1);
+  ck_assert_ptr_nonnull(strstr(r.statuses, "online close disconnecting disconnect connecting"));
+  finish(&r);
+}
+END_TEST
+
+/* ---- see-other-host --------------------------------------------------------------- */
+
+START_TEST(see_other_host_moves_the_client_to_the_named_server) {
+  static const xmppuv_test_step_t target[] = {LOGIN, SCRIPT_END};
+  static const xmppuv_test_step_t *const target_scripts[] = {target};
+  rec_t r;
+  rec_init(&r);
+  start_server(&r, 1, target_scripts, 1);
+  char redirect[512];
+  snprintf(redirect, sizeof redirect,
+           HDR "<stream:error><see-other-host xmlns='" NS_STREAM_ERRORS
+               "'>127.0.0.1:%u</see-other-host></stream:error></stream:stream>",
+           (unsigned)port_of(&r, 1));
+  const xmppuv_test_step_t first[] = {SCRIPT_EXPECT("<stream:stream"), SCRIPT_SEND(redirect),
+                                      SCRIPT_CLOSE, SCRIPT_END};
+  const xmppuv_test_step_t *const first_scripts[] = {first};
+  start_server(&r, 0, first_scripts, 1);
+  xmppuv_client_options_t o;
+  base_opts(&o, port_of(&r, 0));
+  o.reconnect_delay_ms = 2000; /* a redirect does not wait for the backoff */
+  o.reconnect_max_delay_ms = 2000;
+  start(&r, &o);
+  RUN_UNTIL(&r, r.onlines >= 1, 10000);
+  ck_assert_msg(r.onlines == 1, "not online; statuses: %s", r.statuses);
+  ck_assert_uint_eq(connections(&r, 0), 1);
+  ck_assert_uint_eq(connections(&r, 1), 1);
+  ck_assert_str_eq(r.bound, "alice@localhost/r0");
+  ASSERT_ERROR(&r, 0, XMPPUV_ESTREAM, "see-other-host", 0);
+  ck_assert_uint_eq(r.reconnectings, 1);
+  ck_assert_uint_eq(r.delay[0], 0);
+  /* The second server got the whole login, the first none of it. */
+  ck_assert_ptr_null(strstr(received(&r, 0, 0), "<auth"));
+  ck_assert_ptr_nonnull(strstr(received(&r, 1, 0), "<auth"));
+  finish(&r);
+}
+END_TEST
+
+START_TEST(see_other_host_loop_ends_with_ESEEOTHERHOST) {
+  static const xmppuv_test_step_t loop[] = {
+      SCRIPT_EXPECT("<stream:stream"),
+      SCRIPT_SEND(HDR "<stream:error><see-other-host xmlns='" NS_STREAM_ERRORS
+                      "'>127.0.0.1:{port}</see-other-host></stream:error></stream:stream>"),
+      SCRIPT_CLOSE, SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {loop};
+  rec_t r;
+  rec_init(&r);
+  start_server(&r, 0, scripts, 1);
+  xmppuv_client_options_t o;
+  base_opts(&o, port_of(&r, 0));
+  start(&r, &o);
+  RUN_UNTIL(&r, r.offlines >= 1, 10000);
+  ck_assert_msg(r.offlines == 1, "not offline; statuses: %s", r.statuses);
+  RUN_FOR(&r, 300);
+  size_t n = connections(&r, 0);
+  ck_assert_msg(n >= 2 && n <= 10, "%zu connections", n);
+  ck_assert_uint_eq(r.errors, n);
+  for (unsigned i = 0; i + 1 < r.errors; i++)
+    ASSERT_ERROR(&r, i, XMPPUV_ESTREAM, "see-other-host", 0);
+  ASSERT_ERROR(&r, r.errors - 1, XMPPUV_ESEEOTHERHOST, "see-other-host", 1);
+  ck_assert_uint_eq(r.reconnectings, n - 1);
+  ck_assert_int_eq(r.status, XMPPUV_STATUS_OFFLINE);
+  ck_assert_uint_eq(r.onlines, 0);
+  finish(&r);
+}
+END_TEST
+
+/* ---- bind and SASL failures ------------------------------------------------------- */
+
+START_TEST(bind_error_cancel_is_fatal_with_EBIND) {
+  static const xmppuv_test_step_t s0[] = {
+      UNTIL_AUTH, UNTIL_BIND(FEATURES_BIND), SCRIPT_SEND(BIND_ERROR("cancel", "not-allowed")),
+      SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0};
+  rec_t r;
+  rec_init(&r);
+  start_server(&r, 0, scripts, 1);
+  xmppuv_client_options_t o;
+  base_opts(&o, port_of(&r, 0));
+  start(&r, &o);
+  assert_gave_up(&r, 1);
+  ck_assert_uint_eq(r.errors, 1);
+  ASSERT_ERROR(&r, 0, XMPPUV_EBIND, "not-allowed", 1);
+  ck_assert_uint_eq(r.onlines, 0);
+  ck_assert_ptr_null(xmppuv_client_jid(r.c));
+  finish(&r);
+}
+END_TEST
+
+START_TEST(bind_error_wait_reconnects) {
+  static const xmppuv_test_step_t s0[] = {
+      UNTIL_AUTH, UNTIL_BIND(FEATURES_BIND),
+      SCRIPT_SEND(BIND_ERROR("wait", "resource-constraint")), SCRIPT_END};
+  static const xmppuv_test_step_t s1[] = {LOGIN, SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0, s1};
+  rec_t r;
+  rec_init(&r);
+  start_server(&r, 0, scripts, 2);
+  xmppuv_client_options_t o;
+  base_opts(&o, port_of(&r, 0));
+  start(&r, &o);
+  RUN_UNTIL(&r, r.onlines >= 1, 10000);
+  ck_assert_msg(r.onlines == 1, "not online; statuses: %s", r.statuses);
+  ck_assert_uint_eq(r.errors, 1);
+  ASSERT_ERROR(&r, 0, XMPPUV_EBIND, "resource-constraint", 0);
+  ck_assert_uint_eq(r.reconnectings, 1);
+  ck_assert_uint_eq(connections(&r, 0), 2);
+  ck_assert_str_eq(r.bound, "alice@localhost/r1");
+  finish(&r);
+}
+END_TEST
+
+START_TEST(sasl_not_authorized_is_fatal_without_reconnect) {
+  static const xmppuv_test_step_t s0[] = {
+      UNTIL_AUTH, SCRIPT_SEND(SASL_FAILURE("not-authorized")), SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0};
+  rec_t r;
+  rec_init(&r);
+  start_server(&r, 0, scripts, 1);
+  xmppuv_client_options_t o;
+  base_opts(&o, port_of(&r, 0));
+  start(&r, &o);
+  assert_gave_up(&r, 1);
+  ck_assert_uint_eq(r.errors, 1);
+  ASSERT_ERROR(&r, 0, XMPPUV_EAUTH, "not-authorized", 1);
+  /* No second attempt with the same password on the same stream either. */
+  ck_assert_int_eq(count(received(&r, 0, 0), "<auth"), 1);
+  finish(&r);
+}
+END_TEST
+
+START_TEST(sasl_temporary_auth_failure_reconnects) {
+  static const xmppuv_test_step_t s0[] = {
+      UNTIL_AUTH, SCRIPT_SEND(SASL_FAILURE("temporary-auth-failure")), SCRIPT_END};
+  static const xmppuv_test_step_t s1[] = {LOGIN, SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0, s1};
+  rec_t r;
+  rec_init(&r);
+  start_server(&r, 0, scripts, 2);
+  xmppuv_client_options_t o;
+  base_opts(&o, port_of(&r, 0));
+  start(&r, &o);
+  RUN_UNTIL(&r, r.onlines >= 1, 10000);
+  ck_assert_msg(r.onlines == 1, "not online; statuses: %s", r.statuses);
+  ck_assert_uint_eq(r.errors, 1);
+  ASSERT_ERROR(&r, 0, XMPPUV_EAUTH, "temporary-auth-failure", 0);
+  ck_assert_uint_eq(r.reconnectings, 1);
+  ck_assert_uint_eq(connections(&r, 0), 2);
+  finish(&r);
+}
+END_TEST
+
+/* ---- timeouts, backoff ------------------------------------------------------------ */
+
+START_TEST(negotiation_timeout_drops_with_ETIMEDOUT_and_reconnects) {
+  static const xmppuv_test_step_t silent[] = {SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {silent};
+  rec_t r;
+  rec_init(&r);
+  start_server(&r, 0, scripts, 1);
+  xmppuv_client_options_t o;
+  base_opts(&o, port_of(&r, 0));
+  o.negotiation_timeout_ms = 300;
+  start(&r, &o);
+  RUN_UNTIL(&r, connections(&r, 0) >= 2, 10000);
+  ck_assert_msg(connections(&r, 0) == 2, "no reconnection; statuses: %s", r.statuses);
+  ASSERT_ERROR(&r, 0, XMPPUV_ETIMEDOUT, "", 0);
+  ck_assert_uint_eq(r.errors, 1);
+  ck_assert_uint_ge(r.err_at[0] - r.connect_at[0], 300);
+  ck_assert_uint_lt(r.err_at[0] - r.connect_at[0], 5000);
+  ck_assert_uint_eq(r.reconnectings, 1);
+  /* The client said its stream header and was never answered. */
+  ck_assert_ptr_nonnull(strstr(received(&r, 0, 0), "<stream:stream"));
+  finish(&r);
+}
+END_TEST
+
+START_TEST(reconnect_delays_grow_exponentially_with_jitter_up_to_the_cap) {
+  static const xmppuv_test_step_t hang_up[] = {SCRIPT_CLOSE, SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {hang_up};
+  rec_t r;
+  rec_init(&r);
+  start_server(&r, 0, scripts, 1);
+  xmppuv_client_options_t o;
+  base_opts(&o, port_of(&r, 0));
+  o.reconnect_delay_ms = 100;
+  o.reconnect_max_delay_ms = 400;
+  start(&r, &o);
+  RUN_UNTIL(&r, r.reconnectings >= 5, 20000);
+  ck_assert_msg(r.reconnectings == 5, "%u reconnections; statuses: %s", r.reconnectings,
+                r.statuses);
+  /* Stopping while waiting to reconnect cancels the attempt. */
+  ck_assert_int_eq(xmppuv_client_stop(r.c), 0);
+  ck_assert_int_eq(r.status, XMPPUV_STATUS_OFFLINE);
+  static const uint64_t lo[] = {80, 160, 320, 320, 320};
+  static const uint64_t hi[] = {120, 240, 400, 400, 400};
+  for (unsigned i = 0; i < 5; i++) {
+    ck_assert_uint_eq(r.attempt[i], i + 1);
+    ck_assert_msg(r.delay[i] >= lo[i] && r.delay[i] <= hi[i],
+                  "attempt %u: delay %llu ms not in [%llu, %llu]", i + 1,
+                  (unsigned long long)r.delay[i], (unsigned long long)lo[i],
+                  (unsigned long long)hi[i]);
+  }
+  /* The server saw each attempt no sooner than announced. */
+  for (size_t i = 0; i < 4; i++) {
+    uint64_t at = xmppuv_test_script_conn_accepted_at(
+        xmppuv_test_script_server_conn(r.srv[0], i + 1));
+    ck_assert_uint_ge(at, r.reconnecting_at[i] + r.delay[i]);
+  }
+  RUN_FOR(&r, 600);
+  ck_assert_uint_eq(connections(&r, 0), 5);
+  ck_assert_uint_eq(r.reconnectings, 5);
+  ck_assert_uint_eq(r.offlines, 1);
+  finish(&r);
+}
+END_TEST
+
+START_TEST(reconnect_off_goes_offline_after_the_first_failure) {
+  static const xmppuv_test_step_t hang_up[] = {SCRIPT_CLOSE, SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {hang_up};
+  rec_t r;
+  rec_init(&r);
+  start_server(&r, 0, scripts, 1);
+  xmppuv_client_options_t o;
+  base_opts(&o, port_of(&r, 0));
+  o.reconnect = 0;
+  start(&r, &o);
+  assert_gave_up(&r, 1);
+  ck_assert_uint_eq(r.errors, 1);
+  /* fatal: the client gives up, as the header promises for fatal errors. */
+  ASSERT_ERROR(&r, 0, XMPPUV_EEOF, "", 1);
+  /* A client that gave up can be started again. */
+  ck_assert_int_eq(xmppuv_client_start(r.c), 0);
+  RUN_UNTIL(&r, r.offlines >= 2, 10000);
+  ck_assert_uint_eq(r.offlines, 2);
+  ck_assert_uint_eq(connections(&r, 0), 2);
+  finish(&r);
+}
+END_TEST
+
+START_TEST(keepalive_without_sm_pings_and_drops_a_silent_server) {
+  /* The first ping is answered; the second is not. */
+  static const xmppuv_test_step_t s0[] = {
+      LOGIN, SCRIPT_EXPECT("urn:xmpp:ping"),
+      SCRIPT_SEND("<iq type='result' id='{id}' from='localhost'/>"), SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0};
+  rec_t r;
+  rec_init(&r);
+  start_server(&r, 0, scripts, 1);
+  xmppuv_client_options_t o;
+  base_opts(&o, port_of(&r, 0));
+  o.keepalive_ms = 200;
+  o.keepalive_timeout_ms = 300;
+  start(&r, &o);
+  RUN_UNTIL(&r, r.errors >= 1, 10000);
+  ck_assert_uint_eq(r.onlines, 1);
+  ck_assert_uint_eq(r.errors, 1);
+  ASSERT_ERROR(&r, 0, XMPPUV_ETIMEDOUT, "", 0);
+  ck_assert_int_eq(count(received(&r, 0, 0), "urn:xmpp:ping"), 2);
+  /* ping at 200 ms, answered; ping 200 ms after the answer; 300 ms more. */
+  ck_assert_uint_ge(r.err_at[0] - r.online_at, 700);
+  RUN_UNTIL(&r, r.reconnectings >= 1, 10000);
+  ck_assert_uint_eq(r.reconnectings, 1);
+  ck_assert_ptr_nonnull(strstr(r.statuses, "online disconnecting disconnect"));
+  finish(&r);
+}
+END_TEST
+
+/* ---- sending ---------------------------------------------------------------------- */
+
+START_TEST(send_before_online_is_held_and_delivered_after_online) {
+  static const xmppuv_test_step_t s0[] = {LOGIN, SCRIPT_EXPECT("</message>"), SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0};
+  rec_t r;
+  rec_init(&r);
+  start_server(&r, 0, scripts, 1);
+  xmppuv_client_options_t o;
+  base_opts(&o, port_of(&r, 0));
+  client_new(&r, &o);
+  xmppuv_stanza_t *m;
+  ck_assert_int_eq(xmppuv_message_new("bob@localhost", "chat", "held while connecting", &m), 0);
+  /* Not started: refused, not queued. */
+  ck_assert_int_eq(xmppuv_client_send(r.c, m), XMPPUV_ESTATE);
+  ck_assert_int_eq(xmppuv_client_start(r.c), 0);
+  ck_assert_int_eq(xmppuv_client_send_cb(r.c, m, on_sent, &r), 0);
+  xmppuv_stanza_unref(m); /* the client keeps its own reference */
+  ck_assert_uint_eq(xmppuv_client_sm_queued(r.c), 1);
+  RUN_UNTIL(&r, r.sent_done >= 1, 10000);
+  ck_assert_uint_eq(r.sent_done, 1);
+  /* Written on a stream without SM: delivery cannot be confirmed. */
+  ck_assert_int_eq(r.sent_status, XMPPUV_ESMOFF);
+  ck_assert_uint_eq(r.onlines, 1);
+  RUN_UNTIL(&r, script_done(&r, 0, 0), 10000);
+  const char *sent = received(&r, 0, 0);
+  const char *bind = strstr(sent, NS_BIND);
+  const char *body = strstr(sent, "<body>held while connecting</body>");
+  ck_assert_ptr_nonnull(bind);
+  ck_assert_msg(body != NULL && body > bind, "message not sent after binding: %s", sent);
+  /* XEP-0203: sent later than the app's call, so it says when. */
+  ck_assert_ptr_nonnull(strstr(bind, "urn:xmpp:delay"));
+  ck_assert_uint_eq(xmppuv_client_sm_queued(r.c), 0);
+  finish(&r);
+}
+END_TEST
+
+START_TEST(send_before_online_with_sm_is_acked_after_online) {
+  static const xmppuv_test_step_t s0[] = {
+      UNTIL_AUTH, UNTIL_BIND(FEATURES_BIND_SM), SCRIPT_SEND(BIND_RESULT),
+      SCRIPT_EXPECT("<enable "),
+      SCRIPT_SEND("<enabled xmlns='urn:xmpp:sm:3' id='sm-1' resume='true'/>"),
+      SCRIPT_EXPECT("</message>"), SCRIPT_EXPECT("<r "),
+      SCRIPT_SEND("<a xmlns='urn:xmpp:sm:3' h='1'/>"), SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0};
+  rec_t r;
+  rec_init(&r);
+  start_server(&r, 0, scripts, 1);
+  xmppuv_client_options_t o;
+  base_opts(&o, port_of(&r, 0));
+  o.sm_ack_debounce_ms = 20;
+  start(&r, &o);
+  xmppuv_stanza_t *m;
+  ck_assert_int_eq(xmppuv_message_new("bob@localhost", "chat", "held for SM", &m), 0);
+  ck_assert_int_eq(xmppuv_client_send_cb(r.c, m, on_sent, &r), 0);
+  RUN_UNTIL(&r, r.sent_done >= 1, 10000);
+  ck_assert_msg(r.sent_done == 1, "no outcome; statuses: %s", r.statuses);
+  ck_assert_int_eq(r.sent_status, 0);
+  ck_assert_uint_eq(r.acks, 1);
+  ck_assert_ptr_eq(r.acked, m);
+  ck_assert_uint_eq(r.fails, 0);
+  ck_assert(xmppuv_client_sm_enabled(r.c));
+  ck_assert_uint_eq(xmppuv_client_sm_queued(r.c), 0);
+  xmppuv_stanza_unref(m);
+  finish(&r);
+}
+END_TEST
+
+START_TEST(send_of_a_non_stanza_is_EINVAL) {
+  static const xmppuv_test_step_t s0[] = {LOGIN, SCRIPT_EXPECT("</message>"), SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0};
+  rec_t r;
+  rec_init(&r);
+  start_server(&r, 0, scripts, 1);
+  xmppuv_client_options_t o;
+  base_opts(&o, port_of(&r, 0));
+  start(&r, &o);
+  xmppuv_stanza_t *foo, *other_ns, *result, *m;
+  ck_assert_int_eq(xmppuv_stanza_new("foo", NULL, &foo), 0);
+  ck_assert_int_eq(xmppuv_stanza_new("message", "urn:example:other", &other_ns), 0);
+  ck_assert_int_eq(xmppuv_stanza_new("iq", NULL, &result), 0);
+  ck_assert_int_eq(xmppuv_stanza_set_attr(result, "type", "result"), 0);
+  ck_assert_int_eq(xmppuv_client_send(r.c, foo), XMPPUV_EINVAL);
+  ck_assert_int_eq(xmppuv_client_send_cb(r.c, foo, on_sent, &r), XMPPUV_EINVAL);
+  ck_assert_int_eq(xmppuv_client_send(r.c, other_ns), XMPPUV_EINVAL);
+  ck_assert_int_eq(xmppuv_client_send(r.c, NULL), XMPPUV_EINVAL);
+  /* An iq request must be a get or set. */
+  ck_assert_int_eq(xmppuv_client_iq(r.c, result, 0, NULL, NULL, NULL), XMPPUV_EINVAL);
+  ck_assert_int_eq(xmppuv_client_iq(r.c, foo, 0, NULL, NULL, NULL), XMPPUV_EINVAL);
+  /* Refused stanzas are not taken: not changed, not queued. */
+  ck_assert_ptr_null(xmppuv_stanza_attr(foo, "id"));
+  ck_assert_ptr_null(xmppuv_stanza_attr(other_ns, "id"));
+  ck_assert_uint_eq(xmppuv_client_sm_queued(r.c), 0);
+  ck_assert_int_eq(xmppuv_message_new("bob@localhost", NULL, "after the refused ones", &m), 0);
+  ck_assert_int_eq(xmppuv_client_send(r.c, m), 0);
+  RUN_UNTIL(&r, script_done(&r, 0, 0), 10000);
+  const char *sent = received(&r, 0, 0);
+  ck_assert_ptr_nonnull(strstr(sent, "after the refused ones"));
+  ck_assert_ptr_null(strstr(sent, "<foo"));
+  ck_assert_ptr_null(strstr(sent, "urn:example:other"));
+  ck_assert_uint_eq(r.sent_done, 0);
+  xmppuv_stanza_unref(foo);
+  xmppuv_stanza_unref(other_ns);
+  xmppuv_stanza_unref(result);
+  xmppuv_stanza_unref(m);
+  finish(&r);
+}
+END_TEST
+
+/* ---- options -------------------------------------------------------------------- */
+
+static void expect_bad(uv_loop_t *loop, const xmppuv_client_options_t *o, int code) {
+  xmppuv_client_t *c = (xmppuv_client_t *)(uintptr_t)1;
+  ck_assert_int_eq(xmppuv_client_new(loop, o, &callbacks, NULL, &c), code);
+  ck_assert_ptr_null(c);
+}
+
+START_TEST(bad_options_are_EINVAL) {
+  uv_loop_t loop;
+  ck_assert_int_eq(uv_loop_init(&loop), 0);
+  xmppuv_client_options_t o;
+  base_opts(&o, 0);
+  o.host = NULL;
+
+  xmppuv_client_options_t bad = o;
+  bad.jid = NULL;
+  expect_bad(&loop, &bad, XMPPUV_EINVAL);
+  bad = o;
+  bad.port = 5222; /* a port without a host */
+  expect_bad(&loop, &bad, XMPPUV_EINVAL);
+  bad = o;
+  bad.tls = (xmppuv_tls_mode_t)42;
+  expect_bad(&loop, &bad, XMPPUV_EINVAL);
+  bad = o;
+  bad.reconnect_delay_ms = 0;
+  expect_bad(&loop, &bad, XMPPUV_EINVAL);
+  bad = o;
+  bad.reconnect_delay_ms = 5000;
+  bad.reconnect_max_delay_ms = 1000;
+  expect_bad(&loop, &bad, XMPPUV_EINVAL);
+  bad = o;
+  bad.tls = XMPPUV_TLS_AUTO;
+  bad.tls_insecure = 1;
+  bad.pin = "0000000000000000000000000000000000000000000000000000000000000000";
+  expect_bad(&loop, &bad, XMPPUV_EINVAL);
+  bad = o;
+  bad.keepalive_timeout_ms = 0;
+  expect_bad(&loop, &bad, XMPPUV_EINVAL);
+  bad = o;
+  bad.sm_queue_max = 0;
+  expect_bad(&loop, &bad, XMPPUV_EINVAL);
+  bad = o;
+  bad.jid = "not a jid@";
+  xmppuv_client_t *c = NULL;
+  int rc = xmppuv_client_new(&loop, &bad, &callbacks, NULL, &c);
+  ck_assert_msg(rc <= XMPPUV_EJID && rc >= XMPPUV_EJIDRESOURCE, "bad jid gave %s",
+                xmppuv_err_name(rc));
+  ck_assert_ptr_null(c);
+
+  ck_assert_int_eq(xmppuv_client_new(NULL, &o, &callbacks, NULL, &c), XMPPUV_EINVAL);
+  ck_assert_int_eq(xmppuv_client_new(&loop, NULL, &callbacks, NULL, &c), XMPPUV_EINVAL);
+  ck_assert_int_eq(xmppuv_client_new(&loop, &o, &callbacks, NULL, NULL), XMPPUV_EINVAL);
+
+  /* The good options work, and a client that never started closes cleanly. */
+  ck_assert_int_eq(xmppuv_client_new(&loop, &o, NULL, NULL, &c), 0);
+  ck_assert_int_eq(xmppuv_client_status(c), XMPPUV_STATUS_OFFLINE);
+  ck_assert_int_eq(xmppuv_client_stop(c), 0); /* no-op when offline */
+  xmppuv_client_close(c, NULL);
+  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_loop_close(&loop), 0);
+}
+END_TEST
+
+/* ---- SCRAM through the scripted server ------------------------------------------- */
+
+typedef struct scram_script {
+  scram_server_t *s;
+  int corrupt_signature;
+} scram_script_t;
+
+/* The base64 payload of the last <tag ...>payload</tag> the client sent. */
+static int last_payload(xmppuv_test_script_conn_t *conn, const char *tag, char *out,
+                        size_t size) {
+  const char *rx = xmppuv_test_script_conn_received(conn, NULL);
+  char open[32], close[32];
+  snprintf(open, sizeof open, "<%s ", tag);
+  snprintf(close, sizeof close, "</%s>", tag);
+  const char *start = NULL;
+  for (const char *p = strstr(rx, open); p != NULL; p = strstr(p + 1, open)) start = p;
+  if (start == NULL || (start = strchr(start, '>')) == NULL) return -1;
+  start++;
+  const char *end = strstr(start, close);
+  if (end == NULL || (size_t)(end - start) >= size) return -1;
+  memcpy(out, start, (size_t)(end - start));
+  out[end - start] = '\0';
+  return 0;
+}
+
+static int send_text(xmppuv_test_script_conn_t *conn, const char *text) {
+  return xmppuv_test_script_conn_send(conn, text, strlen(text));
+}
+
+static int scram_challenge(xmppuv_test_script_conn_t *conn, void *arg) {
+  scram_script_t *ss = arg;
+  char b64[1024], msg[2048];
+  if (last_payload(conn, "auth", b64, sizeof b64) != 0) return -1;
+  const char *client_first = scram_unb64(ss->s, b64);
+  const char *server_first = client_first ? scram_server_first(ss->s, client_first) : NULL;
+  if (server_first == NULL) return -1;
+  snprintf(msg, sizeof msg, "<challenge xmlns='" NS_SASL "'>%s</challenge>",
+           scram_b64(ss->s, server_first, strlen(server_first)));
+  return send_text(conn, msg);
+}
+
+static int scram_outcome(xmppuv_test_script_conn_t *conn, void *arg) {
+  scram_script_t *ss = arg;
+  char b64[1024], final[256], msg[1024];
+  if (last_payload(conn, "response", b64, sizeof b64) != 0) return -1;
+  const char *client_final = scram_unb64(ss->s, b64);
+  const char *server_final = client_final ? scram_server_final(ss->s, client_final, NULL, 0)
+                                          : NULL;
+  if (server_final == NULL) return send_text(conn, SASL_FAILURE("not-authorized"));
+  snprintf(final, sizeof final, "%s", server_final);
+  if (ss->corrupt_signature) final[2] = final[2] == 'A' ? 'B' : 'A'; /* "v=" + sig */
+  snprintf(msg, sizeof msg, "<success xmlns='" NS_SASL "'>%s</success>",
+           scram_b64(ss->s, final, strlen(final)));
+  return send_text(conn, msg);
+}
+
+static void scram_login(rec_t *r, scram_script_t *ss) {
+  const xmppuv_test_step_t s0[] = {
+      SCRIPT_EXPECT("<stream:stream"), SCRIPT_SEND(HDR FEATURES_SCRAM),
+      SCRIPT_EXPECT("</auth>"), SCRIPT_CALL(scram_challenge, ss),
+      SCRIPT_EXPECT("</response>"), SCRIPT_CALL(scram_outcome, ss),
+      SCRIPT_EXPECT("<stream:stream"), SCRIPT_SEND(HDR FEATURES_BIND),
+      SCRIPT_EXPECT(NS_BIND), SCRIPT_SEND(BIND_RESULT), SCRIPT_END};
+  const xmppuv_test_step_t *const scripts[] = {s0};
+  rec_init(r);
+  start_server(r, 0, scripts, 1);
+  xmppuv_client_options_t o;
+  base_opts(&o, port_of(r, 0));
+  start(r, &o);
+  RUN_UNTIL(r, r->onlines >= 1 || r->offlines >= 1, 10000);
+  if (r->offlines >= 1) assert_gave_up(r, 1);
+  /* The server never learns the password: only SCRAM's proof went out. */
+  ck_assert_ptr_null(strstr(received(r, 0, 0), "alice-secret"));
+  ck_assert_ptr_nonnull(strstr(received(r, 0, 0), "mechanism='SCRAM-SHA-256'"));
+}
+
+START_TEST(scram_login_checks_the_server_signature_and_goes_online) {
+  scram_script_t ss = {scram_server_new("SHA-256", "alice-secret", 4096), 0};
+  rec_t r;
+  scram_login(&r, &ss);
+  ck_assert_msg(r.onlines == 1, "not online; statuses: %s", r.statuses);
+  ck_assert_uint_eq(r.errors, 0);
+  ck_assert_str_eq(r.bound, "alice@localhost/r0");
+  finish(&r);
+  scram_server_free(ss.s);
+}
+END_TEST
+
+START_TEST(scram_wrong_server_signature_is_fatal_EAUTHSERVER) {
+  scram_script_t ss = {scram_server_new("SHA-256", "alice-secret", 4096), 1};
+  rec_t r;
+  scram_login(&r, &ss);
+  ck_assert_uint_eq(r.onlines, 0);
+  ck_assert_uint_eq(r.errors, 1);
+  ASSERT_ERROR(&r, 0, XMPPUV_EAUTHSERVER, "", 1);
+  /* The client did not go on with a server that could not prove itself. */
+  ck_assert_int_eq(count(received(&r, 0, 0), "<stream:stream"), 1);
+  finish(&r);
+  scram_server_free(ss.s);
+}
+END_TEST
+
+START_TEST(scram_low_iteration_count_is_fatal_EAUTHITER) {
+  scram_script_t ss = {scram_server_new("SHA-256", "alice-secret", 1000), 0};
+  rec_t r;
+  scram_login(&r, &ss);
+  ck_assert_uint_eq(r.onlines, 0);
+  ck_assert_uint_eq(r.errors, 1);
+  ASSERT_ERROR(&r, 0, XMPPUV_EAUTHITER, "", 1);
+  /* No proof computed with a weak count was sent. */
+  ck_assert_ptr_null(strstr(received(&r, 0, 0), "<response"));
+  finish(&r);
+  scram_server_free(ss.s);
+}
+END_TEST
+
+/* ---- graceful stop against a server that does not answer -------------------------- */
+
+START_TEST(stop_ends_after_close_timeout_when_the_server_keeps_the_stream_open) {
+  static const xmppuv_test_step_t s0[] = {LOGIN, SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0};
+  rec_t r;
+  rec_init(&r);
+  start_server(&r, 0, scripts, 1);
+  xmppuv_client_options_t o;
+  base_opts(&o, port_of(&r, 0));
+  o.close_timeout_ms = 300;
+  start(&r, &o);
+  RUN_UNTIL(&r, r.onlines >= 1, 10000);
+  ck_assert_uint_eq(r.onlines, 1);
+  uint64_t stop_at = uv_now(&r.loop);
+  ck_assert_int_eq(xmppuv_client_stop(r.c), 0);
+  RUN_UNTIL(&r, r.offlines >= 1, 10000);
+  ck_assert_uint_eq(r.offlines, 1);
+  ck_assert_uint_ge(uv_now(&r.loop) - stop_at, 300);
+  ck_assert_uint_eq(r.errors, 0);
+  ck_assert_uint_eq(r.reconnectings, 0);
+  ck_assert_ptr_nonnull(strstr(r.statuses, "online closing disconnecting disconnect offline"));
+  ck_assert_ptr_nonnull(strstr(received(&r, 0, 0), "</stream:stream>"));
+  finish(&r);
+}
+END_TEST
+
+/* ---- closing from inside callbacks -------------------------------------------------- */
+
+static const char *const close_events[] = {
+    "connecting", "connect", "opening", "open", "online", "online-event", "disconnecting",
+    "disconnect", "error", "reconnecting"};
+
+START_TEST(close_from_inside_any_event_ends_cleanly) {
+  /* Online, then the server hangs up: every event comes at least once. */
+  static const xmppuv_test_step_t s0[] = {LOGIN, SCRIPT_DELAY(20), SCRIPT_CLOSE, SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0};
+  rec_t r;
+  rec_init(&r);
+  r.close_on = close_events[_i];
+  start_server(&r, 0, scripts, 1);
+  xmppuv_client_options_t o;
+  base_opts(&o, port_of(&r, 0));
+  client_new(&r, &o);
+  xmppuv_stanza_t *m;
+  ck_assert_int_eq(xmppuv_message_new("bob@localhost", NULL, "pending", &m), 0);
+  ck_assert_int_eq(xmppuv_client_start(r.c), 0);
+  if (!r.close_called) ck_assert_int_eq(xmppuv_client_send_cb(r.c, m, on_sent, &r), 0);
+  xmppuv_stanza_unref(m);
+  RUN_UNTIL(&r, r.closed, 10000);
+  ck_assert_msg(r.closed, "close_cb did not run (close on %s); statuses: %s", r.close_on,
+                r.statuses);
+  ck_assert_msg(r.close_called, "never saw %s", r.close_on);
+  /* The message ended exactly once (written, or cancelled). */
+  if (strcmp(r.close_on, "connecting") != 0) ck_assert_uint_eq(r.sent_done, 1);
+  RUN_FOR(&r, 200);
+  if (strcmp(r.close_on, "connecting") == 0) {
+    /* Closed before connecting: no connection may be made after all. */
+    for (size_t i = 0; i < connections(&r, 0); i++)
+      ck_assert_str_eq(received(&r, 0, i), "");
+  }
+  finish(&r);
+}
+END_TEST
+
+START_TEST(stop_from_inside_any_event_goes_offline) {
+  static const xmppuv_test_step_t s0[] = {LOGIN, SCRIPT_DELAY(20), SCRIPT_CLOSE, SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0};
+  rec_t r;
+  rec_init(&r);
+  r.stop_on = close_events[_i];
+  start_server(&r, 0, scripts, 1);
+  xmppuv_client_options_t o;
+  base_opts(&o, port_of(&r, 0));
+  o.close_timeout_ms = 300;
+  start(&r, &o);
+  RUN_UNTIL(&r, r.stop_called && r.offlines >= 1, 10000);
+  ck_assert_msg(r.stop_called, "never saw %s", r.stop_on);
+  ck_assert_int_eq(r.stop_rc, 0);
+  ck_assert_msg(r.offlines == 1, "not offline (stop on %s); statuses: %s", r.stop_on,
+                r.statuses);
+  /* Stopped means stopped: no connection is made or kept afterwards. */
+  size_t conns = connections(&r, 0);
+  RUN_FOR(&r, 300);
+  ck_assert_uint_eq(connections(&r, 0), conns);
+  ck_assert_int_eq(r.status, XMPPUV_STATUS_OFFLINE);
+  ck_assert_uint_eq(r.offlines, 1);
+  if (strcmp(r.stop_on, "connecting") == 0) {
+    for (size_t i = 0; i < connections(&r, 0); i++)
+      ck_assert_str_eq(received(&r, 0, i), "");
+  }
+  finish(&r);
+}
+END_TEST
+
+START_TEST(stop_while_sm_is_being_enabled_does_not_go_online) {
+  static const xmppuv_test_step_t s0[] = {
+      UNTIL_AUTH, UNTIL_BIND(FEATURES_BIND_SM), SCRIPT_SEND(BIND_RESULT),
+      SCRIPT_EXPECT("<enable "), SCRIPT_EXPECT("</stream:stream>"),
+      /* The answer to <enable/> was on its way when the client closed. */
+      SCRIPT_SEND("<enabled xmlns='urn:xmpp:sm:3' id='sm-1' resume='true'/>"
+                  "</stream:stream>"),
+      SCRIPT_CLOSE, SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0};
+  rec_t r;
+  rec_init(&r);
+  start_server(&r, 0, scripts, 1);
+  xmppuv_client_options_t o;
+  base_opts(&o, port_of(&r, 0));
+  start(&r, &o);
+  xmppuv_stanza_t *m;
+  ck_assert_int_eq(xmppuv_message_new("bob@localhost", NULL, "held", &m), 0);
+  ck_assert_int_eq(xmppuv_client_send_cb(r.c, m, on_sent, &r), 0);
+  xmppuv_stanza_unref(m);
+  RUN_UNTIL(&r, connections(&r, 0) == 1 && strstr(received(&r, 0, 0), "<enable ") != NULL,
+            10000);
+  ck_assert_ptr_nonnull(strstr(received(&r, 0, 0), "<enable "));
+  ck_assert_int_eq(xmppuv_client_stop(r.c), 0);
+  RUN_UNTIL(&r, r.offlines >= 1, 10000);
+  ck_assert_msg(r.offlines == 1, "not offline; statuses: %s", r.statuses);
+  ck_assert_uint_eq(r.onlines, 0);
+  ck_assert_ptr_null(strstr(r.statuses, "online"));
+  ck_assert_ptr_nonnull(strstr(r.statuses, "open closing close disconnecting disconnect offline"));
+  ck_assert_uint_eq(r.sent_done, 1);
+  ck_assert_int_eq(r.sent_status, XMPPUV_ECANCELED);
+  ck_assert_uint_eq(r.errors, 0);
+  finish(&r);
+}
+END_TEST
+
+static Suite *make_suite(void) {
+  Suite *s = suite_create("client_scripted");
+  TCase *tc = tcase_create("client_scripted");
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, starttls_not_offered_fails_with_ETLSREQUIRED_and_sends_no_credentials);
+  tcase_add_test(tc, stream_error_system_shutdown_mid_session_reconnects);
+  tcase_add_test(tc, stream_error_conflict_mid_session_is_fatal);
+  tcase_add_test(tc, server_closing_the_stream_is_answered_and_the_client_reconnects);
+  tcase_add_test(tc, see_other_host_moves_the_client_to_the_named_server);
+  tcase_add_test(tc, see_other_host_loop_ends_with_ESEEOTHERHOST);
+  tcase_add_test(tc, bind_error_cancel_is_fatal_with_EBIND);
+  tcase_add_test(tc, bind_error_wait_reconnects);
+  tcase_add_test(tc, sasl_not_authorized_is_fatal_without_reconnect);
+  tcase_add_test(tc, sasl_temporary_auth_failure_reconnects);
+  tcase_add_test(tc, negotiation_timeout_drops_with_ETIMEDOUT_and_reconnects);
+  tcase_add_test(tc, reconnect_delays_grow_exponentially_with_jitter_up_to_the_cap);
+  tcase_add_test(tc, reconnect_off_goes_offline_after_the_first_failure);
+  tcase_add_test(tc, keepalive_without_sm_pings_and_drops_a_silent_server);
+  tcase_add_test(tc, send_before_online_is_held_and_delivered_after_online);
+  tcase_add_test(tc, send_before_online_with_sm_is_acked_after_online);
+  tcase_add_test(tc, send_of_a_non_stanza_is_EINVAL);
+  tcase_add_test(tc, bad_options_are_EINVAL);
+  tcase_add_test(tc, scram_login_checks_the_server_signature_and_goes_online);
+  tcase_add_test(tc, scram_wrong_server_signature_is_fatal_EAUTHSERVER);
+  tcase_add_test(tc, scram_low_iteration_count_is_fatal_EAUTHITER);
+  tcase_add_test(tc, stop_ends_after_close_timeout_when_the_server_keeps_the_stream_open);
+  tcase_add_loop_test(tc, close_from_inside_any_event_ends_cleanly, 0,
+                      (int)(sizeof close_events / sizeof close_events[0]));
+  tcase_add_test(tc, stop_while_sm_is_being_enabled_does_not_go_online);
+  tcase_add_loop_test(tc, stop_from_inside_any_event_goes_offline, 0,
+                      (int)(sizeof close_events / sizeof close_events[0]));
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+XMPPUV_TEST_MAIN(make_suite)
