@@ -987,17 +987,45 @@ START_TEST(failed_resume_with_resend_policy_resends_stamped_on_the_new_session) 
 END_TEST
 
 START_TEST(expired_session_settles_at_the_next_enable) {
+  /* Past max with nothing unacked there is nothing to learn from the
+   * server: no <resume/>, straight to a new session. */
   smh_t h;
   smh_init(&h, NULL);
   smh_online(&h, 10);
   ck_assert_int_eq(smh_send(&h, MSG("m1")), 0);
+  ck_assert_int_eq(smh_in(&h, A(1)), 1);
   smh_disconnect(&h);
   smh_advance(&h, 11000);
   smh_authenticated(&h);
   ck_assert_int_eq(xmppuv__sm_can_resume(h.sm, h.now), 0);
   smh_take(&h);
   ck_assert_int_eq(smh_enable(&h, 1), 0);
-  ck_assert_str_eq(smh_take(&h), "[done m1 ESMFAILED]" ENABLE);
+  ck_assert_str_eq(smh_take(&h), ENABLE);
+  smh_free(&h);
+}
+END_TEST
+
+START_TEST(past_max_with_unacked_stanzas_still_asks_for_the_servers_count) {
+  /* The server may still know how many it handled (<failed h/>): those
+   * are acked, not failed; only the rest fail. */
+  smh_t h;
+  smh_init(&h, NULL);
+  smh_online(&h, 10);
+  ck_assert_int_eq(smh_send(&h, MSG("m1")), 0);
+  ck_assert_int_eq(smh_send(&h, MSG("m2")), 0);
+  smh_disconnect(&h);
+  smh_advance(&h, 11000);
+  smh_authenticated(&h);
+  ck_assert_int_eq(xmppuv__sm_can_resume(h.sm, h.now), 1);
+  smh_take(&h);
+  ck_assert_int_eq(xmppuv__sm_resume(h.sm, h.now), 0);
+  smh_take(&h);
+  ck_assert_int_eq(smh_in(&h, "<failed xmlns='urn:xmpp:sm:3' h='1'><item-not-found "
+                              "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>"),
+                   1);
+  ck_assert_str_eq(smh_take(&h), "[done m1 OK][done m2 ESMFAILED]"
+                                 "[resume-failed item-not-found]");
+  smh_assert_each_done_once(&h);
   smh_free(&h);
 }
 END_TEST
@@ -1651,6 +1679,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, failed_h_too_high_is_handled_like_an_a);
   tcase_add_test(tc, failed_resume_with_resend_policy_resends_stamped_on_the_new_session);
   tcase_add_test(tc, expired_session_settles_at_the_next_enable);
+  tcase_add_test(tc, past_max_with_unacked_stanzas_still_asks_for_the_servers_count);
   tcase_add_test(tc, held_stanzas_are_not_failed_when_the_session_is_lost);
   /* 8 */
   tcase_add_test(tc, waiting_for_enabled_times_out);

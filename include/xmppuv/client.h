@@ -107,7 +107,8 @@ typedef struct xmppuv_client_options {
   int sm;                     /* use it when offered [1] */
   int sm_resume;              /* ask for resumption [1] */
   unsigned sm_max_resume_s;   /* 'max' asked for [0 = server's choice] */
-  unsigned sm_ack_debounce_ms;  /* <r/> after sends [250]; 0 = off */
+  unsigned sm_ack_debounce_ms;  /* <r/> this long after the last send, and at
+                                   most 4x this after the first one [250]; 0 = off */
   unsigned sm_ack_threshold;    /* <r/> after this many sends [256]; 0 = off */
   unsigned sm_idle_request_ms;  /* <r/> when idle [30000]; 0 = off */
   unsigned sm_ack_timeout_ms;   /* no answer: drop and resume [60000]; 0 = off */

@@ -33,6 +33,7 @@
  * bigger than this: an idle client should not hold on to one. */
 #define SCRATCH_KEEP 16384u
 #define R_ELEMENT "<r xmlns='" XMPPUV__NS_SM "'/>"
+#define DEBOUNCE_MAX_WAIT 4u
 
 typedef enum {
   ST_DOWN,      /* no stream, or not yet authenticated */
@@ -72,6 +73,7 @@ struct xmppuv__sm {
   int64_t lost_wall;
 
   uint64_t debounce_at, idle_at, ack_at, wait_at, drain_at;
+  uint64_t debounce_cap; /* the latest the pending debounced <r/> may go */
   int drain_expired;
   uint32_t since_r; /* stanzas counted since the last <r/> */
 
@@ -237,8 +239,16 @@ static void schedule_request(xmppuv__sm_t *sm, xmppuv__time_t now) {
     request_ack(sm, now);
     return;
   }
-  if (sm->cfg.ack_debounce_ms != 0)
-    sm->debounce_at = after(now, sm->cfg.ack_debounce_ms);
+  if (sm->cfg.ack_debounce_ms != 0) {
+    /* Debounced, but a steady stream of sends must not starve the <r/>
+     * (no acks, and no ack timeout to notice a dead link): it goes out at
+     * most DEBOUNCE_MAX_WAIT debounce periods after the first send it
+     * covers. */
+    if (sm->debounce_at == XMPPUV__NO_DEADLINE)
+      sm->debounce_cap = after(now, sm->cfg.ack_debounce_ms * DEBOUNCE_MAX_WAIT);
+    uint64_t due = after(now, sm->cfg.ack_debounce_ms);
+    sm->debounce_at = due < sm->debounce_cap ? due : sm->debounce_cap;
+  }
 }
 
 static void proto_abort(xmppuv__sm_t *sm) {
@@ -412,6 +422,12 @@ int xmppuv__sm_can_resume(const xmppuv__sm_t *sm, xmppuv__time_t now) {
       !sm->lost_valid)
     return 0;
   if (sm->max_s == 0) return 1; /* the server did not say: ask it */
+  /* Past max the session is gone, but with stanzas unacked, ask anyway:
+   * XEP-0198 §5 lets the server answer <failed h/> for a session that timed
+   * out (Prosody and ejabberd do), and that h tells exactly what it
+   * handled: those are acked, not failed (or, with the resend policy,
+   * resent as duplicates). Our clock also starts before the server's. */
+  if (sm->nsent > 0) return 1;
   uint64_t elapsed;
   if (sm->lost_mono_valid)
     elapsed = now.mono_ms - sm->lost_mono;

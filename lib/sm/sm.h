@@ -57,7 +57,9 @@ typedef struct xmppuv__sm_config {
   int enabled;               /* use SM when the server offers it (1) */
   int resume;                /* ask for resumption (1) */
   uint32_t max_resume_s;     /* 'max' on <enable/>; 0 = leave it to the server */
-  uint64_t ack_debounce_ms;  /* <r/> this long after the last send (250); 0 = off */
+  uint64_t ack_debounce_ms;  /* <r/> this long after the last send (250), and
+                                at most 4 times this long after the first
+                                send not yet covered by an <r/>; 0 = off */
   uint32_t ack_threshold;    /* <r/> at once after this many sends since the
                                 last <r/> (256); 0 = off */
   uint64_t idle_request_ms;  /* <r/> after this long without one (30000); 0 = off */
@@ -131,8 +133,10 @@ void xmppuv__sm_free(xmppuv__sm_t *sm);
 void xmppuv__sm_stream_authenticated(xmppuv__sm_t *sm, xmppuv__time_t now);
 /* Non-zero if the previous SM session can be resumed now: it was enabled
  * with resumption, has an SM-ID, and the server's max (if it gave one) has
- * not passed since the connection was lost. The driver then calls
- * xmppuv__sm_resume() instead of binding a resource. */
+ * not passed since the connection was lost -- or, with resend_on_failed,
+ * stanzas are unacked (the <failed h/> of a timed-out session says which
+ * of them the server handled, so they are not resent). The driver then
+ * calls xmppuv__sm_resume() instead of binding a resource. */
 int xmppuv__sm_can_resume(const xmppuv__sm_t *sm, xmppuv__time_t now);
 /* The server's preferred reconnection "host:port" from <enabled/>, or NULL. */
 const char *xmppuv__sm_location(const xmppuv__sm_t *sm);

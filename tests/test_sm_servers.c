@@ -1,0 +1,1266 @@
+/* XEP-0198 Stream Management end to end: the client against real Prosody
+ * and real ejabberd (tests/support/servers.h), with a loopback fault proxy
+ * (tests/support/fault_proxy.h) between the sender and the server.
+ *
+ * The shape of most tests: alice sends numbered messages ("smi-N", id
+ * "smi-N") to bob's bare JID through the proxy; bob is a second client on
+ * the same loop connected straight to the server, available (initial
+ * presence), counting what arrives. The proxy breaks alice's connections
+ * (resets, a silent partition, refusal) while she sends. At the end:
+ * every message handed to send ended in exactly one ack or fail, bob got
+ * every message that was acked exactly once and none that failed, and the
+ * XEP-0203 delay stamps are where they must be: a message written later
+ * than its send call carries exactly one <delay/> from alice's full JID,
+ * one written at once and acked on that same connection carries none.
+ *
+ * "No duplicates" is checked after a fence: once alice has every outcome,
+ * bob pings the server and waits for the reply. The server routed every
+ * message (and any duplicate) to bob before it acked it, and it writes to
+ * bob's stream in order, so anything still on its way arrives before the
+ * ping's reply.
+ *
+ * The new-process tests run tests/sm_restart_helper (a saved session
+ * resumed by another process) and examples/send and examples/echo, found
+ * through environment variables that tests/meson.build sets, under
+ * timeout(1) from coreutils so that none outlives a failed test.
+ *
+ * Whether alice wrote <resume/> and got <failed/> back is read from her
+ * INFO log lines ("resuming: ...", "resumption failed ...; starting a new
+ * session"): the API shows only the outcome (`online` or `resumed`).
+ * Without the resend policy she does not ask to resume once the server's
+ * 'max' has passed (sm.h); with it and stanzas unacked she asks, and the
+ * <failed h/> both servers send for a timed-out session keeps what they
+ * handled from being resent.
+ *
+ * SMI_LOG=1 (or =trace) in the environment prints the clients' logs. */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+#include <xmppuv.h>
+
+#include "check_main.h"
+#include "fault_proxy.h"
+#include "servers.h"
+
+extern char **environ;
+
+static const char *const kinds[] = {"prosody", "ejabberd"};
+
+#define MAX_MSGS 400
+#define MAX_JIDS 8
+#define BODY_PREFIX "smi-"
+#define NS_DELAY "urn:xmpp:delay"
+#define NS_PING "urn:xmpp:ping"
+
+/* Deadlines are generous: a loaded 2-core machine runs several suites at
+ * once. They bound a failure; no test waits for them to pass. */
+#define LONG_WAIT_MS 60000u
+
+/* ---- what the test world keeps ------------------------------------------ */
+
+typedef struct msg_state {
+  int sent;                 /* handed to xmppuv_client_send */
+  xmppuv_status_t status_at_send;
+  unsigned drops_at_send;   /* alice's disconnects before the send */
+  unsigned drops_at_outcome;
+  int acks, fails, fail_reason;
+  int must_delay;           /* the test knows it is written late (resent) */
+  int received;             /* copies at bob */
+  int delays;               /* <delay/> elements on the last copy */
+  int stamp_ok;             /* its stamps are UTC times during the test */
+  char from[160];           /* the last copy's 'from' */
+  char delay_from[160];     /* its first <delay/>'s 'from' */
+} msg_state_t;
+
+typedef struct world world_t;
+
+typedef struct peer {
+  world_t *w;
+  const char *user;
+  xmppuv_client_t *c;
+  unsigned online, resumed, acks, fails, errors, timeouts, drops;
+  unsigned resumed_not_online; /* `resumed` with the status not online */
+  unsigned online_without_sm;  /* `online` before SM was enabled */
+  unsigned resume_attempts;    /* "resuming:" logged: <resume/> written */
+  unsigned resume_failures;    /* "resumption failed" logged: <failed/> */
+  unsigned last_error;
+  int closed;
+  char jids[MAX_JIDS][160];    /* every full JID `online` gave */
+  unsigned njids;
+  unsigned replies;            /* messages received (echo test: alice) */
+} peer_t;
+
+/* A child process whose stdout the test reads line by line. */
+typedef struct child {
+  world_t *w;
+  uv_process_t proc;
+  uv_pipe_t out;
+  int running, out_open, proc_open;
+  int64_t exit_status;
+  int term_signal;
+  char buf[65536];
+  size_t len;         /* bytes in buf */
+  size_t scanned;     /* bytes already split into lines */
+  unsigned acks, fails, resumed, online, recv, lines;
+  int all_acknowledged;
+  void (*on_line)(struct child *ch, const char *line);
+} child_t;
+
+struct world {
+  uv_loop_t loop;
+  const char *kind;
+  xmppuv_test_server_t srv;
+  xmppuv_test_proxy_t *proxy;
+  int proxy_closed;
+  peer_t alice, bob;
+  msg_state_t msgs[MAX_MSGS];
+  size_t nmsgs;        /* messages alice sent */
+  size_t target;       /* the steady sender stops here */
+  uv_timer_t send_timer, fault_timer, watchdog;
+  unsigned fault_min_ms, fault_max_ms;
+  unsigned reset_calls;
+  unsigned seed;
+  int64_t start_wall_s;
+  unsigned stray;      /* messages at bob that are not ours */
+  int fence_done;
+  child_t child;
+  int have_child;
+  unsigned child_reset_at; /* reset the proxy at this many acks + recvs */
+  int child_reset_done;
+  int child_acks_are_alices; /* "ack smi-N" from the child settles msgs[N] */
+  int outage_over;
+};
+
+static const char *log_mode(void) {
+  const char *v = getenv("SMI_LOG");
+  return v != NULL && v[0] != '\0' ? v : NULL;
+}
+
+static peer_t *peer_of(void *ud) { return ud; }
+
+static long msg_index(const char *s, const char *prefix) {
+  size_t n = strlen(prefix);
+  if (s == NULL || strncmp(s, prefix, n) != 0) return -1;
+  char *end;
+  long i = strtol(s + n, &end, 10);
+  if (*end != '\0' || i < 0 || i >= MAX_MSGS) return -1;
+  return i;
+}
+
+/* ---- client callbacks ----------------------------------------------------- */
+
+static void on_log(void *ud, xmppuv_log_level_t level, const char *area,
+                   const char *msg) {
+  peer_t *p = peer_of(ud);
+  if (strcmp(area, "sm") == 0) {
+    if (strncmp(msg, "resuming:", 9) == 0) p->resume_attempts++;
+    /* The driver's line, once per <failed/> that answered <resume/>. */
+    if (strncmp(msg, "resumption failed", 17) == 0 && strstr(msg, "new session") != NULL)
+      p->resume_failures++;
+  }
+  if (log_mode() != NULL)
+    fprintf(stderr, "[%s %s] %s: %s\n", p->user, xmppuv_log_level_name(level),
+            area, msg);
+}
+
+static void on_status(xmppuv_client_t *c, xmppuv_status_t status, void *ud) {
+  (void)c;
+  peer_t *p = peer_of(ud);
+  if (status == XMPPUV_STATUS_DISCONNECT) p->drops++;
+}
+
+static void on_online(xmppuv_client_t *c, const xmppuv_jid_t *jid, void *ud) {
+  peer_t *p = peer_of(ud);
+  p->online++;
+  /* online comes after the <enable/> round trip: SM is on by now. */
+  if (!xmppuv_client_sm_enabled(c)) p->online_without_sm++;
+  if (p->njids < MAX_JIDS)
+    snprintf(p->jids[p->njids++], sizeof p->jids[0], "%s", xmppuv_jid_string(jid));
+  if (strcmp(p->user, "bob") == 0) {
+    /* Available, so messages to the bare JID reach this resource. */
+    xmppuv_stanza_t *pres;
+    ck_assert_int_eq(xmppuv_stanza_new("presence", NULL, &pres), 0);
+    ck_assert_int_eq(xmppuv_client_send(c, pres), 0);
+    xmppuv_stanza_unref(pres);
+  }
+}
+
+static void on_resumed(xmppuv_client_t *c, void *ud) {
+  peer_t *p = peer_of(ud);
+  p->resumed++;
+  if (xmppuv_client_status(c) != XMPPUV_STATUS_ONLINE) p->resumed_not_online++;
+}
+
+static void on_error(xmppuv_client_t *c, const xmppuv_error_t *err, void *ud) {
+  (void)c;
+  peer_t *p = peer_of(ud);
+  p->errors++;
+  p->last_error = (unsigned)-err->code;
+  if (err->code == XMPPUV_ETIMEDOUT) p->timeouts++;
+  if (log_mode() != NULL)
+    fprintf(stderr, "[%s] error %s%s%s%s\n", p->user, xmppuv_err_name(err->code),
+            err->condition ? " " : "", err->condition ? err->condition : "",
+            err->fatal ? " (fatal)" : "");
+}
+
+static void on_ack(xmppuv_client_t *c, xmppuv_stanza_t *s, void *ud) {
+  (void)c;
+  peer_t *p = peer_of(ud);
+  p->acks++;
+  long i = msg_index(xmppuv_stanza_attr(s, "id"), BODY_PREFIX);
+  if (i < 0 || strcmp(p->user, "alice") != 0) return;
+  p->w->msgs[i].acks++;
+  p->w->msgs[i].drops_at_outcome = p->drops;
+}
+
+static void on_fail(xmppuv_client_t *c, xmppuv_stanza_t *s, int reason, void *ud) {
+  (void)c;
+  peer_t *p = peer_of(ud);
+  p->fails++;
+  long i = msg_index(xmppuv_stanza_attr(s, "id"), BODY_PREFIX);
+  if (i < 0 || strcmp(p->user, "alice") != 0) return;
+  p->w->msgs[i].fails++;
+  p->w->msgs[i].fail_reason = reason;
+  p->w->msgs[i].drops_at_outcome = p->drops;
+}
+
+static int is_sender_jid(const world_t *w, const char *jid) {
+  if (jid == NULL) return 0;
+  for (unsigned i = 0; i < w->alice.njids; i++)
+    if (strcmp(w->alice.jids[i], jid) == 0) return 1;
+  return 0;
+}
+
+/* XEP-0082 "CCYY-MM-DDThh:mm:ss[.sss]Z", within the test's run. */
+static int stamp_in_test(const world_t *w, const char *stamp) {
+  if (stamp == NULL) return 0;
+  struct tm tm;
+  memset(&tm, 0, sizeof tm);
+  const char *rest = strptime(stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+  if (rest == NULL) return 0;
+  if (*rest == '.') {
+    rest++;
+    while (*rest >= '0' && *rest <= '9') rest++;
+  }
+  if (strcmp(rest, "Z") != 0) return 0;
+  int64_t t = (int64_t)timegm(&tm);
+  return t >= w->start_wall_s - 1 && t <= (int64_t)time(NULL) + 1;
+}
+
+static void maybe_reset_on_progress(world_t *w);
+
+/* bob: count every numbered body, with its delay stamps. */
+static int bob_on_message(xmppuv_client_t *c, xmppuv_stanza_t *msg, void *ud) {
+  (void)c;
+  world_t *w = ud;
+  const char *body = xmppuv_stanza_child_text(msg, "body", NULL);
+  long i = msg_index(body, BODY_PREFIX);
+  if (i < 0) {
+    if (body != NULL && strncmp(body, "message ", 8) == 0)
+      i = strtol(body + 8, NULL, 10); /* examples/send's bodies */
+    if (i <= 0 || i >= MAX_MSGS) {
+      if (body != NULL) w->stray++;
+      return XMPPUV_PASS;
+    }
+  }
+  msg_state_t *m = &w->msgs[i];
+  m->received++;
+  m->delays = 0;
+  m->stamp_ok = 1;
+  m->delay_from[0] = '\0';
+  const char *from = xmppuv_stanza_attr(msg, "from");
+  snprintf(m->from, sizeof m->from, "%s", from ? from : "");
+  /* Any <delay/>, whatever its namespace prefix or position. */
+  for (xmppuv_stanza_t *d = xmppuv_stanza_child(msg, "delay", NULL); d != NULL;
+       d = xmppuv_stanza_next(d, "delay", NULL)) {
+    const char *ns = xmppuv_stanza_ns(d), *df = xmppuv_stanza_attr(d, "from");
+    if (ns == NULL || strcmp(ns, NS_DELAY) != 0) m->stamp_ok = 0;
+    if (m->delays++ == 0) snprintf(m->delay_from, sizeof m->delay_from, "%s", df ? df : "");
+    if (!stamp_in_test(w, xmppuv_stanza_attr(d, "stamp"))) m->stamp_ok = 0;
+  }
+  maybe_reset_on_progress(w);
+  return XMPPUV_HANDLED;
+}
+
+/* alice in the echo test: count the echoed bodies. */
+static int alice_on_reply(xmppuv_client_t *c, xmppuv_stanza_t *msg, void *ud) {
+  (void)c;
+  world_t *w = ud;
+  long i = msg_index(xmppuv_stanza_child_text(msg, "body", NULL), BODY_PREFIX);
+  if (i < 0) return XMPPUV_PASS;
+  w->msgs[i].received++;
+  w->alice.replies++;
+  return XMPPUV_HANDLED;
+}
+
+static const xmppuv_client_callbacks_t callbacks = {
+    on_status, on_online, on_resumed, on_error, on_ack, on_fail, NULL, NULL};
+
+/* ---- the world -------------------------------------------------------------- */
+
+static void world_start(world_t *w, int kind, int resume_seconds) {
+  memset(w, 0, sizeof *w);
+  w->kind = kinds[kind];
+  w->start_wall_s = (int64_t)time(NULL);
+  w->seed = (unsigned)getpid() ^ (unsigned)w->start_wall_s;
+  ck_assert_int_eq(uv_loop_init(&w->loop), 0);
+  int rc = xmppuv_test_server_start(w->kind, resume_seconds, &w->srv);
+  ck_assert_msg(rc == 0, "%s did not start: %s", w->kind, uv_strerror(rc));
+  ck_assert_int_eq(xmppuv_test_proxy_start(&w->loop, "127.0.0.1", w->srv.port, &w->proxy), 0);
+  ck_assert_int_eq(uv_timer_init(&w->loop, &w->send_timer), 0);
+  ck_assert_int_eq(uv_timer_init(&w->loop, &w->fault_timer), 0);
+  ck_assert_int_eq(uv_timer_init(&w->loop, &w->watchdog), 0);
+  w->send_timer.data = w->fault_timer.data = w->watchdog.data = w;
+  w->alice.w = w->bob.w = w;
+  w->alice.user = "alice";
+  w->bob.user = "bob";
+}
+
+/* Options for user, through the proxy or straight to the server. Small
+ * reconnection delays: the faults come every few hundred milliseconds. */
+static void peer_options(world_t *w, peer_t *p, int via_proxy, xmppuv_client_options_t *o) {
+  static char jid[2][128];
+  char *j = jid[p == &w->bob];
+  snprintf(j, sizeof jid[0], "%s@%s", p->user, w->srv.domain);
+  xmppuv_client_options_init(o);
+  o->jid = j;
+  o->password = xmppuv_test_password(p->user);
+  o->host = "127.0.0.1";
+  o->port = via_proxy ? xmppuv_test_proxy_port(w->proxy) : w->srv.port;
+  o->tls = XMPPUV_TLS_STARTTLS;
+  o->ca_file = w->srv.ca_file;
+  o->reconnect_delay_ms = 50;
+  o->reconnect_max_delay_ms = 400;
+  o->connect_timeout_ms = 5000;
+  o->negotiation_timeout_ms = 20000;
+  o->sm_ack_debounce_ms = 50;
+  o->log_cb = on_log;
+  o->log_user_data = p;
+  o->log_level = log_mode() != NULL && strcmp(log_mode(), "trace") == 0
+                     ? XMPPUV_LOG_TRACE
+                     : XMPPUV_LOG_INFO;
+}
+
+static void peer_start(world_t *w, peer_t *p, const xmppuv_client_options_t *o) {
+  ck_assert_int_eq(xmppuv_client_new(&w->loop, o, &callbacks, p, &p->c), 0);
+  if (p == &w->bob)
+    ck_assert_int_eq(xmppuv_client_handler_add(p->c, "message", NULL, NULL, bob_on_message,
+                                               w, NULL),
+                     0);
+  ck_assert_int_eq(xmppuv_client_start(p->c), 0);
+}
+
+static void on_watchdog(uv_timer_t *t) { (void)t; }
+
+/* Run the loop until pred holds; 0 if timeout_ms passed first. */
+static int run_until(world_t *w, int (*pred)(world_t *), unsigned timeout_ms) {
+  uint64_t deadline = uv_now(&w->loop) + timeout_ms;
+  uv_timer_start(&w->watchdog, on_watchdog, timeout_ms, 0);
+  int ok;
+  while (!(ok = pred(w)) && uv_now(&w->loop) < deadline) uv_run(&w->loop, UV_RUN_ONCE);
+  uv_timer_stop(&w->watchdog);
+  return ok;
+}
+
+static void summary(const world_t *w, char *out, size_t size) {
+  size_t acked = 0, failed = 0, got = 0, delayed = 0;
+  for (size_t i = 0; i < w->nmsgs; i++) {
+    acked += w->msgs[i].acks > 0;
+    failed += w->msgs[i].fails > 0;
+    got += w->msgs[i].received > 0;
+    delayed += w->msgs[i].received > 0 && w->msgs[i].delays > 0;
+  }
+  snprintf(out, size,
+           "%s: sent %zu, acked %zu, failed %zu, at bob %zu (%zu with a delay); alice online "
+           "%u resumed %u (<resume/> %u, <failed/> %u) errors %u (last E%u) drops %u; "
+           "resets %u; bob online %u",
+           w->kind, w->nmsgs, acked, failed, got, delayed, w->alice.online, w->alice.resumed,
+           w->alice.resume_attempts, w->alice.resume_failures, w->alice.errors,
+           w->alice.last_error, w->alice.drops, w->reset_calls, w->bob.online);
+}
+
+#define WAIT_FOR(w, pred, ms)                                          \
+  do {                                                                 \
+    if (!run_until((w), (pred), (ms))) {                               \
+      char s_[512];                                                    \
+      summary((w), s_, sizeof s_);                                     \
+      ck_abort_msg("timed out waiting for %s (%s)", #pred, s_);        \
+    }                                                                  \
+  } while (0)
+
+static int alice_online(world_t *w) {
+  return xmppuv_client_status(w->alice.c) == XMPPUV_STATUS_ONLINE;
+}
+static int alice_not_online(world_t *w) { return !alice_online(w); }
+static int bob_ready(world_t *w) {
+  /* online, and the presence acked: the server knows bob is available. */
+  return w->bob.online > 0 && w->bob.acks > 0 &&
+         xmppuv_client_status(w->bob.c) == XMPPUV_STATUS_ONLINE &&
+         xmppuv_client_sm_queued(w->bob.c) == 0;
+}
+static int both_online(world_t *w) { return alice_online(w) && bob_ready(w); }
+
+/* Every message sent has its outcome. */
+static int all_settled(world_t *w) {
+  if (w->nmsgs < w->target) return 0;
+  for (size_t i = 0; i < w->nmsgs; i++)
+    if (w->msgs[i].acks + w->msgs[i].fails == 0) return 0;
+  return 1;
+}
+
+/* Every acked message is at bob. */
+static int acked_delivered(world_t *w) {
+  for (size_t i = 0; i < w->nmsgs; i++)
+    if (w->msgs[i].acks > 0 && w->msgs[i].received == 0) return 0;
+  return 1;
+}
+
+static int settled_and_delivered(world_t *w) {
+  return all_settled(w) && acked_delivered(w);
+}
+
+/* ---- sending ------------------------------------------------------------------ */
+
+static void alice_send_one(world_t *w) {
+  ck_assert_uint_lt(w->nmsgs, MAX_MSGS);
+  size_t i = w->nmsgs++;
+  char text[32], to[128];
+  snprintf(text, sizeof text, BODY_PREFIX "%zu", i);
+  snprintf(to, sizeof to, "bob@%s", w->srv.domain);
+  msg_state_t *m = &w->msgs[i];
+  m->sent = 1;
+  m->status_at_send = xmppuv_client_status(w->alice.c);
+  m->drops_at_send = w->alice.drops;
+  xmppuv_stanza_t *msg;
+  ck_assert_int_eq(xmppuv_message_new(to, "chat", text, &msg), 0);
+  ck_assert_int_eq(xmppuv_stanza_set_attr(msg, "id", text), 0);
+  int rc = xmppuv_client_send(w->alice.c, msg);
+  ck_assert_msg(rc == 0, "send %zu: %s", i, xmppuv_err_name(rc));
+  xmppuv_stanza_unref(msg);
+}
+
+static void alice_send(world_t *w, size_t n) {
+  w->target = w->nmsgs + n;
+  while (w->nmsgs < w->target) alice_send_one(w);
+}
+
+static void on_send_timer(uv_timer_t *t) {
+  world_t *w = t->data;
+  if (w->nmsgs < w->target) alice_send_one(w);
+  if (w->nmsgs >= w->target) {
+    uv_timer_stop(&w->send_timer);
+    uv_timer_stop(&w->fault_timer); /* the storm ends with the sending */
+  }
+}
+
+static unsigned next_fault_delay(world_t *w) {
+  unsigned span = w->fault_max_ms - w->fault_min_ms + 1;
+  return w->fault_min_ms + (unsigned)rand_r(&w->seed) % span;
+}
+
+static void on_fault_timer(uv_timer_t *t) {
+  world_t *w = t->data;
+  xmppuv_test_proxy_reset_all(w->proxy);
+  w->reset_calls++;
+  uv_timer_start(&w->fault_timer, on_fault_timer, next_fault_delay(w), 0);
+}
+
+/* ---- the fence ------------------------------------------------------------------ */
+
+static void on_fence_reply(xmppuv_client_t *c, int status, xmppuv_stanza_t *reply,
+                           void *ud) {
+  (void)c, (void)reply;
+  world_t *w = ud;
+  ck_assert_msg(status == 0, "fence ping: %s", xmppuv_err_name(status));
+  w->fence_done = 1;
+}
+
+static int fence_done(world_t *w) { return w->fence_done; }
+
+/* See the top of the file: after this, nothing more is on its way to
+ * peer p. */
+static void fence(world_t *w, peer_t *p) {
+  xmppuv_stanza_t *iq;
+  ck_assert_int_eq(xmppuv_stanza_new("iq", NULL, &iq), 0);
+  ck_assert_int_eq(xmppuv_stanza_set_attr(iq, "type", "get"), 0);
+  ck_assert_int_eq(xmppuv_stanza_set_attr(iq, "to", w->srv.domain), 0);
+  ck_assert_int_eq(xmppuv_stanza_new_child(iq, "ping", NS_PING, NULL), 0);
+  w->fence_done = 0;
+  ck_assert_int_eq(xmppuv_client_iq(p->c, iq, 30000, on_fence_reply, w, NULL), 0);
+  xmppuv_stanza_unref(iq);
+  WAIT_FOR(w, fence_done, LONG_WAIT_MS);
+}
+
+/* ---- the checks ------------------------------------------------------------------- */
+
+/* Every message: exactly one outcome; at bob exactly once if acked, never
+ * if failed; delay stamps as the top of the file says. */
+static void check_messages(world_t *w) {
+  for (size_t i = 0; i < w->nmsgs; i++) {
+    const msg_state_t *m = &w->msgs[i];
+    ck_assert_msg(m->acks + m->fails == 1, "%s: smi-%zu has %d acks and %d fails", w->kind, i,
+                  m->acks, m->fails);
+    if (m->fails > 0) {
+      ck_assert_msg(m->received == 0, "%s: smi-%zu failed (%s) but bob got it %d times",
+                    w->kind, i, xmppuv_err_name(m->fail_reason), m->received);
+      continue;
+    }
+    ck_assert_msg(m->received == 1, "%s: smi-%zu acked, bob got it %d times", w->kind, i,
+                  m->received);
+    ck_assert_msg(is_sender_jid(w, m->from), "%s: smi-%zu from '%s'", w->kind, i, m->from);
+    ck_assert_msg(m->delays <= 1, "%s: smi-%zu has %d delays", w->kind, i, m->delays);
+    if (m->delays > 0)
+      ck_assert_msg(is_sender_jid(w, m->delay_from),
+                    "%s: smi-%zu has a delay from '%s', not from alice's full JID", w->kind,
+                    i, m->delay_from);
+    if (m->delays > 0)
+      ck_assert_msg(m->stamp_ok, "%s: smi-%zu has a bad delay stamp", w->kind, i);
+    int written_at_once = m->status_at_send == XMPPUV_STATUS_ONLINE;
+    int held = !written_at_once && m->status_at_send != XMPPUV_STATUS_OPEN;
+    if (m->must_delay || held)
+      ck_assert_msg(m->delays == 1, "%s: smi-%zu was written late but has no delay",
+                    w->kind, i);
+    if (written_at_once && !m->must_delay && m->drops_at_outcome == m->drops_at_send)
+      ck_assert_msg(m->delays == 0, "%s: smi-%zu was never resent but has a delay", w->kind,
+                    i);
+  }
+  ck_assert_uint_eq(w->stray, 0);
+}
+
+static void check_alice_events(world_t *w) {
+  ck_assert_uint_eq(w->alice.online_without_sm, 0);
+  ck_assert_uint_eq(w->alice.resumed_not_online, 0);
+  ck_assert_uint_eq(w->bob.online_without_sm, 0);
+}
+
+/* ---- teardown ----------------------------------------------------------------------- */
+
+static void on_client_closed(xmppuv_client_t *c, void *ud) {
+  (void)c;
+  peer_of(ud)->closed = 1;
+}
+
+static void on_proxy_closed(void *ud) { ((world_t *)ud)->proxy_closed = 1; }
+
+static void close_peer(peer_t *p) {
+  if (p->c == NULL) {
+    p->closed = 1;
+    return;
+  }
+  xmppuv_client_close(p->c, on_client_closed);
+  p->c = NULL;
+}
+
+static int everything_closed(world_t *w) {
+  return w->alice.closed && w->bob.closed && w->proxy_closed;
+}
+
+static void close_handle(uv_handle_t *h) {
+  if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
+static void world_finish(world_t *w) {
+  if (w->have_child && w->child.running) uv_process_kill(&w->child.proc, SIGKILL);
+  close_peer(&w->alice);
+  close_peer(&w->bob);
+  if (w->proxy != NULL) {
+    xmppuv_test_proxy_close(w->proxy, on_proxy_closed, w);
+    w->proxy = NULL;
+  } else {
+    w->proxy_closed = 1;
+  }
+  close_handle((uv_handle_t *)&w->send_timer);
+  close_handle((uv_handle_t *)&w->fault_timer);
+  close_handle((uv_handle_t *)&w->watchdog);
+  uv_run(&w->loop, UV_RUN_DEFAULT);
+  ck_assert(everything_closed(w));
+  ck_assert_int_eq(uv_loop_close(&w->loop), 0);
+  xmppuv_test_server_stop(&w->srv);
+}
+
+static void report(const world_t *w, const char *what) {
+  char s[512];
+  summary(w, s, sizeof s);
+  fprintf(stderr, "# %s: %s\n", what, s);
+}
+
+/* Start bob (direct) and alice (through the proxy) and wait for both. */
+static void start_pair(world_t *w, xmppuv_client_options_t *alice_opts) {
+  xmppuv_client_options_t bo;
+  peer_options(w, &w->bob, 0, &bo);
+  peer_start(w, &w->bob, &bo);
+  WAIT_FOR(w, bob_ready, LONG_WAIT_MS);
+  peer_start(w, &w->alice, alice_opts);
+  WAIT_FOR(w, both_online, LONG_WAIT_MS);
+}
+
+/* ---- the tests: faults ----------------------------------------------------------- */
+
+/* alice sends 200 messages at a steady 20 ms while the proxy resets her
+ * connection every 200-400 ms. */
+START_TEST(messages_sent_through_repeated_resets_arrive_exactly_once_and_are_acked) {
+  world_t *w = malloc(sizeof *w);
+  world_start(w, _i, 30);
+  xmppuv_client_options_t ao;
+  peer_options(w, &w->alice, 1, &ao);
+  start_pair(w, &ao);
+
+  w->target = 200;
+  w->fault_min_ms = 200;
+  w->fault_max_ms = 400;
+  uv_timer_start(&w->send_timer, on_send_timer, 20, 20);
+  uv_timer_start(&w->fault_timer, on_fault_timer, next_fault_delay(w), 0);
+  WAIT_FOR(w, settled_and_delivered, 120000);
+  WAIT_FOR(w, alice_online, LONG_WAIT_MS);
+  fence(w, &w->bob);
+
+  report(w, "reset storm");
+  xmppuv_test_proxy_stats_t st;
+  xmppuv_test_proxy_stats(w->proxy, &st);
+  fprintf(stderr, "# %s: proxy reset %lu connections, accepted %lu\n", w->kind, st.resets,
+          st.accepted);
+  check_messages(w);
+  check_alice_events(w);
+  ck_assert_uint_eq(w->alice.acks, 200);
+  ck_assert_uint_eq(w->alice.fails, 0);
+  ck_assert_uint_eq(w->alice.online, 1);
+  ck_assert_uint_ge(w->alice.resumed, 1);
+  ck_assert_uint_ge(w->reset_calls, 5);
+  ck_assert_uint_ge(st.resets, 3);
+  world_finish(w);
+  free(w);
+}
+END_TEST
+
+/* The proxy holds every byte (no FIN, no RST) while alice goes on sending
+ * every 100 ms. Her debounced <r/> still goes out (steady sends cannot
+ * starve it; the periodic one is 30 s away), stays unanswered for the ack
+ * timeout, and she drops the connection; once the partition heals she
+ * resumes. */
+static int sent_target(world_t *w) { return w->nmsgs >= w->target; }
+
+START_TEST(silent_partition_longer_than_the_ack_timeout_leads_to_resumption) {
+  world_t *w = malloc(sizeof *w);
+  world_start(w, _i, 30);
+  xmppuv_client_options_t ao;
+  peer_options(w, &w->alice, 1, &ao);
+  ao.sm_ack_timeout_ms = 1500;
+  ao.sm_ack_debounce_ms = 250; /* longer than the gap between sends */
+  start_pair(w, &ao);
+
+  alice_send(w, 5);
+  WAIT_FOR(w, settled_and_delivered, LONG_WAIT_MS);
+  xmppuv_test_proxy_partition(w->proxy, 1);
+  w->target = w->nmsgs + 150;
+  uv_timer_start(&w->send_timer, on_send_timer, 100, 100);
+  WAIT_FOR(w, alice_not_online, LONG_WAIT_MS);
+  ck_assert_uint_lt(w->nmsgs, w->target); /* noticed while still sending */
+  ck_assert_uint_ge(w->alice.timeouts, 1); /* dropped by the ack timeout */
+  ck_assert_uint_eq(w->alice.resumed, 0);
+  w->target = w->nmsgs + 5; /* a few more while she is away */
+  WAIT_FOR(w, sent_target, LONG_WAIT_MS);
+  xmppuv_test_proxy_partition(w->proxy, 0);
+  WAIT_FOR(w, settled_and_delivered, LONG_WAIT_MS);
+  WAIT_FOR(w, alice_online, LONG_WAIT_MS);
+  fence(w, &w->bob);
+
+  report(w, "partition");
+  check_messages(w);
+  check_alice_events(w);
+  ck_assert_uint_eq(w->alice.acks, w->nmsgs);
+  ck_assert_uint_eq(w->alice.fails, 0);
+  ck_assert_uint_eq(w->alice.online, 1);
+  ck_assert_uint_ge(w->alice.resumed, 1);
+  world_finish(w);
+  free(w);
+}
+END_TEST
+
+/* Acks come while alice sends steadily (every 50 ms, faster than the
+ * 250 ms debounce), not only once she stops. */
+static int some_acked(world_t *w) { return w->alice.acks > 0; }
+
+START_TEST(steady_sending_is_acked_before_it_ends) {
+  world_t *w = malloc(sizeof *w);
+  world_start(w, _i, 30);
+  xmppuv_client_options_t ao;
+  peer_options(w, &w->alice, 1, &ao);
+  ao.sm_ack_debounce_ms = 250;
+  start_pair(w, &ao);
+  w->target = 60;
+  uv_timer_start(&w->send_timer, on_send_timer, 50, 50);
+  WAIT_FOR(w, some_acked, LONG_WAIT_MS);
+  ck_assert_uint_lt(w->nmsgs, w->target);
+  WAIT_FOR(w, settled_and_delivered, LONG_WAIT_MS);
+  fence(w, &w->bob);
+  check_messages(w);
+  ck_assert_uint_eq(w->alice.acks, 60);
+  world_finish(w);
+  free(w);
+}
+END_TEST
+
+/* The outage test's common part: 5 messages acked; 5 written into a
+ * partition that is then reset (so the server never sees them); 5 sent
+ * while the proxy refuses connections; the outage outlasts the server's
+ * resumption window by 2 s. */
+#define WINDOW_S 2
+
+static int outage_over(world_t *w) { return w->outage_over; }
+static void on_outage_end(uv_timer_t *t) { ((world_t *)t->data)->outage_over = 1; }
+
+static void outage_longer_than_the_window(world_t *w) {
+  alice_send(w, 5);
+  WAIT_FOR(w, settled_and_delivered, LONG_WAIT_MS);
+  xmppuv_test_proxy_partition(w->proxy, 1);
+  alice_send(w, 5); /* unacked, and lost with the reset below */
+  ck_assert_int_eq(xmppuv_test_proxy_refuse(w->proxy, 1), 0);
+  xmppuv_test_proxy_reset_all(w->proxy);
+  WAIT_FOR(w, alice_not_online, LONG_WAIT_MS);
+  alice_send(w, 5); /* held */
+  /* The outage itself: a fixed length, longer than the window. */
+  uv_timer_start(&w->fault_timer, on_outage_end, (WINDOW_S + 2) * 1000, 0);
+  WAIT_FOR(w, outage_over, LONG_WAIT_MS);
+  ck_assert_uint_eq(w->alice.online, 1);
+  ck_assert_uint_eq(w->alice.resumed, 0);
+  xmppuv_test_proxy_partition(w->proxy, 0);
+  ck_assert_int_eq(xmppuv_test_proxy_refuse(w->proxy, 0), 0);
+  WAIT_FOR(w, settled_and_delivered, LONG_WAIT_MS);
+  WAIT_FOR(w, alice_online, LONG_WAIT_MS);
+  fence(w, &w->bob);
+}
+
+START_TEST(outage_longer_than_the_resume_window_fails_the_unacked_and_goes_online) {
+  world_t *w = malloc(sizeof *w);
+  world_start(w, _i, WINDOW_S);
+  xmppuv_client_options_t ao;
+  peer_options(w, &w->alice, 1, &ao);
+  start_pair(w, &ao);
+  outage_longer_than_the_window(w);
+
+  report(w, "outage");
+  check_messages(w);
+  check_alice_events(w);
+  for (size_t i = 5; i < 10; i++) {
+    ck_assert_int_eq(w->msgs[i].fails, 1);
+    ck_assert_int_eq(w->msgs[i].fail_reason, XMPPUV_ESMFAILED);
+  }
+  ck_assert_uint_eq(w->alice.acks, 10);
+  ck_assert_uint_eq(w->alice.fails, 5);
+  ck_assert_uint_eq(w->alice.online, 2);
+  ck_assert_uint_eq(w->alice.resumed, 0);
+  world_finish(w);
+  free(w);
+}
+END_TEST
+
+START_TEST(outage_longer_than_the_resume_window_resends_with_the_resend_policy) {
+  world_t *w = malloc(sizeof *w);
+  world_start(w, _i, WINDOW_S);
+  xmppuv_client_options_t ao;
+  peer_options(w, &w->alice, 1, &ao);
+  ao.sm_resend_on_failed = 1;
+  start_pair(w, &ao);
+  for (size_t i = 5; i < 10; i++) w->msgs[i].must_delay = 1;
+  outage_longer_than_the_window(w);
+
+  report(w, "outage with resend");
+  check_messages(w);
+  check_alice_events(w);
+  ck_assert_uint_ge(w->alice.resume_failures, 1); /* asked, and <failed h/> came */
+  ck_assert_uint_eq(w->alice.acks, 15);
+  ck_assert_uint_eq(w->alice.fails, 0);
+  ck_assert_uint_eq(w->alice.online, 2);
+  ck_assert_uint_eq(w->alice.resumed, 0);
+  world_finish(w);
+  free(w);
+}
+END_TEST
+
+/* The resend policy must not duplicate what the server handled but never
+ * acked. alice asks for acks only 3 s after sending; bob gets her 5
+ * messages (so the server handled them) at once, and then the outage
+ * outlasts the window. Past the
+ * window she still asks to resume: the server's <failed h='5'/> (XEP-0198
+ * §5, for a session that timed out) acks all 5, and nothing is resent. */
+static int bob_got_5(world_t *w) {
+  for (size_t i = 0; i < 5; i++)
+    if (w->msgs[i].received == 0) return 0;
+  return 1;
+}
+
+START_TEST(outage_past_the_window_resends_only_what_the_server_had_not_handled) {
+  world_t *w = malloc(sizeof *w);
+  world_start(w, _i, WINDOW_S);
+  xmppuv_client_options_t ao;
+  peer_options(w, &w->alice, 1, &ao);
+  ao.sm_resend_on_failed = 1;
+  ao.sm_ack_debounce_ms = 3000; /* no <r/> before the reset below */
+  ao.sm_idle_request_ms = 0;
+  start_pair(w, &ao);
+  alice_send(w, 5);
+  WAIT_FOR(w, bob_got_5, LONG_WAIT_MS);
+  ck_assert_uint_eq(w->alice.acks, 0);
+  ck_assert_int_eq(xmppuv_test_proxy_refuse(w->proxy, 1), 0);
+  xmppuv_test_proxy_reset_all(w->proxy);
+  WAIT_FOR(w, alice_not_online, LONG_WAIT_MS);
+  uv_timer_start(&w->fault_timer, on_outage_end, (WINDOW_S + 2) * 1000, 0);
+  WAIT_FOR(w, outage_over, LONG_WAIT_MS);
+  ck_assert_int_eq(xmppuv_test_proxy_refuse(w->proxy, 0), 0);
+  WAIT_FOR(w, settled_and_delivered, LONG_WAIT_MS);
+  WAIT_FOR(w, alice_online, LONG_WAIT_MS);
+  fence(w, &w->bob);
+
+  report(w, "outage past the window, resend policy, server had them");
+  check_messages(w);
+  check_alice_events(w);
+  ck_assert_uint_ge(w->alice.resume_failures, 1);
+  ck_assert_uint_eq(w->alice.acks, 5);
+  ck_assert_uint_eq(w->alice.fails, 0);
+  ck_assert_uint_eq(w->alice.online, 2);
+  ck_assert_uint_eq(w->alice.resumed, 0);
+  world_finish(w);
+  free(w);
+}
+END_TEST
+
+/* The server restarts: it knows nothing of alice's session. She asks to
+ * resume, gets <failed/>, her unacked messages fail, and a new session
+ * sends what she held meanwhile. */
+START_TEST(server_restart_gets_failed_and_a_fresh_session) {
+  world_t *w = malloc(sizeof *w);
+  world_start(w, _i, 30);
+  xmppuv_client_options_t ao;
+  peer_options(w, &w->alice, 1, &ao);
+  start_pair(w, &ao);
+
+  alice_send(w, 5);
+  WAIT_FOR(w, settled_and_delivered, LONG_WAIT_MS);
+  xmppuv_test_proxy_partition(w->proxy, 1);
+  alice_send(w, 5); /* unacked, lost with the reset */
+  ck_assert_int_eq(xmppuv_test_proxy_refuse(w->proxy, 1), 0);
+  xmppuv_test_proxy_reset_all(w->proxy);
+  WAIT_FOR(w, alice_not_online, LONG_WAIT_MS);
+  alice_send(w, 5); /* held */
+  unsigned bob_online = w->bob.online;
+  int rc = xmppuv_test_server_restart(&w->srv); /* blocks the loop meanwhile */
+  ck_assert_msg(rc == 0, "restart: %s", uv_strerror(rc));
+  /* bob lost his session too: wait for his new one and its presence. */
+  w->bob.acks = 0;
+  WAIT_FOR(w, bob_ready, LONG_WAIT_MS);
+  ck_assert_uint_gt(w->bob.online, bob_online);
+  xmppuv_test_proxy_partition(w->proxy, 0);
+  ck_assert_int_eq(xmppuv_test_proxy_refuse(w->proxy, 0), 0);
+  WAIT_FOR(w, settled_and_delivered, LONG_WAIT_MS);
+  WAIT_FOR(w, alice_online, LONG_WAIT_MS);
+  fence(w, &w->bob);
+
+  report(w, "restart");
+  check_messages(w);
+  check_alice_events(w);
+  ck_assert_uint_ge(w->alice.resume_attempts, 1);
+  ck_assert_uint_ge(w->alice.resume_failures, 1); /* the server's <failed/> */
+  for (size_t i = 5; i < 10; i++)
+    ck_assert_int_eq(w->msgs[i].fail_reason, XMPPUV_ESMFAILED);
+  ck_assert_uint_eq(w->alice.acks, 10);
+  ck_assert_uint_eq(w->alice.fails, 5);
+  ck_assert_uint_eq(w->alice.online, 2);
+  ck_assert_uint_eq(w->alice.resumed, 0);
+  world_finish(w);
+  free(w);
+}
+END_TEST
+
+/* stop() with sm_drain_timeout_ms waits for the last acks: every message
+ * sent right before it is acked, none fails. */
+static int alice_offline(world_t *w) {
+  return xmppuv_client_status(w->alice.c) == XMPPUV_STATUS_OFFLINE;
+}
+
+START_TEST(graceful_stop_with_a_drain_timeout_reports_acks_not_failures) {
+  world_t *w = malloc(sizeof *w);
+  world_start(w, _i, 30);
+  xmppuv_client_options_t ao;
+  peer_options(w, &w->alice, 1, &ao);
+  ao.sm_drain_timeout_ms = 20000;
+  ao.sm_ack_debounce_ms = 250;
+  start_pair(w, &ao);
+  alice_send(w, 30);
+  ck_assert_int_eq(xmppuv_client_stop(w->alice.c), 0);
+  WAIT_FOR(w, alice_offline, LONG_WAIT_MS);
+  WAIT_FOR(w, acked_delivered, LONG_WAIT_MS);
+  fence(w, &w->bob);
+
+  report(w, "drain");
+  check_messages(w);
+  ck_assert_uint_eq(w->alice.acks, 30);
+  ck_assert_uint_eq(w->alice.fails, 0);
+  world_finish(w);
+  free(w);
+}
+END_TEST
+
+/* ---- child processes ---------------------------------------------------------------- */
+
+static void child_count_line(child_t *ch, const char *line) {
+  ch->lines++;
+  if (strncmp(line, "ack ", 4) == 0) {
+    ch->acks++;
+    long i = msg_index(line + 4, BODY_PREFIX);
+    if (ch->w->child_acks_are_alices && i >= 0) ch->w->msgs[i].acks++;
+  } else if (strncmp(line, "fail ", 5) == 0 && ch->w->child_acks_are_alices) {
+    ch->fails++;
+    char id[32];
+    if (sscanf(line + 5, "%31s", id) == 1 && msg_index(id, BODY_PREFIX) >= 0)
+      ch->w->msgs[msg_index(id, BODY_PREFIX)].fails++;
+  } else if (strncmp(line, "fail ", 5) == 0) ch->fails++;
+  else if (strcmp(line, "resumed") == 0) ch->resumed++;
+  else if (strncmp(line, "online ", 7) == 0) ch->online++;
+  else if (strncmp(line, "recv ", 5) == 0) ch->recv++;
+  else if (strncmp(line, "all ", 4) == 0 && strstr(line, " acknowledged") != NULL)
+    ch->all_acknowledged = 1;
+  if (log_mode() != NULL) fprintf(stderr, "[child] %s\n", line);
+  if (ch->on_line != NULL) ch->on_line(ch, line);
+}
+
+static void child_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  (void)hint;
+  child_t *ch = h->data;
+  size_t room = sizeof ch->buf - 1 - ch->len;
+  ck_assert_msg(room > 0, "the child printed too much");
+  *buf = uv_buf_init(ch->buf + ch->len, (unsigned)room);
+}
+
+static void child_closed(uv_handle_t *h) {
+  child_t *ch = h->data;
+  if (h == (uv_handle_t *)&ch->out) ch->out_open = 0;
+  else ch->proc_open = 0;
+}
+
+static void child_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
+  (void)buf;
+  child_t *ch = s->data;
+  if (n < 0) {
+    uv_close((uv_handle_t *)&ch->out, child_closed);
+    return;
+  }
+  ch->len += (size_t)n;
+  for (;;) {
+    char *nl = memchr(ch->buf + ch->scanned, '\n', ch->len - ch->scanned);
+    if (nl == NULL) break;
+    *nl = '\0';
+    child_count_line(ch, ch->buf + ch->scanned);
+    *nl = '\n';
+    ch->scanned = (size_t)(nl - ch->buf) + 1;
+  }
+}
+
+static void child_exited(uv_process_t *p, int64_t status, int sig) {
+  child_t *ch = p->data;
+  ch->running = 0;
+  ch->exit_status = status;
+  ch->term_signal = sig;
+  uv_close((uv_handle_t *)&ch->proc, child_closed);
+}
+
+/* Run argv with XMPPUV_PASSWORD=password added to the environment, under
+ * timeout(1) (coreutils): if this test process dies first, the child still
+ * ends. Its stderr goes to the test's only with SMI_LOG, so a child left
+ * behind never holds meson's pipe open. */
+static void child_spawn(world_t *w, char **argv, const char *password) {
+  child_t *ch = &w->child;
+  memset(ch, 0, sizeof *ch);
+  ch->w = w;
+  w->have_child = 1;
+  size_t n = 0;
+  while (environ[n] != NULL) n++;
+  char **env = calloc(n + 2, sizeof *env);
+  ck_assert_ptr_nonnull(env);
+  static char pw[128];
+  snprintf(pw, sizeof pw, "XMPPUV_PASSWORD=%s", password);
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (strncmp(environ[i], "XMPPUV_PASSWORD=", 16) != 0) env[k++] = environ[i];
+  env[k++] = pw;
+  env[k] = NULL;
+  ck_assert_int_eq(uv_pipe_init(&w->loop, &ch->out, 0), 0);
+  ch->out.data = ch->proc.data = ch;
+  ch->out_open = 1;
+  uv_stdio_container_t stdio[3];
+  stdio[0].flags = UV_IGNORE;
+  stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+  stdio[1].data.stream = (uv_stream_t *)&ch->out;
+  if (log_mode() != NULL) {
+    stdio[2].flags = UV_INHERIT_FD;
+    stdio[2].data.fd = 2;
+  } else {
+    stdio[2].flags = UV_IGNORE;
+  }
+  char *args[32];
+  size_t na = 0;
+  args[na++] = (char *)"timeout";
+  args[na++] = (char *)"-s";
+  args[na++] = (char *)"KILL";
+  args[na++] = (char *)"150";
+  for (size_t i = 0; argv[i] != NULL && na < 31; i++) args[na++] = argv[i];
+  args[na] = NULL;
+  uv_process_options_t po;
+  memset(&po, 0, sizeof po);
+  po.file = args[0];
+  po.args = args;
+  po.env = env;
+  po.exit_cb = child_exited;
+  po.stdio = stdio;
+  po.stdio_count = 3;
+  int rc = uv_spawn(&w->loop, &ch->proc, &po);
+  free(env);
+  ck_assert_msg(rc == 0, "spawn %s: %s", argv[0], uv_strerror(rc));
+  ch->running = ch->proc_open = 1;
+  ck_assert_int_eq(uv_read_start((uv_stream_t *)&ch->out, child_alloc, child_read), 0);
+}
+
+static int child_done(world_t *w) {
+  return !w->child.running && !w->child.out_open && !w->child.proc_open;
+}
+
+static const char *env_path(const char *name) {
+  const char *v = getenv(name);
+  ck_assert_msg(v != NULL && v[0] != '\0', "%s is not set: run with meson test", name);
+  ck_assert_msg(access(v, X_OK) == 0, "%s=%s is not an executable", name, v);
+  return v;
+}
+
+static void child_check_exit(world_t *w, const char *name) {
+  if (w->child.term_signal != 0 || w->child.exit_status != 0)
+    fprintf(stderr, "# %s printed:\n%.*s\n", name, (int)w->child.len, w->child.buf);
+  ck_assert_msg(w->child.term_signal == 0 && w->child.exit_status == 0,
+                "%s exited with status %lld, signal %d", name,
+                (long long)w->child.exit_status, w->child.term_signal);
+}
+
+/* ---- the tests: a new process --------------------------------------------------------- */
+
+static int alice_closed(world_t *w) { return w->alice.closed; }
+
+/* Process A (this one) sends 5 messages that are acked, then 5 into a
+ * silent partition, saves its session, and goes away without closing the
+ * stream; the proxy then resets, so the server keeps the session but never
+ * saw the 5. Process B (tests/sm_restart_helper) loads the saved state,
+ * resumes, and resends them. */
+START_TEST(exported_state_resumes_in_a_new_process_and_delivers_the_unacked) {
+  world_t *w = malloc(sizeof *w);
+  world_start(w, _i, 30);
+  const char *helper = env_path("XMPPUV_SM_RESTART_HELPER");
+  xmppuv_client_options_t ao;
+  peer_options(w, &w->alice, 1, &ao);
+  start_pair(w, &ao);
+
+  alice_send(w, 5);
+  WAIT_FOR(w, settled_and_delivered, LONG_WAIT_MS);
+  xmppuv_test_proxy_partition(w->proxy, 1);
+  alice_send(w, 5);
+  for (size_t i = 5; i < 10; i++) w->msgs[i].must_delay = 1;
+  ck_assert_uint_eq(xmppuv_client_sm_queued(w->alice.c), 5);
+
+  char *data;
+  size_t len;
+  ck_assert_int_eq(xmppuv_client_sm_export(w->alice.c, &data, &len), 0);
+  char path[320];
+  snprintf(path, sizeof path, "%s/smi-state-%d", w->srv.dir, (int)getpid());
+  FILE *f = fopen(path, "wb");
+  ck_assert_ptr_nonnull(f);
+  ck_assert_uint_eq(fwrite(data, 1, len, f), len);
+  ck_assert_int_eq(fclose(f), 0);
+  xmppuv_free(data);
+  /* Process A ends without a goodbye: its own fail events (ECANCELED) are
+   * A's view; B takes over the session. */
+  xmppuv_client_close(w->alice.c, on_client_closed);
+  w->alice.c = NULL;
+  WAIT_FOR(w, alice_closed, LONG_WAIT_MS);
+  for (size_t i = 5; i < 10; i++) { /* close() settles A's view of them */
+    ck_assert_int_eq(w->msgs[i].fails, 1);
+    ck_assert_int_eq(w->msgs[i].fail_reason, XMPPUV_ECANCELED);
+  }
+  xmppuv_test_proxy_reset_all(w->proxy); /* the 5 in the partition are lost */
+  xmppuv_test_proxy_partition(w->proxy, 0);
+  for (size_t i = 5; i < 10; i++) w->msgs[i].acks = w->msgs[i].fails = 0;
+  w->child_acks_are_alices = 1; /* B reports these now */
+
+  char port[16];
+  snprintf(port, sizeof port, "%u", w->srv.port);
+  char *argv[] = {(char *)helper, path, (char *)"127.0.0.1", port, w->srv.ca_file,
+                  (char *)"alice@localhost", NULL};
+  child_spawn(w, argv, xmppuv_test_password("alice"));
+  WAIT_FOR(w, child_done, 90000);
+  child_check_exit(w, "sm_restart_helper");
+  /* B printed "ack smi-N" for each: count them as alice's. */
+  ck_assert_uint_eq(w->child.resumed, 1);
+  ck_assert_uint_eq(w->child.online, 0);
+  ck_assert_uint_eq(w->child.acks, 5);
+  ck_assert_uint_eq(w->child.fails, 0);
+  WAIT_FOR(w, acked_delivered, LONG_WAIT_MS);
+  fence(w, &w->bob);
+
+  report(w, "export/import");
+  check_messages(w);
+  world_finish(w);
+  free(w);
+}
+END_TEST
+
+/* The examples' tests: one reset once the child has shown enough
+ * progress (its acks and receipts, and what bob got). */
+static void maybe_reset_on_progress(world_t *w) {
+  if (!w->have_child || w->child_reset_done || w->child_reset_at == 0) return;
+  unsigned progress = w->child.acks + w->child.recv;
+  for (size_t i = 0; i < MAX_MSGS; i++) progress += (unsigned)w->msgs[i].received;
+  if (progress >= w->child_reset_at) {
+    w->child_reset_done = 1;
+    xmppuv_test_proxy_reset_all(w->proxy);
+    w->reset_calls++;
+  }
+}
+
+static void reset_on_progress(child_t *ch, const char *line) {
+  (void)line;
+  maybe_reset_on_progress(ch->w);
+}
+
+/* examples/send through the proxy, reset after its 10th ack. */
+START_TEST(example_send_resumes_after_a_reset_and_prints_its_acks) {
+  world_t *w = malloc(sizeof *w);
+  world_start(w, _i, 30);
+  const char *send = env_path("XMPPUV_EXAMPLE_SEND");
+  xmppuv_client_options_t bo;
+  peer_options(w, &w->bob, 0, &bo);
+  peer_start(w, &w->bob, &bo);
+  WAIT_FOR(w, bob_ready, LONG_WAIT_MS);
+  w->alice.closed = 1;
+
+  char port[16];
+  snprintf(port, sizeof port, "%u", xmppuv_test_proxy_port(w->proxy));
+  char *argv[] = {(char *)send, (char *)"--jid", (char *)"alice@localhost",
+                  (char *)"--to", (char *)"bob@localhost", (char *)"--host",
+                  (char *)"127.0.0.1", (char *)"--port", port, (char *)"--tls",
+                  (char *)"starttls", (char *)"--ca-file", w->srv.ca_file,
+                  (char *)"--count", (char *)"40", (char *)"--rate", (char *)"20", NULL};
+  w->child_reset_at = 15;
+  child_spawn(w, argv, xmppuv_test_password("alice"));
+  w->child.on_line = reset_on_progress;
+  WAIT_FOR(w, child_done, 90000);
+  child_check_exit(w, "examples/send");
+  fence(w, &w->bob);
+
+  xmppuv_test_proxy_stats_t st;
+  xmppuv_test_proxy_stats(w->proxy, &st);
+  fprintf(stderr, "# %s: send printed %u acks, %u resumed; proxy accepted %lu, reset %lu\n",
+          w->kind, w->child.acks, w->child.resumed, st.accepted, st.resets);
+  ck_assert_int_eq(w->child_reset_done, 1);
+  ck_assert_uint_ge(w->child.resumed, 1);
+  ck_assert_uint_eq(w->child.online, 1);
+  ck_assert_uint_eq(w->child.acks, 40);
+  ck_assert_uint_eq(w->child.fails, 0);
+  ck_assert_int_eq(w->child.all_acknowledged, 1);
+  for (int i = 1; i <= 40; i++)
+    ck_assert_msg(w->msgs[i].received == 1, "%s: message %d reached bob %d times", w->kind,
+                  i, w->msgs[i].received);
+  ck_assert_uint_eq(w->stray, 0);
+  world_finish(w);
+  free(w);
+}
+END_TEST
+
+static int echo_ready(world_t *w) { return w->child.acks >= 1; } /* its presence */
+static int replies_in(world_t *w) {
+  return all_settled(w) && w->alice.replies >= w->nmsgs &&
+         w->child.acks >= 1 + w->nmsgs;
+}
+
+/* examples/echo as bob through the proxy, reset after its 10th reply;
+ * alice (direct) sends 30 messages and gets each back once. */
+START_TEST(example_echo_resumes_after_a_reset_and_replies_once) {
+  world_t *w = malloc(sizeof *w);
+  world_start(w, _i, 30);
+  const char *echo = env_path("XMPPUV_EXAMPLE_ECHO");
+  char port[16];
+  snprintf(port, sizeof port, "%u", xmppuv_test_proxy_port(w->proxy));
+  char *argv[] = {(char *)echo, (char *)"--jid", (char *)"bob@localhost", (char *)"--host",
+                  (char *)"127.0.0.1", (char *)"--port", port, (char *)"--tls",
+                  (char *)"starttls", (char *)"--ca-file", w->srv.ca_file, NULL};
+  child_spawn(w, argv, xmppuv_test_password("bob"));
+  w->child.on_line = reset_on_progress;
+  WAIT_FOR(w, echo_ready, LONG_WAIT_MS);
+  w->bob.closed = 1;
+
+  xmppuv_client_options_t ao;
+  peer_options(w, &w->alice, 0, &ao);
+  peer_start(w, &w->alice, &ao);
+  ck_assert_int_eq(xmppuv_client_handler_add(w->alice.c, "message", NULL, NULL,
+                                             alice_on_reply, w, NULL),
+                   0);
+  WAIT_FOR(w, alice_online, LONG_WAIT_MS);
+  w->child_reset_at = 30; /* about 10 round trips: the echo's acks and recvs, alice's replies */
+  w->target = 30;
+  uv_timer_start(&w->send_timer, on_send_timer, 50, 50);
+  WAIT_FOR(w, replies_in, 90000);
+  fence(w, &w->alice);
+  ck_assert_int_eq(uv_process_kill(&w->child.proc, SIGTERM), 0);
+  WAIT_FOR(w, child_done, LONG_WAIT_MS);
+  child_check_exit(w, "examples/echo");
+
+  fprintf(stderr, "# %s: echo printed %u recv, %u acks, %u resumed\n", w->kind,
+          w->child.recv, w->child.acks, w->child.resumed);
+  ck_assert_int_eq(w->child_reset_done, 1);
+  ck_assert_uint_ge(w->child.resumed, 1);
+  ck_assert_uint_eq(w->child.online, 1);
+  ck_assert_uint_eq(w->child.fails, 0);
+  ck_assert_uint_eq(w->child.recv, 30);
+  for (size_t i = 0; i < 30; i++) ck_assert_int_eq(w->msgs[i].acks, 1);
+  for (size_t i = 0; i < 30; i++)
+    ck_assert_msg(w->msgs[i].received == 1, "%s: reply %zu came %d times", w->kind, i,
+                  w->msgs[i].received);
+  world_finish(w);
+  free(w);
+}
+END_TEST
+
+static Suite *make_suite(void) {
+  Suite *s = suite_create("sm_servers");
+  TCase *faults = tcase_create("faults");
+  tcase_set_timeout(faults, 240);
+  tcase_add_loop_test(faults,
+                      messages_sent_through_repeated_resets_arrive_exactly_once_and_are_acked,
+                      0, 2);
+  tcase_add_loop_test(faults, silent_partition_longer_than_the_ack_timeout_leads_to_resumption,
+                      0, 2);
+  tcase_add_loop_test(faults,
+                      outage_longer_than_the_resume_window_fails_the_unacked_and_goes_online,
+                      0, 2);
+  tcase_add_loop_test(faults,
+                      outage_longer_than_the_resume_window_resends_with_the_resend_policy, 0,
+                      2);
+  tcase_add_loop_test(faults,
+                      outage_past_the_window_resends_only_what_the_server_had_not_handled, 0,
+                      2);
+  tcase_add_loop_test(faults, server_restart_gets_failed_and_a_fresh_session, 0, 2);
+  tcase_add_loop_test(faults, graceful_stop_with_a_drain_timeout_reports_acks_not_failures, 0,
+                      2);
+  tcase_add_loop_test(faults, steady_sending_is_acked_before_it_ends, 0, 2);
+  suite_add_tcase(s, faults);
+
+  TCase *procs = tcase_create("processes");
+  tcase_set_timeout(procs, 240);
+  tcase_add_loop_test(procs, exported_state_resumes_in_a_new_process_and_delivers_the_unacked,
+                      0, 2);
+  tcase_add_loop_test(procs, example_send_resumes_after_a_reset_and_prints_its_acks, 0, 2);
+  tcase_add_loop_test(procs, example_echo_resumes_after_a_reset_and_replies_once, 0, 2);
+  suite_add_tcase(s, procs);
+  return s;
+}
+
+XMPPUV_TEST_MAIN(make_suite)
