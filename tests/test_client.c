@@ -357,6 +357,61 @@ START_TEST(wrong_password_is_not_authorized_without_a_reconnect_loop) {
 }
 END_TEST
 
+/* The app supplies the password only when asked (it need not keep it). */
+static int password_calls;
+static int supply_password(xmppuv_client_t *c, char *buf, size_t size, void *ud) {
+  (void)c;
+  password_calls++;
+  snprintf(buf, size, "%s", xmppuv_test_password((const char *)ud));
+  return 0;
+}
+
+static int refuse_password(xmppuv_client_t *c, char *buf, size_t size, void *ud) {
+  (void)c, (void)buf, (void)size, (void)ud;
+  password_calls++;
+  return XMPPUV_ECANCELED;
+}
+
+START_TEST(logs_in_with_a_password_callback) {
+  env_t e;
+  env_init(&e);
+  peer_t a;
+  peer_init(&a, &e, "alice");
+  xmppuv_client_options_t o;
+  peer_opts(&a, &o);
+  o.password = NULL;
+  o.password_cb = supply_password;
+  o.password_user_data = (void *)"alice";
+  password_calls = 0;
+  peer_start(&a, &o);
+  wait_online(&a);
+  ck_assert_int_eq(password_calls, 1);
+  finish(&e, &a, NULL);
+}
+END_TEST
+
+START_TEST(a_password_callback_error_ends_the_login_without_a_retry) {
+  env_t e;
+  env_init(&e);
+  peer_t a;
+  peer_init(&a, &e, "alice");
+  xmppuv_client_options_t o;
+  peer_opts(&a, &o);
+  o.password = NULL;
+  o.password_cb = refuse_password;
+  password_calls = 0;
+  peer_start(&a, &o);
+  RUN_UNTIL(&e, a.offlines >= 1, 30000);
+  ck_assert_msg(a.offlines == 1, "not offline; statuses: %s", a.statuses);
+  ck_assert_uint_eq(a.errors, 1);
+  ck_assert_int_eq(a.err_code[0], XMPPUV_ECANCELED);
+  ck_assert_int_eq(a.err_fatal[0], 1);
+  ck_assert_int_eq(password_calls, 1);
+  ck_assert_uint_eq(a.reconnectings, 0);
+  finish(&e, &a, NULL);
+}
+END_TEST
+
 /* ---- two clients ------------------------------------------------------------------ */
 
 static int on_message(xmppuv_client_t *c, xmppuv_stanza_t *s, void *ud) {
@@ -707,6 +762,8 @@ END_TEST
 
 static void add_common(TCase *tc) {
   tcase_add_test(tc, wrong_password_is_not_authorized_without_a_reconnect_loop);
+  tcase_add_test(tc, logs_in_with_a_password_callback);
+  tcase_add_test(tc, a_password_callback_error_ends_the_login_without_a_retry);
   tcase_add_test(tc, message_from_alice_reaches_bob_and_back_and_is_acked);
   tcase_add_test(tc, iq_ping_round_trips_to_the_server_and_to_bob);
   tcase_add_test(tc, unknown_iq_to_a_client_gets_service_unavailable);
