@@ -1149,6 +1149,144 @@ START_TEST(stop_while_sm_is_being_enabled_does_not_go_online) {
 }
 END_TEST
 
+/* ---- iq requests ---------------------------------------------------------- */
+
+typedef struct iq_rec {
+  unsigned calls;
+  int status;
+  char reply_type[16];
+  char reply_child[48];
+} iq_rec_t;
+
+static void on_iq(xmppuv_client_t *c, int status, xmppuv_stanza_t *reply, void *ud) {
+  iq_rec_t *q = ud;
+  (void)c;
+  q->calls++;
+  q->status = status;
+  q->reply_type[0] = q->reply_child[0] = '\0';
+  if (reply != NULL) {
+    const char *type = xmppuv_stanza_attr(reply, "type");
+    snprintf(q->reply_type, sizeof q->reply_type, "%s", type ? type : "");
+    const xmppuv_stanza_t *err = xmppuv_stanza_child(reply, "error", NULL);
+    const xmppuv_stanza_t *cond = xmppuv_stanza_child(err, NULL, NS_STANZAS);
+    if (cond != NULL) snprintf(q->reply_child, sizeof q->reply_child, "%s", xmppuv_stanza_name(cond));
+  }
+}
+
+static void send_query(rec_t *r, const char *to, unsigned timeout_ms, iq_rec_t *q, uint64_t *id) {
+  xmppuv_stanza_t *iq;
+  ck_assert_int_eq(xmppuv_stanza_new("iq", NULL, &iq), 0);
+  ck_assert_int_eq(xmppuv_stanza_set_attr(iq, "type", "get"), 0);
+  if (to != NULL) ck_assert_int_eq(xmppuv_stanza_set_attr(iq, "to", to), 0);
+  ck_assert_int_eq(xmppuv_stanza_new_child(iq, "query", "urn:example:q", NULL), 0);
+  ck_assert_int_eq(xmppuv_client_iq(r->c, iq, timeout_ms, on_iq, q, id), 0);
+  xmppuv_stanza_unref(iq);
+}
+
+/* Login, then wait for the query; the caller's steps follow. */
+#define UNTIL_QUERY LOGIN, SCRIPT_EXPECT("urn:example:q")
+
+START_TEST(iq_timeout_calls_back_once_and_a_late_reply_is_ignored) {
+  static const xmppuv_test_step_t s0[] = {
+      UNTIL_QUERY, SCRIPT_DELAY(600),
+      SCRIPT_SEND("<iq type='result' id='{id}' from='bob@localhost/x'/>"), SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0};
+  rec_t r;
+  rec_init(&r);
+  start_server(&r, 0, scripts, 1);
+  xmppuv_client_options_t o;
+  base_opts(&o, port_of(&r, 0));
+  start(&r, &o);
+  RUN_UNTIL(&r, r.onlines >= 1, 10000);
+  iq_rec_t q = {0};
+  send_query(&r, "bob@localhost/x", 200, &q, NULL);
+  RUN_UNTIL(&r, q.calls >= 1, 10000);
+  ck_assert_uint_eq(q.calls, 1);
+  ck_assert_int_eq(q.status, XMPPUV_ETIMEDOUT);
+  RUN_UNTIL(&r, script_done(&r, 0, 0), 10000);
+  RUN_FOR(&r, 200);
+  ck_assert_uint_eq(q.calls, 1); /* the late reply changes nothing */
+  finish(&r);
+}
+END_TEST
+
+START_TEST(iq_cancel_calls_back_once_with_ECANCELED) {
+  static const xmppuv_test_step_t s0[] = {
+      UNTIL_QUERY, SCRIPT_DELAY(300),
+      SCRIPT_SEND("<iq type='result' id='{id}' from='bob@localhost/x'/>"), SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0};
+  rec_t r;
+  rec_init(&r);
+  start_server(&r, 0, scripts, 1);
+  xmppuv_client_options_t o;
+  base_opts(&o, port_of(&r, 0));
+  start(&r, &o);
+  RUN_UNTIL(&r, r.onlines >= 1, 10000);
+  iq_rec_t q = {0};
+  uint64_t id = 0;
+  send_query(&r, "bob@localhost/x", 0, &q, &id);
+  ck_assert_int_eq(xmppuv_client_iq_cancel(r.c, id), 0);
+  ck_assert_uint_eq(q.calls, 0); /* from the loop, not from inside the call */
+  ck_assert_int_eq(xmppuv_client_iq_cancel(r.c, id), XMPPUV_EINVAL);
+  RUN_UNTIL(&r, q.calls >= 1, 10000);
+  ck_assert_int_eq(q.status, XMPPUV_ECANCELED);
+  RUN_UNTIL(&r, script_done(&r, 0, 0), 10000);
+  RUN_FOR(&r, 200);
+  ck_assert_uint_eq(q.calls, 1);
+  finish(&r);
+}
+END_TEST
+
+START_TEST(iq_reply_from_another_entity_is_not_taken_for_the_answer) {
+  /* RFC 6120 §8.1.2.1: the reply comes from the entity asked; one that
+   * guessed the id from elsewhere is not the answer. */
+  static const xmppuv_test_step_t s0[] = {
+      UNTIL_QUERY,
+      SCRIPT_SEND("<iq type='result' id='{id}' from='mallory@localhost/m'/>"),
+      SCRIPT_DELAY(200),
+      SCRIPT_SEND("<iq type='error' id='{id}' from='bob@localhost/x'><error type='cancel'>"
+                  "<item-not-found xmlns='" NS_STANZAS "'/></error></iq>"),
+      SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0};
+  rec_t r;
+  rec_init(&r);
+  start_server(&r, 0, scripts, 1);
+  xmppuv_client_options_t o;
+  base_opts(&o, port_of(&r, 0));
+  start(&r, &o);
+  RUN_UNTIL(&r, r.onlines >= 1, 10000);
+  iq_rec_t q = {0};
+  send_query(&r, "bob@localhost/x", 5000, &q, NULL);
+  RUN_UNTIL(&r, q.calls >= 1, 10000);
+  ck_assert_uint_eq(q.calls, 1);
+  ck_assert_int_eq(q.status, XMPPUV_EIQERROR);
+  ck_assert_str_eq(q.reply_type, "error");
+  ck_assert_str_eq(q.reply_child, "item-not-found");
+  finish(&r);
+}
+END_TEST
+
+START_TEST(iq_to_the_own_account_accepts_a_reply_without_from) {
+  static const xmppuv_test_step_t s0[] = {
+      UNTIL_QUERY, SCRIPT_SEND("<iq type='result' id='{id}'/>"), SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0};
+  rec_t r;
+  rec_init(&r);
+  start_server(&r, 0, scripts, 1);
+  xmppuv_client_options_t o;
+  base_opts(&o, port_of(&r, 0));
+  start(&r, &o);
+  RUN_UNTIL(&r, r.onlines >= 1, 10000);
+  iq_rec_t q = {0};
+  send_query(&r, NULL, 5000, &q, NULL);
+  RUN_UNTIL(&r, q.calls >= 1, 10000);
+  ck_assert_uint_eq(q.calls, 1);
+  ck_assert_int_eq(q.status, 0);
+  ck_assert_str_eq(q.reply_type, "result");
+  finish(&r);
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("client_scripted");
   TCase *tc = tcase_create("client_scripted");
@@ -1178,6 +1316,10 @@ static Suite *make_suite(void) {
   tcase_add_loop_test(tc, close_from_inside_any_event_ends_cleanly, 0,
                       (int)(sizeof close_events / sizeof close_events[0]));
   tcase_add_test(tc, stop_while_sm_is_being_enabled_does_not_go_online);
+  tcase_add_test(tc, iq_timeout_calls_back_once_and_a_late_reply_is_ignored);
+  tcase_add_test(tc, iq_cancel_calls_back_once_with_ECANCELED);
+  tcase_add_test(tc, iq_reply_from_another_entity_is_not_taken_for_the_answer);
+  tcase_add_test(tc, iq_to_the_own_account_accepts_a_reply_without_from);
   tcase_add_loop_test(tc, stop_from_inside_any_event_goes_offline, 0,
                       (int)(sizeof close_events / sizeof close_events[0]));
   suite_add_tcase(s, tc);

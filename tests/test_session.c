@@ -612,6 +612,26 @@ START_TEST(one_session_object_serves_a_second_connection) {
 }
 END_TEST
 
+START_TEST(stream_header_carries_xml_lang_when_set) {
+  h_t h;
+  memset(&h, 0, sizeof h);
+  xmppuv__session_config_t cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.domain = "localhost";
+  cfg.bare_jid = "user@localhost";
+  cfg.username = "user";
+  cfg.lang = "de-CH";
+  cfg.tls_required = 1;
+  ck_assert_int_eq(xmppuv__session_new(&cfg, &events, &h, &h.s), 0);
+  ck_assert_int_eq(xmppuv__session_start(h.s, 1), 0);
+  const char *hdr = said(&h);
+  ck_assert_ptr_nonnull(strstr(hdr, " xml:lang='de-CH'"));
+  /* Direct TLS: TLS is up from the start, so 'from' is there at once. */
+  ck_assert_ptr_nonnull(strstr(hdr, " from='user@localhost'"));
+  teardown_h(&h);
+}
+END_TEST
+
 static int negotiate_scenario(void *ud) {
   (void)ud;
   h_t h;
@@ -673,6 +693,7 @@ static Suite *session_suite(void) {
   tcase_add_test(tc, a_server_without_xmpp_1_0_is_refused);
   tcase_add_test(tc, server_closing_the_stream_is_reported);
   tcase_add_test(tc, one_session_object_serves_a_second_connection);
+  tcase_add_test(tc, stream_header_carries_xml_lang_when_set);
   tcase_add_test(tc, every_allocation_failure_during_negotiation_is_ENOMEM);
   suite_add_tcase(s, tc);
   return s;
