@@ -1,0 +1,648 @@
+#!/usr/bin/env python3
+"""Run the xmppuv benchmarks and print one markdown table.
+
+Every run starts a fresh bench-server, runs one client to the end, measures
+the client process (os.wait4: user+sys CPU, peak RSS; the client also
+reports the CPU of its measured phase), stops the server (SIGTERM: it
+prints its own CPU time and what it verified) and checks the result.
+Clients of one repetition run back to back (paired with the expat baseline
+of the same repetition); figures are medians over the repetitions, and
+ratios are medians of the per-repetition ratios.
+
+    bench/run.py --build build-bench            # the full run (README table)
+    bench/run.py --build build-bench --smoke    # every workload once, small N
+
+Exit status: 0, or 1 if a run failed or a verification did not hold (xmpp.js'
+known h miscount is reported, not fatal)."""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+failures = []
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ---- processes ----------------------------------------------------------------
+
+
+def start_server(build, mode, certs, n=None, extra=()):
+    args = [os.path.join(build, "bench", "bench-server"), "--mode", mode]
+    if n is not None:
+        args += ["--n", str(n)]
+    if certs:
+        args += ["--tls", certs["cert"], certs["key"]]
+    args += list(extra)
+    err = tempfile.TemporaryFile()
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, text=True)
+    line = p.stdout.readline()
+    m = re.match(r"PORT (\d+)", line)
+    if not m:
+        p.kill()
+        p.wait()
+        err.seek(0)
+        raise RuntimeError("bench-server did not start: " + err.read().decode(errors="replace"))
+    return p, int(m.group(1)), err
+
+
+def stop_server(p, err):
+    p.send_signal(signal.SIGTERM)
+    try:
+        out, _ = p.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, _ = p.communicate()
+    err.close()
+    m = re.search(r"^SERVER (.*)$", out or "", re.M)
+    return parse_kv(m.group(1)) if m else {}
+
+
+def parse_kv(text):
+    out = {}
+    for tok in text.split():
+        if "=" in tok:
+            k, v = tok.split("=", 1)
+            try:
+                out[k] = float(v)
+            except ValueError:
+                out[k] = v
+    return out
+
+
+def run_client(argv, env=None, timeout=600):
+    """Run to the end; return (RESULT fields, rusage, stderr text)."""
+    out = tempfile.TemporaryFile()
+    err = tempfile.TemporaryFile()
+    p = subprocess.Popen(argv, stdout=out, stderr=err, env=env)
+    deadline = time.monotonic() + timeout
+    status, ru = None, None
+    while True:
+        pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+        if pid == p.pid:
+            break
+        if time.monotonic() > deadline:
+            p.kill()
+            _, status, ru = os.wait4(p.pid, 0)
+            break
+        time.sleep(0.005)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    out.seek(0)
+    err.seek(0)
+    text = out.read().decode(errors="replace")
+    etext = err.read().decode(errors="replace")
+    out.close()
+    err.close()
+    m = re.search(r"^(RESULT|SKIP) (.*)$", text, re.M)
+    res = parse_kv(m.group(2)) if m else None
+    if res is not None and m.group(1) == "SKIP":
+        res["skip"] = 1
+    if p.returncode != 0:
+        res = None
+    return res, ru, etext.strip()
+
+
+# ---- clients ------------------------------------------------------------------
+
+
+def client_argv(build, client, workload, port, tls_ca, n=None, m=None, settle_ms=None):
+    bench = os.path.join(build, "bench")
+    if client in ("expat", "raw"):
+        argv = [os.path.join(bench, "bench-baseline"), "--parser", client]
+    elif client == "xmppuv":
+        argv = [os.path.join(bench, "bench-xmppuv")]
+    elif client == "strophe":
+        argv = [os.path.join(bench, "bench-strophe")]
+    elif client == "xmppjs":
+        argv = ["node", os.path.join(HERE, "xmppjs", "bench.mjs")]
+    else:
+        raise ValueError(client)
+    argv += ["--workload", workload, "--port", str(port)]
+    if n is not None:
+        argv += ["--n", str(n)]
+    if m is not None:
+        argv += ["--m", str(m)]
+    if settle_ms is not None:
+        argv += ["--settle-ms", str(settle_ms)]
+    if tls_ca:
+        argv += ["--tls", tls_ca]
+    return argv
+
+
+def available_clients(build, want_peers):
+    clients = ["expat", "raw", "xmppuv"]
+    notes = []
+    if want_peers:
+        if os.path.exists(os.path.join(build, "bench", "bench-strophe")):
+            clients.append("strophe")
+        else:
+            notes.append("libstrophe: not measured (libstrophe-dev was not installed at configure time)")
+        if shutil.which("node") and os.path.isdir(
+                os.path.join(HERE, "xmppjs", "node_modules", "@xmpp", "client")):
+            clients.append("xmppjs")
+        else:
+            notes.append("xmpp.js: not measured (needs node and `npm ci` in bench/xmppjs)")
+    return clients, notes
+
+
+# ---- certificates -----------------------------------------------------------------
+
+
+def make_certs(d):
+    """A CA and a leaf for bench.example (EC P-256), with openssl."""
+    def run(*args, **kw):
+        subprocess.run(args, cwd=d, check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, **kw)
+    with open(os.path.join(d, "leaf.ext"), "w") as f:
+        f.write("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+                "extendedKeyUsage=serverAuth\nsubjectAltName=DNS:bench.example\n")
+    run("openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ca.key")
+    run("openssl", "req", "-x509", "-new", "-key", "ca.key", "-subj", "/CN=xmppuv bench CA",
+        "-days", "30", "-sha256", "-out", "ca.pem")
+    run("openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "leaf.key")
+    run("openssl", "req", "-new", "-key", "leaf.key", "-subj", "/CN=bench.example",
+        "-out", "leaf.csr")
+    run("openssl", "x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-days", "30", "-sha256", "-extfile", "leaf.ext", "-out", "leaf.pem")
+    return {"ca": os.path.join(d, "ca.pem"), "cert": os.path.join(d, "leaf.pem"),
+            "key": os.path.join(d, "leaf.key")}
+
+
+# ---- one measured run -----------------------------------------------------------------
+
+
+def one_run(args, client, workload, tls, certs, n=None, m=None):
+    extra = []
+    settle = None
+    if workload == "idle":
+        extra = ["--idle-r-ms", str(args.idle_r_ms)]
+        settle = args.settle_ms
+    server, port, serr = start_server(args.build, workload, certs if tls else None,
+                                      n if workload == "firehose" else None, extra)
+    env = dict(os.environ)
+    if tls and client == "xmppjs":
+        env["NODE_EXTRA_CA_CERTS"] = certs["ca"]
+    try:
+        res, ru, etext = run_client(
+            client_argv(args.build, client, workload, port, certs["ca"] if tls else None,
+                        n=n, m=m, settle_ms=settle),
+            env=env, timeout=args.timeout)
+    finally:
+        srv = stop_server(server, serr)
+    label = f"{workload}{' ' + str(m) if m else ''} {'tls' if tls else 'tcp'} {client}"
+    if res is None:
+        failures.append(f"{label}: the client failed: {etext[-400:]}")
+        log(f"  FAILED {label}: {etext[-400:]}")
+        return None
+    if res.get("skip"):
+        return res
+    res["peak_rss_kb"] = ru.ru_maxrss
+    res["proc_cpu_s"] = ru.ru_utime + ru.ru_stime
+    res["server_cpu_s"] = srv.get("cpu_s", float("nan"))
+    # Verification: what the server saw must match what the client claims.
+    ok, why = True, ""
+    if workload == "firehose":
+        ok = srv.get("fh_verified", 0) >= 1
+        why = f"server saw max <a h='{int(srv.get('max_a_h', 0))}'/>, want {n}"
+    elif workload == "burst":
+        ok = srv.get("stanzas_in", 0) >= n and res.get("n") == n
+        why = f"server counted {int(srv.get('stanzas_in', 0))}, client acks {res.get('n')}"
+    elif workload == "idle":
+        ok = res.get("online") == m and srv.get("answered", 0) >= m
+        why = f"online {res.get('online')}, answered <r/> {int(srv.get('answered', 0))} of {m}"
+    elif workload == "resume":
+        ok = srv.get("resumed", 0) >= n and res.get("n") == n
+        why = f"server resumed {int(srv.get('resumed', 0))} of {n}"
+    res["verified"] = ok
+    if not ok:
+        res["verify_note"] = why
+        if client != "xmppjs":
+            failures.append(f"{label}: verification failed: {why}")
+        log(f"  not verified: {label}: {why}")
+    return res
+
+
+# ---- tables ------------------------------------------------------------------------------
+
+
+def med(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def fmt(v, spec):
+    return "n/a" if v is None else format(v, spec)
+
+
+def stanza_table(results, clients, workloads, tls_modes, n_of):
+    lines = ["| workload | transport | client | CPU-s / 100k stanzas | × expat | stanzas/s | "
+             "peak RSS (MB) | allocs / stanza | server CPU / client CPU | verified |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    for w in workloads:
+        for tls in tls_modes:
+            reps = results.get((w, tls))
+            if not reps:
+                continue
+            for c in clients:
+                runs = [r.get(c) for r in reps]
+                runs = [r for r in runs if r]
+                if not runs:
+                    continue
+                n = n_of[w]
+                cpu = med([r["cpu_s"] * 100000.0 / n for r in runs])
+                rate = med([n / r["wall_s"] if r["wall_s"] > 0 else None for r in runs])
+                ratios = []
+                for r in reps:
+                    if r.get(c) and r.get("expat") and r["expat"]["cpu_s"] > 0:
+                        ratios.append(r[c]["cpu_s"] / r["expat"]["cpu_s"])
+                ratio = med(ratios)
+                rss = med([r["peak_rss_kb"] / 1024.0 for r in runs])
+                allocs = med([r.get("allocs_per_stanza") for r in runs])
+                srv = med([r["server_cpu_s"] / r["proc_cpu_s"] if r["proc_cpu_s"] > 0 else None
+                           for r in runs])
+                ver = "yes" if all(r["verified"] for r in runs) else \
+                    "no: " + runs[0].get("verify_note", "")
+                lines.append(
+                    f"| {w} | {'STARTTLS' if tls else 'TCP'} | {c} | {fmt(cpu, '.4f')} | "
+                    f"{fmt(ratio, '.2f')} | {fmt(rate, ',.0f')} | {fmt(rss, '.1f')} | "
+                    f"{fmt(allocs, '.2f') if allocs is not None else '–'} | {fmt(srv, '.2f')} | {ver} |")
+    return lines
+
+
+def idle_table(results, clients, idle_ms, tls_modes):
+    lines = ["| idle connections | transport | client | KB / connection | × expat | "
+             "CPU ms / connection | peak RSS (MB) | verified |",
+             "|---:|---|---|---:|---:|---:|---:|---|"]
+    for m in idle_ms:
+        for tls in tls_modes:
+            reps = results.get((f"idle{m}", tls))
+            if not reps:
+                continue
+            for c in clients:
+                runs = [r.get(c) for r in reps]
+                skips = [r for r in runs if r and r.get("skip")]
+                runs = [r for r in runs if r and not r.get("skip")]
+                if skips and not runs:
+                    lines.append(f"| {m} | {'STARTTLS' if tls else 'TCP'} | {c} | skipped: "
+                                 f"{skips[0].get('reason', '')} | | | | |")
+                    continue
+                if not runs:
+                    continue
+                kb = med([r["kb_per_conn"] for r in runs])
+                ratios = []
+                for r in reps:
+                    x, e = r.get(c), r.get("expat")
+                    if x and e and not x.get("skip") and e.get("kb_per_conn", 0) > 0:
+                        ratios.append(x["kb_per_conn"] / e["kb_per_conn"])
+                cpu = med([r["cpu_ms_per_conn"] for r in runs])
+                rss = med([r["peak_rss_kb"] / 1024.0 for r in runs])
+                ver = "yes" if all(r["verified"] for r in runs) else \
+                    "no: " + runs[0].get("verify_note", "")
+                lines.append(f"| {m} | {'STARTTLS' if tls else 'TCP'} | {c} | {fmt(kb, '.2f')} | "
+                             f"{fmt(med(ratios), '.2f')} | {fmt(cpu, '.3f')} | {fmt(rss, '.1f')} | "
+                             f"{ver} |")
+    return lines
+
+
+def resume_table(results, clients, tls_modes):
+    lines = ["| resume | transport | client | ms reset → resumed (median) | min | max | "
+             "CPU ms / resume | verified |",
+             "|---|---|---|---:|---:|---:|---:|---|"]
+    for tls in tls_modes:
+        reps = results.get(("resume", tls))
+        if not reps:
+            continue
+        for c in clients:
+            runs = [r.get(c) for r in reps]
+            runs = [r for r in runs if r]
+            if not runs:
+                continue
+            ver = "yes" if all(r["verified"] for r in runs) else \
+                "no: " + runs[0].get("verify_note", "")
+            lines.append(
+                f"| resume | {'STARTTLS' if tls else 'TCP'} | {c} | "
+                f"{fmt(med([r['resume_ms_median'] for r in runs]), '.3f')} | "
+                f"{fmt(min(r['resume_ms_min'] for r in runs), '.3f')} | "
+                f"{fmt(max(r['resume_ms_max'] for r in runs), '.3f')} | "
+                f"{fmt(med([r['cpu_ms_per_resume'] for r in runs]), '.3f')} | {ver} |")
+    return lines
+
+
+def tls_cost_table(results, clients, workloads, n_of):
+    lines = ["| workload | client | CPU-s / 100k, TCP | CPU-s / 100k, STARTTLS | TLS cost "
+             "(CPU-s / 100k) |", "|---|---|---:|---:|---:|"]
+    for w in workloads:
+        for c in clients:
+            vals = []
+            for tls in (False, True):
+                runs = [r.get(c) for r in results.get((w, tls), [])]
+                runs = [r for r in runs if r]
+                vals.append(med([r["cpu_s"] * 100000.0 / n_of[w] for r in runs]))
+            if vals[0] is None or vals[1] is None:
+                continue
+            lines.append(f"| {w} | {c} | {vals[0]:.4f} | {vals[1]:.4f} | {vals[1] - vals[0]:.4f} |")
+    return lines
+
+
+# ---- callgrind -----------------------------------------------------------------------------
+
+
+def callgrind_ir(args, client, workload, n, outdir):
+    server, port, serr = start_server(args.build, workload, None,
+                                      n if workload == "firehose" else None)
+    out = os.path.join(outdir, f"callgrind.{client}.{workload}.{n}")
+    try:
+        argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"] + \
+            client_argv(args.build, client, workload, port, None, n=n)
+        res, _, etext = run_client(argv, timeout=args.timeout * 4)
+    finally:
+        stop_server(server, serr)
+    if res is None:
+        failures.append(f"callgrind {client} {workload}: {etext[-300:]}")
+        return None, out
+    with open(out) as f:
+        for line in f:
+            if line.startswith("totals:") or line.startswith("summary:"):
+                return int(line.split()[1]), out
+    return None, out
+
+
+def callgrind_table(args, outdir):
+    """Instructions per stanza, from two runs (N1, N2): (Ir2 - Ir1) / (N2 - N1)
+    cancels start-up and negotiation."""
+    n1, n2 = args.cg_n1, args.cg_n2
+    lines = ["| workload | client | instructions / stanza | × expat |", "|---|---|---:|---:|"]
+    top = {}
+    for w in ("firehose", "burst"):
+        per = {}
+        for c in ("expat", "xmppuv"):
+            a, _ = callgrind_ir(args, c, w, n1, outdir)
+            b, out2 = callgrind_ir(args, c, w, n2, outdir)
+            if a is None or b is None:
+                continue
+            per[c] = (b - a) / (n2 - n1)
+            if c == "xmppuv":
+                top[w] = out2
+        for c in ("expat", "xmppuv"):
+            if c in per:
+                ratio = per[c] / per["expat"] if per.get("expat") else None
+                lines.append(f"| {w} | {c} | {per[c]:,.0f} | {fmt(ratio, '.2f')} |")
+    return lines, top
+
+
+def callgrind_top(path, count=15):
+    if not shutil.which("callgrind_annotate"):
+        return []
+    p = subprocess.run(["callgrind_annotate", "--inclusive=no", path], capture_output=True,
+                       text=True)
+    rows = []
+    for line in p.stdout.splitlines():
+        m = re.match(r"\s*([\d,]+)\s+\(\s*([\d.]+)%\)\s+(.*)$", line)
+        if m and "PROGRAM TOTALS" not in line:
+            fn = m.group(3)
+            obj = re.search(r"\[(.*)\]$", fn)
+            fn = re.sub(r"\s+\[.*\]$", "", fn)
+            if fn.startswith("???") and obj:
+                fn += " in " + os.path.basename(obj.group(1))
+            rows.append(f"    {m.group(2):>6}%  {fn}")
+        if len(rows) >= count:
+            break
+    return rows
+
+
+# ---- versions --------------------------------------------------------------------------------
+
+
+def sh(*argv):
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=20).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def versions(build):
+    v = {}
+    try:
+        with open(os.path.join(build, "meson-info", "intro-projectinfo.json")) as f:
+            v["xmppuv"] = json.load(f)["version"]
+    except OSError:
+        v["xmppuv"] = "?"
+    try:
+        with open(os.path.join(build, "meson-info", "intro-buildoptions.json")) as f:
+            opts = {o["name"]: o["value"] for o in json.load(f)}
+            v["buildtype"] = opts.get("buildtype", "?")
+    except OSError:
+        v["buildtype"] = "?"
+    v["libuv"] = sh("pkg-config", "--modversion", "libuv")
+    v["expat"] = sh("pkg-config", "--modversion", "expat")
+    v["mbedTLS"] = sh("dpkg-query", "-W", "-f=${Version}", "libmbedtls-dev")
+    v["libstrophe"] = sh("pkg-config", "--modversion", "libstrophe") or "not installed"
+    v["node"] = sh("node", "--version") or "not installed"
+    try:
+        with open(os.path.join(HERE, "xmppjs", "node_modules", "@xmpp", "client",
+                               "package.json")) as f:
+            v["@xmpp/client"] = json.load(f)["version"]
+    except OSError:
+        v["@xmpp/client"] = "not installed"
+    v["cc"] = sh("cc", "--version").splitlines()[0] if sh("cc", "--version") else "?"
+    return v
+
+
+def machine():
+    model = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} CPUs, {model}, Linux {platform.release()}"
+
+
+# ---- main --------------------------------------------------------------------------------------
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", default=os.path.join(ROOT, "build-bench"))
+    ap.add_argument("--smoke", action="store_true",
+                    help="every workload once at a small N (CI); no peers, no callgrind")
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--workloads", default="firehose,burst,idle,resume")
+    ap.add_argument("--clients", default=None, help="comma-separated subset")
+    ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--no-tls", action="store_true")
+    ap.add_argument("--no-callgrind", action="store_true")
+    ap.add_argument("--n-firehose", type=int, default=200000)
+    ap.add_argument("--n-burst", type=int, default=200000)
+    ap.add_argument("--n-peer-burst", type=int, default=50000,
+                    help="burst N for libstrophe and xmpp.js (slow)")
+    ap.add_argument("--idle-m", default="1000,10000")
+    ap.add_argument("--idle-m-tls", default="1000")
+    ap.add_argument("--n-resume", type=int, default=200)
+    ap.add_argument("--settle-ms", type=int, default=2500)
+    ap.add_argument("--idle-r-ms", type=int, default=1000)
+    ap.add_argument("--cg-n1", type=int, default=20000)
+    ap.add_argument("--cg-n2", type=int, default=120000)
+    ap.add_argument("--timeout", type=int, default=300)
+    ap.add_argument("--out", default=None, help="also write the markdown here")
+    args = ap.parse_args()
+    args.build = os.path.abspath(args.build)
+
+    if args.smoke:
+        args.reps = 1
+        args.no_peers = True
+        args.no_callgrind = True
+        args.n_firehose = args.n_burst = args.n_peer_burst = 2000
+        args.idle_m = "20"
+        args.idle_m_tls = "20"
+        args.n_resume = 5
+        args.settle_ms = 1200
+        args.idle_r_ms = 400
+        args.timeout = 120
+
+    clients, notes = available_clients(args.build, not args.no_peers)
+    if args.clients:
+        want = args.clients.split(",")
+        clients = [c for c in clients if c in want or c == "expat"]
+    workloads = args.workloads.split(",")
+    tls_modes = [False] if args.no_tls else [False, True]
+    idle_m = [int(x) for x in args.idle_m.split(",") if x]
+    idle_m_tls = [int(x) for x in args.idle_m_tls.split(",") if x]
+    started = time.time()
+
+    with tempfile.TemporaryDirectory(prefix="xmppuv-bench-") as tmp:
+        certs = make_certs(tmp) if not args.no_tls else None
+        results = {}
+        n_of = {}
+        for w in workloads:
+            for tls in tls_modes:
+                if w == "idle":
+                    for m in (idle_m_tls if tls else idle_m):
+                        key = (f"idle{m}", tls)
+                        results[key] = []
+                        for rep in range(args.reps):
+                            row = {}
+                            for c in clients:
+                                log(f"[{rep + 1}/{args.reps}] idle m={m} "
+                                    f"{'tls' if tls else 'tcp'} {c}")
+                                r = one_run(args, c, "idle", tls, certs, m=m)
+                                if r:
+                                    if r.get("skip"):
+                                        r["reason"] = r.get("reason", "")
+                                    row[c] = r
+                            results[key].append(row)
+                    continue
+                if w == "firehose":
+                    n = args.n_firehose
+                elif w == "burst":
+                    n = args.n_burst
+                elif w == "resume":
+                    n = args.n_resume
+                else:
+                    raise SystemExit(f"unknown workload {w}")
+                results[(w, tls)] = []
+                for rep in range(args.reps):
+                    row = {}
+                    for c in clients:
+                        cn = n
+                        if w == "burst" and c in ("strophe", "xmppjs"):
+                            cn = args.n_peer_burst
+                        log(f"[{rep + 1}/{args.reps}] {w} {'tls' if tls else 'tcp'} {c} n={cn}")
+                        r = one_run(args, c, w, tls, certs, n=cn)
+                        if r:
+                            # Per-client N (peers may use a smaller burst).
+                            r["_n"] = cn
+                            row[c] = r
+                    results[(w, tls)].append(row)
+                n_of[w] = n
+
+        # Peers with their own N: normalise per stanza with their own N.
+        for key, reps in results.items():
+            for row in reps:
+                for c, r in row.items():
+                    if "_n" in r and r["_n"] != n_of.get(key[0], r["_n"]):
+                        r["cpu_s"] = r["cpu_s"] * n_of[key[0]] / r["_n"]
+                        r["wall_s"] = r["wall_s"] * n_of[key[0]] / r["_n"]
+
+        cg_lines, cg_top = [], {}
+        if not args.no_callgrind and shutil.which("valgrind"):
+            log("callgrind: instructions per stanza")
+            cg_lines, cg_top = callgrind_table(args, tmp)
+            cg_top = {w: callgrind_top(p) for w, p in cg_top.items()}
+
+    v = versions(args.build)
+    out = []
+    out.append(f"Benchmark run of {datetime.date.today().isoformat()} on {machine()}; "
+               f"{'smoke run (small N, one repetition)' if args.smoke else f'medians of {args.reps} paired runs'}"
+               f" in {time.time() - started:.0f} s.")
+    out.append("Versions: " + ", ".join(f"{k} {v[k]}" for k in
+                                        ("xmppuv", "buildtype", "libuv", "expat", "mbedTLS",
+                                         "libstrophe", "node", "@xmpp/client", "cc")) + ".")
+    n_desc = ", ".join(f"{w} N={n_of[w]}" for w in n_of)
+    if "burst" in n_of and any(c in clients for c in ("strophe", "xmppjs")):
+        n_desc += f" (libstrophe and xmpp.js burst N={args.n_peer_burst}, scaled per stanza)"
+    out.append(f"Workloads: {n_desc}.")
+    out.append("")
+    sw = [w for w in workloads if w in ("firehose", "burst")]
+    if sw:
+        out += stanza_table(results, clients, sw, tls_modes, n_of)
+        out.append("")
+    if "idle" in workloads:
+        out += idle_table(results, clients, sorted(set(idle_m + idle_m_tls)), tls_modes)
+        out.append("")
+    if "resume" in workloads:
+        out += resume_table(results, clients, tls_modes)
+        out.append("")
+    if sw and len(tls_modes) == 2:
+        out.append("TLS cost (the same workload with and without STARTTLS):")
+        out.append("")
+        out += tls_cost_table(results, clients, sw, n_of)
+        out.append("")
+    if cg_lines:
+        out.append(f"Instructions per stanza (valgrind --tool=callgrind, TCP, "
+                   f"(Ir at N={args.cg_n2} - Ir at N={args.cg_n1}) / {args.cg_n2 - args.cg_n1}):")
+        out.append("")
+        out += cg_lines
+        out.append("")
+        for w, rows in cg_top.items():
+            if rows:
+                out.append(f"xmppuv {w}, top functions by own instructions (callgrind, "
+                           f"N={args.cg_n2}):")
+                out.append("")
+                out += rows
+                out.append("")
+    for note in notes:
+        out.append(f"Note: {note}.")
+    if failures:
+        out.append("")
+        out.append("FAILURES:")
+        out += [f"- {f}" for f in failures]
+    text = "\n".join(out)
+    print(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text + "\n")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
