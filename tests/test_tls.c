@@ -601,6 +601,39 @@ START_TEST(bad_ca_file_is_refused_with_ECAFILE) {
 }
 END_TEST
 
+START_TEST(clients_with_the_same_trust_share_one_context) {
+  /* A context is ~40 KB (and the system bundle ~0.5 MB): thousands of
+   * clients must not each hold one. */
+  xmppuv__tls_config_t cfg = {tls_cert_path(0, "ca.pem"), NULL, NULL, 0, &test_log};
+  xmppuv__tls_ctx_t *a = NULL, *b = NULL, *c = NULL;
+  ck_assert_int_eq(xmppuv__tls_ctx_shared(&cfg, &a), 0);
+  ck_assert_int_eq(xmppuv__tls_ctx_shared(&cfg, &b), 0);
+  ck_assert_ptr_eq(a, b);
+  /* Other trust settings: another context. */
+  xmppuv__tls_config_t insecure = {NULL, NULL, NULL, 1, &test_log};
+  ck_assert_int_eq(xmppuv__tls_ctx_shared(&insecure, &c), 0);
+  ck_assert_ptr_ne(a, c);
+  /* Connections made from it still work and log through their own log. */
+  xmppuv__tls_t *t = NULL;
+  ck_assert_int_eq(xmppuv__tls_new(a, "localhost", 0, &t), 0);
+  xmppuv__tls_set_log(t, &test_log);
+  xmppuv__tls_free(t);
+  xmppuv__tls_ctx_unref(a);
+  xmppuv__tls_ctx_unref(c);
+  /* b still holds the shared one: asking again gives it back. */
+  xmppuv__tls_ctx_t *d = NULL;
+  ck_assert_int_eq(xmppuv__tls_ctx_shared(&cfg, &d), 0);
+  ck_assert_ptr_eq(d, b);
+  xmppuv__tls_ctx_unref(d);
+  xmppuv__tls_ctx_unref(b);
+  /* A refused configuration is not remembered. */
+  xmppuv__tls_config_t bad = {tls_cert_path(1, "no-such-file.pem"), NULL, NULL, 0, &test_log};
+  xmppuv__tls_ctx_t *e = NULL;
+  ck_assert_int_eq(xmppuv__tls_ctx_shared(&bad, &e), XMPPUV_ECAFILE);
+  ck_assert_int_eq(xmppuv__tls_ctx_shared(&bad, &e), XMPPUV_ECAFILE);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------ */
 /* Pins and insecure mode                                                   */
 /* ------------------------------------------------------------------------ */
@@ -1064,6 +1097,7 @@ static Suite *tls_suite(void) {
   tcase_add_test(tc, ca_directory_is_trusted);
   tcase_add_test(tc, system_bundle_is_used_when_no_ca_is_configured);
   tcase_add_test(tc, bad_ca_file_is_refused_with_ECAFILE);
+  tcase_add_test(tc, clients_with_the_same_trust_share_one_context);
   tcase_add_test(tc, spki_pin_accepts_a_self_signed_certificate);
   tcase_add_test(tc, certificate_fingerprint_pin_accepts_a_self_signed_certificate);
   tcase_add_test(tc, pin_replaces_the_name_and_ca_checks);

@@ -60,6 +60,7 @@ enum { ST_HANDSHAKE, ST_OPEN, ST_CLOSED };
 
 struct xmppuv__tls_ctx {
   unsigned long refs;
+  int shared; /* in the per-thread list of xmppuv__tls_ctx_shared() */
   const xmppuv__log_t *log;
   int insecure;
   int pin_kind;
@@ -72,6 +73,7 @@ struct xmppuv__tls_ctx {
 
 struct xmppuv__tls {
   xmppuv__tls_ctx_t *ctx;
+  const xmppuv__log_t *log; /* the connection's owner's; the ctx may be shared */
   char *server_name;
   /* Per connection: mbedTLS 2.28 hands the export-keys callback only the
    * config's context pointer, so the config must know its connection. */
@@ -116,7 +118,7 @@ struct xmppuv__tls {
 /* Small helpers                                                            */
 /* ------------------------------------------------------------------------ */
 
-static const xmppuv__log_t *tlog(const xmppuv__tls_t *t) { return t->ctx->log; }
+static const xmppuv__log_t *tlog(const xmppuv__tls_t *t) { return t->log; }
 
 static void mbedtls_text(int ret, char *buf, size_t size) {
 #if defined(MBEDTLS_ERROR_C)
@@ -465,10 +467,97 @@ fail:
 
 void xmppuv__tls_ctx_ref(xmppuv__tls_ctx_t *ctx) { ctx->refs++; }
 
+/* ---- contexts shared by clients of one thread ----------------------------
+ * A context costs about 40 KB (mbedTLS's entropy pool alone is 38 KB) plus
+ * the parsed CA certificates (the system bundle: about 0.5 MB and some
+ * milliseconds). Clients with the same trust settings share one, per thread
+ * (a context and its connections belong to one thread: the refcount is not
+ * atomic). Entries leave the list with their last reference. */
+
+typedef struct shared_entry {
+  struct shared_entry *next;
+  xmppuv__tls_ctx_t *ctx;
+  char *ca_file, *ca_path, *pin;
+  int insecure;
+} shared_entry_t;
+
+static _Thread_local shared_entry_t *shared_list;
+
+static int same(const char *a, const char *b) {
+  if (a == NULL || b == NULL) return a == b;
+  return strcmp(a, b) == 0;
+}
+
+static char *dup_or_null(const char *s, int *failed) {
+  if (s == NULL) return NULL;
+  char *copy = xmppuv__strdup(s);
+  if (copy == NULL) *failed = 1;
+  return copy;
+}
+
+static void free_entry(shared_entry_t *e) {
+  xmppuv__free(e->ca_file);
+  xmppuv__free(e->ca_path);
+  if (e->pin != NULL) {
+    mbedtls_platform_zeroize(e->pin, strlen(e->pin));
+    xmppuv__free(e->pin);
+  }
+  xmppuv__free(e);
+}
+
+int xmppuv__tls_ctx_shared(const xmppuv__tls_config_t *cfg, xmppuv__tls_ctx_t **out) {
+  if (cfg == NULL || out == NULL) return XMPPUV_EINVAL;
+  for (shared_entry_t *e = shared_list; e != NULL; e = e->next) {
+    if (e->insecure == (cfg->insecure != 0) && same(e->ca_file, cfg->ca_file) &&
+        same(e->ca_path, cfg->ca_path) && same(e->pin, cfg->pin)) {
+      xmppuv__tls_ctx_ref(e->ctx);
+      *out = e->ctx;
+      return 0;
+    }
+  }
+  shared_entry_t *e = xmppuv__calloc(1, sizeof *e);
+  if (e == NULL) return XMPPUV_ENOMEM;
+  int failed = 0;
+  e->ca_file = dup_or_null(cfg->ca_file, &failed);
+  e->ca_path = dup_or_null(cfg->ca_path, &failed);
+  e->pin = dup_or_null(cfg->pin, &failed);
+  e->insecure = cfg->insecure != 0;
+  if (failed) {
+    free_entry(e);
+    return XMPPUV_ENOMEM;
+  }
+  int rc = xmppuv__tls_ctx_new(cfg, &e->ctx);
+  if (rc != 0) {
+    free_entry(e);
+    return rc;
+  }
+  /* Its creator's log may go away before the context does: connections
+   * log through their own (xmppuv__tls_set_log). */
+  e->ctx->log = NULL;
+  e->ctx->shared = 1;
+  e->next = shared_list;
+  shared_list = e;
+  *out = e->ctx;
+  return 0;
+}
+
+static void forget_shared(xmppuv__tls_ctx_t *ctx) {
+  for (shared_entry_t **p = &shared_list; *p != NULL; p = &(*p)->next) {
+    if ((*p)->ctx != ctx) continue;
+    shared_entry_t *e = *p;
+    *p = e->next;
+    free_entry(e);
+    return;
+  }
+}
+
 void xmppuv__tls_ctx_unref(xmppuv__tls_ctx_t *ctx) {
   if (ctx == NULL || --ctx->refs > 0) return;
+  if (ctx->shared) forget_shared(ctx);
   ctx_free(ctx);
 }
+
+void xmppuv__tls_set_log(xmppuv__tls_t *t, const xmppuv__log_t *log) { t->log = log; }
 
 /* ------------------------------------------------------------------------ */
 /* Memory BIO                                                               */
@@ -716,6 +805,7 @@ int xmppuv__tls_new(xmppuv__tls_ctx_t *ctx, const char *server_name, int alpn,
   xmppuv__tls_t *t = xmppuv__calloc(1, sizeof *t);
   if (t == NULL) return XMPPUV_ENOMEM;
   t->ctx = ctx;
+  t->log = ctx->log;
   xmppuv__tls_ctx_ref(ctx);
   mbedtls_ssl_config_init(&t->conf);
   mbedtls_ssl_init(&t->ssl);

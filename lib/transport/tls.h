@@ -82,6 +82,14 @@ typedef struct xmppuv__tls xmppuv__tls_t;
  * XMPPUV_ENOMEM. On error *out is untouched. */
 int xmppuv__tls_ctx_new(const xmppuv__tls_config_t *cfg,
                         xmppuv__tls_ctx_t **out);
+/* The same, but shared: a context with exactly these trust settings
+ * (ca_file, ca_path, pin, insecure) made earlier on this thread and still
+ * referenced is returned with one more reference; otherwise a new one is
+ * made and remembered until its last reference goes. A shared context logs
+ * nothing after creation: set each connection's log with
+ * xmppuv__tls_set_log(). Same errors as xmppuv__tls_ctx_new(). */
+int xmppuv__tls_ctx_shared(const xmppuv__tls_config_t *cfg,
+                           xmppuv__tls_ctx_t **out);
 void xmppuv__tls_ctx_ref(xmppuv__tls_ctx_t *ctx);
 /* Drop a reference; the last one frees it. NULL is a no-op. */
 void xmppuv__tls_ctx_unref(xmppuv__tls_ctx_t *ctx);
@@ -94,6 +102,9 @@ void xmppuv__tls_ctx_unref(xmppuv__tls_ctx_t *ctx);
  * xmppuv__tls_handshake() call, which queues the ClientHello. */
 int xmppuv__tls_new(xmppuv__tls_ctx_t *ctx, const char *server_name, int alpn,
                     xmppuv__tls_t **out);
+/* Where this connection's log lines go (by default the context's). */
+void xmppuv__tls_set_log(xmppuv__tls_t *t, const xmppuv__log_t *log);
+
 /* Free the connection (no close_notify is produced; call
  * xmppuv__tls_close_notify() first for a graceful close). NULL is a no-op.
  * Secrets are wiped. */
