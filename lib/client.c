@@ -411,7 +411,16 @@ static void session_authenticated(void *ud, int sm_offered) {
   xmppuv__time_t now = now_of(c);
   xmppuv__sm_stream_authenticated(c->sm, now);
   if (sm_offered && xmppuv__sm_can_resume(c->sm, now)) {
-    if (xmppuv__sm_resume(c->sm, now) == 0) return;
+    int rc = xmppuv__sm_resume(c->sm, now);
+    if (rc == 0) return;
+    /* Could not ask (out of memory; a failed write already dropped the
+     * connection): try again on the next one rather than bind and lose
+     * the session. */
+    if (c->status != XMPPUV_STATUS_DISCONNECTING) {
+      emit_simple_error(c, rc, 0);
+      drop_connection(c, 0);
+    }
+    return;
   }
   xmppuv__session_bind(c->session);
 }
@@ -419,8 +428,10 @@ static void session_authenticated(void *ud, int sm_offered) {
 static void session_bound(void *ud, const char *full_jid) {
   xmppuv_client_t *c = ud;
   xmppuv_jid_t *j = NULL;
-  if (xmppuv_jid_parse(full_jid, &j) != 0) {
-    emit_simple_error(c, XMPPUV_EBIND, 0);
+  int prc = xmppuv_jid_parse(full_jid, &j);
+  if (prc != 0) {
+    /* Out of memory is not the server's fault. */
+    emit_simple_error(c, prc == XMPPUV_ENOMEM ? prc : XMPPUV_EBIND, 0);
     drop_connection(c, 0);
     return;
   }
@@ -580,7 +591,14 @@ static void trace_sm_write(xmppuv_client_t *c, const char *data, size_t len) {
 static int sm_write(void *ud, const char *data, size_t len) {
   xmppuv_client_t *c = ud;
   if (XMPPUV__LOG_ON(&c->log, XMPPUV_LOG_TRACE)) trace_sm_write(c, data, len);
-  return session_write(ud, data, len);
+  int rc = session_write(ud, data, len);
+  if (rc != 0 && rc != XMPPUV_ESTATE && c->conn != NULL && !c->closing) {
+    /* sm.h: after a failed write the engine writes nothing more on this
+     * stream; it is up to us to drop it (and resume on the next). */
+    emit_simple_error(c, rc, 0);
+    drop_connection(c, 0);
+  }
+  return rc;
 }
 
 static void go_online(xmppuv_client_t *c) {
@@ -640,8 +658,10 @@ static void sm_abort(void *ud, int reason) {
   xmppuv__logf(&c->log, XMPPUV_LOG_WARN, "sm", "dropping the connection: %s",
                xmppuv_strerror(reason));
   emit_simple_error(c, reason, 0);
-  /* Not graceful: </stream:stream> would end the server's session. */
-  drop_connection(c, 0);
+  /* Not graceful: </stream:stream> would end the server's session. But for
+   * h too high the engine wrote its stream error (XEP-0198 §6) and the
+   * session is over anyway: flush that error rather than drop it. */
+  drop_connection(c, reason == XMPPUV_ESMHIGH);
 }
 
 static const xmppuv__sm_events_t sm_events = {sm_write, sm_enable_result, sm_resumed,
@@ -784,6 +804,10 @@ static int copy_string(const char *in, const char **out) {
 static int copy_options(xmppuv_client_t *c, const xmppuv_client_options_t *o) {
   c->opts = *o;
   c->opts.password = NULL;
+  /* Until each copy is made the field must not hold the caller's pointer:
+   * a failed copy frees every field on the way out. */
+  c->opts.resource = c->opts.lang = c->opts.host = c->opts.ca_file = NULL;
+  c->opts.ca_path = c->opts.pin = c->opts.dns_servers = c->opts.sasl_mechanisms = NULL;
   int rc = copy_string(o->jid, &c->opts.jid);
   if (rc == 0) rc = copy_string(o->resource, &c->opts.resource);
   if (rc == 0) rc = copy_string(o->lang, &c->opts.lang);
@@ -858,7 +882,8 @@ int xmppuv_client_new(uv_loop_t *loop, const xmppuv_client_options_t *opts,
     tc.pin = c->opts.pin;
     tc.insecure = c->opts.tls_insecure;
     tc.log = &c->log;
-    rc = xmppuv__tls_ctx_new(&tc, &c->tls_ctx);
+    /* Shared with the other clients of this thread that trust the same. */
+    rc = xmppuv__tls_ctx_shared(&tc, &c->tls_ctx);
   }
   if (rc == 0) {
     const char *resource = c->opts.resource ? c->opts.resource : xmppuv_jid_resource(c->jid);

@@ -50,6 +50,10 @@ struct xmppuv__conn {
    * never inside the call that closes the connection. */
   uv_idle_t own;
   int own_open;
+  /* Direct TLS: the handshake must finish within connect_timeout_ms too,
+   * or a server that accepts TCP and never answers would hold us forever. */
+  uv_timer_t handshake_timer;
+  int timer_open;
   int closed_reported;
   char peer[300];
 };
@@ -76,7 +80,7 @@ static void free_conn(xmppuv__conn_t *c) {
 /* Report closed and free once nothing is left running. */
 static void maybe_finish(xmppuv__conn_t *c) {
   if (c->state != CONN_CLOSING || c->query != NULL || c->live_tcps > 0 ||
-      c->own_open)
+      c->own_open || c->timer_open)
     return;
   if (c->closed_reported) return;
   c->closed_reported = 1;
@@ -89,6 +93,12 @@ static void maybe_finish(xmppuv__conn_t *c) {
 static void on_own_closed(uv_handle_t *h) {
   xmppuv__conn_t *c = h->data;
   c->own_open = 0;
+  maybe_finish(c);
+}
+
+static void on_timer_closed(uv_handle_t *h) {
+  xmppuv__conn_t *c = h->data;
+  c->timer_open = 0;
   maybe_finish(c);
 }
 
@@ -109,6 +119,7 @@ static void shut(xmppuv__conn_t *c, int graceful) {
     }
     xmppuv__tcp_close(c->tcp, graceful);
   }
+  uv_close((uv_handle_t *)&c->handshake_timer, on_timer_closed);
   uv_close((uv_handle_t *)&c->own, on_own_closed);
 }
 
@@ -147,6 +158,7 @@ static void drive_tls(xmppuv__conn_t *c) {
       return;
     }
     if (rc == 0) return; /* need more input */
+    uv_timer_stop(&c->handshake_timer);
     xmppuv__logf(c->log, XMPPUV_LOG_INFO, "tls", "%s %s with %s",
                  xmppuv__tls_version(c->tls), xmppuv__tls_ciphersuite(c->tls), c->peer);
     if (c->state == CONN_HANDSHAKE) {
@@ -180,12 +192,21 @@ static int start_tls(xmppuv__conn_t *c, int direct) {
   if (c->tls_ctx == NULL) return XMPPUV_ESTATE;
   int rc = xmppuv__tls_new(c->tls_ctx, c->domain, direct, &c->tls);
   if (rc != 0) return rc;
+  xmppuv__tls_set_log(c->tls, c->log);
   rc = xmppuv__tls_handshake(c->tls); /* queues the ClientHello */
   if (rc < 0) return rc;
   return pump_tls_out(c);
 }
 
 /* ---- socket events -------------------------------------------------------- */
+
+static void on_handshake_timeout(uv_timer_t *t) {
+  xmppuv__conn_t *c = t->data;
+  if (c->state != CONN_HANDSHAKE) return;
+  xmppuv__logf(c->log, XMPPUV_LOG_WARN, "tls", "no TLS handshake with %s in %llu ms",
+               c->peer, (unsigned long long)c->connect_timeout_ms);
+  fail(c, XMPPUV_ETIMEDOUT);
+}
 
 static void on_tcp_connected(void *ud, int status) {
   xmppuv__conn_t *c = ud;
@@ -200,6 +221,8 @@ static void on_tcp_connected(void *ud, int status) {
                c->direct_tls ? " (direct TLS)" : "");
   if (c->direct_tls) {
     c->state = CONN_HANDSHAKE;
+    if (c->connect_timeout_ms != 0)
+      uv_timer_start(&c->handshake_timer, on_handshake_timeout, c->connect_timeout_ms, 0);
     int rc = start_tls(c, 1);
     if (rc != 0) fail(c, rc);
     return;
@@ -481,6 +504,9 @@ int xmppuv__conn_open(uv_loop_t *loop, const xmppuv__conn_config_t *cfg,
   uv_idle_init(loop, &c->own);
   c->own.data = c;
   c->own_open = 1;
+  uv_timer_init(loop, &c->handshake_timer);
+  c->handshake_timer.data = c;
+  c->timer_open = 1;
   xmppuv__dns_options_t o = dns_options(c);
   int rc;
   if (direct != NULL) {

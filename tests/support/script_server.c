@@ -43,6 +43,8 @@ struct xmppuv_test_script_server {
   int closing;
   void (*close_cb)(void *user_data);
   void *close_data;
+  xmppuv_test_script_fn on_data; /* see xmppuv_test_script_server_on_data() */
+  void *on_data_arg;
 };
 
 typedef struct write_req {
@@ -254,6 +256,9 @@ static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf) {
     conn->rx_len += (size_t)n;
     conn->rx[conn->rx_len] = '\0';
     advance(conn);
+    xmppuv_test_script_server_t *srv = conn->srv;
+    if (srv->on_data != NULL && !conn->closing && srv->on_data(conn, srv->on_data_arg) < 0)
+      conn_close(conn, 1);
   } else if (n < 0) {
     conn->peer = n == UV_EOF ? XMPPUV_TEST_PEER_EOF : XMPPUV_TEST_PEER_ERROR;
     conn_close(conn, 0);
@@ -414,4 +419,14 @@ uint64_t xmppuv_test_script_conn_accepted_at(const xmppuv_test_script_conn_t *co
 
 void xmppuv_test_script_conn_close(xmppuv_test_script_conn_t *conn, int reset) {
   conn_close(conn, reset);
+}
+
+size_t xmppuv_test_script_conn_write_queue(const xmppuv_test_script_conn_t *conn) {
+  return conn->closing ? 0 : uv_stream_get_write_queue_size((const uv_stream_t *)&conn->tcp);
+}
+
+void xmppuv_test_script_server_on_data(xmppuv_test_script_server_t *srv,
+                                       xmppuv_test_script_fn fn, void *arg) {
+  srv->on_data = fn;
+  srv->on_data_arg = arg;
 }

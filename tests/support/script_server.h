@@ -143,4 +143,16 @@ int xmppuv_test_script_conn_send(xmppuv_test_script_conn_t *conn, const char *da
  * TCP RST (reset 1). The script stops. No-op if already closed. */
 void xmppuv_test_script_conn_close(xmppuv_test_script_conn_t *conn, int reset);
 
+/* Bytes handed to libuv for this connection (SCRIPT_SEND,
+ * xmppuv_test_script_conn_send) that the kernel has not taken yet: lets a
+ * test that streams endless data keep its own memory bounded. */
+size_t xmppuv_test_script_conn_write_queue(const xmppuv_test_script_conn_t *conn);
+
+/* Call fn(conn, arg) each time a connection of srv has received bytes, after
+ * its script advanced; NULL removes it. For a server that answers whatever
+ * the client sends instead of following a fixed script (give it an empty
+ * script: SCRIPT_END only). A negative return resets the connection. */
+void xmppuv_test_script_server_on_data(xmppuv_test_script_server_t *srv,
+                                       xmppuv_test_script_fn fn, void *arg);
+
 #endif
