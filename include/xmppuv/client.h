@@ -89,7 +89,8 @@ typedef struct xmppuv_client_options {
   int allow_anonymous;        /* SASL ANONYMOUS [0] */
 
   /* Timeouts, in milliseconds (0 = off where it says so) */
-  unsigned connect_timeout_ms;     /* per address [10000] */
+  unsigned connect_timeout_ms;     /* per address, direct TLS handshake
+                                      included [10000] */
   unsigned negotiation_timeout_ms; /* stream open to online [30000] */
   unsigned close_timeout_ms;       /* graceful stop: wait for the server's
                                       </stream:stream> [2000] */
