@@ -18,21 +18,13 @@ int xmppuv__buf_reserve(xmppuv__buf_t *b, size_t extra) {
   return 0;
 }
 
-int xmppuv__buf_append(xmppuv__buf_t *b, const void *data, size_t len) {
+int xmppuv__buf_append_grow(xmppuv__buf_t *b, const void *data, size_t len) {
   int rc = xmppuv__buf_reserve(b, len);
   if (rc != 0) return rc;
   if (len > 0) memcpy(b->data + b->len, data, len);
   b->len += len;
   b->data[b->len] = '\0';
   return 0;
-}
-
-int xmppuv__buf_append_str(xmppuv__buf_t *b, const char *s) {
-  return xmppuv__buf_append(b, s, strlen(s));
-}
-
-int xmppuv__buf_append_char(xmppuv__buf_t *b, char c) {
-  return xmppuv__buf_append(b, &c, 1);
 }
 
 void xmppuv__buf_consume(xmppuv__buf_t *b, size_t n) {

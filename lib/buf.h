@@ -4,6 +4,7 @@
 #define XMPPUV_BUF_H
 
 #include <stddef.h>
+#include <string.h>
 
 typedef struct xmppuv__buf {
   char *data; /* NULL until the first append */
@@ -15,9 +16,27 @@ typedef struct xmppuv__buf {
 
 /* Make room for extra more bytes (+1 for the NUL). 0 or XMPPUV_ENOMEM. */
 int xmppuv__buf_reserve(xmppuv__buf_t *b, size_t extra);
-int xmppuv__buf_append(xmppuv__buf_t *b, const void *data, size_t len);
-int xmppuv__buf_append_str(xmppuv__buf_t *b, const char *s);
-int xmppuv__buf_append_char(xmppuv__buf_t *b, char c);
+/* The slow path of the appends below: grow, then append. */
+int xmppuv__buf_append_grow(xmppuv__buf_t *b, const void *data, size_t len);
+
+/* Appends are inline: the serializer makes many small ones per stanza, and
+ * the room is almost always there already. */
+static inline int xmppuv__buf_append(xmppuv__buf_t *b, const void *data, size_t len) {
+  if (b->cap - b->len <= len) return xmppuv__buf_append_grow(b, data, len);
+  if (len > 0) memcpy(b->data + b->len, data, len);
+  b->len += len;
+  b->data[b->len] = '\0';
+  return 0;
+}
+static inline int xmppuv__buf_append_str(xmppuv__buf_t *b, const char *s) {
+  return xmppuv__buf_append(b, s, strlen(s));
+}
+static inline int xmppuv__buf_append_char(xmppuv__buf_t *b, char c) {
+  if (b->cap - b->len <= 1) return xmppuv__buf_append_grow(b, &c, 1);
+  b->data[b->len++] = c;
+  b->data[b->len] = '\0';
+  return 0;
+}
 /* Drop the first n bytes (a consumed prefix), keeping the rest. */
 void xmppuv__buf_consume(xmppuv__buf_t *b, size_t n);
 /* Empty it but keep the memory. */

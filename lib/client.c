@@ -17,6 +17,7 @@
 #include "sm/sm.h"
 #include "transport/conn.h"
 #include "transport/tls.h"
+#include "xml/stanza_int.h"
 #include "xmppuv.h"
 
 #define NS_PING "urn:xmpp:ping"
@@ -59,6 +60,7 @@ struct xmppuv_client {
   uint64_t ping_at;
   uint64_t last_inbound;
   uint64_t ping_handle; /* outstanding keepalive ping, 0 if none */
+  uint64_t armed_at;    /* the deadline the timer is set for */
 
   unsigned reconnect_attempt;
   char *redirect_host; /* see-other-host */
@@ -138,9 +140,18 @@ const char *xmppuv_status_name(xmppuv_status_t status) {
  * (a random prefix), so replies cannot be confused or forged by id alone. */
 static int ensure_id(xmppuv_client_t *c, xmppuv_stanza_t *s) {
   if (xmppuv_stanza_attr(s, "id") != NULL) return 0;
+  /* By hand rather than snprintf: this runs for every stanza sent. */
+  static const char hex[] = "0123456789abcdef";
   char id[40];
-  snprintf(id, sizeof id, "%s%llx", c->id_prefix, (unsigned long long)++c->id_counter);
-  return xmppuv_stanza_set_attr(s, "id", id);
+  size_t n = strlen(c->id_prefix);
+  memcpy(id, c->id_prefix, n);
+  char digits[16];
+  size_t d = 0;
+  for (uint64_t v = ++c->id_counter; v != 0; v >>= 4) digits[d++] = hex[v & 15];
+  while (d > 0) id[n++] = digits[--d];
+  id[n] = '\0';
+  /* Our own characters: nothing to check. */
+  return xmppuv__node_set_attr(s, "id", id);
 }
 
 /* ---- the connection ------------------------------------------------------- */
@@ -583,7 +594,7 @@ static void trace_sm_write(xmppuv_client_t *c, const char *data, size_t len) {
     xmppuv__log_stanza(&c->log, "out", s);
     xmppuv_stanza_unref(s);
   } else {
-    /* A delay stamp is written in pieces around the stored bytes. */
+    /* A stamped stanza whose copy could not be made goes out in pieces. */
     xmppuv__logf(&c->log, XMPPUV_LOG_TRACE, "wire-out", "(%zu bytes of a resent stanza)", len);
   }
 }
@@ -720,6 +731,11 @@ static void rearm(xmppuv_client_t *c) {
   d = min_u64(d, c->ping_at);
   d = min_u64(d, xmppuv__iq_deadline(&c->iqs));
   d = min_u64(d, xmppuv__sm_deadline(c->sm));
+  /* Most calls (every send) leave the earliest deadline where it was:
+   * then the timer is left alone. */
+  if (d == c->armed_at && (d == XMPPUV__NO_DEADLINE || uv_is_active((uv_handle_t *)&c->timer)))
+    return;
+  c->armed_at = d;
   if (d == XMPPUV__NO_DEADLINE) {
     uv_timer_stop(&c->timer);
     return;
@@ -859,7 +875,7 @@ int xmppuv_client_new(uv_loop_t *loop, const xmppuv_client_options_t *opts,
   c->user_data = user_data;
   c->status = XMPPUV_STATUS_OFFLINE;
   c->negotiation_deadline = c->close_deadline = c->drain_deadline = XMPPUV__NO_DEADLINE;
-  c->reconnect_at = c->ping_at = XMPPUV__NO_DEADLINE;
+  c->reconnect_at = c->ping_at = c->armed_at = XMPPUV__NO_DEADLINE;
   c->rng = uv_hrtime() ^ (uint64_t)(uintptr_t)c;
   snprintf(c->id_prefix, sizeof c->id_prefix, "%08x-",
            (unsigned)(xmppuv__random_next(&c->rng) & 0xffffffffu));

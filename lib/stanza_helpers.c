@@ -1,22 +1,45 @@
 /* Builders for the stanzas every app needs. */
 #include <string.h>
 
+#include "utf8.h"
+#include "xml/stanza_int.h"
 #include "xmppuv.h"
 
 #define NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
+
+/* Attributes with our own (static, valid) names: only the value is the
+ * caller's to check. */
+static int add_checked_attr(xmppuv_stanza_t *s, const char *name, const char *value) {
+  size_t len = strlen(value);
+  int rc = xmppuv__xml_text_check(value, len);
+  if (rc != 0) return rc;
+  char *v = xmppuv__tree_strndup(s->tree, value, len);
+  if (v == NULL) return XMPPUV_ENOMEM;
+  return xmppuv__node_push_attr(s, name, v);
+}
 
 int xmppuv_message_new(const char *to, const char *type, const char *body,
                        xmppuv_stanza_t **out) {
   if (out == NULL) return XMPPUV_EINVAL;
   *out = NULL;
-  xmppuv_stanza_t *m, *b;
-  int rc = xmppuv_stanza_new("message", NULL, &m);
-  if (rc != 0) return rc;
-  if (to != NULL) rc = xmppuv_stanza_set_attr(m, "to", to);
-  if (rc == 0 && type != NULL) rc = xmppuv_stanza_set_attr(m, "type", type);
+  /* Built from the internal pieces: every app sends messages, and the
+   * element and attribute names here need no checking. */
+  size_t hint = 128 + (to ? strlen(to) : 0) + (type ? strlen(type) : 0) +
+                (body ? strlen(body) : 0);
+  xmppuv_stanza_t *m = xmppuv__tree_new("message", NULL, hint);
+  if (m == NULL) return XMPPUV_ENOMEM;
+  int rc = 0;
+  if (to != NULL) rc = add_checked_attr(m, "to", to);
+  if (rc == 0 && type != NULL) rc = add_checked_attr(m, "type", type);
   if (rc == 0 && body != NULL) {
-    rc = xmppuv_stanza_new_child(m, "body", NULL, &b);
-    if (rc == 0) rc = xmppuv_stanza_set_text(b, body);
+    size_t len = strlen(body);
+    rc = len > 0x7FFFFFFFu ? XMPPUV_ETOOBIG : xmppuv__xml_text_check(body, len);
+    xmppuv_stanza_t *b = NULL;
+    if (rc == 0) {
+      b = xmppuv__node_add_element(m, "body", NULL);
+      if (b == NULL) rc = XMPPUV_ENOMEM;
+    }
+    if (rc == 0) rc = xmppuv__node_add_text(b, body, len);
   }
   if (rc != 0) {
     xmppuv_stanza_unref(m);

@@ -1,5 +1,6 @@
 #include "utf8.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #include "xmppuv.h"
@@ -43,9 +44,23 @@ static int is_xml_char(unsigned int c) {
   return c >= 0x10000 && c <= 0x10FFFF;
 }
 
+/* Non-zero if any of the 8 bytes is >= 0x80 or < 0x20: the cases the
+ * byte loop must look at (SWAR: bytes minus 0x20 borrow into the high bit). */
+static int word_needs_look(uint64_t w) {
+  const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+  return ((w | (w - ones * 0x20)) & highs) != 0;
+}
+
 int xmppuv__xml_text_check(const char *text, size_t len) {
   const unsigned char *s = (const unsigned char *)text;
   size_t i = 0;
+  /* Printable ASCII, the common case, 8 bytes at a time. */
+  while (i + 8 <= len) {
+    uint64_t w;
+    memcpy(&w, s + i, 8);
+    if (word_needs_look(w)) break;
+    i += 8;
+  }
   while (i < len) {
     unsigned char b = s[i];
     if (b >= 0x20 && b < 0x80) { /* the common case: printable ASCII */
@@ -78,8 +93,28 @@ static int is_name_char(unsigned int c) {
          (c >= 0x300 && c <= 0x36F) || (c >= 0x203F && c <= 0x2040);
 }
 
+/* ASCII name characters: 1 may start a name, 2 may follow. */
+static const unsigned char ascii_name[128] = {
+    ['A'] = 3, ['B'] = 3, ['C'] = 3, ['D'] = 3, ['E'] = 3, ['F'] = 3, ['G'] = 3,
+    ['H'] = 3, ['I'] = 3, ['J'] = 3, ['K'] = 3, ['L'] = 3, ['M'] = 3, ['N'] = 3,
+    ['O'] = 3, ['P'] = 3, ['Q'] = 3, ['R'] = 3, ['S'] = 3, ['T'] = 3, ['U'] = 3,
+    ['V'] = 3, ['W'] = 3, ['X'] = 3, ['Y'] = 3, ['Z'] = 3, ['a'] = 3, ['b'] = 3,
+    ['c'] = 3, ['d'] = 3, ['e'] = 3, ['f'] = 3, ['g'] = 3, ['h'] = 3, ['i'] = 3,
+    ['j'] = 3, ['k'] = 3, ['l'] = 3, ['m'] = 3, ['n'] = 3, ['o'] = 3, ['p'] = 3,
+    ['q'] = 3, ['r'] = 3, ['s'] = 3, ['t'] = 3, ['u'] = 3, ['v'] = 3, ['w'] = 3,
+    ['x'] = 3, ['y'] = 3, ['z'] = 3, ['_'] = 3, ['-'] = 2, ['.'] = 2, ['0'] = 2,
+    ['1'] = 2, ['2'] = 2, ['3'] = 2, ['4'] = 2, ['5'] = 2, ['6'] = 2, ['7'] = 2,
+    ['8'] = 2, ['9'] = 2,
+};
+
 int xmppuv__xml_name_check(const char *name, int allow_colon) {
   const unsigned char *s = (const unsigned char *)name;
+  /* The common case: a plain ASCII name without a colon, checked by table. */
+  if (s[0] < 128 && (ascii_name[s[0]] & 1)) {
+    size_t i = 1;
+    while (s[i] != 0 && s[i] < 128 && ascii_name[s[i]]) i++;
+    if (s[i] == 0) return 0;
+  }
   size_t len = strlen(name);
   if (len == 0) return XMPPUV_EXMLNAME;
   size_t i = 0;

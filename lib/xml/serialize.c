@@ -28,9 +28,16 @@ static const char *escape_of(unsigned char c) {
 
 static int escape(xmppuv__buf_t *out, const char *s, size_t len,
                   unsigned char mask) {
+  const unsigned char *u = (const unsigned char *)s;
   size_t run = 0; /* start of the pending unescaped run */
   for (size_t i = 0; i < len; i++) {
-    if (!(needs_escape[(unsigned char)s[i]] & mask)) continue;
+    /* Escapes are rare: skip four clean bytes per step where we can. */
+    while (i + 4 <= len && !((needs_escape[u[i]] | needs_escape[u[i + 1]] |
+                              needs_escape[u[i + 2]] | needs_escape[u[i + 3]]) &
+                             mask))
+      i += 4;
+    if (i >= len) break;
+    if (!(needs_escape[u[i]] & mask)) continue;
     if (xmppuv__buf_append(out, s + run, i - run) != 0) return XMPPUV_ENOMEM;
     if (xmppuv__buf_append_str(out, escape_of((unsigned char)s[i])) != 0)
       return XMPPUV_ENOMEM;
