@@ -45,6 +45,10 @@ struct xmppuv__conn {
   xmppuv__tcp_t *tcp;         /* current socket */
   int live_tcps;              /* sockets not yet closed (old attempts too) */
   xmppuv__tls_t *tls;
+  /* Plaintext written during this loop iteration, encrypted in one go just
+   * before the socket is written: one TLS record per burst, not per
+   * stanza. */
+  xmppuv__buf_t plain;
   int direct_tls; /* the current target wants TLS from the first byte */
   /* Closing this handle last makes `closed` always run from the loop,
    * never inside the call that closes the connection. */
@@ -66,6 +70,11 @@ static void try_next_addr(xmppuv__conn_t *c);
 /* ---- teardown ------------------------------------------------------------ */
 
 static void free_conn(xmppuv__conn_t *c) {
+  if (c->plain.data != NULL) {
+    /* It may have held a SASL exchange. */
+    memset(c->plain.data, 0, c->plain.cap);
+    xmppuv__buf_free(&c->plain);
+  }
   xmppuv__target_list_free(c->targets);
   xmppuv__addr_list_free(c->addrs);
   xmppuv__tls_free(c->tls);
@@ -102,6 +111,23 @@ static void on_timer_closed(uv_handle_t *h) {
   maybe_finish(c);
 }
 
+static int pump_tls_out(xmppuv__conn_t *c);
+
+/* Encrypt what was gathered this iteration (one call, so mbedTLS makes as
+ * few records as the size allows) and hand it to the socket. */
+static int encrypt_gathered(xmppuv__conn_t *c) {
+  if (c->plain.len == 0 || c->tls == NULL) return 0;
+  int rc = xmppuv__tls_write(c->tls, c->plain.data, c->plain.len);
+  memset(c->plain.data, 0, c->plain.len);
+  /* Keep a small buffer for the next burst; give a big one back. */
+  if (c->plain.cap > 16384)
+    xmppuv__buf_free(&c->plain);
+  else
+    xmppuv__buf_clear(&c->plain);
+  if (rc == 0) rc = pump_tls_out(c);
+  return rc;
+}
+
 /* Start closing everything; `closed` follows from the loop. */
 static void shut(xmppuv__conn_t *c, int graceful) {
   if (c->state == CONN_CLOSING) {
@@ -111,6 +137,7 @@ static void shut(xmppuv__conn_t *c, int graceful) {
   c->state = CONN_CLOSING;
   if (c->query != NULL) xmppuv__dns_cancel(c->query); /* callback follows */
   if (c->tcp != NULL) {
+    if (graceful && c->tls != NULL) encrypt_gathered(c);
     if (graceful && c->tls != NULL && xmppuv__tls_close_notify(c->tls) == 0) {
       size_t n;
       const char *out = xmppuv__tls_out(c->tls, &n);
@@ -260,6 +287,13 @@ static void on_tcp_error(void *ud, int status) {
   fail(c, status);
 }
 
+static void on_tcp_before_flush(void *ud) {
+  xmppuv__conn_t *c = ud;
+  if (c->state != CONN_OPEN) return;
+  int rc = encrypt_gathered(c);
+  if (rc != 0) fail(c, rc);
+}
+
 static void on_tcp_closed(void *ud) {
   xmppuv__conn_t *c = ud;
   c->live_tcps--;
@@ -267,7 +301,8 @@ static void on_tcp_closed(void *ud) {
 }
 
 static const xmppuv__tcp_events_t tcp_events = {on_tcp_connected, on_tcp_data,
-                                                on_tcp_error, on_tcp_closed};
+                                                on_tcp_error, on_tcp_closed,
+                                                on_tcp_before_flush};
 
 /* ---- finding the server ----------------------------------------------------- */
 
@@ -530,6 +565,12 @@ int xmppuv__conn_open(uv_loop_t *loop, const xmppuv__conn_config_t *cfg,
 int xmppuv__conn_write(xmppuv__conn_t *c, const char *data, size_t len) {
   if (c->state != CONN_OPEN && c->state != CONN_STARTTLS) return XMPPUV_ESTATE;
   if (c->tls == NULL) return xmppuv__tcp_write(c->tcp, data, len);
+  if (c->state == CONN_OPEN) {
+    /* Gathered, encrypted at the end of the iteration. */
+    if (xmppuv__buf_append(&c->plain, data, len) != 0) return XMPPUV_ENOMEM;
+    xmppuv__tcp_wake(c->tcp);
+    return 0;
+  }
   int rc = xmppuv__tls_write(c->tls, data, len);
   if (rc == 0) rc = pump_tls_out(c);
   return rc;

@@ -20,6 +20,7 @@ struct xmppuv__tcp {
   int connected;
   int closing;         /* close requested: no more events but closed */
   int shutdown_wanted; /* graceful close waiting for writes */
+  int wake;            /* before_flush wanted at the next prepare */
   int open_handles;
   xmppuv__tcp_events_t ev;
   void *ud;
@@ -119,6 +120,10 @@ static void flush(xmppuv__tcp_t *t) {
 static void on_prepare(uv_prepare_t *p) {
   xmppuv__tcp_t *t = p->data;
   uv_prepare_stop(p);
+  if (t->wake) {
+    t->wake = 0;
+    if (!t->closing && t->ev.before_flush != NULL) t->ev.before_flush(t->ud);
+  }
   if (!t->closing || t->shutdown_wanted) flush(t);
 }
 
@@ -240,6 +245,12 @@ xmppuv__buf_t *xmppuv__tcp_out(xmppuv__tcp_t *t) { return &t->pending; }
 void xmppuv__tcp_flush_soon(xmppuv__tcp_t *t) {
   if (t->pending.len > 0 && !t->writing && !uv_is_active((uv_handle_t *)&t->prepare))
     uv_prepare_start(&t->prepare, on_prepare);
+}
+
+void xmppuv__tcp_wake(xmppuv__tcp_t *t) {
+  if (t->closing) return;
+  t->wake = 1;
+  if (!uv_is_active((uv_handle_t *)&t->prepare)) uv_prepare_start(&t->prepare, on_prepare);
 }
 
 size_t xmppuv__tcp_pending(const xmppuv__tcp_t *t) {

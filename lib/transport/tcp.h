@@ -32,6 +32,10 @@ typedef struct xmppuv__tcp_events {
   void (*error)(void *ud, int status);
   /* Every handle is closed; the object has been freed. */
   void (*closed)(void *ud);
+  /* May be NULL. Called once per loop iteration, just before queued bytes
+   * go to the kernel, after xmppuv__tcp_wake(): a producer (the TLS layer)
+   * can turn what it gathered during the iteration into bytes then. */
+  void (*before_flush)(void *ud);
 } xmppuv__tcp_events_t;
 
 /* Start connecting to addr. timeout_ms 0 = none. On success closed will
@@ -47,6 +51,8 @@ int xmppuv__tcp_write(xmppuv__tcp_t *t, const char *data, size_t len);
  * directly (the TLS filter); call xmppuv__tcp_flush_soon() after. */
 xmppuv__buf_t *xmppuv__tcp_out(xmppuv__tcp_t *t);
 void xmppuv__tcp_flush_soon(xmppuv__tcp_t *t);
+/* Ask for before_flush at the end of this loop iteration. */
+void xmppuv__tcp_wake(xmppuv__tcp_t *t);
 /* Bytes queued and not yet handed to the kernel. */
 size_t xmppuv__tcp_pending(const xmppuv__tcp_t *t);
 
