@@ -149,9 +149,10 @@ static int ensure_id(xmppuv_client_t *c, xmppuv_stanza_t *s) {
   size_t d = 0;
   for (uint64_t v = ++c->id_counter; v != 0; v >>= 4) digits[d++] = hex[v & 15];
   while (d > 0) id[n++] = digits[--d];
-  id[n] = '\0';
-  /* Our own characters: nothing to check. */
-  return xmppuv__node_set_attr(s, "id", id);
+  /* Our own characters, and known absent: appended as they are. */
+  char *value = xmppuv__tree_strndup(s->tree, id, n);
+  if (value == NULL) return XMPPUV_ENOMEM;
+  return xmppuv__node_push_attr(s, "id", value);
 }
 
 /* ---- the connection ------------------------------------------------------- */

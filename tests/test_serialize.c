@@ -67,6 +67,32 @@ START_TEST(escaping_round_trips) {
 }
 END_TEST
 
+START_TEST(escaping_finds_special_characters_at_every_position) {
+  /* The scan takes 16 and 4 bytes per step: a special character must be
+   * found wherever it falls, in text and in attribute values. */
+  const char specials[] = "&<>\"'\r\n\t";
+  for (size_t k = 0; k < sizeof specials - 1; k++) {
+    for (size_t pos = 0; pos < 70; pos++) {
+      char value[72];
+      memset(value, 'a', 70);
+      value[70] = '\0';
+      value[pos] = specials[k];
+      xmppuv_stanza_t *m, *back;
+      ck_assert_int_eq(xmppuv_stanza_new("m", NULL, &m), 0);
+      ck_assert_int_eq(xmppuv_stanza_set_attr(m, "a", value), 0);
+      ck_assert_int_eq(xmppuv_stanza_set_text(m, value), 0);
+      char *xml = to_string(m);
+      ck_assert_int_eq(xmppuv_stanza_parse(xml, strlen(xml), &back), 0);
+      ck_assert_str_eq(xmppuv_stanza_attr(back, "a"), value);
+      ck_assert_str_eq(xmppuv_stanza_text(back, NULL), value);
+      xmppuv_free(xml);
+      xmppuv_stanza_unref(back);
+      xmppuv_stanza_unref(m);
+    }
+  }
+}
+END_TEST
+
 START_TEST(namespaces_are_declared_where_they_change) {
   xmppuv_stanza_t *iq, *q, *item, *x;
   ck_assert_int_eq(xmppuv_stanza_new("iq", XMPPUV_NS_CLIENT, &iq), 0);
@@ -242,6 +268,7 @@ static Suite *serialize_suite(void) {
   tcase_add_test(tc, text_escaping_covers_all_five_and_cr);
   tcase_add_test(tc, attribute_escaping_keeps_whitespace_exact);
   tcase_add_test(tc, escaping_round_trips);
+  tcase_add_test(tc, escaping_finds_special_characters_at_every_position);
   tcase_add_test(tc, namespaces_are_declared_where_they_change);
   tcase_add_test(tc, nonza_namespace_is_declared_on_the_root);
   tcase_add_test(tc, no_namespace_inside_a_namespace_is_written_as_empty_xmlns);

@@ -26,22 +26,47 @@ static const char *escape_of(unsigned char c) {
   }
 }
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+/* How many bytes at s need no escaping (mask 1: text, 2: attributes).
+ * Escapes are rare, so this is where the time goes: 16 bytes per step with
+ * SSE2 where the compiler has it, 4 per step otherwise. */
+static size_t clean_prefix(const unsigned char *s, size_t len, unsigned char mask) {
+  size_t i = 0;
+#if defined(__SSE2__)
+  const __m128i amp = _mm_set1_epi8('&'), lt = _mm_set1_epi8('<'), gt = _mm_set1_epi8('>'),
+                quot = _mm_set1_epi8('"'), apos = _mm_set1_epi8('\''),
+                cr = _mm_set1_epi8('\r'), lf = _mm_set1_epi8('\n'), tab = _mm_set1_epi8('\t');
+  for (; i + 16 <= len; i += 16) {
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+    __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, amp), _mm_cmpeq_epi8(v, lt)),
+                             _mm_or_si128(_mm_cmpeq_epi8(v, gt), _mm_cmpeq_epi8(v, quot)));
+    m = _mm_or_si128(m, _mm_or_si128(_mm_cmpeq_epi8(v, apos), _mm_cmpeq_epi8(v, cr)));
+    if (mask & 2) m = _mm_or_si128(m, _mm_or_si128(_mm_cmpeq_epi8(v, lf), _mm_cmpeq_epi8(v, tab)));
+    unsigned bits = (unsigned)_mm_movemask_epi8(m);
+    if (bits != 0) return i + (size_t)__builtin_ctz(bits);
+  }
+#endif
+  while (i + 4 <= len && !((needs_escape[s[i]] | needs_escape[s[i + 1]] |
+                            needs_escape[s[i + 2]] | needs_escape[s[i + 3]]) & mask))
+    i += 4;
+  while (i < len && !(needs_escape[s[i]] & mask)) i++;
+  return i;
+}
+
 static int escape(xmppuv__buf_t *out, const char *s, size_t len,
                   unsigned char mask) {
   const unsigned char *u = (const unsigned char *)s;
   size_t run = 0; /* start of the pending unescaped run */
-  for (size_t i = 0; i < len; i++) {
-    /* Escapes are rare: skip four clean bytes per step where we can. */
-    while (i + 4 <= len && !((needs_escape[u[i]] | needs_escape[u[i + 1]] |
-                              needs_escape[u[i + 2]] | needs_escape[u[i + 3]]) &
-                             mask))
-      i += 4;
+  size_t i = 0;
+  for (;;) {
+    i += clean_prefix(u + i, len - i, mask);
     if (i >= len) break;
-    if (!(needs_escape[u[i]] & mask)) continue;
     if (xmppuv__buf_append(out, s + run, i - run) != 0) return XMPPUV_ENOMEM;
-    if (xmppuv__buf_append_str(out, escape_of((unsigned char)s[i])) != 0)
-      return XMPPUV_ENOMEM;
-    run = i + 1;
+    if (xmppuv__buf_append_str(out, escape_of(u[i])) != 0) return XMPPUV_ENOMEM;
+    run = ++i;
   }
   return xmppuv__buf_append(out, s + run, len - run);
 }
