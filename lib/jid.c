@@ -522,6 +522,20 @@ static int prep_domain(const char *in, size_t len, char *uni, size_t *uni_len,
   char *unicode = NULL;
   int rc = idn2_to_unicode_8z8z(ascii, &unicode, 0);
   if (rc != IDN2_OK) return idn2_error(rc);
+  /* RFC 5891 §5.4: an A-label is valid only if its U-label is, and
+   * converts back to it. libidn2 passes "xn--" labels through unchecked
+   * (found by fuzzing: "xn--cbhr-eva-cbhr-eva.es" decodes to a label with
+   * U+00B4, which IDNA2008 disallows, so the canonical form did not parse). */
+  uint8_t *back = NULL;
+  rc = idn2_lookup_u8((const uint8_t *)unicode, &back,
+                      IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
+  int same = rc == IDN2_OK && strlen((const char *)back) == n &&
+             memcmp(back, ascii, n) == 0;
+  idn2_free(back);
+  if (!same) {
+    idn2_free(unicode);
+    return rc == IDN2_MALLOC ? XMPPUV_ENOMEM : XMPPUV_EJIDDOMAIN;
+  }
   size_t u = strlen(unicode);
   if (u > PART_MAX) {
     idn2_free(unicode);

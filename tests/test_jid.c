@@ -386,6 +386,24 @@ START_TEST(invalid_a_labels_are_refused) {
 }
 END_TEST
 
+/* Found by fuzzing (tests/fuzz/fuzz_jid): libidn2 passes A-labels through
+ * unchecked; this one decodes to a U-label holding U+00B4, which IDNA2008
+ * disallows, so the JID's canonical form "cbhr-eva-cb\u00b4hr.es" did not
+ * parse again. RFC 5891 §5.4: the U-label must be valid and convert back. */
+START_TEST(an_a_label_whose_u_label_is_invalid_is_refused) {
+  parse_fails("xn--cbhr-eva-cbhr-eva.es", XMPPUV_EJIDDOMAIN);
+  parse_fails("a@xn--cbhr-eva-cbhr-eva.es/r", XMPPUV_EJIDDOMAIN);
+  xmppuv_jid_t *j = NULL;
+  ck_assert_int_eq(xmppuv_jid_parse("a@XN--BCHER-KVA.example", &j), 0);
+  ck_assert_str_eq(xmppuv_jid_domain(j), "b\xc3\xbc" "cher.example");
+  xmppuv_jid_t *again = NULL;
+  ck_assert_int_eq(xmppuv_jid_parse(xmppuv_jid_string(j), &again), 0);
+  ck_assert(xmppuv_jid_equal(j, again));
+  xmppuv_jid_free(again);
+  xmppuv_jid_free(j);
+}
+END_TEST
+
 START_TEST(plain_ascii_labels_with_double_hyphen_are_accepted) {
   /* libidn2 refuses these as reserved labels; DNS has them (RFC 1123). */
   parses_as("a@R3--sn.example", "a@r3--sn.example");
@@ -697,6 +715,7 @@ static Suite *jid_suite(void) {
   tcase_add_test(tc, single_label_domain_is_accepted);
   tcase_add_test(tc, non_hostname_domains_are_refused_with_EJIDDOMAIN);
   tcase_add_test(tc, invalid_a_labels_are_refused);
+  tcase_add_test(tc, an_a_label_whose_u_label_is_invalid_is_refused);
   tcase_add_test(tc, plain_ascii_labels_with_double_hyphen_are_accepted);
   tcase_add_test(tc, ipv4_literal_domain_is_accepted);
   tcase_add_test(tc, ipv6_literal_domain_in_brackets_is_accepted_in_canonical_form);

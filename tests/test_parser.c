@@ -197,6 +197,37 @@ START_TEST(malformed_xml_is_not_well_formed) {
 }
 END_TEST
 
+/* Found by fuzzing (tests/fuzz/fuzz_parser): expat takes a stream that
+ * starts with one byte and a NUL for UTF-16 and waits, when both come in
+ * one read, so the same bytes were "not-well-formed" byte by byte but
+ * "policy-violation" (at the size limit) whole. */
+START_TEST(a_nul_byte_is_not_well_formed_in_any_chunking) {
+  static const char input[] = "\t\0kkkkkkkrrrrrrrrrrrrrrrrrrrrrrrrrr";
+  static const char after_a_stanza[] = HEADER "<presence/> \0<message/>";
+  xmppuv__xml_limits_t small = {256, 4, 3};
+  const struct {
+    const char *data;
+    size_t len;
+    int elements;
+  } cases[] = {{input, sizeof input - 1, 0}, {after_a_stanza, sizeof after_a_stanza - 1, 1}};
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    for (size_t chunk = 0; chunk <= 1; chunk++) {
+      recorder_t r;
+      new_parser(&r, &small);
+      size_t step = chunk ? 1 : cases[c].len;
+      int rc = 0;
+      for (size_t i = 0; i < cases[c].len && rc == 0; i += step)
+        rc = xmppuv__parser_feed(r.parser, cases[c].data + i, step, NULL);
+      ck_assert_int_eq(rc, XMPPUV_EXML);
+      ck_assert_str_eq(xmppuv__parser_condition(r.parser), "not-well-formed");
+      /* What came before the NUL was still delivered. */
+      ck_assert_int_eq(r.elements, cases[c].elements);
+      free_parser(&r);
+    }
+  }
+}
+END_TEST
+
 START_TEST(invalid_utf8_is_not_well_formed) {
   expect_error(HEADER "<message><body>\xc3\x28</body></message>", NULL, XMPPUV_EXML,
                "not-well-formed");
@@ -213,6 +244,26 @@ END_TEST
 
 START_TEST(unbound_prefix_is_bad_namespace_prefix) {
   expect_error(HEADER "<foo:message/>", NULL, XMPPUV_EXML, "bad-namespace-prefix");
+}
+END_TEST
+
+/* Found by fuzzing (tests/fuzz/fuzz_stanza): <xml:langr/> was taken as an
+ * element in the XML namespace, which serializes to
+ * <langr xmlns='http://www.w3.org/XML/1998/namespace'/>, XML no parser
+ * reads. */
+START_TEST(an_element_in_the_xml_namespace_is_bad_namespace_prefix) {
+  expect_error(HEADER "<xml:langr xmlns='urn:xmpp:sm:3'/>", NULL, XMPPUV_EXML,
+               "bad-namespace-prefix");
+  expect_error(HEADER "<message><xml:x/></message>", NULL, XMPPUV_EXML,
+               "bad-namespace-prefix");
+  static const char doc[] = "<xml:langr xmlns='urn:xmpp:sm:3'/>";
+  xmppuv_stanza_t *s = NULL;
+  ck_assert_int_eq(xmppuv_stanza_parse(doc, sizeof doc - 1, &s), XMPPUV_EXML);
+  ck_assert_ptr_null(s);
+  /* xml: attributes are as welcome as ever. */
+  static const char ok[] = "<message xml:lang='en'/>";
+  ck_assert_int_eq(xmppuv_stanza_parse(ok, sizeof ok - 1, &s), 0);
+  xmppuv_stanza_unref(s);
 }
 END_TEST
 
@@ -434,8 +485,10 @@ static Suite *parser_suite(void) {
   tcase_add_test(tc, malformed_xml_is_not_well_formed);
   tcase_add_test(tc, invalid_utf8_is_not_well_formed);
   tcase_add_test(tc, non_utf8_encoding_is_refused);
+  tcase_add_test(tc, a_nul_byte_is_not_well_formed_in_any_chunking);
   tcase_add_test(tc, unbound_prefix_is_bad_namespace_prefix);
   tcase_add_test(tc, wrong_root_is_invalid_namespace);
+  tcase_add_test(tc, an_element_in_the_xml_namespace_is_bad_namespace_prefix);
   tcase_add_test(tc, text_between_stanzas_is_bad_format);
   tcase_add_test(tc, whitespace_keepalives_are_ignored);
   tcase_add_test(tc, stanza_over_the_size_limit_is_policy_violation);

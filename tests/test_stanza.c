@@ -254,6 +254,121 @@ START_TEST(bad_names_are_refused) {
 }
 END_TEST
 
+/* Found by fuzzing (tests/fuzz/fuzz_stanza): U+0651 may start a name by the
+ * XML 1.0 5th edition rule, but not by the 4th edition tables that expat
+ * (ours, Prosody's, ejabberd's) implements, so <\u0651/> was accepted and
+ * serialized into XML that no parser on the path would read. */
+START_TEST(names_expat_cannot_read_are_refused) {
+  xmppuv_stanza_t *s = NULL, *child = NULL;
+  ck_assert_int_eq(xmppuv_stanza_new("\xd9\x91", NULL, &s), XMPPUV_EXMLNAME);
+  ck_assert_ptr_null(s);
+  ck_assert_int_eq(xmppuv_stanza_new("message", NULL, &s), 0);
+  ck_assert_int_eq(xmppuv_stanza_new_child(s, "\xd9\x91", NULL, &child), XMPPUV_EXMLNAME);
+  ck_assert_int_eq(xmppuv_stanza_set_attr(s, "\xd9\x91", "x"), XMPPUV_EXMLNAME);
+  ck_assert_int_eq(xmppuv_stanza_set_attr(s, "xmlns:p", "urn:p"), 0);
+  ck_assert_int_eq(xmppuv_stanza_set_attr(s, "p:\xd9\x91", "x"), XMPPUV_EXMLNAME);
+  /* Inside a name it is a combining character, which both editions allow. */
+  ck_assert_int_eq(xmppuv_stanza_new_child(s, "a\xd9\x91", NULL, &child), 0);
+  ck_assert_int_eq(xmppuv_stanza_set_attr(s, "p:b\xd9\x91", "x"), 0);
+  ck_assert_int_eq(xmppuv_stanza_set_attr(s, "caf\xc3\xa9", "x"), 0);
+  char *text = NULL;
+  size_t len = 0;
+  ck_assert_int_eq(xmppuv_stanza_to_string(s, &text, &len), 0);
+  xmppuv_stanza_t *back = NULL;
+  ck_assert_int_eq(xmppuv_stanza_parse(text, len, &back), 0);
+  ck_assert_ptr_nonnull(xmppuv_stanza_child(back, "a\xd9\x91", NULL));
+  ck_assert_str_eq(xmppuv_stanza_attr(back, "caf\xc3\xa9"), "x");
+  xmppuv_stanza_unref(back);
+  xmppuv_free(text);
+  xmppuv_stanza_unref(s);
+}
+END_TEST
+
+/* Found by fuzzing (tests/fuzz/fuzz_stanza): set_attr("xmlns:p", "") was
+ * accepted and serialized as <iq xmlns:p=''/>, which Namespaces in XML 1.0
+ * (and so expat, ours and the servers') refuses; so are the reserved
+ * namespaces and prefixes. */
+START_TEST(namespace_declarations_xml_forbids_are_refused) {
+  xmppuv_stanza_t *s = NULL, *child = NULL;
+  ck_assert_int_eq(xmppuv_stanza_new("iq", NULL, &s), 0);
+  ck_assert_int_eq(xmppuv_stanza_set_attr(s, "xmlns:p", ""), XMPPUV_EINVAL);
+  ck_assert_int_eq(xmppuv_stanza_set_attr(s, "xmlns:xmlns", "urn:x"), XMPPUV_EINVAL);
+  ck_assert_int_eq(xmppuv_stanza_set_attr(s, "xmlns:xml", "urn:x"), XMPPUV_EINVAL);
+  ck_assert_int_eq(xmppuv_stanza_set_attr(s, "xmlns:p", XMPPUV_NS_XML), XMPPUV_EINVAL);
+  ck_assert_int_eq(xmppuv_stanza_set_attr(s, "xmlns:p", "http://www.w3.org/2000/xmlns/"),
+                   XMPPUV_EINVAL);
+  ck_assert_int_eq(xmppuv_stanza_new_child(s, "x", "http://www.w3.org/2000/xmlns/", &child),
+                   XMPPUV_EINVAL);
+  ck_assert_int_eq(xmppuv_stanza_new_child(s, "x", XMPPUV_NS_XML, &child), XMPPUV_EINVAL);
+  ck_assert_uint_eq(xmppuv_stanza_attr_count(s), 0);
+  /* What XML allows still goes, and reads back. */
+  ck_assert_int_eq(xmppuv_stanza_set_attr(s, "xmlns:xml", XMPPUV_NS_XML), 0);
+  ck_assert_int_eq(xmppuv_stanza_set_attr(s, "xmlns:p", "urn:p"), 0);
+  ck_assert_int_eq(xmppuv_stanza_new_child(s, "x", "", &child), 0);
+  char *text = NULL;
+  size_t len = 0;
+  ck_assert_int_eq(xmppuv_stanza_to_string(s, &text, &len), 0);
+  xmppuv_stanza_t *back = NULL;
+  ck_assert_int_eq(xmppuv_stanza_parse(text, len, &back), 0);
+  xmppuv_stanza_unref(back);
+  xmppuv_free(text);
+  xmppuv_stanza_unref(s);
+}
+END_TEST
+
+/* Found by fuzzing (tests/fuzz/fuzz_stanza): a prefixed attribute may use a
+ * declaration on an ancestor; a copy of the element (xmppuv_stanza_copy,
+ * xmppuv_stanza_add_child elsewhere), or the element removed or cut off by
+ * set_text and added elsewhere, lost it and serialized as <u u:p='x'/>,
+ * with the prefix unbound. */
+START_TEST(a_copy_or_move_keeps_the_prefix_declarations_its_attributes_need) {
+  xmppuv_stanza_t *root = NULL, *mid = NULL, *leaf = NULL, *copy = NULL, *other = NULL;
+  ck_assert_int_eq(xmppuv_stanza_new("message", NULL, &root), 0);
+  ck_assert_int_eq(xmppuv_stanza_new_child(root, "x", "urn:x", &mid), 0);
+  ck_assert_int_eq(xmppuv_stanza_set_attr(mid, "xmlns:u", "urn:u"), 0);
+  ck_assert_int_eq(xmppuv_stanza_new_child(mid, "y", NULL, &leaf), 0);
+  ck_assert_int_eq(xmppuv_stanza_set_attr(leaf, "u:p", "x"), 0);
+  /* The declaration cannot go while it is in use. */
+  ck_assert_int_eq(xmppuv_stanza_set_attr(mid, "xmlns:u", NULL), XMPPUV_EINVAL);
+  ck_assert_int_eq(xmppuv_stanza_copy(leaf, &copy), 0);
+  ck_assert_str_eq(xmppuv_stanza_attr(copy, "xmlns:u"), "urn:u");
+  ck_assert_int_eq(xmppuv_stanza_new("iq", NULL, &other), 0);
+  ck_assert_int_eq(xmppuv_stanza_add_child(other, leaf), 0);
+  xmppuv_stanza_t *trees[] = {copy, other};
+  for (size_t i = 0; i < 2; i++) {
+    char *text = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(xmppuv_stanza_to_string(trees[i], &text, &len), 0);
+    xmppuv_stanza_t *back = NULL;
+    ck_assert_int_eq(xmppuv_stanza_parse(text, len, &back), 0);
+    xmppuv_stanza_unref(back);
+    xmppuv_free(text);
+  }
+  xmppuv_stanza_unref(copy);
+  xmppuv_stanza_unref(other);
+  /* Moved (removed, then added elsewhere), or cut off by set_text: the
+   * same. */
+  ck_assert_int_eq(xmppuv_stanza_remove(leaf), 0);
+  ck_assert_str_eq(xmppuv_stanza_attr(leaf, "xmlns:u"), "urn:u");
+  xmppuv_stanza_t *again = NULL, *leaf2 = NULL;
+  ck_assert_int_eq(xmppuv_stanza_new_child(mid, "z", NULL, &leaf2), 0);
+  ck_assert_int_eq(xmppuv_stanza_set_attr(leaf2, "u:q", "y"), 0);
+  ck_assert_int_eq(xmppuv_stanza_set_text(mid, "gone"), 0);
+  ck_assert_int_eq(xmppuv_stanza_new("iq", NULL, &again), 0);
+  ck_assert_int_eq(xmppuv_stanza_add_child(again, leaf), 0);
+  ck_assert_int_eq(xmppuv_stanza_add_child(again, leaf2), 0);
+  char *text = NULL;
+  size_t len = 0;
+  ck_assert_int_eq(xmppuv_stanza_to_string(again, &text, &len), 0);
+  xmppuv_stanza_t *back = NULL;
+  ck_assert_int_eq(xmppuv_stanza_parse(text, len, &back), 0);
+  xmppuv_stanza_unref(back);
+  xmppuv_free(text);
+  xmppuv_stanza_unref(again);
+  xmppuv_stanza_unref(root);
+}
+END_TEST
+
 START_TEST(invalid_utf8_is_refused) {
   xmppuv_stanza_t *s;
   ck_assert_int_eq(xmppuv_stanza_new("body", NULL, &s), 0);
@@ -351,6 +466,9 @@ static Suite *stanza_suite(void) {
   tcase_add_test(tc, copy_is_deep_and_independent);
   tcase_add_test(tc, add_child_copies_into_the_parent);
   tcase_add_test(tc, bad_names_are_refused);
+  tcase_add_test(tc, names_expat_cannot_read_are_refused);
+  tcase_add_test(tc, namespace_declarations_xml_forbids_are_refused);
+  tcase_add_test(tc, a_copy_or_move_keeps_the_prefix_declarations_its_attributes_need);
   tcase_add_test(tc, invalid_utf8_is_refused);
   tcase_add_test(tc, characters_xml_forbids_are_refused);
   tcase_add_test(tc, text_nodes_refuse_element_operations);

@@ -183,6 +183,13 @@ static void XMLCALL on_start(void *ud, const XML_Char *name,
     fail(p, XMPPUV_ELIMIT, "policy-violation", "too many attributes");
     return;
   }
+  /* <xml:x/> is well-formed (the prefix is always bound) but names no
+   * element anyone defines, and no serializer can write it back without
+   * the prefix (xmlns='...XML/1998/namespace' is forbidden). */
+  if (q.uri != NULL && eq(q.uri, q.uri_len, XMPPUV_NS_XML)) {
+    fail(p, XMPPUV_EXML, "bad-namespace-prefix", "element in the xml namespace");
+    return;
+  }
 
   if (p->mode == XMPPUV__PARSE_STREAM && p->depth == 0) {
     /* RFC 6120 §4.8.1: the stream element is "stream" in the streams ns. */
@@ -510,6 +517,12 @@ int xmppuv__parser_feed(xmppuv__parser_t *p, const char *data, size_t len,
     size_t slice = len - done;
     if (slice > room) slice = (size_t)room;
     if (slice > INT32_MAX) slice = INT32_MAX;
+    /* NUL is no XML character, but expat takes a document starting with one
+     * byte and a NUL for UTF-16 and waits (until the size limit) when both
+     * come in one call, while it refuses them at once byte by byte: refuse
+     * it here, the same in any chunking. */
+    const char *nul = memchr(data + done, '\0', slice);
+    if (nul != NULL) slice = (size_t)(nul - (data + done));
     expat_alloc_failed = 0;
     enum XML_Status st = XML_Parse(p->xp, data + done, (int)slice, XML_FALSE);
     p->fed += slice;
@@ -520,6 +533,10 @@ int xmppuv__parser_feed(xmppuv__parser_t *p, const char *data, size_t len,
     }
     if (st == XML_STATUS_ERROR) {
       if (p->error == 0) expat_failed(p);
+      break;
+    }
+    if (nul != NULL) {
+      fail(p, XMPPUV_EXML, "not-well-formed", "NUL byte in the stream");
       break;
     }
   }

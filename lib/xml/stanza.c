@@ -1,3 +1,5 @@
+#include <expat.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -195,12 +197,71 @@ int xmppuv__node_set_attr(xmppuv_stanza_t *s, const char *name,
 
 /* ---- public: creating and changing -------------------------------------- */
 
+/* Expat reads what we write (our own parser, and Prosody's and ejabberd's),
+ * and it implements the XML 1.0 4th edition name tables (Appendix B), which
+ * allow fewer non-ASCII characters than the 5th edition rule that
+ * xmppuv__xml_name_check() follows (U+0651 may start a name in the 5th, not
+ * in the 4th). A name expat refuses would make the stanza unparseable on
+ * the wire, so every non-ASCII name is also put to expat. */
+static int expat_accepts_name(const char *name, int is_attr) {
+  static const XML_Memory_Handling_Suite mem = {xmppuv__malloc, xmppuv__realloc,
+                                                xmppuv__free};
+  /* A one-element document using the name, read with namespaces on, as
+   * every XMPP parser reads it (a prefixed name gets its prefix bound). */
+  xmppuv__buf_t doc = XMPPUV__BUF_INIT;
+  const char *colon = strchr(name, ':');
+  int rc = xmppuv__buf_append_str(&doc, is_attr ? "<a " : "<");
+  if (rc == 0 && is_attr && colon != NULL && strncmp(name, "xml:", 4) != 0 &&
+      strncmp(name, "xmlns:", 6) != 0) {
+    rc = xmppuv__buf_append_str(&doc, "xmlns:");
+    if (rc == 0) rc = xmppuv__buf_append(&doc, name, (size_t)(colon - name));
+    if (rc == 0) rc = xmppuv__buf_append_str(&doc, "='u' ");
+  }
+  if (rc == 0) rc = xmppuv__buf_append_str(&doc, name);
+  if (rc == 0) rc = xmppuv__buf_append_str(&doc, is_attr ? "='u'/>" : "/>");
+  XML_Parser xp = rc == 0 ? XML_ParserCreate_MM("UTF-8", &mem, "\x01") : NULL;
+  if (xp == NULL) {
+    xmppuv__buf_free(&doc);
+    return XMPPUV_ENOMEM;
+  }
+  if (XML_Parse(xp, doc.data, (int)doc.len, XML_TRUE) != XML_STATUS_OK)
+    rc = XML_GetErrorCode(xp) == XML_ERROR_NO_MEMORY ? XMPPUV_ENOMEM : XMPPUV_EXMLNAME;
+  XML_ParserFree(xp);
+  xmppuv__buf_free(&doc);
+  return rc;
+}
+
+static int check_name(const char *name, int is_attr) {
+  int rc = xmppuv__xml_name_check(name, is_attr);
+  if (rc != 0) return rc;
+  size_t len = strlen(name);
+  if (len > INT32_MAX / 2) return XMPPUV_ETOOBIG;
+  for (size_t i = 0; i < len; i++)
+    if ((unsigned char)name[i] >= 0x80) return expat_accepts_name(name, is_attr);
+  return 0;
+}
+
+#define NS_XMLNS "http://www.w3.org/2000/xmlns/"
+
+/* Namespaces in XML 1.0 §3: the xmlns namespace is never declared, the xml
+ * one only for the prefix xml, and a prefix cannot be bound to "" (that is
+ * XML 1.1). Expat refuses each of these, so the tree must not hold them. */
+static int ns_allowed(const char *prefix, size_t prefix_len, const char *uri) {
+  int is_xml_prefix = prefix_len == 3 && memcmp(prefix, "xml", 3) == 0;
+  if (prefix_len == 5 && memcmp(prefix, "xmlns", 5) == 0) return 0;
+  if (strcmp(uri, NS_XMLNS) == 0) return 0;
+  if ((strcmp(uri, XMPPUV_NS_XML) == 0) != is_xml_prefix) return 0;
+  return prefix == NULL || uri[0] != '\0';
+}
+
 static int check_element_args(const char *name, const char *ns) {
   if (name == NULL) return XMPPUV_EINVAL;
-  int rc = xmppuv__xml_name_check(name, 0);
+  int rc = check_name(name, 0);
   if (rc != 0) return rc;
-  if (ns != NULL) return xmppuv__xml_text_check(ns, strlen(ns));
-  return 0;
+  if (ns == NULL) return 0;
+  rc = xmppuv__xml_text_check(ns, strlen(ns));
+  if (rc == 0 && !ns_allowed(NULL, 0, ns)) rc = XMPPUV_EINVAL;
+  return rc;
 }
 
 int xmppuv_stanza_new(const char *name, const char *ns, xmppuv_stanza_t **out) {
@@ -283,6 +344,55 @@ static int copy_children(xmppuv_stanza_t *dst, const xmppuv_stanza_t *src) {
   return 0;
 }
 
+/* "xmlns:p" for a prefixed attribute name, in decl (64 bytes); 0 if the
+ * name has no prefix that needs a declaration (none, xml, xmlns) or one
+ * too long for set_attr to have bound. */
+static int decl_for(const char *name, char *decl) {
+  const char *colon = strchr(name, ':');
+  if (colon == NULL) return 0;
+  size_t plen = (size_t)(colon - name);
+  if ((plen == 3 && memcmp(name, "xml", 3) == 0) ||
+      (plen == 5 && memcmp(name, "xmlns", 5) == 0) || plen + 7 > 64)
+    return 0;
+  memcpy(decl, "xmlns:", 6);
+  memcpy(decl + 6, name, plen);
+  decl[6 + plen] = '\0';
+  return 1;
+}
+
+/* The next element or text node after n in document order, staying inside
+ * top's subtree; NULL at its end. */
+static const xmppuv_stanza_t *next_in(const xmppuv_stanza_t *n, const xmppuv_stanza_t *top) {
+  if (n->kind == XMPPUV__NODE_ELEMENT && n->first != NULL) return n->first;
+  while (n != top && n->next == NULL) n = n->parent;
+  return n == top ? NULL : n->next;
+}
+
+/* set_attr() lets an attribute's prefix be declared on any ancestor. A copy
+ * of src stands alone, so every declaration its attributes need from above
+ * src goes onto the copy's root dst (found by fuzzing: the copy serialized
+ * with an unbound prefix). */
+static int carry_prefix_decls(xmppuv_stanza_t *dst, const xmppuv_stanza_t *src) {
+  for (const xmppuv_stanza_t *e = src; e != NULL; e = next_in(e, src)) {
+    if (e->kind != XMPPUV__NODE_ELEMENT) continue;
+    for (uint32_t i = 0; i < e->u.el.nattrs; i++) {
+      char decl[64];
+      if (!decl_for(e->u.el.attrs[i].name, decl) || find_attr(dst, decl) != NULL) continue;
+      const xmppuv_stanza_t *n = e;
+      while (find_attr(n, decl) == NULL && n != src) n = n->parent;
+      if (find_attr(n, decl) != NULL) continue; /* declared inside the copy */
+      const xmppuv__attr_t *d = NULL;
+      for (n = src->parent; n != NULL && d == NULL; n = n->parent) d = find_attr(n, decl);
+      if (d == NULL) continue;
+      char *dn = xmppuv__tree_strndup(dst->tree, decl, strlen(decl));
+      char *dv = xmppuv__tree_strndup(dst->tree, d->value, strlen(d->value));
+      if (dn == NULL || dv == NULL || xmppuv__node_push_attr(dst, dn, dv) != 0)
+        return XMPPUV_ENOMEM;
+    }
+  }
+  return 0;
+}
+
 static int copy_element_into(xmppuv_stanza_t *dst, const xmppuv_stanza_t *src) {
   for (uint32_t i = 0; i < src->u.el.nattrs; i++) {
     const xmppuv__attr_t *a = &src->u.el.attrs[i];
@@ -291,7 +401,23 @@ static int copy_element_into(xmppuv_stanza_t *dst, const xmppuv_stanza_t *src) {
     if (an == NULL || av == NULL || xmppuv__node_push_attr(dst, an, av) != 0)
       return XMPPUV_ENOMEM;
   }
-  return copy_children(dst, src);
+  int rc = carry_prefix_decls(dst, src);
+  return rc != 0 ? rc : copy_children(dst, src);
+}
+
+/* Removing xmlns:p from s while an attribute in s's subtree uses p and no
+ * ancestor declares it would leave the prefix unbound. */
+static int decl_in_use(const xmppuv_stanza_t *s, const char *decl) {
+  for (const xmppuv_stanza_t *n = s->parent; n != NULL; n = n->parent)
+    if (find_attr(n, decl) != NULL) return 0;
+  for (const xmppuv_stanza_t *e = s; e != NULL; e = next_in(e, s)) {
+    if (e->kind != XMPPUV__NODE_ELEMENT) continue;
+    for (uint32_t i = 0; i < e->u.el.nattrs; i++) {
+      char d[64];
+      if (decl_for(e->u.el.attrs[i].name, d) && strcmp(d, decl) == 0) return 1;
+    }
+  }
+  return 0;
 }
 
 int xmppuv_stanza_add_child(xmppuv_stanza_t *parent,
@@ -345,6 +471,9 @@ int xmppuv_stanza_set_text(xmppuv_stanza_t *s, const char *text) {
     node->u.text.len = len;
     node->u.text.cap = len + 1;
   }
+  /* The old children stay valid on their own (see xmppuv_stanza_remove). */
+  for (xmppuv_stanza_t *c = s->first; c != NULL; c = c->next)
+    if (c->kind == XMPPUV__NODE_ELEMENT && (rc = carry_prefix_decls(c, c)) != 0) return rc;
   for (xmppuv_stanza_t *c = s->first; c != NULL; c = c->next) c->parent = NULL;
   s->first = s->last = NULL;
   s->u.el.joined_text = NULL;
@@ -372,7 +501,7 @@ int xmppuv_stanza_set_attr(xmppuv_stanza_t *s, const char *name,
                            const char *value) {
   if (s == NULL || name == NULL || s->kind != XMPPUV__NODE_ELEMENT)
     return XMPPUV_EINVAL;
-  int rc = xmppuv__xml_name_check(name, 1);
+  int rc = check_name(name, 1);
   if (rc != 0) return rc;
   if (strcmp(name, "xmlns") == 0) return XMPPUV_EXMLNAME;
   const char *colon = strchr(name, ':');
@@ -383,12 +512,21 @@ int xmppuv_stanza_set_attr(xmppuv_stanza_t *s, const char *name,
   if (value != NULL) {
     rc = xmppuv__xml_text_check(value, strlen(value));
     if (rc != 0) return rc;
+    if (is_decl && !ns_allowed(colon + 1, strlen(colon + 1), value)) return XMPPUV_EINVAL;
+  } else if (is_decl && decl_in_use(s, name)) {
+    return XMPPUV_EINVAL;
   }
   return xmppuv__node_set_attr(s, name, value);
 }
 
 int xmppuv_stanza_remove(xmppuv_stanza_t *child) {
   if (child == NULL || child->parent == NULL) return XMPPUV_EINVAL;
+  /* A detached element may be added elsewhere: it takes along the prefix
+   * declarations its attributes had from above. */
+  if (child->kind == XMPPUV__NODE_ELEMENT) {
+    int rc = carry_prefix_decls(child, child);
+    if (rc != 0) return rc;
+  }
   xmppuv_stanza_t *parent = child->parent;
   xmppuv_stanza_t *prev = NULL;
   for (xmppuv_stanza_t *c = parent->first; c != child; c = c->next) prev = c;
