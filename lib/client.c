@@ -48,6 +48,7 @@ struct xmppuv_client {
   int closing;   /* xmppuv_client_close() called */
   int gave_up;   /* a fatal error: no reconnection until start() */
   int online;    /* stanzas flow on this connection */
+  int dropping;  /* this connection is being dropped: feed nothing more */
   int sm_offered;
   int server_closed; /* the server sent </stream:stream> */
   void (*close_cb)(xmppuv_client_t *c, void *user_data);
@@ -247,6 +248,10 @@ static void on_conn_closed(void *ud) {
  * SM session for resumption. */
 static void drop_connection(xmppuv_client_t *c, int graceful) {
   if (c->conn == NULL) return;
+  /* The rest of the current read belongs to a stream we gave up: it must
+   * reach neither the SM counters nor the app (after a resumption the
+   * server resends what we did not count). */
+  c->dropping = 1;
   if (c->online || c->status != XMPPUV_STATUS_DISCONNECTING)
     set_status(c, XMPPUV_STATUS_DISCONNECTING);
   c->online = 0;
@@ -256,6 +261,7 @@ static void drop_connection(xmppuv_client_t *c, int graceful) {
 
 static void on_conn_connected(void *ud, int tls) {
   xmppuv_client_t *c = ud;
+  c->dropping = 0;
   set_status(c, XMPPUV_STATUS_CONNECT);
   c->server_closed = 0;
   c->negotiation_deadline = after(c, c->opts.negotiation_timeout_ms);
@@ -272,7 +278,7 @@ static void begin_close_stream(xmppuv_client_t *c);
 
 static void on_conn_data(void *ud, const char *data, size_t len) {
   xmppuv_client_t *c = ud;
-  if (c->closing) return;
+  if (c->closing || c->dropping) return;
   c->last_inbound = mono(c);
   xmppuv__sm_inbound_data(c->sm, now_of(c));
   xmppuv__session_feed(c->session, data, len);
@@ -487,7 +493,7 @@ static int is_stanza(const xmppuv_stanza_t *el) {
 
 static void session_element(void *ud, xmppuv_stanza_t *el) {
   xmppuv_client_t *c = ud;
-  if (c->closing) return;
+  if (c->closing || c->dropping) return;
   /* SM first: it counts the stanza (h) before anyone else sees it. */
   int sm_rc = xmppuv__sm_inbound(c->sm, el, now_of(c));
   if (sm_rc < 0) {
@@ -498,7 +504,7 @@ static void session_element(void *ud, xmppuv_stanza_t *el) {
     return;
   }
   if (sm_rc > 0) return;
-  if (c->closing || !is_stanza(el)) return;
+  if (c->closing || c->dropping || !is_stanza(el)) return;
   const char *name = xmppuv_stanza_name(el);
   const char *type = xmppuv_stanza_attr(el, "type");
   int handled = 0;

@@ -891,6 +891,32 @@ START_TEST(ack_h_too_high_is_ESMHIGH_and_the_session_is_not_resumed) {
 }
 END_TEST
 
+START_TEST(stanzas_after_a_fatal_ack_in_the_same_read_reach_nobody) {
+  /* The server's bad <a/> and a message come in one read: the stream is
+   * given up at the <a/>, so the message is neither counted nor handed to
+   * the app (were it counted on a resumable stream, the server would resend
+   * it and the app would see it twice). */
+  static const xmppuv_test_step_t s0[] = {
+      LOGIN_SM, ACK_FIRST_OF_THREE,
+      SCRIPT_SEND(A("7") "<message from='bob@localhost/b' id='late'><body>late</body></message>"),
+      SCRIPT_END};
+  static const xmppuv_test_step_t s1[] = {LOGIN_SM, SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0, s1};
+  rec_t r;
+  rec_init(&r);
+  start_server(&r, 0, scripts, 2);
+  xmppuv_client_options_t o;
+  base_opts(&o, port_of(&r, 0));
+  start_and_send_three(&r, &o);
+  unsigned before = r.inbound;
+  RUN_UNTIL(&r, r.onlines >= 2 && r.slots[2].done, 20000);
+  ck_assert_msg(r.onlines == 2, "not online again; statuses: %s", r.statuses);
+  ASSERT_ERROR(&r, 0, XMPPUV_ESMHIGH, "", 0);
+  ck_assert_uint_eq(r.inbound, before);
+  finish(&r);
+}
+END_TEST
+
 START_TEST(resumed_h_too_high_is_ESMHIGH_and_a_new_session_starts) {
   static const xmppuv_test_step_t s0[] = {LOGIN_SM, ACK_FIRST_OF_THREE, SCRIPT_RESET,
                                           SCRIPT_END};
@@ -1536,6 +1562,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, sasl_challenges_forever_end_after_one_answer_with_a_fatal_EPROTO);
   tcase_add_test(tc, sasl_challenge_to_plain_is_a_fatal_EPROTO);
   tcase_add_test(tc, ack_h_too_high_is_ESMHIGH_and_the_session_is_not_resumed);
+  tcase_add_test(tc, stanzas_after_a_fatal_ack_in_the_same_read_reach_nobody);
   tcase_add_test(tc, resumed_h_too_high_is_ESMHIGH_and_a_new_session_starts);
   tcase_add_loop_test(tc, ack_with_malformed_h_is_EPROTO_and_the_session_resumes, 0,
                       (int)(sizeof bad_h / sizeof bad_h[0]));
