@@ -17,8 +17,12 @@
  * Namespaces: every element has a namespace, given when it is created or
  * inherited from its parent (NULL = inherit). A top-level stanza with no
  * namespace is in the stream's content namespace ("jabber:client") when sent.
- * Namespace declarations are not attributes: "xmlns" cannot be set as an
- * attribute; the serializer writes xmlns='...' where the namespace changes. */
+ * The default namespace is not an attribute: "xmlns" cannot be set (the
+ * serializer writes xmlns='...' where the namespace changes). A prefixed
+ * attribute ("p:name") needs its prefix declared ("xmlns:p", settable as
+ * an attribute) on the element or an ancestor; "xml:" is always bound.
+ * Names and namespaces are also refused if expat (which Prosody and
+ * ejabberd use too) could not read them back. */
 #ifndef XMPPUV_STANZA_H
 #define XMPPUV_STANZA_H
 
@@ -64,18 +68,25 @@ XMPPUV_EXTERN int xmppuv_stanza_add_child(xmppuv_stanza_t *parent,
 XMPPUV_EXTERN int xmppuv_stanza_add_text(xmppuv_stanza_t *parent,
                                          const char *text, size_t len);
 
-/* Replace all children of s with one text node (NUL-terminated text). */
+/* Replace all children of s with one text node (NUL-terminated text).
+ * Removed children keep the prefix declarations they need. Errors:
+ * XMPPUV_EINVAL, XMPPUV_EUTF8, XMPPUV_EXMLCHAR, XMPPUV_ETOOBIG,
+ * XMPPUV_ENOMEM. */
 XMPPUV_EXTERN int xmppuv_stanza_set_text(xmppuv_stanza_t *s, const char *text);
 
-/* Set (or, with value NULL, remove) an attribute. Names with a prefix are
- * allowed ("xml:lang"); "xmlns" and "xmlns:*" are not (XMPPUV_EXMLNAME).
- * Errors: XMPPUV_EINVAL, XMPPUV_EXMLNAME, XMPPUV_EUTF8, XMPPUV_EXMLCHAR,
- * XMPPUV_ENOMEM. */
+/* Set (or, with value NULL, remove) an attribute. Prefixed names are
+ * allowed when the prefix is bound ("xml:lang"; "p:x" under an
+ * "xmlns:p"); "xmlns" is not (XMPPUV_EXMLNAME). Errors: XMPPUV_EINVAL
+ * (NULL arguments; a declaration of a reserved prefix or namespace, or an
+ * empty one; removing a declaration an attribute still uses),
+ * XMPPUV_EXMLNAME, XMPPUV_EUTF8, XMPPUV_EXMLCHAR, XMPPUV_ENOMEM. */
 XMPPUV_EXTERN int xmppuv_stanza_set_attr(xmppuv_stanza_t *s, const char *name,
                                          const char *value);
 
 /* Detach child from its parent. The node stays valid while the tree is
- * referenced, but is no longer part of it. XMPPUV_EINVAL if it has no parent. */
+ * referenced, but is no longer part of it, and takes along the prefix
+ * declarations its attributes need. XMPPUV_EINVAL if it has no parent,
+ * XMPPUV_ENOMEM (the tree is unchanged). */
 XMPPUV_EXTERN int xmppuv_stanza_remove(xmppuv_stanza_t *child);
 
 /* ---- reading ------------------------------------------------------------ */
