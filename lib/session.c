@@ -744,6 +744,9 @@ int xmppuv__session_feed(xmppuv__session_t *s, const char *data, size_t len) {
       }
     }
   }
+  /* Idle between stanzas: give expat's ~12 KB back until the next input
+   * (thousands of mostly idle connections per process are the norm). */
+  if (s->state == ST_STREAMING) xmppuv__parser_release(s->parser);
   return 0;
 }
 

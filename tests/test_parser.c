@@ -418,6 +418,56 @@ START_TEST(reset_starts_a_new_stream_after_an_error) {
 }
 END_TEST
 
+START_TEST(release_between_stanzas_is_invisible_to_the_events) {
+  /* The same stream, with the expat parser released wherever it can be:
+   * the events are the same. A header with its own prefixes, to show they
+   * come back. */
+  const char *hdr = "<s:stream xmlns='jabber:client' xmlns:s='http://etherx.jabber.org/streams' "
+                    "xmlns:x='urn:x' version='1.0'>";
+  const char *parts[] = {"<message><body>a</body></message>", "<s:features><x:y/></s:features>",
+                         "<iq type='get'/> ", "<presence><x:p/></presence>"};
+  recorder_t plain, released;
+  new_parser(&plain, NULL);
+  new_parser(&released, NULL);
+  ck_assert_int_eq(feed(&plain, hdr, 0), 0);
+  ck_assert_int_eq(feed(&released, hdr, 0), 0);
+  int releases = 0;
+  for (size_t i = 0; i < 4; i++) {
+    ck_assert_int_eq(feed(&plain, parts[i], 0), 0);
+    ck_assert_int_eq(feed(&released, parts[i], 0), 0);
+    releases += xmppuv__parser_release(released.parser);
+    ck_assert_int_eq(xmppuv__parser_release(released.parser), 0); /* once */
+  }
+  ck_assert_int_eq(releases, 4);
+  ck_assert_str_eq(released.events.data, plain.events.data);
+  ck_assert_ptr_nonnull(strstr(released.events.data, "<features xmlns='http://etherx.jabber.org/streams'>"
+                                                     "<y xmlns='urn:x'/></features>"));
+  ck_assert_int_eq(feed(&released, "</s:stream>", 0), 0);
+  ck_assert_ptr_nonnull(strstr(released.events.data, "close\n"));
+  free_parser(&plain);
+  free_parser(&released);
+}
+END_TEST
+
+START_TEST(release_is_refused_mid_stanza_and_limits_still_hold_after) {
+  recorder_t r;
+  new_parser(&r, &small);
+  ck_assert_int_eq(feed(&r, HEADER "<message><body>half", 0), 0);
+  ck_assert_int_eq(xmppuv__parser_release(r.parser), 0);
+  ck_assert_int_eq(feed(&r, "</body></message>", 0), 0);
+  ck_assert_int_eq(xmppuv__parser_release(r.parser), 1);
+  /* A stanza over the limit after the new parser: still refused. */
+  char big[2048];
+  snprintf(big, sizeof big, "<message><body>%0*d</body></message>", 1100, 0);
+  ck_assert_int_eq(feed(&r, big, 0), XMPPUV_ELIMIT);
+  free_parser(&r);
+  /* Not in document mode, and not before the header. */
+  new_parser(&r, NULL);
+  ck_assert_int_eq(xmppuv__parser_release(r.parser), 0);
+  free_parser(&r);
+}
+END_TEST
+
 static int stop_cb(void *ud, xmppuv_stanza_t *el) {
   (void)ud;
   xmppuv_stanza_unref(el);
@@ -500,6 +550,8 @@ static Suite *parser_suite(void) {
   tcase_add_test(tc, pause_stops_right_after_the_element_for_a_restart);
   tcase_add_test(tc, reset_starts_a_new_stream_after_an_error);
   tcase_add_test(tc, a_callback_error_stops_parsing);
+  tcase_add_test(tc, release_between_stanzas_is_invisible_to_the_events);
+  tcase_add_test(tc, release_is_refused_mid_stanza_and_limits_still_hold_after);
   tcase_add_test(tc, stanza_parse_reads_one_element);
   tcase_add_test(tc, every_allocation_failure_gives_ENOMEM_without_leaks);
   suite_add_tcase(s, tc);

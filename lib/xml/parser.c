@@ -38,6 +38,15 @@ struct xmppuv__parser {
   uint64_t pause_at;
 
   xmppuv_stanza_t *result; /* document mode */
+
+  /* Between stanzas an idle stream needs no expat parser (about 12 KB):
+   * xmppuv__parser_release() frees it, and the next feed makes a new one
+   * primed with a copy of the stream header's namespace declarations. */
+  int released;
+  int replaying;         /* feeding that synthetic header: no events */
+  xmppuv__buf_t header;  /* the declarations: " xmlns='..' xmlns:stream='..'" */
+  char header_prefix[32]; /* the stream element's prefix ("stream"), or "" */
+  int header_ok;          /* header and prefix recorded in full */
 };
 
 static void install_handlers(xmppuv__parser_t *p);
@@ -50,7 +59,7 @@ static void fail(xmppuv__parser_t *p, int error, const char *condition,
   p->error = error;
   p->condition = condition;
   snprintf(p->detail, sizeof p->detail, "%s", detail);
-  XML_StopParser(p->xp, XML_FALSE);
+  if (p->xp != NULL) XML_StopParser(p->xp, XML_FALSE);
 }
 
 static uint64_t event_end(const xmppuv__parser_t *p) {
@@ -200,6 +209,15 @@ static void XMLCALL on_start(void *ud, const XML_Char *name,
       return;
     }
     p->depth = 1;
+    if (p->replaying) {
+      p->mark = event_end(p);
+      return;
+    }
+    if (p->header_ok == 0 && q.prefix_len < sizeof p->header_prefix) {
+      memcpy(p->header_prefix, q.prefix ? q.prefix : "", q.prefix_len);
+      p->header_prefix[q.prefix_len] = '\0';
+      p->header_ok = 1;
+    }
     xmppuv_stanza_t *header = xmppuv__tree_new("stream", XMPPUV_NS_STREAMS, 512);
     if (header == NULL || add_attrs(p, header, atts) != 0) {
       xmppuv_stanza_unref(header);
@@ -367,8 +385,32 @@ static void XMLCALL on_xmldecl(void *ud, const XML_Char *version,
     fail(ud, XMPPUV_EXML, "unsupported-encoding", "encoding other than UTF-8");
 }
 
+/* The stream header's namespace declarations, kept as the opening tag a
+ * new parser is primed with after a release (xmppuv__parser_release). */
+static void XMLCALL on_ns_decl(void *ud, const XML_Char *prefix, const XML_Char *uri) {
+  xmppuv__parser_t *p = ud;
+  if (p->depth != 0 || p->replaying || p->error != 0) return;
+  xmppuv__buf_t *h = &p->header;
+  int rc = xmppuv__buf_append_str(h, prefix ? " xmlns:" : " xmlns");
+  if (rc == 0 && prefix) rc = xmppuv__buf_append_str(h, prefix);
+  if (rc == 0) rc = xmppuv__buf_append_str(h, "='");
+  /* A namespace name has no ' (expat refuses none, but the copy must
+   * parse): &apos; is what the serializer would write. */
+  for (const char *c = uri ? uri : ""; rc == 0 && *c; c++)
+    rc = *c == '\'' ? xmppuv__buf_append_str(h, "&apos;")
+         : *c == '&' ? xmppuv__buf_append_str(h, "&amp;")
+         : *c == '<' ? xmppuv__buf_append_str(h, "&lt;")
+                     : xmppuv__buf_append_char(h, *c);
+  if (rc == 0) rc = xmppuv__buf_append_char(h, '\'');
+  if (rc != 0) {
+    xmppuv__buf_free(h); /* no copy: this parser is never released */
+    p->header_ok = -1;
+  }
+}
+
 static void install_handlers(xmppuv__parser_t *p) {
   XML_SetUserData(p->xp, p);
+  XML_SetStartNamespaceDeclHandler(p->xp, on_ns_decl);
   XML_SetReturnNSTriplet(p->xp, 1);
   XML_SetElementHandler(p->xp, on_start, on_end);
   XML_SetCharacterDataHandler(p->xp, on_text);
@@ -408,6 +450,11 @@ static void XMLCALL expat_free(void *ptr) { xmppuv__free(ptr); }
 static const XML_Memory_Handling_Suite expat_memory = {
     expat_malloc, expat_realloc, expat_free};
 
+static XML_Parser create_expat(void) {
+  const XML_Char sep[2] = {NS_SEP, '\0'};
+  return XML_ParserCreate_MM("UTF-8", &expat_memory, sep);
+}
+
 int xmppuv__parser_new(xmppuv__parse_mode_t mode,
                        const xmppuv__xml_limits_t *limits,
                        const xmppuv__parser_callbacks_t *callbacks,
@@ -415,8 +462,7 @@ int xmppuv__parser_new(xmppuv__parse_mode_t mode,
   *out = NULL;
   xmppuv__parser_t *p = xmppuv__calloc(1, sizeof *p);
   if (p == NULL) return XMPPUV_ENOMEM;
-  const XML_Char sep[2] = {NS_SEP, '\0'};
-  p->xp = XML_ParserCreate_MM("UTF-8", &expat_memory, sep);
+  p->xp = create_expat();
   if (p->xp == NULL) {
     xmppuv__free(p);
     return XMPPUV_ENOMEM;
@@ -450,13 +496,22 @@ void xmppuv__parser_free(xmppuv__parser_t *p) {
   if (p == NULL) return;
   drop_partial(p);
   xmppuv__buf_free(&p->text);
-  XML_ParserFree(p->xp);
+  xmppuv__buf_free(&p->header);
+  if (p->xp != NULL) XML_ParserFree(p->xp);
   xmppuv__free(p);
 }
 
 int xmppuv__parser_reset(xmppuv__parser_t *p) {
   drop_partial(p);
-  if (!XML_ParserReset(p->xp, "UTF-8")) return XMPPUV_ENOMEM;
+  xmppuv__buf_free(&p->header);
+  p->header_ok = 0;
+  if (p->xp == NULL) {
+    p->xp = create_expat();
+    if (p->xp == NULL) return XMPPUV_ENOMEM;
+  } else if (!XML_ParserReset(p->xp, "UTF-8")) {
+    return XMPPUV_ENOMEM;
+  }
+  p->released = 0;
   install_handlers(p);
   p->depth = 0;
   p->fed = p->mark = 0;
@@ -497,11 +552,68 @@ static void expat_failed(xmppuv__parser_t *p) {
   fail(p, err, condition, detail);
 }
 
+/* A new expat parser after a release, primed with the stream header it
+ * would have seen (only its namespace declarations matter to the rest). */
+static int revive(xmppuv__parser_t *p) {
+  p->xp = create_expat();
+  if (p->xp == NULL) return XMPPUV_ENOMEM;
+  install_handlers(p);
+  p->released = 0;
+  p->depth = 0;
+  xmppuv__buf_t tag = XMPPUV__BUF_INIT;
+  int rc = xmppuv__buf_append_char(&tag, '<');
+  if (rc == 0 && p->header_prefix[0] != '\0') {
+    rc = xmppuv__buf_append_str(&tag, p->header_prefix);
+    if (rc == 0) rc = xmppuv__buf_append_char(&tag, ':');
+  }
+  if (rc == 0) rc = xmppuv__buf_append_str(&tag, "stream");
+  if (rc == 0) rc = xmppuv__buf_append(&tag, p->header.data, p->header.len);
+  if (rc == 0) rc = xmppuv__buf_append_char(&tag, '>');
+  enum XML_Status st = XML_STATUS_ERROR;
+  if (rc == 0) {
+    p->replaying = 1;
+    expat_alloc_failed = 0;
+    st = XML_Parse(p->xp, tag.data, (int)tag.len, XML_FALSE);
+    p->replaying = 0;
+  }
+  size_t tag_len = tag.len;
+  xmppuv__buf_free(&tag);
+  if (st != XML_STATUS_OK || p->depth != 1) {
+    /* Only memory can fail here: the header is our own text. */
+    XML_ParserFree(p->xp);
+    p->xp = NULL;
+    p->released = 1;
+    return XMPPUV_ENOMEM;
+  }
+  p->fed = p->mark = tag_len;
+  return 0;
+}
+
+int xmppuv__parser_release(xmppuv__parser_t *p) {
+  /* Only between stanzas of a stream, with nothing buffered in expat. */
+  if (p->xp == NULL || p->released || p->mode != XMPPUV__PARSE_STREAM || p->error != 0 ||
+      p->suspended || p->depth != 1 || p->root != NULL || p->fed != p->mark ||
+      p->header_ok != 1 || p->header.len > 65536)
+    return 0;
+  XML_ParserFree(p->xp);
+  p->xp = NULL;
+  p->released = 1;
+  xmppuv__buf_free(&p->text);
+  return 1;
+}
+
 int xmppuv__parser_feed(xmppuv__parser_t *p, const char *data, size_t len,
                         size_t *consumed) {
   if (consumed != NULL) *consumed = 0;
   if (p->error != 0) return p->error;
   if (p->suspended) return XMPPUV_ESTATE; /* reset first */
+  if (p->released && len > 0) {
+    int rc = revive(p);
+    if (rc != 0) {
+      fail(p, rc, "resource-constraint", "out of memory");
+      return rc;
+    }
+  }
   uint64_t start = p->fed;
   size_t done = 0;
   while (done < len) {

@@ -59,6 +59,13 @@ void xmppuv__parser_free(xmppuv__parser_t *p);
 int xmppuv__parser_feed(xmppuv__parser_t *p, const char *data, size_t len,
                         size_t *consumed);
 
+/* Free the expat parser while the stream is idle between stanzas with
+ * nothing buffered (it costs about 12 KB); the next feed makes a new one,
+ * primed with the stream header's namespace declarations, transparently.
+ * Returns 1 if it was released, 0 if it cannot be now (mid-stanza, bytes
+ * held, not a stream). */
+int xmppuv__parser_release(xmppuv__parser_t *p);
+
 /* In document mode: the input is complete. Returns 0 and the element in
  * *out (caller owns it), or an error as for feed (XMPPUV_EXML if no element
  * or trailing content). */
