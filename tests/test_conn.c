@@ -1,0 +1,389 @@
+/* The connection layer (lib/transport/conn.c over tcp.c): finding the
+ * server through real DNS (dnsmasq) or the host override, connecting,
+ * carrying bytes in order both ways, ending cleanly. A local libuv server
+ * on the test's loop plays the XMPP server's socket. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "check_main.h"
+#include "dnsmasq.h"
+#include "transport/conn.h"
+#include "xmppuv.h"
+
+/* ---- a local server: echoes, or checks a byte pattern --------------------- */
+
+typedef struct server server_t;
+
+typedef struct peer {
+  uv_tcp_t tcp;
+  server_t *srv;
+  uv_write_t wr;
+  int closing;
+} peer_t;
+
+struct server {
+  uv_tcp_t listen;
+  unsigned short port;
+  int echo;         /* write back what arrives */
+  int close_at_once; /* close each connection as soon as it is accepted */
+  unsigned accepted;
+  uint64_t received;
+  uint64_t pattern_errors; /* bytes that broke the 0,1,2..255 cycle */
+  uint64_t next_byte;
+  int open_peers;
+};
+
+static void on_peer_closed(uv_handle_t *h) {
+  peer_t *p = h->data;
+  p->srv->open_peers--;
+  free(p);
+}
+
+static void peer_close(peer_t *p) {
+  if (p->closing) return;
+  p->closing = 1;
+  uv_close((uv_handle_t *)&p->tcp, on_peer_closed);
+}
+
+static void on_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf) {
+  (void)h;
+  buf->base = malloc(size);
+  buf->len = buf->base ? size : 0;
+}
+
+typedef struct echo_req {
+  uv_write_t req;
+  char *data;
+} echo_req_t;
+
+static void on_echo_written(uv_write_t *w, int status) {
+  (void)status;
+  echo_req_t *e = (echo_req_t *)w;
+  free(e->data);
+  free(e);
+}
+
+static void on_peer_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
+  peer_t *p = s->data;
+  server_t *srv = p->srv;
+  if (n > 0) {
+    srv->received += (uint64_t)n;
+    for (ssize_t i = 0; i < n; i++) {
+      if ((unsigned char)buf->base[i] != (unsigned char)(srv->next_byte & 0xff))
+        srv->pattern_errors++;
+      srv->next_byte++;
+    }
+    if (srv->echo) {
+      echo_req_t *e = malloc(sizeof *e);
+      e->data = buf->base;
+      uv_buf_t b = uv_buf_init(buf->base, (unsigned)n);
+      uv_write(&e->req, s, &b, 1, on_echo_written);
+      return;
+    }
+  }
+  free(buf->base);
+  if (n < 0) peer_close(p);
+}
+
+static void on_connection(uv_stream_t *l, int status) {
+  server_t *srv = l->data;
+  ck_assert_int_eq(status, 0);
+  peer_t *p = calloc(1, sizeof *p);
+  p->srv = srv;
+  uv_tcp_init(l->loop, &p->tcp);
+  p->tcp.data = p;
+  srv->open_peers++;
+  ck_assert_int_eq(uv_accept(l, (uv_stream_t *)&p->tcp), 0);
+  srv->accepted++;
+  if (srv->close_at_once) {
+    peer_close(p);
+    return;
+  }
+  uv_read_start((uv_stream_t *)&p->tcp, on_alloc, on_peer_read);
+}
+
+static void server_start(uv_loop_t *loop, server_t *srv) {
+  struct sockaddr_in addr;
+  uv_ip4_addr("127.0.0.1", 0, &addr);
+  ck_assert_int_eq(uv_tcp_init(loop, &srv->listen), 0);
+  srv->listen.data = srv;
+  ck_assert_int_eq(uv_tcp_bind(&srv->listen, (const struct sockaddr *)&addr, 0), 0);
+  ck_assert_int_eq(uv_listen((uv_stream_t *)&srv->listen, 1024, on_connection), 0);
+  struct sockaddr_in got;
+  int len = sizeof got;
+  uv_tcp_getsockname(&srv->listen, (struct sockaddr *)&got, &len);
+  srv->port = ntohs(got.sin_port);
+}
+
+/* ---- a connection and what it reported ------------------------------------- */
+
+typedef struct rec {
+  xmppuv__conn_t *conn;
+  int connected, closed, errors, error;
+  uint64_t received;
+  char first[64];
+} rec_t;
+
+static void ev_connected(void *ud, int tls) {
+  rec_t *r = ud;
+  ck_assert_int_eq(tls, 0);
+  r->connected++;
+}
+
+static void ev_data(void *ud, const char *data, size_t len) {
+  rec_t *r = ud;
+  if (r->received == 0) snprintf(r->first, sizeof r->first, "%.*s", (int)len, data);
+  r->received += len;
+}
+
+static void ev_tls_ready(void *ud) { (void)ud; }
+
+static void ev_error(void *ud, int status) {
+  rec_t *r = ud;
+  r->errors++;
+  r->error = status;
+}
+
+static void ev_closed(void *ud) {
+  rec_t *r = ud;
+  r->closed++;
+}
+
+static const xmppuv__conn_events_t events = {ev_connected, ev_data, ev_tls_ready, ev_error,
+                                             ev_closed};
+
+static xmppuv__conn_config_t plain_config(const char *domain, const char *host,
+                                          unsigned short port) {
+  xmppuv__conn_config_t cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.domain = domain;
+  cfg.host = host;
+  cfg.port = port;
+  cfg.tls_mode = XMPPUV_TLS_DISABLED_INSECURE;
+  cfg.connect_timeout_ms = 5000;
+  return cfg;
+}
+
+static void run_until(uv_loop_t *loop, const int *flag, int want) {
+  for (int i = 0; i < 200000 && *flag < want; i++) uv_run(loop, UV_RUN_ONCE);
+}
+
+static void close_loop(uv_loop_t *loop, server_t *srv) {
+  uv_close((uv_handle_t *)&srv->listen, NULL);
+  uv_run(loop, UV_RUN_DEFAULT);
+  ck_assert_int_eq(srv->open_peers, 0);
+  ck_assert_int_eq(uv_loop_close(loop), 0);
+}
+
+/* ---- tests ----------------------------------------------------------------------- */
+
+START_TEST(a_thousand_connections_open_and_close_cleanly) {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  server_t srv = {0};
+  srv.echo = 1;
+  server_start(&loop, &srv);
+  xmppuv__conn_config_t cfg = plain_config("localhost", "127.0.0.1", srv.port);
+  /* 1000 connections, 50 at a time, each: connect, a round trip, close
+   * (gracefully for half of them, dropped for the other half). */
+  for (int batch = 0; batch < 20; batch++) {
+    rec_t recs[50];
+    memset(recs, 0, sizeof recs);
+    for (int i = 0; i < 50; i++)
+      ck_assert_int_eq(xmppuv__conn_open(&loop, &cfg, &events, &recs[i], &recs[i].conn), 0);
+    int all = 0;
+    for (int spins = 0; spins < 100000 && all < 50; spins++) {
+      uv_run(&loop, UV_RUN_ONCE);
+      all = 0;
+      for (int i = 0; i < 50; i++) {
+        if (recs[i].connected == 1 && recs[i].received == 0 && recs[i].first[0] == '\0' &&
+            recs[i].errors == 0 && recs[i].closed == 0 && recs[i].conn != NULL) {
+          ck_assert_int_eq(xmppuv__conn_write(recs[i].conn, "<ping/>", 7), 0);
+          recs[i].first[0] = '-'; /* written */
+        }
+        if (recs[i].received >= 7) all++;
+      }
+    }
+    ck_assert_int_eq(all, 50);
+    for (int i = 0; i < 50; i++) {
+      ck_assert_int_eq(recs[i].errors, 0);
+      xmppuv__conn_close(recs[i].conn, i % 2);
+    }
+    for (int spins = 0; spins < 100000; spins++) {
+      int closed = 0;
+      for (int i = 0; i < 50; i++) closed += recs[i].closed;
+      if (closed == 50) break;
+      uv_run(&loop, UV_RUN_ONCE);
+    }
+    for (int i = 0; i < 50; i++) ck_assert_int_eq(recs[i].closed, 1);
+  }
+  ck_assert_uint_eq(srv.accepted, 1000);
+  close_loop(&loop, &srv);
+}
+END_TEST
+
+START_TEST(writes_keep_their_order_and_nothing_is_dropped) {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  server_t srv = {0};
+  server_start(&loop, &srv);
+  xmppuv__conn_config_t cfg = plain_config("localhost", "127.0.0.1", srv.port);
+  rec_t r = {0};
+  ck_assert_int_eq(xmppuv__conn_open(&loop, &cfg, &events, &r, &r.conn), 0);
+  run_until(&loop, &r.connected, 1);
+  ck_assert_int_eq(r.connected, 1);
+  /* 8 MB in writes of 1..4096 bytes, all queued at once (far more than the
+   * socket takes), continuing a 0..255 byte cycle. */
+  static unsigned char chunk[4096];
+  uint64_t total = 0;
+  for (unsigned i = 0; total < 8u * 1024 * 1024; i++) {
+    size_t n = 1 + (i * 7919u) % sizeof chunk;
+    for (size_t k = 0; k < n; k++) chunk[k] = (unsigned char)((total + k) & 0xff);
+    ck_assert_int_eq(xmppuv__conn_write(r.conn, (const char *)chunk, n), 0);
+    total += n;
+  }
+  ck_assert_uint_gt(xmppuv__conn_pending(r.conn), 0);
+  for (int i = 0; i < 1000000 && srv.received < total; i++) uv_run(&loop, UV_RUN_ONCE);
+  ck_assert_uint_eq(srv.received, total);
+  ck_assert_uint_eq(srv.pattern_errors, 0);
+  xmppuv__conn_close(r.conn, 1);
+  run_until(&loop, &r.closed, 1);
+  ck_assert_int_eq(r.errors, 0);
+  close_loop(&loop, &srv);
+}
+END_TEST
+
+START_TEST(the_server_closing_is_EEOF_then_closed) {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  server_t srv = {0};
+  srv.close_at_once = 1;
+  server_start(&loop, &srv);
+  xmppuv__conn_config_t cfg = plain_config("localhost", "127.0.0.1", srv.port);
+  rec_t r = {0};
+  ck_assert_int_eq(xmppuv__conn_open(&loop, &cfg, &events, &r, &r.conn), 0);
+  run_until(&loop, &r.closed, 1);
+  ck_assert_int_eq(r.connected, 1);
+  ck_assert_int_eq(r.errors, 1);
+  ck_assert_int_eq(r.error, XMPPUV_EEOF);
+  ck_assert_int_eq(r.closed, 1);
+  close_loop(&loop, &srv);
+}
+END_TEST
+
+START_TEST(a_refused_connection_is_reported_with_the_libuv_code) {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  server_t srv = {0};
+  server_start(&loop, &srv);
+  unsigned short dead = srv.port;
+  uv_close((uv_handle_t *)&srv.listen, NULL); /* nobody listens there now */
+  uv_run(&loop, UV_RUN_DEFAULT);
+  xmppuv__conn_config_t cfg = plain_config("localhost", "127.0.0.1", dead);
+  rec_t r = {0};
+  ck_assert_int_eq(xmppuv__conn_open(&loop, &cfg, &events, &r, &r.conn), 0);
+  run_until(&loop, &r.closed, 1);
+  ck_assert_int_eq(r.connected, 0);
+  ck_assert_int_eq(r.errors, 1);
+  ck_assert_int_eq(r.error, UV_ECONNREFUSED);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  ck_assert_int_eq(uv_loop_close(&loop), 0);
+}
+END_TEST
+
+START_TEST(srv_records_lead_to_the_server) {
+  /* The domain's SRV record names a host on our port: the connection goes
+   * there, with no host option at all. A second target that refuses is
+   * tried first (better priority) and skipped. */
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  server_t srv = {0};
+  srv.echo = 1;
+  server_start(&loop, &srv);
+  server_t gone = {0};
+  server_start(&loop, &gone);
+  unsigned short dead = gone.port;
+  uv_close((uv_handle_t *)&gone.listen, NULL);
+  char good[128], bad[128];
+  snprintf(good, sizeof good, "--srv-host=_xmpp-client._tcp.chat.test,xmpp.chat.test,%u,20,1",
+           (unsigned)srv.port);
+  snprintf(bad, sizeof bad, "--srv-host=_xmpp-client._tcp.chat.test,down.chat.test,%u,10,1",
+           (unsigned)dead);
+  const char *records[] = {good, bad, "--host-record=xmpp.chat.test,127.0.0.1",
+                           "--host-record=down.chat.test,127.0.0.1", NULL};
+  dnsmasq_t *dns = dnsmasq_start(records);
+  xmppuv__conn_config_t cfg = plain_config("chat.test", NULL, 0);
+  cfg.dns_servers = dnsmasq_servers(dns);
+  rec_t r = {0};
+  ck_assert_int_eq(xmppuv__conn_open(&loop, &cfg, &events, &r, &r.conn), 0);
+  run_until(&loop, &r.connected, 1);
+  ck_assert_int_eq(r.connected, 1);
+  ck_assert_int_eq(r.errors, 0);
+  ck_assert_uint_eq(srv.accepted, 1);
+  ck_assert_ptr_nonnull(strstr(xmppuv__conn_peer(r.conn), "xmpp.chat.test"));
+  xmppuv__conn_close(r.conn, 0);
+  run_until(&loop, &r.closed, 1);
+  dnsmasq_stop(dns);
+  close_loop(&loop, &srv);
+}
+END_TEST
+
+START_TEST(a_domain_without_xmpp_service_is_ENOSERVICE) {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  const char *records[] = {"--srv-host=_xmpp-client._tcp.none.test",
+                           "--srv-host=_xmpps-client._tcp.none.test",
+                           "--host-record=none.test,127.0.0.1", NULL};
+  dnsmasq_t *dns = dnsmasq_start(records);
+  xmppuv__conn_config_t cfg = plain_config("none.test", NULL, 0);
+  cfg.dns_servers = dnsmasq_servers(dns);
+  rec_t r = {0};
+  ck_assert_int_eq(xmppuv__conn_open(&loop, &cfg, &events, &r, &r.conn), 0);
+  run_until(&loop, &r.closed, 1);
+  ck_assert_int_eq(r.connected, 0);
+  ck_assert_int_eq(r.error, XMPPUV_ENOSERVICE);
+  dnsmasq_stop(dns);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  ck_assert_int_eq(uv_loop_close(&loop), 0);
+}
+END_TEST
+
+START_TEST(closing_while_resolving_ends_with_closed_only) {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  const char *records[] = {"--host-record=x.slow.test,127.0.0.1", NULL};
+  dnsmasq_t *dns = dnsmasq_start(records);
+  xmppuv__conn_config_t cfg = plain_config("slow.test", NULL, 0);
+  cfg.dns_servers = dnsmasq_servers(dns);
+  rec_t r = {0};
+  ck_assert_int_eq(xmppuv__conn_open(&loop, &cfg, &events, &r, &r.conn), 0);
+  xmppuv__conn_close(r.conn, 0);
+  ck_assert_int_eq(r.closed, 0); /* from the loop, never inside the call */
+  run_until(&loop, &r.closed, 1);
+  ck_assert_int_eq(r.closed, 1);
+  ck_assert_int_eq(r.connected, 0);
+  ck_assert_int_eq(r.errors, 0);
+  dnsmasq_stop(dns);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  ck_assert_int_eq(uv_loop_close(&loop), 0);
+}
+END_TEST
+
+static Suite *make_suite(void) {
+  Suite *s = suite_create("conn");
+  TCase *tc = tcase_create("conn");
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, a_thousand_connections_open_and_close_cleanly);
+  tcase_add_test(tc, writes_keep_their_order_and_nothing_is_dropped);
+  tcase_add_test(tc, the_server_closing_is_EEOF_then_closed);
+  tcase_add_test(tc, a_refused_connection_is_reported_with_the_libuv_code);
+  tcase_add_test(tc, srv_records_lead_to_the_server);
+  tcase_add_test(tc, a_domain_without_xmpp_service_is_ENOSERVICE);
+  tcase_add_test(tc, closing_while_resolving_ends_with_closed_only);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+XMPPUV_TEST_MAIN(make_suite)
