@@ -755,6 +755,40 @@ START_TEST(resent_message_carries_one_delay_stamp_from_our_jid) {
 }
 END_TEST
 
+/* One write per stanza, its stamp included, so a connection cut between
+ * writes never leaves part of a stanza at the server (the soak found
+ * Prosody 0.12 parsing a resumed stream with the old connection's parser,
+ * which such a part breaks with not-well-formed). */
+static void note_write_end(smh_t *h) {
+  size_t *ends = h->user;
+  if (ends[0] < 15) ends[++ends[0]] = h->len;
+}
+
+START_TEST(resent_and_held_stamped_messages_are_written_one_piece_each) {
+  smh_t h;
+  smh_init(&h, NULL);
+  smh_online(&h, 0);
+  ck_assert_int_eq(smh_send(&h, MSG("m1")), 0);
+  ck_assert_int_eq(smh_send(&h, MSG("m2")), 0);
+  smh_disconnect(&h);
+  ck_assert_int_eq(smh_send(&h, MSG("m3")), 0); /* held */
+  smh_resume(&h);
+  smh_take(&h);
+  size_t ends[16] = {0};
+  h.user = ends;
+  h.on_write = note_write_end;
+  ck_assert_int_eq(smh_in(&h, RESUMED(0)), 1);
+  ck_assert_str_eq(smh_take(&h),
+                   STAMPED("m1", T0) STAMPED("m2", T0) STAMPED("m3", T0) "[resumed]");
+  size_t one = strlen(STAMPED("m1", T0));
+  ck_assert_uint_eq(ends[0], 3);
+  ck_assert_uint_eq(ends[1], one);
+  ck_assert_uint_eq(ends[2], 2 * one);
+  ck_assert_uint_eq(ends[3], 3 * one);
+  smh_free(&h);
+}
+END_TEST
+
 START_TEST(message_with_a_delay_already_is_not_stamped_again) {
 #define OWN_DELAY                                                           \
   "<message id='m1'><body>hi</body><delay xmlns='urn:xmpp:delay' from='" \
@@ -1667,6 +1701,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, resumed_acks_then_resends_in_order_then_emits_resumed);
   tcase_add_test(tc, resent_message_carries_one_delay_stamp_from_our_jid);
   tcase_add_test(tc, message_with_a_delay_already_is_not_stamped_again);
+  tcase_add_test(tc, resent_and_held_stamped_messages_are_written_one_piece_each);
   tcase_add_test(tc, resume_with_nothing_queued);
   tcase_add_test(tc, resumed_with_h_too_high);
   tcase_add_test(tc, resumed_for_another_session_is_a_protocol_error);

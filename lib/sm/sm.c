@@ -183,15 +183,29 @@ static void mark_stamp(xmppuv__smq_entry_t *e) {
     e->flags |= XMPPUV__SMQ_STAMP;
 }
 
-/* Write a queued stanza; a stamped one goes out in pieces with our <delay/>
- * before the root's end tag, so nothing is allocated and the stored bytes
- * (and the app's stanza) never change. */
+/* Write a queued stanza; a stamped one gets our <delay/> before the root's
+ * end tag, in a copy (the stored bytes and the app's stanza never change).
+ * One write per stanza, so it goes out in one TLS record and a connection
+ * cut mid-way never leaves part of a stanza at the server (Prosody 0.12
+ * parses a resumed stream with the old connection's parser: a partial
+ * stanza left there breaks the resumed stream with not-well-formed). Only
+ * if the copy cannot be made is it written in pieces. */
 static int put_entry(xmppuv__sm_t *sm, const xmppuv__smq_entry_t *e) {
   const char *b = e->bytes;
   size_t len = e->len, end = e->end_tag_at;
   if (!(e->flags & XMPPUV__SMQ_STAMP)) return put(sm, b, len);
   char suffix[XMPPUV__DELAY_SUFFIX_LEN + 1];
   size_t n = xmppuv__delay_suffix(suffix, e->sent_wall_ms);
+  xmppuv__buf_clear(&sm->scratch);
+  if (xmppuv__buf_append(&sm->scratch, b, end) == 0 &&
+      xmppuv__buf_append(&sm->scratch, sm->delay_prefix.data, sm->delay_prefix.len) == 0 &&
+      xmppuv__buf_append(&sm->scratch, suffix, n) == 0 &&
+      xmppuv__buf_append(&sm->scratch, b + end, len - end) == 0) {
+    int whole = put(sm, sm->scratch.data, sm->scratch.len);
+    scratch_trim(sm);
+    return whole;
+  }
+  scratch_trim(sm);
   int rc = put(sm, b, end);
   if (rc == 0) rc = put(sm, sm->delay_prefix.data, sm->delay_prefix.len);
   if (rc == 0) rc = put(sm, suffix, n);
