@@ -449,6 +449,89 @@ START_TEST(release_between_stanzas_is_invisible_to_the_events) {
 }
 END_TEST
 
+/* Bytes of xmppuv's (and expat's) memory live, and the peak. */
+static size_t live_bytes, peak_bytes;
+static void *count_malloc(size_t n) {
+  size_t *b = malloc(sizeof(size_t) * 2 + n);
+  if (b == NULL) return NULL;
+  b[0] = n;
+  live_bytes += n;
+  if (live_bytes > peak_bytes) peak_bytes = live_bytes;
+  return b + 2;
+}
+static void count_free(void *ptr) {
+  if (ptr == NULL) return;
+  size_t *b = (size_t *)ptr - 2;
+  live_bytes -= b[0];
+  free(b);
+}
+static void *count_realloc(void *ptr, size_t n) {
+  if (ptr == NULL) return count_malloc(n);
+  size_t *b = (size_t *)ptr - 2;
+  size_t old = b[0];
+  size_t *nb = realloc(b, sizeof(size_t) * 2 + n);
+  if (nb == NULL) return NULL;
+  nb[0] = n;
+  live_bytes = live_bytes - old + n;
+  if (live_bytes > peak_bytes) peak_bytes = live_bytes;
+  return nb + 2;
+}
+
+START_TEST(new_names_in_every_stanza_do_not_grow_memory) {
+  /* expat keeps every element and attribute name it has seen for the life
+   * of its parser. A server that sends new names in every stanza, and never
+   * lets a read end between stanzas (so the parser is never released while
+   * idle), must not make that grow without bound; and replacing the parser
+   * to prevent it must not change a single event. */
+  ck_assert_int_eq(xmppuv_replace_allocator(count_malloc, count_realloc, count_free), 0);
+  live_bytes = peak_bytes = 0;
+  recorder_t r;
+  new_parser(&r, NULL);
+  ck_assert_int_eq(feed(&r, "<stream:stream xmlns='jabber:client' "
+                            "xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>", 0),
+                   0);
+  xmppuv__buf_clear(&r.events);
+  char stanza[512];
+  char carry[512] = "";
+  char expected[1024] = "";
+  size_t after_1000 = 0;
+  const int n = 20000;
+  for (int i = 0; i < n; i++) {
+    int len = snprintf(stanza, sizeof stanza,
+                       "<message id='m%d'><el%d xmlns='urn:n%d' a%d='1' b%d='2' c%d='3' "
+                       "d%d='4' e%d='5' f%d='6'/></message>",
+                       i, i, i, i, i, i, i, i, i);
+    /* Each read ends in the middle of a stanza. */
+    char chunk[1024];
+    int half = len / 2;
+    int clen = snprintf(chunk, sizeof chunk, "%s%.*s", carry, half, stanza);
+    snprintf(carry, sizeof carry, "%s", stanza + half);
+    ck_assert_int_eq(xmppuv__parser_feed(r.parser, chunk, (size_t)clen, NULL), 0);
+    ck_assert_int_eq(xmppuv__parser_release(r.parser), 0);
+    /* The stanza that ended in this read, exactly as parsed alone. */
+    ck_assert_str_eq(r.events.len ? r.events.data : "", expected);
+    xmppuv__buf_clear(&r.events);
+    xmppuv_stanza_t *alone = NULL;
+    ck_assert_int_eq(xmppuv_stanza_parse(stanza, (size_t)len, &alone), 0);
+    xmppuv__buf_t ser = XMPPUV__BUF_INIT;
+    ck_assert_int_eq(xmppuv__serialize(&ser, alone, XMPPUV_NS_CLIENT, 0), 0);
+    snprintf(expected, sizeof expected, "element jabber:client %.*s\n", (int)ser.len, ser.data);
+    xmppuv__buf_free(&ser);
+    xmppuv_stanza_unref(alone);
+    if (i == 1000) after_1000 = live_bytes;
+  }
+  ck_assert_int_eq(xmppuv__parser_feed(r.parser, carry, strlen(carry), NULL), 0);
+  ck_assert_str_eq(r.events.data, expected);
+  ck_assert_int_eq(r.elements, n);
+  fprintf(stderr, "# new names: live %zu bytes after 1000 stanzas, %zu after %d, peak %zu\n",
+          after_1000, live_bytes, n, peak_bytes);
+  /* Kept, these names would take about 9 MB. */
+  ck_assert_msg(peak_bytes < 512 * 1024, "memory grew to %zu bytes", peak_bytes);
+  free_parser(&r);
+  ck_assert_int_eq(xmppuv_replace_allocator(NULL, NULL, NULL), 0);
+}
+END_TEST
+
 START_TEST(release_is_refused_mid_stanza_and_limits_still_hold_after) {
   recorder_t r;
   new_parser(&r, &small);
@@ -552,6 +635,7 @@ static Suite *parser_suite(void) {
   tcase_add_test(tc, a_callback_error_stops_parsing);
   tcase_add_test(tc, release_between_stanzas_is_invisible_to_the_events);
   tcase_add_test(tc, release_is_refused_mid_stanza_and_limits_still_hold_after);
+  tcase_add_test(tc, new_names_in_every_stanza_do_not_grow_memory);
   tcase_add_test(tc, stanza_parse_reads_one_element);
   tcase_add_test(tc, every_allocation_failure_gives_ENOMEM_without_leaks);
   suite_add_tcase(s, tc);

@@ -43,11 +43,25 @@ struct xmppuv__parser {
    * xmppuv__parser_release() frees it, and the next feed makes a new one
    * primed with a copy of the stream header's namespace declarations. */
   int released;
+  /* expat keeps every element and attribute name it has seen for the life
+   * of its parser (its DTD tables), so a server that sends new names in
+   * every stanza would grow it without bound. The start tags parsed since
+   * the parser was made are counted; past a budget it is replaced, as in a
+   * release, at the end of the next stanza (even mid-read). */
+  size_t name_bytes;
+  int recycling;      /* suspended at recycle_at to replace the parser */
+  uint64_t recycle_at;
   int replaying;         /* feeding that synthetic header: no events */
   xmppuv__buf_t header;  /* the declarations: " xmlns='..' xmlns:stream='..'" */
   char header_prefix[32]; /* the stream element's prefix ("stream"), or "" */
   int header_ok;          /* header and prefix recorded in full */
 };
+
+/* Start-tag bytes (each counted 8 times: a name's entry in expat's tables
+ * costs several times its text) after which expat's parser is replaced at
+ * the next stanza end: about every 400 ordinary stanzas, and expat's name
+ * tables stay within a few hundred KB whatever names the server sends. */
+#define NAME_BUDGET (512u * 1024u)
 
 static void install_handlers(xmppuv__parser_t *p);
 
@@ -188,6 +202,7 @@ static void XMLCALL on_start(void *ud, const XML_Char *name,
   size_t nattrs = 0;
   while (atts[nattrs] != NULL) nattrs += 2;
   nattrs /= 2;
+  p->name_bytes += 8u * (size_t)XML_GetCurrentByteCount(p->xp);
   if (nattrs > p->limits.max_attrs) {
     fail(p, XMPPUV_ELIMIT, "policy-violation", "too many attributes");
     return;
@@ -318,6 +333,11 @@ static void XMLCALL on_end(void *ud, const XML_Char *name) {
     p->pause_requested = 0;
     p->suspended = 1;
     p->pause_at = p->mark;
+    XML_StopParser(p->xp, XML_TRUE);
+  } else if (p->name_bytes >= NAME_BUDGET && p->error == 0 && p->header_ok == 1 &&
+             p->header.len <= 65536) {
+    p->recycling = 1;
+    p->recycle_at = p->mark;
     XML_StopParser(p->xp, XML_TRUE);
   }
 }
@@ -520,6 +540,8 @@ int xmppuv__parser_reset(xmppuv__parser_t *p) {
   p->detail[0] = '\0';
   p->pause_requested = p->suspended = 0;
   p->pause_at = 0;
+  p->name_bytes = 0;
+  p->recycling = 0;
   return 0;
 }
 
@@ -560,6 +582,7 @@ static int revive(xmppuv__parser_t *p) {
   install_handlers(p);
   p->released = 0;
   p->depth = 0;
+  p->name_bytes = 0;
   xmppuv__buf_t tag = XMPPUV__BUF_INIT;
   int rc = xmppuv__buf_append_char(&tag, '<');
   if (rc == 0 && p->header_prefix[0] != '\0') {
@@ -636,9 +659,28 @@ int xmppuv__parser_feed(xmppuv__parser_t *p, const char *data, size_t len,
     const char *nul = memchr(data + done, '\0', slice);
     if (nul != NULL) slice = (size_t)(nul - (data + done));
     expat_alloc_failed = 0;
+    uint64_t fed_before = p->fed;
     enum XML_Status st = XML_Parse(p->xp, data + done, (int)slice, XML_FALSE);
     p->fed += slice;
     done += slice;
+    if (st == XML_STATUS_SUSPENDED && p->recycling) {
+      /* A stanza ended at recycle_at, in this slice: a new parser takes
+       * the rest of the input from there. */
+      size_t used = (size_t)(p->recycle_at - fed_before);
+      done = done - slice + used;
+      p->recycling = 0;
+      XML_ParserFree(p->xp);
+      p->xp = NULL;
+      p->released = 1;
+      int rc = revive(p);
+      if (rc != 0) {
+        fail(p, rc, "resource-constraint", "out of memory");
+        break;
+      }
+      /* Offsets of the new parser: data[done] is at p->fed. */
+      start = p->fed - done;
+      continue;
+    }
     if (st == XML_STATUS_SUSPENDED) {
       if (consumed != NULL) *consumed = (size_t)(p->pause_at - start);
       return 0;
