@@ -1,3 +1,5 @@
+#include <stdio.h>
+#include <string.h>
 #include <uv.h>
 
 #include "xmppuv.h"
@@ -13,20 +15,29 @@
  * Unix, -4000s on Windows, -3000s for getaddrinfo), so one int carries both. */
 static int is_ours(int err) { return err < XMPPUV_ERRNO_MAX && err > -31000; }
 
+/* Whether libuv has a name for err, found without allocating: for a code it
+ * does not know, uv_err_name() and uv_strerror() return a freshly malloc'd
+ * "Unknown system error N" that nobody frees (libuv 1.44), so they may be
+ * called only once this says yes. uv_err_name_r() writes that same text into
+ * our buffer instead. */
+static int uv_knows(int err) {
+  char name[64];
+  char unknown[64];
+  uv_err_name_r(err, name, sizeof name);
+  snprintf(unknown, sizeof unknown, "Unknown system error %d", err);
+  return strcmp(name, unknown) != 0;
+}
+
 const char *xmppuv_strerror(int err) {
   if (err == 0) return "success";
   switch (err) { XMPPUV_ERRNO_MAP(ERR_TEXT_CASE) default: break; }
-  if (is_ours(err) || err > 0) return "unknown error";
+  if (is_ours(err) || err > 0 || !uv_knows(err)) return "unknown error";
   return uv_strerror(err);
 }
 
 const char *xmppuv_err_name(int err) {
   if (err == 0) return "OK";
   switch (err) { XMPPUV_ERRNO_MAP(ERR_NAME_CASE) default: break; }
-  if (is_ours(err) || err > 0) return "UNKNOWN";
-  const char *name = uv_err_name(err);
-  /* libuv answers "Unknown system error -N" (a static buffer) for codes it
-   * does not know; keep our promise of a static, thread-safe string. */
-  if (name == NULL || name[0] == 'U') return "UNKNOWN";
-  return name;
+  if (is_ours(err) || err > 0 || !uv_knows(err)) return "UNKNOWN";
+  return uv_err_name(err);
 }

@@ -244,10 +244,11 @@ typedef int (*xmppuv_handler_cb)(xmppuv_client_t *c, xmppuv_stanza_t *stanza,
                                  void *user_data);
 
 /* Call cb for inbound top-level elements with this name ("message",
- * "presence", "iq"; NULL = any), whose first child is in namespace ns or
- * that is itself in it (NULL = any), and whose type attribute is type (NULL
- * = any; "normal" matches a message without type). Handlers run in the
- * order they were added. *id (may be NULL) identifies it for removal. */
+ * "presence", "iq"; NULL = any), that are in namespace ns or have a child
+ * element (any one, not only the first) in it (NULL = any), and whose type
+ * attribute is type (NULL = any; "normal" matches a message without type).
+ * Handlers run in the order they were added. *id (may be NULL) identifies it
+ * for removal. */
 XMPPUV_EXTERN int xmppuv_client_handler_add(xmppuv_client_t *c,
                                             const char *name, const char *ns,
                                             const char *type,
