@@ -114,7 +114,7 @@ static int matches(const xmppuv__handler_t *e, const xmppuv_stanza_t *s) {
   } else {
     if (e->name != NULL && !str_eq(e->name, name)) return 0;
     if (e->ns != NULL && !str_eq(e->ns, xmppuv_stanza_ns(s))) {
-      /* ns matches the stanza's own namespace or its first child's. */
+      /* ns matches the stanza's own namespace or any child's. */
       const xmppuv_stanza_t *child = xmppuv_stanza_child(s, NULL, e->ns);
       if (child == NULL) return 0;
     }
