@@ -2,9 +2,14 @@
  * server through real DNS (dnsmasq) or the host override, connecting,
  * carrying bytes in order both ways, ending cleanly. A local libuv server
  * on the test's loop plays the XMPP server's socket. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "check_main.h"
@@ -104,18 +109,131 @@ static void on_connection(uv_stream_t *l, int status) {
   uv_read_start((uv_stream_t *)&p->tcp, on_alloc, on_peer_read);
 }
 
-static void server_start(uv_loop_t *loop, server_t *srv) {
-  struct sockaddr_in addr;
-  uv_ip4_addr("127.0.0.1", 0, &addr);
+/* Listen on ip ("127.0.0.1", "::1") at port (0: the kernel picks). Returns
+ * 0 or the libuv error; on an error the handle is closed (run the loop). */
+static int server_listen(uv_loop_t *loop, server_t *srv, const char *ip,
+                         unsigned short port) {
+  struct sockaddr_storage addr;
+  if (strchr(ip, ':') != NULL)
+    ck_assert_int_eq(uv_ip6_addr(ip, port, (struct sockaddr_in6 *)&addr), 0);
+  else
+    ck_assert_int_eq(uv_ip4_addr(ip, port, (struct sockaddr_in *)&addr), 0);
   ck_assert_int_eq(uv_tcp_init(loop, &srv->listen), 0);
   srv->listen.data = srv;
-  ck_assert_int_eq(uv_tcp_bind(&srv->listen, (const struct sockaddr *)&addr, 0), 0);
-  ck_assert_int_eq(uv_listen((uv_stream_t *)&srv->listen, 1024, on_connection), 0);
-  struct sockaddr_in got;
+  int rc = uv_tcp_bind(&srv->listen, (const struct sockaddr *)&addr, 0);
+  /* libuv may report EADDRINUSE from listen rather than bind. */
+  if (rc == 0) rc = uv_listen((uv_stream_t *)&srv->listen, 1024, on_connection);
+  if (rc != 0) {
+    uv_close((uv_handle_t *)&srv->listen, NULL);
+    return rc;
+  }
+  struct sockaddr_storage got;
   int len = sizeof got;
   uv_tcp_getsockname(&srv->listen, (struct sockaddr *)&got, &len);
-  srv->port = ntohs(got.sin_port);
+  srv->port = ntohs(got.ss_family == AF_INET6
+                        ? ((struct sockaddr_in6 *)&got)->sin6_port
+                        : ((struct sockaddr_in *)&got)->sin_port);
+  return 0;
 }
+
+static void server_start(uv_loop_t *loop, server_t *srv) {
+  ck_assert_int_eq(server_listen(loop, srv, "127.0.0.1", 0), 0);
+}
+
+/* ---- a server that never answers a connect ----------------------------------- */
+
+/* A listening socket with backlog 0 whose accept queue holds one connection
+ * that is never accepted. Linux drops every further SYN to it (with the
+ * default net.ipv4.tcp_abort_on_overflow = 0), so a connect() there neither
+ * succeeds nor fails: it hangs, as towards a host behind a firewall that
+ * drops packets. Plain sockets: the test's loop must not accept anything. */
+typedef struct hanging {
+  int listen_fd;
+  int filler_fd; /* the queued connection */
+  unsigned short port;
+} hanging_t;
+
+/* Returns 0, or an errno value (port in use, ...). */
+static int hanging_start(hanging_t *h, const char *ip, unsigned short port) {
+  h->listen_fd = h->filler_fd = -1;
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  ck_assert_int_eq(inet_pton(AF_INET, ip, &sa.sin_addr), 1);
+  h->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ck_assert_msg(h->listen_fd >= 0, "socket: %s", strerror(errno));
+  socklen_t len = sizeof sa;
+  if (bind(h->listen_fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+      listen(h->listen_fd, 0) != 0 ||
+      getsockname(h->listen_fd, (struct sockaddr *)&sa, &len) != 0) {
+    int err = errno;
+    close(h->listen_fd);
+    h->listen_fd = -1;
+    return err;
+  }
+  h->port = ntohs(sa.sin_port);
+  /* The queue has room for this one, so the connect completes at once. */
+  h->filler_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ck_assert_msg(h->filler_fd >= 0, "socket: %s", strerror(errno));
+  ck_assert_msg(connect(h->filler_fd, (struct sockaddr *)&sa, sizeof sa) == 0,
+                "filling the accept queue of %s:%u: %s", ip, (unsigned)h->port,
+                strerror(errno));
+  return 0;
+}
+
+static void hanging_stop(hanging_t *h) {
+  if (h->filler_fd >= 0) close(h->filler_fd);
+  if (h->listen_fd >= 0) close(h->listen_fd);
+  h->listen_fd = h->filler_fd = -1;
+}
+
+/* ---- is the loop ever blocked? ------------------------------------------------ */
+
+/* A 10 ms repeating timer that records the longest real time between two of
+ * its runs: a call that blocked the loop shows up as a long gap. */
+typedef struct ticker {
+  uv_timer_t timer;
+  uint64_t last_ns;
+  uint64_t longest_gap_ns;
+} ticker_t;
+
+static void on_tick(uv_timer_t *t) {
+  ticker_t *k = t->data;
+  uint64_t now = uv_hrtime();
+  if (now - k->last_ns > k->longest_gap_ns) k->longest_gap_ns = now - k->last_ns;
+  k->last_ns = now;
+}
+
+static void ticker_start(uv_loop_t *loop, ticker_t *k) {
+  memset(k, 0, sizeof *k);
+  ck_assert_int_eq(uv_timer_init(loop, &k->timer), 0);
+  k->timer.data = k;
+  k->last_ns = uv_hrtime();
+  ck_assert_int_eq(uv_timer_start(&k->timer, on_tick, 10, 10), 0);
+}
+
+/* Stops the ticker and returns the longest gap in milliseconds. */
+static uint64_t ticker_stop(ticker_t *k) {
+  on_tick(&k->timer); /* the gap up to now counts too */
+  uv_close((uv_handle_t *)&k->timer, NULL);
+  return k->longest_gap_ns / 1000000u;
+}
+
+/* ---- log capture ----------------------------------------------------------------- */
+
+static char log_lines[1 << 16];
+static size_t log_len;
+
+static void capture_log(void *user_data, xmppuv_log_level_t level, const char *area,
+                        const char *message) {
+  (void)user_data;
+  int n = snprintf(log_lines + log_len, sizeof log_lines - log_len, "%s %s: %s\n",
+                   xmppuv_log_level_name(level), area, message);
+  if (n > 0 && log_len + (size_t)n < sizeof log_lines) log_len += (size_t)n;
+}
+
+static const xmppuv__log_t test_log = {capture_log, NULL, XMPPUV_LOG_DEBUG};
 
 /* ---- a connection and what it reported ------------------------------------- */
 
@@ -371,6 +489,146 @@ START_TEST(closing_while_resolving_ends_with_closed_only) {
 }
 END_TEST
 
+START_TEST(a_hanging_connect_is_abandoned_after_the_timeout_and_the_next_address_tried) {
+  /* xmpp.chat.test has two addresses: 127.0.0.2 first, where a connect
+   * hangs, then 127.0.0.1, where the server answers, both on one port. */
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  server_t srv = {0};
+  srv.echo = 1;
+  hanging_t hang = {-1, -1, 0};
+  int rc = -1;
+  for (int attempt = 0; attempt < 20 && rc != 0; attempt++) {
+    ck_assert_int_eq(hanging_start(&hang, "127.0.0.2", 0), 0);
+    rc = server_listen(&loop, &srv, "127.0.0.1", hang.port);
+    if (rc != 0) { /* that port is taken on 127.0.0.1: another one */
+      hanging_stop(&hang);
+      uv_run(&loop, UV_RUN_DEFAULT);
+    }
+  }
+  ck_assert_msg(rc == 0, "no port free on both 127.0.0.2 and 127.0.0.1: %s",
+                uv_strerror(rc));
+  const char *records[] = {"--host-record=xmpp.chat.test,127.0.0.2",
+                           "--host-record=xmpp.chat.test,127.0.0.1", NULL};
+  dnsmasq_t *dns = dnsmasq_start(records);
+  const uint64_t timeout_ms = 500;
+  xmppuv__conn_config_t cfg = plain_config("chat.test", "xmpp.chat.test", srv.port);
+  cfg.dns_servers = dnsmasq_servers(dns);
+  cfg.connect_timeout_ms = timeout_ms;
+  cfg.log = &test_log;
+  ticker_t ticker;
+  ticker_start(&loop, &ticker);
+  rec_t r = {0};
+  uv_update_time(&loop);
+  uint64_t start = uv_now(&loop);
+  ck_assert_int_eq(xmppuv__conn_open(&loop, &cfg, &events, &r, &r.conn), 0);
+  /* The ticker wakes the loop every 10 ms; give up after 10 s. */
+  while (r.connected == 0 && r.errors == 0 && uv_now(&loop) - start < 10000)
+    uv_run(&loop, UV_RUN_ONCE);
+  uv_update_time(&loop);
+  uint64_t took = uv_now(&loop) - start;
+  ck_assert_msg(r.connected == 1 && r.errors == 0, "connected %d, error %s; log:\n%s",
+                r.connected, xmppuv_err_name(r.error), log_lines);
+  /* Through the second address, after the first was given up. */
+  ck_assert_ptr_nonnull(strstr(xmppuv__conn_peer(r.conn), "[127.0.0.1]"));
+  char timed_out[64];
+  snprintf(timed_out, sizeof timed_out, "connect to 127.0.0.2:%u timed out",
+           (unsigned)srv.port);
+  ck_assert_msg(strstr(log_lines, timed_out) != NULL, "no \"%s\" in the log:\n%s",
+                timed_out, log_lines);
+  ck_assert_msg(took >= timeout_ms && took < timeout_ms + 400,
+                "connected after %llu ms with a %llu ms connect timeout",
+                (unsigned long long)took, (unsigned long long)timeout_ms);
+  /* The connection works. */
+  ck_assert_int_eq(xmppuv__conn_write(r.conn, "<ping/>", 7), 0);
+  for (int i = 0; i < 200000 && r.received < 7; i++) uv_run(&loop, UV_RUN_ONCE);
+  ck_assert_str_eq(r.first, "<ping/>");
+  ck_assert_uint_eq(srv.accepted, 1);
+  uint64_t gap = ticker_stop(&ticker);
+  ck_assert_msg(gap < 200, "the loop was blocked for %llu ms", (unsigned long long)gap);
+  xmppuv__conn_close(r.conn, 0);
+  run_until(&loop, &r.closed, 1);
+  ck_assert_int_eq(r.errors, 0);
+  dnsmasq_stop(dns);
+  hanging_stop(&hang);
+  close_loop(&loop, &srv);
+}
+END_TEST
+
+START_TEST(a_server_on_ipv6_loopback_is_reached_over_ipv6) {
+  /* v6.chat.test has only an AAAA record, ::1, where the server listens. */
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  server_t srv = {0};
+  srv.echo = 1;
+  int rc = server_listen(&loop, &srv, "::1", 0);
+  ck_assert_msg(rc == 0, "listening on [::1]: %s", uv_strerror(rc));
+  const char *records[] = {"--host-record=v6.chat.test,::1", NULL};
+  dnsmasq_t *dns = dnsmasq_start(records);
+  xmppuv__conn_config_t cfg = plain_config("chat.test", "v6.chat.test", srv.port);
+  cfg.dns_servers = dnsmasq_servers(dns);
+  cfg.log = &test_log;
+  rec_t r = {0};
+  ck_assert_int_eq(xmppuv__conn_open(&loop, &cfg, &events, &r, &r.conn), 0);
+  for (int i = 0; i < 200000 && r.connected == 0 && r.errors == 0; i++)
+    uv_run(&loop, UV_RUN_ONCE);
+  ck_assert_msg(r.connected == 1 && r.errors == 0, "connected %d, error %s; log:\n%s",
+                r.connected, xmppuv_err_name(r.error), log_lines);
+  char want[64];
+  snprintf(want, sizeof want, "v6.chat.test [::1]:%u", (unsigned)srv.port);
+  ck_assert_str_eq(xmppuv__conn_peer(r.conn), want);
+  ck_assert_int_eq(xmppuv__conn_write(r.conn, "<ping/>", 7), 0);
+  for (int i = 0; i < 200000 && r.received < 7; i++) uv_run(&loop, UV_RUN_ONCE);
+  ck_assert_str_eq(r.first, "<ping/>");
+  ck_assert_uint_eq(srv.accepted, 1);
+  xmppuv__conn_close(r.conn, 1);
+  run_until(&loop, &r.closed, 1);
+  ck_assert_int_eq(r.errors, 0);
+  dnsmasq_stop(dns);
+  close_loop(&loop, &srv);
+}
+END_TEST
+
+/* Why this machine has no IPv6 loopback (written to why), or NULL if it
+ * has one: a TCP socket can be bound to [::1]. Any other failure is not a
+ * reason to skip; the test then runs and reports it. */
+static const char *no_ipv6_loopback(char *why, size_t size) {
+  int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    int err = errno;
+    if (err != EAFNOSUPPORT) return NULL;
+    snprintf(why, size, "no IPv6 on this machine (socket(AF_INET6): %s)", strerror(err));
+    return why;
+  }
+  struct sockaddr_in6 sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin6_family = AF_INET6;
+  sa.sin6_addr = in6addr_loopback;
+  int bound = bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+  int err = errno;
+  close(fd);
+  if (bound || err != EADDRNOTAVAIL) return NULL;
+  snprintf(why, size, "no IPv6 loopback address ::1 on this machine (bind: %s)",
+           strerror(err));
+  return why;
+}
+
+static void skipped_fn(int i) { (void)i; }
+
+/* Check has no skip: register a test that does nothing under a name that
+ * carries the TAP directive, so the line reads "ok N - ...:NAME # SKIP
+ * WHY: Passed" and meson counts it as skipped. */
+static void add_skipped(TCase *tc, const char *name, const char *why) {
+  static char full[512];
+  static TTest test;
+  snprintf(full, sizeof full, "%s # SKIP %s", name, why);
+  test.name = full;
+  test.fn = skipped_fn;
+  test.file = __FILE__;
+  test.line = __LINE__;
+  tcase_add_test(tc, &test);
+}
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("conn");
   TCase *tc = tcase_create("conn");
@@ -382,6 +640,12 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, srv_records_lead_to_the_server);
   tcase_add_test(tc, a_domain_without_xmpp_service_is_ENOSERVICE);
   tcase_add_test(tc, closing_while_resolving_ends_with_closed_only);
+  tcase_add_test(tc, a_hanging_connect_is_abandoned_after_the_timeout_and_the_next_address_tried);
+  char why[200];
+  if (no_ipv6_loopback(why, sizeof why) == NULL)
+    tcase_add_test(tc, a_server_on_ipv6_loopback_is_reached_over_ipv6);
+  else
+    add_skipped(tc, "a_server_on_ipv6_loopback_is_reached_over_ipv6", why);
   suite_add_tcase(s, tc);
   return s;
 }

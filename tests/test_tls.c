@@ -16,9 +16,11 @@
 #include "alloc.h"
 #include "buf.h"
 #include "check_main.h"
+#include "dnsmasq.h"
 #include "failalloc.h"
 #include "log.h"
 #include "tls_peer.h"
+#include "transport/conn.h"
 #include "transport/tls.h"
 #include "xmppuv.h"
 
@@ -544,6 +546,95 @@ START_TEST(certificate_is_verified_against_the_domain_not_the_address) {
   /* TCP goes to 127.0.0.1; the certificate is checked against the domain
    * the caller names, whatever address it was reached at. */
   ck_assert_tls_ok(verify_against("other", "other.example"));
+}
+END_TEST
+
+/* Through the connection layer (conn.c): what a connection reported. */
+typedef struct srv_conn {
+  int connected, tls, errors, error, closed;
+  char peer[300];
+} srv_conn_t;
+
+static void srv_connected(void *ud, int tls) {
+  srv_conn_t *r = ud;
+  r->connected++;
+  r->tls = tls;
+}
+
+static void srv_error(void *ud, int status) {
+  srv_conn_t *r = ud;
+  r->errors++;
+  r->error = status;
+}
+
+static void srv_closed(void *ud) { ((srv_conn_t *)ud)->closed++; }
+
+/* example.test's SRV record (direct TLS, XEP-0368) names xmpp.other.test,
+ * which dnsmasq resolves to 127.0.0.1, where s_server presents cert.
+ * Returns how connecting ended: 0 once the handshake is done, else the
+ * error; r gets the events and the peer description. */
+static int connect_via_srv(const char *cert, srv_conn_t *r) {
+  tls_peer_t p;
+  start_s_server(&p, cert, NULL);
+  char srv[128];
+  snprintf(srv, sizeof srv,
+           "--srv-host=_xmpps-client._tcp.example.test,xmpp.other.test,%d,10,1",
+           p.port);
+  const char *records[] = {srv, "--host-record=xmpp.other.test,127.0.0.1", NULL};
+  dnsmasq_t *dns = dnsmasq_start(records);
+  xmppuv__tls_ctx_t *ctx = ctx_test_ca();
+  xmppuv__conn_config_t cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.domain = "example.test";
+  cfg.tls_mode = XMPPUV_TLS_DIRECT;
+  cfg.tls_ctx = ctx;
+  cfg.dns_servers = dnsmasq_servers(dns);
+  cfg.connect_timeout_ms = 10000;
+  cfg.log = &test_log;
+  static const xmppuv__conn_events_t ev = {srv_connected, NULL, NULL, srv_error,
+                                           srv_closed};
+  uv_loop_t loop;
+  ck_assert_int_eq(uv_loop_init(&loop), 0);
+  memset(r, 0, sizeof *r);
+  xmppuv__conn_t *conn = NULL;
+  ck_assert_int_eq(xmppuv__conn_open(&loop, &cfg, &ev, r, &conn), 0);
+  while (r->connected == 0 && r->errors == 0 && uv_run(&loop, UV_RUN_ONCE) != 0) {
+  }
+  if (r->closed == 0) {
+    snprintf(r->peer, sizeof r->peer, "%s", xmppuv__conn_peer(conn));
+    xmppuv__conn_close(conn, 0);
+  }
+  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(r->closed, 1);
+  ck_assert_int_eq(uv_loop_close(&loop), 0);
+  xmppuv__tls_ctx_unref(ctx);
+  dnsmasq_stop(dns);
+  tls_peer_stop(&p);
+  return r->errors > 0 ? r->error : r->connected == 1 ? 0 : XMPPUV_ECONNECT;
+}
+
+START_TEST(tls_through_an_srv_target_is_verified_against_the_xmpp_domain) {
+  /* The certificate names example.test only, not xmpp.other.test. */
+  srv_conn_t r;
+  int rc = connect_via_srv("domain", &r);
+  ck_assert_tls_ok(rc);
+  ck_assert_int_eq(r.tls, 1);
+  ck_assert_msg(strstr(r.peer, "xmpp.other.test [127.0.0.1]") == r.peer, "peer %s",
+                r.peer);
+  ck_assert(!log_has("rejected"));
+}
+END_TEST
+
+START_TEST(a_certificate_naming_only_the_srv_target_is_refused_with_ECERTNAME) {
+  /* RFC 6120 §13.7.2.1: the SRV target is not a reference identity; a
+   * certificate for xmpp.other.test does not prove example.test. */
+  srv_conn_t r;
+  int rc = connect_via_srv("srvtarget", &r);
+  ck_assert_tls_err(rc, XMPPUV_ECERTNAME);
+  ck_assert_int_eq(r.connected, 0);
+  ck_assert(log_has("certificate of example.test rejected: does not name the "
+                    "XMPP domain"));
+  ck_assert(log_has("names [xmpp.other.test]"));
 }
 END_TEST
 
@@ -1093,6 +1184,8 @@ static Suite *tls_suite(void) {
   tcase_add_test(tc, not_yet_valid_certificate_is_refused_with_ECERTFUTURE);
   tcase_add_test(tc, certificate_not_for_tls_servers_is_refused_with_ECERTINVALID);
   tcase_add_test(tc, certificate_is_verified_against_the_domain_not_the_address);
+  tcase_add_test(tc, tls_through_an_srv_target_is_verified_against_the_xmpp_domain);
+  tcase_add_test(tc, a_certificate_naming_only_the_srv_target_is_refused_with_ECERTNAME);
   tcase_add_test(tc, domain_is_matched_without_regard_to_case);
   tcase_add_test(tc, ca_directory_is_trusted);
   tcase_add_test(tc, system_bundle_is_used_when_no_ca_is_configured);

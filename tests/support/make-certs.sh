@@ -8,6 +8,8 @@
 #   cadir/ca.pem             the same CA alone in a directory (CA path tests)
 #   localhost.pem/.key       localhost, issued by the CA, valid 2020..2099
 #   other.pem/.key           other.example, issued by the CA
+#   domain.pem/.key          example.test (an XMPP domain), issued by the CA
+#   srvtarget.pem/.key       xmpp.other.test (its SRV target), issued by the CA
 #   expired.pem/.key         localhost, issued by the CA, valid 2010..2011
 #   future.pem/.key          localhost, issued by the CA, valid 2090..2099
 #   clientonly.pem/.key      localhost, issued by the CA, for TLS clients only
@@ -126,6 +128,8 @@ leaf() {
 
 leaf localhost localhost 20200101000000Z 20991231235959Z
 leaf other other.example 20200101000000Z 20991231235959Z
+leaf domain example.test 20200101000000Z 20991231235959Z
+leaf srvtarget xmpp.other.test 20200101000000Z 20991231235959Z
 leaf expired localhost 20100101000000Z 20110101000000Z
 leaf future localhost 20900101000000Z 20991231235959Z
 leaf clientonly localhost 20200101000000Z 20991231235959Z client_ext
