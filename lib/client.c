@@ -14,6 +14,7 @@
 #include "log.h"
 #include "sasl.h"
 #include "session.h"
+#include "sm/persist.h"
 #include "sm/sm.h"
 #include "transport/conn.h"
 #include "transport/tls.h"
@@ -39,6 +40,8 @@ struct xmppuv_client {
   xmppuv__sm_t *sm;
   xmppuv__conn_t *conn;
   xmppuv__iq_tracker_t iqs;
+  uint64_t iq_fence; /* requests with a handle below this were written on a
+                        stream now gone (see note_stream_lost) */
   xmppuv__handlers_t handlers;
   xmppuv__handlers_t iq_handlers;
 
@@ -210,10 +213,22 @@ static void schedule_reconnect(xmppuv_client_t *c) {
     c->cb.reconnecting(c, c->reconnect_attempt, delay, c->user_data);
 }
 
+/* A stream is gone (or going). A pending request's stanza is either held
+ * in the SM queue (no stream was ready) or was written; with nothing held,
+ * every pending request went out on a stream now gone, and if a new
+ * session replaces the one it belonged to, no answer can come
+ * (start_new_session fails them). With something held the two cannot be
+ * told apart, so the fence stays: held requests go out on whichever session
+ * comes next, and a ready stream holds nothing when it is lost. */
+static void note_stream_lost(xmppuv_client_t *c) {
+  if (xmppuv__sm_queued(c->sm) == xmppuv__sm_unacked(c->sm)) c->iq_fence = c->iqs.next_handle;
+}
+
 /* The connection object is gone: decide what comes next. */
 static void on_conn_closed(void *ud) {
   xmppuv_client_t *c = ud;
   c->conn = NULL;
+  note_stream_lost(c);
   c->online = 0;
   c->negotiation_deadline = c->close_deadline = c->drain_deadline = XMPPUV__NO_DEADLINE;
   c->ping_at = XMPPUV__NO_DEADLINE;
@@ -252,6 +267,7 @@ static void drop_connection(xmppuv_client_t *c, int graceful) {
    * reach neither the SM counters nor the app (after a resumption the
    * server resends what we did not count). */
   c->dropping = 1;
+  note_stream_lost(c);
   if (c->online || c->status != XMPPUV_STATUS_DISCONNECTING)
     set_status(c, XMPPUV_STATUS_DISCONNECTING);
   c->online = 0;
@@ -312,6 +328,7 @@ static void on_conn_error(void *ud, int status) {
    * reconnecting would only retry the attack or the misconfiguration. */
   int fatal = is_certificate_error(status) || status == XMPPUV_ENOSERVICE;
   if (fatal) c->gave_up = 1;
+  note_stream_lost(c);
   if (c->online || c->status != XMPPUV_STATUS_DISCONNECTING)
     set_status(c, XMPPUV_STATUS_DISCONNECTING);
   c->online = 0;
@@ -422,6 +439,18 @@ static void session_status(void *ud, xmppuv_status_t status) {
   set_status(c, status);
 }
 
+/* The one place a new session replaces the old one: the old one was not
+ * resumed (it could not be: SM off, past the server's max, forgotten after
+ * ESMHIGH; or the server answered <failed/>). Requests written on it were
+ * addressed back to a session that is gone: they fail now, not at their
+ * timeouts. Then a resource is bound. */
+static void start_new_session(xmppuv_client_t *c) {
+  xmppuv__iq_fail_before(&c->iqs, c->iq_fence, XMPPUV_ESMFAILED);
+  /* A callback may have closed, stopped or dropped meanwhile. */
+  if (c->closing || c->stopping || c->dropping) return;
+  xmppuv__session_bind(c->session);
+}
+
 static void session_authenticated(void *ud, int sm_offered) {
   xmppuv_client_t *c = ud;
   c->sm_offered = sm_offered;
@@ -440,7 +469,7 @@ static void session_authenticated(void *ud, int sm_offered) {
     }
     return;
   }
-  xmppuv__session_bind(c->session);
+  start_new_session(c);
 }
 
 static void session_bound(void *ud, const char *full_jid) {
@@ -651,9 +680,7 @@ static void sm_resume_failed(void *ud, const char *condition) {
   xmppuv_client_t *c = ud;
   xmppuv__logf(&c->log, XMPPUV_LOG_INFO, "sm", "resumption failed%s%s; starting a new session",
                condition ? ": " : "", condition ? condition : "");
-  /* The old session's requests will never be answered. */
-  xmppuv__iq_fail_all(&c->iqs, XMPPUV_ESMFAILED);
-  if (!c->closing) xmppuv__session_bind(c->session);
+  start_new_session(c);
 }
 
 static void sm_done(void *ud, xmppuv_stanza_t *stanza, int status, xmppuv__sm_done_cb cb,
@@ -1159,21 +1186,58 @@ int xmppuv_client_sm_export(const xmppuv_client_t *c, char **data, size_t *len) 
   return *data != NULL ? 0 : XMPPUV_ENOMEM;
 }
 
+/* The account check of a saved blob, before anything is loaded: *out is
+ * the saved full JID parsed (NULL for a blob saved before the client was
+ * ever online, which holds stanzas but no session). */
+static int saved_jid(xmppuv_client_t *c, const void *data, size_t len, xmppuv_jid_t **out) {
+  *out = NULL;
+  xmppuv__smp_header_t hdr;
+  xmppuv__smp_reader_t rd;
+  if (xmppuv__smp_decode(data, len, &hdr, &rd) != 0) {
+    xmppuv__logf(&c->log, XMPPUV_LOG_WARN, "sm", "saved state refused: corrupt or unknown format");
+    return XMPPUV_ESTATEBLOB;
+  }
+  if (hdr.full_jid_len == 0) {
+    /* The SM-ID comes after binding, so export never writes a session
+     * without its JID: one that has no JID cannot be shown to be ours. */
+    if (!hdr.resumable) return 0;
+    xmppuv__logf(&c->log, XMPPUV_LOG_WARN, "sm", "saved state refused: a session without a JID");
+    return XMPPUV_ESTATEBLOB;
+  }
+  xmppuv_jid_t *j = NULL;
+  int rc = XMPPUV_EINVAL;
+  if (memchr(hdr.full_jid, '\0', hdr.full_jid_len) == NULL) {
+    char *full = xmppuv__strndup(hdr.full_jid, hdr.full_jid_len);
+    if (full == NULL) return XMPPUV_ENOMEM;
+    rc = xmppuv_jid_parse(full, &j);
+    xmppuv__free(full);
+    if (rc == XMPPUV_ENOMEM) return rc;
+  }
+  if (rc != 0 || !xmppuv_jid_bare_equal(j, c->jid)) {
+    xmppuv_jid_free(j);
+    xmppuv__logf(&c->log, XMPPUV_LOG_WARN, "sm", "saved state refused: %s",
+                 rc != 0 ? "its JID is invalid" : "it belongs to another account");
+    return XMPPUV_ESTATEBLOB;
+  }
+  *out = j;
+  return 0;
+}
+
 int xmppuv_client_sm_import(xmppuv_client_t *c, const void *data, size_t len) {
   if (c == NULL || data == NULL) return XMPPUV_EINVAL;
   if (c->started || c->conn != NULL) return XMPPUV_ESTATE;
-  char *full = NULL;
-  int rc = xmppuv__sm_import(c->sm, data, len, &full);
-  if (rc != 0) return rc;
-  /* The saved session belongs to an account: it must be ours. */
-  xmppuv_jid_t *j = NULL;
-  if (full != NULL && xmppuv_jid_parse(full, &j) == 0 && xmppuv_jid_bare_equal(j, c->jid)) {
+  /* Everything is checked before the engine takes the blob: a refused
+   * blob leaves the client as it was (and free for another import). */
+  xmppuv_jid_t *j;
+  int rc = saved_jid(c, data, len, &j);
+  if (rc == 0) rc = xmppuv__sm_import(c->sm, data, len, NULL);
+  if (rc != 0) {
+    xmppuv_jid_free(j);
+    return rc;
+  }
+  if (j != NULL) {
     xmppuv_jid_free(c->bound);
     c->bound = j;
-  } else {
-    xmppuv_jid_free(j);
-    rc = XMPPUV_ESTATEBLOB;
   }
-  xmppuv__free(full);
-  return rc;
+  return 0;
 }

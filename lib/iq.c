@@ -165,7 +165,11 @@ uint64_t xmppuv__iq_deadline(const xmppuv__iq_tracker_t *t) {
 
 void xmppuv__iq_fail_all(xmppuv__iq_tracker_t *t, int status) {
   /* Only those pending now: a callback that sends a new request keeps it. */
-  uint64_t last = t->next_handle;
-  while (t->head != NULL && t->head->handle < last)
+  xmppuv__iq_fail_before(t, t->next_handle, status);
+}
+
+void xmppuv__iq_fail_before(xmppuv__iq_tracker_t *t, uint64_t bound, int status) {
+  /* Handles grow in list order: the ones below bound are a prefix. */
+  while (t->head != NULL && t->head->handle < bound)
     complete(t, NULL, t->head, status, NULL);
 }

@@ -51,5 +51,8 @@ uint64_t xmppuv__iq_deadline(const xmppuv__iq_tracker_t *t);
 
 /* Complete every request with status. */
 void xmppuv__iq_fail_all(xmppuv__iq_tracker_t *t, int status);
+/* Complete, with status, every request tracked before t->next_handle was
+ * `bound` (those whose handle is below it); later ones stay. */
+void xmppuv__iq_fail_before(xmppuv__iq_tracker_t *t, uint64_t bound, int status);
 
 #endif

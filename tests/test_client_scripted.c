@@ -12,9 +12,12 @@
 #include <string.h>
 #include <uv.h>
 
+#include "buf.h"
 #include "check_main.h"
 #include "scram_server.h"
 #include "script_server.h"
+#include "sm/persist.h"
+#include "sm/queue.h"
 #include "xmppuv.h"
 
 #define NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
@@ -60,6 +63,20 @@
       SCRIPT_SEND(HDR features), SCRIPT_EXPECT(NS_BIND)
 /* A whole login without SM: the client is online after this. */
 #define LOGIN UNTIL_AUTH, UNTIL_BIND(FEATURES_BIND), SCRIPT_SEND(BIND_RESULT)
+#define SM_ENABLED "<enabled xmlns='urn:xmpp:sm:3' id='sm-{n}' resume='true'/>"
+#define SM_R "<r xmlns='urn:xmpp:sm:3'/>"
+#define SM_A(h) "<a xmlns='urn:xmpp:sm:3' h='" h "'/>"
+/* A new session with SM, up to the client's <enable/> (held stanzas follow
+ * it); the caller sends <enabled/>. */
+#define UNTIL_ENABLE                                                         \
+  UNTIL_AUTH, UNTIL_BIND(FEATURES_BIND_SM), SCRIPT_SEND(BIND_RESULT),        \
+      SCRIPT_EXPECT("<enable ")
+/* A whole login with SM (session 'sm-N', resumable, no max). */
+#define LOGIN_SM UNTIL_ENABLE, SCRIPT_SEND(SM_ENABLED)
+/* SASL done and SM offered on the new stream, up to the client's <resume/>. */
+#define UNTIL_RESUME                                                         \
+  UNTIL_AUTH, SCRIPT_SEND(SASL_SUCCESS), SCRIPT_EXPECT("<stream:stream"),    \
+      SCRIPT_SEND(HDR FEATURES_BIND_SM), SCRIPT_EXPECT("<resume ")
 
 /* ---- what the app sees --------------------------------------------------------- */
 
@@ -1154,15 +1171,16 @@ END_TEST
 typedef struct iq_rec {
   unsigned calls;
   int status;
+  uint64_t at; /* uv_now() of the last call */
   char reply_type[16];
   char reply_child[48];
 } iq_rec_t;
 
 static void on_iq(xmppuv_client_t *c, int status, xmppuv_stanza_t *reply, void *ud) {
   iq_rec_t *q = ud;
-  (void)c;
   q->calls++;
   q->status = status;
+  q->at = uv_now(xmppuv_client_loop(c));
   q->reply_type[0] = q->reply_child[0] = '\0';
   if (reply != NULL) {
     const char *type = xmppuv_stanza_attr(reply, "type");
@@ -1287,6 +1305,301 @@ START_TEST(iq_to_the_own_account_accepts_a_reply_without_from) {
 }
 END_TEST
 
+START_TEST(iq_result_taken_by_the_tracker_is_counted_in_h) {
+  /* XEP-0198 §4: every inbound stanza counts, the replies that
+   * xmppuv_client_iq consumes (and no handler sees) included. */
+  static const xmppuv_test_step_t s0[] = {
+      LOGIN_SM, SCRIPT_EXPECT("urn:example:q"),
+      SCRIPT_SEND("<iq type='result' id='{id}'/>" SM_R), SCRIPT_EXPECT(SM_A("1")),
+      SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0};
+  rec_t r;
+  rec_init(&r);
+  start_server(&r, 0, scripts, 1);
+  xmppuv_client_options_t o;
+  base_opts(&o, port_of(&r, 0));
+  start(&r, &o);
+  RUN_UNTIL(&r, r.onlines >= 1, 10000);
+  ck_assert_int_eq(xmppuv_client_sm_enabled(r.c), 1);
+  iq_rec_t q = {0};
+  send_query(&r, NULL, 5000, &q, NULL);
+  RUN_UNTIL(&r, q.calls >= 1 && script_done(&r, 0, 0), 10000);
+  ck_assert_uint_eq(q.calls, 1);
+  ck_assert_int_eq(q.status, 0);
+  ck_assert_msg(script_done(&r, 0, 0), "no <a h='1'/> for the iq result: %s",
+                received(&r, 0, 0));
+  ck_assert_ptr_null(strstr(received(&r, 0, 0), SM_A("0")));
+  finish(&r);
+}
+END_TEST
+
+/* ---- iq requests of a session that is replaced ------------------------------ */
+
+START_TEST(iq_pending_when_resumption_fails_gets_ESMFAILED_at_once) {
+  /* q1 went out on session sm-0; the connection drops; the server has
+   * forgotten the session (<failed/>): q1's answer can never come. q2,
+   * made while reconnecting, was held and goes out on the new session. */
+  static const xmppuv_test_step_t s0[] = {LOGIN_SM, SCRIPT_EXPECT("urn:example:q"),
+                                          SCRIPT_CLOSE, SCRIPT_END};
+  static const xmppuv_test_step_t s1[] = {
+      UNTIL_RESUME,
+      SCRIPT_SEND("<failed xmlns='urn:xmpp:sm:3'><item-not-found xmlns='" NS_STANZAS
+                  "'/></failed>"),
+      SCRIPT_EXPECT(NS_BIND), SCRIPT_SEND(BIND_RESULT), SCRIPT_EXPECT("<enable "),
+      SCRIPT_EXPECT("urn:example:q"), SCRIPT_SEND(SM_ENABLED),
+      SCRIPT_SEND("<iq type='result' id='{id}'/>"), SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0, s1};
+  rec_t r;
+  rec_init(&r);
+  start_server(&r, 0, scripts, 2);
+  xmppuv_client_options_t o;
+  base_opts(&o, port_of(&r, 0));
+  o.iq_timeout_ms = 30000;
+  start(&r, &o);
+  RUN_UNTIL(&r, r.onlines >= 1, 10000);
+  iq_rec_t q1 = {0}, q2 = {0};
+  uint64_t sent_at = uv_now(&r.loop);
+  send_query(&r, NULL, 0, &q1, NULL);
+  RUN_UNTIL(&r, r.reconnectings >= 1, 10000);
+  ck_assert_uint_eq(r.reconnectings, 1);
+  ck_assert_uint_eq(q1.calls, 0); /* the session may still be resumed */
+  send_query(&r, NULL, 0, &q2, NULL);
+  RUN_UNTIL(&r, q1.calls >= 1 && q2.calls >= 1 && r.onlines >= 2, 10000);
+  ck_assert_ptr_nonnull(strstr(received(&r, 0, 1), "previd='sm-0'"));
+  ck_assert_uint_eq(q1.calls, 1);
+  ck_assert_int_eq(q1.status, XMPPUV_ESMFAILED);
+  ck_assert_msg(q1.at - sent_at < 5000, "q1 failed after %llu ms",
+                (unsigned long long)(q1.at - sent_at));
+  ck_assert_uint_le(q1.at, r.online_at); /* as the new session started */
+  ck_assert_uint_eq(q2.calls, 1);
+  ck_assert_int_eq(q2.status, 0);
+  ck_assert_uint_eq(r.onlines, 2);
+  RUN_FOR(&r, 100);
+  ck_assert_uint_eq(q1.calls, 1);
+  finish(&r);
+}
+END_TEST
+
+/* The client does not try to resume, so no <failed/> comes: the new
+ * session alone tells that q1's answer is lost. */
+static const char *const no_resume_cases[] = {"past-max", "h-too-high", "no-sm"};
+
+START_TEST(iq_pending_when_a_new_session_replaces_the_old_gets_ESMFAILED_at_once) {
+  /* past-max: everything acked and the server's max (1 s) over before the
+   * reconnection; h-too-high: the session was forgotten (ESMHIGH); no-sm:
+   * a stream without SM is never resumed. */
+  static const xmppuv_test_step_t past_max[] = {
+      UNTIL_ENABLE,
+      SCRIPT_SEND("<enabled xmlns='urn:xmpp:sm:3' id='sm-0' resume='true' max='1'/>"),
+      SCRIPT_EXPECT("urn:example:q"), SCRIPT_SEND(SM_A("1")), SCRIPT_DELAY(100),
+      SCRIPT_CLOSE, SCRIPT_END};
+  static const xmppuv_test_step_t too_high[] = {
+      LOGIN_SM, SCRIPT_EXPECT("urn:example:q"), SCRIPT_SEND(SM_A("5")),
+      SCRIPT_EXPECT("handled-count-too-high"), SCRIPT_CLOSE, SCRIPT_END};
+  static const xmppuv_test_step_t no_sm[] = {LOGIN, SCRIPT_EXPECT("urn:example:q"),
+                                             SCRIPT_CLOSE, SCRIPT_END};
+  static const xmppuv_test_step_t new_sm[] = {
+      UNTIL_ENABLE, SCRIPT_EXPECT("urn:example:q"), SCRIPT_SEND(SM_ENABLED),
+      SCRIPT_SEND("<iq type='result' id='{id}'/>"), SCRIPT_END};
+  static const xmppuv_test_step_t new_plain[] = {
+      LOGIN, SCRIPT_EXPECT("urn:example:q"), SCRIPT_SEND("<iq type='result' id='{id}'/>"),
+      SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[][2] = {
+      {past_max, new_sm}, {too_high, new_sm}, {no_sm, new_plain}};
+  const char *what = no_resume_cases[_i];
+  rec_t r;
+  rec_init(&r);
+  start_server(&r, 0, scripts[_i], 2);
+  xmppuv_client_options_t o;
+  base_opts(&o, port_of(&r, 0));
+  o.iq_timeout_ms = 30000;
+  if (_i == 0) {
+    /* Reconnect only once the server's max has passed. */
+    o.reconnect_delay_ms = 1500;
+    o.reconnect_max_delay_ms = 1500;
+  }
+  start(&r, &o);
+  RUN_UNTIL(&r, r.onlines >= 1, 10000);
+  iq_rec_t q1 = {0}, q2 = {0};
+  uint64_t sent_at = uv_now(&r.loop);
+  send_query(&r, NULL, 0, &q1, NULL);
+  RUN_UNTIL(&r, r.reconnectings >= 1, 10000);
+  ck_assert_msg(r.reconnectings == 1, "%s: no reconnection; statuses: %s", what, r.statuses);
+  send_query(&r, NULL, 0, &q2, NULL);
+  RUN_UNTIL(&r, q1.calls >= 1 && q2.calls >= 1 && r.onlines >= 2, 10000);
+  ck_assert_msg(strstr(received(&r, 0, 1), "<resume") == NULL, "%s: resumption asked", what);
+  ck_assert_msg(q1.calls == 1 && q1.status == XMPPUV_ESMFAILED, "%s: q1 %u calls, %s", what,
+                q1.calls, xmppuv_err_name(q1.status));
+  ck_assert_msg(q1.at - sent_at < 5000, "%s: q1 failed after %llu ms", what,
+                (unsigned long long)(q1.at - sent_at));
+  ck_assert_uint_le(q1.at, r.online_at);
+  ck_assert_msg(q2.calls == 1 && q2.status == 0, "%s: q2 %u calls, %s", what, q2.calls,
+                xmppuv_err_name(q2.status));
+  ck_assert_uint_eq(r.onlines, 2);
+  finish(&r);
+}
+END_TEST
+
+/* ---- saved SM state ---------------------------------------------------------- */
+
+/* A saved-state blob made with the real encoder: session sm_id (NULL: none)
+ * of full_jid (NULL: none), lost now, holding the stanzas given, the first
+ * nsent of them sent and unacked. Free with xmppuv__buf_free(). */
+static void saved_blob(xmppuv__buf_t *out, const char *sm_id, const char *full_jid,
+                       const char *const *stanzas, size_t n, size_t nsent) {
+  uv_timeval64_t tv;
+  ck_assert_int_eq(uv_gettimeofday(&tv), 0);
+  int64_t now_ms = tv.tv_sec * 1000 + tv.tv_usec / 1000;
+  xmppuv__smp_header_t hdr;
+  memset(&hdr, 0, sizeof hdr);
+  hdr.sm_id = sm_id;
+  hdr.sm_id_len = sm_id ? strlen(sm_id) : 0;
+  hdr.resumable = sm_id != NULL;
+  hdr.full_jid = full_jid;
+  hdr.full_jid_len = full_jid ? strlen(full_jid) : 0;
+  hdr.out_count = (uint32_t)nsent;
+  hdr.lost_wall_ms = now_ms;
+  xmppuv__smq_t q;
+  xmppuv__smq_init(&q, 16);
+  for (size_t i = 0; i < n; i++) {
+    xmppuv__smq_entry_t e;
+    memset(&e, 0, sizeof e);
+    e.sent_wall_ms = now_ms;
+    ck_assert_int_eq(xmppuv__smq_push(&q, &e, stanzas[i], strlen(stanzas[i])), 0);
+  }
+  *out = (xmppuv__buf_t)XMPPUV__BUF_INIT;
+  ck_assert_int_eq(xmppuv__smp_encode(out, &hdr, &q, nsent), 0);
+  xmppuv__smq_free(&q);
+}
+
+static const char *const bob_stanzas[] = {
+    "<message to='carol@localhost' id='b1'><body>from bob</body></message>"};
+static const char *const alice_stanzas[] = {
+    "<message to='carol@localhost' id='a1'><body>from alice</body></message>"};
+
+START_TEST(sm_import_of_another_accounts_session_is_refused_and_changes_nothing) {
+  static const xmppuv_test_step_t s0[] = {LOGIN_SM, SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0};
+  rec_t r;
+  rec_init(&r);
+  start_server(&r, 0, scripts, 1);
+  xmppuv_client_options_t o;
+  base_opts(&o, port_of(&r, 0));
+  client_new(&r, &o);
+  xmppuv__buf_t bob, bad;
+  saved_blob(&bob, "sm-bob", "bob@localhost/r7", bob_stanzas, 1, 1);
+  saved_blob(&bad, "sm-bad", "not a jid@", bob_stanzas, 1, 1);
+  ck_assert_int_eq(xmppuv_client_sm_import(r.c, bob.data, bob.len), XMPPUV_ESTATEBLOB);
+  ck_assert_int_eq(xmppuv_client_sm_import(r.c, bad.data, bad.len), XMPPUV_ESTATEBLOB);
+  ck_assert_uint_eq(xmppuv_client_sm_queued(r.c), 0);
+  ck_assert_ptr_null(xmppuv_client_jid(r.c));
+  /* A fresh session: nothing of bob's is resumed, resent or failed. */
+  ck_assert_int_eq(xmppuv_client_start(r.c), 0);
+  RUN_UNTIL(&r, r.onlines >= 1, 10000);
+  ck_assert_uint_eq(r.onlines, 1);
+  ck_assert_str_eq(r.bound, "alice@localhost/r0");
+  const char *sent = received(&r, 0, 0);
+  ck_assert_ptr_null(strstr(sent, "<resume"));
+  ck_assert_ptr_null(strstr(sent, "sm-bob"));
+  ck_assert_ptr_null(strstr(sent, "from bob"));
+  ck_assert_uint_eq(r.acks, 0);
+  ck_assert_uint_eq(r.fails, 0);
+  xmppuv__buf_free(&bob);
+  xmppuv__buf_free(&bad);
+  finish(&r);
+}
+END_TEST
+
+START_TEST(sm_import_after_a_refused_blob_loads_the_right_one_and_resumes) {
+  static const xmppuv_test_step_t s0[] = {
+      UNTIL_RESUME, SCRIPT_SEND("<resumed xmlns='urn:xmpp:sm:3' previd='sm-alice' h='1'/>"),
+      SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0};
+  rec_t r;
+  rec_init(&r);
+  start_server(&r, 0, scripts, 1);
+  xmppuv_client_options_t o;
+  base_opts(&o, port_of(&r, 0));
+  client_new(&r, &o);
+  xmppuv__buf_t bob, alice;
+  saved_blob(&bob, "sm-bob", "bob@localhost/r7", bob_stanzas, 1, 1);
+  saved_blob(&alice, "sm-alice", "alice@localhost/r7", alice_stanzas, 1, 1);
+  ck_assert_int_eq(xmppuv_client_sm_import(r.c, bob.data, bob.len), XMPPUV_ESTATEBLOB);
+  ck_assert_int_eq(xmppuv_client_sm_import(r.c, alice.data, alice.len), 0);
+  ck_assert_uint_eq(xmppuv_client_sm_queued(r.c), 1);
+  ck_assert_str_eq(xmppuv_jid_string(xmppuv_client_jid(r.c)), "alice@localhost/r7");
+  /* Loaded once: nothing more is taken, and nothing changes. */
+  ck_assert_int_eq(xmppuv_client_sm_import(r.c, bob.data, bob.len), XMPPUV_ESTATEBLOB);
+  ck_assert_int_eq(xmppuv_client_sm_import(r.c, alice.data, alice.len), XMPPUV_ESTATE);
+  ck_assert_uint_eq(xmppuv_client_sm_queued(r.c), 1);
+  ck_assert_str_eq(xmppuv_jid_string(xmppuv_client_jid(r.c)), "alice@localhost/r7");
+  ck_assert_int_eq(xmppuv_client_start(r.c), 0);
+  RUN_UNTIL(&r, r.acks >= 1, 10000);
+  ck_assert_uint_eq(r.acks, 1); /* <resumed h='1'/> acked alice's message */
+  ck_assert_uint_eq(r.fails, 0);
+  ck_assert_uint_eq(r.onlines, 0); /* resumed, not a new session */
+  const char *sent = received(&r, 0, 0);
+  ck_assert_ptr_nonnull(strstr(sent, "previd='sm-alice'"));
+  ck_assert_ptr_null(strstr(sent, "sm-bob"));
+  xmppuv__buf_free(&bob);
+  xmppuv__buf_free(&alice);
+  finish(&r);
+}
+END_TEST
+
+START_TEST(sm_import_without_jid_takes_held_stanzas_but_no_session) {
+  /* Taken from a client that was never online: no JID, no session, a
+   * message held for sending. It is taken and sent on a new session. A
+   * session without a JID (export never writes one) cannot be shown to be
+   * ours: refused. */
+  static const xmppuv_test_step_t silent[] = {SCRIPT_END};
+  static const xmppuv_test_step_t *const silent_scripts[] = {silent};
+  static const xmppuv_test_step_t s0[] = {
+      UNTIL_ENABLE, SCRIPT_EXPECT("held before online"), SCRIPT_SEND(SM_ENABLED),
+      SCRIPT_SEND(SM_A("1")), SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0};
+  rec_t r;
+  rec_init(&r);
+  start_server(&r, 0, scripts, 1);
+  start_server(&r, 1, silent_scripts, 1);
+  xmppuv_client_options_t o;
+  base_opts(&o, port_of(&r, 1));
+  xmppuv_client_t *x;
+  ck_assert_int_eq(xmppuv_client_new(&r.loop, &o, NULL, NULL, &x), 0);
+  ck_assert_int_eq(xmppuv_client_start(x), 0);
+  xmppuv_stanza_t *m;
+  ck_assert_int_eq(xmppuv_message_new("carol@localhost", NULL, "held before online", &m), 0);
+  ck_assert_int_eq(xmppuv_client_send(x, m), 0);
+  xmppuv_stanza_unref(m);
+  char *data = NULL;
+  size_t len = 0;
+  ck_assert_int_eq(xmppuv_client_sm_export(x, &data, &len), 0);
+  xmppuv_client_close(x, NULL);
+
+  base_opts(&o, port_of(&r, 0));
+  client_new(&r, &o);
+  xmppuv__buf_t jidless;
+  saved_blob(&jidless, "sm-who", NULL, bob_stanzas, 1, 1);
+  ck_assert_int_eq(xmppuv_client_sm_import(r.c, jidless.data, jidless.len),
+                   XMPPUV_ESTATEBLOB);
+  ck_assert_uint_eq(xmppuv_client_sm_queued(r.c), 0);
+  ck_assert_int_eq(xmppuv_client_sm_import(r.c, data, len), 0);
+  ck_assert_uint_eq(xmppuv_client_sm_queued(r.c), 1);
+  ck_assert_ptr_null(xmppuv_client_jid(r.c));
+  ck_assert_int_eq(xmppuv_client_start(r.c), 0);
+  RUN_UNTIL(&r, r.acks >= 1, 10000);
+  ck_assert_uint_eq(r.acks, 1);
+  ck_assert_uint_eq(r.onlines, 1);
+  ck_assert_str_eq(r.bound, "alice@localhost/r0");
+  const char *sent = received(&r, 0, 0);
+  ck_assert_ptr_null(strstr(sent, "<resume"));
+  ck_assert_ptr_null(strstr(sent, "from bob"));
+  xmppuv_free(data);
+  xmppuv__buf_free(&jidless);
+  finish(&r);
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("client_scripted");
   TCase *tc = tcase_create("client_scripted");
@@ -1320,6 +1633,13 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, iq_cancel_calls_back_once_with_ECANCELED);
   tcase_add_test(tc, iq_reply_from_another_entity_is_not_taken_for_the_answer);
   tcase_add_test(tc, iq_to_the_own_account_accepts_a_reply_without_from);
+  tcase_add_test(tc, iq_result_taken_by_the_tracker_is_counted_in_h);
+  tcase_add_test(tc, iq_pending_when_resumption_fails_gets_ESMFAILED_at_once);
+  tcase_add_loop_test(tc, iq_pending_when_a_new_session_replaces_the_old_gets_ESMFAILED_at_once,
+                      0, (int)(sizeof no_resume_cases / sizeof no_resume_cases[0]));
+  tcase_add_test(tc, sm_import_of_another_accounts_session_is_refused_and_changes_nothing);
+  tcase_add_test(tc, sm_import_after_a_refused_blob_loads_the_right_one_and_resumes);
+  tcase_add_test(tc, sm_import_without_jid_takes_held_stanzas_but_no_session);
   tcase_add_loop_test(tc, stop_from_inside_any_event_goes_offline, 0,
                       (int)(sizeof close_events / sizeof close_events[0]));
   suite_add_tcase(s, tc);

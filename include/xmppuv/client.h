@@ -262,7 +262,12 @@ XMPPUV_EXTERN int xmppuv_client_handler_remove(xmppuv_client_t *c, uint64_t id);
 /* Exactly one call per request: status 0 and the result stanza;
  * XMPPUV_EIQERROR and the error reply; or, with reply NULL,
  * XMPPUV_ETIMEDOUT, XMPPUV_ECANCELED (cancelled, client closed) or
- * XMPPUV_ESMFAILED (the session was lost). reply is borrowed. */
+ * XMPPUV_ESMFAILED (the session was lost: the request went out on a
+ * session that a new one replaced, not resumed, so no reply can come; it
+ * is called as the new session starts, before `online`, with or without
+ * Stream Management). A request made while no stream is ready is held and
+ * goes out on whichever session comes next, so it is not failed this way.
+ * reply is borrowed. */
 typedef void (*xmppuv_iq_cb)(xmppuv_client_t *c, int status,
                              xmppuv_stanza_t *reply, void *user_data);
 
@@ -316,7 +321,15 @@ XMPPUV_EXTERN int xmppuv_client_sm_export(const xmppuv_client_t *c,
                                           char **data, size_t *len);
 /* Load saved state into a client that has not been started: start() then
  * resumes that session and resends what was unacked. XMPPUV_ESTATEBLOB for
- * corrupt or foreign data, XMPPUV_ESTATE if started. */
+ * corrupt or foreign data: a session saved under another account (its
+ * full JID's bare JID is not this client's), or a session without a JID;
+ * XMPPUV_ESTATE once started (now or before) or loaded; XMPPUV_ENOBUFS
+ * if it holds more stanzas than sm_queue_max. Any error changes nothing
+ * (another blob may be imported after a refused one). A blob saved before
+ * the client was ever online has no JID and no session, only stanzas held
+ * for sending: it is accepted (they are sent on a new session after
+ * start()); nothing in it says which account it came from, so keep saved
+ * state per account. */
 XMPPUV_EXTERN int xmppuv_client_sm_import(xmppuv_client_t *c,
                                           const void *data, size_t len);
 
