@@ -108,6 +108,7 @@ typedef struct rec {
   uint64_t delay[MAX_EVENTS];
   uint64_t reconnecting_at[MAX_EVENTS];
 
+  unsigned resumes; /* resumed events */
   unsigned acks, fails, sent_done;
   int sent_status;
   xmppuv_stanza_t *acked;
@@ -119,6 +120,8 @@ typedef struct rec {
   const char *stop_on; /* stop the client from inside this event */
   int stop_called, stop_rc;
   char bad_transition[64]; /* the first status change the header does not allow */
+  char connect_log[2048]; /* "connect" log lines, when capture_log() is on */
+  size_t cl_len;
 } rec_t;
 
 static void on_client_closed(xmppuv_client_t *c, void *ud);
@@ -200,6 +203,13 @@ static void on_online(xmppuv_client_t *c, const xmppuv_jid_t *jid, void *ud) {
   maybe_close(r, c, "online-event");
 }
 
+static void on_resumed(xmppuv_client_t *c, void *ud) {
+  rec_t *r = ud;
+  (void)c;
+  if (r->closed) r->after_close = 1;
+  r->resumes++;
+}
+
 static void on_error(xmppuv_client_t *c, const xmppuv_error_t *e, void *ud) {
   rec_t *r = ud;
   if (r->closed) r->after_close = 1;
@@ -253,7 +263,7 @@ static void on_sent(xmppuv_client_t *c, xmppuv_stanza_t *s, int status, void *ud
 }
 
 static const xmppuv_client_callbacks_t callbacks = {
-    on_status, on_online, NULL, on_error, on_ack, on_fail, on_reconnecting, NULL};
+    on_status, on_online, on_resumed, on_error, on_ack, on_fail, on_reconnecting, NULL};
 
 static void on_guard(uv_timer_t *t) {
   rec_t *r = t->data;
@@ -1440,6 +1450,150 @@ START_TEST(iq_pending_when_a_new_session_replaces_the_old_gets_ESMFAILED_at_once
 }
 END_TEST
 
+/* ---- XEP-0198 location -------------------------------------------------------- */
+
+/* Keep the transport's "connect" log lines (which address each attempt
+ * went to), still printing everything with XMPPUV_TEST_LOG=1. */
+static void on_capture_log(void *ud, xmppuv_log_level_t level, const char *area,
+                           const char *msg) {
+  rec_t *r = ud;
+  if (getenv("XMPPUV_TEST_LOG") != NULL) on_log(NULL, level, area, msg);
+  if (strcmp(area, "connect") != 0) return;
+  int n = snprintf(r->connect_log + r->cl_len, sizeof r->connect_log - r->cl_len, "%s\n", msg);
+  if (n > 0 && (size_t)n < sizeof r->connect_log - r->cl_len) r->cl_len += (size_t)n;
+}
+
+static void capture_log(rec_t *r, xmppuv_client_options_t *o) {
+  o->log_cb = on_capture_log;
+  o->log_user_data = r;
+  o->log_level = getenv("XMPPUV_TEST_LOG") != NULL ? XMPPUV_LOG_TRACE : XMPPUV_LOG_DEBUG;
+}
+
+/* A loopback port nothing listens on: bound by the kernel, then closed. */
+static unsigned short closed_port(uv_loop_t *loop) {
+  uv_tcp_t t;
+  struct sockaddr_in addr;
+  struct sockaddr_storage got;
+  int len = sizeof got;
+  ck_assert_int_eq(uv_tcp_init(loop, &t), 0);
+  uv_ip4_addr("127.0.0.1", 0, &addr);
+  ck_assert_int_eq(uv_tcp_bind(&t, (const struct sockaddr *)&addr, 0), 0);
+  ck_assert_int_eq(uv_tcp_getsockname(&t, (struct sockaddr *)&got, &len), 0);
+  unsigned short port = ntohs(((struct sockaddr_in *)&got)->sin_port);
+  uv_close((uv_handle_t *)&t, NULL);
+  uv_run(loop, UV_RUN_NOWAIT);
+  return port;
+}
+
+/* The session's <enabled/> names a location; the message went out on the
+ * first connection and was never acked. */
+#define ENABLED_AT "<enabled xmlns='urn:xmpp:sm:3' id='sm-0' resume='true' location='%s'/>"
+#define RESENT "resend me"
+#define RESUME_AND_ACK                                                              \
+  UNTIL_RESUME, SCRIPT_SEND("<resumed xmlns='urn:xmpp:sm:3' previd='sm-0' h='0'/>"), \
+      SCRIPT_EXPECT(RESENT), SCRIPT_SEND(SM_A("1"))
+
+static void send_unacked(rec_t *r) {
+  RUN_UNTIL(r, r->onlines >= 1, 10000);
+  ck_assert_msg(r->onlines == 1, "not online; statuses: %s", r->statuses);
+  xmppuv_stanza_t *m;
+  ck_assert_int_eq(xmppuv_message_new("bob@localhost", NULL, RESENT, &m), 0);
+  ck_assert_int_eq(xmppuv_client_send(r->c, m), 0);
+  xmppuv_stanza_unref(m);
+}
+
+START_TEST(resume_goes_to_the_location_the_server_gave) {
+  static const xmppuv_test_step_t there[] = {RESUME_AND_ACK, SCRIPT_END};
+  static const xmppuv_test_step_t *const there_scripts[] = {there};
+  rec_t r;
+  rec_init(&r);
+  start_server(&r, 1, there_scripts, 1);
+  char loc[64], enabled[256], where[64];
+  snprintf(loc, sizeof loc, "127.0.0.1:%u", (unsigned)port_of(&r, 1));
+  snprintf(enabled, sizeof enabled, ENABLED_AT, loc);
+  /* A second connection here would not be a resumption: it would hang at
+   * "<enable " and the assertions below say so. */
+  const xmppuv_test_step_t here[] = {UNTIL_ENABLE, SCRIPT_SEND(enabled), SCRIPT_EXPECT(RESENT),
+                                     SCRIPT_CLOSE, SCRIPT_END};
+  const xmppuv_test_step_t *const here_scripts[] = {here};
+  start_server(&r, 0, here_scripts, 1);
+  xmppuv_client_options_t o;
+  base_opts(&o, port_of(&r, 0));
+  capture_log(&r, &o);
+  start(&r, &o);
+  send_unacked(&r);
+  RUN_UNTIL(&r, r.resumes >= 1 && r.acks >= 1, 10000);
+  ck_assert_msg(r.resumes == 1, "not resumed; statuses: %s; connect log:\n%s", r.statuses,
+                r.connect_log);
+  ck_assert_uint_eq(r.acks, 1);
+  ck_assert_uint_eq(r.fails, 0);
+  ck_assert_uint_eq(r.onlines, 1); /* the same session, not a new one */
+  ck_assert_uint_eq(r.reconnectings, 1);
+  ck_assert_uint_eq(connections(&r, 0), 1);
+  ck_assert_uint_eq(connections(&r, 1), 1);
+  ck_assert(script_done(&r, 0, 0));
+  ck_assert(script_done(&r, 1, 0));
+  /* The location got the <resume/> and the resent message, with no new
+   * login; the configured server got neither. */
+  const char *there_got = received(&r, 1, 0);
+  ck_assert_ptr_nonnull(strstr(there_got, "<resume "));
+  ck_assert_ptr_nonnull(strstr(there_got, "previd='sm-0'"));
+  ck_assert_ptr_nonnull(strstr(strstr(there_got, "<resume "), RESENT));
+  ck_assert_ptr_null(strstr(there_got, NS_BIND));
+  ck_assert_ptr_null(strstr(received(&r, 0, 0), "<resume"));
+  ck_assert_str_eq(xmppuv_jid_string(xmppuv_client_jid(r.c)), "alice@localhost/r0");
+  ck_assert_int_eq(xmppuv_client_status(r.c), XMPPUV_STATUS_ONLINE);
+  snprintf(where, sizeof where, "[127.0.0.1]:%u", (unsigned)port_of(&r, 1));
+  ck_assert_msg(strstr(r.connect_log, where) != NULL, "no attempt at %s:\n%s", where,
+                r.connect_log);
+  finish(&r);
+}
+END_TEST
+
+START_TEST(an_unreachable_location_falls_back_to_the_configured_server) {
+  static const xmppuv_test_step_t again[] = {RESUME_AND_ACK, SCRIPT_END};
+  rec_t r;
+  rec_init(&r);
+  unsigned short dead = closed_port(&r.loop);
+  char loc[64], enabled[256], dead_at[64], live_at[64];
+  snprintf(loc, sizeof loc, "127.0.0.1:%u", (unsigned)dead);
+  snprintf(enabled, sizeof enabled, ENABLED_AT, loc);
+  const xmppuv_test_step_t first[] = {UNTIL_ENABLE, SCRIPT_SEND(enabled), SCRIPT_EXPECT(RESENT),
+                                      SCRIPT_CLOSE, SCRIPT_END};
+  const xmppuv_test_step_t *const scripts[] = {first, again};
+  start_server(&r, 0, scripts, 2);
+  xmppuv_client_options_t o;
+  base_opts(&o, port_of(&r, 0));
+  capture_log(&r, &o);
+  start(&r, &o);
+  send_unacked(&r);
+  RUN_UNTIL(&r, r.resumes >= 1 && r.acks >= 1, 10000);
+  ck_assert_msg(r.resumes == 1, "not resumed; statuses: %s; connect log:\n%s", r.statuses,
+                r.connect_log);
+  ck_assert_uint_eq(r.acks, 1);
+  ck_assert_uint_eq(r.fails, 0);
+  ck_assert_uint_eq(r.onlines, 1);
+  /* One reconnection: the refused location and the configured server are
+   * the same attempt, not two. */
+  ck_assert_uint_eq(r.reconnectings, 1);
+  ck_assert_uint_eq(r.errors, 1); /* the drop; the refused location is not one */
+  ck_assert_uint_eq(connections(&r, 0), 2);
+  const char *got = received(&r, 0, 1);
+  ck_assert_ptr_nonnull(strstr(got, "previd='sm-0'"));
+  ck_assert_ptr_nonnull(strstr(strstr(got, "<resume "), RESENT));
+  ck_assert_ptr_null(strstr(got, NS_BIND));
+  ck_assert_int_eq(xmppuv_client_status(r.c), XMPPUV_STATUS_ONLINE);
+  /* The location was tried, and before the configured server. */
+  snprintf(dead_at, sizeof dead_at, "[127.0.0.1]:%u", (unsigned)dead);
+  snprintf(live_at, sizeof live_at, "[127.0.0.1]:%u", (unsigned)port_of(&r, 0));
+  const char *tried = strstr(r.connect_log, dead_at);
+  ck_assert_msg(tried != NULL, "no attempt at %s:\n%s", dead_at, r.connect_log);
+  ck_assert_msg(strstr(tried, live_at) != NULL, "no attempt at %s after %s:\n%s", live_at,
+                dead_at, r.connect_log);
+  finish(&r);
+}
+END_TEST
+
 /* ---- saved SM state ---------------------------------------------------------- */
 
 /* A saved-state blob made with the real encoder: session sm_id (NULL: none)
@@ -1635,6 +1789,8 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, iq_to_the_own_account_accepts_a_reply_without_from);
   tcase_add_test(tc, iq_result_taken_by_the_tracker_is_counted_in_h);
   tcase_add_test(tc, iq_pending_when_resumption_fails_gets_ESMFAILED_at_once);
+  tcase_add_test(tc, resume_goes_to_the_location_the_server_gave);
+  tcase_add_test(tc, an_unreachable_location_falls_back_to_the_configured_server);
   tcase_add_loop_test(tc, iq_pending_when_a_new_session_replaces_the_old_gets_ESMFAILED_at_once,
                       0, (int)(sizeof no_resume_cases / sizeof no_resume_cases[0]));
   tcase_add_test(tc, sm_import_of_another_accounts_session_is_refused_and_changes_nothing);
