@@ -357,16 +357,8 @@ static void connect_now(xmppuv_client_t *c) {
     const char *loc = xmppuv__sm_location(c->sm);
     static _Thread_local char host[300];
     if (loc != NULL && loc[0] != '\0') {
-      snprintf(host, sizeof host, "%s", loc);
-      char *colon = strrchr(host, ':');
-      uint16_t port = 0;
-      if (colon != NULL && strchr(colon, ']') == NULL) {
-        unsigned long p = strtoul(colon + 1, NULL, 10);
-        if (p > 0 && p < 65536) {
-          port = (uint16_t)p;
-          *colon = '\0';
-        }
-      }
+      uint16_t port;
+      xmppuv__split_host_port(loc, host, sizeof host, &port);
       cfg.first_host = host;
       cfg.first_port = port;
     }
@@ -565,18 +557,8 @@ static void session_failed(void *ud, const xmppuv_error_t *err, const char *see_
       emit_error(c, &loop_err);
     } else {
       char host[300];
-      snprintf(host, sizeof host, "%s", see_other_host);
-      uint16_t port = 0;
-      char *colon = strrchr(host, ':');
-      if (colon != NULL && strchr(colon, ']') == NULL) {
-        port = (uint16_t)strtoul(colon + 1, NULL, 10);
-        *colon = '\0';
-      }
-      if (host[0] == '[') {
-        memmove(host, host + 1, strlen(host));
-        char *end = strchr(host, ']');
-        if (end) *end = '\0';
-      }
+      uint16_t port;
+      xmppuv__split_host_port(see_other_host, host, sizeof host, &port);
       xmppuv__free(c->redirect_host);
       c->redirect_host = xmppuv__strdup(host);
       c->redirect_port = port;

@@ -297,6 +297,36 @@ static void close_loop(uv_loop_t *loop, server_t *srv) {
 
 /* ---- tests ----------------------------------------------------------------------- */
 
+/* Where the server sends us (XEP-0198 location, see-other-host). */
+START_TEST(host_and_port_from_the_server_are_split_as_written) {
+  static const struct {
+    const char *in, *host;
+    uint16_t port;
+  } cases[] = {
+      {"xmpp.example.com:5223", "xmpp.example.com", 5223},
+      {"xmpp.example.com", "xmpp.example.com", 0},
+      {"192.0.2.7:5222", "192.0.2.7", 5222},
+      {"[2001:db8::1]:5223", "[2001:db8::1]", 5223},
+      {"[::1]", "[::1]", 0},
+      /* A bare IPv6 address has no port in it: not "2001:db8:" port 1. */
+      {"2001:db8::1", "2001:db8::1", 0},
+      {"::1", "::1", 0},
+      /* A port that is no port: the host is kept whole, no port. */
+      {"example.com:70000", "example.com:70000", 0},
+      {"example.com:0", "example.com:0", 0},
+      {"example.com:52x", "example.com:52x", 0},
+      {"example.com:", "example.com:", 0},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char host[64];
+    uint16_t port = 1;
+    xmppuv__split_host_port(cases[i].in, host, sizeof host, &port);
+    ck_assert_msg(strcmp(host, cases[i].host) == 0 && port == cases[i].port,
+                  "%s: got host %s port %u", cases[i].in, host, (unsigned)port);
+  }
+}
+END_TEST
+
 START_TEST(a_thousand_connections_open_and_close_cleanly) {
   uv_loop_t loop;
   uv_loop_init(&loop);
@@ -633,6 +663,7 @@ static Suite *make_suite(void) {
   Suite *s = suite_create("conn");
   TCase *tc = tcase_create("conn");
   tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, host_and_port_from_the_server_are_split_as_written);
   tcase_add_test(tc, a_thousand_connections_open_and_close_cleanly);
   tcase_add_test(tc, writes_keep_their_order_and_nothing_is_dropped);
   tcase_add_test(tc, the_server_closing_is_EEOF_then_closed);

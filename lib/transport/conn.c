@@ -1,6 +1,7 @@
 #include "transport/conn.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -483,6 +484,19 @@ static int is_ip_literal(const char *s) {
 }
 
 /* ---- API ------------------------------------------------------------------ */
+
+void xmppuv__split_host_port(const char *in, char *host, size_t host_size, uint16_t *port) {
+  snprintf(host, host_size, "%s", in);
+  *port = 0;
+  char *colon = strrchr(host, ':');
+  if (colon == NULL || strchr(colon, ']') != NULL) return;
+  if (host[0] != '[' && strchr(host, ':') != colon) return; /* bare IPv6 */
+  char *end = NULL;
+  unsigned long p = strtoul(colon + 1, &end, 10);
+  if (end == colon + 1 || *end != '\0' || p == 0 || p > 65535) return;
+  *port = (uint16_t)p;
+  *colon = '\0';
+}
 
 int xmppuv__conn_open(uv_loop_t *loop, const xmppuv__conn_config_t *cfg,
                       const xmppuv__conn_events_t *ev, void *ud,

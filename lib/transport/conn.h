@@ -52,6 +52,13 @@ typedef struct xmppuv__conn_events {
 
 /* Start connecting. The config's strings are copied. On success, closed
  * runs exactly once in the end. Errors: XMPPUV_EINVAL, XMPPUV_ENOMEM. */
+/* Split a "host:port" the server gave (XEP-0198 location, see-other-host)
+ * into host and port: "host:port", "host", "[v6]:port", "[v6]", or a bare
+ * IPv6 address (more than one colon, no brackets: no port in it). host
+ * (of host_size bytes) gets the host as given, brackets included; *port
+ * gets the port, or 0 when there is none or it is not 1..65535. */
+void xmppuv__split_host_port(const char *in, char *host, size_t host_size, uint16_t *port);
+
 int xmppuv__conn_open(uv_loop_t *loop, const xmppuv__conn_config_t *cfg,
                       const xmppuv__conn_events_t *ev, void *ud,
                       xmppuv__conn_t **out);
