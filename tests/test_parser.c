@@ -603,6 +603,56 @@ START_TEST(every_allocation_failure_gives_ENOMEM_without_leaks) {
 }
 END_TEST
 
+/* A stanza whose start tag alone passes the name budget (64 attributes of
+ * 1100 bytes), then two more in the same read: expat's parser is replaced
+ * mid-read, after the first. */
+static char *budget_stream(void) {
+  xmppuv__buf_t b = XMPPUV__BUF_INIT;
+  xmppuv__buf_append_str(&b, "<stream:stream xmlns='jabber:client' "
+                             "xmlns:stream='http://etherx.jabber.org/streams'><message");
+  for (int i = 0; i < 64; i++) {
+    char attr[32];
+    snprintf(attr, sizeof attr, " a%d='", i);
+    xmppuv__buf_append_str(&b, attr);
+    for (int j = 0; j < 1100; j++) xmppuv__buf_append_char(&b, 'v');
+    xmppuv__buf_append_char(&b, '\'');
+  }
+  xmppuv__buf_append_str(&b, "/><iq type='get' id='2'><ping xmlns='urn:xmpp:ping'/></iq>"
+                             "<presence id='3'/>");
+  char *s = strdup(b.data);
+  xmppuv__buf_free(&b);
+  return s;
+}
+
+static int budget_scenario(void *ud) {
+  const char *stream = ud;
+  recorder_t r;
+  memset(&r, 0, sizeof r);
+  int rc = xmppuv__parser_new(XMPPUV__PARSE_STREAM, NULL, &callbacks, &r, &r.parser);
+  if (rc != 0) return rc;
+  rc = xmppuv__parser_feed(r.parser, stream, strlen(stream), NULL);
+  if (rc == 0 && r.elements != 3) rc = -1; /* a stanza lost in the replacement */
+  xmppuv__parser_free(r.parser);
+  xmppuv__buf_free(&r.events);
+  return rc;
+}
+
+START_TEST(replacing_the_parser_mid_read_survives_every_allocation_failure) {
+  char *stream = budget_stream();
+  /* Without failures: the three stanzas, the last two as parsed alone. */
+  recorder_t r;
+  new_parser(&r, NULL);
+  ck_assert_int_eq(xmppuv__parser_feed(r.parser, stream, strlen(stream), NULL), 0);
+  ck_assert_int_eq(r.elements, 3);
+  ck_assert_ptr_nonnull(strstr(r.events.data, "element jabber:client <iq type='get' id='2'>"
+                                              "<ping xmlns='urn:xmpp:ping'/></iq>\n"
+                                              "element jabber:client <presence id='3'/>\n"));
+  free_parser(&r);
+  ck_assert_int_gt(failalloc_sweep(budget_scenario, stream), 10);
+  free(stream);
+}
+END_TEST
+
 static Suite *parser_suite(void) {
   Suite *s = suite_create("parser");
   TCase *tc = tcase_create("parser");
@@ -638,6 +688,7 @@ static Suite *parser_suite(void) {
   tcase_add_test(tc, new_names_in_every_stanza_do_not_grow_memory);
   tcase_add_test(tc, stanza_parse_reads_one_element);
   tcase_add_test(tc, every_allocation_failure_gives_ENOMEM_without_leaks);
+  tcase_add_test(tc, replacing_the_parser_mid_read_survives_every_allocation_failure);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -61,7 +61,11 @@ struct xmppuv__parser {
  * costs several times its text) after which expat's parser is replaced at
  * the next stanza end: about every 400 ordinary stanzas, and expat's name
  * tables stay within a few hundred KB whatever names the server sends. */
+#ifdef XMPPUV__PARSER_NAME_BUDGET /* the fuzz build sets it small */
+#define NAME_BUDGET ((size_t)XMPPUV__PARSER_NAME_BUDGET)
+#else
 #define NAME_BUDGET (512u * 1024u)
+#endif
 
 static void install_handlers(xmppuv__parser_t *p);
 
@@ -582,7 +586,6 @@ static int revive(xmppuv__parser_t *p) {
   install_handlers(p);
   p->released = 0;
   p->depth = 0;
-  p->name_bytes = 0;
   xmppuv__buf_t tag = XMPPUV__BUF_INIT;
   int rc = xmppuv__buf_append_char(&tag, '<');
   if (rc == 0 && p->header_prefix[0] != '\0') {
@@ -609,6 +612,7 @@ static int revive(xmppuv__parser_t *p) {
     return XMPPUV_ENOMEM;
   }
   p->fed = p->mark = tag_len;
+  p->name_bytes = 0; /* the header's names are few and never new */
   return 0;
 }
 
