@@ -9,6 +9,11 @@ static void usage_exit(const char *usage, int code) {
   exit(code);
 }
 
+static void bad_value(const char *option, const char *value, const char *usage) {
+  fprintf(stderr, "bad value for %s: %s\n", option, value);
+  usage_exit(usage, 2);
+}
+
 static const char *need_value(int argc, char **argv, int *i, const char *usage) {
   if (*i + 1 >= argc) {
     fprintf(stderr, "%s needs a value\n", argv[*i]);
@@ -37,8 +42,9 @@ void example_parse_args(int argc, char **argv, example_args_t *a, const char *us
     } else if (strcmp(arg, "--host") == 0) {
       a->opts.host = need_value(argc, argv, &i, usage);
     } else if (strcmp(arg, "--port") == 0) {
-      long p = strtol(need_value(argc, argv, &i, usage), NULL, 10);
-      if (p <= 0 || p > 65535) usage_exit(usage, 2);
+      const char *v = need_value(argc, argv, &i, usage);
+      long p = strtol(v, NULL, 10);
+      if (p <= 0 || p > 65535) bad_value(arg, v, usage);
       a->opts.port = (unsigned short)p;
     } else if (strcmp(arg, "--tls") == 0) {
       const char *mode = need_value(argc, argv, &i, usage);
@@ -47,7 +53,7 @@ void example_parse_args(int argc, char **argv, example_args_t *a, const char *us
       else if (strcmp(mode, "direct") == 0)
         a->opts.tls = XMPPUV_TLS_DIRECT;
       else
-        usage_exit(usage, 2);
+        bad_value(arg, mode, usage);
     } else if (strcmp(arg, "--ca-file") == 0) {
       a->opts.ca_file = need_value(argc, argv, &i, usage);
     } else if (strcmp(arg, "--insecure") == 0) {
@@ -61,14 +67,17 @@ void example_parse_args(int argc, char **argv, example_args_t *a, const char *us
     } else if (with_send_options && strcmp(arg, "--to") == 0) {
       a->to = need_value(argc, argv, &i, usage);
     } else if (with_send_options && strcmp(arg, "--count") == 0) {
-      a->count = strtol(need_value(argc, argv, &i, usage), NULL, 10);
-      if (a->count <= 0) usage_exit(usage, 2);
+      const char *v = need_value(argc, argv, &i, usage);
+      a->count = strtol(v, NULL, 10);
+      if (a->count <= 0) bad_value(arg, v, usage);
     } else if (with_send_options && strcmp(arg, "--rate") == 0) {
-      a->rate = strtod(need_value(argc, argv, &i, usage), NULL);
-      if (a->rate <= 0) usage_exit(usage, 2);
+      const char *v = need_value(argc, argv, &i, usage);
+      a->rate = strtod(v, NULL);
+      if (a->rate <= 0) bad_value(arg, v, usage);
     } else if (with_send_options && strcmp(arg, "--wait-reply") == 0) {
-      a->wait_reply = strtod(need_value(argc, argv, &i, usage), NULL);
-      if (a->wait_reply <= 0) usage_exit(usage, 2);
+      const char *v = need_value(argc, argv, &i, usage);
+      a->wait_reply = strtod(v, NULL);
+      if (a->wait_reply <= 0) bad_value(arg, v, usage);
     } else {
       fprintf(stderr, "unknown option %s\n", arg);
       usage_exit(usage, 2);

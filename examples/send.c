@@ -66,10 +66,14 @@ static void on_timer(uv_timer_t *t) { pump(t->data); }
 static void pump(sender_t *s) {
   while (s->next < s->total) {
     xmppuv_stanza_t *msg;
-    if (xmppuv_message_new(s->to, "chat", s->bodies[s->next], &msg) != 0) return;
-    int rc = xmppuv_client_send_cb(s->client, msg, on_sent, s);
-    xmppuv_stanza_unref(msg);
-    if (rc == XMPPUV_ENOBUFS) return; /* back-pressure: on_sent calls again */
+    /* A body that cannot be a message (a control character, bad UTF-8) is
+     * a failure of that message, reported below, not a stop. */
+    int rc = xmppuv_message_new(s->to, "chat", s->bodies[s->next], &msg);
+    if (rc == 0) {
+      rc = xmppuv_client_send_cb(s->client, msg, on_sent, s);
+      xmppuv_stanza_unref(msg);
+      if (rc == XMPPUV_ENOBUFS) return; /* back-pressure: on_sent calls again */
+    }
     if (rc != 0) {
       printf("error %s could not send message %zu\n", xmppuv_err_name(rc), s->next + 1);
       s->failed_ids[s->failed + s->unconfirmed] = strdup("(not sent)");

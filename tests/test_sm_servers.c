@@ -1229,6 +1229,421 @@ START_TEST(example_echo_resumes_after_a_reset_and_replies_once) {
 }
 END_TEST
 
+/* ---- examples/send as a user runs it ---------------------------------------------------
+ *
+ * The built binary with its own stdin, stdout and stderr, against Prosody
+ * (or no server at all for the usage errors): the exit status, the lines
+ * it prints, and what bob (a client in this process) received. */
+
+typedef struct ex_run {
+  uv_process_t proc;
+  uv_pipe_t in, out, err;
+  uv_write_t wr;
+  uv_shutdown_t sh;
+  uv_timer_t watchdog;
+  int open;  /* handles not yet closed */
+  int exited;
+  int64_t status;
+  int sig;
+  char outb[65536], errb[262144];
+  size_t out_len, err_len;
+  int err_truncated;
+  int timed_out;
+} ex_run_t;
+
+static void ex_closed(uv_handle_t *h) { ((ex_run_t *)h->data)->open--; }
+
+static void ex_close(uv_handle_t *h) {
+  if (!uv_is_closing(h)) uv_close(h, ex_closed);
+}
+
+static void ex_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  (void)hint;
+  ex_run_t *r = h->data;
+  static char scratch[4096];
+  if (h == (uv_handle_t *)&r->out && r->out_len < sizeof r->outb - 1)
+    *buf = uv_buf_init(r->outb + r->out_len, (unsigned)(sizeof r->outb - 1 - r->out_len));
+  else if (h == (uv_handle_t *)&r->err && r->err_len < sizeof r->errb - 1)
+    *buf = uv_buf_init(r->errb + r->err_len, (unsigned)(sizeof r->errb - 1 - r->err_len));
+  else
+    *buf = uv_buf_init(scratch, sizeof scratch); /* full: drop the rest */
+}
+
+static void ex_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
+  ex_run_t *r = s->data;
+  if (n < 0) {
+    ex_close((uv_handle_t *)s);
+    return;
+  }
+  if (s == (uv_stream_t *)&r->out) {
+    ck_assert_msg(buf->base == r->outb + r->out_len, "examples/send printed too much");
+    r->out_len += (size_t)n;
+    r->outb[r->out_len] = '\0';
+  } else if (buf->base == r->errb + r->err_len) {
+    r->err_len += (size_t)n;
+    r->errb[r->err_len] = '\0';
+  } else {
+    r->err_truncated = 1;
+  }
+}
+
+static void ex_exited(uv_process_t *p, int64_t status, int sig) {
+  ex_run_t *r = p->data;
+  r->exited = 1;
+  r->status = status;
+  r->sig = sig;
+  ex_close((uv_handle_t *)p);
+}
+
+static void ex_shut(uv_shutdown_t *req, int status) {
+  (void)status;
+  ex_close((uv_handle_t *)req->handle);
+}
+
+static void ex_wrote(uv_write_t *req, int status) {
+  (void)status;
+  ex_run_t *r = req->data;
+  ck_assert_int_eq(uv_shutdown(&r->sh, (uv_stream_t *)&r->in, ex_shut), 0);
+}
+
+static void ex_on_watchdog(uv_timer_t *t) {
+  ex_run_t *r = t->data;
+  /* timeout(1) passes SIGTERM on to send, whose output pipes then close. */
+  r->timed_out = 1;
+  if (!r->exited) uv_process_kill(&r->proc, SIGTERM);
+}
+
+/* What send printed, as TAP comments (a failure message is one line). */
+static void ex_dump(const ex_run_t *r) {
+  for (int which = 0; which < 2; which++) {
+    const char *text = which == 0 ? r->outb : r->errb;
+    fprintf(stderr, "# examples/send %s:\n", which == 0 ? "stdout" : "stderr");
+    for (const char *l = text; *l != '\0';) {
+      size_t len = strcspn(l, "\n");
+      fprintf(stderr, "#   %.*s\n", (int)(len < 300 ? len : 300), l);
+      l += len + (l[len] == '\n');
+    }
+  }
+}
+
+/* Run examples/send with args (after the program name), XMPPUV_PASSWORD
+ * set to password (NULL: not set), and input on its stdin (NULL: none, it
+ * reads end of file), on loop; returns once it has exited and its output
+ * is in, killing it after timeout_ms. The loop keeps serving bob
+ * meanwhile. */
+static void ex_run(uv_loop_t *loop, ex_run_t *r, const char *const *args,
+                   const char *password, const char *input, unsigned timeout_ms) {
+  memset(r, 0, sizeof *r);
+  const char *send = env_path("XMPPUV_EXAMPLE_SEND");
+  size_t n = 0;
+  while (environ[n] != NULL) n++;
+  char **env = calloc(n + 2, sizeof *env);
+  ck_assert_ptr_nonnull(env);
+  char pw[128];
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (strncmp(environ[i], "XMPPUV_PASSWORD=", 16) != 0) env[k++] = environ[i];
+  if (password != NULL) {
+    snprintf(pw, sizeof pw, "XMPPUV_PASSWORD=%s", password);
+    env[k++] = pw;
+  }
+  env[k] = NULL;
+  char *argv[40];
+  size_t na = 0;
+  argv[na++] = (char *)"timeout";
+  argv[na++] = (char *)"-s";
+  argv[na++] = (char *)"KILL";
+  argv[na++] = (char *)"60";
+  argv[na++] = (char *)send;
+  for (size_t i = 0; args[i] != NULL && na < 39; i++) argv[na++] = (char *)args[i];
+  argv[na] = NULL;
+
+  r->proc.data = r->in.data = r->out.data = r->err.data = r->watchdog.data = r;
+  r->wr.data = r;
+  ck_assert_int_eq(uv_pipe_init(loop, &r->out, 0), 0);
+  ck_assert_int_eq(uv_pipe_init(loop, &r->err, 0), 0);
+  ck_assert_int_eq(uv_timer_init(loop, &r->watchdog), 0);
+  r->open = 3;
+  uv_stdio_container_t stdio[3];
+  if (input != NULL) {
+    ck_assert_int_eq(uv_pipe_init(loop, &r->in, 0), 0);
+    r->open++;
+    stdio[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE;
+    stdio[0].data.stream = (uv_stream_t *)&r->in;
+  } else {
+    stdio[0].flags = UV_IGNORE; /* /dev/null */
+  }
+  stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+  stdio[1].data.stream = (uv_stream_t *)&r->out;
+  stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+  stdio[2].data.stream = (uv_stream_t *)&r->err;
+  uv_process_options_t po;
+  memset(&po, 0, sizeof po);
+  po.file = argv[0];
+  po.args = argv;
+  po.env = env;
+  po.exit_cb = ex_exited;
+  po.stdio = stdio;
+  po.stdio_count = 3;
+  int rc = uv_spawn(loop, &r->proc, &po);
+  free(env);
+  ck_assert_msg(rc == 0, "spawn %s: %s", send, uv_strerror(rc));
+  r->open++;
+  ck_assert_int_eq(uv_read_start((uv_stream_t *)&r->out, ex_alloc, ex_read), 0);
+  ck_assert_int_eq(uv_read_start((uv_stream_t *)&r->err, ex_alloc, ex_read), 0);
+  if (input != NULL && input[0] != '\0') {
+    uv_buf_t b = uv_buf_init((char *)input, (unsigned)strlen(input));
+    ck_assert_int_eq(uv_write(&r->wr, (uv_stream_t *)&r->in, &b, 1, ex_wrote), 0);
+  } else if (input != NULL) {
+    ck_assert_int_eq(uv_shutdown(&r->sh, (uv_stream_t *)&r->in, ex_shut), 0);
+  }
+  ck_assert_int_eq(uv_timer_start(&r->watchdog, ex_on_watchdog, timeout_ms, 0), 0);
+  while (r->open > 1) uv_run(loop, UV_RUN_ONCE);
+  uv_timer_stop(&r->watchdog);
+  ex_close((uv_handle_t *)&r->watchdog);
+  while (r->open > 0) uv_run(loop, UV_RUN_ONCE);
+  if (log_mode() != NULL || r->timed_out || r->sig != 0) ex_dump(r);
+  ck_assert_msg(!r->timed_out, "examples/send still ran after %u ms", timeout_ms);
+  ck_assert_msg(r->sig == 0, "examples/send was killed by signal %d", r->sig);
+}
+
+/* The number of stdout lines that start with prefix. */
+static unsigned ex_lines(const ex_run_t *r, const char *prefix) {
+  unsigned n = 0;
+  size_t plen = strlen(prefix);
+  for (const char *l = r->outb; *l != '\0';) {
+    if (strncmp(l, prefix, plen) == 0) n++;
+    const char *nl = strchr(l, '\n');
+    if (nl == NULL) break;
+    l = nl + 1;
+  }
+  return n;
+}
+
+/* The last line on stdout, without its newline. */
+static const char *ex_last_line(ex_run_t *r, char *out, size_t size) {
+  size_t end = r->out_len;
+  if (end > 0 && r->outb[end - 1] == '\n') end--;
+  size_t start = end;
+  while (start > 0 && r->outb[start - 1] != '\n') start--;
+  snprintf(out, size, "%.*s", (int)(end - start), r->outb + start);
+  return out;
+}
+
+#define EX_ASSERT_EXIT(r, code)                                                   \
+  do {                                                                             \
+    if ((r)->status != (code)) {                                                   \
+      ex_dump(r);                                                                  \
+      ck_abort_msg("examples/send exited %lld, not %d", (long long)(r)->status,    \
+                   (code));                                                        \
+    }                                                                              \
+  } while (0)
+
+/* Everything that reached bob, in order. */
+static struct {
+  char body[8][256];
+  char from[8][160];
+  unsigned n;
+} inbox;
+
+static int bob_keeps_body(xmppuv_client_t *c, xmppuv_stanza_t *msg, void *ud) {
+  (void)c, (void)ud;
+  const char *body = xmppuv_stanza_child_text(msg, "body", NULL);
+  if (body == NULL) return XMPPUV_PASS;
+  ck_assert_uint_lt(inbox.n, 8);
+  const char *from = xmppuv_stanza_attr(msg, "from");
+  snprintf(inbox.body[inbox.n], sizeof inbox.body[0], "%s", body);
+  snprintf(inbox.from[inbox.n], sizeof inbox.from[0], "%s", from ? from : "");
+  inbox.n++;
+  return XMPPUV_HANDLED;
+}
+
+/* Prosody and bob (available, keeping what arrives); no alice. */
+static void ex_world(world_t *w) {
+  world_start(w, 0, 30);
+  memset(&inbox, 0, sizeof inbox);
+  w->alice.closed = 1;
+  xmppuv_client_options_t bo;
+  peer_options(w, &w->bob, 0, &bo);
+  ck_assert_int_eq(xmppuv_client_new(&w->loop, &bo, &callbacks, &w->bob, &w->bob.c), 0);
+  ck_assert_int_eq(xmppuv_client_handler_add(w->bob.c, "message", NULL, NULL, bob_keeps_body,
+                                             w, NULL),
+                   0);
+  ck_assert_int_eq(xmppuv_client_start(w->bob.c), 0);
+  WAIT_FOR(w, bob_ready, LONG_WAIT_MS);
+}
+
+/* --help, and each way of getting the command line wrong: no server. */
+START_TEST(example_send_help_and_usage_errors) {
+  uv_loop_t loop;
+  ck_assert_int_eq(uv_loop_init(&loop), 0);
+  ex_run_t *r = malloc(sizeof *r);
+  ck_assert_ptr_nonnull(r);
+
+  /* --help: usage on stdout, exit 0, no password needed. */
+  const char *help[] = {"--help", NULL};
+  ex_run(&loop, r, help, NULL, NULL, 20000);
+  EX_ASSERT_EXIT(r, 0);
+  ck_assert_msg(strncmp(r->outb, "usage: XMPPUV_PASSWORD=... send --jid JID --to JID", 50) == 0,
+                "--help printed: %.*s", (int)strcspn(r->outb, "\n"), r->outb);
+  ck_assert_ptr_nonnull(strstr(r->outb, "--count N"));
+  ck_assert_ptr_nonnull(strstr(r->outb, "WORDS..."));
+  ck_assert_uint_eq(r->err_len, 0);
+  const char *h[] = {"-h", NULL};
+  ex_run(&loop, r, h, NULL, NULL, 20000);
+  EX_ASSERT_EXIT(r, 0);
+  ck_assert_ptr_nonnull(strstr(r->outb, "usage: "));
+
+  /* Each mistake: exit 2, nothing on stdout, stderr's first line says what
+   * was wrong (the usage may follow). */
+  static const struct {
+    const char *args[12];
+    const char *password;
+    const char *input;
+    const char *first_line;
+  } bad[] = {
+      {{"--jid", "a@localhost", "--to", "b@localhost", "--bogus", "hi", NULL}, "x", NULL,
+       "unknown option --bogus"},
+      {{"--jid", "a@localhost", "hi", NULL}, "x", NULL, "--to is required"},
+      {{"--to", "b@localhost", "hi", NULL}, "x", NULL, "--jid is required"},
+      {{"--jid", "a@localhost", "--to", "b@localhost", "hi", NULL}, NULL, NULL,
+       "set XMPPUV_PASSWORD in the environment"},
+      {{"--jid", "a@localhost", "--to", "b@localhost", "--count", NULL}, "x", NULL,
+       "--count needs a value"},
+      {{"--jid", "a@localhost", "--to", "b@localhost", "--tls", "tls13", "hi", NULL}, "x",
+       NULL, "bad value for --tls: tls13"},
+      {{"--jid", "a@localhost", "--to", "b@localhost", "--port", "70000", "hi", NULL}, "x",
+       NULL, "bad value for --port: 70000"},
+      {{"--jid", "a@localhost", "--to", "b@localhost", "--count", "0", NULL}, "x", NULL,
+       "bad value for --count: 0"},
+      /* No words, no --count, and stdin is empty (or only blank lines). */
+      {{"--jid", "a@localhost", "--to", "b@localhost", NULL}, "x", "", "nothing to send"},
+      {{"--jid", "a@localhost", "--to", "b@localhost", NULL}, "x", "\n\n", "nothing to send"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    ex_run(&loop, r, bad[i].args, bad[i].password, bad[i].input, 20000);
+    EX_ASSERT_EXIT(r, 2);
+    ck_assert_msg(r->out_len == 0, "case %zu printed on stdout: %.*s", i,
+                  (int)strcspn(r->outb, "\n"), r->outb);
+    size_t len = strlen(bad[i].first_line);
+    ck_assert_msg(strncmp(r->errb, bad[i].first_line, len) == 0 && r->errb[len] == '\n',
+                  "case %zu: stderr begins '%.*s', not '%s'", i,
+                  (int)strcspn(r->errb, "\n"), r->errb, bad[i].first_line);
+  }
+  free(r);
+  ck_assert_int_eq(uv_loop_close(&loop), 0);
+}
+END_TEST
+
+/* The message as words on the command line over direct TLS with -v, then
+ * lines from stdin over STARTTLS: bob gets exactly those texts, from the JID
+ * send printed, and send says all were acknowledged and exits 0. */
+START_TEST(example_send_delivers_words_and_stdin_lines) {
+  world_t *w = malloc(sizeof *w);
+  ex_world(w);
+  ex_run_t *r = malloc(sizeof *r);
+  ck_assert_ptr_nonnull(r);
+  char port[16], direct_port[16], last[256];
+  snprintf(port, sizeof port, "%u", w->srv.port);
+  snprintf(direct_port, sizeof direct_port, "%u", w->srv.direct_tls_port);
+  const char *pw = xmppuv_test_password("alice");
+
+  const char *words[] = {"--jid", "alice@localhost", "--to", "bob@localhost", "--host",
+                         "127.0.0.1", "--port", direct_port, "--tls", "direct", "--ca-file",
+                         w->srv.ca_file, "-v", "hello,", "bob:", "caf\xc3\xa9 <&> 'q'", NULL};
+  ex_run(&w->loop, r, words, pw, NULL, 30000);
+  EX_ASSERT_EXIT(r, 0);
+  ck_assert_str_eq(ex_last_line(r, last, sizeof last), "all 1 acknowledged");
+  ck_assert_uint_eq(ex_lines(r, "online alice@localhost/"), 1);
+  ck_assert_uint_eq(ex_lines(r, "ack "), 1);
+  ck_assert_uint_eq(ex_lines(r, "fail "), 0);
+  ck_assert_uint_eq(ex_lines(r, "error "), 0);
+  ck_assert_uint_eq(ex_lines(r, "status connecting"), 1);
+  ck_assert_uint_eq(ex_lines(r, "status offline"), 1);
+  /* -v: the library's log on stderr, wire XML included, no password. */
+  ck_assert_msg(strstr(r->errb, "[trace] wire-out: <") != NULL, "-v: no wire XML on stderr");
+  ck_assert_ptr_nonnull(strstr(r->errb, "caf\xc3\xa9 &lt;&amp;&gt;"));
+  ck_assert_ptr_null(strstr(r->errb, pw));
+  ck_assert_ptr_null(strstr(r->outb, pw));
+  const char *online = strstr(r->outb, "online ") + 7;
+  char jid[160];
+  snprintf(jid, sizeof jid, "%.*s", (int)strcspn(online, "\n"), online);
+  fence(w, &w->bob);
+  ck_assert_uint_eq(inbox.n, 1);
+  ck_assert_str_eq(inbox.body[0], "hello, bob: caf\xc3\xa9 <&> 'q'");
+  ck_assert_str_eq(inbox.from[0], jid);
+
+  /* Lines from stdin: each non-empty line is a message (CRLF and a last
+   * line without a newline too); without -v nothing on stderr. */
+  const char *lines[] = {"--jid", "alice@localhost", "--to", "bob@localhost", "--host",
+                         "127.0.0.1", "--port", port, "--tls", "starttls", "--ca-file",
+                         w->srv.ca_file, NULL};
+  ex_run(&w->loop, r, lines, pw, "first line\n\nsecond line\r\nthird, no newline", 30000);
+  EX_ASSERT_EXIT(r, 0);
+  ck_assert_str_eq(ex_last_line(r, last, sizeof last), "all 3 acknowledged");
+  ck_assert_uint_eq(ex_lines(r, "online alice@localhost/"), 1);
+  ck_assert_uint_eq(ex_lines(r, "ack "), 3);
+  ck_assert_uint_eq(ex_lines(r, "fail "), 0);
+  ck_assert_msg(r->err_len == 0, "stderr without -v: %.*s", (int)strcspn(r->errb, "\n"),
+                r->errb);
+  fence(w, &w->bob);
+  ck_assert_uint_eq(inbox.n, 4);
+  ck_assert_str_eq(inbox.body[1], "first line");
+  ck_assert_str_eq(inbox.body[2], "second line");
+  ck_assert_str_eq(inbox.body[3], "third, no newline");
+  ck_assert_uint_eq(w->stray, 0);
+  free(r);
+  world_finish(w);
+  free(w);
+}
+END_TEST
+
+/* What the user sees when a message is not acknowledged: a wrong password
+ * (a fatal error, nothing sent), and a line of stdin that cannot be a
+ * message body (a control character) after one that can. */
+START_TEST(example_send_exits_1_and_lists_what_was_not_acknowledged) {
+  world_t *w = malloc(sizeof *w);
+  ex_world(w);
+  ex_run_t *r = malloc(sizeof *r);
+  ck_assert_ptr_nonnull(r);
+  char port[16], last[256];
+  snprintf(port, sizeof port, "%u", w->srv.port);
+  const char *args[] = {"--jid", "alice@localhost", "--to", "bob@localhost", "--host",
+                        "127.0.0.1", "--port", port, "--tls", "starttls", "--ca-file",
+                        w->srv.ca_file, NULL};
+
+  const char *words[14];
+  memcpy(words, args, 12 * sizeof *words);
+  words[12] = "never delivered";
+  words[13] = NULL;
+  ex_run(&w->loop, r, words, "not-alices-password", NULL, 30000);
+  EX_ASSERT_EXIT(r, 1);
+  ck_assert_str_eq(ex_last_line(r, last, sizeof last), "not acknowledged: 1 of 1: (1 never sent)");
+  ck_assert_uint_eq(ex_lines(r, "online "), 0);
+  ck_assert_uint_eq(ex_lines(r, "ack "), 0);
+  ck_assert_uint_eq(ex_lines(r, "error "), 1);
+  const char *err = strstr(r->outb, "error ");
+  ck_assert_msg(strstr(err, "condition=not-authorized") != NULL &&
+                    strstr(err, " (fatal)\n") != NULL,
+                "the error line: %.*s", (int)strcspn(err, "\n"), err);
+
+  ex_run(&w->loop, r, args, xmppuv_test_password("alice"), "good line\nbad \x01 line\n", 30000);
+  EX_ASSERT_EXIT(r, 1);
+  ck_assert_str_eq(ex_last_line(r, last, sizeof last), "not acknowledged: 1 of 2: (not sent)");
+  ck_assert_uint_eq(ex_lines(r, "ack "), 1);
+  ck_assert_uint_eq(ex_lines(r, "error "), 1);
+  ck_assert_msg(strstr(r->outb, " could not send message 2\n") != NULL,
+                "no 'could not send message 2' line");
+
+  fence(w, &w->bob);
+  ck_assert_uint_eq(inbox.n, 1);
+  ck_assert_str_eq(inbox.body[0], "good line");
+  free(r);
+  world_finish(w);
+  free(w);
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("sm_servers");
   TCase *faults = tcase_create("faults");
@@ -1260,6 +1675,13 @@ static Suite *make_suite(void) {
   tcase_add_loop_test(procs, example_send_resumes_after_a_reset_and_prints_its_acks, 0, 2);
   tcase_add_loop_test(procs, example_echo_resumes_after_a_reset_and_replies_once, 0, 2);
   suite_add_tcase(s, procs);
+
+  TCase *send = tcase_create("example_send");
+  tcase_set_timeout(send, 120);
+  tcase_add_test(send, example_send_help_and_usage_errors);
+  tcase_add_test(send, example_send_delivers_words_and_stdin_lines);
+  tcase_add_test(send, example_send_exits_1_and_lists_what_was_not_acknowledged);
+  suite_add_tcase(s, send);
   return s;
 }
 
