@@ -6,8 +6,11 @@
  *   XMPPUV_PASSWORD=secret send --jid me@example.org --to you@example.org --count 1000 --rate 50
  *
  * Prints the same event lines as examples/echo, and "recv FROM ID BODY" for
- * messages that arrive (see --wait-reply). Exit status: 0 all acknowledged;
- * 1 some failed or could not be confirmed (they are listed); 2 bad usage. */
+ * messages that arrive (see --wait-reply). SIGINT or SIGTERM stops it
+ * gracefully (a second one closes at once); what was not acknowledged is
+ * listed as always. Exit status: 0 all acknowledged; 1 some failed, could
+ * not be confirmed or were never sent (they are listed); 2 bad usage. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,12 +27,14 @@ static const char usage[] =
     "  --wait-reply SECS  after the acks, wait up to SECS for as many replies as messages\n"
     "  WORDS...           one message made of the words; without words or --count,\n"
     "                     each line of standard input is a message\n"
-    "  --jid, --host, --port, --tls, --ca-file, --insecure, --resource, --state, -v:\n"
+    "  --jid, --host, --port, --tls, --ca-file, --insecure, --resource, -v:\n"
     "                     as for echo (see echo --help)\n";
 
 typedef struct {
   xmppuv_client_t *client;
   uv_timer_t timer;
+  uv_signal_t sigint, sigterm;
+  int interrupted;
   char **bodies;
   size_t total, next, acked, failed, unconfirmed, replies;
   double rate;
@@ -134,6 +139,7 @@ static void on_wait_over(uv_timer_t *t) {
 
 /* Every message has its outcome. */
 static void finish(sender_t *s) {
+  if (s->interrupted || s->client == NULL) return; /* stopping already */
   if (s->wait_reply > 0 && s->replies < s->total) {
     s->waiting_replies = 1;
     uv_timer_start(&s->timer, on_wait_over, (uint64_t)(s->wait_reply * 1000), 0);
@@ -146,6 +152,27 @@ static void on_closed(xmppuv_client_t *c, void *ud) {
   (void)c;
   sender_t *s = ud;
   uv_close((uv_handle_t *)&s->timer, NULL);
+  uv_close((uv_handle_t *)&s->sigint, NULL);
+  uv_close((uv_handle_t *)&s->sigterm, NULL);
+}
+
+/* The first signal stops gracefully (what is unacknowledged fails with
+ * ECANCELED after a last <a/>); a second one closes at once. */
+static void on_signal(uv_signal_t *sig, int signum) {
+  sender_t *s = sig->data;
+  printf("interrupted by signal %d\n", signum);
+  fflush(stdout);
+  if (s->client == NULL) return; /* already closing */
+  if (s->interrupted++ == 0) {
+    uv_timer_stop(&s->timer);
+    s->waiting_replies = 0;
+    s->next = s->total; /* send nothing more */
+    xmppuv_client_stop(s->client);
+  } else {
+    xmppuv_client_t *c = s->client;
+    s->client = NULL;
+    xmppuv_client_close(c, on_closed);
+  }
 }
 
 static void on_status(xmppuv_client_t *c, xmppuv_status_t status, void *ud) {
@@ -204,6 +231,10 @@ int main(int argc, char **argv) {
     fprintf(stderr, "--to is required\n%s", usage);
     return 2;
   }
+  if (args.state_file != NULL) {
+    fprintf(stderr, "--state is for echo, not send\n%s", usage);
+    return 2;
+  }
   sender_t s;
   memset(&s, 0, sizeof s);
   s.to = args.to;
@@ -219,6 +250,11 @@ int main(int argc, char **argv) {
   uv_loop_t *loop = uv_default_loop();
   uv_timer_init(loop, &s.timer);
   s.timer.data = &s;
+  uv_signal_init(loop, &s.sigint);
+  uv_signal_init(loop, &s.sigterm);
+  s.sigint.data = s.sigterm.data = &s;
+  uv_signal_start(&s.sigint, on_signal, SIGINT);
+  uv_signal_start(&s.sigterm, on_signal, SIGTERM);
   xmppuv_client_callbacks_t cbs = {0};
   cbs.status = on_status;
   cbs.online = on_online;

@@ -1249,6 +1249,7 @@ typedef struct ex_run {
   size_t out_len, err_len;
   int err_truncated;
   int timed_out;
+  int interrupt; /* set before ex_run: at timeout_ms send SIGINT, as a user's ^C */
 } ex_run_t;
 
 static void ex_closed(uv_handle_t *h) { ((ex_run_t *)h->data)->open--; }
@@ -1308,6 +1309,13 @@ static void ex_wrote(uv_write_t *req, int status) {
 
 static void ex_on_watchdog(uv_timer_t *t) {
   ex_run_t *r = t->data;
+  if (r->interrupt == 1) {
+    /* timeout(1) passes SIGINT on to send; it must then end by itself. */
+    r->interrupt = 2;
+    if (!r->exited) uv_process_kill(&r->proc, SIGINT);
+    uv_timer_start(&r->watchdog, ex_on_watchdog, 10000, 0);
+    return;
+  }
   /* timeout(1) passes SIGTERM on to send, whose output pipes then close. */
   r->timed_out = 1;
   if (!r->exited) uv_process_kill(&r->proc, SIGTERM);
@@ -1333,7 +1341,9 @@ static void ex_dump(const ex_run_t *r) {
  * meanwhile. */
 static void ex_run(uv_loop_t *loop, ex_run_t *r, const char *const *args,
                    const char *password, const char *input, unsigned timeout_ms) {
+  int interrupt = r->interrupt;
   memset(r, 0, sizeof *r);
+  r->interrupt = interrupt;
   const char *send = env_path("XMPPUV_EXAMPLE_SEND");
   size_t n = 0;
   while (environ[n] != NULL) n++;
@@ -1644,6 +1654,39 @@ START_TEST(example_send_exits_1_and_lists_what_was_not_acknowledged) {
 }
 END_TEST
 
+/* A user's ^C while send cannot reach its server: it stops, lists what was
+ * never sent, and exits 1 (it would otherwise retry forever). */
+START_TEST(example_send_interrupted_lists_what_was_not_acknowledged) {
+  uv_loop_t loop;
+  ck_assert_int_eq(uv_loop_init(&loop), 0);
+  /* A loopback port nothing listens on. */
+  uv_tcp_t t;
+  struct sockaddr_in addr;
+  struct sockaddr_storage got;
+  int len = sizeof got;
+  ck_assert_int_eq(uv_tcp_init(&loop, &t), 0);
+  uv_ip4_addr("127.0.0.1", 0, &addr);
+  ck_assert_int_eq(uv_tcp_bind(&t, (const struct sockaddr *)&addr, 0), 0);
+  ck_assert_int_eq(uv_tcp_getsockname(&t, (struct sockaddr *)&got, &len), 0);
+  char port[16], last[256];
+  snprintf(port, sizeof port, "%u", (unsigned)ntohs(((struct sockaddr_in *)&got)->sin_port));
+  uv_close((uv_handle_t *)&t, NULL);
+  uv_run(&loop, UV_RUN_NOWAIT);
+  const char *args[] = {"--jid", "alice@localhost", "--to", "bob@localhost", "--host",
+                        "127.0.0.1", "--port", port, "--insecure", "two", "words", NULL};
+  ex_run_t *r = malloc(sizeof *r);
+  ck_assert_ptr_nonnull(r);
+  r->interrupt = 1;
+  ex_run(&loop, r, args, "any-password", NULL, 1500);
+  EX_ASSERT_EXIT(r, 1);
+  ck_assert_uint_ge(ex_lines(r, "reconnecting "), 1);
+  ck_assert_uint_eq(ex_lines(r, "interrupted by signal 2"), 1);
+  ck_assert_str_eq(ex_last_line(r, last, sizeof last), "not acknowledged: 1 of 1: (1 never sent)");
+  free(r);
+  ck_assert_int_eq(uv_loop_close(&loop), 0);
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("sm_servers");
   TCase *faults = tcase_create("faults");
@@ -1681,6 +1724,7 @@ static Suite *make_suite(void) {
   tcase_add_test(send, example_send_help_and_usage_errors);
   tcase_add_test(send, example_send_delivers_words_and_stdin_lines);
   tcase_add_test(send, example_send_exits_1_and_lists_what_was_not_acknowledged);
+  tcase_add_test(send, example_send_interrupted_lists_what_was_not_acknowledged);
   suite_add_tcase(s, send);
   return s;
 }
