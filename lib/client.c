@@ -346,6 +346,7 @@ static void connect_now(xmppuv_client_t *c) {
   c->reconnect_at = XMPPUV__NO_DEADLINE;
   xmppuv__conn_config_t cfg;
   memset(&cfg, 0, sizeof cfg);
+  char location_host[300]; /* copied by xmppuv__conn_open */
   cfg.domain = xmppuv_jid_domain_ascii(c->jid);
   cfg.host = c->opts.host;
   cfg.port = c->opts.port;
@@ -355,11 +356,10 @@ static void connect_now(xmppuv_client_t *c) {
   } else if (xmppuv__sm_can_resume(c->sm, now_of(c))) {
     /* XEP-0198 §5: reconnect to the server's preferred location first. */
     const char *loc = xmppuv__sm_location(c->sm);
-    static _Thread_local char host[300];
     if (loc != NULL && loc[0] != '\0') {
       uint16_t port;
-      xmppuv__split_host_port(loc, host, sizeof host, &port);
-      cfg.first_host = host;
+      xmppuv__split_host_port(loc, location_host, sizeof location_host, &port);
+      cfg.first_host = location_host;
       cfg.first_port = port;
     }
   }
