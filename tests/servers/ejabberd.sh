@@ -1,5 +1,5 @@
 #!/bin/bash
-# A throwaway ejabberd 23.01 (Debian package: ejabberd) for tests and examples.
+# A throwaway ejabberd 24.12 (Debian bookworm-backports package: ejabberd) for tests and examples.
 #   ejabberd.sh start DIR C2S_PORT DIRECT_TLS_PORT [RESUME_SECONDS]
 #   ejabberd.sh stop|kill|status DIR
 # Domain localhost on 127.0.0.1 only; config, Mnesia data, logs, pid and

@@ -1,5 +1,5 @@
 #!/bin/bash
-# A throwaway Prosody 0.12 (Debian package: prosody) for tests and examples.
+# A throwaway Prosody 13 (Debian bookworm-backports package: prosody) for tests and examples.
 #   prosody.sh start DIR C2S_PORT DIRECT_TLS_PORT [RESUME_SECONDS]
 #   prosody.sh stop|kill|status DIR
 # Domain localhost on 127.0.0.1 only; config, data, logs, pid and certificate
