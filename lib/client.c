@@ -16,6 +16,7 @@
 #include "session.h"
 #include "sm/persist.h"
 #include "sm/sm.h"
+#include "stream_error.h"
 #include "transport/conn.h"
 #include "transport/tls.h"
 #include "xml/stanza_int.h"
@@ -50,6 +51,8 @@ struct xmppuv_client {
   int stopping;  /* graceful stop in progress */
   int closing;   /* xmppuv_client_close() called */
   int gave_up;   /* a fatal error: no reconnection until start() */
+  int gave_up_code; /* that error: the reason every stanza still held fails */
+  int reconnect_at_once; /* reconnect_now(): the next attempt has no delay */
   int online;    /* stanzas flow on this connection */
   int dropping;  /* this connection is being dropped: feed nothing more */
   int sm_offered;
@@ -109,12 +112,14 @@ static void set_status(xmppuv_client_t *c, xmppuv_status_t status) {
 }
 
 static void emit_error(xmppuv_client_t *c, const xmppuv_error_t *err) {
-  if (c->closing || c->cb.error == NULL) return;
+  if (c->closing) return;
   /* Without reconnection every error ends in offline: fatal, as the
    * header defines it. */
   xmppuv_error_t e = *err;
   if (!c->opts.reconnect) e.fatal = 1;
-  c->cb.error(c, &e, c->user_data);
+  /* The first fatal error is the reason what is still held will fail. */
+  if (e.fatal && c->gave_up_code == 0) c->gave_up_code = e.code;
+  if (c->cb.error != NULL) c->cb.error(c, &e, c->user_data);
 }
 
 static void emit_simple_error(xmppuv_client_t *c, int code, int fatal) {
@@ -205,7 +210,9 @@ static void schedule_reconnect(xmppuv_client_t *c) {
   uint32_t r = (uint32_t)xmppuv__random_next(&c->rng);
   uint64_t delay = xmppuv__backoff_delay(c->reconnect_attempt, c->opts.reconnect_delay_ms,
                                          c->opts.reconnect_max_delay_ms, r);
-  if (c->redirect_host != NULL) delay = 0; /* see-other-host: go at once */
+  /* see-other-host, or the app said the network changed: go at once. */
+  if (c->redirect_host != NULL || c->reconnect_at_once) delay = 0;
+  c->reconnect_at_once = 0;
   c->reconnect_at = mono(c) + delay;
   xmppuv__logf(&c->log, XMPPUV_LOG_INFO, "client", "reconnecting in %llu ms (attempt %u)",
                (unsigned long long)delay, c->reconnect_attempt);
@@ -222,6 +229,17 @@ static void schedule_reconnect(xmppuv_client_t *c) {
  * comes next, and a ready stream holds nothing when it is lost. */
 static void note_stream_lost(xmppuv_client_t *c) {
   if (xmppuv__sm_queued(c->sm) == xmppuv__sm_unacked(c->sm)) c->iq_fence = c->iqs.next_handle;
+}
+
+/* The client stops trying (a fatal error, or any error without
+ * reconnection): nothing it holds can be delivered by it any more, so every
+ * stanza and request still pending ends now, with the error as the reason
+ * (the app saw that error first, and could export the state there). */
+static void give_up(xmppuv_client_t *c) {
+  c->started = 0;
+  int reason = c->gave_up_code != 0 ? c->gave_up_code : XMPPUV_ECANCELED;
+  fail_everything(c, reason);
+  if (!c->closing) set_status(c, XMPPUV_STATUS_OFFLINE);
 }
 
 /* The connection object is gone: decide what comes next. */
@@ -248,8 +266,7 @@ static void on_conn_closed(void *ud) {
     fail_everything(c, XMPPUV_ECANCELED);
     if (!c->closing) set_status(c, XMPPUV_STATUS_OFFLINE);
   } else if (c->gave_up || !c->opts.reconnect) {
-    c->started = 0;
-    set_status(c, XMPPUV_STATUS_OFFLINE);
+    give_up(c);
   } else {
     schedule_reconnect(c);
   }
@@ -381,9 +398,8 @@ static void connect_now(xmppuv_client_t *c) {
     if (c->opts.reconnect && c->started && !c->closing) {
       set_status(c, XMPPUV_STATUS_DISCONNECT);
       schedule_reconnect(c);
-    } else {
-      c->started = 0;
-      set_status(c, XMPPUV_STATUS_OFFLINE);
+    } else if (!c->closing) {
+      give_up(c);
     }
   }
 }
@@ -447,6 +463,7 @@ static void session_authenticated(void *ud, int sm_offered) {
   xmppuv_client_t *c = ud;
   c->sm_offered = sm_offered;
   c->redirects = 0;
+  xmppuv__sm_set_peer_limit(c->sm, xmppuv__session_peer_max_bytes(c->session));
   xmppuv__time_t now = now_of(c);
   xmppuv__sm_stream_authenticated(c->sm, now);
   if (sm_offered && xmppuv__sm_can_resume(c->sm, now)) {
@@ -548,6 +565,11 @@ static void session_element(void *ud, xmppuv_stanza_t *el) {
 
 static void session_failed(void *ud, const xmppuv_error_t *err, const char *see_other_host) {
   xmppuv_client_t *c = ud;
+  /* A stream error that one of our stanzas may have caused: the SM engine
+   * keeps count, so a stanza that ends the stream every time fails alone
+   * instead of being resent forever (the poison rule, sm.h). */
+  if (err->code == XMPPUV_ESTREAM && xmppuv__stream_error_class(err->condition)->stanza_may_cause)
+    xmppuv__sm_stream_error(c->sm);
   if (see_other_host != NULL && see_other_host[0] != '\0' && !err->fatal) {
     /* RFC 6120 §4.9.3.19: reconnect to the host named, a few times at most. */
     if (++c->redirects > MAX_REDIRECTS) {
@@ -800,6 +822,15 @@ static void on_timer(uv_timer_t *t) {
 
 /* ---- API ------------------------------------------------------------------------ */
 
+/* A graceful stop with unacked stanzas asks for a last <a/> and waits this
+ * long for it before </stream:stream>: close_timeout_ms by default (a
+ * stanza the server has is then reported acked, not failed), or
+ * sm_drain_timeout_ms when that is longer. */
+static unsigned drain_wait_ms(const xmppuv_client_t *c) {
+  unsigned close_ms = c->opts.close_timeout_ms, drain_ms = c->opts.sm_drain_timeout_ms;
+  return drain_ms > close_ms ? drain_ms : close_ms;
+}
+
 void xmppuv_client_options_init(xmppuv_client_options_t *o) {
   memset(o, 0, sizeof *o);
   o->tls = XMPPUV_TLS_AUTO;
@@ -824,6 +855,7 @@ void xmppuv_client_options_init(xmppuv_client_options_t *o) {
   o->max_depth = XMPPUV__DEFAULT_MAX_DEPTH;
   o->max_attrs = XMPPUV__DEFAULT_MAX_ATTRS;
   o->log_level = XMPPUV_LOG_INFO;
+  o->max_send_bytes = XMPPUV__DEFAULT_MAX_STANZA_BYTES;
 }
 
 static int copy_string(const char *in, const char **out) {
@@ -949,7 +981,8 @@ int xmppuv_client_new(uv_loop_t *loop, const xmppuv_client_options_t *opts,
     smc.wait_timeout_ms = c->opts.sm_wait_timeout_ms;
     smc.queue_max = c->opts.sm_queue_max ? c->opts.sm_queue_max : 4096;
     smc.resend_on_failed = c->opts.sm_resend_on_failed;
-    smc.drain_timeout_ms = c->opts.sm_drain_timeout_ms;
+    smc.drain_timeout_ms = drain_wait_ms(c);
+    smc.max_send_bytes = c->opts.max_send_bytes;
     smc.log = &c->log;
     rc = xmppuv__sm_new(&smc, &sm_events, c, &c->sm);
   }
@@ -992,6 +1025,7 @@ int xmppuv_client_start(xmppuv_client_t *c) {
   if (c->started || c->conn != NULL) return XMPPUV_ESTATE;
   c->started = 1;
   c->gave_up = 0;
+  c->gave_up_code = 0;
   c->stopping = 0;
   c->reconnect_attempt = 0;
   c->redirects = 0;
@@ -1025,13 +1059,33 @@ int xmppuv_client_stop(xmppuv_client_t *c) {
     /* XEP-0198 §4: tell the server what we handled; optionally wait for
      * its last acks so a clean exit reports acks, not failures. */
     if (xmppuv__sm_stop(c->sm, now_of(c)) == 1)
-      c->drain_deadline = after(c, c->opts.sm_drain_timeout_ms);
+      c->drain_deadline = after(c, drain_wait_ms(c));
     else
       begin_close_stream(c);
   } else if (xmppuv__session_is_open(c->session)) {
     begin_close_stream(c);
   } else {
     drop_connection(c, 0);
+  }
+  rearm(c);
+  return 0;
+}
+
+int xmppuv_client_reconnect_now(xmppuv_client_t *c) {
+  if (c == NULL) return XMPPUV_EINVAL;
+  if (c->closing) return XMPPUV_ECLOSED;
+  if (!c->started || c->stopping || c->gave_up) return XMPPUV_ESTATE;
+  xmppuv__logf(&c->log, XMPPUV_LOG_INFO, "client", "reconnecting now, as the app asked");
+  c->reconnect_attempt = 0;
+  if (c->conn != NULL) {
+    /* Not graceful: </stream:stream> would end the server's session. The
+     * next attempt goes as soon as the connection is gone. */
+    c->reconnect_at_once = 1;
+    drop_connection(c, 0);
+  } else {
+    /* Waiting between attempts: go now. */
+    c->reconnect_at = XMPPUV__NO_DEADLINE;
+    connect_now(c);
   }
   rearm(c);
   return 0;

@@ -1,5 +1,6 @@
 #include "session.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -7,6 +8,7 @@
 #include "buf.h"
 #include "sasl.h"
 #include "scram.h"
+#include "stream_error.h"
 #include "xml/serialize.h"
 
 #define NS_TLS "urn:ietf:params:xml:ns:xmpp-tls"
@@ -16,6 +18,7 @@
 #define NS_STREAM_ERRORS "urn:ietf:params:xml:ns:xmpp-streams"
 #define NS_SASL_CB "urn:xmpp:sasl-cb:0"
 #define NS_SM "urn:xmpp:sm:3"
+#define NS_STREAM_LIMITS "urn:xmpp:stream-limits:0"
 
 /* Room for any channel-binding value (tls-unique 12, tls-exporter 32). */
 #define CB_MAX 64
@@ -64,6 +67,7 @@ struct xmppuv__session {
 
   /* what the authenticated stream's features said */
   int session_required;
+  size_t peer_max_bytes; /* XEP-0478 max-bytes of the last features, 0 = none */
   unsigned bind_seq;
   char bind_id[24];
   char *bound_jid;
@@ -473,7 +477,22 @@ static void bind_reply(xmppuv__session_t *s, const xmppuv_stanza_t *el) {
 
 /* ---- features and stream errors ---------------------------------------------- */
 
+/* XEP-0478: <limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>N. Anything
+ * that is not a plain positive decimal is no limit we can use. */
+static size_t advertised_max_bytes(const xmppuv_stanza_t *features) {
+  const xmppuv_stanza_t *limits = xmppuv_stanza_child(features, "limits", NS_STREAM_LIMITS);
+  const char *text = xmppuv_stanza_child_text(limits, "max-bytes", NULL);
+  if (text == NULL || *text == '\0') return 0;
+  size_t v = 0;
+  for (; *text != '\0'; text++) {
+    if (*text < '0' || *text > '9' || v > (SIZE_MAX - 9) / 10) return 0;
+    v = v * 10 + (size_t)(*text - '0');
+  }
+  return v;
+}
+
 static void on_features(xmppuv__session_t *s, const xmppuv_stanza_t *features) {
+  s->peer_max_bytes = advertised_max_bytes(features);
   if (!s->tls) {
     const xmppuv_stanza_t *starttls = xmppuv_stanza_child(features, "starttls", NS_TLS);
     if (starttls != NULL && s->cfg.tls_required) {
@@ -511,17 +530,6 @@ static void on_features(xmppuv__session_t *s, const xmppuv_stanza_t *features) {
   if (s->ev.authenticated != NULL) s->ev.authenticated(s->ud, sm);
 }
 
-int xmppuv__stream_error_is_fatal(const char *condition) {
-  static const char *const transient[] = {
-      "connection-timeout", "internal-server-error", "remote-connection-failed",
-      "reset", "resource-constraint", "see-other-host", "system-shutdown",
-      "undefined-condition"};
-  if (condition == NULL) return 0;
-  for (size_t i = 0; i < sizeof transient / sizeof transient[0]; i++)
-    if (strcmp(condition, transient[i]) == 0) return 0;
-  return 1;
-}
-
 static void on_stream_error(xmppuv__session_t *s, const xmppuv_stanza_t *el) {
   const char *condition = NULL;
   const char *see_other = NULL;
@@ -533,8 +541,9 @@ static void on_stream_error(xmppuv__session_t *s, const xmppuv_stanza_t *el) {
     break;
   }
   const char *text = xmppuv_stanza_child_text(el, "text", NS_STREAM_ERRORS);
+  const xmppuv__stream_error_class_t *cls = xmppuv__stream_error_class(condition);
   session_fail(s, XMPPUV_ESTREAM, condition ? condition : "undefined-condition", text, el,
-               xmppuv__stream_error_is_fatal(condition), see_other);
+               cls->action == XMPPUV__SERR_FATAL, see_other);
 }
 
 /* ---- parser callbacks --------------------------------------------------------- */
@@ -697,6 +706,7 @@ int xmppuv__session_start(xmppuv__session_t *s, int tls) {
   s->closing = 0;
   s->restart = RESTART_NONE;
   s->session_required = 0;
+  s->peer_max_bytes = 0;
   s->bind_id[0] = '\0';
   int rc = xmppuv__parser_reset(s->parser);
   if (rc == 0) rc = send_header(s);
@@ -769,6 +779,10 @@ int xmppuv__session_close(xmppuv__session_t *s) {
 int xmppuv__session_is_open(const xmppuv__session_t *s) { return s->stream_open; }
 
 const char *xmppuv__session_stream_id(const xmppuv__session_t *s) { return s->stream_id; }
+
+size_t xmppuv__session_peer_max_bytes(const xmppuv__session_t *s) {
+  return s->peer_max_bytes;
+}
 
 const char *xmppuv__session_mechanism(const xmppuv__session_t *s) {
   return s->mech != XMPPUV__MECH_NONE ? xmppuv__mech_name(s->mech) : NULL;

@@ -78,10 +78,10 @@ int xmppuv__session_close(xmppuv__session_t *s);
 int xmppuv__session_is_open(const xmppuv__session_t *s);
 /* The stream id the server gave, or NULL. */
 const char *xmppuv__session_stream_id(const xmppuv__session_t *s);
+/* The largest stanza the server's last stream features said it takes
+ * (XEP-0478 max-bytes), or 0 if they did not say. */
+size_t xmppuv__session_peer_max_bytes(const xmppuv__session_t *s);
 /* The SASL mechanism used on this connection, or NULL. */
 const char *xmppuv__session_mechanism(const xmppuv__session_t *s);
-
-/* Non-zero if a stream error condition means "do not reconnect". */
-int xmppuv__stream_error_is_fatal(const char *condition);
 
 #endif

@@ -122,7 +122,22 @@ typedef struct rec {
   char bad_transition[64]; /* the first status change the header does not allow */
   char connect_log[2048]; /* "connect" log lines, when capture_log() is on */
   size_t cl_len;
+
+  /* The order of what the app saw: "error:ESTREAM fail:ESTREAM offline" */
+  char seq[2048];
+  size_t seq_len;
+  int fail_reason[MAX_EVENTS];
+  int export_on_error; /* export the SM state from inside the error event */
+  char *exported;
+  size_t exported_len;
 } rec_t;
+
+static void seq_add(rec_t *r, const char *what, int code) {
+  int n = snprintf(r->seq + r->seq_len, sizeof r->seq - r->seq_len, "%s%s%s%s",
+                   r->seq_len ? " " : "", what, code ? ":" : "",
+                   code ? xmppuv_err_name(code) : "");
+  if (n > 0 && (size_t)n < sizeof r->seq - r->seq_len) r->seq_len += (size_t)n;
+}
 
 static void on_client_closed(xmppuv_client_t *c, void *ud);
 
@@ -190,7 +205,10 @@ static void on_status(xmppuv_client_t *c, xmppuv_status_t st, void *ud) {
   if (st == XMPPUV_STATUS_CONNECTING) r->connecting++;
   if (st == XMPPUV_STATUS_CONNECT && r->connects < MAX_EVENTS)
     r->connect_at[r->connects++] = uv_now(&r->loop);
-  if (st == XMPPUV_STATUS_OFFLINE) r->offlines++;
+  if (st == XMPPUV_STATUS_OFFLINE) {
+    r->offlines++;
+    seq_add(r, "offline", 0);
+  }
   maybe_close(r, c, name);
 }
 
@@ -198,6 +216,7 @@ static void on_online(xmppuv_client_t *c, const xmppuv_jid_t *jid, void *ud) {
   rec_t *r = ud;
   if (r->closed) r->after_close = 1;
   r->onlines++;
+  seq_add(r, "online", 0);
   r->online_at = uv_now(&r->loop);
   snprintf(r->bound, sizeof r->bound, "%s", jid ? xmppuv_jid_string(jid) : "(null)");
   maybe_close(r, c, "online-event");
@@ -208,6 +227,7 @@ static void on_resumed(xmppuv_client_t *c, void *ud) {
   (void)c;
   if (r->closed) r->after_close = 1;
   r->resumes++;
+  seq_add(r, "resumed", 0);
 }
 
 static void on_error(xmppuv_client_t *c, const xmppuv_error_t *e, void *ud) {
@@ -221,6 +241,9 @@ static void on_error(xmppuv_client_t *c, const xmppuv_error_t *e, void *ud) {
     r->err_at[r->errors] = uv_now(&r->loop);
   }
   r->errors++;
+  seq_add(r, "error", e->code);
+  if (r->export_on_error && r->exported == NULL)
+    ck_assert_int_eq(xmppuv_client_sm_export(c, &r->exported, &r->exported_len), 0);
   maybe_close(r, c, "error");
 }
 
@@ -243,15 +266,17 @@ static void on_ack(xmppuv_client_t *c, xmppuv_stanza_t *s, void *ud) {
   if (r->closed) r->after_close = 1;
   r->acks++;
   r->acked = s;
+  seq_add(r, "ack", 0);
 }
 
 static void on_fail(xmppuv_client_t *c, xmppuv_stanza_t *s, int reason, void *ud) {
   rec_t *r = ud;
   (void)c;
   (void)s;
-  (void)reason;
   if (r->closed) r->after_close = 1;
+  if (r->fails < MAX_EVENTS) r->fail_reason[r->fails] = reason;
   r->fails++;
+  seq_add(r, "fail", reason);
 }
 
 static void on_sent(xmppuv_client_t *c, xmppuv_stanza_t *s, int status, void *ud) {
@@ -361,6 +386,7 @@ static void finish(rec_t *r) {
   ck_assert_msg(r->bad_transition[0] == '\0', "status %s; statuses: %s", r->bad_transition,
                 r->statuses);
   ck_assert_int_eq(uv_loop_close(&r->loop), 0);
+  xmppuv_free(r->exported);
 }
 
 static int count(const char *haystack, const char *needle) {
@@ -1754,6 +1780,426 @@ START_TEST(sm_import_without_jid_takes_held_stanzas_but_no_session) {
 }
 END_TEST
 
+/* ---- the promise: every stanza ends in ack or fail (issue "Never stuck") ---------- */
+
+static void send_body(rec_t *r, const char *body) {
+  xmppuv_stanza_t *m;
+  ck_assert_int_eq(xmppuv_message_new("bob@localhost", "chat", body, &m), 0);
+  ck_assert_int_eq(xmppuv_client_send(r->c, m), 0);
+  xmppuv_stanza_unref(m);
+}
+
+#define SM_RESUMED(h) "<resumed xmlns='urn:xmpp:sm:3' previd='sm-0' h='" h "'/>"
+
+/* A fatal stream error: the client gives up, and what it held does not wait
+ * for a stop() that may never come: the unacked and the held stanzas fail
+ * with the error as the reason, after the error event (where the app can
+ * still export them) and before offline. */
+START_TEST(fatal_error_fails_every_stanza_held_with_that_error_after_the_error_event) {
+  static const xmppuv_test_step_t s0[] = {
+      LOGIN_SM, SCRIPT_EXPECT("two</body>"), SCRIPT_SEND(SM_A("1")),
+      SCRIPT_EXPECT("<r "), SCRIPT_SEND(STREAM_ERROR("not-authorized")), SCRIPT_CLOSE,
+      SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0};
+  rec_t r;
+  rec_init(&r);
+  r.export_on_error = 1;
+  start_server(&r, 0, scripts, 1);
+  xmppuv_client_options_t o;
+  base_opts(&o, port_of(&r, 0));
+  start(&r, &o);
+  RUN_UNTIL(&r, r.onlines >= 1, 10000);
+  send_body(&r, "one");
+  send_body(&r, "two");
+  assert_gave_up(&r, 1);
+  ASSERT_ERROR(&r, 0, XMPPUV_ESTREAM, "not-authorized", 1);
+  ck_assert_uint_eq(r.acks, 1);
+  ck_assert_uint_eq(r.fails, 1);
+  ck_assert_int_eq(r.fail_reason[0], XMPPUV_ESTREAM);
+  ck_assert_str_eq(r.seq, "online ack error:ESTREAM fail:ESTREAM offline");
+  ck_assert_uint_eq(xmppuv_client_sm_queued(r.c), 0);
+  /* The export inside the error event still had the unacked one. */
+  ck_assert_ptr_nonnull(r.exported);
+  ck_assert_ptr_nonnull(memmem(r.exported, r.exported_len, "two</body>", 10));
+  ck_assert_ptr_null(memmem(r.exported, r.exported_len, "one</body>", 10));
+  finish(&r);
+}
+END_TEST
+
+/* Without reconnection every error is fatal: held stanzas fail with it
+ * too (here the connection refused: nothing was ever written). */
+START_TEST(giving_up_without_reconnection_fails_what_was_held_with_the_error) {
+  rec_t r;
+  rec_init(&r);
+  unsigned short dead = closed_port(&r.loop);
+  xmppuv_client_options_t o;
+  base_opts(&o, dead);
+  o.reconnect = 0;
+  client_new(&r, &o);
+  ck_assert_int_eq(xmppuv_client_start(r.c), 0);
+  send_body(&r, "held");
+  RUN_UNTIL(&r, r.offlines >= 1, 10000);
+  ck_assert_uint_eq(r.errors, 1);
+  ck_assert_int_eq(r.err_fatal[0], 1);
+  ck_assert_uint_eq(r.fails, 1);
+  ck_assert_int_eq(r.fail_reason[0], r.err_code[0]);
+  ck_assert_str_eq(r.seq, "error:ECONNREFUSED fail:ECONNREFUSED offline");
+  finish(&r);
+}
+END_TEST
+
+/* Prosody's resumed-parser fault: the resumed stream's first stanza is
+ * answered with not-well-formed and the session ends. Retryable: the client
+ * reconnects, the server has forgotten the session (<failed/>), a new one
+ * starts, and every stanza has its outcome: nothing is left stranded. */
+START_TEST(not_well_formed_after_resumption_reconnects_and_strands_nothing) {
+  static const xmppuv_test_step_t s0[] = {LOGIN_SM, SCRIPT_EXPECT("one</body>"),
+                                          SCRIPT_CLOSE, SCRIPT_END};
+  static const xmppuv_test_step_t s1[] = {
+      UNTIL_RESUME, SCRIPT_SEND(SM_RESUMED("0")), SCRIPT_EXPECT("one</body>"),
+      SCRIPT_SEND(STREAM_ERROR("not-well-formed")), SCRIPT_CLOSE, SCRIPT_END};
+  static const xmppuv_test_step_t s2[] = {
+      UNTIL_RESUME,
+      SCRIPT_SEND("<failed xmlns='urn:xmpp:sm:3'><item-not-found xmlns='" NS_STANZAS
+                  "'/></failed>"),
+      SCRIPT_EXPECT(NS_BIND), SCRIPT_SEND(BIND_RESULT), SCRIPT_EXPECT("<enable "),
+      SCRIPT_SEND(SM_ENABLED), SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0, s1, s2};
+  rec_t r;
+  rec_init(&r);
+  start_server(&r, 0, scripts, 3);
+  xmppuv_client_options_t o;
+  base_opts(&o, port_of(&r, 0));
+  start(&r, &o);
+  RUN_UNTIL(&r, r.onlines >= 1, 10000);
+  send_body(&r, "one");
+  RUN_UNTIL(&r, r.onlines >= 2, 10000);
+  ck_assert_msg(r.onlines == 2, "no new session; seq: %s; statuses: %s", r.seq, r.statuses);
+  ck_assert_uint_eq(connections(&r, 0), 3);
+  ASSERT_ERROR(&r, 0, XMPPUV_EEOF, "", 0);
+  ASSERT_ERROR(&r, 1, XMPPUV_ESTREAM, "not-well-formed", 0);
+  ck_assert_uint_eq(r.fails, 1);
+  ck_assert_int_eq(r.fail_reason[0], XMPPUV_ESMFAILED);
+  ck_assert_int_eq(xmppuv_client_status(r.c), XMPPUV_STATUS_ONLINE);
+  ck_assert_uint_eq(xmppuv_client_sm_queued(r.c), 0);
+  finish(&r);
+}
+END_TEST
+
+/* The poison rule, through the client: the server ends the stream on "bad"
+ * every time it arrives (policy-violation, as Prosody does for a stanza too
+ * big). After three times it fails alone with XMPPUV_EREJECTED; the others
+ * are delivered once and acked. */
+#define POLICY STREAM_ERROR("policy-violation")
+START_TEST(stanza_the_server_ends_the_stream_on_three_times_fails_alone) {
+  static const xmppuv_test_step_t s0[] = {
+      LOGIN_SM, SCRIPT_EXPECT("ok1</body>"), SCRIPT_SEND(SM_A("1")),
+      SCRIPT_EXPECT("bad</body>"), SCRIPT_SEND(POLICY), SCRIPT_CLOSE, SCRIPT_END};
+  static const xmppuv_test_step_t again[] = {UNTIL_RESUME, SCRIPT_SEND(SM_RESUMED("1")),
+                                             SCRIPT_EXPECT("bad</body>"), SCRIPT_SEND(POLICY),
+                                             SCRIPT_CLOSE, SCRIPT_END};
+  static const xmppuv_test_step_t last[] = {UNTIL_RESUME, SCRIPT_SEND(SM_RESUMED("1")),
+                                            SCRIPT_EXPECT("ok2</body>"), SCRIPT_SEND(SM_A("2")),
+                                            SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0, again, again, last};
+  rec_t r;
+  rec_init(&r);
+  start_server(&r, 0, scripts, 4);
+  xmppuv_client_options_t o;
+  base_opts(&o, port_of(&r, 0));
+  start(&r, &o);
+  RUN_UNTIL(&r, r.onlines >= 1, 10000);
+  send_body(&r, "ok1");
+  send_body(&r, "bad");
+  send_body(&r, "ok2");
+  RUN_UNTIL(&r, r.acks >= 2 && r.fails >= 1, 20000);
+  ck_assert_msg(r.fails == 1 && r.acks == 2, "seq: %s", r.seq);
+  ck_assert_int_eq(r.fail_reason[0], XMPPUV_EREJECTED);
+  ck_assert_uint_eq(connections(&r, 0), 4);
+  ck_assert_uint_eq(r.onlines, 1);
+  ck_assert_uint_eq(r.resumes, 3);
+  /* Sent three times, never a fourth; ok2 reached the server each time
+   * after bad, and once more, alone, on the last connection. */
+  for (size_t i = 0; i < 3; i++) ck_assert_int_eq(count(received(&r, 0, i), "bad</body>"), 1);
+  ck_assert_ptr_null(strstr(received(&r, 0, 3), "bad</body>"));
+  ck_assert_int_eq(count(received(&r, 0, 3), "ok2</body>"), 1);
+  ck_assert_int_eq(count(received(&r, 0, 0), "ok1</body>"), 1);
+  for (size_t i = 1; i < 4; i++) ck_assert_ptr_null(strstr(received(&r, 0, i), "ok1</body>"));
+  ck_assert_uint_eq(xmppuv_client_sm_queued(r.c), 0);
+  ck_assert_int_eq(xmppuv_client_status(r.c), XMPPUV_STATUS_ONLINE);
+  finish(&r);
+}
+END_TEST
+
+START_TEST(send_refuses_a_stanza_over_max_send_bytes) {
+  static const xmppuv_test_step_t s0[] = {LOGIN_SM, SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0};
+  rec_t r;
+  rec_init(&r);
+  start_server(&r, 0, scripts, 1);
+  xmppuv_client_options_t o;
+  base_opts(&o, port_of(&r, 0));
+  o.max_send_bytes = 200;
+  start(&r, &o);
+  RUN_UNTIL(&r, r.onlines >= 1, 10000);
+  char body[256];
+  memset(body, 'x', 200);
+  body[200] = '\0';
+  xmppuv_stanza_t *m;
+  ck_assert_int_eq(xmppuv_message_new("bob@localhost", "chat", body, &m), 0);
+  ck_assert_int_eq(xmppuv_client_send(r.c, m), XMPPUV_ETOOBIG);
+  xmppuv_stanza_unref(m);
+  ck_assert_uint_eq(xmppuv_client_sm_queued(r.c), 0);
+  send_body(&r, "small");
+  RUN_FOR(&r, 50);
+  ck_assert_ptr_null(strstr(received(&r, 0, 0), "xxxxxxxx"));
+  ck_assert_ptr_nonnull(strstr(received(&r, 0, 0), "small</body>"));
+  finish(&r);
+}
+END_TEST
+
+/* XEP-0478: the server says how big a stanza it takes. */
+#define FEATURES_BIND_SM_LIMIT                                              \
+  "<stream:features><bind xmlns='" NS_BIND "'/><sm xmlns='urn:xmpp:sm:3'/>"  \
+  "<limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>400</max-bytes>"      \
+  "</limits></stream:features>"
+
+START_TEST(a_stanza_over_the_servers_advertised_limit_is_refused_or_failed_unsent) {
+  static const xmppuv_test_step_t s0[] = {
+      UNTIL_AUTH, UNTIL_BIND(FEATURES_BIND_SM_LIMIT), SCRIPT_SEND(BIND_RESULT),
+      SCRIPT_EXPECT("<enable "), SCRIPT_SEND(SM_ENABLED), SCRIPT_EXPECT("after</body>"),
+      SCRIPT_SEND(SM_A("2")), SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0};
+  rec_t r;
+  rec_init(&r);
+  start_server(&r, 0, scripts, 1);
+  xmppuv_client_options_t o;
+  base_opts(&o, port_of(&r, 0));
+  client_new(&r, &o);
+  ck_assert_int_eq(xmppuv_client_start(r.c), 0);
+  char body[512];
+  memset(body, 'x', 450);
+  body[450] = '\0';
+  /* Held before the limit is known: failed unsent once it is. */
+  send_body(&r, "before");
+  send_body(&r, body);
+  RUN_UNTIL(&r, r.onlines >= 1, 10000);
+  ck_assert_uint_eq(r.fails, 1);
+  ck_assert_int_eq(r.fail_reason[0], XMPPUV_ETOOBIG);
+  /* Known now: refused at send. */
+  xmppuv_stanza_t *m;
+  ck_assert_int_eq(xmppuv_message_new("bob@localhost", "chat", body, &m), 0);
+  ck_assert_int_eq(xmppuv_client_send(r.c, m), XMPPUV_ETOOBIG);
+  xmppuv_stanza_unref(m);
+  send_body(&r, "after");
+  RUN_UNTIL(&r, r.acks >= 2, 10000);
+  ck_assert_uint_eq(r.acks, 2);
+  ck_assert_uint_eq(r.fails, 1);
+  ck_assert_ptr_null(strstr(received(&r, 0, 0), "xxxxxxxx"));
+  finish(&r);
+}
+END_TEST
+
+/* ---- a graceful stop reports what was delivered as delivered -------------------- */
+
+START_TEST(stop_asks_for_a_last_ack_and_reports_what_the_server_has_as_acked) {
+  static const xmppuv_test_step_t s0[] = {
+      LOGIN_SM, SCRIPT_EXPECT("two</body>"), SCRIPT_EXPECT("<r "), SCRIPT_SEND(SM_A("2")),
+      SCRIPT_EXPECT("</stream:stream>"), SCRIPT_SEND("</stream:stream>"), SCRIPT_CLOSE,
+      SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0};
+  rec_t r;
+  rec_init(&r);
+  start_server(&r, 0, scripts, 1);
+  xmppuv_client_options_t o;
+  base_opts(&o, port_of(&r, 0));
+  o.sm_ack_debounce_ms = 0; /* no <r/> but the one stop() asks */
+  o.close_timeout_ms = 5000;
+  start(&r, &o);
+  RUN_UNTIL(&r, r.onlines >= 1, 10000);
+  send_body(&r, "one");
+  send_body(&r, "two");
+  ck_assert_int_eq(xmppuv_client_stop(r.c), 0);
+  RUN_UNTIL(&r, r.offlines >= 1, 10000);
+  ck_assert_str_eq(r.seq, "online ack ack offline");
+  const char *got = received(&r, 0, 0);
+  const char *req = strstr(got, "<r ");
+  ck_assert_ptr_nonnull(req);
+  ck_assert_ptr_nonnull(strstr(req, "</stream:stream>"));
+  finish(&r);
+}
+END_TEST
+
+START_TEST(stop_fails_only_what_is_still_unacked_after_close_timeout) {
+  static const xmppuv_test_step_t s0[] = {
+      LOGIN_SM, SCRIPT_EXPECT("two</body>"), SCRIPT_EXPECT("<r "),
+      SCRIPT_EXPECT("</stream:stream>"), SCRIPT_SEND("</stream:stream>"), SCRIPT_CLOSE,
+      SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0};
+  rec_t r;
+  rec_init(&r);
+  start_server(&r, 0, scripts, 1);
+  xmppuv_client_options_t o;
+  base_opts(&o, port_of(&r, 0));
+  o.sm_ack_debounce_ms = 0;
+  o.close_timeout_ms = 300;
+  start(&r, &o);
+  RUN_UNTIL(&r, r.onlines >= 1, 10000);
+  send_body(&r, "one");
+  send_body(&r, "two");
+  uint64_t stop_at = uv_now(&r.loop);
+  ck_assert_int_eq(xmppuv_client_stop(r.c), 0);
+  RUN_UNTIL(&r, r.offlines >= 1, 10000);
+  ck_assert_uint_ge(uv_now(&r.loop) - stop_at, 300);
+  ck_assert_str_eq(r.seq, "online fail:ECANCELED fail:ECANCELED offline");
+  finish(&r);
+}
+END_TEST
+
+/* ---- resumption is lenient where it is safe ------------------------------------- */
+
+START_TEST(resumed_without_previd_resumes) {
+  static const xmppuv_test_step_t s0[] = {LOGIN_SM, SCRIPT_EXPECT(RESENT), SCRIPT_CLOSE,
+                                          SCRIPT_END};
+  static const xmppuv_test_step_t s1[] = {
+      UNTIL_RESUME, SCRIPT_SEND("<resumed xmlns='urn:xmpp:sm:3' h='0'/>"),
+      SCRIPT_EXPECT(RESENT), SCRIPT_SEND(SM_A("1")), SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0, s1};
+  rec_t r;
+  rec_init(&r);
+  start_server(&r, 0, scripts, 2);
+  xmppuv_client_options_t o;
+  base_opts(&o, port_of(&r, 0));
+  start(&r, &o);
+  send_unacked(&r);
+  RUN_UNTIL(&r, r.resumes >= 1 && r.acks >= 1, 10000);
+  ck_assert_str_eq(r.seq, "online error:EEOF resumed ack");
+  ck_assert_uint_eq(connections(&r, 0), 2);
+  ck_assert_int_eq(xmppuv_client_status(r.c), XMPPUV_STATUS_ONLINE);
+  finish(&r);
+}
+END_TEST
+
+START_TEST(resumed_naming_another_session_starts_a_new_one_without_a_loop) {
+  static const xmppuv_test_step_t s0[] = {LOGIN_SM, SCRIPT_EXPECT(RESENT), SCRIPT_CLOSE,
+                                          SCRIPT_END};
+  static const xmppuv_test_step_t s1[] = {
+      UNTIL_RESUME, SCRIPT_SEND("<resumed xmlns='urn:xmpp:sm:3' previd='sm-other' h='0'/>"),
+      SCRIPT_END};
+  static const xmppuv_test_step_t s2[] = {LOGIN_SM, SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0, s1, s2};
+  rec_t r;
+  rec_init(&r);
+  start_server(&r, 0, scripts, 3);
+  xmppuv_client_options_t o;
+  base_opts(&o, port_of(&r, 0));
+  start(&r, &o);
+  send_unacked(&r);
+  RUN_UNTIL(&r, r.onlines >= 2, 10000);
+  RUN_FOR(&r, 300);
+  ck_assert_str_eq(r.seq, "online error:EEOF error:EPROTO fail:ESMFAILED online");
+  ck_assert_uint_eq(connections(&r, 0), 3);
+  ck_assert_ptr_null(strstr(received(&r, 0, 2), "<resume "));
+  ck_assert_uint_eq(r.resumes, 0);
+  finish(&r);
+}
+END_TEST
+
+/* ---- reconnect when the app knows the network changed ---------------------------- */
+
+START_TEST(reconnect_now_resumes_at_once_when_the_connection_went_silent) {
+  /* The first connection swallows the message and never answers: the ack
+   * timeout (60 s) would notice only much later. */
+  static const xmppuv_test_step_t s0[] = {LOGIN_SM, SCRIPT_EXPECT(RESENT), SCRIPT_END};
+  static const xmppuv_test_step_t s1[] = {RESUME_AND_ACK, SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0, s1};
+  rec_t r;
+  rec_init(&r);
+  start_server(&r, 0, scripts, 2);
+  xmppuv_client_options_t o;
+  base_opts(&o, port_of(&r, 0));
+  o.reconnect_delay_ms = 5000; /* reconnect_now does not wait for it */
+  o.reconnect_max_delay_ms = 10000;
+  start(&r, &o);
+  send_unacked(&r);
+  RUN_UNTIL(&r, script_done(&r, 0, 0), 10000);
+  uint64_t asked_at = uv_now(&r.loop);
+  ck_assert_int_eq(xmppuv_client_reconnect_now(r.c), 0);
+  RUN_UNTIL(&r, r.resumes >= 1 && r.acks >= 1, 10000);
+  ck_assert_str_eq(r.seq, "online resumed ack");
+  ck_assert_uint_lt(uv_now(&r.loop) - asked_at, 2000);
+  ck_assert_uint_eq(r.reconnectings, 1);
+  ck_assert_uint_eq(r.delay[0], 0);
+  ck_assert_uint_eq(r.errors, 0);
+  /* The old connection was dropped, not closed: no </stream:stream>. */
+  ck_assert_ptr_null(strstr(received(&r, 0, 0), "</stream:stream>"));
+  finish(&r);
+}
+END_TEST
+
+START_TEST(reconnect_now_with_nothing_wrong_resumes_without_loss_or_duplicate) {
+  static const xmppuv_test_step_t s0[] = {LOGIN_SM, SCRIPT_EXPECT(RESENT),
+                                          SCRIPT_SEND(SM_A("1")), SCRIPT_END};
+  static const xmppuv_test_step_t s1[] = {UNTIL_RESUME, SCRIPT_SEND(SM_RESUMED("1")),
+                                          SCRIPT_EXPECT("after</body>"), SCRIPT_SEND(SM_A("2")),
+                                          SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0, s1};
+  rec_t r;
+  rec_init(&r);
+  start_server(&r, 0, scripts, 2);
+  xmppuv_client_options_t o;
+  base_opts(&o, port_of(&r, 0));
+  start(&r, &o);
+  send_unacked(&r);
+  RUN_UNTIL(&r, r.acks >= 1, 10000);
+  ck_assert_int_eq(xmppuv_client_reconnect_now(r.c), 0);
+  send_body(&r, "after"); /* held while reconnecting */
+  RUN_UNTIL(&r, r.resumes >= 1 && r.acks >= 2, 10000);
+  ck_assert_str_eq(r.seq, "online ack resumed ack");
+  ck_assert_ptr_null(strstr(received(&r, 0, 1), RESENT));
+  ck_assert_int_eq(count(received(&r, 0, 1), "after</body>"), 1);
+  ck_assert_uint_eq(connections(&r, 0), 2);
+  finish(&r);
+}
+END_TEST
+
+START_TEST(reconnect_now_cuts_short_the_wait_between_attempts) {
+  static const xmppuv_test_step_t s0[] = {LOGIN_SM, SCRIPT_CLOSE, SCRIPT_END};
+  static const xmppuv_test_step_t s1[] = {UNTIL_RESUME, SCRIPT_SEND(SM_RESUMED("0")),
+                                          SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0, s1};
+  rec_t r;
+  rec_init(&r);
+  start_server(&r, 0, scripts, 2);
+  xmppuv_client_options_t o;
+  base_opts(&o, port_of(&r, 0));
+  o.reconnect_delay_ms = 20000;
+  o.reconnect_max_delay_ms = 40000;
+  start(&r, &o);
+  RUN_UNTIL(&r, r.reconnectings >= 1, 10000);
+  ck_assert_uint_ge(r.delay[0], 10000);
+  uint64_t asked_at = uv_now(&r.loop);
+  ck_assert_int_eq(xmppuv_client_reconnect_now(r.c), 0);
+  RUN_UNTIL(&r, r.resumes >= 1, 10000);
+  ck_assert_uint_eq(r.resumes, 1);
+  ck_assert_uint_lt(uv_now(&r.loop) - asked_at, 2000);
+  finish(&r);
+}
+END_TEST
+
+START_TEST(reconnect_now_when_not_started_is_ESTATE) {
+  rec_t r;
+  rec_init(&r);
+  xmppuv_client_options_t o;
+  base_opts(&o, 5222);
+  client_new(&r, &o);
+  ck_assert_int_eq(xmppuv_client_reconnect_now(r.c), XMPPUV_ESTATE);
+  ck_assert_int_eq(xmppuv_client_reconnect_now(NULL), XMPPUV_EINVAL);
+  ck_assert_uint_eq(r.connecting, 0);
+  finish(&r);
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("client_scripted");
   TCase *tc = tcase_create("client_scripted");
@@ -1798,6 +2244,20 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, sm_import_without_jid_takes_held_stanzas_but_no_session);
   tcase_add_loop_test(tc, stop_from_inside_any_event_goes_offline, 0,
                       (int)(sizeof close_events / sizeof close_events[0]));
+  tcase_add_test(tc, fatal_error_fails_every_stanza_held_with_that_error_after_the_error_event);
+  tcase_add_test(tc, giving_up_without_reconnection_fails_what_was_held_with_the_error);
+  tcase_add_test(tc, not_well_formed_after_resumption_reconnects_and_strands_nothing);
+  tcase_add_test(tc, stanza_the_server_ends_the_stream_on_three_times_fails_alone);
+  tcase_add_test(tc, send_refuses_a_stanza_over_max_send_bytes);
+  tcase_add_test(tc, a_stanza_over_the_servers_advertised_limit_is_refused_or_failed_unsent);
+  tcase_add_test(tc, stop_asks_for_a_last_ack_and_reports_what_the_server_has_as_acked);
+  tcase_add_test(tc, stop_fails_only_what_is_still_unacked_after_close_timeout);
+  tcase_add_test(tc, resumed_without_previd_resumes);
+  tcase_add_test(tc, resumed_naming_another_session_starts_a_new_one_without_a_loop);
+  tcase_add_test(tc, reconnect_now_resumes_at_once_when_the_connection_went_silent);
+  tcase_add_test(tc, reconnect_now_with_nothing_wrong_resumes_without_loss_or_duplicate);
+  tcase_add_test(tc, reconnect_now_cuts_short_the_wait_between_attempts);
+  tcase_add_test(tc, reconnect_now_when_not_started_is_ESTATE);
   suite_add_tcase(s, tc);
   return s;
 }

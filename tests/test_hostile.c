@@ -29,6 +29,7 @@
 #include "scram_server.h"
 #include "session.h"
 #include "script_server.h"
+#include "stream_error.h"
 #include "tls_peer.h"
 #include "xmppuv.h"
 
@@ -1109,22 +1110,26 @@ END_TEST
 
 /* ---- stream errors: every condition of RFC 6120 §4.9.3 ---------------------------- */
 
+/* The README's stream error table, condition by condition. Our own XML is
+ * well-formed by construction, so the XML conditions retry (Prosody's
+ * resumed-parser fault answers a good stanza with not-well-formed); a
+ * stanza that trips the server every time is stopped by the poison rule. */
 static const struct {
   const char *condition;
   int fatal; /* the client gives up */
 } conditions[] = {
-    {"bad-format", 1},          {"bad-namespace-prefix", 1},
+    {"bad-format", 0},          {"bad-namespace-prefix", 0},
     {"conflict", 1},            {"connection-timeout", 0},
     {"host-gone", 1},           {"host-unknown", 1},
-    {"improper-addressing", 1}, {"internal-server-error", 0},
+    {"improper-addressing", 0}, {"internal-server-error", 0},
     {"invalid-from", 1},        {"invalid-namespace", 1},
-    {"invalid-xml", 1},         {"not-authorized", 1},
-    {"not-well-formed", 1},     {"policy-violation", 1},
+    {"invalid-xml", 0},         {"not-authorized", 1},
+    {"not-well-formed", 0},     {"policy-violation", 0},
     {"remote-connection-failed", 0}, {"reset", 0},
-    {"resource-constraint", 0}, {"restricted-xml", 1},
+    {"resource-constraint", 0}, {"restricted-xml", 0},
     {"see-other-host", 0},      {"system-shutdown", 0},
     {"undefined-condition", 0}, {"unsupported-encoding", 1},
-    {"unsupported-feature", 1}, {"unsupported-stanza-type", 1},
+    {"unsupported-feature", 1}, {"unsupported-stanza-type", 0},
     {"unsupported-version", 1},
 };
 
@@ -1157,18 +1162,16 @@ START_TEST(stream_error_of_every_rfc6120_condition_is_reported_and_classified) {
   start(&r, &o);
   send_msg(&r, "first");
   send_msg(&r, "second");
-  ck_assert_int_eq(xmppuv__stream_error_is_fatal(cond), fatal);
+  ck_assert_int_eq(xmppuv__stream_error_class(cond)->action == XMPPUV__SERR_FATAL, fatal);
   if (fatal) {
     assert_gave_up(&r);
     ck_assert_uint_eq(connections(&r, 0), 1);
     ck_assert_uint_eq(r.reconnectings, 0);
-    /* Acked stays acked; the unacked one is neither acked nor failed on a
-     * guess: it waits, queued, for the app to start again or stop. */
+    /* Acked stays acked; the client gave up, so the unacked one fails at
+     * once, with the stream error as the reason: nothing is left waiting. */
     assert_acked(&r.slots[0]);
-    ck_assert_uint_eq(r.slots[1].done, 0);
-    ck_assert_uint_eq(xmppuv_client_sm_queued(r.c), 1);
-    ck_assert_int_eq(xmppuv_client_stop(r.c), 0);
-    assert_failed(&r.slots[1], XMPPUV_ECANCELED);
+    assert_failed(&r.slots[1], XMPPUV_ESTREAM);
+    ck_assert_uint_eq(xmppuv_client_sm_queued(r.c), 0);
   } else {
     RUN_UNTIL(&r, r.resumes >= 1 && r.slots[1].done, 20000);
     ck_assert_msg(r.resumes == 1, "not resumed after %s; statuses: %s", cond, r.statuses);

@@ -845,7 +845,10 @@ START_TEST(resumed_with_h_too_high) {
 }
 END_TEST
 
-START_TEST(resumed_for_another_session_is_a_protocol_error) {
+/* A <resumed/> naming another session is not a resumption of ours: the
+ * connection is dropped and the session given up, so the next connection
+ * starts a new session instead of asking again (no reconnect loop). */
+START_TEST(resumed_for_another_session_gives_the_session_up_and_a_new_one_starts) {
   smh_t h;
   smh_init(&h, NULL);
   smh_online(&h, 0);
@@ -858,6 +861,210 @@ START_TEST(resumed_for_another_session_is_a_protocol_error) {
                    1);
   ck_assert_str_eq(smh_take(&h), "[abort EPROTO]");
   ck_assert_int_eq(h.resumed_events, 0);
+  ck_assert_uint_eq(xmppuv__sm_unacked(h.sm), 1);
+  ck_assert_int_eq(xmppuv__sm_resumable(h.sm), 0);
+  smh_disconnect(&h);
+  smh_authenticated(&h);
+  ck_assert_int_eq(xmppuv__sm_can_resume(h.sm, h.now), 0);
+  ck_assert_int_eq(smh_enable(&h, 1), 0);
+  ck_assert_str_eq(smh_take(&h), "[done m1 ESMFAILED]" ENABLE);
+  smh_free(&h);
+}
+END_TEST
+
+/* ---- the poison rule ------------------------------------------------------- */
+
+/* One cycle: the stream ends with a stream error a stanza may cause, the
+ * next one resumes with h, and the transcript of the resumption is kept. */
+static const char *error_then_resume(smh_t *h, const char *resumed) {
+  xmppuv__sm_stream_error(h->sm);
+  smh_disconnect(h);
+  smh_resume(h);
+  smh_take(h);
+  ck_assert_int_eq(smh_in(h, resumed), 1);
+  return smh_take(h);
+}
+
+START_TEST(poison_stanza_the_server_ends_the_stream_on_three_times_fails_alone) {
+  smh_t h;
+  smh_init(&h, NULL);
+  smh_online(&h, 0);
+  ck_assert_int_eq(smh_send(&h, MSG("ok1")), 0);
+  ck_assert_int_eq(smh_send(&h, MSG("bad")), 0);
+  ck_assert_int_eq(smh_send(&h, MSG("ok2")), 0);
+  smh_take(&h);
+  /* The server handles ok1 and ends the stream on "bad", every time. */
+  const char *out = error_then_resume(&h, RESUMED(1));
+  ck_assert_msg(strncmp(out, "[done ok1 OK]", 13) == 0, "got %s", out);
+  ck_assert_ptr_nonnull(strstr(out, "id='bad'"));
+  out = error_then_resume(&h, RESUMED(1));
+  ck_assert_ptr_nonnull(strstr(out, "id='bad'"));
+  ck_assert_int_eq(smh_sent(&h, 1)->dones, 0);
+  /* Third time: failed alone, not resent; ok2 is resent and counted from
+   * the server's h, which never included "bad". */
+  out = error_then_resume(&h, RESUMED(1));
+  ck_assert_msg(strncmp(out, "[done bad EREJECTED]", 20) == 0, "got %s", out);
+  ck_assert_ptr_null(strstr(out, "id='bad'"));
+  ck_assert_ptr_nonnull(strstr(out, "id='ok2'"));
+  ck_assert_uint_eq(xmppuv__sm_unacked(h.sm), 1);
+  ck_assert_uint_eq(xmppuv__sm_outbound_count(h.sm), 2);
+  ck_assert_int_eq(smh_in(&h, A(2)), 1);
+  ck_assert_str_eq(smh_take(&h), "[done ok2 OK]");
+  smh_assert_each_done_once(&h);
+  ck_assert_int_eq(smh_sent(&h, 1)->status, XMPPUV_EREJECTED);
+  smh_free(&h);
+}
+END_TEST
+
+START_TEST(poison_rule_needs_three_stream_errors_in_a_row) {
+  smh_t h;
+  smh_init(&h, NULL);
+  smh_online(&h, 0);
+  ck_assert_int_eq(smh_send(&h, MSG("m1")), 0);
+  smh_take(&h);
+  error_then_resume(&h, RESUMED(0));
+  error_then_resume(&h, RESUMED(0));
+  /* A cut without a stream error (the network, not the stanza) breaks the
+   * row: the count starts again. */
+  smh_disconnect(&h);
+  smh_resume(&h);
+  ck_assert_int_eq(smh_in(&h, RESUMED(0)), 1);
+  smh_take(&h);
+  error_then_resume(&h, RESUMED(0));
+  const char *out = error_then_resume(&h, RESUMED(0));
+  ck_assert_ptr_nonnull(strstr(out, "id='m1'"));
+  ck_assert_int_eq(smh_sent(&h, 0)->dones, 0);
+  out = error_then_resume(&h, RESUMED(0));
+  ck_assert_msg(strncmp(out, "[done m1 EREJECTED]", 19) == 0, "got %s", out);
+  smh_free(&h);
+}
+END_TEST
+
+START_TEST(poison_rule_does_not_blame_a_stanza_the_server_handled) {
+  smh_t h;
+  smh_init(&h, NULL);
+  smh_online(&h, 0);
+  ck_assert_int_eq(smh_send(&h, MSG("m1")), 0);
+  ck_assert_int_eq(smh_send(&h, MSG("m2")), 0);
+  ck_assert_int_eq(smh_send(&h, MSG("m3")), 0);
+  smh_take(&h);
+  /* Each stream error comes after the server handled one more: never the
+   * same stanza unhandled twice, so nothing is failed. */
+  error_then_resume(&h, RESUMED(1));
+  error_then_resume(&h, RESUMED(2));
+  error_then_resume(&h, RESUMED(3));
+  smh_assert_each_done_once(&h);
+  for (size_t i = 0; i < 3; i++) ck_assert_int_eq(smh_sent(&h, i)->status, 0);
+  smh_free(&h);
+}
+END_TEST
+
+START_TEST(poison_rule_holds_with_failed_resumption_and_the_resend_policy) {
+  xmppuv__sm_config_t cfg;
+  xmppuv__sm_config_defaults(&cfg);
+  cfg.resend_on_failed = 1;
+  smh_t h;
+  smh_init(&h, &cfg);
+  smh_online(&h, 0);
+  ck_assert_int_eq(smh_send(&h, MSG("bad")), 0);
+  smh_take(&h);
+  /* The server ends the stream on it and the session with it, each time:
+   * <failed h/> says it was never handled, and the policy resends it. */
+  for (int round = 0; round < 3; round++) {
+    xmppuv__sm_stream_error(h.sm);
+    smh_disconnect(&h);
+    smh_resume(&h);
+    ck_assert_int_eq(smh_in(&h, "<failed xmlns='urn:xmpp:sm:3' h='0'>"
+                                "<item-not-found xmlns='urn:ietf:params:xml:ns:"
+                                "xmpp-stanzas'/></failed>"), 1);
+    ck_assert_int_eq(smh_enable(&h, 1), 0);
+    const char *out = smh_take(&h);
+    if (round < 2) {
+      ck_assert_ptr_nonnull(strstr(out, "id='bad'"));
+      ck_assert_int_eq(smh_sent(&h, 0)->dones, 0);
+    } else {
+      ck_assert_ptr_nonnull(strstr(out, "[done bad EREJECTED]"));
+      ck_assert_ptr_null(strstr(out, "id='bad'"));
+    }
+    ck_assert_int_eq(smh_in(&h, ENABLED), 1);
+    smh_take(&h);
+  }
+  smh_assert_each_done_once(&h);
+  smh_free(&h);
+}
+END_TEST
+
+START_TEST(send_refuses_a_stanza_over_max_send_bytes_with_ETOOBIG) {
+  xmppuv__sm_config_t cfg;
+  xmppuv__sm_config_defaults(&cfg);
+  cfg.max_send_bytes = 100;
+  smh_t h;
+  smh_init(&h, &cfg);
+  smh_online(&h, 0);
+  char big[256];
+  snprintf(big, sizeof big, "<message id='big'><body>%0100d</body></message>", 0);
+  ck_assert_int_eq(smh_send(&h, big), XMPPUV_ETOOBIG);
+  ck_assert_str_eq(smh_take(&h), "");
+  ck_assert_uint_eq(xmppuv__sm_queued(h.sm), 0);
+  ck_assert_int_eq(smh_send(&h, MSG("small")), 0);
+  smh_free(&h);
+}
+END_TEST
+
+START_TEST(send_refuses_a_stanza_over_the_servers_advertised_limit) {
+  smh_t h;
+  smh_init(&h, NULL);
+  smh_online(&h, 0);
+  /* XEP-0478 max-bytes: a message must fit with a delay stamp added. */
+  size_t plain = strlen(MSG("m1"));
+  xmppuv__sm_set_peer_limit(h.sm, plain + 20);
+  ck_assert_int_eq(smh_send(&h, MSG("m1")), XMPPUV_ETOOBIG);
+  ck_assert_int_eq(smh_send(&h, PRES("p1")), 0);
+  xmppuv__sm_set_peer_limit(h.sm, 0);
+  ck_assert_int_eq(smh_send(&h, MSG("m1")), 0);
+  smh_free(&h);
+}
+END_TEST
+
+START_TEST(held_stanza_over_the_limit_the_server_gives_later_fails_unsent) {
+  smh_t h;
+  smh_init(&h, NULL);
+  /* Sent before any connection: the server's limit is not known yet. */
+  char big[512];
+  snprintf(big, sizeof big, "<message id='big'><body>%0300d</body></message>", 0);
+  ck_assert_int_eq(smh_send(&h, MSG("m1")), 0);
+  ck_assert_int_eq(smh_send(&h, big), 0);
+  ck_assert_int_eq(smh_send(&h, PRES("p1")), 0);
+  xmppuv__sm_set_peer_limit(h.sm, 300);
+  smh_authenticated(&h);
+  ck_assert_int_eq(smh_enable(&h, 1), 0);
+  ck_assert_str_eq(smh_take(&h), ENABLE STAMPED("m1", T0) "[done big ETOOBIG]" PRES("p1"));
+  ck_assert_int_eq(smh_in(&h, ENABLED), 1);
+  smh_take(&h);
+  ck_assert_int_eq(smh_in(&h, A(2)), 1);
+  ck_assert_str_eq(smh_take(&h), "[done m1 OK][done p1 OK]");
+  smh_assert_each_done_once(&h);
+  smh_free(&h);
+}
+END_TEST
+
+/* xmpp.js's own tests answer <resume/> with a <resumed/> that has no
+ * previd: it can only answer the one <resume/> outstanding. */
+START_TEST(resumed_without_previd_resumes_the_session_asked_for) {
+  smh_t h;
+  smh_init(&h, NULL);
+  smh_online(&h, 0);
+  ck_assert_int_eq(smh_send(&h, MSG("m1")), 0);
+  ck_assert_int_eq(smh_send(&h, MSG("m2")), 0);
+  smh_disconnect(&h);
+  smh_resume(&h);
+  smh_take(&h);
+  ck_assert_int_eq(smh_in(&h, "<resumed xmlns='urn:xmpp:sm:3' h='1'/>"), 1);
+  ck_assert_int_eq(h.resumed_events, 1);
+  const char *out = smh_take(&h);
+  ck_assert_msg(strncmp(out, "[done m1 OK]", 12) == 0, "got %s", out);
+  ck_assert_ptr_nonnull(strstr(out, "id='m2'"));
+  ck_assert_ptr_null(strstr(out, "id='m1'"));
   ck_assert_uint_eq(xmppuv__sm_unacked(h.sm), 1);
   ck_assert_int_eq(xmppuv__sm_resumable(h.sm), 1);
   smh_free(&h);
@@ -1704,7 +1911,15 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, resent_and_held_stamped_messages_are_written_one_piece_each);
   tcase_add_test(tc, resume_with_nothing_queued);
   tcase_add_test(tc, resumed_with_h_too_high);
-  tcase_add_test(tc, resumed_for_another_session_is_a_protocol_error);
+  tcase_add_test(tc, resumed_for_another_session_gives_the_session_up_and_a_new_one_starts);
+  tcase_add_test(tc, resumed_without_previd_resumes_the_session_asked_for);
+  tcase_add_test(tc, poison_stanza_the_server_ends_the_stream_on_three_times_fails_alone);
+  tcase_add_test(tc, poison_rule_needs_three_stream_errors_in_a_row);
+  tcase_add_test(tc, poison_rule_does_not_blame_a_stanza_the_server_handled);
+  tcase_add_test(tc, poison_rule_holds_with_failed_resumption_and_the_resend_policy);
+  tcase_add_test(tc, send_refuses_a_stanza_over_max_send_bytes_with_ETOOBIG);
+  tcase_add_test(tc, send_refuses_a_stanza_over_the_servers_advertised_limit);
+  tcase_add_test(tc, held_stanza_over_the_limit_the_server_gives_later_fails_unsent);
   tcase_add_test(tc, unsolicited_enabled_or_resumed_is_a_protocol_error);
   tcase_add_test(tc, r_while_resuming_is_answered_with_the_carried_over_h);
   tcase_add_test(tc, sends_while_resuming_go_out_after_the_resent_stanzas);

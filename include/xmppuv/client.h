@@ -92,7 +92,9 @@ typedef struct xmppuv_client_options {
   unsigned connect_timeout_ms;     /* per address, direct TLS handshake
                                       included [10000] */
   unsigned negotiation_timeout_ms; /* stream open to online [30000] */
-  unsigned close_timeout_ms;       /* graceful stop: wait for the server's
+  unsigned close_timeout_ms;       /* graceful stop: wait this long for the
+                                      last ack of unacked stanzas, then as
+                                      long for the server's
                                       </stream:stream> [2000] */
   unsigned iq_timeout_ms;          /* default for xmppuv_client_iq [30000] */
   unsigned keepalive_ms;   /* without SM: XEP-0199 ping this long after the
@@ -116,7 +118,8 @@ typedef struct xmppuv_client_options {
   unsigned sm_wait_timeout_ms;  /* for enabled/resumed/failed [30000] */
   size_t sm_queue_max;          /* unacked + held stanzas [4096] */
   int sm_resend_on_failed;      /* failed resumption: resend, not fail [0] */
-  unsigned sm_drain_timeout_ms; /* stop: wait for the last acks [0 = no] */
+  unsigned sm_drain_timeout_ms; /* stop: wait this long for the last acks,
+                                   if longer than close_timeout_ms [0] */
 
   /* Limits on what the server may send */
   size_t max_stanza_bytes; /* [1 MiB] */
@@ -127,6 +130,12 @@ typedef struct xmppuv_client_options {
   xmppuv_log_cb log_cb;    /* [NULL] */
   void *log_user_data;
   xmppuv_log_level_t log_level; /* [XMPPUV_LOG_INFO] */
+
+  /* Limit on what we send: send() refuses a bigger stanza (serialized) with
+   * XMPPUV_ETOOBIG rather than let the server end the stream on it [1 MiB];
+   * 0 = no limit of our own. A limit the server advertises (XEP-0478) is
+   * applied too. */
+  size_t max_send_bytes;
 } xmppuv_client_options_t;
 
 /* Fill opts with the defaults (everything zero or NULL but those above). */
@@ -188,11 +197,21 @@ XMPPUV_EXTERN int xmppuv_client_new(struct uv_loop_s *loop,
  * stopped. XMPPUV_ESTATE if already started. */
 XMPPUV_EXTERN int xmppuv_client_start(xmppuv_client_t *c);
 
-/* Graceful stop: an SM ack, </stream:stream>, wait for the server's close
- * (close_timeout_ms), close the socket; unacked stanzas get `fail`
- * (XMPPUV_ECANCELED); the status ends at offline. A stopped client can be
- * started again. No-op if offline. */
+/* Graceful stop: with stanzas unacked, ask the server for a last ack (<r/>)
+ * and wait for it (close_timeout_ms, or sm_drain_timeout_ms if longer), so
+ * what the server has is reported acked; then </stream:stream>, wait for
+ * the server's close (close_timeout_ms), close the socket. Stanzas still
+ * unacked then get `fail` (XMPPUV_ECANCELED); the status ends at offline. A
+ * stopped client can be started again. No-op if offline. */
 XMPPUV_EXTERN int xmppuv_client_stop(xmppuv_client_t *c);
+
+/* The app knows the network changed (a new interface, waking from sleep):
+ * drop the current connection without closing the stream (so the session
+ * stays resumable), reset the backoff and reconnect at once, resuming the
+ * session. Also cuts short a wait between reconnection attempts. Nothing
+ * queued is lost or failed by this. XMPPUV_ESTATE if not started, stopping
+ * or given up; XMPPUV_ECLOSED after close. */
+XMPPUV_EXTERN int xmppuv_client_reconnect_now(xmppuv_client_t *c);
 
 /* Release the client, asynchronously as uv_close() does: the connection is
  * dropped at once (no graceful close: call stop first for that), pending

@@ -113,7 +113,9 @@ XMPPUV_EXTERN void xmppuv_free(void *ptr);
   XX(ESMHIGH, -30070, "stream management: server acknowledged more than sent") \
   XX(ESMFAILED, -30071, "stream management: session could not be resumed")    \
   XX(ESMOFF, -30072, "stream management is not enabled")                      \
-  XX(ESTATEBLOB, -30073, "corrupt or unsupported saved state")
+  XX(ESTATEBLOB, -30073, "corrupt or unsupported saved state")             \
+  XX(EREJECTED, -30074,                                                        \
+     "the server ended the stream on this stanza three times: not resent")
 
 typedef enum {
 #define XMPPUV__ERR_ENUM(name, value, text) XMPPUV_##name = (value),

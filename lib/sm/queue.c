@@ -130,6 +130,17 @@ void xmppuv__smq_pop(xmppuv__smq_t *q, xmppuv__smq_entry_t *out) {
   }
 }
 
+void xmppuv__smq_take(xmppuv__smq_t *q, size_t i, xmppuv__smq_entry_t *out) {
+  if (i == 0) {
+    xmppuv__smq_pop(q, out);
+    return;
+  }
+  *out = *xmppuv__smq_at(q, i);
+  for (size_t k = i; k + 1 < q->len; k++)
+    *xmppuv__smq_at(q, k) = *xmppuv__smq_at(q, k + 1);
+  q->len--;
+}
+
 void xmppuv__smq_release(xmppuv__smq_t *q, xmppuv__smq_entry_t *e) {
   xmppuv_stanza_unref(e->stanza);
   e->stanza = NULL;

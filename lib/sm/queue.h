@@ -34,7 +34,10 @@ typedef struct xmppuv__smq_entry {
   int64_t sent_wall_ms; /* wall time of the send() call: the delay stamp */
   uint32_t len;
   uint32_t end_tag_at; /* offset of the root's end tag in bytes */
+  uint32_t stream_no;  /* the stream it was last written on (sm.c) */
   uint8_t flags;       /* XMPPUV__SMQ_* */
+  uint8_t strikes;     /* streams in a row that a stream error ended while
+                          it was written and unhandled (sm.c, poison rule) */
 } xmppuv__smq_entry_t;
 
 typedef struct xmppuv__smq {
@@ -68,6 +71,9 @@ int xmppuv__smq_push(xmppuv__smq_t *q, const xmppuv__smq_entry_t *e,
  * stanza reference and bytes stay valid until xmppuv__smq_release(), so
  * an event can be raised with them while the queue is consistent. */
 void xmppuv__smq_pop(xmppuv__smq_t *q, xmppuv__smq_entry_t *out);
+/* Remove the i-th entry from the oldest (i < len), as pop does; the later
+ * ones move up. O(len - i): for the rare stanza failed out of order. */
+void xmppuv__smq_take(xmppuv__smq_t *q, size_t i, xmppuv__smq_entry_t *out);
 /* Drop a popped entry's stanza reference and bytes. */
 void xmppuv__smq_release(xmppuv__smq_t *q, xmppuv__smq_entry_t *e);
 

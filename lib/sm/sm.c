@@ -34,6 +34,8 @@
 #define SCRATCH_KEEP 16384u
 #define R_ELEMENT "<r xmlns='" XMPPUV__NS_SM "'/>"
 #define DEBOUNCE_MAX_WAIT 4u
+/* The poison rule (sm.h): strikes before a stanza is failed, not resent. */
+#define POISON_STRIKES 3u
 
 typedef enum {
   ST_DOWN,      /* no stream, or not yet authenticated */
@@ -76,6 +78,13 @@ struct xmppuv__sm {
   uint64_t debounce_cap; /* the latest the pending debounced <r/> may go */
   int drain_expired;
   uint32_t since_r; /* stanzas counted since the last <r/> */
+
+  /* The poison rule: streams are numbered as they authenticate. */
+  uint32_t stream_no;
+  int stream_errored; /* this stream is ending with a stream error */
+  int prev_errored;   /* the previous stream ended with one */
+  int poison_checked; /* the head was judged on this stream already */
+  size_t peer_max_bytes; /* XEP-0478 max-bytes, 0 = unknown */
 
   unsigned epoch;
   unsigned session;
@@ -190,7 +199,8 @@ static void mark_stamp(xmppuv__smq_entry_t *e) {
  * parses a resumed stream with the old connection's parser: a partial
  * stanza left there breaks the resumed stream with not-well-formed). Only
  * if the copy cannot be made is it written in pieces. */
-static int put_entry(xmppuv__sm_t *sm, const xmppuv__smq_entry_t *e) {
+static int put_entry(xmppuv__sm_t *sm, xmppuv__smq_entry_t *e) {
+  e->stream_no = sm->stream_no;
   const char *b = e->bytes;
   size_t len = e->len, end = e->end_tag_at;
   if (!(e->flags & XMPPUV__SMQ_STAMP)) return put(sm, b, len);
@@ -318,11 +328,33 @@ static void ack_upto(xmppuv__sm_t *sm, uint32_t h) {
 
 /* ---- held stanzas and old sessions ------------------------------------------ */
 
+/* A held stanza the server said it will not take (XEP-0478 max-bytes,
+ * learnt after it was sent): writing it would only make the server end the
+ * stream. It fails here, never counted. Returns 1 if it did. */
+static int refuse_held(xmppuv__sm_t *sm, size_t i) {
+  xmppuv__smq_entry_t *e = xmppuv__smq_at(&sm->q, i);
+  size_t len = e->len;
+  if (e->flags & XMPPUV__SMQ_STAMP)
+    len += sm->delay_prefix.len + XMPPUV__DELAY_SUFFIX_LEN;
+  if (sm->peer_max_bytes == 0 || len <= sm->peer_max_bytes) return 0;
+  LOG(sm, XMPPUV_LOG_WARN, "a held stanza of %zu bytes is over the server's "
+      "limit of %zu: failing it (%s) instead of sending it", len,
+      sm->peer_max_bytes, xmppuv_err_name(XMPPUV_ETOOBIG));
+  xmppuv__smq_entry_t out;
+  xmppuv__smq_take(&sm->q, i, &out);
+  sm->ev.done(sm->ud, out.stanza, XMPPUV_ETOOBIG, out.cb, out.cb_data);
+  xmppuv__smq_release(&sm->q, &out);
+  return 1;
+}
+
 /* Write everything held, in order, on a ready stream. */
 static void flush_held(xmppuv__sm_t *sm, xmppuv__time_t now) {
   unsigned ep = sm->epoch;
   int counted = 0;
   while (sm->epoch == ep && xmppuv__smq_len(&sm->q) > sm->nsent) {
+    if ((sm->state == ST_NOSM || sm->state == ST_ENABLING || sm->state == ST_ACTIVE) &&
+        refuse_held(sm, sm->nsent))
+      continue;
     if (sm->state == ST_NOSM) {
       /* nsent is 0 on a stream without SM: the held one is the oldest. */
       if (put_entry(sm, xmppuv__smq_at(&sm->q, 0)) != 0) return;
@@ -340,6 +372,37 @@ static void flush_held(xmppuv__sm_t *sm, xmppuv__time_t now) {
   if (counted && sm->epoch == ep) schedule_request(sm, now);
 }
 
+/* The poison rule (sm.h), once per stream: judge the oldest unacked stanza
+ * after the server said what it handled (sure: h of <resumed/> or <failed/>)
+ * or, with the resend policy, when a new session takes over without an h
+ * (then a stanza the server did handle may be blamed: that policy already
+ * accepts duplicates). Returns 1 if it failed the stanza. */
+static int judge_head(xmppuv__sm_t *sm) {
+  if (sm->poison_checked || sm->nsent == 0) return 0;
+  sm->poison_checked = 1;
+  xmppuv__smq_entry_t *e = xmppuv__smq_at(&sm->q, 0);
+  if (e->stream_no + 1u != sm->stream_no) return 0; /* not on the last stream */
+  if (!sm->prev_errored) {
+    e->strikes = 0;
+    return 0;
+  }
+  if (++e->strikes < POISON_STRIKES) {
+    LOG(sm, XMPPUV_LOG_INFO,
+        "the last stream ended with an error before the server handled the "
+        "oldest unacked stanza (%u of %u times in a row)",
+        (unsigned)e->strikes, POISON_STRIKES);
+    return 0;
+  }
+  LOG(sm, XMPPUV_LOG_WARN,
+      "the server ended the stream %u times in a row on the same stanza: "
+      "failing it (%s) instead of resending it", POISON_STRIKES,
+      xmppuv_err_name(XMPPUV_EREJECTED));
+  /* The server never counted it: acked stays, so acked + nsent is still
+   * what the server will count once the rest is resent. */
+  pop_done(sm, XMPPUV_EREJECTED);
+  return 1;
+}
+
 /* The previous SM session is over without resumption: its unacked stanzas
  * fail, or with the resend policy become held (stamped) and go out on the
  * next stream ahead of everything else. Held stanzas are not touched. */
@@ -349,6 +412,9 @@ static void settle(xmppuv__sm_t *sm) {
   if (n == 0) return;
   unsigned session = ++sm->session;
   if (sm->cfg.resend_on_failed) {
+    unsigned ep = sm->epoch;
+    if (judge_head(sm) && (sm->session != session || sm->epoch != ep)) return;
+    n = sm->nsent;
     for (size_t i = 0; i < n; i++) mark_stamp(xmppuv__smq_at(&sm->q, i));
     sm->nsent = 0;
     LOG(sm, XMPPUV_LOG_INFO,
@@ -428,7 +494,17 @@ void xmppuv__sm_stream_authenticated(xmppuv__sm_t *sm, xmppuv__time_t now) {
   sm->state = ST_AUTHED;
   sm->since_r = 0;
   sm->drain_expired = 0;
+  sm->stream_no++;
+  sm->prev_errored = sm->stream_errored;
+  sm->stream_errored = 0;
+  sm->poison_checked = 0;
   sm->epoch++;
+}
+
+void xmppuv__sm_stream_error(xmppuv__sm_t *sm) { sm->stream_errored = 1; }
+
+void xmppuv__sm_set_peer_limit(xmppuv__sm_t *sm, size_t max_bytes) {
+  sm->peer_max_bytes = max_bytes;
 }
 
 int xmppuv__sm_can_resume(const xmppuv__sm_t *sm, xmppuv__time_t now) {
@@ -631,6 +707,8 @@ static void on_failed(xmppuv__sm_t *sm, const xmppuv_stanza_t *el,
   sm->wait_at = XMPPUV__NO_DEADLINE;
   ack_upto(sm, h);
   if (sm->epoch != ep || sm->state != ST_AUTHED) return;
+  if (hs != NULL) judge_head(sm);
+  if (sm->epoch != ep || sm->state != ST_AUTHED) return;
   settle(sm);
   if (sm->epoch != ep || sm->state != ST_AUTHED) return;
   sm->ev.resume_failed(sm->ud, cond);
@@ -643,9 +721,21 @@ static void on_resumed(xmppuv__sm_t *sm, const xmppuv_stanza_t *el,
     PROTO_ERROR(sm, "unsolicited <resumed/>: no <resume/> is pending");
     return;
   }
+  /* XEP-0198 §5 puts previd on <resumed/>, but it can only answer the one
+   * <resume/> we have outstanding: without it, that is the session. One
+   * naming another session cannot be ours: that session is not resumed,
+   * so it is forgotten (the next connection starts a new one: no loop). */
   const char *previd = xmppuv_stanza_attr(el, "previd");
-  if (previd == NULL || sm->sm_id == NULL || strcmp(previd, sm->sm_id) != 0) {
-    PROTO_ERROR(sm, "<resumed/> names another session than the one asked for");
+  if (previd == NULL) {
+    LOG(sm, XMPPUV_LOG_DEBUG, "<resumed/> without previd: taken as the answer "
+        "to our <resume/>");
+  } else if (sm->sm_id == NULL || strcmp(previd, sm->sm_id) != 0) {
+    LOG(sm, XMPPUV_LOG_ERROR,
+        "<resumed/> names session '%s', not the one asked for: that is not a "
+        "resumption; the session is given up and a new one will start", previd);
+    forget_session(sm);
+    sm->sm_on = 0;
+    proto_abort(sm);
     return;
   }
   const char *hs = xmppuv_stanza_attr(el, "h");
@@ -664,6 +754,8 @@ static void on_resumed(xmppuv__sm_t *sm, const xmppuv_stanza_t *el,
    * stream is not ready yet, so stanzas sent from the ack events are held
    * behind the resent ones. */
   ack_upto(sm, h);
+  if (sm->epoch != ep) return;
+  judge_head(sm);
   if (sm->epoch != ep) return;
   size_t n = sm->nsent;
   LOG(sm, XMPPUV_LOG_INFO, "session resumed: resending %zu stanzas, %zu held",
@@ -748,6 +840,26 @@ void xmppuv__sm_inbound_data(xmppuv__sm_t *sm, xmppuv__time_t now) {
 
 /* ---- sending -------------------------------------------------------------------------- */
 
+/* Over our own limit, or over the server's (XEP-0478) once a delay stamp is
+ * added, as it may be on a resend: the server would end the stream on it. */
+static int too_big(const xmppuv__sm_t *sm, size_t len, const char *name) {
+  if (sm->cfg.max_send_bytes != 0 && len > sm->cfg.max_send_bytes) {
+    LOG(sm, XMPPUV_LOG_WARN, "send refused: the stanza has %zu bytes, "
+        "max_send_bytes is %zu", len, sm->cfg.max_send_bytes);
+    return 1;
+  }
+  size_t stamped = len;
+  if (strcmp(name, "message") == 0)
+    stamped += sm->delay_prefix.len + XMPPUV__DELAY_SUFFIX_LEN;
+  if (sm->peer_max_bytes != 0 && stamped > sm->peer_max_bytes) {
+    LOG(sm, XMPPUV_LOG_WARN, "send refused: the stanza has %zu bytes (%zu "
+        "with a delay stamp), the server takes at most %zu", len, stamped,
+        sm->peer_max_bytes);
+    return 1;
+  }
+  return 0;
+}
+
 int xmppuv__sm_send(xmppuv__sm_t *sm, xmppuv_stanza_t *stanza,
                     xmppuv__time_t now, xmppuv__sm_done_cb cb, void *cb_data) {
   if (sm == NULL || stanza == NULL || xmppuv_stanza_is_text(stanza))
@@ -769,7 +881,7 @@ int xmppuv__sm_send(xmppuv__sm_t *sm, xmppuv_stanza_t *stanza,
   if (xmppuv__serialize_ex(&sm->scratch, stanza, XMPPUV_NS_CLIENT,
                            XMPPUV__SER_ROOT_END_TAG, &end_tag_at) != 0)
     return XMPPUV_ENOMEM;
-  if (sm->scratch.len > UINT32_MAX) {
+  if (sm->scratch.len > UINT32_MAX || too_big(sm, sm->scratch.len, name)) {
     scratch_trim(sm);
     return XMPPUV_ETOOBIG;
   }
@@ -806,7 +918,9 @@ int xmppuv__sm_send(xmppuv__sm_t *sm, xmppuv_stanza_t *stanza,
   sm->nsent++;
   sm->since_r++;
   /* The queue's copy: the same bytes, and scratch may be gone. */
-  e = *xmppuv__smq_at(&sm->q, sm->nsent - 1);
+  xmppuv__smq_entry_t *qe = xmppuv__smq_at(&sm->q, sm->nsent - 1);
+  qe->stream_no = sm->stream_no;
+  e = *qe;
   if (put(sm, e.bytes, e.len) != 0) return 0;
   schedule_request(sm, now);
   return 0;

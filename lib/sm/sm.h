@@ -72,6 +72,7 @@ typedef struct xmppuv__sm_config {
                                 new session instead of failing them (0) */
   uint64_t drain_timeout_ms; /* graceful stop: wait this long for a final
                                 ack of unacked stanzas (0 = do not wait) */
+  size_t max_send_bytes;     /* send() refuses a bigger stanza (0 = no limit) */
   const xmppuv__log_t *log;  /* may be NULL */
 } xmppuv__sm_config_t;
 
@@ -166,6 +167,13 @@ int xmppuv__sm_inbound(xmppuv__sm_t *sm, const xmppuv_stanza_t *el,
                        xmppuv__time_t now);
 /* Any inbound bytes at all: the ack timeout is satisfied. */
 void xmppuv__sm_inbound_data(xmppuv__sm_t *sm, xmppuv__time_t now);
+/* The current stream is ending with a stream error that a stanza we wrote
+ * may have caused (see the poison rule above). Call before disconnected(). */
+void xmppuv__sm_stream_error(xmppuv__sm_t *sm);
+/* The largest stanza the server said it takes (XEP-0478 max-bytes; 0 =
+ * unknown): kept across connections, and send() refuses a stanza that would
+ * be bigger when written (with a delay stamp, for a message). */
+void xmppuv__sm_set_peer_limit(xmppuv__sm_t *sm, size_t max_bytes);
 /* The connection is gone, whatever the cause: waits are cancelled, timers
  * stopped, the time is noted; the queue and the SM session are kept. */
 void xmppuv__sm_disconnected(xmppuv__sm_t *sm, xmppuv__time_t now);
@@ -193,8 +201,9 @@ void xmppuv__sm_fail_all(xmppuv__sm_t *sm, int status);
  * missing 'id' is NOT added here (the client does that). Takes a reference
  * while queued. Errors: XMPPUV_ENOBUFS (queued == queue_max:
  * back-pressure), XMPPUV_ENOMEM, XMPPUV_EINVAL (not a message, presence or
- * iq in jabber:client), XMPPUV_ETOOBIG (over 4 GiB); on error no event will
- * follow for this stanza. */
+ * iq in jabber:client), XMPPUV_ETOOBIG (bigger than max_send_bytes or the
+ * server's limit, or over 4 GiB); on error no event will follow for this
+ * stanza. */
 int xmppuv__sm_send(xmppuv__sm_t *sm, xmppuv_stanza_t *stanza,
                     xmppuv__time_t now, xmppuv__sm_done_cb cb, void *cb_data);
 
