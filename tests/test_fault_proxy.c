@@ -437,6 +437,29 @@ START_TEST(a_client_that_gives_up_during_a_partition_is_passed_on_after_healing)
 }
 END_TEST
 
+START_TEST(stall_existing_silences_old_connections_and_new_ones_flow) {
+  start_proxy_to(t.port);
+  client_t *c = connected_client(0);
+  conn_t *s = server_conn(0);
+  xmppuv_test_proxy_stall_existing(t.proxy);
+  client_send(c, "lost", 4);
+  client_t *c2 = connected_client(1);
+  client_send(c2, "fine", 4);
+  wait_bytes(c2, 9);
+  ck_assert_int_eq(memcmp(c2->data, "hellofine", 9), 0);
+  run_for(200);
+  /* The old path stays silent: nothing forwarded, nothing closed. */
+  ck_assert_uint_eq(c->len, 5);
+  ck_assert_int_eq(c->end, 0);
+  ck_assert_uint_eq(s->received, 5);
+  ck_assert_int_eq(s->end, 0);
+  /* Healing a partition does not wake it either. */
+  xmppuv_test_proxy_partition(t.proxy, 0);
+  run_for(100);
+  ck_assert_uint_eq(s->received, 5);
+}
+END_TEST
+
 START_TEST(refuse_makes_new_connects_fail_with_ECONNREFUSED) {
   start_proxy_to(t.port);
   unsigned short port = xmppuv_test_proxy_port(t.proxy);
@@ -582,6 +605,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, healing_the_partition_delivers_the_held_bytes_in_order);
   tcase_add_test(tc, connection_made_during_a_partition_stays_silent_until_healed);
   tcase_add_test(tc, a_client_that_gives_up_during_a_partition_is_passed_on_after_healing);
+  tcase_add_test(tc, stall_existing_silences_old_connections_and_new_ones_flow);
   tcase_add_test(tc, refuse_makes_new_connects_fail_with_ECONNREFUSED);
   tcase_add_test(tc, unreachable_target_resets_the_client);
   tcase_add_test(tc, a_fin_is_passed_on_in_both_directions);

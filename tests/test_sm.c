@@ -978,6 +978,7 @@ START_TEST(poison_rule_holds_with_failed_resumption_and_the_resend_policy) {
                                 "<item-not-found xmlns='urn:ietf:params:xml:ns:"
                                 "xmpp-stanzas'/></failed>"), 1);
     ck_assert_int_eq(smh_enable(&h, 1), 0);
+    ck_assert_int_eq(smh_in(&h, ENABLED), 1);
     const char *out = smh_take(&h);
     if (round < 2) {
       ck_assert_ptr_nonnull(strstr(out, "id='bad'"));
@@ -986,9 +987,63 @@ START_TEST(poison_rule_holds_with_failed_resumption_and_the_resend_policy) {
       ck_assert_ptr_nonnull(strstr(out, "[done bad EREJECTED]"));
       ck_assert_ptr_null(strstr(out, "id='bad'"));
     }
-    ck_assert_int_eq(smh_in(&h, ENABLED), 1);
-    smh_take(&h);
   }
+  smh_assert_each_done_once(&h);
+  smh_free(&h);
+}
+END_TEST
+
+/* The session ends with a stream error and no h says which stanza it was
+ * (ejabberd closes the session on a stanza too big, and its <failed/> has
+ * no h): with the resend policy, the unacked ones go out one at a time,
+ * each with its own <r/>, so the next stream error names its stanza. */
+static void lose_session_on_stream_error(smh_t *h) {
+  xmppuv__sm_stream_error(h->sm);
+  smh_disconnect(h);
+  smh_authenticated(h);
+  ck_assert_int_eq(smh_enable(h, 1), 0);
+}
+
+START_TEST(without_an_h_the_resend_policy_probes_one_stanza_at_a_time) {
+  xmppuv__sm_config_t cfg;
+  xmppuv__sm_config_defaults(&cfg);
+  cfg.resend_on_failed = 1;
+  cfg.ack_debounce_ms = 0;
+  smh_t h;
+  smh_init(&h, &cfg);
+  smh_online(&h, 0);
+  ck_assert_int_eq(smh_send(&h, MSG("m1")), 0);
+  ck_assert_int_eq(smh_send(&h, MSG("bad")), 0);
+  ck_assert_int_eq(smh_send(&h, MSG("m3")), 0);
+  smh_take(&h);
+  lose_session_on_stream_error(&h);
+  /* One stanza, then nothing until <enabled/> and its ack. */
+  ck_assert_str_eq(smh_take(&h), ENABLE);
+  ck_assert_int_eq(smh_in(&h, ENABLED), 1);
+  ck_assert_str_eq(smh_take(&h), STAMPED("m1", T0) R "[enabled]");
+  ck_assert_int_eq(smh_send(&h, MSG("new")), 0); /* held behind the probes */
+  ck_assert_str_eq(smh_take(&h), "");
+  ck_assert_int_eq(smh_in(&h, A(1)), 1);
+  ck_assert_str_eq(smh_take(&h), "[done m1 OK]" STAMPED("bad", T0) R);
+  /* The stream dies right after "bad", three sessions in a row. */
+  for (int round = 0; round < 2; round++) {
+    lose_session_on_stream_error(&h);
+    ck_assert_int_eq(smh_in(&h, ENABLED), 1);
+    ck_assert_str_eq(smh_take(&h), ENABLE STAMPED("bad", T0) R "[enabled]");
+  }
+  lose_session_on_stream_error(&h);
+  const char *out = smh_take(&h);
+  ck_assert_msg(strncmp(out, "[done bad EREJECTED]" ENABLE, 20 + strlen(ENABLE)) == 0,
+                "got %s", out);
+  ck_assert_int_eq(smh_in(&h, ENABLED), 1);
+  /* m3 was in flight too: probed alone, then the new one goes. */
+  ck_assert_str_eq(smh_take(&h), STAMPED("m3", T0) R "[enabled]");
+  ck_assert_int_eq(smh_in(&h, A(1)), 1);
+  out = smh_take(&h);
+  ck_assert_msg(strncmp(out, "[done m3 OK]", 12) == 0 && strstr(out, "id='new'") != NULL,
+                "got %s", out);
+  ck_assert_int_eq(smh_in(&h, A(2)), 1);
+  ck_assert_str_eq(smh_take(&h), "[done new OK]");
   smh_assert_each_done_once(&h);
   smh_free(&h);
 }
@@ -1917,6 +1972,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, poison_rule_needs_three_stream_errors_in_a_row);
   tcase_add_test(tc, poison_rule_does_not_blame_a_stanza_the_server_handled);
   tcase_add_test(tc, poison_rule_holds_with_failed_resumption_and_the_resend_policy);
+  tcase_add_test(tc, without_an_h_the_resend_policy_probes_one_stanza_at_a_time);
   tcase_add_test(tc, send_refuses_a_stanza_over_max_send_bytes_with_ETOOBIG);
   tcase_add_test(tc, send_refuses_a_stanza_over_the_servers_advertised_limit);
   tcase_add_test(tc, held_stanza_over_the_limit_the_server_gives_later_fails_unsent);

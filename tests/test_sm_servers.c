@@ -905,6 +905,282 @@ START_TEST(graceful_stop_with_a_drain_timeout_reports_acks_not_failures) {
 }
 END_TEST
 
+/* ---- the promise in every fault case (issue "Never stuck") ------------------------ */
+
+/* A graceful stop right after sending asks for a last ack first, so what the
+ * server has is reported acked: of everything bob got, nothing was reported
+ * failed. 100 runs of "send 3, stop at once", each a new session. */
+#define STOP_RUNS 100
+#define STOP_BURST 3
+
+START_TEST(stop_at_once_after_sending_reports_nothing_the_peer_got_as_failed) {
+  world_t *w = malloc(sizeof *w);
+  world_start(w, _i, 30);
+  xmppuv_client_options_t ao;
+  peer_options(w, &w->alice, 0, &ao);
+  ao.sm_ack_debounce_ms = 250; /* the default: no <r/> before stop() */
+  start_pair(w, &ao);
+  for (int run = 0; run < STOP_RUNS; run++) {
+    if (run > 0) {
+      ck_assert_int_eq(xmppuv_client_start(w->alice.c), 0);
+      WAIT_FOR(w, alice_online, LONG_WAIT_MS);
+    }
+    alice_send(w, STOP_BURST);
+    ck_assert_int_eq(xmppuv_client_stop(w->alice.c), 0);
+    WAIT_FOR(w, alice_offline, LONG_WAIT_MS);
+  }
+  WAIT_FOR(w, all_settled, LONG_WAIT_MS);
+  fence(w, &w->bob);
+  size_t failed_but_delivered = 0, failed = 0, delivered = 0;
+  for (size_t i = 0; i < w->nmsgs; i++) {
+    failed += w->msgs[i].fails > 0;
+    delivered += w->msgs[i].received > 0;
+    failed_but_delivered += w->msgs[i].fails > 0 && w->msgs[i].received > 0;
+  }
+  fprintf(stderr,
+          "# %s: stop at once, %d runs of %d: acked %u, failed %zu, at bob %zu, "
+          "failed but at bob %zu\n",
+          w->kind, STOP_RUNS, STOP_BURST, w->alice.acks, failed, delivered,
+          failed_but_delivered);
+  ck_assert_uint_eq(failed_but_delivered, 0);
+  /* check_messages() without its sender check: 100 sessions are more
+   * full JIDs than it keeps. */
+  for (size_t i = 0; i < w->nmsgs; i++) {
+    const msg_state_t *m = &w->msgs[i];
+    ck_assert_msg(m->acks + m->fails == 1, "%s: smi-%zu has %d acks and %d fails", w->kind, i,
+                  m->acks, m->fails);
+    ck_assert_msg(m->received == (m->acks > 0), "%s: smi-%zu (%s) at bob %d times", w->kind,
+                  i, m->acks > 0 ? "acked" : "failed", m->received);
+  }
+  ck_assert_uint_eq(w->stray, 0);
+  ck_assert_uint_eq(w->alice.acks, STOP_RUNS * STOP_BURST);
+  world_finish(w);
+  free(w);
+}
+END_TEST
+
+/* The server takes stanzas of at most 10000 bytes; a message bigger than
+ * that among normal ones fails alone, and every other one arrives once.
+ * Prosody says its limit in its stream features (XEP-0478): the big one,
+ * held before the first login, fails unsent (ETOOBIG), and a later one is
+ * refused by send(). ejabberd does not say: it ends the stream on it
+ * (policy-violation) and closes the session, and its <failed/> carries no
+ * h, so only the resend policy can deliver what was in flight behind the
+ * big one: the client resends those one at a time (each with its <r/>),
+ * and the poison rule fails the big one when the stream has ended right
+ * after it three times (EREJECTED). */
+#define LIMIT_BYTES 10000
+
+static void alice_send_big(world_t *w, int expect_rc) {
+  size_t i = w->nmsgs++;
+  char text[32], to[128];
+  snprintf(text, sizeof text, BODY_PREFIX "%zu", i);
+  snprintf(to, sizeof to, "bob@%s", w->srv.domain);
+  w->msgs[i].sent = 1;
+  w->msgs[i].status_at_send = xmppuv_client_status(w->alice.c);
+  w->msgs[i].drops_at_send = w->alice.drops;
+  xmppuv_stanza_t *msg, *pad;
+  ck_assert_int_eq(xmppuv_message_new(to, "chat", text, &msg), 0);
+  ck_assert_int_eq(xmppuv_stanza_set_attr(msg, "id", text), 0);
+  char *fill = malloc(2 * LIMIT_BYTES + 1);
+  memset(fill, 'x', 2 * LIMIT_BYTES);
+  fill[2 * LIMIT_BYTES] = '\0';
+  ck_assert_int_eq(xmppuv_stanza_new_child(msg, "pad", "urn:example:pad", &pad), 0);
+  ck_assert_int_eq(xmppuv_stanza_set_text(pad, fill), 0);
+  free(fill);
+  int rc = xmppuv_client_send(w->alice.c, msg);
+  ck_assert_msg(rc == expect_rc, "send of the big one: %s", xmppuv_err_name(rc));
+  if (rc != 0) w->nmsgs--; /* not taken: no outcome will come */
+  xmppuv_stanza_unref(msg);
+}
+
+START_TEST(message_over_the_servers_limit_fails_alone_and_the_rest_arrive_once) {
+  world_t *w = malloc(sizeof *w);
+  char limit[16];
+  snprintf(limit, sizeof limit, "%d", LIMIT_BYTES);
+  setenv("XMPPUV_SERVER_MAX_STANZA", limit, 1);
+  world_start(w, _i, 30);
+  unsetenv("XMPPUV_SERVER_MAX_STANZA");
+  int prosody = strcmp(w->kind, "prosody") == 0;
+  xmppuv_client_options_t bo, ao;
+  peer_options(w, &w->bob, 0, &bo);
+  peer_start(w, &w->bob, &bo);
+  WAIT_FOR(w, bob_ready, LONG_WAIT_MS);
+  peer_options(w, &w->alice, 1, &ao);
+  if (!prosody) ao.sm_resend_on_failed = 1;
+  ck_assert_int_eq(xmppuv_client_new(&w->loop, &ao, &callbacks, &w->alice, &w->alice.c), 0);
+  ck_assert_int_eq(xmppuv_client_start(w->alice.c), 0);
+  size_t big_at;
+  if (prosody) {
+    /* Held before the first login, while the limit is not known yet. */
+    alice_send(w, 2);
+    big_at = w->nmsgs;
+    alice_send_big(w, 0);
+    alice_send(w, 2);
+    WAIT_FOR(w, settled_and_delivered, LONG_WAIT_MS);
+    WAIT_FOR(w, alice_online, LONG_WAIT_MS);
+    ck_assert_int_eq(w->msgs[big_at].fail_reason, XMPPUV_ETOOBIG);
+    /* Known now: refused by send() itself. */
+    alice_send(w, 1);
+    alice_send_big(w, XMPPUV_ETOOBIG);
+    alice_send(w, 1);
+  } else {
+    WAIT_FOR(w, alice_online, LONG_WAIT_MS);
+    alice_send(w, 2);
+    WAIT_FOR(w, settled_and_delivered, LONG_WAIT_MS);
+    big_at = w->nmsgs;
+    alice_send_big(w, 0);
+    alice_send(w, 2);
+  }
+  w->target = w->nmsgs;
+  WAIT_FOR(w, settled_and_delivered, LONG_WAIT_MS);
+  WAIT_FOR(w, alice_online, LONG_WAIT_MS);
+  fence(w, &w->bob);
+
+  report(w, "stanza over the limit");
+  check_messages(w);
+  check_alice_events(w);
+  ck_assert_uint_eq(w->alice.fails, 1);
+  ck_assert_int_eq(w->msgs[big_at].fails, 1);
+  ck_assert_int_eq(w->msgs[big_at].fail_reason, prosody ? XMPPUV_ETOOBIG : XMPPUV_EREJECTED);
+  ck_assert_uint_eq(w->alice.acks, w->nmsgs - 1);
+  if (prosody) ck_assert_uint_eq(w->alice.online, 1); /* never a stream error */
+  world_finish(w);
+  free(w);
+}
+END_TEST
+
+/* The app learns that the network changed: the old path is dead (the proxy
+ * stalls it for good, silently) and a new one works. reconnect_now()
+ * resumes within a connect time, not after the ack timeout (60 s). */
+static int alice_resumed_once(world_t *w) { return w->alice.resumed >= 1; }
+
+START_TEST(reconnect_now_after_the_network_changed_resumes_at_once) {
+  world_t *w = malloc(sizeof *w);
+  world_start(w, _i, 30);
+  xmppuv_client_options_t ao;
+  peer_options(w, &w->alice, 1, &ao);
+  ao.sm_ack_timeout_ms = 60000;
+  start_pair(w, &ao);
+  alice_send(w, 5);
+  WAIT_FOR(w, settled_and_delivered, LONG_WAIT_MS);
+  xmppuv_test_proxy_stall_existing(w->proxy);
+  alice_send(w, 5); /* into the dead path */
+  uint64_t asked_at = uv_now(&w->loop);
+  ck_assert_int_eq(xmppuv_client_reconnect_now(w->alice.c), 0);
+  WAIT_FOR(w, alice_resumed_once, LONG_WAIT_MS);
+  uint64_t took = uv_now(&w->loop) - asked_at;
+  WAIT_FOR(w, settled_and_delivered, LONG_WAIT_MS);
+  fence(w, &w->bob);
+
+  report(w, "reconnect_now after a network change");
+  fprintf(stderr, "# %s: resumed %llu ms after reconnect_now\n", w->kind,
+          (unsigned long long)took);
+  ck_assert_uint_lt(took, 10000);
+  check_messages(w);
+  check_alice_events(w);
+  ck_assert_uint_eq(w->alice.acks, 10);
+  ck_assert_uint_eq(w->alice.fails, 0);
+  ck_assert_uint_eq(w->alice.online, 1);
+  ck_assert_uint_eq(w->alice.resumed, 1);
+  ck_assert_uint_eq(w->alice.timeouts, 0);
+  world_finish(w);
+  free(w);
+}
+END_TEST
+
+START_TEST(reconnect_now_with_nothing_wrong_resumes_without_loss_or_duplicate) {
+  world_t *w = malloc(sizeof *w);
+  world_start(w, _i, 30);
+  xmppuv_client_options_t ao;
+  peer_options(w, &w->alice, 1, &ao);
+  start_pair(w, &ao);
+  alice_send(w, 5);
+  ck_assert_int_eq(xmppuv_client_reconnect_now(w->alice.c), 0);
+  alice_send(w, 5);
+  WAIT_FOR(w, alice_resumed_once, LONG_WAIT_MS);
+  WAIT_FOR(w, settled_and_delivered, LONG_WAIT_MS);
+  fence(w, &w->bob);
+
+  report(w, "reconnect_now with nothing wrong");
+  check_messages(w);
+  check_alice_events(w);
+  ck_assert_uint_eq(w->alice.acks, 10);
+  ck_assert_uint_eq(w->alice.fails, 0);
+  ck_assert_uint_eq(w->alice.online, 1);
+  ck_assert_uint_eq(w->alice.resumed, 1);
+  world_finish(w);
+  free(w);
+}
+END_TEST
+
+/* A fatal stream error from a real server: another client logs in with
+ * alice's resource and the server throws the first one out (conflict). She
+ * gives up, and every stanza she still held fails with ESTREAM, after the
+ * error event: nothing is left waiting for a stop(). Prosody acks what it
+ * has as it closes the stream (a last <a/>), so nothing is left to fail
+ * there; ejabberd does not, so her five unacked messages fail (they had
+ * reached bob: ejabberd never said so, see the README). */
+static int alice_gave_up(world_t *w) {
+  return alice_offline(w) && xmppuv_client_sm_queued(w->alice.c) == 0;
+}
+
+static unsigned fails_before_error;
+static void on_fail_count_order(xmppuv_client_t *c, xmppuv_stanza_t *s, int reason,
+                                void *ud) {
+  if (peer_of(ud)->errors == 0) fails_before_error++;
+  on_fail(c, s, reason, ud);
+}
+
+START_TEST(a_conflict_fails_every_stanza_held_after_the_error_event) {
+  world_t *w = malloc(sizeof *w);
+  world_start(w, _i, 30);
+  xmppuv_client_options_t ao;
+  peer_options(w, &w->alice, 1, &ao);
+  ao.resource = "fixed";
+  ao.sm_ack_debounce_ms = 0; /* no <r/>: what she sends stays unacked */
+  ao.sm_ack_threshold = 0;
+  ao.sm_idle_request_ms = 0;
+  xmppuv_client_options_t bo;
+  peer_options(w, &w->bob, 0, &bo);
+  peer_start(w, &w->bob, &bo);
+  WAIT_FOR(w, bob_ready, LONG_WAIT_MS);
+  xmppuv_client_callbacks_t cbs = callbacks;
+  cbs.fail = on_fail_count_order;
+  fails_before_error = 0;
+  ck_assert_int_eq(xmppuv_client_new(&w->loop, &ao, &cbs, &w->alice, &w->alice.c), 0);
+  ck_assert_int_eq(xmppuv_client_start(w->alice.c), 0);
+  WAIT_FOR(w, alice_online, LONG_WAIT_MS);
+  alice_send(w, 5);
+  ck_assert_uint_eq(xmppuv_client_sm_queued(w->alice.c), 5);
+  /* The intruder: alice/fixed again, straight to the server. */
+  peer_t intruder = {0};
+  intruder.w = w;
+  intruder.user = "alice";
+  xmppuv_client_options_t io;
+  peer_options(w, &intruder, 0, &io);
+  io.resource = "fixed";
+  ck_assert_int_eq(xmppuv_client_new(&w->loop, &io, &callbacks, &intruder, &intruder.c), 0);
+  ck_assert_int_eq(xmppuv_client_start(intruder.c), 0);
+  WAIT_FOR(w, alice_gave_up, LONG_WAIT_MS);
+
+  report(w, "conflict");
+  ck_assert_uint_eq(w->alice.errors, 1);
+  ck_assert_uint_eq(fails_before_error, 0);
+  for (size_t i = 0; i < 5; i++) {
+    ck_assert_int_eq(w->msgs[i].acks + w->msgs[i].fails, 1);
+    if (w->msgs[i].fails) ck_assert_int_eq(w->msgs[i].fail_reason, XMPPUV_ESTREAM);
+  }
+  int prosody = strcmp(w->kind, "prosody") == 0;
+  ck_assert_uint_eq(w->alice.acks, prosody ? 5 : 0);
+  ck_assert_uint_eq(w->alice.fails, prosody ? 0 : 5);
+  xmppuv_client_close(intruder.c, on_client_closed);
+  world_finish(w);
+  ck_assert(intruder.closed);
+  free(w);
+}
+END_TEST
+
 /* ---- child processes ---------------------------------------------------------------- */
 
 static void child_count_line(child_t *ch, const char *line) {
@@ -1710,6 +1986,18 @@ static Suite *make_suite(void) {
                       2);
   tcase_add_loop_test(faults, steady_sending_is_acked_before_it_ends, 0, 2);
   suite_add_tcase(s, faults);
+
+  TCase *promise = tcase_create("promise");
+  tcase_set_timeout(promise, 240);
+  tcase_add_loop_test(promise, stop_at_once_after_sending_reports_nothing_the_peer_got_as_failed,
+                      0, 2);
+  tcase_add_loop_test(promise,
+                      message_over_the_servers_limit_fails_alone_and_the_rest_arrive_once, 0, 2);
+  tcase_add_loop_test(promise, reconnect_now_after_the_network_changed_resumes_at_once, 0, 2);
+  tcase_add_loop_test(promise, reconnect_now_with_nothing_wrong_resumes_without_loss_or_duplicate,
+                      0, 2);
+  tcase_add_loop_test(promise, a_conflict_fails_every_stanza_held_after_the_error_event, 0, 2);
+  suite_add_tcase(s, promise);
 
   TCase *procs = tcase_create("processes");
   tcase_set_timeout(procs, 240);

@@ -84,6 +84,8 @@ struct xmppuv__sm {
   int stream_errored; /* this stream is ending with a stream error */
   int prev_errored;   /* the previous stream ended with one */
   int poison_checked; /* the head was judged on this stream already */
+  size_t probe;       /* held stanzas at the front still to be resent one
+                         at a time, each with its own <r/> (see settle) */
   size_t peer_max_bytes; /* XEP-0478 max-bytes, 0 = unknown */
 
   unsigned epoch;
@@ -360,11 +362,20 @@ static void flush_held(xmppuv__sm_t *sm, xmppuv__time_t now) {
       if (put_entry(sm, xmppuv__smq_at(&sm->q, 0)) != 0) return;
       pop_done(sm, XMPPUV_ESMOFF);
     } else if (sm->state == ST_ENABLING || sm->state == ST_ACTIVE) {
+      size_t held = xmppuv__smq_len(&sm->q) - sm->nsent;
+      if (sm->probe > held) sm->probe = held;
+      /* Probing (see settle): one stanza, acked, before the next. */
+      if (sm->probe > 0 && (sm->state != ST_ACTIVE || sm->nsent > 0)) return;
       xmppuv__smq_entry_t *e = xmppuv__smq_at(&sm->q, sm->nsent);
       sm->nsent++;
       sm->since_r++;
-      counted = 1;
       if (put_entry(sm, e) != 0) return;
+      if (sm->probe > 0) {
+        sm->probe--;
+        request_ack(sm, now);
+        return;
+      }
+      counted = 1;
     } else {
       return;
     }
@@ -413,13 +424,21 @@ static void settle(xmppuv__sm_t *sm) {
   unsigned session = ++sm->session;
   if (sm->cfg.resend_on_failed) {
     unsigned ep = sm->epoch;
-    if (judge_head(sm) && (sm->session != session || sm->epoch != ep)) return;
+    /* The session ended with a stream error a stanza may cause, and no h
+     * says which stanza it was: with one unacked stanza it can only be
+     * that one; with several, they are resent one at a time, each with
+     * its own <r/>, so that a stream error next time names its stanza (the
+     * last one written, everything before it acked). */
+    if (sm->prev_errored && n == 1 && judge_head(sm) &&
+        (sm->session != session || sm->epoch != ep))
+      return;
     n = sm->nsent;
     for (size_t i = 0; i < n; i++) mark_stamp(xmppuv__smq_at(&sm->q, i));
     sm->nsent = 0;
+    if (sm->prev_errored) sm->probe += n;
     LOG(sm, XMPPUV_LOG_INFO,
         "previous session not resumed: %zu unacknowledged stanzas will be "
-        "resent", n);
+        "resent%s", n, sm->probe > 0 ? ", one at a time" : "");
     return;
   }
   LOG(sm, XMPPUV_LOG_WARN,
@@ -656,7 +675,8 @@ static int on_enabled(xmppuv__sm_t *sm, const xmppuv_stanza_t *el,
       resumable ? " with resumption" : "", loc_copy ? ", location " : "",
       loc_copy ? loc_copy : "");
   unsigned ep = sm->epoch;
-  if (sm->nsent > 0) schedule_request(sm, now);
+  if (sm->probe > 0) flush_held(sm, now);
+  if (sm->epoch == ep && sm->nsent > 0) schedule_request(sm, now);
   if (sm->epoch == ep) sm->ev.enable_result(sm->ud, 1, NULL);
   return 1;
 }
@@ -775,7 +795,8 @@ static void on_resumed(xmppuv__sm_t *sm, const xmppuv_stanza_t *el,
   sm->ev.resumed(sm->ud);
 }
 
-static void on_a(xmppuv__sm_t *sm, const xmppuv_stanza_t *el) {
+static void on_a(xmppuv__sm_t *sm, const xmppuv_stanza_t *el,
+                 xmppuv__time_t now) {
   if (!sm->sm_on) {
     LOG(sm, XMPPUV_LOG_DEBUG, "ignoring <a/>: SM is not on for this stream");
     return;
@@ -791,7 +812,12 @@ static void on_a(xmppuv__sm_t *sm, const xmppuv_stanza_t *el) {
     too_high(sm, h, "a");
     return;
   }
+  unsigned ep = sm->epoch;
   ack_upto(sm, h);
+  /* Probing held the rest back until the stanza written alone was acked:
+   * the next one goes (or, done probing, everything held). */
+  if (sm->epoch == ep && sm->state == ST_ACTIVE && xmppuv__smq_len(&sm->q) > sm->nsent)
+    flush_held(sm, now);
 }
 
 int xmppuv__sm_inbound(xmppuv__sm_t *sm, const xmppuv_stanza_t *el,
@@ -816,7 +842,7 @@ int xmppuv__sm_inbound(xmppuv__sm_t *sm, const xmppuv_stanza_t *el,
       return 1;
     }
     if (strcmp(name, "a") == 0) {
-      on_a(sm, el);
+      on_a(sm, el, now);
       return 1;
     }
     if (strcmp(name, "enabled") == 0) return on_enabled(sm, el, now);
@@ -955,6 +981,7 @@ int xmppuv__sm_drained(const xmppuv__sm_t *sm, xmppuv__time_t now) {
 
 void xmppuv__sm_fail_all(xmppuv__sm_t *sm, int status) {
   unsigned session = ++sm->session;
+  sm->probe = 0;
   sm->epoch++;
   forget_session(sm);
   sm->sm_on = 0;

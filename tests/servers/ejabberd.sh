@@ -17,6 +17,8 @@
 # node cannot be reached by ejabberdctl; users are registered at boot by
 # -eval instead, and stop is SIGTERM (OTP runs init:stop() on it).
 # XMPPUV_SERVER_DEBUG=1 logs at debug level; XMPPUV_ERL overrides erl's path.
+# XMPPUV_SERVER_MAX_STANZA=N takes stanzas of at most N bytes (max_stanza_size;
+# default 262144).
 set -u
 SERVER_KIND=ejabberd
 ERL=${XMPPUV_ERL:-erl}
@@ -64,7 +66,7 @@ listen:
     ip: "127.0.0.1"
     module: ejabberd_c2s
     starttls_required: true
-    max_stanza_size: 262144
+    max_stanza_size: ${XMPPUV_SERVER_MAX_STANZA:-262144}
     backlog: 128
   -
     # XEP-0368 direct TLS
@@ -72,7 +74,7 @@ listen:
     ip: "127.0.0.1"
     module: ejabberd_c2s
     tls: true
-    max_stanza_size: 262144
+    max_stanza_size: ${XMPPUV_SERVER_MAX_STANZA:-262144}
     backlog: 128
 # No offline storage, MAM, carbons or registration (as in prosody.sh).
 modules:

@@ -10,6 +10,8 @@
 # and prints "ca_file=DIR/ca.pem": trust that file as the CA. A restart (stop,
 # then start with the same DIR) keeps the users and the certificate.
 # XMPPUV_SERVER_DEBUG=1 logs at debug level (the wire) to DIR/prosody.log.
+# XMPPUV_SERVER_MAX_STANZA=N takes stanzas of at most N bytes (c2s_stanza_size_limit,
+# at least 10000; default 262144).
 # XMPPUV_PROSODY and XMPPUV_PROSODYCTL override the programs' paths.
 set -u
 SERVER_KIND=prosody
@@ -59,6 +61,9 @@ modules_enabled = {
   "roster"; "saslauth"; "tls"; "disco"; "ping"; "smacks"; "posix";
 }
 modules_disabled = { "s2s" }
+
+-- The largest stanza taken (XEP-0478 advertises it); XMPPUV_SERVER_MAX_STANZA.
+c2s_stanza_size_limit = ${XMPPUV_SERVER_MAX_STANZA:-262144}
 
 -- XEP-0198: short so tests can let a session expire and see a failed resume.
 smacks_hibernation_time = $RESUME

@@ -35,6 +35,7 @@ struct pair {
   int closing;
   int shutdowns_pending;
   int handles;  /* initialised handles whose close callback has not run */
+  int stalled;  /* xmppuv_test_proxy_stall_existing(): never read again */
   pair_t *prev;
   pair_t *next;
 };
@@ -84,7 +85,7 @@ static void maybe_finish(xmppuv_test_proxy_t *proxy) {
 static int may_read(const side_t *s) {
   const pair_t *pair = s->pair;
   return s->open && pair->connected && !pair->closing && !s->eof &&
-         !s->paused && !pair->proxy->partitioned;
+         !s->paused && !pair->stalled && !pair->proxy->partitioned;
 }
 
 static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
@@ -407,6 +408,14 @@ void xmppuv_test_proxy_reset_all(xmppuv_test_proxy_t *proxy) {
 void xmppuv_test_proxy_partition(xmppuv_test_proxy_t *proxy, int on) {
   proxy->partitioned = on != 0;
   for (pair_t *pair = proxy->pairs; pair != NULL; pair = pair->next) {
+    update_reading(&pair->client);
+    update_reading(&pair->target);
+  }
+}
+
+void xmppuv_test_proxy_stall_existing(xmppuv_test_proxy_t *proxy) {
+  for (pair_t *pair = proxy->pairs; pair != NULL; pair = pair->next) {
+    pair->stalled = 1;
     update_reading(&pair->client);
     update_reading(&pair->target);
   }

@@ -18,6 +18,11 @@
  * - partition(off): reading resumes and the held bytes are delivered in
  *   order, as TCP delivers them after a network heals. If a side gave up
  *   meanwhile (closed or reset its socket), the proxy passes that on then.
+ * - stall_existing: every connection proxied now goes silent for good, as
+ *   partition does but only for them (the old path of a network that
+ *   changed): connections accepted later are forwarded as usual. What the
+ *   stalled ones hold is never delivered; a close from either side is not
+ *   passed on either (nothing is read from them).
  * - refuse(on): the listening socket is closed, so new connects fail with
  *   UV_ECONNREFUSED, like a server that is down. Connections already
  *   proxied carry on. refuse(off) listens again on the same port.
@@ -61,6 +66,9 @@ void xmppuv_test_proxy_reset_all(xmppuv_test_proxy_t *proxy);
 
 /* Silent partition on (1) or off (0); see above. */
 void xmppuv_test_proxy_partition(xmppuv_test_proxy_t *proxy, int on);
+
+/* Stall the connections proxied now, for good; see above. */
+void xmppuv_test_proxy_stall_existing(xmppuv_test_proxy_t *proxy);
 
 /* Refuse new connections (1) or accept them again (0). Returns 0, or the
  * libuv error if the port could not be listened on again (it then stays

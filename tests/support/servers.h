@@ -13,7 +13,9 @@
  * never a skip. If the test process dies without stopping a server, a
  * watcher started by the script kills that server and removes its directory
  * within about a second. XMPPUV_KEEP_SERVER_DIRS=1 keeps the directories
- * (logs, configs) after stop, for debugging; XMPPUV_SERVER_DEBUG=1 makes the
+ * (logs, configs) after stop, for debugging; XMPPUV_SERVER_MAX_STANZA=N
+ * (set before start) lowers the largest stanza the server takes to N bytes
+ * (Prosody: at least 10000); XMPPUV_SERVER_DEBUG=1 makes the
  * servers log at debug level.
  *
  * These functions block (they run the scripts and wait); call them outside
