@@ -6,24 +6,24 @@
 #include <string.h>
 #include <uv.h>
 
-#include "alloc.h"
-#include "backoff.h"
-#include "buf.h"
-#include "handlers.h"
-#include "iq.h"
-#include "log.h"
-#include "sasl.h"
-#include "session.h"
+#include "util/alloc.h"
+#include "util/backoff.h"
+#include "util/buf.h"
+#include "engine/handlers.h"
+#include "engine/iq.h"
+#include "util/log.h"
+#include "sasl/sasl.h"
+#include "session/session.h"
 #include "sm/persist.h"
 #include "sm/sm.h"
-#include "stream_error.h"
+#include "session/stream_error.h"
 #include "transport/conn.h"
+#include "util/ns.h"
+#include "xml/serialize.h"
 #include "transport/tls.h"
-#include "xml/stanza_int.h"
+#include "xml/stanza.h"
 #include "xmppuv.h"
 
-#define NS_PING "urn:xmpp:ping"
-#define NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
 #define MAX_REDIRECTS 5
 
 struct xmppuv_client {
@@ -159,9 +159,7 @@ static int ensure_id(xmppuv_client_t *c, xmppuv_stanza_t *s) {
   for (uint64_t v = ++c->id_counter; v != 0; v >>= 4) digits[d++] = hex[v & 15];
   while (d > 0) id[n++] = digits[--d];
   /* Our own characters, and known absent: appended as they are. */
-  char *value = xmppuv__tree_strndup(s->tree, id, n);
-  if (value == NULL) return XMPPUV_ENOMEM;
-  return xmppuv__node_push_attr(s, "id", value);
+  return xmppuv__stanza_push_own_attr(s, "id", id, n);
 }
 
 /* ---- the connection ------------------------------------------------------- */
@@ -511,7 +509,7 @@ static void answer_iq_request(xmppuv_client_t *c, xmppuv_stanza_t *iq) {
   const xmppuv_stanza_t *child = xmppuv_stanza_child(iq, NULL, NULL);
   xmppuv_stanza_t *reply = NULL;
   if (child != NULL && strcmp(xmppuv_stanza_name(child), "ping") == 0 &&
-      xmppuv_stanza_ns(child) != NULL && strcmp(xmppuv_stanza_ns(child), NS_PING) == 0 &&
+      xmppuv_stanza_ns(child) != NULL && strcmp(xmppuv_stanza_ns(child), XMPPUV__NS_PING) == 0 &&
       strcmp(xmppuv_stanza_attr(iq, "type"), "get") == 0) {
     if (xmppuv_iq_result_new(iq, &reply) != 0) return;
   } else {
@@ -740,7 +738,7 @@ static void send_keepalive(xmppuv_client_t *c) {
   xmppuv_stanza_t *iq;
   if (xmppuv_stanza_new("iq", NULL, &iq) != 0) return;
   if (xmppuv_stanza_set_attr(iq, "type", "get") == 0 &&
-      xmppuv_stanza_new_child(iq, "ping", NS_PING, NULL) == 0) {
+      xmppuv_stanza_new_child(iq, "ping", XMPPUV__NS_PING, NULL) == 0) {
     uint64_t handle = 0;
     if (xmppuv_client_iq(c, iq, c->opts.keepalive_timeout_ms, on_keepalive_reply, NULL,
                          &handle) == 0)
@@ -858,33 +856,22 @@ void xmppuv_client_options_init(xmppuv_client_options_t *o) {
   o->max_send_bytes = XMPPUV__DEFAULT_MAX_STANZA_BYTES;
 }
 
-static int copy_string(const char *in, const char **out) {
-  *out = NULL;
-  if (in == NULL) return 0;
-  *out = xmppuv__strdup(in);
-  return *out ? 0 : XMPPUV_ENOMEM;
-}
-
 static int copy_options(xmppuv_client_t *c, const xmppuv_client_options_t *o) {
   c->opts = *o;
   c->opts.password = NULL;
-  /* Until each copy is made the field must not hold the caller's pointer:
-   * a failed copy frees every field on the way out. */
-  c->opts.resource = c->opts.lang = c->opts.host = c->opts.ca_file = NULL;
-  c->opts.ca_path = c->opts.pin = c->opts.dns_servers = c->opts.sasl_mechanisms = NULL;
-  int rc = copy_string(o->jid, &c->opts.jid);
-  if (rc == 0) rc = copy_string(o->resource, &c->opts.resource);
-  if (rc == 0) rc = copy_string(o->lang, &c->opts.lang);
-  if (rc == 0) rc = copy_string(o->host, &c->opts.host);
-  if (rc == 0) rc = copy_string(o->ca_file, &c->opts.ca_file);
-  if (rc == 0) rc = copy_string(o->ca_path, &c->opts.ca_path);
-  if (rc == 0) rc = copy_string(o->pin, &c->opts.pin);
-  if (rc == 0) rc = copy_string(o->dns_servers, &c->opts.dns_servers);
-  if (rc == 0) rc = copy_string(o->sasl_mechanisms, &c->opts.sasl_mechanisms);
-  if (rc == 0 && o->password != NULL) {
-    c->password = xmppuv__strdup(o->password);
-    if (c->password == NULL) rc = XMPPUV_ENOMEM;
-  }
+  /* Each field gets its copy, or NULL if it could not be made: nothing of
+   * the caller's is freed on the way out. */
+  int rc = 0;
+  c->opts.jid = xmppuv__strdup_opt(o->jid, &rc);
+  c->opts.resource = xmppuv__strdup_opt(o->resource, &rc);
+  c->opts.lang = xmppuv__strdup_opt(o->lang, &rc);
+  c->opts.host = xmppuv__strdup_opt(o->host, &rc);
+  c->opts.ca_file = xmppuv__strdup_opt(o->ca_file, &rc);
+  c->opts.ca_path = xmppuv__strdup_opt(o->ca_path, &rc);
+  c->opts.pin = xmppuv__strdup_opt(o->pin, &rc);
+  c->opts.dns_servers = xmppuv__strdup_opt(o->dns_servers, &rc);
+  c->opts.sasl_mechanisms = xmppuv__strdup_opt(o->sasl_mechanisms, &rc);
+  c->password = xmppuv__strdup_opt(o->password, &rc);
   return rc;
 }
 

@@ -8,6 +8,7 @@
  *
  * libunistring and libidn2 allocate with the C library's malloc; what they
  * hand back is released here with free()/idn2_free() and never escapes. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -18,10 +19,9 @@
 #include <unictype.h>
 #include <uninorm.h>
 #include <unistr.h>
-#include <uv.h>
 
-#include "alloc.h"
-#include "utf8.h"
+#include "util/alloc.h"
+#include "util/utf8.h"
 #include "xmppuv.h"
 
 /* RFC 7622 §3.1: each part is at most 1023 octets once prepared. */
@@ -428,8 +428,8 @@ static int prep_ip(char *name, size_t len, char *out, size_t *out_len) {
     if (len < 4 || name[len - 1] != ']' || memchr(name, '%', len) != NULL)
       return XMPPUV_EJIDDOMAIN;
     name[len - 1] = '\0';
-    if (uv_inet_pton(AF_INET6, name + 1, addr) != 0 ||
-        uv_inet_ntop(AF_INET6, addr, text, sizeof text) != 0)
+    if (inet_pton(AF_INET6, name + 1, addr) != 1 ||
+        inet_ntop(AF_INET6, addr, text, sizeof text) == NULL)
       return XMPPUV_EJIDDOMAIN;
     size_t n = strlen(text);
     out[0] = '[';
@@ -438,8 +438,8 @@ static int prep_ip(char *name, size_t len, char *out, size_t *out_len) {
     *out_len = n + 2;
     return 0;
   }
-  if (uv_inet_pton(AF_INET, name, addr) != 0 ||
-      uv_inet_ntop(AF_INET, addr, text, sizeof text) != 0)
+  if (inet_pton(AF_INET, name, addr) != 1 ||
+      inet_ntop(AF_INET, addr, text, sizeof text) == NULL)
     return XMPPUV_EJIDDOMAIN;
   *out_len = strlen(text);
   memcpy(out, text, *out_len);

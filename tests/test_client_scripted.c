@@ -12,7 +12,7 @@
 #include <string.h>
 #include <uv.h>
 
-#include "buf.h"
+#include "util/buf.h"
 #include "check_main.h"
 #include "scram_server.h"
 #include "script_server.h"

@@ -6,7 +6,8 @@
 #include <uv.h>
 
 #include "check_main.h"
-#include "log.h"
+#include "util/log.h"
+#include "xml/serialize.h"
 #include "xmppuv.h"
 
 START_TEST(every_code_has_a_name_and_a_text) {

@@ -27,9 +27,9 @@
 
 #include "check_main.h"
 #include "scram_server.h"
-#include "session.h"
+#include "session/session.h"
 #include "script_server.h"
-#include "stream_error.h"
+#include "session/stream_error.h"
 #include "tls_peer.h"
 #include "xmppuv.h"
 

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
+#include "util/buf.h"
 #include "check_main.h"
 #include "failalloc.h"
 #include "xml/parser.h"

@@ -4,10 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "alloc.h"
+#include "util/alloc.h"
 #include "check_main.h"
 #include "failalloc.h"
-#include "sasl.h"
+#include "sasl/sasl.h"
 #include "xmppuv.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))

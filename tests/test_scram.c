@@ -5,10 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "alloc.h"
+#include "util/alloc.h"
 #include "check_main.h"
 #include "failalloc.h"
-#include "scram.h"
+#include "sasl/scram.h"
 #include "xmppuv.h"
 
 /* RFC 5802 §5 */

@@ -5,7 +5,8 @@
 
 #include "check_main.h"
 #include "failalloc.h"
-#include "log.h"
+#include "util/log.h"
+#include "xml/redact.h"
 #include "xml/serialize.h"
 #include "xmppuv.h"
 

@@ -9,11 +9,11 @@
 
 #include <mbedtls/base64.h>
 
-#include "buf.h"
+#include "util/buf.h"
 #include "check_main.h"
 #include "failalloc.h"
 #include "scram_server.h"
-#include "session.h"
+#include "session/session.h"
 #include "xmppuv.h"
 
 #define SERVER_HEADER                                                        \

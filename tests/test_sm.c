@@ -1872,8 +1872,10 @@ START_TEST(delay_is_inserted_before_the_root_end_tag_of_a_copy) {
   ck_assert_int_eq(xmppuv__serialize_ex(&bytes, s, XMPPUV_NS_CLIENT,
                                         XMPPUV__SER_ROOT_END_TAG, &end),
                    0);
-  ck_assert_int_eq(xmppuv__delay_insert(&out, bytes.data, bytes.len, end,
-                                        "o'brien@example.com/a&b",
+  xmppuv__buf_t prefix = XMPPUV__BUF_INIT, no_from = XMPPUV__BUF_INIT;
+  ck_assert_int_eq(xmppuv__delay_prefix(&prefix, "o'brien@example.com/a&b"), 0);
+  ck_assert_int_eq(xmppuv__delay_prefix(&no_from, NULL), 0);
+  ck_assert_int_eq(xmppuv__delay_insert(&out, bytes.data, bytes.len, end, &prefix,
                                         INT64_C(1700000000123)),
                    0);
   ck_assert_str_eq(out.data,
@@ -1888,13 +1890,15 @@ START_TEST(delay_is_inserted_before_the_root_end_tag_of_a_copy) {
   ck_assert_int_eq(xmppuv__serialize_ex(&bytes, empty, XMPPUV_NS_CLIENT,
                                         XMPPUV__SER_ROOT_END_TAG, &end),
                    0);
-  ck_assert_int_eq(xmppuv__delay_insert(&out, bytes.data, bytes.len, end, NULL, 0),
+  ck_assert_int_eq(xmppuv__delay_insert(&out, bytes.data, bytes.len, end, &no_from, 0),
                    0);
   ck_assert_str_eq(out.data, "<message><delay xmlns='urn:xmpp:delay' "
                              "stamp='1970-01-01T00:00:00.000Z'/></message>");
   ck_assert_int_eq(xmppuv__delay_insert(&out, bytes.data, bytes.len,
-                                        bytes.len + 1, NULL, 0),
+                                        bytes.len + 1, &no_from, 0),
                    XMPPUV_EINVAL);
+  xmppuv__buf_free(&prefix);
+  xmppuv__buf_free(&no_from);
   ck_assert_int_eq(xmppuv__delay_present(s), 0);
   xmppuv__buf_free(&bytes);
   xmppuv__buf_free(&out);

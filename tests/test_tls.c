@@ -13,12 +13,12 @@
 #include <sys/stat.h>
 #include <uv.h>
 
-#include "alloc.h"
-#include "buf.h"
+#include "util/alloc.h"
+#include "util/buf.h"
 #include "check_main.h"
 #include "dnsmasq.h"
 #include "failalloc.h"
-#include "log.h"
+#include "util/log.h"
 #include "tls_peer.h"
 #include "transport/conn.h"
 #include "transport/tls.h"

@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "util/ns.h"
 #include "xml/serialize.h"
 
 /* 0000-01-01T00:00:00.000Z and 9999-12-31T23:59:59.999Z in Unix ms. */
@@ -89,13 +90,14 @@ size_t xmppuv__delay_suffix(char out[XMPPUV__DELAY_SUFFIX_LEN + 1],
 }
 
 int xmppuv__delay_insert(xmppuv__buf_t *out, const char *bytes, size_t len,
-                         size_t end_tag_at, const char *from, int64_t wall_ms) {
+                         size_t end_tag_at, const xmppuv__buf_t *prefix,
+                         int64_t wall_ms) {
   if (end_tag_at > len) return XMPPUV_EINVAL;
   size_t old = out->len;
   char suffix[XMPPUV__DELAY_SUFFIX_LEN + 1];
   size_t n = xmppuv__delay_suffix(suffix, wall_ms);
   if (xmppuv__buf_append(out, bytes, end_tag_at) != 0 ||
-      xmppuv__delay_prefix(out, from) != 0 ||
+      xmppuv__buf_append(out, prefix->data, prefix->len) != 0 ||
       xmppuv__buf_append(out, suffix, n) != 0 ||
       xmppuv__buf_append(out, bytes + end_tag_at, len - end_tag_at) != 0) {
     out->len = old;

@@ -7,10 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "buf.h"
+#include "util/buf.h"
 #include "xmppuv.h"
 
-#define XMPPUV__NS_DELAY "urn:xmpp:delay"
 /* "YYYY-MM-DDThh:mm:ss.sssZ" */
 #define XMPPUV__DELAY_STAMP_LEN 24
 
@@ -31,12 +30,15 @@ int xmppuv__delay_prefix(xmppuv__buf_t *out, const char *from);
 size_t xmppuv__delay_suffix(char out[XMPPUV__DELAY_SUFFIX_LEN + 1],
                             int64_t wall_ms);
 
-/* Append bytes[0..len) with our <delay/> inserted at end_tag_at, the offset
+/* Append bytes[0..len) with a <delay/> inserted at end_tag_at, the offset
  * of the root's end tag (from xmppuv__serialize_ex with
- * XMPPUV__SER_ROOT_END_TAG). The bytes are copied; nothing else changes.
- * Errors: XMPPUV_EINVAL (end_tag_at > len), XMPPUV_ENOMEM (out restored). */
+ * XMPPUV__SER_ROOT_END_TAG): prefix (from xmppuv__delay_prefix, kept by the
+ * caller across stanzas) and the stamp for wall_ms. The bytes are copied;
+ * nothing else changes. Errors: XMPPUV_EINVAL (end_tag_at > len),
+ * XMPPUV_ENOMEM (out restored). */
 int xmppuv__delay_insert(xmppuv__buf_t *out, const char *bytes, size_t len,
-                         size_t end_tag_at, const char *from, int64_t wall_ms);
+                         size_t end_tag_at, const xmppuv__buf_t *prefix,
+                         int64_t wall_ms);
 
 /* Non-zero if s has a <delay xmlns='urn:xmpp:delay'/> child. XEP-0203 §2
  * allows "one and only one", so such a stanza is never stamped again. */

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "buf.h"
+#include "util/buf.h"
 #include "sm/queue.h"
 
 #define XMPPUV__SMP_VERSION 1

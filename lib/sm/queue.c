@@ -2,7 +2,7 @@
 
 #include <string.h>
 
-#include "alloc.h"
+#include "util/alloc.h"
 
 /* Bytes of a shared slab, and the largest stanza that goes into one (a
  * larger one gets a slab of its own, so a shared slab wastes at most a

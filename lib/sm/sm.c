@@ -20,15 +20,14 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "alloc.h"
+#include "util/alloc.h"
 #include "sm/delay.h"
 #include "sm/persist.h"
 #include "sm/queue.h"
-#include "utf8.h"
+#include "util/utf8.h"
 #include "xml/serialize.h"
-#include "xml/stanza_int.h"
+#include "xml/stanza.h"
 
-#define NS_STREAMS_ERR "urn:ietf:params:xml:ns:xmpp-streams"
 /* The serialization buffer is kept between sends, but not after a stanza
  * bigger than this: an idle client should not hold on to one. */
 #define SCRATCH_KEEP 16384u
@@ -206,18 +205,16 @@ static int put_entry(xmppuv__sm_t *sm, xmppuv__smq_entry_t *e) {
   const char *b = e->bytes;
   size_t len = e->len, end = e->end_tag_at;
   if (!(e->flags & XMPPUV__SMQ_STAMP)) return put(sm, b, len);
-  char suffix[XMPPUV__DELAY_SUFFIX_LEN + 1];
-  size_t n = xmppuv__delay_suffix(suffix, e->sent_wall_ms);
   xmppuv__buf_clear(&sm->scratch);
-  if (xmppuv__buf_append(&sm->scratch, b, end) == 0 &&
-      xmppuv__buf_append(&sm->scratch, sm->delay_prefix.data, sm->delay_prefix.len) == 0 &&
-      xmppuv__buf_append(&sm->scratch, suffix, n) == 0 &&
-      xmppuv__buf_append(&sm->scratch, b + end, len - end) == 0) {
+  if (xmppuv__delay_insert(&sm->scratch, b, len, end, &sm->delay_prefix,
+                           e->sent_wall_ms) == 0) {
     int whole = put(sm, sm->scratch.data, sm->scratch.len);
     scratch_trim(sm);
     return whole;
   }
   scratch_trim(sm);
+  char suffix[XMPPUV__DELAY_SUFFIX_LEN + 1];
+  size_t n = xmppuv__delay_suffix(suffix, e->sent_wall_ms);
   int rc = put(sm, b, end);
   if (rc == 0) rc = put(sm, sm->delay_prefix.data, sm->delay_prefix.len);
   if (rc == 0) rc = put(sm, suffix, n);
@@ -300,7 +297,7 @@ static void too_high(xmppuv__sm_t *sm, uint32_t h, const char *where) {
       h, where, sent);
   char buf[320];
   int n = snprintf(buf, sizeof buf,
-                   "<stream:error><undefined-condition xmlns='" NS_STREAMS_ERR
+                   "<stream:error><undefined-condition xmlns='" XMPPUV__NS_STREAM_ERRORS
                    "'/><handled-count-too-high xmlns='" XMPPUV__NS_SM
                    "' h='%" PRIu32 "' send-count='%" PRIu32
                    "'/></stream:error></stream:stream>",
@@ -1124,7 +1121,7 @@ static int import_entry(xmppuv__sm_t *sm, xmppuv__smq_t *q,
     return XMPPUV_ESTATEBLOB;
   }
   /* A lone document has no namespace; on the stream it was jabber:client. */
-  if (s->ns == NULL) s->ns = XMPPUV_NS_CLIENT;
+  xmppuv__stanza_default_ns(s, XMPPUV_NS_CLIENT);
   size_t end_tag_at = 0;
   xmppuv__buf_clear(&sm->scratch);
   rc = xmppuv__serialize_ex(&sm->scratch, s, XMPPUV_NS_CLIENT,

@@ -38,20 +38,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "buf.h"
-#include "log.h"
+#include "util/buf.h"
+#include "util/clock.h"
+#include "util/log.h"
+#include "util/ns.h"
 #include "xmppuv.h"
 
-#define XMPPUV__NS_SM "urn:xmpp:sm:3"
 
-/* Time as the driver passes it: monotonic milliseconds (uv_now) for timers,
- * wall-clock Unix milliseconds (UTC) for delay stamps and persistence. */
-typedef struct xmppuv__time {
-  uint64_t mono_ms;
-  int64_t wall_ms;
-} xmppuv__time_t;
-
-#define XMPPUV__NO_DEADLINE UINT64_MAX
 
 typedef struct xmppuv__sm_config {
   int enabled;               /* use SM when the server offers it (1) */

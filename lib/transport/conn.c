@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "alloc.h"
+#include "util/alloc.h"
 #include "transport/tcp.h"
 
 #define DIRECT_TLS_PORT 5223u
@@ -516,12 +516,12 @@ int xmppuv__conn_open(uv_loop_t *loop, const xmppuv__conn_config_t *cfg,
   c->first_port = cfg->first_port;
   c->dns_timeout_ms = cfg->dns_timeout_ms;
   c->connect_timeout_ms = cfg->connect_timeout_ms;
-  c->domain = xmppuv__strdup(cfg->domain);
-  c->host = cfg->host ? xmppuv__strdup(cfg->host) : NULL;
-  c->first_host = cfg->first_host ? xmppuv__strdup(cfg->first_host) : NULL;
-  c->dns_servers = cfg->dns_servers ? xmppuv__strdup(cfg->dns_servers) : NULL;
-  if (c->domain == NULL || (cfg->host && !c->host) ||
-      (cfg->first_host && !c->first_host) || (cfg->dns_servers && !c->dns_servers)) {
+  int copied = 0;
+  c->domain = xmppuv__strdup_opt(cfg->domain, &copied);
+  c->host = xmppuv__strdup_opt(cfg->host, &copied);
+  c->first_host = xmppuv__strdup_opt(cfg->first_host, &copied);
+  c->dns_servers = xmppuv__strdup_opt(cfg->dns_servers, &copied);
+  if (copied != 0) {
     free_conn(c);
     return XMPPUV_ENOMEM;
   }

@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "log.h"
+#include "util/log.h"
 #include "transport/dns.h"
 #include "transport/tls.h"
 #include "xmppuv.h"

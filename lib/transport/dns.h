@@ -27,7 +27,7 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "log.h"
+#include "util/log.h"
 
 /* A source of uniformly distributed 32-bit numbers. */
 typedef uint32_t (*xmppuv__dns_random_fn)(void *user_data);

@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "alloc.h"
+#include "util/alloc.h"
 #include "xmppuv.h"
 
 struct xmppuv__tcp {

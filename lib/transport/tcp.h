@@ -16,8 +16,8 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "buf.h"
-#include "log.h"
+#include "util/buf.h"
+#include "util/log.h"
 
 typedef struct xmppuv__tcp xmppuv__tcp_t;
 

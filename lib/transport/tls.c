@@ -24,8 +24,8 @@
 #define NEED_PSA_INIT 1
 #endif
 
-#include "alloc.h"
-#include "buf.h"
+#include "util/alloc.h"
+#include "util/buf.h"
 #include "xmppuv.h"
 
 #define AREA "tls"
@@ -488,13 +488,6 @@ static int same(const char *a, const char *b) {
   return strcmp(a, b) == 0;
 }
 
-static char *dup_or_null(const char *s, int *failed) {
-  if (s == NULL) return NULL;
-  char *copy = xmppuv__strdup(s);
-  if (copy == NULL) *failed = 1;
-  return copy;
-}
-
 static void free_entry(shared_entry_t *e) {
   xmppuv__free(e->ca_file);
   xmppuv__free(e->ca_path);
@@ -518,9 +511,9 @@ int xmppuv__tls_ctx_shared(const xmppuv__tls_config_t *cfg, xmppuv__tls_ctx_t **
   shared_entry_t *e = xmppuv__calloc(1, sizeof *e);
   if (e == NULL) return XMPPUV_ENOMEM;
   int failed = 0;
-  e->ca_file = dup_or_null(cfg->ca_file, &failed);
-  e->ca_path = dup_or_null(cfg->ca_path, &failed);
-  e->pin = dup_or_null(cfg->pin, &failed);
+  e->ca_file = xmppuv__strdup_opt(cfg->ca_file, &failed);
+  e->ca_path = xmppuv__strdup_opt(cfg->ca_path, &failed);
+  e->pin = xmppuv__strdup_opt(cfg->pin, &failed);
   e->insecure = cfg->insecure != 0;
   if (failed) {
     free_entry(e);

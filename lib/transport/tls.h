@@ -38,7 +38,7 @@
 
 #include <stddef.h>
 
-#include "log.h"
+#include "util/log.h"
 
 typedef struct xmppuv__tls_config {
   /* PEM or DER CA certificates to trust: a file, a directory of files, or

@@ -5,8 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "alloc.h"
-#include "buf.h"
+#include "util/alloc.h"
+#include "util/buf.h"
 #include "xml/stanza_int.h"
 
 /* Separates namespace URI, local name and prefix in expat's names. U+0001 is

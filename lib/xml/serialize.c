@@ -2,8 +2,9 @@
 
 #include <string.h>
 
-#include "alloc.h"
-#include "log.h"
+#include "util/alloc.h"
+#include "util/log.h"
+#include "xml/redact.h"
 #include "xml/stanza_int.h"
 
 /* Which bytes need escaping: 1 in text, 2 in attribute values. */
@@ -104,7 +105,7 @@ static int open_tag(xmppuv__buf_t *out, const xmppuv_stanza_t *el,
     TRY(xmppuv__buf_append_char(out, ' '));
     TRY(xmppuv__buf_append_str(out, a->name));
     TRY(xmppuv__buf_append(out, "='", 2));
-    if ((flags & XMPPUV__SER_REDACT) && xmppuv__log_redacts_attr(a->name))
+    if ((flags & XMPPUV__SER_REDACT) && xmppuv__redact_attr(a->name))
       TRY(xmppuv__buf_append_str(out, XMPPUV__REDACTED));
     else
       TRY(xmppuv__escape_attr(out, a->value, strlen(a->value)));
@@ -146,7 +147,7 @@ int xmppuv__serialize_ex(xmppuv__buf_t *out, const xmppuv_stanza_t *root,
     if (node->kind == XMPPUV__NODE_TEXT) {
       const xmppuv_stanza_t *p = node->parent;
       redact_text = (flags & XMPPUV__SER_REDACT) &&
-                    xmppuv__log_redacts_element(p->name, xmppuv_stanza_ns(p));
+                    xmppuv__redact_element(p->name, xmppuv_stanza_ns(p));
       if (redact_text)
         TRY(xmppuv__buf_append_str(out, XMPPUV__REDACTED));
       else
@@ -199,4 +200,16 @@ int xmppuv_stanza_to_string(const xmppuv_stanza_t *s, char **out, size_t *len) {
   if (text == NULL) return XMPPUV_ENOMEM;
   *out = text;
   return 0;
+}
+
+void xmppuv__log_stanza(const xmppuv__log_t *log, const char *direction,
+                        const xmppuv_stanza_t *s) {
+  if (!XMPPUV__LOG_ON(log, XMPPUV_LOG_TRACE)) return;
+  xmppuv__buf_t buf = XMPPUV__BUF_INIT;
+  const char *area = strcmp(direction, "in") == 0 ? "wire-in" : "wire-out";
+  if (xmppuv__serialize(&buf, s, XMPPUV_NS_CLIENT, XMPPUV__SER_REDACT) == 0)
+    log->cb(log->user_data, XMPPUV_LOG_TRACE, area, buf.data);
+  else
+    log->cb(log->user_data, XMPPUV_LOG_TRACE, area, "(element not logged: out of memory)");
+  xmppuv__buf_free(&buf);
 }

@@ -3,7 +3,8 @@
 #ifndef XMPPUV_SERIALIZE_H
 #define XMPPUV_SERIALIZE_H
 
-#include "buf.h"
+#include "util/buf.h"
+#include "util/log.h"
 #include "xmppuv.h"
 
 enum {
@@ -31,5 +32,11 @@ int xmppuv__serialize_ex(xmppuv__buf_t *out, const xmppuv_stanza_t *s,
  * survive XML end-of-line and attribute-value normalization). */
 int xmppuv__escape_text(xmppuv__buf_t *out, const char *s, size_t len);
 int xmppuv__escape_attr(xmppuv__buf_t *out, const char *s, size_t len);
+
+/* Trace an element going "out" or coming "in" (area "wire-out"/"wire-in")
+ * at XMPPUV_LOG_TRACE, serialized with credentials redacted
+ * (xml/redact.h). */
+void xmppuv__log_stanza(const xmppuv__log_t *log, const char *direction,
+                        const xmppuv_stanza_t *s);
 
 #endif

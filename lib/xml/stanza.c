@@ -2,9 +2,10 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "alloc.h"
-#include "buf.h"
-#include "utf8.h"
+#include "util/alloc.h"
+#include "util/buf.h"
+#include "util/utf8.h"
+#include "xml/stanza.h"
 #include "xml/stanza_int.h"
 
 /* ---- arena -------------------------------------------------------------- */
@@ -688,4 +689,15 @@ int xmppuv_stanza_copy(const xmppuv_stanza_t *s, xmppuv_stanza_t **out) {
   }
   *out = copy;
   return 0;
+}
+
+int xmppuv__stanza_push_own_attr(xmppuv_stanza_t *s, const char *name,
+                                 const char *value, size_t len) {
+  char *v = xmppuv__tree_strndup(s->tree, value, len);
+  if (v == NULL) return XMPPUV_ENOMEM;
+  return xmppuv__node_push_attr(s, name, v);
+}
+
+void xmppuv__stanza_default_ns(xmppuv_stanza_t *s, const char *ns) {
+  if (s->ns == NULL) s->ns = ns;
 }

@@ -15,8 +15,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "alloc.h"
-#include "buf.h"
+#include "util/alloc.h"
+#include "util/buf.h"
 #include "fuzz_input.h"
 #include "xml/parser.h"
 #include "xmppuv.h"

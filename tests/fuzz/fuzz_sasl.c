@@ -22,10 +22,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "alloc.h"
-#include "buf.h"
+#include "util/alloc.h"
+#include "util/buf.h"
 #include "fuzz_input.h"
-#include "sasl.h"
+#include "sasl/sasl.h"
 #include "xmppuv.h"
 
 static void check_decode(const char *text, size_t len, int payload) {

@@ -24,11 +24,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "alloc.h"
-#include "buf.h"
+#include "util/alloc.h"
+#include "util/buf.h"
 #include "fuzz_input.h"
-#include "sasl.h"
-#include "scram.h"
+#include "sasl/sasl.h"
+#include "sasl/scram.h"
 #include "scram_server.h"
 #include "xmppuv.h"
 

@@ -55,12 +55,12 @@
 #include <string.h>
 #include <uv.h>
 
-#include "alloc.h"
-#include "buf.h"
+#include "util/alloc.h"
+#include "util/buf.h"
 #include "fuzz_input.h"
-#include "log.h"
-#include "sasl.h"
-#include "session.h"
+#include "util/log.h"
+#include "sasl/sasl.h"
+#include "session/session.h"
 #include "sm/sm.h"
 #include "xml/serialize.h"
 #include "xmppuv.h"

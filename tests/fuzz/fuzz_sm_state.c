@@ -21,8 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "alloc.h"
-#include "buf.h"
+#include "util/alloc.h"
+#include "util/buf.h"
 #include "fuzz_input.h"
 #include "sm/persist.h"
 #include "sm/sm.h"

@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#include "sm/sm.h"
+#include "util/clock.h"
 #include "xmppuv.h"
 
 typedef struct xmppuv__iq_pending xmppuv__iq_pending_t;

@@ -17,7 +17,7 @@
 
 #include <stddef.h>
 
-#include "buf.h"
+#include "util/buf.h"
 
 /* In order of strength within each family; xmppuv__sasl_choose() has the
  * preference order across families. */
@@ -173,9 +173,6 @@ int xmppuv__sasl_payload_decode(const char *text, size_t len,
 
 /* ---- secrets ------------------------------------------------------------- */
 
-/* Zero n bytes in a way the compiler may not remove (mbedTLS's
- * mbedtls_platform_zeroize). NULL with n == 0 is fine. */
-void xmppuv__secure_zero(void *p, size_t n);
 /* Zero the whole allocation of b (len and spare capacity), then free it. */
 void xmppuv__sasl_buf_wipe(xmppuv__buf_t *b);
 

@@ -8,7 +8,7 @@
 
 #include <stddef.h>
 
-#include "log.h"
+#include "util/log.h"
 #include "xml/parser.h"
 #include "xmppuv.h"
 
@@ -76,8 +76,6 @@ int xmppuv__session_bind(xmppuv__session_t *s);
 int xmppuv__session_close(xmppuv__session_t *s);
 /* Non-zero once the server's stream header arrived on this connection. */
 int xmppuv__session_is_open(const xmppuv__session_t *s);
-/* The stream id the server gave, or NULL. */
-const char *xmppuv__session_stream_id(const xmppuv__session_t *s);
 /* The largest stanza the server's last stream features said it takes
  * (XEP-0478 max-bytes), or 0 if they did not say. */
 size_t xmppuv__session_peer_max_bytes(const xmppuv__session_t *s);

@@ -1,8 +1,8 @@
-#include "iq.h"
+#include "engine/iq.h"
 
 #include <string.h>
 
-#include "alloc.h"
+#include "util/alloc.h"
 
 struct xmppuv__iq_pending {
   xmppuv__iq_pending_t *next;

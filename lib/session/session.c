@@ -1,24 +1,18 @@
-#include "session.h"
+#include "session/session.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "alloc.h"
-#include "buf.h"
-#include "sasl.h"
-#include "scram.h"
-#include "stream_error.h"
+#include "util/alloc.h"
+#include "util/buf.h"
+#include "sasl/sasl.h"
+#include "sasl/scram.h"
+#include "session/stream_error.h"
+#include "util/ns.h"
+#include "xml/redact.h"
 #include "xml/serialize.h"
 
-#define NS_TLS "urn:ietf:params:xml:ns:xmpp-tls"
-#define NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
-#define NS_BIND "urn:ietf:params:xml:ns:xmpp-bind"
-#define NS_SESSION "urn:ietf:params:xml:ns:xmpp-session"
-#define NS_STREAM_ERRORS "urn:ietf:params:xml:ns:xmpp-streams"
-#define NS_SASL_CB "urn:xmpp:sasl-cb:0"
-#define NS_SM "urn:xmpp:sm:3"
-#define NS_STREAM_LIMITS "urn:xmpp:stream-limits:0"
 
 /* Room for any channel-binding value (tls-unique 12, tls-exporter 32). */
 #define CB_MAX 64
@@ -57,7 +51,6 @@ struct xmppuv__session {
   int closing;
   int stream_open;
   restart_t restart; /* pending at the end of the current feed */
-  char *stream_id;
 
   /* SASL */
   xmppuv__mech_t mech;
@@ -104,7 +97,7 @@ static void send_stream_error(xmppuv__session_t *s, const char *condition) {
   xmppuv__buf_t b = XMPPUV__BUF_INIT;
   if (xmppuv__buf_append_str(&b, "<stream:error><") == 0 &&
       xmppuv__buf_append_str(&b, condition) == 0 &&
-      xmppuv__buf_append_str(&b, " xmlns='" NS_STREAM_ERRORS "'/></stream:error></stream:stream>") == 0) {
+      xmppuv__buf_append_str(&b, " xmlns='" XMPPUV__NS_STREAM_ERRORS "'/></stream:error></stream:stream>") == 0) {
     trace_out(s, b.data);
     write_raw(s, b.data, b.len);
   }
@@ -150,7 +143,7 @@ static int send_sasl(xmppuv__session_t *s, const char *name, const char *mech,
   xmppuv__buf_clear(b);
   int rc = xmppuv__buf_append_char(b, '<');
   if (rc == 0) rc = xmppuv__buf_append_str(b, name);
-  if (rc == 0) rc = xmppuv__buf_append_str(b, " xmlns='" NS_SASL "'");
+  if (rc == 0) rc = xmppuv__buf_append_str(b, " xmlns='" XMPPUV__NS_SASL "'");
   if (rc == 0 && mech != NULL) {
     rc = xmppuv__buf_append_str(b, " mechanism='");
     if (rc == 0) rc = xmppuv__buf_append_str(b, mech);
@@ -186,14 +179,14 @@ static const char *child_text(const xmppuv_stanza_t *el) {
 /* RFC 6120 §6.5: <failure><condition/><text/></failure>. */
 static void sasl_failure(xmppuv__session_t *s, const xmppuv_stanza_t *el) {
   const char *condition = NULL;
-  for (xmppuv_stanza_t *c = xmppuv_stanza_child(el, NULL, NS_SASL); c != NULL;
-       c = xmppuv_stanza_next(c, NULL, NS_SASL)) {
+  for (xmppuv_stanza_t *c = xmppuv_stanza_child(el, NULL, XMPPUV__NS_SASL); c != NULL;
+       c = xmppuv_stanza_next(c, NULL, XMPPUV__NS_SASL)) {
     if (strcmp(xmppuv_stanza_name(c), "text") != 0) {
       condition = xmppuv_stanza_name(c);
       break;
     }
   }
-  const char *text = xmppuv_stanza_child_text(el, "text", NS_SASL);
+  const char *text = xmppuv_stanza_child_text(el, "text", XMPPUV__NS_SASL);
   /* Only a temporary failure or an abort is worth another try. */
   int fatal = condition == NULL || (strcmp(condition, "temporary-auth-failure") != 0 &&
                                     strcmp(condition, "aborted") != 0);
@@ -224,7 +217,7 @@ static size_t split_list(char *copy, const char **items, size_t max) {
 }
 
 static void start_sasl(xmppuv__session_t *s, const xmppuv_stanza_t *features) {
-  const xmppuv_stanza_t *mechs_el = xmppuv_stanza_child(features, "mechanisms", NS_SASL);
+  const xmppuv_stanza_t *mechs_el = xmppuv_stanza_child(features, "mechanisms", XMPPUV__NS_SASL);
   if (mechs_el == NULL) {
     session_fail(s, XMPPUV_ENOMECH, NULL, "the server offers no SASL mechanisms",
                  features, 1, NULL);
@@ -239,7 +232,7 @@ static void start_sasl(xmppuv__session_t *s, const xmppuv_stanza_t *features) {
   /* XEP-0440: the channel-binding types the server supports. */
   const char *server_cb[16];
   size_t n_server_cb = 0;
-  const xmppuv_stanza_t *cb_el = xmppuv_stanza_child(features, "sasl-channel-binding", NS_SASL_CB);
+  const xmppuv_stanza_t *cb_el = xmppuv_stanza_child(features, "sasl-channel-binding", XMPPUV__NS_SASL_CB);
   for (xmppuv_stanza_t *c = xmppuv_stanza_child(cb_el, "channel-binding", NULL);
        c != NULL && n_server_cb < 16; c = xmppuv_stanza_next(c, "channel-binding", NULL)) {
     const char *type = xmppuv_stanza_attr(c, "type");
@@ -395,7 +388,7 @@ static int send_bind(xmppuv__session_t *s) {
   snprintf(s->bind_id, sizeof s->bind_id, "bind-%u", ++s->bind_seq);
   int rc = xmppuv__buf_append_str(b, "<iq type='set' id='");
   if (rc == 0) rc = xmppuv__buf_append_str(b, s->bind_id);
-  if (rc == 0) rc = xmppuv__buf_append_str(b, "'><bind xmlns='" NS_BIND "'");
+  if (rc == 0) rc = xmppuv__buf_append_str(b, "'><bind xmlns='" XMPPUV__NS_BIND "'");
   if (rc == 0 && s->cfg.resource != NULL) {
     rc = xmppuv__buf_append_str(b, "><resource>");
     if (rc == 0) rc = xmppuv__escape_text(b, s->cfg.resource, strlen(s->cfg.resource));
@@ -414,7 +407,7 @@ static int send_legacy_session(xmppuv__session_t *s) {
   xmppuv__buf_clear(b);
   int rc = xmppuv__buf_append_str(b, "<iq type='set' id='");
   if (rc == 0) rc = xmppuv__buf_append_str(b, s->bind_id);
-  if (rc == 0) rc = xmppuv__buf_append_str(b, "'><session xmlns='" NS_SESSION "'/></iq>");
+  if (rc == 0) rc = xmppuv__buf_append_str(b, "'><session xmlns='" XMPPUV__NS_SESSION "'/></iq>");
   if (rc != 0) return rc;
   trace_out(s, b->data);
   return write_raw(s, b->data, b->len);
@@ -452,7 +445,7 @@ static void bind_reply(xmppuv__session_t *s, const xmppuv_stanza_t *el) {
     return;
   }
   if (s->state == ST_BINDING) {
-    const char *jid = xmppuv_stanza_child_text(xmppuv_stanza_child(el, "bind", NS_BIND), "jid", NULL);
+    const char *jid = xmppuv_stanza_child_text(xmppuv_stanza_child(el, "bind", XMPPUV__NS_BIND), "jid", NULL);
     if (jid == NULL || jid[0] == '\0') {
       session_fail(s, XMPPUV_EBIND, "bad-request", "bind result without a JID", el, 0, NULL);
       return;
@@ -480,7 +473,7 @@ static void bind_reply(xmppuv__session_t *s, const xmppuv_stanza_t *el) {
 /* XEP-0478: <limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>N. Anything
  * that is not a plain positive decimal is no limit we can use. */
 static size_t advertised_max_bytes(const xmppuv_stanza_t *features) {
-  const xmppuv_stanza_t *limits = xmppuv_stanza_child(features, "limits", NS_STREAM_LIMITS);
+  const xmppuv_stanza_t *limits = xmppuv_stanza_child(features, "limits", XMPPUV__NS_STREAM_LIMITS);
   const char *text = xmppuv_stanza_child_text(limits, "max-bytes", NULL);
   if (text == NULL || *text == '\0') return 0;
   size_t v = 0;
@@ -494,10 +487,10 @@ static size_t advertised_max_bytes(const xmppuv_stanza_t *features) {
 static void on_features(xmppuv__session_t *s, const xmppuv_stanza_t *features) {
   s->peer_max_bytes = advertised_max_bytes(features);
   if (!s->tls) {
-    const xmppuv_stanza_t *starttls = xmppuv_stanza_child(features, "starttls", NS_TLS);
+    const xmppuv_stanza_t *starttls = xmppuv_stanza_child(features, "starttls", XMPPUV__NS_TLS);
     if (starttls != NULL && s->cfg.tls_required) {
       s->state = ST_STARTTLS;
-      static const char req[] = "<starttls xmlns='" NS_TLS "'/>";
+      static const char req[] = "<starttls xmlns='" XMPPUV__NS_TLS "'/>";
       trace_out(s, req);
       int rc = write_raw(s, req, sizeof req - 1);
       if (rc != 0) session_fail(s, rc, NULL, NULL, NULL, 0, NULL);
@@ -517,30 +510,30 @@ static void on_features(xmppuv__session_t *s, const xmppuv_stanza_t *features) {
     return;
   }
   /* The authenticated stream: binding must be offered (RFC 6120 §7.2). */
-  if (xmppuv_stanza_child(features, "bind", NS_BIND) == NULL) {
+  if (xmppuv_stanza_child(features, "bind", XMPPUV__NS_BIND) == NULL) {
     session_fail(s, XMPPUV_EBIND, NULL, "the server offers no resource binding", features,
                  0, NULL);
     return;
   }
   /* RFC 6121 §A: the session iq only where it is not marked optional. */
-  const xmppuv_stanza_t *sess = xmppuv_stanza_child(features, "session", NS_SESSION);
+  const xmppuv_stanza_t *sess = xmppuv_stanza_child(features, "session", XMPPUV__NS_SESSION);
   s->session_required = sess != NULL && xmppuv_stanza_child(sess, "optional", NULL) == NULL;
   s->state = ST_AUTHENTICATED;
-  int sm = xmppuv_stanza_child(features, "sm", NS_SM) != NULL;
+  int sm = xmppuv_stanza_child(features, "sm", XMPPUV__NS_SM) != NULL;
   if (s->ev.authenticated != NULL) s->ev.authenticated(s->ud, sm);
 }
 
 static void on_stream_error(xmppuv__session_t *s, const xmppuv_stanza_t *el) {
   const char *condition = NULL;
   const char *see_other = NULL;
-  for (xmppuv_stanza_t *c = xmppuv_stanza_child(el, NULL, NS_STREAM_ERRORS); c != NULL;
-       c = xmppuv_stanza_next(c, NULL, NS_STREAM_ERRORS)) {
+  for (xmppuv_stanza_t *c = xmppuv_stanza_child(el, NULL, XMPPUV__NS_STREAM_ERRORS); c != NULL;
+       c = xmppuv_stanza_next(c, NULL, XMPPUV__NS_STREAM_ERRORS)) {
     if (strcmp(xmppuv_stanza_name(c), "text") == 0) continue;
     condition = xmppuv_stanza_name(c);
     if (strcmp(condition, "see-other-host") == 0) see_other = child_text(c);
     break;
   }
-  const char *text = xmppuv_stanza_child_text(el, "text", NS_STREAM_ERRORS);
+  const char *text = xmppuv_stanza_child_text(el, "text", XMPPUV__NS_STREAM_ERRORS);
   const xmppuv__stream_error_class_t *cls = xmppuv__stream_error_class(condition);
   session_fail(s, XMPPUV_ESTREAM, condition ? condition : "undefined-condition", text, el,
                cls->action == XMPPUV__SERR_FATAL, see_other);
@@ -558,9 +551,7 @@ static int on_stream_open(void *ud, const xmppuv_stanza_t *header) {
                  "the server does not speak XMPP 1.0", header, 1, NULL);
     return XMPPUV_EPROTO;
   }
-  xmppuv__free(s->stream_id);
   const char *id = xmppuv_stanza_attr(header, "id");
-  s->stream_id = id ? xmppuv__strdup(id) : NULL;
   s->stream_open = 1;
   if (s->state == ST_OPENING) s->state = ST_FEATURES;
   xmppuv__logf(s->log, XMPPUV_LOG_TRACE, "wire-in", "<stream:stream id='%s' version='%s'>",
@@ -591,19 +582,19 @@ static int on_element(void *ud, xmppuv_stanza_t *el) {
       xmppuv__logf(s->log, XMPPUV_LOG_DEBUG, "session", "ignored <%s/> before features",
                    xmppuv_stanza_name(el));
   } else if (s->state == ST_STARTTLS) {
-    if (is_in(el, "proceed", NS_TLS)) {
+    if (is_in(el, "proceed", XMPPUV__NS_TLS)) {
       s->state = ST_TLS;
       s->restart = RESTART_TLS;
       xmppuv__parser_pause(s->parser);
-    } else if (is_in(el, "failure", NS_TLS)) {
+    } else if (is_in(el, "failure", XMPPUV__NS_TLS)) {
       session_fail(s, XMPPUV_ETLS, "failure", "the server refused STARTTLS", el, 0, NULL);
     }
   } else if (s->state == ST_SASL) {
-    if (is_in(el, "challenge", NS_SASL))
+    if (is_in(el, "challenge", XMPPUV__NS_SASL))
       sasl_challenge(s, el);
-    else if (is_in(el, "success", NS_SASL))
+    else if (is_in(el, "success", XMPPUV__NS_SASL))
       sasl_success(s, el);
-    else if (is_in(el, "failure", NS_SASL))
+    else if (is_in(el, "failure", XMPPUV__NS_SASL))
       sasl_failure(s, el);
   } else if ((s->state == ST_BINDING || s->state == ST_LEGACY_SESSION) &&
              is_reply_to_bind(s, el)) {
@@ -645,13 +636,6 @@ static void free_cfg(xmppuv__session_config_t *c) {
   xmppuv__free((void *)(uintptr_t)c->mechanisms);
 }
 
-static int dup_opt(const char *in, const char **out) {
-  *out = NULL;
-  if (in == NULL) return 0;
-  *out = xmppuv__strdup(in);
-  return *out != NULL ? 0 : XMPPUV_ENOMEM;
-}
-
 int xmppuv__session_new(const xmppuv__session_config_t *cfg,
                         const xmppuv__session_events_t *ev, void *ud,
                         xmppuv__session_t **out) {
@@ -660,16 +644,15 @@ int xmppuv__session_new(const xmppuv__session_config_t *cfg,
   xmppuv__session_t *s = xmppuv__calloc(1, sizeof *s);
   if (s == NULL) return XMPPUV_ENOMEM;
   s->cfg = *cfg;
-  /* The copies replace the caller's pointers; until each is made, nothing
-   * of the caller's may be freed on the way out. */
-  s->cfg.domain = s->cfg.bare_jid = s->cfg.username = NULL;
-  s->cfg.resource = s->cfg.lang = s->cfg.mechanisms = NULL;
-  int rc = dup_opt(cfg->domain, &s->cfg.domain);
-  if (rc == 0) rc = dup_opt(cfg->bare_jid, &s->cfg.bare_jid);
-  if (rc == 0) rc = dup_opt(cfg->username, &s->cfg.username);
-  if (rc == 0) rc = dup_opt(cfg->resource, &s->cfg.resource);
-  if (rc == 0) rc = dup_opt(cfg->lang, &s->cfg.lang);
-  if (rc == 0) rc = dup_opt(cfg->mechanisms, &s->cfg.mechanisms);
+  /* The copies replace the caller's pointers (a failed one leaves NULL, so
+   * nothing of the caller's is freed on the way out). */
+  int rc = 0;
+  s->cfg.domain = xmppuv__strdup_opt(cfg->domain, &rc);
+  s->cfg.bare_jid = xmppuv__strdup_opt(cfg->bare_jid, &rc);
+  s->cfg.username = xmppuv__strdup_opt(cfg->username, &rc);
+  s->cfg.resource = xmppuv__strdup_opt(cfg->resource, &rc);
+  s->cfg.lang = xmppuv__strdup_opt(cfg->lang, &rc);
+  s->cfg.mechanisms = xmppuv__strdup_opt(cfg->mechanisms, &rc);
   if (rc == 0)
     rc = xmppuv__parser_new(XMPPUV__PARSE_STREAM, &cfg->limits, &parser_callbacks, s,
                             &s->parser);
@@ -689,7 +672,6 @@ void xmppuv__session_free(xmppuv__session_t *s) {
   if (s == NULL) return;
   xmppuv__parser_free(s->parser);
   xmppuv__scram_free(s->scram);
-  xmppuv__free(s->stream_id);
   xmppuv__free(s->bound_jid);
   xmppuv__sasl_buf_wipe(&s->out);
   free_cfg(&s->cfg);
@@ -778,7 +760,6 @@ int xmppuv__session_close(xmppuv__session_t *s) {
 
 int xmppuv__session_is_open(const xmppuv__session_t *s) { return s->stream_open; }
 
-const char *xmppuv__session_stream_id(const xmppuv__session_t *s) { return s->stream_id; }
 
 size_t xmppuv__session_peer_max_bytes(const xmppuv__session_t *s) {
   return s->peer_max_bytes;

@@ -1,6 +1,6 @@
 /* The stream error table (see stream_error.h). The README's "Stream errors"
  * table says the same, condition by condition: change both together. */
-#include "stream_error.h"
+#include "session/stream_error.h"
 
 #include <string.h>
 

@@ -1,11 +1,10 @@
 /* Builders for the stanzas every app needs. */
 #include <string.h>
 
-#include "utf8.h"
+#include "util/ns.h"
+#include "util/utf8.h"
 #include "xml/stanza_int.h"
 #include "xmppuv.h"
-
-#define NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
 
 /* Attributes with our own (static, valid) names: only the value is the
  * caller's to check. */
@@ -83,7 +82,7 @@ int xmppuv_iq_error_new(const xmppuv_stanza_t *request, const char *type,
   if (rc != 0) return rc;
   rc = xmppuv_stanza_new_child(iq, "error", NULL, &err);
   if (rc == 0) rc = xmppuv_stanza_set_attr(err, "type", type);
-  if (rc == 0) rc = xmppuv_stanza_new_child(err, condition, NS_STANZAS, NULL);
+  if (rc == 0) rc = xmppuv_stanza_new_child(err, condition, XMPPUV__NS_STANZAS, NULL);
   if (rc != 0) {
     xmppuv_stanza_unref(iq);
     return rc;

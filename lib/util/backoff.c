@@ -1,4 +1,4 @@
-#include "backoff.h"
+#include "util/backoff.h"
 
 uint64_t xmppuv__backoff_delay(unsigned attempt, uint64_t base_ms, uint64_t max_ms,
                                uint32_t random) {

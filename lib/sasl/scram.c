@@ -1,6 +1,6 @@
 /* SCRAM client: RFC 5802 (SCRAM-SHA-1), RFC 7677 (SCRAM-SHA-256), and
  * SCRAM-SHA-512 by the same construction, with -PLUS channel binding. */
-#include "scram.h"
+#include "sasl/scram.h"
 
 #include <string.h>
 
@@ -10,8 +10,8 @@
 #include <mbedtls/pkcs5.h>
 #include <mbedtls/version.h>
 
-#include "alloc.h"
-#include "utf8.h"
+#include "util/alloc.h"
+#include "util/utf8.h"
 #include "xmppuv.h"
 
 #define NONCE_BYTES 24

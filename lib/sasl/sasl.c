@@ -1,5 +1,5 @@
 /* SASL mechanism choice, PLAIN/ANONYMOUS/EXTERNAL, preparation, base64. */
-#include "sasl.h"
+#include "sasl/sasl.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -10,8 +10,8 @@
 #include <mbedtls/platform_util.h>
 #include <uninorm.h>
 
-#include "alloc.h"
-#include "utf8.h"
+#include "util/alloc.h"
+#include "util/utf8.h"
 #include "xmppuv.h"
 
 /* ---- names --------------------------------------------------------------- */
@@ -190,10 +190,6 @@ int xmppuv__sasl_choose(const xmppuv__sasl_offer_t *offer,
 }
 
 /* ---- secrets ------------------------------------------------------------- */
-
-void xmppuv__secure_zero(void *p, size_t n) {
-  if (p != NULL && n > 0) mbedtls_platform_zeroize(p, n);
-}
 
 void xmppuv__sasl_buf_wipe(xmppuv__buf_t *b) {
   xmppuv__secure_zero(b->data, b->cap);

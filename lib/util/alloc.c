@@ -1,7 +1,9 @@
-#include "alloc.h"
+#include "util/alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+#include <mbedtls/platform_util.h>
 
 #include "xmppuv.h"
 
@@ -61,3 +63,14 @@ char *xmppuv__strndup(const char *s, size_t len) {
 }
 
 char *xmppuv__strdup(const char *s) { return xmppuv__strndup(s, strlen(s)); }
+
+char *xmppuv__strdup_opt(const char *in, int *rc) {
+  if (in == NULL) return NULL;
+  char *copy = xmppuv__strdup(in);
+  if (copy == NULL) *rc = XMPPUV_ENOMEM;
+  return copy;
+}
+
+void xmppuv__secure_zero(void *p, size_t n) {
+  if (p != NULL && n > 0) mbedtls_platform_zeroize(p, n);
+}

@@ -32,20 +32,4 @@ void xmppuv__log_emit(const xmppuv__log_t *log, xmppuv_log_level_t level,
       xmppuv__log_emit((log), (lvl), (area), __VA_ARGS__);                     \
   } while (0)
 
-/* Trace an element going "out" or coming "in" (area "wire-out"/"wire-in"),
- * serialized with credentials redacted (see xmppuv__log_redacts). */
-void xmppuv__log_stanza(const xmppuv__log_t *log, const char *direction,
-                        const xmppuv_stanza_t *s);
-
-/* The redaction rule every log line follows. Returns non-zero if the text
- * content of an element with this name and namespace must never be logged:
- * SASL payloads (auth, challenge, response, success in RFC 6120 SASL and
- * XEP-0388 SASL2), and any element named "password" or "token". */
-int xmppuv__log_redacts_element(const char *name, const char *ns);
-/* Non-zero if an attribute's value must never be logged ("password",
- * "token"). */
-int xmppuv__log_redacts_attr(const char *name);
-
-#define XMPPUV__REDACTED "[redacted]"
-
 #endif

@@ -1,8 +1,8 @@
-#include "handlers.h"
+#include "engine/handlers.h"
 
 #include <string.h>
 
-#include "alloc.h"
+#include "util/alloc.h"
 
 struct xmppuv__handler {
   xmppuv__handler_t *next;
@@ -38,21 +38,17 @@ void xmppuv__handlers_free(xmppuv__handlers_t *h) {
   h->head = h->tail = NULL;
 }
 
-static int dup_opt(const char *in, char **out) {
-  *out = NULL;
-  if (in == NULL) return 0;
-  *out = xmppuv__strdup(in);
-  return *out ? 0 : XMPPUV_ENOMEM;
-}
-
 int xmppuv__handlers_add(xmppuv__handlers_t *h, const char *name, const char *ns,
                          const char *type, int match_child, xmppuv_handler_cb cb,
                          void *user_data, uint64_t *id) {
   if (cb == NULL) return XMPPUV_EINVAL;
   xmppuv__handler_t *e = xmppuv__calloc(1, sizeof *e);
   if (e == NULL) return XMPPUV_ENOMEM;
-  if (dup_opt(name, &e->name) != 0 || dup_opt(ns, &e->ns) != 0 ||
-      dup_opt(type, &e->type) != 0) {
+  int rc = 0;
+  e->name = xmppuv__strdup_opt(name, &rc);
+  e->ns = xmppuv__strdup_opt(ns, &rc);
+  e->type = xmppuv__strdup_opt(type, &rc);
+  if (rc != 0) {
     free_handler(e);
     return XMPPUV_ENOMEM;
   }

@@ -1,8 +1,8 @@
-#include "buf.h"
+#include "util/buf.h"
 
 #include <string.h>
 
-#include "alloc.h"
+#include "util/alloc.h"
 #include "xmppuv.h"
 
 int xmppuv__buf_reserve(xmppuv__buf_t *b, size_t extra) {

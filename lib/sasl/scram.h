@@ -41,8 +41,8 @@
 
 #include <stddef.h>
 
-#include "buf.h"
-#include "sasl.h"
+#include "util/buf.h"
+#include "sasl/sasl.h"
 
 /* RFC 7677 §4: "SHOULD be at least 4096"; fewer are refused. */
 #define XMPPUV__SCRAM_MIN_ITERATIONS 4096u
