@@ -603,7 +603,19 @@ START_TEST(cached_keys_for_another_salt_need_the_password) {
     ck_assert_int_eq(xmppuv__scram_use_keys(x.s, keys), 0);
     ck_assert_int_eq(xmppuv__scram_client_first(x.s, &x.c1), 0);
     ck_assert_int_eq(xmppuv__scram_server_first(x.s, changed[i], strlen(changed[i]), &x.c2),
-                     XMPPUV_EAUTH);
+                     XMPPUV__SCRAM_NEED_KEYS);
+    ck_assert_uint_eq(x.c2.len, 0);
+    /* What to derive: this server-first's salt and count. */
+    xmppuv__mech_t mech;
+    const unsigned char *salt;
+    size_t salt_len;
+    unsigned int iterations;
+    ck_assert_int_eq(xmppuv__scram_key_request(x.s, &mech, &salt, &salt_len, &iterations), 0);
+    ck_assert_int_eq(mech, XMPPUV__MECH_SCRAM_SHA_256);
+    ck_assert_uint_eq(iterations, i == 0 ? 4096 : 4097);
+    ck_assert_uint_eq(salt_len, i == 0 ? 12 : 16);
+    /* The stale keys still do not fit. */
+    ck_assert_int_eq(xmppuv__scram_client_final(x.s, &x.c2), XMPPUV__SCRAM_NEED_KEYS);
     exchange_free(&x);
   }
   /* Another hash with the same salt and count: not usable either. */
@@ -617,6 +629,39 @@ START_TEST(cached_keys_for_another_salt_need_the_password) {
   ck_assert_str_eq(x.c2.data, SHA512_C2);
   exchange_free(&x);
   xmppuv__scram_keys_free(keys);
+}
+END_TEST
+
+/* Without a password the exchange asks for keys; keys derived apart (as the
+ * client does on libuv's thread pool) give the RFC 7677 messages. */
+START_TEST(keys_derived_apart_from_the_password_complete_the_exchange) {
+  exchange_t x;
+  memset(&x, 0, sizeof x);
+  ck_assert_int_eq(xmppuv__scram_new(XMPPUV__MECH_SCRAM_SHA_256, "user", NULL, "n", NULL, 0,
+                                     SHA256_NONCE, &x.s), 0);
+  ck_assert_int_eq(xmppuv__scram_client_first(x.s, &x.c1), 0);
+  ck_assert_int_eq(xmppuv__scram_server_first(x.s, SHA256_S1, strlen(SHA256_S1), &x.c2),
+                   XMPPUV__SCRAM_NEED_KEYS);
+  xmppuv__mech_t mech;
+  const unsigned char *salt;
+  size_t salt_len, key_len;
+  unsigned int iterations;
+  ck_assert_int_eq(xmppuv__scram_key_request(x.s, &mech, &salt, &salt_len, &iterations), 0);
+  unsigned char ck[XMPPUV__SCRAM_KEY_MAX], sk[XMPPUV__SCRAM_KEY_MAX];
+  ck_assert_int_eq(xmppuv__scram_derive(mech, "pencil", 6, salt, salt_len, iterations, ck, sk,
+                                        &key_len), 0);
+  ck_assert_uint_eq(key_len, 32);
+  xmppuv__scram_keys_t *keys;
+  ck_assert_int_eq(xmppuv__scram_keys_new(mech, salt, salt_len, iterations, ck, sk, key_len,
+                                          &keys), 0);
+  ck_assert_int_eq(xmppuv__scram_use_keys(x.s, keys), 0);
+  xmppuv__scram_keys_free(keys);
+  ck_assert_int_eq(xmppuv__scram_client_final(x.s, &x.c2), 0);
+  ck_assert_str_eq(x.c2.data, SHA256_C2);
+  ck_assert_int_eq(xmppuv__scram_server_final(x.s, SHA256_S2, strlen(SHA256_S2)), 0);
+  /* Asking again is a state error. */
+  ck_assert_int_eq(xmppuv__scram_client_final(x.s, &x.c2), XMPPUV_ESTATE);
+  exchange_free(&x);
 }
 END_TEST
 
@@ -836,6 +881,7 @@ static Suite *scram_suite(void) {
   tcase_add_test(tc, random_nonces_are_fresh_printable_base64);
   tcase_add_test(tc, cached_keys_stand_in_for_the_password);
   tcase_add_test(tc, cached_keys_for_another_salt_need_the_password);
+  tcase_add_test(tc, keys_derived_apart_from_the_password_complete_the_exchange);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("memory");

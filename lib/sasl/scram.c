@@ -15,7 +15,7 @@
 #include "xmppuv.h"
 
 #define NONCE_BYTES 24
-#define KEY_MAX MBEDTLS_MD_MAX_SIZE
+#define KEY_MAX XMPPUV__SCRAM_KEY_MAX
 
 struct xmppuv__scram_keys {
   mbedtls_md_type_t md;
@@ -27,9 +27,10 @@ struct xmppuv__scram_keys {
   unsigned char server_key[KEY_MAX];
 };
 
-enum { ST_NEW, ST_FIRST_SENT, ST_FINAL_SENT, ST_DONE, ST_FAILED };
+enum { ST_NEW, ST_FIRST_SENT, ST_NEED_KEYS, ST_FINAL_SENT, ST_DONE, ST_FAILED };
 
 struct xmppuv__scram {
+  xmppuv__mech_t mech;
   mbedtls_md_type_t md;
   size_t hlen;
   int state;
@@ -43,7 +44,10 @@ struct xmppuv__scram {
   /* client-first-message-bare "," server-first-message ","
    * client-final-message-without-proof (RFC 5802 §3) */
   xmppuv__buf_t auth_message;
-  xmppuv__scram_keys_t keys; /* valid from ST_FINAL_SENT */
+  xmppuv__buf_t final_bare; /* client-final-message-without-proof, from the
+                               server-first until the proof is added */
+  xmppuv__scram_keys_t keys; /* salt and iterations from the server-first;
+                                the keys themselves from ST_FINAL_SENT */
   xmppuv__scram_keys_t *offered; /* from xmppuv__scram_use_keys() */
   int used_cached;
   unsigned char server_signature[KEY_MAX];
@@ -70,23 +74,26 @@ static int hash(const xmppuv__scram_t *s, const unsigned char *data, size_t len,
   return rc == 0 ? 0 : crypto_err(rc);
 }
 
-/* RFC 5802 §2.2: Hi() is PBKDF2 with HMAC and dkLen = the hash length. */
-static int pbkdf2(const xmppuv__scram_t *s, const unsigned char *salt,
+/* RFC 5802 §2.2: Hi() is PBKDF2 with HMAC and dkLen = the hash length.
+ * Touches only its arguments (mbedTLS allocates its HMAC context with its
+ * own calloc, never xmppuv's allocator): safe on another thread. */
+static int pbkdf2(mbedtls_md_type_t md, size_t hlen, const char *password,
+                  size_t password_len, const unsigned char *salt,
                   size_t salt_len, unsigned int iterations,
                   unsigned char *out) {
   int rc;
 #if MBEDTLS_VERSION_NUMBER >= 0x03030000
-  rc = mbedtls_pkcs5_pbkdf2_hmac_ext(s->md, (const unsigned char *)s->password,
-                                     s->password_len, salt, salt_len,
-                                     iterations, (uint32_t)s->hlen, out);
+  rc = mbedtls_pkcs5_pbkdf2_hmac_ext(md, (const unsigned char *)password,
+                                     password_len, salt, salt_len, iterations,
+                                     (uint32_t)hlen, out);
 #else
   mbedtls_md_context_t ctx;
   mbedtls_md_init(&ctx);
-  rc = mbedtls_md_setup(&ctx, mbedtls_md_info_from_type(s->md), 1);
+  rc = mbedtls_md_setup(&ctx, mbedtls_md_info_from_type(md), 1);
   if (rc == 0)
-    rc = mbedtls_pkcs5_pbkdf2_hmac(&ctx, (const unsigned char *)s->password,
-                                   s->password_len, salt, salt_len, iterations,
-                                   (uint32_t)s->hlen, out);
+    rc = mbedtls_pkcs5_pbkdf2_hmac(&ctx, (const unsigned char *)password,
+                                   password_len, salt, salt_len, iterations,
+                                   (uint32_t)hlen, out);
   mbedtls_md_free(&ctx);
 #endif
   return rc == 0 ? 0 : crypto_err(rc);
@@ -162,7 +169,8 @@ int xmppuv__scram_keys_export(const xmppuv__scram_t *s,
 int xmppuv__scram_use_keys(xmppuv__scram_t *s,
                            const xmppuv__scram_keys_t *keys) {
   if (s == NULL || keys == NULL) return XMPPUV_EINVAL;
-  if (s->state != ST_NEW && s->state != ST_FIRST_SENT) return XMPPUV_ESTATE;
+  if (s->state != ST_NEW && s->state != ST_FIRST_SENT && s->state != ST_NEED_KEYS)
+    return XMPPUV_ESTATE;
   xmppuv__scram_keys_t *copy;
   int rc = keys_copy(keys, &copy);
   if (rc != 0) return rc;
@@ -204,6 +212,7 @@ void xmppuv__scram_free(xmppuv__scram_t *s) {
   xmppuv__free(s->name);
   xmppuv__free(s->nonce);
   xmppuv__buf_free(&s->auth_message);
+  xmppuv__buf_free(&s->final_bare);
   xmppuv__free(s->error);
   xmppuv__free(s);
 }
@@ -292,6 +301,7 @@ int xmppuv__scram_new(xmppuv__mech_t mech, const char *authcid,
 
   xmppuv__scram_t *s = xmppuv__calloc(1, sizeof *s);
   if (s == NULL) return XMPPUV_ENOMEM;
+  s->mech = mech;
   s->md = md;
   s->hlen = mbedtls_md_get_size(mbedtls_md_info_from_type(md));
   s->state = ST_NEW;
@@ -407,37 +417,106 @@ static int parse_iterations(const attr_t *a, unsigned long *out) {
   return 0;
 }
 
-static int derive_keys(xmppuv__scram_t *s, const unsigned char *salt,
-                       size_t salt_len, unsigned int iterations) {
-  xmppuv__scram_keys_t *k = &s->keys;
-  k->md = s->md;
-  k->hlen = s->hlen;
-  k->iterations = iterations;
-  k->salt = xmppuv__memdup(salt, salt_len);
-  if (k->salt == NULL) return XMPPUV_ENOMEM;
-  k->salt_len = salt_len;
+/* RFC 5802 §3: SaltedPassword := Hi(Normalize(password), salt, i)
+ *              ClientKey := HMAC(SaltedPassword, "Client Key")
+ *              ServerKey := HMAC(SaltedPassword, "Server Key") */
+static int derive(mbedtls_md_type_t md, size_t hlen, const char *password,
+                  size_t password_len, const unsigned char *salt,
+                  size_t salt_len, unsigned int iterations,
+                  unsigned char *client_key, unsigned char *server_key) {
+  const mbedtls_md_info_t *info = mbedtls_md_info_from_type(md);
+  unsigned char salted[KEY_MAX];
+  int rc = pbkdf2(md, hlen, password, password_len, salt, salt_len, iterations, salted);
+  if (rc == 0) rc = mbedtls_md_hmac(info, salted, hlen, (const unsigned char *)"Client Key",
+                                    10, client_key) == 0 ? 0 : XMPPUV_ECRYPTO;
+  if (rc == 0) rc = mbedtls_md_hmac(info, salted, hlen, (const unsigned char *)"Server Key",
+                                    10, server_key) == 0 ? 0 : XMPPUV_ECRYPTO;
+  xmppuv__secure_zero(salted, sizeof salted);
+  return rc;
+}
 
+int xmppuv__scram_derive(xmppuv__mech_t mech, const char *prepared_password,
+                         size_t password_len, const unsigned char *salt,
+                         size_t salt_len, unsigned int iterations,
+                         unsigned char client_key[XMPPUV__SCRAM_KEY_MAX],
+                         unsigned char server_key[XMPPUV__SCRAM_KEY_MAX],
+                         size_t *key_len) {
+  mbedtls_md_type_t md;
+  if (md_of(mech, &md) != 0 || prepared_password == NULL || salt == NULL ||
+      salt_len == 0 || iterations == 0)
+    return XMPPUV_EINVAL;
+  size_t hlen = mbedtls_md_get_size(mbedtls_md_info_from_type(md));
+  *key_len = hlen;
+  return derive(md, hlen, prepared_password, password_len, salt, salt_len, iterations,
+                client_key, server_key);
+}
+
+int xmppuv__scram_keys_new(xmppuv__mech_t mech, const unsigned char *salt,
+                           size_t salt_len, unsigned int iterations,
+                           const unsigned char *client_key,
+                           const unsigned char *server_key, size_t key_len,
+                           xmppuv__scram_keys_t **out) {
+  mbedtls_md_type_t md;
+  *out = NULL;
+  if (md_of(mech, &md) != 0 || salt == NULL || salt_len == 0) return XMPPUV_EINVAL;
+  xmppuv__scram_keys_t k;
+  memset(&k, 0, sizeof k);
+  k.md = md;
+  k.hlen = mbedtls_md_get_size(mbedtls_md_info_from_type(md));
+  if (key_len != k.hlen) return XMPPUV_EINVAL;
+  k.salt = (unsigned char *)(uintptr_t)salt;
+  k.salt_len = salt_len;
+  k.iterations = iterations;
+  memcpy(k.client_key, client_key, key_len);
+  memcpy(k.server_key, server_key, key_len);
+  int rc = keys_copy(&k, out);
+  xmppuv__secure_zero(&k, sizeof k);
+  return rc;
+}
+
+/* The keys for the server's salt and iteration count (in s->keys): the
+ * offered ones when they match, else from the password; 1 if there is
+ * neither (the caller must supply keys). */
+static int derive_keys(xmppuv__scram_t *s) {
+  xmppuv__scram_keys_t *k = &s->keys;
   const xmppuv__scram_keys_t *c = s->offered;
-  if (c != NULL && c->md == s->md && c->iterations == iterations &&
-      c->salt_len == salt_len && memcmp(c->salt, salt, salt_len) == 0) {
+  if (c != NULL && c->md == s->md && c->iterations == k->iterations &&
+      c->salt_len == k->salt_len && memcmp(c->salt, k->salt, k->salt_len) == 0) {
     memcpy(k->client_key, c->client_key, s->hlen);
     memcpy(k->server_key, c->server_key, s->hlen);
     s->used_cached = 1;
     return 0;
   }
-  if (s->password == NULL) return XMPPUV_EAUTH; /* the app must supply it */
+  if (s->password == NULL) return 1;
+  return derive(s->md, s->hlen, s->password, s->password_len, k->salt, k->salt_len,
+                k->iterations, k->client_key, k->server_key);
+}
 
-  /* RFC 5802 §3: SaltedPassword := Hi(Normalize(password), salt, i)
-   *              ClientKey := HMAC(SaltedPassword, "Client Key")
-   *              ServerKey := HMAC(SaltedPassword, "Server Key") */
-  unsigned char salted[KEY_MAX];
-  int rc = pbkdf2(s, salt, salt_len, iterations, salted);
-  if (rc == 0)
-    rc = hmac(s, salted, s->hlen, "Client Key", 10, k->client_key);
-  if (rc == 0)
-    rc = hmac(s, salted, s->hlen, "Server Key", 10, k->server_key);
-  xmppuv__secure_zero(salted, sizeof salted);
-  return rc;
+/* With the keys: the proof, the expected server signature and the
+ * client-final-message. */
+static int finish_client_final(xmppuv__scram_t *s, xmppuv__buf_t *client_final) {
+  xmppuv__buf_t *am = &s->auth_message;
+  /* StoredKey := H(ClientKey)
+   * ClientSignature := HMAC(StoredKey, AuthMessage)
+   * ClientProof := ClientKey XOR ClientSignature
+   * ServerSignature := HMAC(ServerKey, AuthMessage) */
+  unsigned char stored[KEY_MAX], proof[KEY_MAX];
+  int rc = hash(s, s->keys.client_key, s->hlen, stored);
+  if (rc == 0) rc = hmac(s, stored, s->hlen, am->data, am->len, proof);
+  if (rc == 0) {
+    for (size_t i = 0; i < s->hlen; i++) proof[i] ^= s->keys.client_key[i];
+    rc = hmac(s, s->keys.server_key, s->hlen, am->data, am->len, s->server_signature);
+  }
+  xmppuv__buf_t *final = &s->final_bare;
+  if (rc == 0) rc = xmppuv__buf_append_str(final, ",p=");
+  if (rc == 0) rc = xmppuv__base64_encode(proof, s->hlen, final);
+  xmppuv__secure_zero(stored, sizeof stored);
+  xmppuv__secure_zero(proof, sizeof proof);
+  if (rc == 0) rc = xmppuv__buf_append(client_final, final->data, final->len);
+  xmppuv__buf_free(final);
+  if (rc != 0) return fail(s, rc);
+  s->state = ST_FINAL_SENT;
+  return 0;
 }
 
 int xmppuv__scram_server_first(xmppuv__scram_t *s, const char *msg, size_t len,
@@ -482,14 +561,15 @@ int xmppuv__scram_server_first(xmppuv__scram_t *s, const char *msg, size_t len,
 
   /* client-final-message-without-proof = channel-binding "," nonce, where
    * channel-binding = "c=" base64(gs2-header [cbind-data]) (§7). */
-  xmppuv__buf_t cb = XMPPUV__BUF_INIT, final = XMPPUV__BUF_INIT;
+  xmppuv__buf_t cb = XMPPUV__BUF_INIT, *final = &s->final_bare;
+  xmppuv__buf_clear(final);
   if (rc == 0) rc = xmppuv__buf_append_str(&cb, s->gs2_header);
   if (rc == 0 && s->cb_len > 0)
     rc = xmppuv__buf_append(&cb, s->cb_data, s->cb_len);
-  if (rc == 0) rc = xmppuv__buf_append_str(&final, "c=");
-  if (rc == 0) rc = xmppuv__base64_encode(cb.data, cb.len, &final);
-  if (rc == 0) rc = xmppuv__buf_append_str(&final, ",r=");
-  if (rc == 0) rc = xmppuv__buf_append(&final, r.val, r.len);
+  if (rc == 0) rc = xmppuv__buf_append_str(final, "c=");
+  if (rc == 0) rc = xmppuv__base64_encode(cb.data, cb.len, final);
+  if (rc == 0) rc = xmppuv__buf_append_str(final, ",r=");
+  if (rc == 0) rc = xmppuv__buf_append(final, r.val, r.len);
   xmppuv__buf_free(&cb);
 
   /* AuthMessage := client-first-message-bare + "," +
@@ -499,34 +579,49 @@ int xmppuv__scram_server_first(xmppuv__scram_t *s, const char *msg, size_t len,
   if (rc == 0) rc = xmppuv__buf_append_char(am, ',');
   if (rc == 0) rc = xmppuv__buf_append(am, msg, len);
   if (rc == 0) rc = xmppuv__buf_append_char(am, ',');
-  if (rc == 0) rc = xmppuv__buf_append(am, final.data, final.len);
+  if (rc == 0) rc = xmppuv__buf_append(am, final->data, final->len);
 
-  if (rc == 0) rc = derive_keys(s, (unsigned char *)salt.data, salt.len,
-                                (unsigned int)iterations);
-  xmppuv__buf_free(&salt);
-  wipe_password(s); /* the keys are all we need from here on */
-
-  /* StoredKey := H(ClientKey)
-   * ClientSignature := HMAC(StoredKey, AuthMessage)
-   * ClientProof := ClientKey XOR ClientSignature
-   * ServerSignature := HMAC(ServerKey, AuthMessage) */
-  unsigned char stored[KEY_MAX], proof[KEY_MAX];
-  if (rc == 0) rc = hash(s, s->keys.client_key, s->hlen, stored);
-  if (rc == 0) rc = hmac(s, stored, s->hlen, am->data, am->len, proof);
+  xmppuv__scram_keys_t *k = &s->keys;
+  k->md = s->md;
+  k->hlen = s->hlen;
+  k->iterations = (unsigned int)iterations;
   if (rc == 0) {
-    for (size_t i = 0; i < s->hlen; i++) proof[i] ^= s->keys.client_key[i];
-    rc = hmac(s, s->keys.server_key, s->hlen, am->data, am->len,
-              s->server_signature);
+    k->salt = (unsigned char *)xmppuv__memdup(salt.data, salt.len);
+    if (k->salt == NULL) rc = XMPPUV_ENOMEM;
+    k->salt_len = salt.len;
   }
-  if (rc == 0) rc = xmppuv__buf_append_str(&final, ",p=");
-  if (rc == 0) rc = xmppuv__base64_encode(proof, s->hlen, &final);
-  xmppuv__secure_zero(stored, sizeof stored);
-  xmppuv__secure_zero(proof, sizeof proof);
-  if (rc == 0) rc = xmppuv__buf_append(client_final, final.data, final.len);
-  xmppuv__buf_free(&final);
+  xmppuv__buf_free(&salt);
+  if (rc == 0) rc = derive_keys(s);
+  wipe_password(s); /* the keys are all we need from here on */
+  if (rc == 1) {
+    /* Neither a password nor keys for this salt: the caller derives them
+     * (xmppuv__scram_key_request, xmppuv__scram_derive) and goes on with
+     * xmppuv__scram_use_keys and xmppuv__scram_client_final. */
+    s->state = ST_NEED_KEYS;
+    return XMPPUV__SCRAM_NEED_KEYS;
+  }
   if (rc != 0) return fail(s, rc);
-  s->state = ST_FINAL_SENT;
+  return finish_client_final(s, client_final);
+}
+
+int xmppuv__scram_key_request(const xmppuv__scram_t *s, xmppuv__mech_t *mech,
+                              const unsigned char **salt, size_t *salt_len,
+                              unsigned int *iterations) {
+  if (s == NULL || s->state != ST_NEED_KEYS) return XMPPUV_ESTATE;
+  *mech = s->mech;
+  *salt = s->keys.salt;
+  *salt_len = s->keys.salt_len;
+  *iterations = s->keys.iterations;
   return 0;
+}
+
+int xmppuv__scram_client_final(xmppuv__scram_t *s, xmppuv__buf_t *client_final) {
+  if (s == NULL || client_final == NULL) return XMPPUV_EINVAL;
+  if (s->state != ST_NEED_KEYS) return XMPPUV_ESTATE;
+  int rc = derive_keys(s);
+  if (rc == 1) return XMPPUV__SCRAM_NEED_KEYS; /* the keys given do not fit */
+  if (rc != 0) return fail(s, rc);
+  return finish_client_final(s, client_final);
 }
 
 int xmppuv__scram_server_final(xmppuv__scram_t *s, const char *msg,

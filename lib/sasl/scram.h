@@ -25,12 +25,14 @@
  * XMPPUV__SCRAM_MIN_ITERATIONS is XMPPUV_EAUTHITER; a wrong server signature
  * is XMPPUV_EAUTHSERVER; "e=" is XMPPUV_EAUTH with its text kept.
  *
- * Costs: xmppuv__scram_server_first() runs PBKDF2 on the calling thread
- * unless cached keys (below) match. Measured with mbedTLS 2.28 on the
+ * Costs: PBKDF2 is the costly step. Measured with mbedTLS 2.28 on the
  * project's build machine, per 1000 iterations: SHA-1 0.5 ms, SHA-256
  * 1.3 ms, SHA-512 2 ms (so 4096 iterations of SHA-512 take about 10 ms, and
- * the cap below about 2 s). The call touches nothing but s and its
- * arguments, so a driver may run it on a uv_queue_work() thread.
+ * the cap below about 2 s). Given a password, xmppuv__scram_server_first()
+ * runs it on the calling thread; without one (the client's way), it asks
+ * for keys instead (XMPPUV__SCRAM_NEED_KEYS), which cached keys answer at
+ * once and xmppuv__scram_derive() computes anywhere, the client on libuv's
+ * thread pool.
  *
  * Secrets: the password is copied (prepared, RFC 8265 OpaqueString + NFC)
  * and wiped as soon as the keys are derived; keys are wiped by _free. None
@@ -51,6 +53,12 @@
 #define XMPPUV__SCRAM_MAX_ITERATIONS 1000000u
 /* The longest salt accepted, decoded (servers use 12 to 32 bytes). */
 #define XMPPUV__SCRAM_MAX_SALT 1024u
+/* The longest key: SHA-512's 64 bytes. */
+#define XMPPUV__SCRAM_KEY_MAX 64u
+/* xmppuv__scram_server_first() and xmppuv__scram_client_final(): the
+ * message was fine, but there are neither a password nor keys for the
+ * server's salt and iteration count; supply keys. */
+#define XMPPUV__SCRAM_NEED_KEYS 1
 
 typedef struct xmppuv__scram xmppuv__scram_t;
 
@@ -80,11 +88,26 @@ int xmppuv__scram_client_first(xmppuv__scram_t *s, xmppuv__buf_t *out);
 
 /* Takes the server-first-message (msg[0..len), not NUL-terminated) and
  * appends the client-final-message to client_final. 0, XMPPUV_EPROTO,
- * XMPPUV_EAUTHITER, XMPPUV_EAUTH (no password and the cached keys are for
- * another salt or iteration count: ask the app for the password),
- * XMPPUV_ESTATE, XMPPUV_ENOMEM, XMPPUV_ECRYPTO. */
+ * XMPPUV_EAUTHITER, XMPPUV_ESTATE, XMPPUV_ENOMEM, XMPPUV_ECRYPTO, or
+ * XMPPUV__SCRAM_NEED_KEYS: no password was given and no keys were offered
+ * for the server's salt and iteration count. Then the caller derives them
+ * (xmppuv__scram_key_request(), xmppuv__scram_derive(), on another thread
+ * if it likes: PBKDF2 is the costly part), offers them with
+ * xmppuv__scram_use_keys() and gets the message from
+ * xmppuv__scram_client_final(). */
 int xmppuv__scram_server_first(xmppuv__scram_t *s, const char *msg, size_t len,
                                xmppuv__buf_t *client_final);
+
+/* After XMPPUV__SCRAM_NEED_KEYS: what to derive keys for. The salt is
+ * borrowed until the next call on s. 0 or XMPPUV_ESTATE. */
+int xmppuv__scram_key_request(const xmppuv__scram_t *s, xmppuv__mech_t *mech,
+                              const unsigned char **salt, size_t *salt_len,
+                              unsigned int *iterations);
+/* After XMPPUV__SCRAM_NEED_KEYS and xmppuv__scram_use_keys(): appends the
+ * client-final-message. 0, XMPPUV__SCRAM_NEED_KEYS (the keys offered are
+ * for another salt, count or hash), XMPPUV_ESTATE, XMPPUV_ENOMEM,
+ * XMPPUV_ECRYPTO. */
+int xmppuv__scram_client_final(xmppuv__scram_t *s, xmppuv__buf_t *client_final);
 
 /* Takes the server-final-message. 0: the server proved it knows the
  * password, authentication is complete. XMPPUV_EAUTHSERVER: it did not
@@ -107,13 +130,33 @@ void xmppuv__scram_free(xmppuv__scram_t *s);
  * account on this server: keep them as carefully. */
 typedef struct xmppuv__scram_keys xmppuv__scram_keys_t;
 
+/* Derive ClientKey and ServerKey (RFC 5802 §3) for mech from a password
+ * already prepared (xmppuv__sasl_prep), into client_key and server_key
+ * (*key_len bytes each). The cost is PBKDF2 with `iterations` rounds. It
+ * touches only its arguments and allocates nothing through xmppuv's
+ * allocator, so it may run on a thread pool. 0, XMPPUV_EINVAL,
+ * XMPPUV_ECRYPTO, XMPPUV_ENOMEM (mbedTLS could not allocate). */
+int xmppuv__scram_derive(xmppuv__mech_t mech, const char *prepared_password,
+                         size_t password_len, const unsigned char *salt,
+                         size_t salt_len, unsigned int iterations,
+                         unsigned char client_key[XMPPUV__SCRAM_KEY_MAX],
+                         unsigned char server_key[XMPPUV__SCRAM_KEY_MAX],
+                         size_t *key_len);
+/* A keys object from derived keys (all copied). 0, XMPPUV_EINVAL,
+ * XMPPUV_ENOMEM. */
+int xmppuv__scram_keys_new(xmppuv__mech_t mech, const unsigned char *salt,
+                           size_t salt_len, unsigned int iterations,
+                           const unsigned char *client_key,
+                           const unsigned char *server_key, size_t key_len,
+                           xmppuv__scram_keys_t **out);
+
 /* Only after xmppuv__scram_server_final() returned 0 (else XMPPUV_ESTATE).
  * *out is freed with xmppuv__scram_keys_free(). 0, XMPPUV_ENOMEM. */
 int xmppuv__scram_keys_export(const xmppuv__scram_t *s,
                               xmppuv__scram_keys_t **out);
 /* Offer keys to use if the server's salt and iteration count (and the hash)
- * match; copied. Before xmppuv__scram_server_first(). 0, XMPPUV_ESTATE,
- * XMPPUV_ENOMEM. */
+ * match; copied. Before xmppuv__scram_server_first(), or after it returned
+ * XMPPUV__SCRAM_NEED_KEYS. 0, XMPPUV_ESTATE, XMPPUV_ENOMEM. */
 int xmppuv__scram_use_keys(xmppuv__scram_t *s,
                            const xmppuv__scram_keys_t *keys);
 /* Non-zero if the last xmppuv__scram_server_first() used the offered keys
