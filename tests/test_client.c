@@ -599,11 +599,11 @@ START_TEST(iq_handler_answers_and_is_removed_by_id) {
   echo_handler_t h = {0, 0, 1};
   unsigned removed_calls = 0;
   uint64_t removed_id = 0;
-  ck_assert_int_eq(xmppuv_client_iq_handler_add(b.c, "get", "query", "urn:example:echo",
+  ck_assert_int_eq(xmppuv_client_iq_handler_add(b.c, "query", "urn:example:echo", "get",
                                                 never_called, &removed_calls, &removed_id), 0);
   ck_assert_int_eq(xmppuv_client_handler_remove(b.c, removed_id), 0);
   ck_assert_int_eq(xmppuv_client_handler_remove(b.c, removed_id), XMPPUV_EINVAL);
-  ck_assert_int_eq(xmppuv_client_iq_handler_add(b.c, "get", "query", "urn:example:echo",
+  ck_assert_int_eq(xmppuv_client_iq_handler_add(b.c, "query", "urn:example:echo", "get",
                                                 echo_once, &h, &h.id), 0);
   iq_outcome_t first, second;
   send_iq(&a, b.full, "query", "urn:example:echo", &first);

@@ -706,8 +706,11 @@ START_TEST(reconnect_delays_grow_exponentially_with_jitter_up_to_the_cap) {
   RUN_UNTIL(&r, r.reconnectings >= 5, 20000);
   ck_assert_msg(r.reconnectings == 5, "%u reconnections; statuses: %s", r.reconnectings,
                 r.statuses);
-  /* Stopping while waiting to reconnect cancels the attempt. */
+  /* Stopping while waiting to reconnect cancels the attempt: offline at
+   * once, and the status event comes from the loop, not inside stop(). */
   ck_assert_int_eq(xmppuv_client_stop(r.c), 0);
+  ck_assert_int_eq(xmppuv_client_status(r.c), XMPPUV_STATUS_OFFLINE);
+  RUN_UNTIL(&r, r.status == XMPPUV_STATUS_OFFLINE, 1000);
   ck_assert_int_eq(r.status, XMPPUV_STATUS_OFFLINE);
   static const uint64_t lo[] = {80, 160, 320, 320, 320};
   static const uint64_t hi[] = {120, 240, 400, 400, 400};

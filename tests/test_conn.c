@@ -15,6 +15,7 @@
 #include "check_main.h"
 #include "dnsmasq.h"
 #include "transport/conn.h"
+#include "util/hostport.h"
 #include "xmppuv.h"
 
 /* ---- a local server: echoes, or checks a byte pattern --------------------- */

@@ -14,6 +14,7 @@
 #include "failalloc.h"
 #include "scram_server.h"
 #include "session/session.h"
+#include "util/alloc.h"
 #include "xmppuv.h"
 
 #define SERVER_HEADER                                                        \
@@ -51,68 +52,93 @@ typedef struct {
   xmppuv__buf_t log;
 } h_t;
 
-static int ev_write(void *ud, const char *data, size_t len) {
-  h_t *h = ud;
-  return xmppuv__buf_append(&h->out, data, len);
+/* What the connection gives the session for channel binding. */
+static xmppuv__channel_binding_t binding_of(const h_t *h) {
+  xmppuv__channel_binding_t cb;
+  memset(&cb, 0, sizeof cb);
+  if (h->has_cb) {
+    cb.n = 1;
+    snprintf(cb.b[0].type, sizeof cb.b[0].type, "tls-unique");
+    memcpy(cb.b[0].data, fake_tls_unique, 12);
+    cb.b[0].len = 12;
+  }
+  return cb;
 }
-static int ev_starttls(void *ud, const char *rest, size_t len) {
-  h_t *h = ud;
-  (void)rest;
-  ck_assert_uint_eq(len, 0);
-  h->starttls++;
-  return 0;
-}
-static size_t ev_cb_types(void *ud, const char **types, size_t max) {
-  h_t *h = ud;
-  if (!h->has_cb || max == 0) return 0;
-  types[0] = "tls-unique";
-  return 1;
-}
-static int ev_cb_data(void *ud, const char *type, unsigned char *out, size_t *len) {
-  (void)ud;
-  ck_assert_str_eq(type, "tls-unique");
-  memcpy(out, fake_tls_unique, 12);
-  *len = 12;
-  return 0;
-}
-static int ev_password(void *ud, char *buf, size_t size) {
-  h_t *h = ud;
-  snprintf(buf, size, "%s", h->password);
-  return 0;
-}
-static void ev_status(void *ud, xmppuv_status_t st) {
-  h_t *h = ud;
-  xmppuv__buf_append_str(&h->events, xmppuv_status_name(st));
-  xmppuv__buf_append_str(&h->events, " ");
-}
-static void ev_authenticated(void *ud, int sm) {
-  h_t *h = ud;
-  h->authenticated++;
-  h->sm_offered = sm;
-}
-static void ev_bound(void *ud, const char *jid) {
-  h_t *h = ud;
-  snprintf(h->bound, sizeof h->bound, "%s", jid);
-}
-static void ev_element(void *ud, xmppuv_stanza_t *el) {
-  h_t *h = ud;
-  (void)el;
-  h->elements++;
-}
-static void ev_failed(void *ud, const xmppuv_error_t *err, const char *see_other) {
-  h_t *h = ud;
-  h->failed++;
-  h->fail_code = err->code;
-  h->fail_fatal = err->fatal;
-  snprintf(h->fail_condition, sizeof h->fail_condition, "%s",
-           err->condition ? err->condition : "");
-  snprintf(h->see_other, sizeof h->see_other, "%s", see_other ? see_other : "");
-}
-static void ev_closed(void *ud) { ((h_t *)ud)->closed++; }
 
-static const xmppuv__session_events_t events = {
-    ev_write,         ev_starttls, ev_cb_types, ev_cb_data,  ev_password, ev_status,
-    ev_authenticated, ev_bound,    ev_element,  ev_failed,   ev_closed};
+/* The credentials the session asks for, as the engine gives them: the
+ * password, or SCRAM keys derived from it. */
+static void answer_credentials(h_t *h, const xmppuv__sasl_need_t *need) {
+  if (need->kind == XMPPUV__SASL_NEED_PASSWORD) {
+    xmppuv__session_password(h->s, h->password);
+    return;
+  }
+  char *prepared;
+  size_t plen, klen;
+  unsigned char ck[XMPPUV__SCRAM_KEY_MAX], sk[XMPPUV__SCRAM_KEY_MAX];
+  xmppuv__scram_keys_t *keys = NULL;
+  int rc = xmppuv__sasl_prep(h->password, 1, &prepared, &plen);
+  if (rc == 0) {
+    rc = xmppuv__scram_derive(need->mech, prepared, plen, need->salt, need->salt_len,
+                              need->iterations, ck, sk, &klen);
+    xmppuv__free(prepared);
+  }
+  if (rc == 0)
+    rc = xmppuv__scram_keys_new(need->mech, need->salt, need->salt_len, need->iterations, ck, sk,
+                                klen, &keys);
+  if (rc == 0)
+    xmppuv__session_keys(h->s, keys);
+  else
+    xmppuv__session_no_credentials(h->s, rc);
+  xmppuv__scram_keys_free(keys);
+}
+
+/* Run the session's steps until it has nothing queued, recording events as
+ * the engine would see them. */
+static void drain(h_t *h) {
+  xmppuv__session_event_t ev;
+  while (xmppuv__session_step(h->s, &ev)) {
+    switch (ev.kind) {
+      case XMPPUV__SESS_NOTHING: break;
+      case XMPPUV__SESS_OPEN: xmppuv__buf_append_str(&h->events, "open "); break;
+      case XMPPUV__SESS_RESTART: xmppuv__buf_append_str(&h->events, "opening "); break;
+      case XMPPUV__SESS_STARTTLS:
+        ck_assert_uint_eq(ev.rest_len, 0);
+        h->starttls++;
+        break;
+      case XMPPUV__SESS_CREDENTIALS: answer_credentials(h, &ev.need); break;
+      case XMPPUV__SESS_AUTHENTICATED:
+        h->authenticated++;
+        h->sm_offered = ev.sm_offered;
+        break;
+      case XMPPUV__SESS_BOUND: snprintf(h->bound, sizeof h->bound, "%s", ev.full_jid); break;
+      case XMPPUV__SESS_ELEMENT: h->elements++; break;
+      case XMPPUV__SESS_FAILED:
+        h->failed++;
+        h->fail_code = ev.error.code;
+        h->fail_fatal = ev.error.fatal;
+        snprintf(h->fail_condition, sizeof h->fail_condition, "%s",
+                 ev.error.condition ? ev.error.condition : "");
+        snprintf(h->see_other, sizeof h->see_other, "%s", ev.see_other ? ev.see_other : "");
+        break;
+      case XMPPUV__SESS_CLOSED: h->closed++; break;
+    }
+  }
+}
+
+/* A connection is up: the stream opens. */
+static int start_session(h_t *h, int tls) {
+  xmppuv__channel_binding_t cb = binding_of(h);
+  int rc = xmppuv__session_start(h->s, XMPPUV__FRAMING_STREAM, tls, tls ? &cb : NULL);
+  if (rc == 0) xmppuv__buf_append_str(&h->events, "opening ");
+  return rc;
+}
+
+static int tls_ready(h_t *h) {
+  xmppuv__channel_binding_t cb = binding_of(h);
+  int rc = xmppuv__session_tls_ready(h->s, &cb);
+  if (rc == 0) xmppuv__buf_append_str(&h->events, "opening ");
+  return rc;
+}
 
 static void log_cb(void *ud, xmppuv_log_level_t level, const char *area, const char *msg) {
   h_t *h = ud;
@@ -138,8 +164,10 @@ static void setup_h(h_t *h, const char *resource, int tls_required) {
   cfg.username = "user";
   cfg.resource = resource;
   cfg.tls_required = tls_required;
+  cfg.have_credentials = 1;
   cfg.log = &trace_log;
-  ck_assert_int_eq(xmppuv__session_new(&cfg, &events, h, &h->s), 0);
+  cfg.out = &h->out;
+  ck_assert_int_eq(xmppuv__session_new(&cfg, &h->s), 0);
 }
 
 static void teardown_h(h_t *h) {
@@ -162,6 +190,7 @@ static const char *said(h_t *h) {
 
 static void server(h_t *h, const char *xml) {
   xmppuv__session_feed(h->s, xml, strlen(xml));
+  drain(h);
 }
 
 /* The content of the first <name>...</name> in text. */
@@ -183,7 +212,7 @@ static const char *content_of(const char *text, const char *name) {
 /* Header, STARTTLS, TLS, second header: ready for SASL features. */
 static void through_starttls(h_t *h) {
   h->starttls = 0;
-  ck_assert_int_eq(xmppuv__session_start(h->s, 0), 0);
+  ck_assert_int_eq(start_session(h, 0), 0);
   const char *hdr = said(h);
   ck_assert_ptr_nonnull(strstr(hdr, "to='localhost'"));
   ck_assert_ptr_nonnull(strstr(hdr, "version='1.0'"));
@@ -192,7 +221,7 @@ static void through_starttls(h_t *h) {
   ck_assert_str_eq(said(h), "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
   server(h, "<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
   ck_assert_int_eq(h->starttls, 1);
-  ck_assert_int_eq(xmppuv__session_tls_ready(h->s), 0);
+  ck_assert_int_eq(tls_ready(h), 0);
   hdr = said(h);
   ck_assert_ptr_nonnull(strstr(hdr, "<stream:stream"));
   ck_assert_ptr_nonnull(strstr(hdr, "from='user@localhost'"));
@@ -281,7 +310,7 @@ END_TEST
 START_TEST(starttls_not_offered_is_refused_without_sending_credentials) {
   h_t h;
   setup_h(&h, NULL, 1);
-  ck_assert_int_eq(xmppuv__session_start(h.s, 0), 0);
+  ck_assert_int_eq(start_session(&h, 0), 0);
   said(&h);
   server(&h, SERVER_HEADER "<stream:features><mechanisms xmlns='" NS_SASL "'>"
                            "<mechanism>PLAIN</mechanism></mechanisms></stream:features>");
@@ -397,7 +426,7 @@ END_TEST
 START_TEST(plain_is_never_used_without_tls) {
   h_t h;
   setup_h(&h, NULL, 0); /* TLS not required (explicitly disabled) */
-  ck_assert_int_eq(xmppuv__session_start(h.s, 0), 0);
+  ck_assert_int_eq(start_session(&h, 0), 0);
   said(&h);
   server(&h, SERVER_HEADER "<stream:features><mechanisms xmlns='" NS_SASL "'>"
                            "<mechanism>PLAIN</mechanism></mechanisms></stream:features>");
@@ -548,7 +577,7 @@ END_TEST
 START_TEST(see_other_host_names_the_new_host) {
   h_t h;
   setup_h(&h, NULL, 1);
-  ck_assert_int_eq(xmppuv__session_start(h.s, 0), 0);
+  ck_assert_int_eq(start_session(&h, 0), 0);
   server(&h, SERVER_HEADER "<stream:error><see-other-host xmlns='urn:ietf:params:xml:ns:"
                            "xmpp-streams'>other.example:5223</see-other-host></stream:error>");
   ck_assert_str_eq(h.fail_condition, "see-other-host");
@@ -581,7 +610,7 @@ END_TEST
 START_TEST(a_server_without_xmpp_1_0_is_refused) {
   h_t h;
   setup_h(&h, NULL, 1);
-  ck_assert_int_eq(xmppuv__session_start(h.s, 0), 0);
+  ck_assert_int_eq(start_session(&h, 0), 0);
   server(&h, "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' id='x'>");
   ck_assert_int_eq(h.fail_code, XMPPUV_EPROTO);
   ck_assert_str_eq(h.fail_condition, "unsupported-version");
@@ -622,8 +651,10 @@ START_TEST(stream_header_carries_xml_lang_when_set) {
   cfg.username = "user";
   cfg.lang = "de-CH";
   cfg.tls_required = 1;
-  ck_assert_int_eq(xmppuv__session_new(&cfg, &events, &h, &h.s), 0);
-  ck_assert_int_eq(xmppuv__session_start(h.s, 1), 0);
+  cfg.have_credentials = 1;
+  cfg.out = &h.out;
+  ck_assert_int_eq(xmppuv__session_new(&cfg, &h.s), 0);
+  ck_assert_int_eq(start_session(&h, 1), 0);
   const char *hdr = said(&h);
   ck_assert_ptr_nonnull(strstr(hdr, " xml:lang='de-CH'"));
   /* Direct TLS: TLS is up from the start, so 'from' is there at once. */
@@ -643,17 +674,21 @@ static int negotiate_scenario(void *ud) {
   cfg.bare_jid = "user@localhost";
   cfg.username = "user";
   cfg.tls_required = 1;
-  int rc = xmppuv__session_new(&cfg, &events, &h, &h.s);
+  cfg.have_credentials = 1;
+  cfg.out = &h.out;
+  int rc = xmppuv__session_new(&cfg, &h.s);
   if (rc != 0) return rc;
-  rc = xmppuv__session_start(h.s, 1);
+  rc = start_session(&h, 1);
   const char *steps[] = {
       SERVER_HEADER "<stream:features><mechanisms xmlns='" NS_SASL "'><mechanism>PLAIN"
                     "</mechanism></mechanisms></stream:features>",
       "<success xmlns='" NS_SASL "'/>",
       SERVER_HEADER FEATURES_BIND,
   };
-  for (size_t i = 0; rc == 0 && i < 3 && !h.failed; i++)
+  for (size_t i = 0; rc == 0 && i < 3 && !h.failed; i++) {
     rc = xmppuv__session_feed(h.s, steps[i], strlen(steps[i]));
+    if (rc == 0) drain(&h);
+  }
   if (rc == 0 && h.failed) rc = h.fail_code;
   if (rc == 0 && h.authenticated != 1) rc = XMPPUV_EPROTO;
   xmppuv__session_free(h.s);

@@ -64,7 +64,7 @@ static void import_counters(smh_t *h, uint32_t out_count, uint32_t in_h) {
   xmppuv__smq_init(&q, 1);
   xmppuv__buf_t blob = XMPPUV__BUF_INIT;
   ck_assert_int_eq(xmppuv__smp_encode(&blob, &hdr, &q, 0), 0);
-  ck_assert_int_eq(xmppuv__sm_import(h->sm, blob.data, blob.len, NULL), 0);
+  ck_assert_int_eq(xmppuv__sm_import(h->sm, blob.data, blob.len, NULL, NULL), 0);
   xmppuv__buf_free(&blob);
   xmppuv__smq_free(&q);
 }

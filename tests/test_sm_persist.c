@@ -65,7 +65,7 @@ START_TEST(export_import_round_trip_keeps_counters_queue_and_session) {
   smh_t h;
   smh_init(&h, NULL);
   char *jid = NULL;
-  ck_assert_int_eq(xmppuv__sm_import(h.sm, blob.data, blob.len, &jid), 0);
+  ck_assert_int_eq(xmppuv__sm_import(h.sm, blob.data, blob.len, NULL, &jid), 0);
   ck_assert_str_eq(jid, SMH_JID);
   xmppuv_free(jid);
   ck_assert_uint_eq(xmppuv__sm_queued(h.sm), 2);
@@ -91,7 +91,7 @@ START_TEST(restarted_process_resumes_the_old_session_and_resends_unacked) {
   saved_state(&blob);
   smh_t h;
   smh_init(&h, NULL);
-  ck_assert_int_eq(xmppuv__sm_import(h.sm, blob.data, blob.len, NULL), 0);
+  ck_assert_int_eq(xmppuv__sm_import(h.sm, blob.data, blob.len, NULL, NULL), 0);
   smh_advance(&h, 60000); /* the restart took a minute: within max */
   smh_resume(&h);
   ck_assert_str_eq(smh_take(&h),
@@ -116,7 +116,7 @@ START_TEST(restored_session_past_its_max_still_asks_and_settles_by_the_servers_h
   saved_state(&blob);
   smh_t h;
   smh_init(&h, NULL);
-  ck_assert_int_eq(xmppuv__sm_import(h.sm, blob.data, blob.len, NULL), 0);
+  ck_assert_int_eq(xmppuv__sm_import(h.sm, blob.data, blob.len, NULL, NULL), 0);
   smh_advance(&h, 300000); /* lost at +0 s, saved at +6 s: max is 300 s */
   smh_authenticated(&h);
   /* q1 is unacked: the server's <failed h/> can still say it had it. */
@@ -144,7 +144,7 @@ START_TEST(state_without_a_session_keeps_held_stanzas_across_a_restart) {
   smh_free(&h);
 
   smh_init(&h, &cfg);
-  ck_assert_int_eq(xmppuv__sm_import(h.sm, blob.data, blob.len, NULL), 0);
+  ck_assert_int_eq(xmppuv__sm_import(h.sm, blob.data, blob.len, NULL, NULL), 0);
   ck_assert_int_eq(xmppuv__sm_resumable(h.sm), 0);
   smh_authenticated(&h);
   ck_assert_int_eq(xmppuv__sm_can_resume(h.sm, h.now), 0);
@@ -164,7 +164,7 @@ START_TEST(unused_engine_exports_an_empty_state) {
   smh_free(&h);
   smh_init(&h, NULL);
   char *jid = (char *)"not touched";
-  ck_assert_int_eq(xmppuv__sm_import(h.sm, blob.data, blob.len, &jid), 0);
+  ck_assert_int_eq(xmppuv__sm_import(h.sm, blob.data, blob.len, NULL, &jid), 0);
   ck_assert_ptr_null(jid);
   ck_assert_uint_eq(xmppuv__sm_queued(h.sm), 0);
   ck_assert_ptr_null(xmppuv__sm_id(h.sm));
@@ -216,7 +216,7 @@ END_TEST
 static int import_into_fresh(const void *data, size_t len) {
   smh_t h;
   smh_init(&h, NULL);
-  int rc = xmppuv__sm_import(h.sm, data, len, NULL);
+  int rc = xmppuv__sm_import(h.sm, data, len, NULL, NULL);
   if (rc != 0) {
     /* Refused: the engine is as new. */
     ck_assert_uint_eq(xmppuv__sm_queued(h.sm), 0);
@@ -265,7 +265,7 @@ START_TEST(random_byte_flips_give_an_error_or_a_valid_import) {
     if (iter % 2) fix_crc(copy, blob.len);
     smh_t h;
     smh_init(&h, NULL);
-    int rc = xmppuv__sm_import(h.sm, copy, blob.len, NULL);
+    int rc = xmppuv__sm_import(h.sm, copy, blob.len, NULL, NULL);
     ck_assert_msg(rc == 0 || rc == XMPPUV_ESTATEBLOB || rc == XMPPUV_ENOBUFS,
                   "import gave %s", xmppuv_err_name(rc));
     if (rc == 0) {
@@ -391,17 +391,17 @@ START_TEST(import_into_a_used_engine_is_ESTATE) {
   smh_t h;
   smh_init(&h, NULL);
   smh_authenticated(&h);
-  ck_assert_int_eq(xmppuv__sm_import(h.sm, blob.data, blob.len, NULL),
+  ck_assert_int_eq(xmppuv__sm_import(h.sm, blob.data, blob.len, NULL, NULL),
                    XMPPUV_ESTATE);
   smh_free(&h);
   smh_init(&h, NULL);
   ck_assert_int_eq(smh_send(&h, MSG("x")), 0);
-  ck_assert_int_eq(xmppuv__sm_import(h.sm, blob.data, blob.len, NULL),
+  ck_assert_int_eq(xmppuv__sm_import(h.sm, blob.data, blob.len, NULL, NULL),
                    XMPPUV_ESTATE);
   smh_free(&h);
   smh_init(&h, NULL);
-  ck_assert_int_eq(xmppuv__sm_import(h.sm, blob.data, blob.len, NULL), 0);
-  ck_assert_int_eq(xmppuv__sm_import(h.sm, blob.data, blob.len, NULL),
+  ck_assert_int_eq(xmppuv__sm_import(h.sm, blob.data, blob.len, NULL, NULL), 0);
+  ck_assert_int_eq(xmppuv__sm_import(h.sm, blob.data, blob.len, NULL, NULL),
                    XMPPUV_ESTATE);
   ck_assert_uint_eq(xmppuv__sm_queued(h.sm), 2);
   smh_free(&h);
@@ -417,7 +417,7 @@ START_TEST(import_of_more_stanzas_than_queue_max_is_ENOBUFS) {
   cfg.queue_max = 1;
   smh_t h;
   smh_init(&h, &cfg);
-  ck_assert_int_eq(xmppuv__sm_import(h.sm, blob.data, blob.len, NULL),
+  ck_assert_int_eq(xmppuv__sm_import(h.sm, blob.data, blob.len, NULL, NULL),
                    XMPPUV_ENOBUFS);
   ck_assert_uint_eq(xmppuv__sm_queued(h.sm), 0);
   smh_free(&h);
@@ -457,7 +457,7 @@ out_a:
     return rc;
   }
   char *jid = NULL;
-  if ((rc = xmppuv__sm_import(b.sm, blob.data, blob.len, &jid)) != 0)
+  if ((rc = xmppuv__sm_import(b.sm, blob.data, blob.len, NULL, &jid)) != 0)
     goto out_b;
   xmppuv_free(jid);
   smh_authenticated(&b);

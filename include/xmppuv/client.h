@@ -183,6 +183,21 @@ typedef struct xmppuv_client_callbacks {
                  void *user_data);
 } xmppuv_client_callbacks_t;
 
+/* ---- listeners ---------------------------------------------------------- */
+
+/* More consumers of the same events: callbacks (copied; any may be NULL)
+ * get every event after the callbacks given to xmppuv_client_new(), in the
+ * order the listeners were added, each with its own user_data. A layer above
+ * the client (a roster module) uses this to see `online` and `resumed`
+ * without taking the app's callbacks. *id (may be NULL) identifies it for
+ * removal. Errors: XMPPUV_EINVAL, XMPPUV_ENOMEM. */
+XMPPUV_EXTERN int xmppuv_client_listener_add(xmppuv_client_t *c,
+                                             const xmppuv_client_callbacks_t *callbacks,
+                                             void *user_data, uint64_t *id);
+/* XMPPUV_EINVAL if no such listener. Safe inside any callback (it gets no
+ * event after the current one). */
+XMPPUV_EXTERN int xmppuv_client_listener_remove(xmppuv_client_t *c, uint64_t id);
+
 /* ---- lifetime ----------------------------------------------------------- */
 
 /* Create a client (it does nothing until xmppuv_client_start()). opts and
@@ -300,13 +315,16 @@ XMPPUV_EXTERN int xmppuv_client_iq(xmppuv_client_t *c, xmppuv_stanza_t *iq,
 /* The callback runs once more, with XMPPUV_ECANCELED (from the loop). */
 XMPPUV_EXTERN int xmppuv_client_iq_cancel(xmppuv_client_t *c, uint64_t id);
 
-/* Serve iq get/set requests whose child is name/ns. The handler replies with
- * xmppuv_client_send() (see xmppuv_iq_result_new / xmppuv_iq_error_new) and
- * returns XMPPUV_HANDLED; a request no handler takes is answered with
- * service-unavailable (RFC 6120 §8.2.3). XEP-0199 ping is answered already. */
+/* Serve iq requests whose child is name/ns (NULL = any) and whose type is
+ * "get" or "set" (NULL = both): the arguments in the order of
+ * xmppuv_client_handler_add(). The handler replies with xmppuv_client_send()
+ * (see xmppuv_iq_result_new / xmppuv_iq_error_new) and returns
+ * XMPPUV_HANDLED; a request no handler takes is answered with
+ * service-unavailable (RFC 6120 §8.2.3). XEP-0199 ping is answered already.
+ * Removed with xmppuv_client_handler_remove(). */
 XMPPUV_EXTERN int xmppuv_client_iq_handler_add(xmppuv_client_t *c,
-                                               const char *type,
                                                const char *name, const char *ns,
+                                               const char *type,
                                                xmppuv_handler_cb cb,
                                                void *user_data, uint64_t *id);
 

@@ -125,7 +125,8 @@ static int matches(const xmppuv__handler_t *e, const xmppuv_stanza_t *s) {
 }
 
 int xmppuv__handlers_dispatch(xmppuv__handlers_t *h, xmppuv_client_t *c,
-                              xmppuv_stanza_t *stanza, int (*stop)(xmppuv_client_t *c)) {
+                              xmppuv_stanza_t *stanza,
+                              int (*stop)(xmppuv_client_t *c, void *stop_ud), void *stop_ud) {
   int handled = 0;
   h->dispatching++;
   /* Handlers added during dispatch are appended and may run for this
@@ -133,7 +134,7 @@ int xmppuv__handlers_dispatch(xmppuv__handlers_t *h, xmppuv_client_t *c,
   for (xmppuv__handler_t *e = h->head; e != NULL && !handled; e = e->next) {
     if (e->removed || !matches(e, stanza)) continue;
     if (e->cb(c, stanza, e->user_data) == XMPPUV_HANDLED) handled = 1;
-    if (stop != NULL && stop(c)) break;
+    if (stop != NULL && stop(c, stop_ud)) break;
   }
   if (--h->dispatching == 0 && h->dirty) sweep(h);
   return handled;

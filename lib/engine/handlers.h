@@ -29,9 +29,10 @@ int xmppuv__handlers_add(xmppuv__handlers_t *h, const char *name, const char *ns
 int xmppuv__handlers_remove(xmppuv__handlers_t *h, uint64_t id);
 
 /* Run the matching handlers in order until one returns XMPPUV_HANDLED.
- * Returns non-zero if one did. stop() is asked between handlers whether to
- * stop early (the client is closing). */
+ * Returns non-zero if one did. stop(c, stop_ud) is asked between handlers
+ * whether to stop early (the client is closing). */
 int xmppuv__handlers_dispatch(xmppuv__handlers_t *h, xmppuv_client_t *c,
-                              xmppuv_stanza_t *stanza, int (*stop)(xmppuv_client_t *c));
+                              xmppuv_stanza_t *stanza,
+                              int (*stop)(xmppuv_client_t *c, void *stop_ud), void *stop_ud);
 
 #endif

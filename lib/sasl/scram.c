@@ -143,8 +143,8 @@ void xmppuv__scram_keys_free(xmppuv__scram_keys_t *k) {
   xmppuv__free(k);
 }
 
-static int keys_copy(const xmppuv__scram_keys_t *from,
-                     xmppuv__scram_keys_t **out) {
+int xmppuv__scram_keys_copy(const xmppuv__scram_keys_t *from,
+                            xmppuv__scram_keys_t **out) {
   xmppuv__scram_keys_t *k = xmppuv__malloc(sizeof *k);
   if (k == NULL) return XMPPUV_ENOMEM;
   *k = *from;
@@ -158,12 +158,20 @@ static int keys_copy(const xmppuv__scram_keys_t *from,
   return 0;
 }
 
+xmppuv__mech_t xmppuv__scram_keys_mech(const xmppuv__scram_keys_t *k) {
+  switch (k->md) {
+    case MBEDTLS_MD_SHA1: return XMPPUV__MECH_SCRAM_SHA_1;
+    case MBEDTLS_MD_SHA256: return XMPPUV__MECH_SCRAM_SHA_256;
+    default: return XMPPUV__MECH_SCRAM_SHA_512;
+  }
+}
+
 int xmppuv__scram_keys_export(const xmppuv__scram_t *s,
                               xmppuv__scram_keys_t **out) {
   if (s == NULL || out == NULL) return XMPPUV_EINVAL;
   *out = NULL;
   if (s->state != ST_DONE) return XMPPUV_ESTATE;
-  return keys_copy(&s->keys, out);
+  return xmppuv__scram_keys_copy(&s->keys, out);
 }
 
 int xmppuv__scram_use_keys(xmppuv__scram_t *s,
@@ -172,7 +180,7 @@ int xmppuv__scram_use_keys(xmppuv__scram_t *s,
   if (s->state != ST_NEW && s->state != ST_FIRST_SENT && s->state != ST_NEED_KEYS)
     return XMPPUV_ESTATE;
   xmppuv__scram_keys_t *copy;
-  int rc = keys_copy(keys, &copy);
+  int rc = xmppuv__scram_keys_copy(keys, &copy);
   if (rc != 0) return rc;
   xmppuv__scram_keys_free(s->offered);
   s->offered = copy;
@@ -469,7 +477,7 @@ int xmppuv__scram_keys_new(xmppuv__mech_t mech, const unsigned char *salt,
   k.iterations = iterations;
   memcpy(k.client_key, client_key, key_len);
   memcpy(k.server_key, server_key, key_len);
-  int rc = keys_copy(&k, out);
+  int rc = xmppuv__scram_keys_copy(&k, out);
   xmppuv__secure_zero(&k, sizeof k);
   return rc;
 }

@@ -162,6 +162,11 @@ int xmppuv__scram_use_keys(xmppuv__scram_t *s,
 /* Non-zero if the last xmppuv__scram_server_first() used the offered keys
  * rather than the password. */
 int xmppuv__scram_used_cached_keys(const xmppuv__scram_t *s);
+/* The SCRAM mechanism (without -PLUS) whose hash the keys are for. */
+xmppuv__mech_t xmppuv__scram_keys_mech(const xmppuv__scram_keys_t *k);
+/* A copy of keys. 0, XMPPUV_ENOMEM. */
+int xmppuv__scram_keys_copy(const xmppuv__scram_keys_t *from,
+                            xmppuv__scram_keys_t **out);
 /* Wipes and frees. NULL is a no-op. */
 void xmppuv__scram_keys_free(xmppuv__scram_keys_t *k);
 

@@ -1,471 +1,307 @@
+/* Stream negotiation: framing, the queue of what the server sent, stream
+ * features and stream errors (see session.h). The SASL step is in auth.c,
+ * resource binding in bind.c. */
 #include "session/session.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "util/alloc.h"
-#include "util/buf.h"
-#include "sasl/sasl.h"
-#include "sasl/scram.h"
+#include "session/session_int.h"
 #include "session/stream_error.h"
+#include "util/alloc.h"
 #include "util/ns.h"
-#include "xml/redact.h"
 #include "xml/serialize.h"
 
-
-/* Room for any channel-binding value (tls-unique 12, tls-exporter 32). */
-#define CB_MAX 64
-
-/* The largest password we ask the app for (PRECIS has no limit; servers
- * do: 1 KiB is far above any of theirs). */
-#define PASSWORD_MAX 1024
-
-typedef enum {
-  ST_IDLE,
-  ST_OPENING,        /* header sent, waiting for the server's */
-  ST_FEATURES,       /* header received, waiting for features */
-  ST_STARTTLS,       /* <starttls/> sent */
-  ST_TLS,            /* the driver runs the TLS handshake */
-  ST_SASL,           /* <auth/> sent */
-  ST_AUTHENTICATED,  /* features of the authenticated stream read */
-  ST_BINDING,        /* bind iq sent */
-  ST_LEGACY_SESSION, /* RFC 3921 session iq sent */
-  ST_STREAMING,
-  ST_FAILED
-} state_t;
-
-typedef enum { RESTART_NONE, RESTART_TLS, RESTART_SASL } restart_t;
-
-struct xmppuv__session {
-  xmppuv__session_config_t cfg; /* strings owned */
-  xmppuv__session_events_t ev;
-  void *ud;
-  const xmppuv__log_t *log;
-  xmppuv__parser_t *parser;
-
-  state_t state;
-  int fail_code; /* why the session failed */
-  int tls;
-  int authenticated;
-  int closing;
-  int stream_open;
-  restart_t restart; /* pending at the end of the current feed */
-
-  /* SASL */
-  xmppuv__mech_t mech;
-  xmppuv__scram_t *scram;
-  int scram_verified;
-  int client_final_sent;
-
-  /* what the authenticated stream's features said */
-  int session_required;
-  size_t peer_max_bytes; /* XEP-0478 max-bytes of the last features, 0 = none */
-  unsigned bind_seq;
-  char bind_id[24];
-  char *bound_jid;
-
-  xmppuv__buf_t out; /* scratch for building elements */
-};
+/* RFC 7395 §3.3: each WebSocket message is one element; they are parsed as
+ * children of this stream header, which declares what a <stream:stream>
+ * would have, so the elements need not repeat it. */
+#define WS_PRIMER                                                          \
+  "<stream:stream xmlns='" XMPPUV_NS_CLIENT "' xmlns:stream='"             \
+  XMPPUV__NS_STREAMS "'>"
 
 /* ---- small helpers -------------------------------------------------------- */
 
-static int write_raw(xmppuv__session_t *s, const char *data, size_t len) {
-  return s->ev.write(s->ud, data, len);
+int xmppuv__session_write(xmppuv__session_t *s, const char *data, size_t len) {
+  return xmppuv__buf_append(s->out, data, len);
 }
 
-static void trace_out(xmppuv__session_t *s, const char *what) {
+void xmppuv__session_trace_out(xmppuv__session_t *s, const char *what) {
   xmppuv__logf(s->log, XMPPUV_LOG_TRACE, "wire-out", "%s", what);
 }
 
-/* Fail once: tell the driver, which drops the connection. */
-static void session_fail(xmppuv__session_t *s, int code, const char *condition,
-                         const char *text, const xmppuv_stanza_t *el, int fatal,
-                         const char *see_other_host) {
-  if (s->state == ST_FAILED) return;
-  s->state = ST_FAILED;
-  s->fail_code = code;
-  xmppuv_error_t err = {code, condition, text, el, fatal};
+int xmppuv__session_is_in(const xmppuv_stanza_t *el, const char *name, const char *ns) {
+  const char *n = xmppuv_stanza_ns(el);
+  return strcmp(xmppuv_stanza_name(el), name) == 0 && n != NULL && strcmp(n, ns) == 0;
+}
+
+static char *dup_or_null(const char *s) {
+  int rc = 0;
+  return xmppuv__strdup_opt(s, &rc);
+}
+
+void xmppuv__session_fail(xmppuv__session_t *s, int code, const char *condition,
+                          const char *text, const xmppuv_stanza_t *el, int fatal,
+                          const char *see_other) {
+  xmppuv__session_conn_t *c = &s->c;
+  if (c->state == ST_FAILED) return;
+  c->state = ST_FAILED;
+  /* Nothing after the failure matters. */
+  c->hold = HOLD_NONE;
+  c->held_off = c->held.len;
+  c->fail_pending = 1;
+  /* Copies: the strings may live in the item being handled, or in a
+   * buffer of the exchange. Out of memory leaves them NULL: the code says
+   * enough. */
+  c->error_condition = dup_or_null(condition);
+  c->error_text = dup_or_null(text);
+  c->see_other = dup_or_null(see_other);
+  if (el != NULL) {
+    c->error_el = (xmppuv_stanza_t *)(uintptr_t)el;
+    xmppuv_stanza_ref(c->error_el);
+  }
+  c->error.code = code;
+  c->error.condition = c->error_condition;
+  c->error.text = c->error_text;
+  c->error.element = c->error_el;
+  c->error.fatal = fatal;
   xmppuv__logf(s->log, fatal ? XMPPUV_LOG_ERROR : XMPPUV_LOG_WARN, "session",
                "%s%s%s%s%s", xmppuv_strerror(code), condition ? ": " : "",
                condition ? condition : "", text ? " - " : "", text ? text : "");
-  if (s->ev.failed != NULL) s->ev.failed(s->ud, &err, see_other_host);
 }
 
 /* We end the stream with an error of our own (RFC 6120 §4.9). */
 static void send_stream_error(xmppuv__session_t *s, const char *condition) {
-  xmppuv__buf_t b = XMPPUV__BUF_INIT;
-  if (xmppuv__buf_append_str(&b, "<stream:error><") == 0 &&
-      xmppuv__buf_append_str(&b, condition) == 0 &&
-      xmppuv__buf_append_str(&b, " xmlns='" XMPPUV__NS_STREAM_ERRORS "'/></stream:error></stream:stream>") == 0) {
-    trace_out(s, b.data);
-    write_raw(s, b.data, b.len);
+  xmppuv__buf_t *b = &s->scratch;
+  xmppuv__buf_clear(b);
+  int rc = xmppuv__buf_append_str(b, "<stream:error><");
+  if (rc == 0) rc = xmppuv__buf_append_str(b, condition);
+  if (rc == 0) rc = xmppuv__buf_append_str(b, " xmlns='" XMPPUV__NS_STREAM_ERRORS "'/></stream:error>");
+  if (rc == 0)
+    rc = xmppuv__buf_append_str(b, s->c.framing == XMPPUV__FRAMING_WEBSOCKET
+                                       ? "<close xmlns='" XMPPUV__NS_FRAMING "'/>"
+                                       : "</stream:stream>");
+  if (rc == 0) {
+    xmppuv__session_trace_out(s, b->data);
+    xmppuv__session_write(s, b->data, b->len);
   }
-  xmppuv__buf_free(&b);
 }
 
-static int send_header(xmppuv__session_t *s) {
-  xmppuv__buf_t *b = &s->out;
-  xmppuv__buf_clear(b);
-  int rc = xmppuv__buf_append_str(b,
-      "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
-      "xmlns:stream='http://etherx.jabber.org/streams' version='1.0' to='");
-  if (rc == 0) rc = xmppuv__escape_attr(b, s->cfg.domain, strlen(s->cfg.domain));
+static int append_attr(xmppuv__buf_t *b, const char *name, const char *value) {
+  int rc = xmppuv__buf_append_char(b, ' ');
+  if (rc == 0) rc = xmppuv__buf_append_str(b, name);
+  if (rc == 0) rc = xmppuv__buf_append_str(b, "='");
+  if (rc == 0) rc = xmppuv__escape_attr(b, value, strlen(value));
   if (rc == 0) rc = xmppuv__buf_append_char(b, '\'');
-  if (rc == 0 && s->tls && s->cfg.bare_jid != NULL) {
-    rc = xmppuv__buf_append_str(b, " from='");
-    if (rc == 0) rc = xmppuv__escape_attr(b, s->cfg.bare_jid, strlen(s->cfg.bare_jid));
-    if (rc == 0) rc = xmppuv__buf_append_char(b, '\'');
-  }
-  if (rc == 0 && s->cfg.lang != NULL) {
-    rc = xmppuv__buf_append_str(b, " xml:lang='");
-    if (rc == 0) rc = xmppuv__escape_attr(b, s->cfg.lang, strlen(s->cfg.lang));
-    if (rc == 0) rc = xmppuv__buf_append_char(b, '\'');
-  }
-  if (rc == 0) rc = xmppuv__buf_append_char(b, '>');
+  return rc;
+}
+
+/* RFC 6120 §4.7 header, or RFC 7395 §3.3.1 <open/>; 'from' only once TLS
+ * protects it (RFC 6120 §4.7.1). */
+static int send_header(xmppuv__session_t *s) {
+  xmppuv__buf_t *b = &s->scratch;
+  xmppuv__buf_clear(b);
+  int ws = s->c.framing == XMPPUV__FRAMING_WEBSOCKET;
+  int rc = xmppuv__buf_append_str(
+      b, ws ? "<open xmlns='" XMPPUV__NS_FRAMING "' version='1.0'"
+            : "<?xml version='1.0'?><stream:stream xmlns='" XMPPUV_NS_CLIENT
+              "' xmlns:stream='" XMPPUV__NS_STREAMS "' version='1.0'");
+  if (rc == 0) rc = append_attr(b, "to", s->cfg.domain);
+  if (rc == 0 && s->c.tls && s->cfg.bare_jid != NULL)
+    rc = append_attr(b, "from", s->cfg.bare_jid);
+  if (rc == 0 && s->cfg.lang != NULL) rc = append_attr(b, "xml:lang", s->cfg.lang);
+  if (rc == 0) rc = xmppuv__buf_append_str(b, ws ? "/>" : ">");
+  if (rc == 0) rc = xmppuv__session_write(s, b->data, b->len);
   if (rc != 0) return rc;
-  trace_out(s, b->data);
-  rc = write_raw(s, b->data, b->len);
-  if (rc != 0) return rc;
-  s->state = ST_OPENING;
-  s->stream_open = 0;
-  if (s->ev.status != NULL) s->ev.status(s->ud, XMPPUV_STATUS_OPENING);
+  xmppuv__session_trace_out(s, b->data);
+  s->c.state = ST_OPENING;
+  s->c.stream_open = 0;
   return 0;
 }
 
-/* ---- SASL ------------------------------------------------------------------ */
-
-/* <auth/> or <response/> with base64 content; the content never reaches a
- * log line. */
-static int send_sasl(xmppuv__session_t *s, const char *name, const char *mech,
-                     const void *data, size_t len, int empty_marker) {
-  xmppuv__buf_t *b = &s->out;
-  xmppuv__buf_clear(b);
-  int rc = xmppuv__buf_append_char(b, '<');
-  if (rc == 0) rc = xmppuv__buf_append_str(b, name);
-  if (rc == 0) rc = xmppuv__buf_append_str(b, " xmlns='" XMPPUV__NS_SASL "'");
-  if (rc == 0 && mech != NULL) {
-    rc = xmppuv__buf_append_str(b, " mechanism='");
-    if (rc == 0) rc = xmppuv__buf_append_str(b, mech);
-    if (rc == 0) rc = xmppuv__buf_append_char(b, '\'');
-  }
-  if (rc == 0) rc = xmppuv__buf_append_char(b, '>');
-  size_t content_at = b->len;
-  if (rc == 0 && (len > 0 || empty_marker))
-    rc = xmppuv__sasl_payload_encode(data, len, b);
-  size_t content_end = b->len;
-  if (rc == 0) rc = xmppuv__buf_append_str(b, "</");
-  if (rc == 0) rc = xmppuv__buf_append_str(b, name);
-  if (rc == 0) rc = xmppuv__buf_append_char(b, '>');
-  if (rc == 0) {
-    if (XMPPUV__LOG_ON(s->log, XMPPUV_LOG_TRACE))
-      xmppuv__log_emit(s->log, XMPPUV_LOG_TRACE, "wire-out", "%.*s%s%s",
-                       (int)content_at, b->data,
-                       content_end > content_at ? XMPPUV__REDACTED : "",
-                       b->data + content_end);
-    rc = write_raw(s, b->data, b->len);
-  }
-  /* The buffer held a secret (PLAIN carries the password). */
-  xmppuv__secure_zero(b->data, b->cap);
-  xmppuv__buf_clear(b);
+/* A new stream on the same connection (after STARTTLS or SASL): the parser
+ * starts over (primed with the framing's stream header for WebSocket). */
+static int restart_stream(xmppuv__session_t *s) {
+  int rc = xmppuv__parser_reset(s->parser);
+  if (rc == 0 && s->c.framing == XMPPUV__FRAMING_WEBSOCKET)
+    rc = xmppuv__parser_prime(s->parser, WS_PRIMER, sizeof WS_PRIMER - 1);
+  if (rc == 0) rc = send_header(s);
   return rc;
 }
 
-static const char *child_text(const xmppuv_stanza_t *el) {
-  const char *t = xmppuv_stanza_text(el, NULL);
-  return t ? t : "";
+/* ---- the queue ---------------------------------------------------------------- */
+
+/* Negotiation is handled as the parser finds it (it only writes to the
+ * output buffer and changes the session's state); what the engine must know
+ * is queued as events and handed out by xmppuv__session_step(), in order.
+ * Elements after negotiation are queued for the engine as they are. */
+void xmppuv__session_push(xmppuv__session_t *s, xmppuv__session_event_kind_t kind,
+                          xmppuv_stanza_t *el) {
+  xmppuv__session_conn_t *c = &s->c;
+  if (c->pend_len == c->pend_cap) {
+    size_t cap = c->pend_cap ? c->pend_cap * 2 : 8;
+    xmppuv__session_pending_t *ring = xmppuv__malloc(cap * sizeof *ring);
+    if (ring == NULL) {
+      xmppuv__session_fail(s, XMPPUV_ENOMEM, NULL, NULL, NULL, 0, NULL);
+      return;
+    }
+    for (size_t i = 0; i < c->pend_len; i++)
+      ring[i] = c->pend[(c->pend_head + i) % c->pend_cap];
+    xmppuv__free(c->pend);
+    c->pend = ring;
+    c->pend_cap = cap;
+    c->pend_head = 0;
+  }
+  xmppuv__session_pending_t *p = &c->pend[(c->pend_head + c->pend_len) % c->pend_cap];
+  memset(p, 0, sizeof *p);
+  p->kind = kind;
+  p->sm_offered = c->sm_offered;
+  if (el != NULL) {
+    p->el = el;
+    xmppuv_stanza_ref(el);
+  }
+  if (kind == XMPPUV__SESS_ELEMENT) c->backlog++;
+  c->pend_len++;
 }
 
-/* RFC 6120 §6.5: <failure><condition/><text/></failure>. */
-static void sasl_failure(xmppuv__session_t *s, const xmppuv_stanza_t *el) {
-  const char *condition = NULL;
-  for (xmppuv_stanza_t *c = xmppuv_stanza_child(el, NULL, XMPPUV__NS_SASL); c != NULL;
-       c = xmppuv_stanza_next(c, NULL, XMPPUV__NS_SASL)) {
-    if (strcmp(xmppuv_stanza_name(c), "text") != 0) {
-      condition = xmppuv_stanza_name(c);
+static int pop_pending(xmppuv__session_t *s, xmppuv__session_pending_t *out) {
+  xmppuv__session_conn_t *c = &s->c;
+  if (c->pend_len == 0) return 0;
+  *out = c->pend[c->pend_head];
+  c->pend_head = (c->pend_head + 1) % c->pend_cap;
+  c->pend_len--;
+  if (out->kind == XMPPUV__SESS_ELEMENT) c->backlog--;
+  return 1;
+}
+
+/* Elements after which the stream restarts or TLS begins: what follows them
+ * in the input is not of this stream (RFC 6120 §5.4.3.3, §6.4.6). */
+static xmppuv__session_event_kind_t on_element_item(xmppuv__session_t *s,
+                                                    xmppuv_stanza_t *el);
+static xmppuv__session_event_kind_t on_open(xmppuv__session_t *s,
+                                            const xmppuv_stanza_t *header);
+
+static int on_stream_open(void *ud, const xmppuv_stanza_t *header) {
+  xmppuv__session_t *s = ud;
+  if (s->c.state == ST_FAILED) return XMPPUV_ECANCELED;
+  if (on_open(s, header) == XMPPUV__SESS_OPEN) xmppuv__session_push(s, XMPPUV__SESS_OPEN, NULL);
+  return s->c.state == ST_FAILED ? XMPPUV_ECANCELED : 0;
+}
+
+static int on_element(void *ud, xmppuv_stanza_t *el) {
+  xmppuv__session_t *s = ud;
+  xmppuv__session_conn_t *c = &s->c;
+  if (c->state != ST_FAILED) {
+    xmppuv__session_event_kind_t kind = on_element_item(s, el);
+    if (kind == XMPPUV__SESS_STARTTLS || c->restart_sasl)
+      xmppuv__parser_pause(s->parser); /* the rest is not of this stream */
+    if (kind != XMPPUV__SESS_NOTHING)
+      xmppuv__session_push(s, kind, kind == XMPPUV__SESS_ELEMENT ? el : NULL);
+  }
+  xmppuv_stanza_unref(el);
+  /* Stop parsing a stream that has failed. */
+  return c->state == ST_FAILED ? XMPPUV_ECANCELED : 0;
+}
+
+static int on_stream_close(void *ud) {
+  xmppuv__session_t *s = ud;
+  if (s->c.state == ST_FAILED) return XMPPUV_ECANCELED;
+  xmppuv__logf(s->log, XMPPUV_LOG_TRACE, "wire-in", "</stream:stream>");
+  s->c.stream_open = 0;
+  xmppuv__session_push(s, XMPPUV__SESS_CLOSED, NULL);
+  return 0;
+}
+
+static const xmppuv__parser_callbacks_t parser_callbacks = {on_stream_open, on_element,
+                                                            on_stream_close};
+
+/* Input is parsed in slices, and no more once this many elements wait for
+ * the engine: a stream of small stanzas is parsed only as fast as it is
+ * handled, so memory stays bounded. */
+#define FEED_SLICE 4096u
+#define QUEUE_HIGH 16u
+
+static int held_left(const xmppuv__session_conn_t *c) { return c->held_off < c->held.len; }
+
+/* Keep data[0..len) to parse later (at most one copy of any byte: what is
+ * already in held stays where it is). */
+static int hold(xmppuv__session_t *s, const char *data, size_t len, int why) {
+  xmppuv__session_conn_t *c = &s->c;
+  c->hold = why;
+  if (data >= c->held.data && data <= c->held.data + c->held.len && c->held.data != NULL) {
+    c->held_off = (size_t)(data - c->held.data);
+    return 0;
+  }
+  xmppuv__buf_clear(&c->held);
+  c->held_off = 0;
+  return len > 0 ? xmppuv__buf_append(&c->held, data, len) : 0;
+}
+
+/* Parse data[0..len) until it is used, the engine has enough waiting, or
+ * TLS begins; hold the rest. A SASL restart happens on the way. */
+static int parse(xmppuv__session_t *s, const char *data, size_t len) {
+  xmppuv__session_conn_t *c = &s->c;
+  size_t off = 0;
+  while (off < len && c->state != ST_FAILED) {
+    if (c->backlog >= QUEUE_HIGH) return hold(s, data + off, len - off, HOLD_FLOW);
+    size_t n = len - off < FEED_SLICE ? len - off : FEED_SLICE;
+    size_t used = 0;
+    int rc = xmppuv__parser_feed(s->parser, data + off, n, &used);
+    if (c->state == ST_FAILED) break; /* a handler failed the stream */
+    if (rc != 0) {
+      const char *condition = xmppuv__parser_condition(s->parser);
+      if (rc == XMPPUV_ENOMEM && condition == NULL) return rc;
+      /* RFC 6120 §4.9.1: tell the server what was wrong with its XML. */
+      if (condition != NULL && rc != XMPPUV_ENOMEM) send_stream_error(s, condition);
+      xmppuv__session_fail(s, rc, condition, xmppuv__parser_detail(s->parser), NULL, 0, NULL);
       break;
     }
-  }
-  const char *text = xmppuv_stanza_child_text(el, "text", XMPPUV__NS_SASL);
-  /* Only a temporary failure or an abort is worth another try. */
-  int fatal = condition == NULL || (strcmp(condition, "temporary-auth-failure") != 0 &&
-                                    strcmp(condition, "aborted") != 0);
-  session_fail(s, XMPPUV_EAUTH, condition ? condition : "not-authorized", text, el,
-               fatal, NULL);
-}
-
-static int get_password(xmppuv__session_t *s, char *buf) {
-  buf[0] = '\0';
-  if (s->ev.password == NULL) return XMPPUV_EAUTH;
-  int rc = s->ev.password(s->ud, buf, PASSWORD_MAX);
-  buf[PASSWORD_MAX - 1] = '\0';
-  return rc;
-}
-
-/* Split "A,B,C" (the app's allow-list) into pointers into a copy. */
-static size_t split_list(char *copy, const char **items, size_t max) {
-  size_t n = 0;
-  char *p = copy;
-  while (p != NULL && *p != '\0' && n < max) {
-    char *comma = strchr(p, ',');
-    if (comma != NULL) *comma = '\0';
-    while (*p == ' ') p++;
-    if (*p != '\0') items[n++] = p;
-    p = comma ? comma + 1 : NULL;
-  }
-  return n;
-}
-
-static void start_sasl(xmppuv__session_t *s, const xmppuv_stanza_t *features) {
-  const xmppuv_stanza_t *mechs_el = xmppuv_stanza_child(features, "mechanisms", XMPPUV__NS_SASL);
-  if (mechs_el == NULL) {
-    session_fail(s, XMPPUV_ENOMECH, NULL, "the server offers no SASL mechanisms",
-                 features, 1, NULL);
-    return;
-  }
-  const char *offered[32];
-  size_t n_offered = 0;
-  for (xmppuv_stanza_t *m = xmppuv_stanza_child(mechs_el, "mechanism", NULL);
-       m != NULL && n_offered < 32; m = xmppuv_stanza_next(m, "mechanism", NULL))
-    offered[n_offered++] = child_text(m);
-
-  /* XEP-0440: the channel-binding types the server supports. */
-  const char *server_cb[16];
-  size_t n_server_cb = 0;
-  const xmppuv_stanza_t *cb_el = xmppuv_stanza_child(features, "sasl-channel-binding", XMPPUV__NS_SASL_CB);
-  for (xmppuv_stanza_t *c = xmppuv_stanza_child(cb_el, "channel-binding", NULL);
-       c != NULL && n_server_cb < 16; c = xmppuv_stanza_next(c, "channel-binding", NULL)) {
-    const char *type = xmppuv_stanza_attr(c, "type");
-    if (type != NULL) server_cb[n_server_cb++] = type;
-  }
-
-  const char *ours[4];
-  size_t n_ours = 0;
-  if (s->tls && s->ev.cb_types != NULL) n_ours = s->ev.cb_types(s->ud, ours, 4);
-
-  char *allowed_copy = NULL;
-  const char *allowed[32];
-  size_t n_allowed = 0;
-  if (s->cfg.mechanisms != NULL) {
-    allowed_copy = xmppuv__strdup(s->cfg.mechanisms);
-    if (allowed_copy == NULL) {
-      session_fail(s, XMPPUV_ENOMEM, NULL, NULL, NULL, 0, NULL);
-      return;
-    }
-    n_allowed = split_list(allowed_copy, allowed, 32);
-  }
-
-  xmppuv__sasl_offer_t offer = {offered, n_offered, cb_el != NULL, server_cb, n_server_cb};
-  xmppuv__sasl_policy_t policy;
-  memset(&policy, 0, sizeof policy);
-  policy.tls_active = s->tls;
-  policy.allow_plain_insecure = s->cfg.allow_plain_insecure;
-  policy.have_password = s->ev.password != NULL && s->cfg.username != NULL;
-  policy.allow_anonymous = s->cfg.allow_anonymous;
-  policy.allowed = s->cfg.mechanisms != NULL ? allowed : NULL;
-  policy.n_allowed = n_allowed;
-  xmppuv__sasl_choice_t choice;
-  int rc = xmppuv__sasl_choose(&offer, ours, n_ours, &policy, &choice);
-  xmppuv__free(allowed_copy);
-  if (rc != 0) {
-    session_fail(s, rc, NULL,
-                 rc == XMPPUV_EDOWNGRADE
-                     ? "the server's channel-binding offer looks tampered with"
-                     : "no SASL mechanism both sides accept",
-                 features, 1, NULL);
-    return;
-  }
-  s->mech = choice.mech;
-  const char *mech_name = xmppuv__mech_name(choice.mech);
-  xmppuv__logf(s->log, XMPPUV_LOG_DEBUG, "sasl", "using %s%s%s", mech_name,
-               choice.cb_type[0] ? " with " : "", choice.cb_type);
-
-  xmppuv__buf_t initial = XMPPUV__BUF_INIT;
-  char password[PASSWORD_MAX];
-  password[0] = '\0';
-  if (xmppuv__mech_is_scram(choice.mech)) {
-    unsigned char cb[CB_MAX];
-    size_t cb_len = 0;
-    if (xmppuv__mech_is_plus(choice.mech)) {
-      cb_len = sizeof cb;
-      rc = s->ev.cb_data(s->ud, choice.cb_type, cb, &cb_len);
-    }
-    if (rc == 0) rc = get_password(s, password);
-    if (rc == 0)
-      rc = xmppuv__scram_new(choice.mech, s->cfg.username, password, choice.gs2_cb_flag,
-                             cb_len ? cb : NULL, cb_len, NULL, &s->scram);
-    xmppuv__secure_zero(password, sizeof password);
-    if (rc == 0) rc = xmppuv__scram_client_first(s->scram, &initial);
-  } else if (choice.mech == XMPPUV__MECH_PLAIN) {
-    rc = get_password(s, password);
-    if (rc == 0) rc = xmppuv__sasl_plain(NULL, s->cfg.username, password, &initial);
-    xmppuv__secure_zero(password, sizeof password);
-  } else if (choice.mech == XMPPUV__MECH_ANONYMOUS) {
-    rc = xmppuv__sasl_anonymous(NULL, &initial);
-  } else if (choice.mech == XMPPUV__MECH_EXTERNAL) {
-    rc = xmppuv__sasl_external(NULL, &initial);
-  } else {
-    rc = XMPPUV_ENOMECH;
-  }
-  if (rc == 0) {
-    s->state = ST_SASL;
-    /* An empty initial response is sent as "=" (RFC 6120 §6.4.2). */
-    rc = send_sasl(s, "auth", mech_name, initial.data, initial.len, 1);
-  }
-  xmppuv__sasl_buf_wipe(&initial);
-  if (rc != 0) session_fail(s, rc, NULL, "could not start authentication", NULL, rc != XMPPUV_ENOMEM, NULL);
-}
-
-static void sasl_challenge(xmppuv__session_t *s, const xmppuv_stanza_t *el) {
-  xmppuv__buf_t data = XMPPUV__BUF_INIT, reply = XMPPUV__BUF_INIT;
-  const char *text = child_text(el);
-  int rc = xmppuv__sasl_payload_decode(text, strlen(text), &data);
-  if (rc == 0) {
-    if (s->scram == NULL) {
-      rc = XMPPUV_EPROTO; /* PLAIN/ANONYMOUS/EXTERNAL take no challenge */
-    } else if (!s->client_final_sent) {
-      rc = xmppuv__scram_server_first(s->scram, data.data ? data.data : "", data.len, &reply);
-      if (rc == 0) {
-        s->client_final_sent = 1;
-        rc = send_sasl(s, "response", NULL, reply.data, reply.len, 0);
+    off += used;
+    if (c->restart_sasl) {
+      /* RFC 6120 §6.4.6: what follows <success/> is a new stream. */
+      c->restart_sasl = 0;
+      rc = restart_stream(s);
+      if (rc != 0) {
+        xmppuv__session_fail(s, rc, NULL, NULL, NULL, 0, NULL);
+        break;
       }
-    } else {
-      /* RFC 6120 §6.3.10 allows the server-final message in a challenge,
-       * answered by an empty response. */
-      rc = xmppuv__scram_server_final(s->scram, data.data ? data.data : "", data.len);
-      if (rc == 0) {
-        s->scram_verified = 1;
-        rc = send_sasl(s, "response", NULL, NULL, 0, 0);
-      }
+      xmppuv__session_push(s, XMPPUV__SESS_RESTART, NULL);
+      continue;
     }
+    /* <proceed/>: what follows is TLS, for the driver. */
+    if (c->state == ST_TLS) return hold(s, data + off, len - off, HOLD_RESTART);
+    if (c->yielded) return hold(s, data + off, len - off, HOLD_CREDENTIALS);
   }
-  xmppuv__sasl_buf_wipe(&data);
-  xmppuv__sasl_buf_wipe(&reply);
-  if (rc == 0) return;
-  const char *why = rc == XMPPUV_EAUTHSERVER ? "the server could not prove it knows the password"
-                    : rc == XMPPUV_EAUTHITER ? "the server asked for too few SCRAM iterations"
-                    : rc == XMPPUV_EAUTH && s->scram ? xmppuv__scram_error_text(s->scram)
-                                                     : "bad SASL challenge";
-  session_fail(s, rc, NULL, why, el, rc != XMPPUV_ENOMEM, NULL);
+  c->hold = HOLD_NONE;
+  if (c->held.data != NULL && data >= c->held.data && data <= c->held.data + c->held.len) {
+    xmppuv__buf_clear(&c->held);
+    c->held_off = 0;
+  }
+  return 0;
 }
 
-static void sasl_success(xmppuv__session_t *s, const xmppuv_stanza_t *el) {
-  int rc = 0;
-  if (s->scram != NULL && !s->scram_verified) {
-    /* RFC 5802 §9: authentication is complete only when the server's
-     * signature checks out; <success/> without it proves nothing. */
-    xmppuv__buf_t data = XMPPUV__BUF_INIT;
-    const char *text = child_text(el);
-    if (text[0] == '\0') {
-      rc = XMPPUV_EAUTHSERVER;
-    } else {
-      rc = xmppuv__sasl_payload_decode(text, strlen(text), &data);
-      if (rc == 0) rc = xmppuv__scram_server_final(s->scram, data.data ? data.data : "", data.len);
-    }
-    xmppuv__sasl_buf_wipe(&data);
-  }
-  if (rc != 0) {
-    session_fail(s, rc, NULL,
-                 rc == XMPPUV_EAUTHSERVER ? "the server could not prove it knows the password"
-                                          : "bad SASL success data",
-                 el, rc != XMPPUV_ENOMEM, NULL);
-    return;
-  }
-  xmppuv__logf(s->log, XMPPUV_LOG_INFO, "sasl", "authenticated with %s",
-               xmppuv__mech_name(s->mech));
-  xmppuv__scram_free(s->scram);
-  s->scram = NULL;
-  s->authenticated = 1;
-  s->restart = RESTART_SASL; /* RFC 6120 §6.4.6: a new stream */
-  xmppuv__parser_pause(s->parser);
+static void parse_held(xmppuv__session_t *s);
+
+void xmppuv__session_wait_credentials(xmppuv__session_t *s) {
+  xmppuv__session_push(s, XMPPUV__SESS_CREDENTIALS, NULL);
+  s->c.yielded = 1;
+  xmppuv__parser_yield(s->parser);
 }
 
-/* ---- binding --------------------------------------------------------------- */
-
-static int send_bind(xmppuv__session_t *s) {
-  xmppuv__buf_t *b = &s->out;
-  xmppuv__buf_clear(b);
-  snprintf(s->bind_id, sizeof s->bind_id, "bind-%u", ++s->bind_seq);
-  int rc = xmppuv__buf_append_str(b, "<iq type='set' id='");
-  if (rc == 0) rc = xmppuv__buf_append_str(b, s->bind_id);
-  if (rc == 0) rc = xmppuv__buf_append_str(b, "'><bind xmlns='" XMPPUV__NS_BIND "'");
-  if (rc == 0 && s->cfg.resource != NULL) {
-    rc = xmppuv__buf_append_str(b, "><resource>");
-    if (rc == 0) rc = xmppuv__escape_text(b, s->cfg.resource, strlen(s->cfg.resource));
-    if (rc == 0) rc = xmppuv__buf_append_str(b, "</resource></bind></iq>");
-  } else if (rc == 0) {
-    rc = xmppuv__buf_append_str(b, "/></iq>");
-  }
-  if (rc != 0) return rc;
-  trace_out(s, b->data);
-  return write_raw(s, b->data, b->len);
+void xmppuv__session_credentials_given(xmppuv__session_t *s) {
+  xmppuv__session_conn_t *c = &s->c;
+  c->yielded = 0;
+  if (c->hold != HOLD_CREDENTIALS) return;
+  c->hold = HOLD_FLOW;
+  parse_held(s);
 }
 
-static int send_legacy_session(xmppuv__session_t *s) {
-  snprintf(s->bind_id, sizeof s->bind_id, "sess-%u", ++s->bind_seq);
-  xmppuv__buf_t *b = &s->out;
-  xmppuv__buf_clear(b);
-  int rc = xmppuv__buf_append_str(b, "<iq type='set' id='");
-  if (rc == 0) rc = xmppuv__buf_append_str(b, s->bind_id);
-  if (rc == 0) rc = xmppuv__buf_append_str(b, "'><session xmlns='" XMPPUV__NS_SESSION "'/></iq>");
-  if (rc != 0) return rc;
-  trace_out(s, b->data);
-  return write_raw(s, b->data, b->len);
-}
-
-/* RFC 6120 §8.3.2: the condition is the child of <error/> in the stanzas
- * namespace. */
-static const char *stanza_error_condition(const xmppuv_stanza_t *iq) {
-  const xmppuv_stanza_t *e = xmppuv_stanza_child(iq, "error", NULL);
-  for (xmppuv_stanza_t *c = xmppuv_stanza_child(e, NULL, "urn:ietf:params:xml:ns:xmpp-stanzas");
-       c != NULL; c = xmppuv_stanza_next(c, NULL, "urn:ietf:params:xml:ns:xmpp-stanzas"))
-    if (strcmp(xmppuv_stanza_name(c), "text") != 0) return xmppuv_stanza_name(c);
-  return NULL;
-}
-
-static int is_reply_to_bind(const xmppuv__session_t *s, const xmppuv_stanza_t *el) {
-  const char *id = xmppuv_stanza_attr(el, "id");
-  const char *type = xmppuv_stanza_attr(el, "type");
-  return strcmp(xmppuv_stanza_name(el), "iq") == 0 && id != NULL &&
-         strcmp(id, s->bind_id) == 0 && type != NULL &&
-         (strcmp(type, "result") == 0 || strcmp(type, "error") == 0);
-}
-
-static void bind_reply(xmppuv__session_t *s, const xmppuv_stanza_t *el) {
-  const char *type = xmppuv_stanza_attr(el, "type");
-  if (strcmp(type, "error") == 0) {
-    const char *condition = stanza_error_condition(el);
-    const char *etype = xmppuv_stanza_attr(xmppuv_stanza_child(el, "error", NULL), "type");
-    /* Only a "wait" error (try later) is worth reconnecting for. */
-    int fatal = etype == NULL || strcmp(etype, "wait") != 0;
-    session_fail(s, XMPPUV_EBIND, condition,
-                 s->state == ST_BINDING ? "the server refused to bind a resource"
-                                        : "the server refused the session",
-                 el, fatal, NULL);
-    return;
-  }
-  if (s->state == ST_BINDING) {
-    const char *jid = xmppuv_stanza_child_text(xmppuv_stanza_child(el, "bind", XMPPUV__NS_BIND), "jid", NULL);
-    if (jid == NULL || jid[0] == '\0') {
-      session_fail(s, XMPPUV_EBIND, "bad-request", "bind result without a JID", el, 0, NULL);
-      return;
-    }
-    xmppuv__free(s->bound_jid);
-    s->bound_jid = xmppuv__strdup(jid);
-    if (s->bound_jid == NULL) {
-      session_fail(s, XMPPUV_ENOMEM, NULL, NULL, NULL, 0, NULL);
-      return;
-    }
-    if (s->session_required) {
-      s->state = ST_LEGACY_SESSION;
-      int rc = send_legacy_session(s);
-      if (rc != 0) session_fail(s, rc, NULL, NULL, NULL, 0, NULL);
-      return;
-    }
-  }
-  s->state = ST_STREAMING;
-  xmppuv__logf(s->log, XMPPUV_LOG_INFO, "session", "bound as %s", s->bound_jid);
-  if (s->ev.bound != NULL) s->ev.bound(s->ud, s->bound_jid);
+/* Go on with held input once the engine caught up (flow control). */
+static void parse_held(xmppuv__session_t *s) {
+  xmppuv__session_conn_t *c = &s->c;
+  if (c->hold != HOLD_FLOW || c->backlog >= QUEUE_HIGH) return;
+  if (parse(s, c->held.data + c->held_off, c->held.len - c->held_off) != 0)
+    xmppuv__session_fail(s, XMPPUV_ENOMEM, NULL, NULL, NULL, 0, NULL);
 }
 
 /* ---- features and stream errors ---------------------------------------------- */
@@ -484,43 +320,51 @@ static size_t advertised_max_bytes(const xmppuv_stanza_t *features) {
   return v;
 }
 
-static void on_features(xmppuv__session_t *s, const xmppuv_stanza_t *features) {
-  s->peer_max_bytes = advertised_max_bytes(features);
-  if (!s->tls) {
+/* Returns the event kind for the driver, if any. */
+static xmppuv__session_event_kind_t on_features(xmppuv__session_t *s,
+                                                const xmppuv_stanza_t *features) {
+  xmppuv__session_conn_t *c = &s->c;
+  c->peer_max_bytes = advertised_max_bytes(features);
+  if (!c->tls) {
     const xmppuv_stanza_t *starttls = xmppuv_stanza_child(features, "starttls", XMPPUV__NS_TLS);
     if (starttls != NULL && s->cfg.tls_required) {
-      s->state = ST_STARTTLS;
+      c->state = ST_STARTTLS;
       static const char req[] = "<starttls xmlns='" XMPPUV__NS_TLS "'/>";
-      trace_out(s, req);
-      int rc = write_raw(s, req, sizeof req - 1);
-      if (rc != 0) session_fail(s, rc, NULL, NULL, NULL, 0, NULL);
-      return;
+      xmppuv__session_trace_out(s, req);
+      int rc = xmppuv__session_write(s, req, sizeof req - 1);
+      if (rc != 0) xmppuv__session_fail(s, rc, NULL, NULL, NULL, 0, NULL);
+      return XMPPUV__SESS_NOTHING;
     }
     if (s->cfg.tls_required) {
       /* No downgrade: a server (or someone in between) that does not offer
        * STARTTLS gets no credentials. */
-      session_fail(s, XMPPUV_ETLSREQUIRED, NULL,
-                   "the server does not offer STARTTLS and TLS is required", features,
-                   1, NULL);
-      return;
+      xmppuv__session_fail(s, XMPPUV_ETLSREQUIRED, NULL,
+                           "the server does not offer STARTTLS and TLS is required", features,
+                           1, NULL);
+      return XMPPUV__SESS_NOTHING;
     }
   }
-  if (!s->authenticated) {
-    start_sasl(s, features);
-    return;
+  if (!c->authenticated) {
+    xmppuv__auth_start(s, features);
+    return XMPPUV__SESS_NOTHING;
   }
   /* The authenticated stream: binding must be offered (RFC 6120 §7.2). */
   if (xmppuv_stanza_child(features, "bind", XMPPUV__NS_BIND) == NULL) {
-    session_fail(s, XMPPUV_EBIND, NULL, "the server offers no resource binding", features,
-                 0, NULL);
-    return;
+    xmppuv__session_fail(s, XMPPUV_EBIND, NULL, "the server offers no resource binding",
+                         features, 0, NULL);
+    return XMPPUV__SESS_NOTHING;
   }
   /* RFC 6121 §A: the session iq only where it is not marked optional. */
   const xmppuv_stanza_t *sess = xmppuv_stanza_child(features, "session", XMPPUV__NS_SESSION);
-  s->session_required = sess != NULL && xmppuv_stanza_child(sess, "optional", NULL) == NULL;
-  s->state = ST_AUTHENTICATED;
-  int sm = xmppuv_stanza_child(features, "sm", XMPPUV__NS_SM) != NULL;
-  if (s->ev.authenticated != NULL) s->ev.authenticated(s->ud, sm);
+  c->session_required = sess != NULL && xmppuv_stanza_child(sess, "optional", NULL) == NULL;
+  c->state = ST_AUTHENTICATED;
+  c->sm_offered = xmppuv_stanza_child(features, "sm", XMPPUV__NS_SM) != NULL;
+  return XMPPUV__SESS_AUTHENTICATED;
+}
+
+static const char *child_text(const xmppuv_stanza_t *el) {
+  const char *t = xmppuv_stanza_text(el, NULL);
+  return t ? t : "";
 }
 
 static void on_stream_error(xmppuv__session_t *s, const xmppuv_stanza_t *el) {
@@ -535,95 +379,103 @@ static void on_stream_error(xmppuv__session_t *s, const xmppuv_stanza_t *el) {
   }
   const char *text = xmppuv_stanza_child_text(el, "text", XMPPUV__NS_STREAM_ERRORS);
   const xmppuv__stream_error_class_t *cls = xmppuv__stream_error_class(condition);
-  session_fail(s, XMPPUV_ESTREAM, condition ? condition : "undefined-condition", text, el,
-               cls->action == XMPPUV__SERR_FATAL, see_other);
+  xmppuv__session_fail(s, XMPPUV_ESTREAM, condition ? condition : "undefined-condition", text,
+                       el, cls->action == XMPPUV__SERR_FATAL, see_other);
 }
 
-/* ---- parser callbacks --------------------------------------------------------- */
-
-static int on_stream_open(void *ud, const xmppuv_stanza_t *header) {
-  xmppuv__session_t *s = ud;
+/* The server's stream header, or RFC 7395 <open/>. */
+static xmppuv__session_event_kind_t on_open(xmppuv__session_t *s,
+                                            const xmppuv_stanza_t *header) {
   const char *version = xmppuv_stanza_attr(header, "version");
   /* RFC 6120 §4.7.5: no version means a pre-1.0 server. */
   if (version == NULL || strncmp(version, "1.", 2) != 0) {
     send_stream_error(s, "unsupported-version");
-    session_fail(s, XMPPUV_EPROTO, "unsupported-version",
-                 "the server does not speak XMPP 1.0", header, 1, NULL);
-    return XMPPUV_EPROTO;
+    xmppuv__session_fail(s, XMPPUV_EPROTO, "unsupported-version",
+                         "the server does not speak XMPP 1.0", header, 1, NULL);
+    return XMPPUV__SESS_NOTHING;
   }
   const char *id = xmppuv_stanza_attr(header, "id");
-  s->stream_open = 1;
-  if (s->state == ST_OPENING) s->state = ST_FEATURES;
-  xmppuv__logf(s->log, XMPPUV_LOG_TRACE, "wire-in", "<stream:stream id='%s' version='%s'>",
-               id ? id : "", version);
-  if (s->ev.status != NULL) s->ev.status(s->ud, XMPPUV_STATUS_OPEN);
-  return 0;
+  s->c.stream_open = 1;
+  if (s->c.state == ST_OPENING) s->c.state = ST_FEATURES;
+  xmppuv__logf(s->log, XMPPUV_LOG_TRACE, "wire-in", "<%s id='%s' version='%s'>",
+               xmppuv_stanza_name(header), id ? id : "", version);
+  return XMPPUV__SESS_OPEN;
 }
 
-static int is_in(const xmppuv_stanza_t *el, const char *name, const char *ns) {
-  const char *n = xmppuv_stanza_ns(el);
-  return strcmp(xmppuv_stanza_name(el), name) == 0 && n != NULL && strcmp(n, ns) == 0;
+/* RFC 7395 §3.6: <close/>, and §3.5 <close see-other-uri='...'/>. */
+static xmppuv__session_event_kind_t on_ws_close(xmppuv__session_t *s,
+                                                const xmppuv_stanza_t *el) {
+  const char *uri = xmppuv_stanza_attr(el, "see-other-uri");
+  if (uri != NULL && uri[0] != '\0') {
+    xmppuv__session_fail(s, XMPPUV_ESTREAM, "see-other-host",
+                         "the server sends us to another WebSocket URL", el, 0, uri);
+    return XMPPUV__SESS_NOTHING;
+  }
+  s->c.stream_open = 0;
+  return XMPPUV__SESS_CLOSED;
 }
 
-static int on_element(void *ud, xmppuv_stanza_t *el) {
-  xmppuv__session_t *s = ud;
+/* One element from the server. */
+static xmppuv__session_event_kind_t on_element_item(xmppuv__session_t *s,
+                                                    xmppuv_stanza_t *el) {
+  xmppuv__session_conn_t *c = &s->c;
   xmppuv__log_stanza(s->log, "in", el);
-  if (is_in(el, "error", XMPPUV_NS_STREAMS)) {
+  if (c->framing == XMPPUV__FRAMING_WEBSOCKET) {
+    if (xmppuv__session_is_in(el, "open", XMPPUV__NS_FRAMING)) return on_open(s, el);
+    if (xmppuv__session_is_in(el, "close", XMPPUV__NS_FRAMING)) return on_ws_close(s, el);
+  }
+  if (xmppuv__session_is_in(el, "error", XMPPUV__NS_STREAMS)) {
     on_stream_error(s, el);
-  } else if (s->closing && s->state != ST_STREAMING) {
-    /* RFC 6120 §4.4: nothing more goes out after our </stream:stream>, so
-     * a negotiation step (features, SASL, bind) is left unanswered. */
+    return XMPPUV__SESS_NOTHING;
+  }
+  if (c->closing && c->state != ST_STREAMING) {
+    /* RFC 6120 §4.4: nothing more goes out after our close, so a
+     * negotiation step (features, SASL, bind) is left unanswered. */
     xmppuv__logf(s->log, XMPPUV_LOG_DEBUG, "session", "ignored <%s/> after closing the stream",
                  xmppuv_stanza_name(el));
-  } else if (s->state == ST_FEATURES) {
-    if (is_in(el, "features", XMPPUV_NS_STREAMS))
-      on_features(s, el);
-    else
+    return XMPPUV__SESS_NOTHING;
+  }
+  switch (c->state) {
+    case ST_FEATURES:
+      if (xmppuv__session_is_in(el, "features", XMPPUV__NS_STREAMS)) return on_features(s, el);
       xmppuv__logf(s->log, XMPPUV_LOG_DEBUG, "session", "ignored <%s/> before features",
                    xmppuv_stanza_name(el));
-  } else if (s->state == ST_STARTTLS) {
-    if (is_in(el, "proceed", XMPPUV__NS_TLS)) {
-      s->state = ST_TLS;
-      s->restart = RESTART_TLS;
-      xmppuv__parser_pause(s->parser);
-    } else if (is_in(el, "failure", XMPPUV__NS_TLS)) {
-      session_fail(s, XMPPUV_ETLS, "failure", "the server refused STARTTLS", el, 0, NULL);
-    }
-  } else if (s->state == ST_SASL) {
-    if (is_in(el, "challenge", XMPPUV__NS_SASL))
-      sasl_challenge(s, el);
-    else if (is_in(el, "success", XMPPUV__NS_SASL))
-      sasl_success(s, el);
-    else if (is_in(el, "failure", XMPPUV__NS_SASL))
-      sasl_failure(s, el);
-  } else if ((s->state == ST_BINDING || s->state == ST_LEGACY_SESSION) &&
-             is_reply_to_bind(s, el)) {
-    bind_reply(s, el);
-  } else if (s->state == ST_AUTHENTICATED || s->state == ST_BINDING ||
-             s->state == ST_LEGACY_SESSION || s->state == ST_STREAMING) {
-    if (is_in(el, "features", XMPPUV_NS_STREAMS)) {
-      /* Features again on a live stream (some servers re-send them):
-       * nothing to negotiate twice. */
-      xmppuv__logf(s->log, XMPPUV_LOG_DEBUG, "session", "ignored repeated stream features");
-    } else if (s->ev.element != NULL) {
-      s->ev.element(s->ud, el);
-    }
+      return XMPPUV__SESS_NOTHING;
+    case ST_STARTTLS:
+      if (xmppuv__session_is_in(el, "proceed", XMPPUV__NS_TLS)) {
+        c->state = ST_TLS;
+        return XMPPUV__SESS_STARTTLS;
+      }
+      if (xmppuv__session_is_in(el, "failure", XMPPUV__NS_TLS))
+        xmppuv__session_fail(s, XMPPUV_ETLS, "failure", "the server refused STARTTLS", el, 0,
+                             NULL);
+      return XMPPUV__SESS_NOTHING;
+    case ST_SASL:
+      xmppuv__auth_element(s, el);
+      /* Authenticated: a new stream once the parser stops here. */
+      if (c->authenticated && c->state != ST_FAILED) c->restart_sasl = 1;
+      return XMPPUV__SESS_NOTHING;
+    case ST_BINDING:
+    case ST_LEGACY_SESSION:
+      if (xmppuv__bind_is_reply(s, el)) {
+        const char *jid = NULL;
+        return xmppuv__bind_reply(s, el, &jid) == 1 ? XMPPUV__SESS_BOUND : XMPPUV__SESS_NOTHING;
+      }
+      break;
+    case ST_AUTHENTICATED:
+    case ST_STREAMING:
+      break;
+    default:
+      return XMPPUV__SESS_NOTHING;
   }
-  xmppuv_stanza_unref(el);
-  /* Stop parsing a stream that has failed. */
-  return s->state == ST_FAILED ? XMPPUV_ECANCELED : 0;
+  if (xmppuv__session_is_in(el, "features", XMPPUV__NS_STREAMS)) {
+    /* Features again on a live stream (some servers re-send them): nothing
+     * to negotiate twice. */
+    xmppuv__logf(s->log, XMPPUV_LOG_DEBUG, "session", "ignored repeated stream features");
+    return XMPPUV__SESS_NOTHING;
+  }
+  return XMPPUV__SESS_ELEMENT;
 }
-
-static int on_stream_close(void *ud) {
-  xmppuv__session_t *s = ud;
-  xmppuv__logf(s->log, XMPPUV_LOG_TRACE, "wire-in", "</stream:stream>");
-  s->stream_open = 0;
-  if (s->state != ST_FAILED && s->ev.closed != NULL) s->ev.closed(s->ud);
-  return 0;
-}
-
-static const xmppuv__parser_callbacks_t parser_callbacks = {on_stream_open, on_element,
-                                                            on_stream_close};
 
 /* ---- API ------------------------------------------------------------------------ */
 
@@ -636,11 +488,27 @@ static void free_cfg(xmppuv__session_config_t *c) {
   xmppuv__free((void *)(uintptr_t)c->mechanisms);
 }
 
-int xmppuv__session_new(const xmppuv__session_config_t *cfg,
-                        const xmppuv__session_events_t *ev, void *ud,
-                        xmppuv__session_t **out) {
+/* The one place per-connection state starts afresh. */
+static void reset_connection(xmppuv__session_t *s) {
+  xmppuv__session_conn_t *c = &s->c;
+  xmppuv__session_pending_t p;
+  while (pop_pending(s, &p)) xmppuv_stanza_unref(p.el);
+  xmppuv__free(c->pend);
+  xmppuv__buf_free(&c->held);
+  xmppuv__sasl_exchange_free(c->sasl);
+  xmppuv__free(c->bound_jid);
+  xmppuv__free(c->error_condition);
+  xmppuv__free(c->error_text);
+  xmppuv__free(c->see_other);
+  xmppuv_stanza_unref(c->error_el);
+  xmppuv_stanza_unref(c->current);
+  xmppuv__secure_zero(&c->cb, sizeof c->cb);
+  memset(c, 0, sizeof *c);
+}
+
+int xmppuv__session_new(const xmppuv__session_config_t *cfg, xmppuv__session_t **out) {
   *out = NULL;
-  if (cfg->domain == NULL || ev->write == NULL) return XMPPUV_EINVAL;
+  if (cfg->domain == NULL || cfg->out == NULL) return XMPPUV_EINVAL;
   xmppuv__session_t *s = xmppuv__calloc(1, sizeof *s);
   if (s == NULL) return XMPPUV_ENOMEM;
   s->cfg = *cfg;
@@ -661,110 +529,174 @@ int xmppuv__session_new(const xmppuv__session_config_t *cfg,
     xmppuv__free(s);
     return rc;
   }
-  s->ev = *ev;
-  s->ud = ud;
   s->log = cfg->log;
+  s->out = cfg->out;
   *out = s;
   return 0;
 }
 
 void xmppuv__session_free(xmppuv__session_t *s) {
   if (s == NULL) return;
+  reset_connection(s);
   xmppuv__parser_free(s->parser);
-  xmppuv__scram_free(s->scram);
-  xmppuv__free(s->bound_jid);
-  xmppuv__sasl_buf_wipe(&s->out);
+  xmppuv__buf_free(&s->scratch);
   free_cfg(&s->cfg);
   xmppuv__free(s);
 }
 
-int xmppuv__session_start(xmppuv__session_t *s, int tls) {
-  xmppuv__scram_free(s->scram);
-  s->scram = NULL;
-  s->scram_verified = s->client_final_sent = 0;
-  s->mech = XMPPUV__MECH_NONE;
-  s->tls = tls;
-  s->authenticated = 0;
-  s->closing = 0;
-  s->restart = RESTART_NONE;
-  s->session_required = 0;
-  s->peer_max_bytes = 0;
-  s->bind_id[0] = '\0';
-  int rc = xmppuv__parser_reset(s->parser);
-  if (rc == 0) rc = send_header(s);
-  return rc;
+int xmppuv__session_start(xmppuv__session_t *s, xmppuv__framing_t framing, int tls,
+                          const xmppuv__channel_binding_t *cb) {
+  reset_connection(s);
+  s->c.framing = framing;
+  s->c.tls = tls;
+  if (cb != NULL) s->c.cb = *cb;
+  return restart_stream(s);
 }
 
-int xmppuv__session_tls_ready(xmppuv__session_t *s) {
-  if (s->state != ST_TLS) return XMPPUV_ESTATE;
-  s->tls = 1;
-  int rc = xmppuv__parser_reset(s->parser);
-  if (rc == 0) rc = send_header(s);
-  return rc;
+int xmppuv__session_tls_ready(xmppuv__session_t *s, const xmppuv__channel_binding_t *cb) {
+  if (s->c.state != ST_TLS) return XMPPUV_ESTATE;
+  s->c.tls = 1;
+  if (cb != NULL) s->c.cb = *cb;
+  return restart_stream(s);
 }
 
 int xmppuv__session_feed(xmppuv__session_t *s, const char *data, size_t len) {
-  while (len > 0) {
-    if (s->state == ST_FAILED || s->state == ST_IDLE) return XMPPUV_ESTATE;
-    size_t used = 0;
-    int rc = xmppuv__parser_feed(s->parser, data, len, &used);
-    if (rc != 0) {
-      if (s->state == ST_FAILED) return s->fail_code; /* a handler failed */
-      const char *condition = xmppuv__parser_condition(s->parser);
-      const char *detail = xmppuv__parser_detail(s->parser);
-      /* RFC 6120 §4.9.1: tell the server what was wrong with its XML. */
-      if (condition != NULL && rc != XMPPUV_ENOMEM) send_stream_error(s, condition);
-      session_fail(s, rc, condition, detail, NULL, 0, NULL);
-      return rc;
-    }
-    data += used;
-    len -= used;
-    restart_t restart = s->restart;
-    s->restart = RESTART_NONE;
-    if (restart == RESTART_TLS) {
-      /* What follows <proceed/> is TLS, not XML of this stream. */
-      rc = s->ev.starttls(s->ud, data, len);
-      if (rc != 0) session_fail(s, rc, NULL, "could not start TLS", NULL, 0, NULL);
-      return rc;
-    }
-    if (restart == RESTART_SASL) {
-      rc = xmppuv__parser_reset(s->parser);
-      if (rc == 0) rc = send_header(s);
-      if (rc != 0) {
-        session_fail(s, rc, NULL, NULL, NULL, 0, NULL);
-        return rc;
-      }
-    }
+  xmppuv__session_conn_t *c = &s->c;
+  if (c->state == ST_IDLE) return XMPPUV_ESTATE;
+  if (c->state == ST_FAILED || len == 0) return 0; /* nothing more matters */
+  if (held_left(c) || c->hold != HOLD_NONE || c->yielded) {
+    /* Behind what is held, in order (TLS data after <proceed/>, input
+     * waiting for credentials or for the engine to catch up). */
+    if (xmppuv__buf_append(&c->held, data, len) != 0) return XMPPUV_ENOMEM;
+    if (c->hold == HOLD_NONE) c->hold = c->yielded ? HOLD_CREDENTIALS : HOLD_FLOW;
+    parse_held(s);
+    return 0;
   }
-  /* Idle between stanzas: give expat's ~12 KB back until the next input
-   * (thousands of mostly idle connections per process are the norm). */
-  if (s->state == ST_STREAMING) xmppuv__parser_release(s->parser);
-  return 0;
+  return parse(s, data, len);
+}
+
+int xmppuv__session_step(xmppuv__session_t *s, xmppuv__session_event_t *ev) {
+  xmppuv__session_conn_t *c = &s->c;
+  memset(ev, 0, sizeof *ev);
+  xmppuv_stanza_unref(c->current);
+  c->current = NULL;
+  /* TLS bytes given out with a STARTTLS event are the driver's now. */
+  if (c->hold == HOLD_NONE && !held_left(c) && c->held.cap > 0) {
+    xmppuv__buf_free(&c->held);
+    c->held_off = 0;
+  }
+  xmppuv__session_pending_t p;
+  if (!pop_pending(s, &p)) {
+    /* The failure comes after everything queued before it. */
+    if (!c->fail_pending) return 0;
+    c->fail_pending = 0;
+    ev->kind = XMPPUV__SESS_FAILED;
+    ev->error = c->error;
+    ev->see_other = c->see_other;
+    return 1;
+  }
+  ev->kind = p.kind;
+  switch (p.kind) {
+    case XMPPUV__SESS_ELEMENT:
+      c->current = p.el;
+      ev->el = p.el;
+      parse_held(s); /* room again for what waits */
+      break;
+    case XMPPUV__SESS_STARTTLS:
+      /* What followed <proceed/> is TLS, not XML of this stream. */
+      ev->rest = c->held.data != NULL ? c->held.data + c->held_off : NULL;
+      ev->rest_len = c->held.len - c->held_off;
+      c->held_off = c->held.len;
+      c->hold = HOLD_NONE;
+      break;
+    case XMPPUV__SESS_CREDENTIALS:
+      if (c->sasl != NULL) xmppuv__sasl_exchange_need(c->sasl, &ev->need);
+      break;
+    case XMPPUV__SESS_AUTHENTICATED:
+      ev->sm_offered = p.sm_offered;
+      break;
+    case XMPPUV__SESS_BOUND:
+      ev->full_jid = c->bound_jid;
+      break;
+    default:
+      break;
+  }
+  return 1;
+}
+
+int xmppuv__session_password(xmppuv__session_t *s, const char *password) {
+  return xmppuv__auth_password(s, password);
+}
+
+int xmppuv__session_keys(xmppuv__session_t *s, const xmppuv__scram_keys_t *keys) {
+  return xmppuv__auth_keys(s, keys);
+}
+
+void xmppuv__session_no_credentials(xmppuv__session_t *s, int status) {
+  xmppuv__session_fail(s, status, NULL, "no credentials to authenticate with", NULL,
+                       status != XMPPUV_ENOMEM, NULL);
+}
+
+void xmppuv__session_offer_keys(xmppuv__session_t *s,
+                                const xmppuv__scram_keys_t *const *keys, size_t n) {
+  s->n_offered = 0;
+  for (size_t i = 0; i < n && s->n_offered < 3; i++)
+    if (keys[i] != NULL) s->offered[s->n_offered++] = keys[i];
+}
+
+int xmppuv__session_take_keys(xmppuv__session_t *s, xmppuv__scram_keys_t **out) {
+  *out = NULL;
+  xmppuv__sasl_exchange_t *x = s->c.sasl;
+  if (x == NULL || !xmppuv__mech_is_scram(xmppuv__sasl_exchange_mech(x)) ||
+      xmppuv__sasl_exchange_used_cached_keys(x))
+    return 0;
+  int rc = xmppuv__sasl_exchange_export_keys(x, out);
+  return rc == XMPPUV_ESTATE ? 0 : rc;
 }
 
 int xmppuv__session_bind(xmppuv__session_t *s) {
-  if (s->state != ST_AUTHENTICATED) return XMPPUV_ESTATE;
-  s->state = ST_BINDING;
-  int rc = send_bind(s);
-  if (rc != 0) session_fail(s, rc, NULL, NULL, NULL, 0, NULL);
+  if (s->c.state != ST_AUTHENTICATED) return XMPPUV_ESTATE;
+  s->c.state = ST_BINDING;
+  int rc = xmppuv__bind_send(s);
+  if (rc != 0) xmppuv__session_fail(s, rc, NULL, NULL, NULL, 0, NULL);
   return rc;
 }
 
 int xmppuv__session_close(xmppuv__session_t *s) {
-  if (s->closing) return 0;
-  s->closing = 1;
+  if (s->c.closing) return 0;
+  s->c.closing = 1;
   static const char end[] = "</stream:stream>";
-  trace_out(s, end);
-  return write_raw(s, end, sizeof end - 1);
+  static const char ws_close[] = "<close xmlns='" XMPPUV__NS_FRAMING "'/>";
+  int ws = s->c.framing == XMPPUV__FRAMING_WEBSOCKET;
+  xmppuv__session_trace_out(s, ws ? ws_close : end);
+  return ws ? xmppuv__session_write(s, ws_close, sizeof ws_close - 1)
+            : xmppuv__session_write(s, end, sizeof end - 1);
 }
 
-int xmppuv__session_is_open(const xmppuv__session_t *s) { return s->stream_open; }
-
+int xmppuv__session_is_open(const xmppuv__session_t *s) { return s->c.stream_open; }
 
 size_t xmppuv__session_peer_max_bytes(const xmppuv__session_t *s) {
-  return s->peer_max_bytes;
+  return s->c.peer_max_bytes;
 }
 
 const char *xmppuv__session_mechanism(const xmppuv__session_t *s) {
-  return s->mech != XMPPUV__MECH_NONE ? xmppuv__mech_name(s->mech) : NULL;
+  xmppuv__mech_t m = s->c.sasl != NULL ? xmppuv__sasl_exchange_mech(s->c.sasl)
+                                       : XMPPUV__MECH_NONE;
+  return m != XMPPUV__MECH_NONE ? xmppuv__mech_name(m) : NULL;
+}
+
+void xmppuv__session_idle(xmppuv__session_t *s) {
+  /* Idle between stanzas: give expat's ~12 KB back until the next input
+   * (thousands of mostly idle connections per process are the norm). */
+  if (s->c.state == ST_STREAMING && s->c.pend_len == 0 && !held_left(&s->c))
+    xmppuv__parser_release(s->parser);
+}
+
+int xmppuv__session_wants_input(const xmppuv__session_t *s) {
+  const xmppuv__session_conn_t *c = &s->c;
+  return c->hold == HOLD_NONE && !held_left(c) && !c->yielded;
+}
+
+int xmppuv__session_pending(const xmppuv__session_t *s) {
+  return s->c.pend_len > 0 || s->c.fail_pending;
 }

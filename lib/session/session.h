@@ -1,18 +1,53 @@
 /* Stream negotiation (RFC 6120), the I/O-free core of one connection:
- * stream header, features, STARTTLS, SASL, resource binding, then the
- * stream of stanzas. Bytes in (plaintext, after TLS), bytes out through the
- * write event, and events for what the driver must do (start TLS, resume or
- * bind, go online). No clock: the driver times the negotiation. */
+ * stream header (or RFC 7395 framing), features, STARTTLS, SASL, resource
+ * binding, then the stream of stanzas.
+ *
+ * Pull, not push: bytes from the server go in with xmppuv__session_feed(),
+ * which only parses and queues what arrived (nothing runs on expat's
+ * stack); xmppuv__session_step() then handles one queued item at a time
+ * and says what the driver must know or do (an event). Bytes for the server
+ * are appended to the config's `out` buffer, the engine's one output. No
+ * clock, no callbacks: the engine times the negotiation and decides.
+ *
+ * Credentials: the session never asks the app. When the SASL exchange needs
+ * the password (PLAIN) or SCRAM keys, a step says so (SESS_CREDENTIALS) and
+ * the engine answers with xmppuv__session_password() or
+ * xmppuv__session_keys(); keys learned from a successful login come back
+ * through xmppuv__session_take_keys() for the next connection. */
 #ifndef XMPPUV_SESSION_H
 #define XMPPUV_SESSION_H
 
 #include <stddef.h>
 
+#include "sasl/exchange.h"
+#include "util/buf.h"
 #include "util/log.h"
 #include "xml/parser.h"
 #include "xmppuv.h"
 
 typedef struct xmppuv__session xmppuv__session_t;
+
+/* How the stream is framed on the transport: one XML stream with a
+ * <stream:stream> header (TCP, RFC 6120), or one element per message with
+ * <open/> and <close/> (WebSocket, RFC 7395). The transport decides. */
+typedef enum {
+  XMPPUV__FRAMING_STREAM = 0,
+  XMPPUV__FRAMING_WEBSOCKET
+} xmppuv__framing_t;
+
+/* The channel-binding data the TLS layer can give for this connection,
+ * strongest first (read when TLS is up: tls-unique and tls-exporter are
+ * fixed once the handshake is done). */
+#define XMPPUV__CB_MAX_TYPES 3
+#define XMPPUV__CB_MAX_DATA 64
+typedef struct xmppuv__channel_binding {
+  size_t n;
+  struct {
+    char type[24];
+    unsigned char data[XMPPUV__CB_MAX_DATA];
+    size_t len;
+  } b[XMPPUV__CB_MAX_TYPES];
+} xmppuv__channel_binding_t;
 
 typedef struct xmppuv__session_config {
   const char *domain;   /* 'to' of the stream header */
@@ -23,56 +58,86 @@ typedef struct xmppuv__session_config {
   int tls_required;     /* refuse to go on without TLS */
   int allow_anonymous;
   int allow_plain_insecure; /* PLAIN without TLS (TLS disabled explicitly) */
+  int have_credentials;     /* a password or a way to get one */
   const char *mechanisms;   /* allow-list "A,B" or NULL for all */
   xmppuv__xml_limits_t limits;
   const xmppuv__log_t *log;
+  xmppuv__buf_t *out; /* where bytes for the server go (borrowed) */
 } xmppuv__session_config_t;
 
-typedef struct xmppuv__session_events {
-  /* Bytes for the server, in order. 0 or an error (the session fails). */
-  int (*write)(void *ud, const char *data, size_t len);
-  /* <proceed/>: start TLS; rest = bytes after it in the same input. */
-  int (*starttls)(void *ud, const char *rest, size_t rest_len);
-  /* Channel-binding types the connection can provide now, strongest first. */
-  size_t (*cb_types)(void *ud, const char **types, size_t max);
-  int (*cb_data)(void *ud, const char *type, unsigned char *out, size_t *len);
-  /* The password, into buf (size bytes, NUL-terminated). 0 or an error. */
-  int (*password)(void *ud, char *buf, size_t size);
-  /* XMPPUV_STATUS_OPENING (header sent) and _OPEN (header received). */
-  void (*status)(void *ud, xmppuv_status_t status);
-  /* SASL done and the new stream's features read: resume (SM) or call
-   * xmppuv__session_bind(). sm_offered: the features had <sm/>. */
-  void (*authenticated)(void *ud, int sm_offered);
-  /* Resource bound (and the legacy session established where required). */
-  void (*bound)(void *ud, const char *full_jid);
-  /* After authentication, every top-level element that is not the
-   * session's own (stanzas, SM nonzas). Borrowed for the call. */
-  void (*element)(void *ud, xmppuv_stanza_t *el);
-  /* The stream failed: a negotiation error, a stream error from the server,
-   * bad XML from it. The session is dead; the driver drops the connection.
-   * see_other_host: the new "host[:port]" for a see-other-host error. */
-  void (*failed)(void *ud, const xmppuv_error_t *err, const char *see_other_host);
-  /* The server closed the stream with </stream:stream>. */
-  void (*closed)(void *ud);
-} xmppuv__session_events_t;
+typedef enum {
+  XMPPUV__SESS_NOTHING = 0,   /* handled inside (or nothing queued) */
+  XMPPUV__SESS_OPEN,          /* the server's stream header (status open) */
+  XMPPUV__SESS_RESTART,       /* SASL done: a new stream header went out
+                                 (status opening) */
+  XMPPUV__SESS_STARTTLS,      /* <proceed/>: start TLS now; rest = TLS bytes
+                                 that came after it */
+  XMPPUV__SESS_CREDENTIALS,   /* SASL waits for need */
+  XMPPUV__SESS_AUTHENTICATED, /* the authenticated stream's features are
+                                 read: resume (SM) or xmppuv__session_bind() */
+  XMPPUV__SESS_BOUND,         /* resource bound: full_jid */
+  XMPPUV__SESS_ELEMENT,       /* an element after negotiation (stanzas, SM
+                                 nonzas): el */
+  XMPPUV__SESS_FAILED,        /* the stream failed (a negotiation error, a
+                                 stream error, bad XML): error; the session is
+                                 dead, drop the connection */
+  XMPPUV__SESS_CLOSED         /* the server ended the stream */
+} xmppuv__session_event_kind_t;
 
-/* cfg strings are copied. 0, XMPPUV_ENOMEM. */
-int xmppuv__session_new(const xmppuv__session_config_t *cfg,
-                        const xmppuv__session_events_t *ev, void *ud,
-                        xmppuv__session_t **out);
+/* Everything borrowed until the next call on the session. */
+typedef struct xmppuv__session_event {
+  xmppuv__session_event_kind_t kind;
+  int sm_offered;          /* AUTHENTICATED: the features had <sm/> */
+  const char *full_jid;    /* BOUND */
+  xmppuv_stanza_t *el;     /* ELEMENT */
+  xmppuv_error_t error;    /* FAILED */
+  const char *see_other;   /* FAILED: see-other-host "host[:port]", or NULL */
+  const char *rest;        /* STARTTLS */
+  size_t rest_len;
+  xmppuv__sasl_need_t need; /* CREDENTIALS */
+} xmppuv__session_event_t;
+
+/* cfg strings are copied; cfg->out and cfg->log are borrowed. 0,
+ * XMPPUV_EINVAL, XMPPUV_ENOMEM. */
+int xmppuv__session_new(const xmppuv__session_config_t *cfg, xmppuv__session_t **out);
 void xmppuv__session_free(xmppuv__session_t *s);
 
-/* The connection is up (tls: TLS already active, direct TLS): open the
- * stream. Resets all per-connection state, so one session object serves
- * every connection of a client. */
-int xmppuv__session_start(xmppuv__session_t *s, int tls);
+/* A connection is up (tls: TLS already active, direct TLS; cb: its binding
+ * data, or NULL): open the stream. Resets all per-connection state (one
+ * place), so one session object serves every connection of a client. */
+int xmppuv__session_start(xmppuv__session_t *s, xmppuv__framing_t framing, int tls,
+                          const xmppuv__channel_binding_t *cb);
 /* The STARTTLS handshake finished: restart the stream. */
-int xmppuv__session_tls_ready(xmppuv__session_t *s);
-/* Bytes from the server. Errors are also reported through `failed`. */
+int xmppuv__session_tls_ready(xmppuv__session_t *s, const xmppuv__channel_binding_t *cb);
+
+/* Bytes from the server: parsed and queued for xmppuv__session_step() (a
+ * parse error is queued too, after what came before it). 0, or
+ * XMPPUV_ENOMEM (input lost: drop the connection), XMPPUV_ESTATE. */
 int xmppuv__session_feed(xmppuv__session_t *s, const char *data, size_t len);
-/* Bind a resource (after `authenticated`, or after a failed resumption). */
+/* Handle the next queued item: 1 and *ev (kind NOTHING when it was handled
+ * inside), or 0 when nothing is queued. */
+int xmppuv__session_step(xmppuv__session_t *s, xmppuv__session_event_t *ev);
+
+/* Answers to SESS_CREDENTIALS. The password is used at once and not kept;
+ * keys are copied. Errors are also the session's failure (a FAILED event
+ * follows at the next step): XMPPUV_ESTATE, XMPPUV_ENOMEM, ... */
+int xmppuv__session_password(xmppuv__session_t *s, const char *password);
+int xmppuv__session_keys(xmppuv__session_t *s, const xmppuv__scram_keys_t *keys);
+/* The app has no credentials to give (status: why): the session fails. */
+void xmppuv__session_no_credentials(xmppuv__session_t *s, int status);
+/* Keys a new SCRAM exchange may use when they fit the server's salt (the
+ * engine's cache, borrowed: it must outlive their use, up to the next
+ * xmppuv__session_start()). Up to 3. */
+void xmppuv__session_offer_keys(xmppuv__session_t *s,
+                                const xmppuv__scram_keys_t *const *keys, size_t n);
+/* After SESS_AUTHENTICATED: the SCRAM keys of that login, for the cache
+ * (*out owned by the caller; NULL when it was not SCRAM or used cached
+ * keys). 0 or XMPPUV_ENOMEM. */
+int xmppuv__session_take_keys(xmppuv__session_t *s, xmppuv__scram_keys_t **out);
+
+/* Bind a resource (after SESS_AUTHENTICATED, or after a failed resumption). */
 int xmppuv__session_bind(xmppuv__session_t *s);
-/* Write </stream:stream> (graceful close). */
+/* Write </stream:stream> or <close/> (graceful close). */
 int xmppuv__session_close(xmppuv__session_t *s);
 /* Non-zero once the server's stream header arrived on this connection. */
 int xmppuv__session_is_open(const xmppuv__session_t *s);
@@ -81,5 +146,13 @@ int xmppuv__session_is_open(const xmppuv__session_t *s);
 size_t xmppuv__session_peer_max_bytes(const xmppuv__session_t *s);
 /* The SASL mechanism used on this connection, or NULL. */
 const char *xmppuv__session_mechanism(const xmppuv__session_t *s);
+/* Zero while the session holds input it cannot handle yet (waiting for
+ * credentials, or for the engine to catch up): the driver stops reading
+ * until it says 1 again. */
+int xmppuv__session_wants_input(const xmppuv__session_t *s);
+/* Events wait for xmppuv__session_step(). */
+int xmppuv__session_pending(const xmppuv__session_t *s);
+/* Give the idle parser's memory back (nothing queued, between stanzas). */
+void xmppuv__session_idle(xmppuv__session_t *s);
 
 #endif

@@ -548,20 +548,46 @@ const char *xmppuv__sm_location(const xmppuv__sm_t *sm) {
   return sm->location;
 }
 
+int xmppuv__sm_resume_element(const xmppuv__sm_t *sm, xmppuv__buf_t *out) {
+  if (sm->sm_id == NULL) return XMPPUV_ESTATE;
+  /* XEP-0198 §5: <resume previd h/>, h = stanzas we handled. */
+  char h[16];
+  snprintf(h, sizeof h, "%" PRIu32, sm->h);
+  size_t old = out->len;
+  if (xmppuv__buf_append_str(out, "<resume xmlns='" XMPPUV__NS_SM "' h='") != 0 ||
+      xmppuv__buf_append_str(out, h) != 0 ||
+      xmppuv__buf_append_str(out, "' previd='") != 0 ||
+      xmppuv__escape_attr(out, sm->sm_id, strlen(sm->sm_id)) != 0 ||
+      xmppuv__buf_append_str(out, "'/>") != 0) {
+    out->len = old;
+    return XMPPUV_ENOMEM;
+  }
+  return 0;
+}
+
+/* <enable/> as configured, into a fixed buffer (it cannot fail). */
+#define ENABLE_MAX 96
+static size_t enable_text(const xmppuv__sm_t *sm, char buf[ENABLE_MAX]) {
+  int n = snprintf(buf, ENABLE_MAX, "<enable xmlns='" XMPPUV__NS_SM "'%s",
+                   sm->cfg.resume ? " resume='true'" : "");
+  if (sm->cfg.resume && sm->cfg.max_resume_s != 0)
+    n += snprintf(buf + n, ENABLE_MAX - (size_t)n, " max='%" PRIu32 "'",
+                  sm->cfg.max_resume_s);
+  n += snprintf(buf + n, ENABLE_MAX - (size_t)n, "/>");
+  return (size_t)n;
+}
+
+int xmppuv__sm_enable_element(const xmppuv__sm_t *sm, xmppuv__buf_t *out) {
+  char buf[ENABLE_MAX];
+  size_t n = enable_text(sm, buf);
+  return xmppuv__buf_append(out, buf, n);
+}
+
 int xmppuv__sm_resume(xmppuv__sm_t *sm, xmppuv__time_t now) {
   if (sm->state != ST_AUTHED || !xmppuv__sm_can_resume(sm, now))
     return XMPPUV_ESTATE;
-  /* XEP-0198 §5: <resume previd h/>, h = stanzas we handled. */
   xmppuv__buf_clear(&sm->scratch);
-  char h[16];
-  snprintf(h, sizeof h, "%" PRIu32, sm->h);
-  if (xmppuv__buf_append_str(&sm->scratch,
-                             "<resume xmlns='" XMPPUV__NS_SM "' h='") != 0 ||
-      xmppuv__buf_append_str(&sm->scratch, h) != 0 ||
-      xmppuv__buf_append_str(&sm->scratch, "' previd='") != 0 ||
-      xmppuv__escape_attr(&sm->scratch, sm->sm_id, strlen(sm->sm_id)) != 0 ||
-      xmppuv__buf_append_str(&sm->scratch, "'/>") != 0)
-    return XMPPUV_ENOMEM;
+  if (xmppuv__sm_resume_element(sm, &sm->scratch) != 0) return XMPPUV_ENOMEM;
   sm->state = ST_RESUMING;
   sm->sm_on = 1; /* h carries over: count and answer <r/> from now on */
   sm->attached = 1;
@@ -599,19 +625,14 @@ int xmppuv__sm_enable(xmppuv__sm_t *sm, const char *full_jid,
   sm->since_r = 0;
 
   if (sm->cfg.enabled && server_offers) {
-    char buf[96];
-    int n = snprintf(buf, sizeof buf, "<enable xmlns='" XMPPUV__NS_SM "'%s",
-                     sm->cfg.resume ? " resume='true'" : "");
-    if (sm->cfg.resume && sm->cfg.max_resume_s != 0)
-      n += snprintf(buf + n, sizeof buf - (size_t)n, " max='%" PRIu32 "'",
-                    sm->cfg.max_resume_s);
-    n += snprintf(buf + n, sizeof buf - (size_t)n, "/>");
+    char buf[ENABLE_MAX];
+    size_t n = enable_text(sm, buf);
     /* XEP-0198 §4: our outbound count starts when <enable/> is sent; stanzas
      * from here on are written and counted even before <enabled/>. */
     sm->state = ST_ENABLING;
     sm->wait_at = after(now, sm->cfg.wait_timeout_ms);
     LOG(sm, XMPPUV_LOG_DEBUG, "enabling stream management");
-    if (put(sm, buf, (size_t)n) != 0) return 0;
+    if (put(sm, buf, n) != 0) return 0;
     flush_held(sm, now);
     return 0;
   }
@@ -1145,12 +1166,36 @@ static int import_entry(xmppuv__sm_t *sm, xmppuv__smq_t *q,
   return rc;
 }
 
+/* The account rule of xmppuv__sm_import(): before anything is loaded. */
+static int check_account(const xmppuv__sm_t *sm, const xmppuv__smp_header_t *hdr,
+                         const xmppuv_jid_t *account) {
+  if (account == NULL) return 0;
+  if (hdr->full_jid_len == 0) {
+    /* The SM-ID comes after binding, so export never writes a session
+     * without its JID: one that has no JID cannot be shown to be ours. */
+    if (!hdr->resumable) return 0;
+    LOG(sm, XMPPUV_LOG_WARN, "saved state refused: a session without a JID");
+    return XMPPUV_ESTATEBLOB;
+  }
+  char *full = xmppuv__strndup(hdr->full_jid, hdr->full_jid_len);
+  if (full == NULL) return XMPPUV_ENOMEM;
+  xmppuv_jid_t *j = NULL;
+  int rc = memchr(hdr->full_jid, '\0', hdr->full_jid_len) == NULL
+               ? xmppuv_jid_parse(full, &j)
+               : XMPPUV_EJID;
+  xmppuv__free(full);
+  if (rc == XMPPUV_ENOMEM) return rc;
+  int ours = rc == 0 && xmppuv_jid_bare_equal(j, account);
+  xmppuv_jid_free(j);
+  if (ours) return 0;
+  LOG(sm, XMPPUV_LOG_WARN, "saved state refused: %s",
+      rc != 0 ? "its JID is invalid" : "it belongs to another account");
+  return XMPPUV_ESTATEBLOB;
+}
+
 int xmppuv__sm_import(xmppuv__sm_t *sm, const void *data, size_t len,
-                      char **full_jid) {
+                      const xmppuv_jid_t *account, char **full_jid) {
   if (full_jid != NULL) *full_jid = NULL;
-  if (sm->used || sm->state != ST_DOWN || xmppuv__smq_len(&sm->q) != 0 ||
-      sm->sm_id != NULL)
-    return XMPPUV_ESTATE;
   xmppuv__smp_header_t hdr;
   xmppuv__smp_reader_t rd;
   int rc = xmppuv__smp_decode(data, len, &hdr, &rd);
@@ -1164,6 +1209,13 @@ int xmppuv__sm_import(xmppuv__sm_t *sm, const void *data, size_t len,
     LOG(sm, XMPPUV_LOG_WARN, "saved state refused: invalid text");
     return XMPPUV_ESTATEBLOB;
   }
+  /* What the blob is comes first: another account's is refused as such
+   * even by an engine that has loaded one already. */
+  rc = check_account(sm, &hdr, account);
+  if (rc != 0) return rc;
+  if (sm->used || sm->state != ST_DOWN || xmppuv__smq_len(&sm->q) != 0 ||
+      sm->sm_id != NULL)
+    return XMPPUV_ESTATE;
   if (hdr.nentries > sm->cfg.queue_max) {
     LOG(sm, XMPPUV_LOG_WARN,
         "saved state holds %" PRIu32 " stanzas, more than queue_max %zu",

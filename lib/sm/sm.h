@@ -134,6 +134,12 @@ void xmppuv__sm_stream_authenticated(xmppuv__sm_t *sm, xmppuv__time_t now);
 int xmppuv__sm_can_resume(const xmppuv__sm_t *sm, xmppuv__time_t now);
 /* The server's preferred reconnection "host:port" from <enabled/>, or NULL. */
 const char *xmppuv__sm_location(const xmppuv__sm_t *sm);
+/* The elements for someone else to send (XEP-0198 inside Bind2 and SASL2,
+ * XEP-0386/0388): <enable/> as configured, and <resume previd h/> for the
+ * saved session (XMPPUV_ESTATE if there is none). Appended to out; 0 or
+ * XMPPUV_ENOMEM (out as it was). */
+int xmppuv__sm_enable_element(const xmppuv__sm_t *sm, xmppuv__buf_t *out);
+int xmppuv__sm_resume_element(const xmppuv__sm_t *sm, xmppuv__buf_t *out);
 /* Write <resume previd h/>; a wait timer starts. XMPPUV_ESTATE if not
  * resumable. */
 int xmppuv__sm_resume(xmppuv__sm_t *sm, xmppuv__time_t now);
@@ -230,13 +236,18 @@ int xmppuv__sm_export(const xmppuv__sm_t *sm, xmppuv__time_t now,
 /* Load such state into an engine that has not been used yet (before the
  * first stream and the first send). Queued stanzas are rebuilt as stanza
  * trees (for done events; their cb is NULL). The time the connection was
- * lost is a wall time here, so the max check uses wall time. Errors:
+ * lost is a wall time here, so the max check uses wall time. The blob is
+ * decoded once, and checked whole before anything is loaded. With account
+ * set, a session saved under another account (its full JID's bare JID is
+ * not account's) is refused, and so is a session without a JID (it cannot
+ * be shown to be ours); a blob without a JID and without a session (saved
+ * before the first login: held stanzas only) is accepted. Errors:
  * XMPPUV_ESTATEBLOB (corrupt, truncated, foreign or newer format, invalid
- * text or stanza), XMPPUV_ESTATE (engine already used), XMPPUV_ENOBUFS (more
- * stanzas than queue_max), XMPPUV_ENOMEM; on error nothing changed. The full
- * JID saved is returned in *full_jid (allocated, xmppuv__free; NULL if none)
- * if not NULL. */
+ * text or stanza, another account), XMPPUV_ESTATE (engine already used),
+ * XMPPUV_ENOBUFS (more stanzas than queue_max), XMPPUV_ENOMEM; on error
+ * nothing changed. The full JID saved is returned in *full_jid (allocated,
+ * xmppuv__free; NULL if none) if not NULL. */
 int xmppuv__sm_import(xmppuv__sm_t *sm, const void *data, size_t len,
-                      char **full_jid);
+                      const xmppuv_jid_t *account, char **full_jid);
 
 #endif

@@ -19,6 +19,7 @@ typedef enum {
 } conn_state_t;
 
 struct xmppuv__conn {
+  xmppuv__transport_t base; /* first: a conn is a transport */
   uv_loop_t *loop;
   conn_state_t state;
   xmppuv__conn_events_t ev;
@@ -60,6 +61,7 @@ struct xmppuv__conn {
   uv_timer_t handshake_timer;
   int timer_open;
   int closed_reported;
+  int paused; /* the owner takes no input for now (xmppuv__conn_pause) */
   char peer[300];
 };
 
@@ -211,8 +213,9 @@ static void drive_tls(xmppuv__conn_t *c) {
     }
     if (n == 0) return;
     if (c->ev.data != NULL) c->ev.data(c->ud, plain_buffer, n);
-    /* The owner may have closed us, or started something new. */
-    if (c->state != CONN_OPEN) return;
+    /* The owner may have closed us, or started something new, or want no
+     * more for now: what TLS holds waits in it. */
+    if (c->state != CONN_OPEN || c->paused) return;
   }
 }
 
@@ -485,19 +488,6 @@ static int is_ip_literal(const char *s) {
 
 /* ---- API ------------------------------------------------------------------ */
 
-void xmppuv__split_host_port(const char *in, char *host, size_t host_size, uint16_t *port) {
-  snprintf(host, host_size, "%s", in);
-  *port = 0;
-  char *colon = strrchr(host, ':');
-  if (colon == NULL || strchr(colon, ']') != NULL) return;
-  if (host[0] != '[' && strchr(host, ':') != colon) return; /* bare IPv6 */
-  char *end = NULL;
-  unsigned long p = strtoul(colon + 1, &end, 10);
-  if (end == colon + 1 || *end != '\0' || p == 0 || p > 65535) return;
-  *port = (uint16_t)p;
-  *colon = '\0';
-}
-
 int xmppuv__conn_open(uv_loop_t *loop, const xmppuv__conn_config_t *cfg,
                       const xmppuv__conn_events_t *ev, void *ud,
                       xmppuv__conn_t **out) {
@@ -507,6 +497,7 @@ int xmppuv__conn_open(uv_loop_t *loop, const xmppuv__conn_config_t *cfg,
     return XMPPUV_EINVAL;
   xmppuv__conn_t *c = xmppuv__calloc(1, sizeof *c);
   if (c == NULL) return XMPPUV_ENOMEM;
+  c->base.ops = &xmppuv__stream_transport;
   c->loop = loop;
   c->ev = *ev;
   c->ud = ud;
@@ -624,6 +615,21 @@ int xmppuv__conn_channel_binding(xmppuv__conn_t *c, const char *type,
   return xmppuv__tls_channel_binding(c->tls, type, out, len);
 }
 
+/* Reading again after a pause: plaintext TLS decrypted already and kept is
+ * delivered from the loop, never inside this call. */
+static void on_resume(uv_idle_t *h) {
+  xmppuv__conn_t *c = h->data;
+  uv_idle_stop(h);
+  if (c->state == CONN_OPEN && !c->paused && c->tls != NULL) drive_tls(c);
+}
+
+void xmppuv__conn_pause(xmppuv__conn_t *c, int paused) {
+  if (c->state == CONN_CLOSING || c->paused == paused) return;
+  c->paused = paused;
+  if (c->tcp != NULL) xmppuv__tcp_pause(c->tcp, paused);
+  if (!paused && c->tls != NULL && c->own_open) uv_idle_start(&c->own, on_resume);
+}
+
 void xmppuv__conn_close(xmppuv__conn_t *c, int graceful) {
   if (c != NULL) shut(c, graceful);
 }
@@ -633,3 +639,52 @@ size_t xmppuv__conn_pending(const xmppuv__conn_t *c) {
 }
 
 const char *xmppuv__conn_peer(const xmppuv__conn_t *c) { return c->peer; }
+
+/* ---- the transport interface ----------------------------------------------- */
+
+static int op_open(uv_loop_t *loop, const xmppuv__transport_config_t *cfg,
+                   const xmppuv__transport_events_t *ev, void *ud,
+                   xmppuv__transport_t **out) {
+  xmppuv__conn_t *c = NULL;
+  int rc = xmppuv__conn_open(loop, cfg, ev, ud, &c);
+  *out = rc == 0 ? &c->base : NULL;
+  return rc;
+}
+
+static int op_write(xmppuv__transport_t *t, const char *data, size_t len) {
+  return xmppuv__conn_write((xmppuv__conn_t *)t, data, len);
+}
+
+static int op_starttls(xmppuv__transport_t *t, const char *rest, size_t rest_len) {
+  return xmppuv__conn_starttls((xmppuv__conn_t *)t, rest, rest_len);
+}
+
+static void op_channel_binding(xmppuv__transport_t *t, xmppuv__channel_binding_t *out) {
+  xmppuv__conn_t *c = (xmppuv__conn_t *)t;
+  memset(out, 0, sizeof *out);
+  const char *types[XMPPUV__CB_MAX_TYPES];
+  size_t n = xmppuv__conn_cb_types(c, types, XMPPUV__CB_MAX_TYPES);
+  for (size_t i = 0; i < n; i++) {
+    size_t len = XMPPUV__CB_MAX_DATA;
+    if (xmppuv__conn_channel_binding(c, types[i], out->b[out->n].data, &len) != 0) continue;
+    snprintf(out->b[out->n].type, sizeof out->b[0].type, "%s", types[i]);
+    out->b[out->n].len = len;
+    out->n++;
+  }
+}
+
+static void op_pause(xmppuv__transport_t *t, int paused) {
+  xmppuv__conn_pause((xmppuv__conn_t *)t, paused);
+}
+
+static void op_close(xmppuv__transport_t *t, int graceful) {
+  xmppuv__conn_close((xmppuv__conn_t *)t, graceful);
+}
+
+static const char *op_peer(const xmppuv__transport_t *t) {
+  return xmppuv__conn_peer((const xmppuv__conn_t *)t);
+}
+
+const xmppuv__transport_ops_t xmppuv__stream_transport = {
+    "stream", XMPPUV__FRAMING_STREAM, op_open, op_write, op_starttls,
+    op_channel_binding, op_pause, op_close, op_peer};

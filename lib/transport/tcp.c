@@ -26,11 +26,13 @@ struct xmppuv__tcp {
   void *ud;
   const xmppuv__log_t *log;
   char peer[64];
+  int paused; /* reading stopped: the reader has enough for now */
 };
 
 /* Shared by every connection of the thread: read_cb consumes the bytes
- * before libuv asks for a buffer again. */
-static _Thread_local char read_buffer[64 * 1024];
+ * before libuv asks for a buffer again. 16 KB, a TLS record's worth: what
+ * the reader cannot take at once it holds, and this bounds that. */
+static _Thread_local char read_buffer[16 * 1024];
 
 static void close_handles(xmppuv__tcp_t *t, int reset);
 
@@ -180,6 +182,15 @@ static void on_connect(uv_connect_t *req, int status) {
   }
   if (t->ev.connected != NULL) t->ev.connected(t->ud, 0);
   if (!t->closing && t->pending.len > 0) flush(t);
+}
+
+void xmppuv__tcp_pause(xmppuv__tcp_t *t, int paused) {
+  if (!t->connected || t->closing || t->paused == paused) return;
+  t->paused = paused;
+  if (paused)
+    uv_read_stop((uv_stream_t *)&t->tcp);
+  else if (uv_read_start((uv_stream_t *)&t->tcp, on_alloc, on_read) != 0)
+    fail(t, XMPPUV_ENOMEM);
 }
 
 static void format_peer(char *out, size_t size, const struct sockaddr *addr) {

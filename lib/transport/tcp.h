@@ -60,6 +60,9 @@ size_t xmppuv__tcp_pending(const xmppuv__tcp_t *t);
  * Otherwise close at once, dropping queued bytes, and reset (RST) the
  * connection. No events but closed follow. Idempotent. */
 void xmppuv__tcp_close(xmppuv__tcp_t *t, int graceful);
+/* Stop reading (paused) until the reader can take more, or read again: the
+ * kernel holds what comes meanwhile, and TCP slows the sender down. */
+void xmppuv__tcp_pause(xmppuv__tcp_t *t, int paused);
 
 /* "ip:port" of the peer, for logs. */
 const char *xmppuv__tcp_peer(const xmppuv__tcp_t *t);

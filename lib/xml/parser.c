@@ -34,6 +34,7 @@ struct xmppuv__parser {
   char detail[160];
 
   int pause_requested;
+  int yield_requested; /* xmppuv__parser_yield(): stop here, go on later */
   int suspended;
   uint64_t pause_at;
 
@@ -52,6 +53,7 @@ struct xmppuv__parser {
   int recycling;      /* suspended at recycle_at to replace the parser */
   uint64_t recycle_at;
   int replaying;         /* feeding that synthetic header: no events */
+  int priming;           /* xmppuv__parser_prime(): a header without its event */
   xmppuv__buf_t header;  /* the declarations: " xmlns='..' xmlns:stream='..'" */
   char header_prefix[32]; /* the stream element's prefix ("stream"), or "" */
   int header_ok;          /* header and prefix recorded in full */
@@ -244,7 +246,7 @@ static void XMLCALL on_start(void *ud, const XML_Char *name,
       return;
     }
     p->mark = event_end(p);
-    int rc = p->cb.stream_open ? p->cb.stream_open(p->user_data, header) : 0;
+    int rc = p->cb.stream_open && !p->priming ? p->cb.stream_open(p->user_data, header) : 0;
     xmppuv_stanza_unref(header);
     if (rc != 0) fail(p, rc, "undefined-condition", "stopped by the stream_open handler");
     return;
@@ -337,6 +339,15 @@ static void XMLCALL on_end(void *ud, const XML_Char *name) {
     p->pause_requested = 0;
     p->suspended = 1;
     p->pause_at = p->mark;
+    XML_StopParser(p->xp, XML_TRUE);
+  } else if (p->yield_requested && p->error == 0 && p->header_ok == 1 &&
+             p->header.len <= 65536) {
+    /* Stop here; the rest comes in the next feed, to a new parser primed
+     * with the stream header (as when recycling), since expat cannot be
+     * handed the rest again. */
+    p->yield_requested = 0;
+    p->recycling = 2;
+    p->recycle_at = p->mark;
     XML_StopParser(p->xp, XML_TRUE);
   } else if (p->name_bytes >= NAME_BUDGET && p->error == 0 && p->header_ok == 1 &&
              p->header.len <= 65536) {
@@ -551,6 +562,15 @@ int xmppuv__parser_reset(xmppuv__parser_t *p) {
 
 void xmppuv__parser_pause(xmppuv__parser_t *p) { p->pause_requested = 1; }
 
+void xmppuv__parser_yield(xmppuv__parser_t *p) { p->yield_requested = 1; }
+
+int xmppuv__parser_prime(xmppuv__parser_t *p, const char *header, size_t len) {
+  p->priming = 1;
+  int rc = xmppuv__parser_feed(p, header, len, NULL);
+  p->priming = 0;
+  return rc;
+}
+
 static void expat_failed(xmppuv__parser_t *p) {
   enum XML_Error code = XML_GetErrorCode(p->xp);
   if (expat_alloc_failed) code = XML_ERROR_NO_MEMORY;
@@ -672,10 +692,16 @@ int xmppuv__parser_feed(xmppuv__parser_t *p, const char *data, size_t len,
        * the rest of the input from there. */
       size_t used = (size_t)(p->recycle_at - fed_before);
       done = done - slice + used;
+      int yielded = p->recycling == 2;
       p->recycling = 0;
       XML_ParserFree(p->xp);
       p->xp = NULL;
       p->released = 1;
+      if (yielded) {
+        /* The caller feeds the rest later: the next feed revives. */
+        if (consumed != NULL) *consumed = done;
+        return 0;
+      }
       int rc = revive(p);
       if (rc != 0) {
         fail(p, rc, "resource-constraint", "out of memory");

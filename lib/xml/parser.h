@@ -71,6 +71,19 @@ int xmppuv__parser_release(xmppuv__parser_t *p);
  * or trailing content). */
 int xmppuv__parser_finish(xmppuv__parser_t *p, xmppuv_stanza_t **out);
 
+/* Feed a stream header of our own making (RFC 7395 framing has none on the
+ * wire: each message is one element, parsed as a child of this header). It
+ * is treated as the stream's header in every way but one: stream_open is
+ * not called. 0 or an error as for feed. */
+int xmppuv__parser_prime(xmppuv__parser_t *p, const char *header, size_t len);
+
+/* From inside the element callback: stop after this element and return
+ * from xmppuv__parser_feed() with *consumed up to its end; the caller feeds
+ * the rest later and parsing goes on in the same stream (a new expat parser
+ * primed with the stream header takes it). For when what follows must wait
+ * (the session waits for credentials). No effect before the stream header. */
+void xmppuv__parser_yield(xmppuv__parser_t *p);
+
 /* From inside a callback: stop after the current element. */
 void xmppuv__parser_pause(xmppuv__parser_t *p);
 

@@ -177,7 +177,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   c1.down = 1;
   xmppuv__sm_t *sm = engine(&cfg, &c1);
   char *jid = NULL;
-  int rc = xmppuv__sm_import(sm, blob, len, &jid);
+  int rc = xmppuv__sm_import(sm, blob, len, NULL, &jid);
   if (rc != 0) {
     FZ_CHECK(rc == XMPPUV_ESTATEBLOB || rc == XMPPUV_ENOBUFS, "import: %s",
              xmppuv_err_name(rc));
@@ -187,7 +187,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     xmppuv__buf_t empty = XMPPUV__BUF_INIT;
     xmppuv__sm_t *other = engine(&cfg, &c1);
     FZ_CHECK(xmppuv__sm_export(other, now0, &empty) == 0, "export");
-    FZ_CHECK(xmppuv__sm_import(sm, empty.data, empty.len, NULL) == 0,
+    FZ_CHECK(xmppuv__sm_import(sm, empty.data, empty.len, NULL, NULL) == 0,
              "a refused blob left the engine unable to load");
     xmppuv__sm_free(other);
     xmppuv__buf_free(&empty);
@@ -197,7 +197,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   size_t queued = xmppuv__sm_queued(sm);
   FZ_CHECK(queued <= cfg.queue_max, "loaded more than queue_max");
-  FZ_CHECK(xmppuv__sm_import(sm, blob, len, NULL) == XMPPUV_ESTATE, "loaded twice");
+  FZ_CHECK(xmppuv__sm_import(sm, blob, len, NULL, NULL) == XMPPUV_ESTATE, "loaded twice");
 
   /* Export, load, export: the same bytes. */
   xmppuv__buf_t a = XMPPUV__BUF_INIT, b = XMPPUV__BUF_INIT;
@@ -206,7 +206,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   memset(&c2, 0, sizeof c2);
   c2.down = 1;
   xmppuv__sm_t *sm2 = engine(&cfg, &c2);
-  rc = xmppuv__sm_import(sm2, a.data, a.len, NULL);
+  rc = xmppuv__sm_import(sm2, a.data, a.len, NULL, NULL);
   FZ_CHECK(rc == 0, "an exported state does not load: %s", xmppuv_err_name(rc));
   FZ_CHECK(xmppuv__sm_export(sm2, now0, &b) == 0, "export");
   FZ_CHECK(a.len == b.len && memcmp(a.data, b.data, a.len) == 0,

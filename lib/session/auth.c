@@ -1,0 +1,243 @@
+/* RFC 6120 §6 SASL around the exchange (sasl/exchange.h): <auth/>,
+ * <challenge/>, <response/>, <success/>, <failure/>, base64 in between.
+ * The payloads never reach a log line. */
+#include <string.h>
+
+#include "session/session_int.h"
+#include "util/alloc.h"
+#include "util/ns.h"
+#include "xml/redact.h"
+
+#define MAX_LISTED 32
+
+/* <auth/> or <response/> with base64 content; the content never reaches a
+ * log line. */
+static int send_sasl(xmppuv__session_t *s, const char *name, const char *mech,
+                     const void *data, size_t len, int empty_marker) {
+  xmppuv__buf_t *b = &s->scratch;
+  xmppuv__buf_clear(b);
+  int rc = xmppuv__buf_append_char(b, '<');
+  if (rc == 0) rc = xmppuv__buf_append_str(b, name);
+  if (rc == 0) rc = xmppuv__buf_append_str(b, " xmlns='" XMPPUV__NS_SASL "'");
+  if (rc == 0 && mech != NULL) {
+    rc = xmppuv__buf_append_str(b, " mechanism='");
+    if (rc == 0) rc = xmppuv__buf_append_str(b, mech);
+    if (rc == 0) rc = xmppuv__buf_append_char(b, '\'');
+  }
+  if (rc == 0) rc = xmppuv__buf_append_char(b, '>');
+  size_t content_at = b->len;
+  if (rc == 0 && (len > 0 || empty_marker))
+    rc = xmppuv__sasl_payload_encode(data, len, b);
+  size_t content_end = b->len;
+  if (rc == 0) rc = xmppuv__buf_append_str(b, "</");
+  if (rc == 0) rc = xmppuv__buf_append_str(b, name);
+  if (rc == 0) rc = xmppuv__buf_append_char(b, '>');
+  if (rc == 0) {
+    if (XMPPUV__LOG_ON(s->log, XMPPUV_LOG_TRACE))
+      xmppuv__log_emit(s->log, XMPPUV_LOG_TRACE, "wire-out", "%.*s%s%s",
+                       (int)content_at, b->data,
+                       content_end > content_at ? XMPPUV__REDACTED : "",
+                       b->data + content_end);
+    rc = xmppuv__session_write(s, b->data, b->len);
+  }
+  /* The buffer held a secret (PLAIN carries the password). */
+  xmppuv__secure_zero(b->data, b->cap);
+  xmppuv__buf_clear(b);
+  return rc;
+}
+
+static const char *child_text(const xmppuv_stanza_t *el) {
+  const char *t = xmppuv_stanza_text(el, NULL);
+  return t ? t : "";
+}
+
+/* Why an exchange step failed, for the app. */
+static const char *why(const xmppuv__session_t *s, int rc) {
+  switch (rc) {
+    case XMPPUV_EAUTHSERVER: return "the server could not prove it knows the password";
+    case XMPPUV_EAUTHITER: return "the server asked for too few SCRAM iterations";
+    case XMPPUV_EDOWNGRADE: return "the server's channel-binding offer looks tampered with";
+    case XMPPUV_ENOMECH: return "no SASL mechanism both sides accept";
+    case XMPPUV_EAUTH: {
+      const char *text = xmppuv__sasl_exchange_error_text(s->c.sasl);
+      return text != NULL ? text : "authentication failed";
+    }
+    default: return "bad SASL exchange";
+  }
+}
+
+static void exchange_failed(xmppuv__session_t *s, int rc, const xmppuv_stanza_t *el) {
+  xmppuv__session_fail(s, rc, NULL, why(s, rc), el, rc != XMPPUV_ENOMEM, NULL);
+}
+
+/* The channel-binding data of a type, from what the connection gave. */
+static int cb_data(void *ud, const char *type, unsigned char *out, size_t *len) {
+  const xmppuv__channel_binding_t *cb = ud;
+  for (size_t i = 0; i < cb->n; i++) {
+    if (strcmp(cb->b[i].type, type) != 0) continue;
+    if (*len < cb->b[i].len) return XMPPUV_ETOOBIG;
+    memcpy(out, cb->b[i].data, cb->b[i].len);
+    *len = cb->b[i].len;
+    return 0;
+  }
+  return XMPPUV_ESTATE;
+}
+
+void xmppuv__auth_start(xmppuv__session_t *s, const xmppuv_stanza_t *features) {
+  xmppuv__session_conn_t *c = &s->c;
+  const xmppuv_stanza_t *mechs_el =
+      xmppuv_stanza_child(features, "mechanisms", XMPPUV__NS_SASL);
+  if (mechs_el == NULL) {
+    xmppuv__session_fail(s, XMPPUV_ENOMECH, NULL, "the server offers no SASL mechanisms",
+                         features, 1, NULL);
+    return;
+  }
+  const char *offered[MAX_LISTED];
+  size_t n_offered = 0;
+  for (xmppuv_stanza_t *m = xmppuv_stanza_child(mechs_el, "mechanism", NULL);
+       m != NULL && n_offered < MAX_LISTED; m = xmppuv_stanza_next(m, "mechanism", NULL))
+    offered[n_offered++] = child_text(m);
+
+  /* XEP-0440: the channel-binding types the server supports. */
+  const char *server_cb[16];
+  size_t n_server_cb = 0;
+  const xmppuv_stanza_t *cb_el =
+      xmppuv_stanza_child(features, "sasl-channel-binding", XMPPUV__NS_SASL_CB);
+  for (xmppuv_stanza_t *e = xmppuv_stanza_child(cb_el, "channel-binding", NULL);
+       e != NULL && n_server_cb < 16; e = xmppuv_stanza_next(e, "channel-binding", NULL)) {
+    const char *type = xmppuv_stanza_attr(e, "type");
+    if (type != NULL) server_cb[n_server_cb++] = type;
+  }
+  const char *ours[XMPPUV__CB_MAX_TYPES];
+  for (size_t i = 0; i < c->cb.n; i++) ours[i] = c->cb.b[i].type;
+
+  xmppuv__sasl_exchange_config_t xc;
+  memset(&xc, 0, sizeof xc);
+  xc.username = s->cfg.username;
+  xc.have_credentials = s->cfg.have_credentials;
+  xc.allow_anonymous = s->cfg.allow_anonymous;
+  xc.allow_plain_insecure = s->cfg.allow_plain_insecure;
+  xc.mechanisms = s->cfg.mechanisms;
+  int rc = xmppuv__sasl_exchange_new(&xc, &c->sasl);
+  for (size_t i = 0; rc == 0 && i < s->n_offered; i++)
+    rc = xmppuv__sasl_exchange_offer_keys(c->sasl, s->offered[i]);
+  if (rc != 0) {
+    xmppuv__session_fail(s, rc, NULL, NULL, NULL, 0, NULL);
+    return;
+  }
+  xmppuv__sasl_context_t ctx = {offered, n_offered, cb_el != NULL, server_cb, n_server_cb,
+                                c->tls, ours, c->cb.n, cb_data, &c->cb};
+  xmppuv__buf_t initial = XMPPUV__BUF_INIT;
+  rc = xmppuv__sasl_exchange_begin(c->sasl, &ctx, &initial);
+  xmppuv__mech_t mech = xmppuv__sasl_exchange_mech(c->sasl);
+  if (mech != XMPPUV__MECH_NONE) {
+    const char *cbt = xmppuv__sasl_exchange_cb_type(c->sasl);
+    xmppuv__logf(s->log, XMPPUV_LOG_DEBUG, "sasl", "using %s%s%s", xmppuv__mech_name(mech),
+                 cbt[0] ? " with " : "", cbt);
+  }
+  c->state = ST_SASL;
+  if (rc == XMPPUV__SASL_WAIT) {
+    xmppuv__session_wait_credentials(s);
+  } else if (rc == 0) {
+    /* An empty initial response is sent as "=" (RFC 6120 §6.4.2). */
+    rc = send_sasl(s, "auth", xmppuv__mech_name(mech), initial.data, initial.len, 1);
+    if (rc != 0) xmppuv__session_fail(s, rc, NULL, NULL, NULL, 0, NULL);
+  } else {
+    exchange_failed(s, rc, features);
+  }
+  xmppuv__sasl_buf_wipe(&initial);
+}
+
+int xmppuv__auth_password(xmppuv__session_t *s, const char *password) {
+  xmppuv__session_conn_t *c = &s->c;
+  if (c->state != ST_SASL || c->sasl == NULL) return XMPPUV_ESTATE;
+  xmppuv__buf_t initial = XMPPUV__BUF_INIT;
+  int rc = xmppuv__sasl_exchange_password(c->sasl, password, &initial);
+  if (rc == 0)
+    rc = send_sasl(s, "auth", xmppuv__mech_name(xmppuv__sasl_exchange_mech(c->sasl)),
+                   initial.data, initial.len, 1);
+  xmppuv__sasl_buf_wipe(&initial);
+  if (rc != 0) exchange_failed(s, rc, NULL);
+  xmppuv__session_credentials_given(s);
+  return rc;
+}
+
+int xmppuv__auth_keys(xmppuv__session_t *s, const xmppuv__scram_keys_t *keys) {
+  xmppuv__session_conn_t *c = &s->c;
+  if (c->state != ST_SASL || c->sasl == NULL) return XMPPUV_ESTATE;
+  xmppuv__buf_t reply = XMPPUV__BUF_INIT;
+  int rc = xmppuv__sasl_exchange_keys(c->sasl, keys, &reply);
+  if (rc == 0) rc = send_sasl(s, "response", NULL, reply.data, reply.len, 0);
+  xmppuv__sasl_buf_wipe(&reply);
+  if (rc == XMPPUV__SASL_WAIT) rc = XMPPUV_EINVAL; /* keys for another salt */
+  if (rc != 0) exchange_failed(s, rc, NULL);
+  xmppuv__session_credentials_given(s);
+  return rc;
+}
+
+/* RFC 6120 §6.5: <failure><condition/><text/></failure>. */
+static void sasl_failure(xmppuv__session_t *s, const xmppuv_stanza_t *el) {
+  const char *condition = NULL;
+  for (xmppuv_stanza_t *c = xmppuv_stanza_child(el, NULL, XMPPUV__NS_SASL); c != NULL;
+       c = xmppuv_stanza_next(c, NULL, XMPPUV__NS_SASL)) {
+    if (strcmp(xmppuv_stanza_name(c), "text") != 0) {
+      condition = xmppuv_stanza_name(c);
+      break;
+    }
+  }
+  const char *text = xmppuv_stanza_child_text(el, "text", XMPPUV__NS_SASL);
+  /* Only a temporary failure or an abort is worth another try. */
+  int fatal = condition == NULL || (strcmp(condition, "temporary-auth-failure") != 0 &&
+                                    strcmp(condition, "aborted") != 0);
+  xmppuv__session_fail(s, XMPPUV_EAUTH, condition ? condition : "not-authorized", text, el,
+                       fatal, NULL);
+}
+
+static void sasl_challenge(xmppuv__session_t *s, const xmppuv_stanza_t *el) {
+  xmppuv__session_conn_t *c = &s->c;
+  xmppuv__buf_t data = XMPPUV__BUF_INIT, reply = XMPPUV__BUF_INIT;
+  const char *text = child_text(el);
+  int rc = xmppuv__sasl_payload_decode(text, strlen(text), &data);
+  if (rc == 0)
+    rc = xmppuv__sasl_exchange_challenge(c->sasl, data.data ? data.data : "", data.len,
+                                         &reply);
+  if (rc == 0) rc = send_sasl(s, "response", NULL, reply.data, reply.len, 0);
+  xmppuv__sasl_buf_wipe(&data);
+  xmppuv__sasl_buf_wipe(&reply);
+  if (rc == XMPPUV__SASL_WAIT)
+    xmppuv__session_wait_credentials(s);
+  else if (rc != 0)
+    exchange_failed(s, rc, el);
+}
+
+static void sasl_success(xmppuv__session_t *s, const xmppuv_stanza_t *el) {
+  xmppuv__session_conn_t *c = &s->c;
+  xmppuv__buf_t data = XMPPUV__BUF_INIT;
+  const char *text = child_text(el);
+  int rc = xmppuv__sasl_payload_decode(text, strlen(text), &data);
+  if (rc == 0)
+    rc = xmppuv__sasl_exchange_success(c->sasl, data.data ? data.data : "", data.len);
+  xmppuv__sasl_buf_wipe(&data);
+  if (rc != 0) {
+    xmppuv__session_fail(s, rc, NULL,
+                         rc == XMPPUV_EAUTHSERVER ? why(s, rc) : "bad SASL success data", el,
+                         rc != XMPPUV_ENOMEM, NULL);
+    return;
+  }
+  xmppuv__logf(s->log, XMPPUV_LOG_INFO, "sasl", "authenticated with %s%s",
+               xmppuv__mech_name(xmppuv__sasl_exchange_mech(c->sasl)),
+               xmppuv__sasl_exchange_used_cached_keys(c->sasl) ? " (cached keys)" : "");
+  c->authenticated = 1; /* RFC 6120 §6.4.6: the stream restarts */
+}
+
+int xmppuv__auth_element(xmppuv__session_t *s, const xmppuv_stanza_t *el) {
+  if (xmppuv__session_is_in(el, "challenge", XMPPUV__NS_SASL))
+    sasl_challenge(s, el);
+  else if (xmppuv__session_is_in(el, "success", XMPPUV__NS_SASL))
+    sasl_success(s, el);
+  else if (xmppuv__session_is_in(el, "failure", XMPPUV__NS_SASL))
+    sasl_failure(s, el);
+  else
+    return 0;
+  return 1;
+}
