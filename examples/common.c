@@ -1,8 +1,10 @@
 #include "common.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uv.h>
 
 static void usage_exit(const char *usage, int code) {
   fputs(usage, code == 0 ? stdout : stderr);
@@ -196,4 +198,17 @@ int example_load_state(xmppuv_client_t *c, const char *path) {
   int rc = xmppuv_client_sm_import(c, data, len);
   free(data);
   return rc;
+}
+
+void example_signal_close(uv_signal_t *sig) {
+  int signum = sig->signum;
+  sigset_t one, old;
+  sigemptyset(&one);
+  sigaddset(&one, signum);
+  /* Blocked while libuv puts back the default action (which would kill):
+   * one that arrives meanwhile stays pending and SIG_IGN discards it. */
+  sigprocmask(SIG_BLOCK, &one, &old);
+  uv_close((uv_handle_t *)sig, NULL);
+  signal(signum, SIG_IGN);
+  sigprocmask(SIG_SETMASK, &old, NULL);
 }

@@ -3,6 +3,7 @@
 #ifndef XMPPUV_EXAMPLES_COMMON_H
 #define XMPPUV_EXAMPLES_COMMON_H
 
+#include <uv.h>
 #include <xmppuv.h>
 
 typedef struct example_args {
@@ -35,6 +36,13 @@ void example_print_reconnecting(xmppuv_client_t *c, unsigned attempt, uint64_t d
 /* The log hook for -v: every line to stderr (wire XML at trace level, with
  * credentials already redacted by the library). */
 void example_log(void *ud, xmppuv_log_level_t level, const char *area, const char *msg);
+
+/* At the end of main, once uv_run has returned: close a signal handle that
+ * was started with uv_signal_start (and kept, unreferenced, until then) and
+ * ignore its signal from then on, so a late one (a second ^C) cannot kill
+ * the program while it prints its last lines and exits. Run the loop once
+ * more afterwards to finish the close. */
+void example_signal_close(uv_signal_t *sig);
 
 /* Save / load the SM state (--state). */
 int example_save_state(xmppuv_client_t *c, const char *path);

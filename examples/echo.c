@@ -68,8 +68,10 @@ static void on_online(xmppuv_client_t *c, const xmppuv_jid_t *jid, void *ud) {
 static void on_closed(xmppuv_client_t *c, void *ud) {
   (void)c;
   bot_t *bot = ud;
-  uv_close((uv_handle_t *)&bot->sigint, NULL);
-  uv_close((uv_handle_t *)&bot->sigterm, NULL);
+  /* Kept until main's end (a late signal is still caught), unreferenced so
+   * they no longer keep uv_run going. */
+  uv_unref((uv_handle_t *)&bot->sigint);
+  uv_unref((uv_handle_t *)&bot->sigterm);
 }
 
 static void on_status(xmppuv_client_t *c, xmppuv_status_t status, void *ud) {
@@ -142,6 +144,10 @@ int main(int argc, char **argv) {
     fprintf(stderr, "echo: %s\n", xmppuv_strerror(rc));
     return 1;
   }
+  uv_run(loop, UV_RUN_DEFAULT);
+  fflush(stdout);
+  example_signal_close(&bot.sigint);
+  example_signal_close(&bot.sigterm);
   uv_run(loop, UV_RUN_DEFAULT);
   return uv_loop_close(loop) == 0 ? bot.exit_code : 1;
 }

@@ -152,8 +152,10 @@ static void on_closed(xmppuv_client_t *c, void *ud) {
   (void)c;
   sender_t *s = ud;
   uv_close((uv_handle_t *)&s->timer, NULL);
-  uv_close((uv_handle_t *)&s->sigint, NULL);
-  uv_close((uv_handle_t *)&s->sigterm, NULL);
+  /* The signal handles stay until main's end, so a late signal is still
+   * caught, but they no longer keep uv_run going. */
+  uv_unref((uv_handle_t *)&s->sigint);
+  uv_unref((uv_handle_t *)&s->sigterm);
 }
 
 /* The first signal stops gracefully (what is unacknowledged fails with
@@ -275,7 +277,6 @@ int main(int argc, char **argv) {
     return 1;
   }
   uv_run(loop, UV_RUN_DEFAULT);
-  int loop_ok = uv_loop_close(loop) == 0;
 
   size_t not_acked = s.total - s.acked;
   if (not_acked > 0) {
@@ -291,5 +292,10 @@ int main(int argc, char **argv) {
   for (size_t i = 0; i < s.failed + s.unconfirmed; i++) free(s.failed_ids[i]);
   free(s.bodies);
   free(s.failed_ids);
+  fflush(stdout);
+  example_signal_close(&s.sigint);
+  example_signal_close(&s.sigterm);
+  uv_run(loop, UV_RUN_DEFAULT);
+  int loop_ok = uv_loop_close(loop) == 0;
   return not_acked == 0 && loop_ok ? 0 : 1;
 }
