@@ -658,6 +658,9 @@ START_TEST(keys_derived_apart_from_the_password_complete_the_exchange) {
   xmppuv__scram_keys_free(keys);
   ck_assert_int_eq(xmppuv__scram_client_final(x.s, &x.c2), 0);
   ck_assert_str_eq(x.c2.data, SHA256_C2);
+  /* Keys given on request are this login's own, not a cache: the client
+   * keeps them for the next one. */
+  ck_assert_int_eq(xmppuv__scram_used_cached_keys(x.s), 0);
   ck_assert_int_eq(xmppuv__scram_server_final(x.s, SHA256_S2, strlen(SHA256_S2)), 0);
   /* Asking again is a state error. */
   ck_assert_int_eq(xmppuv__scram_client_final(x.s, &x.c2), XMPPUV_ESTATE);

@@ -49,6 +49,7 @@ struct xmppuv__scram {
   xmppuv__scram_keys_t keys; /* salt and iterations from the server-first;
                                 the keys themselves from ST_FINAL_SENT */
   xmppuv__scram_keys_t *offered; /* from xmppuv__scram_use_keys() */
+  int offered_on_request;        /* given after XMPPUV__SCRAM_NEED_KEYS: not a cache */
   int used_cached;
   unsigned char server_signature[KEY_MAX];
   char *error; /* "e=" value */
@@ -184,6 +185,7 @@ int xmppuv__scram_use_keys(xmppuv__scram_t *s,
   if (rc != 0) return rc;
   xmppuv__scram_keys_free(s->offered);
   s->offered = copy;
+  s->offered_on_request = s->state == ST_NEED_KEYS;
   return 0;
 }
 
@@ -492,7 +494,7 @@ static int derive_keys(xmppuv__scram_t *s) {
       c->salt_len == k->salt_len && memcmp(c->salt, k->salt, k->salt_len) == 0) {
     memcpy(k->client_key, c->client_key, s->hlen);
     memcpy(k->server_key, c->server_key, s->hlen);
-    s->used_cached = 1;
+    s->used_cached = !s->offered_on_request;
     return 0;
   }
   if (s->password == NULL) return 1;

@@ -159,8 +159,9 @@ int xmppuv__scram_keys_export(const xmppuv__scram_t *s,
  * XMPPUV__SCRAM_NEED_KEYS. 0, XMPPUV_ESTATE, XMPPUV_ENOMEM. */
 int xmppuv__scram_use_keys(xmppuv__scram_t *s,
                            const xmppuv__scram_keys_t *keys);
-/* Non-zero if the last xmppuv__scram_server_first() used the offered keys
- * rather than the password. */
+/* Non-zero if the last xmppuv__scram_server_first() used keys offered
+ * before it (a cache) rather than the password or keys derived on its
+ * request. */
 int xmppuv__scram_used_cached_keys(const xmppuv__scram_t *s);
 /* The SCRAM mechanism (without -PLUS) whose hash the keys are for. */
 xmppuv__mech_t xmppuv__scram_keys_mech(const xmppuv__scram_keys_t *k);

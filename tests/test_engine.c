@@ -1,0 +1,398 @@
+/* The client engine (lib/engine/engine.h) on a fake clock and a memory
+ * transport (tests/support/engine_harness.h): whole client scenarios, with
+ * the engine's real policy, no sockets and no sleeping. Time moves only
+ * when the test moves it, so what the app observes can be checked to the
+ * millisecond (the reconnect delay it was told is the delay it got). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check_main.h"
+#include "engine_harness.h"
+#include "scram_server.h"
+#include "xmppuv.h"
+
+#define NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
+#define NS_BIND "urn:ietf:params:xml:ns:xmpp-bind"
+#define NS_SM "urn:xmpp:sm:3"
+
+#define HDR                                                                  \
+  "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "               \
+  "xmlns:stream='http://etherx.jabber.org/streams' id='s{n}' "                \
+  "from='localhost' version='1.0'>"
+#define FEATURES_PLAIN                                                       \
+  "<stream:features><mechanisms xmlns='" NS_SASL "'>"                        \
+  "<mechanism>PLAIN</mechanism></mechanisms></stream:features>"
+#define FEATURES_SCRAM                                                       \
+  "<stream:features><mechanisms xmlns='" NS_SASL "'>"                        \
+  "<mechanism>SCRAM-SHA-256</mechanism></mechanisms></stream:features>"
+#define FEATURES_BIND "<stream:features><bind xmlns='" NS_BIND "'/></stream:features>"
+#define FEATURES_BIND_SM                                                     \
+  "<stream:features><bind xmlns='" NS_BIND "'/>"                             \
+  "<sm xmlns='" NS_SM "'/></stream:features>"
+#define SASL_SUCCESS "<success xmlns='" NS_SASL "'/>"
+#define BIND_RESULT                                                          \
+  "<iq type='result' id='{id}'><bind xmlns='" NS_BIND "'>"                   \
+  "<jid>alice@localhost/r{n}</jid></bind></iq>"
+
+#define UNTIL_AUTH                                                           \
+  SCRIPT_EXPECT("<stream:stream"), SCRIPT_SEND(HDR FEATURES_PLAIN),          \
+      SCRIPT_EXPECT("</auth>")
+#define LOGIN_SM                                                             \
+  UNTIL_AUTH, SCRIPT_SEND(SASL_SUCCESS), SCRIPT_EXPECT("<stream:stream"),    \
+      SCRIPT_SEND(HDR FEATURES_BIND_SM), SCRIPT_EXPECT(NS_BIND),             \
+      SCRIPT_SEND(BIND_RESULT), SCRIPT_EXPECT("<enable "),                   \
+      SCRIPT_SEND("<enabled xmlns='" NS_SM "' id='sm-0' resume='true'/>")
+#define UNTIL_RESUME                                                         \
+  UNTIL_AUTH, SCRIPT_SEND(SASL_SUCCESS), SCRIPT_EXPECT("<stream:stream"),    \
+      SCRIPT_SEND(HDR FEATURES_BIND_SM), SCRIPT_EXPECT("<resume ")
+
+/* ---- what the app sees ----------------------------------------------------- */
+
+typedef struct rec {
+  xmppuv_test_engine_t *h;
+  unsigned onlines, resumes, offlines, acks, fails, errors, reconnectings;
+  unsigned sent_done;
+  int last_error;
+  uint64_t delay_ms;         /* the last reconnecting event's delay */
+  uint64_t reconnecting_at;  /* when it came (fake clock) */
+  char bound[64];
+  char seq[512]; /* "online ack error:ECONNRESET ..." */
+  int in_call;   /* an API call is running: no event may come now */
+  int event_in_call;
+} rec_t;
+
+static void seq_add(rec_t *r, const char *what, int code) {
+  size_t len = strlen(r->seq);
+  snprintf(r->seq + len, sizeof r->seq - len, "%s%s%s%s", len ? " " : "", what,
+           code ? ":" : "", code ? xmppuv_err_name(code) : "");
+  if (r->in_call) r->event_in_call = 1;
+}
+
+static uint64_t now_ms(const rec_t *r) { return xmppuv_test_engine_now(r->h).mono_ms; }
+
+static void on_status(xmppuv_client_t *c, xmppuv_status_t st, void *ud) {
+  rec_t *r = ud;
+  (void)c;
+  if (r->in_call) r->event_in_call = 1;
+  if (st == XMPPUV_STATUS_OFFLINE) {
+    r->offlines++;
+    seq_add(r, "offline", 0);
+  }
+}
+
+static void on_online(xmppuv_client_t *c, const xmppuv_jid_t *jid, void *ud) {
+  rec_t *r = ud;
+  (void)c;
+  r->onlines++;
+  snprintf(r->bound, sizeof r->bound, "%s", xmppuv_jid_string(jid));
+  seq_add(r, "online", 0);
+}
+
+static void on_resumed(xmppuv_client_t *c, void *ud) {
+  rec_t *r = ud;
+  (void)c;
+  r->resumes++;
+  seq_add(r, "resumed", 0);
+}
+
+static void on_error(xmppuv_client_t *c, const xmppuv_error_t *e, void *ud) {
+  rec_t *r = ud;
+  (void)c;
+  r->errors++;
+  r->last_error = e->code;
+  seq_add(r, "error", e->code);
+}
+
+static void on_ack(xmppuv_client_t *c, xmppuv_stanza_t *s, void *ud) {
+  rec_t *r = ud;
+  (void)c, (void)s;
+  r->acks++;
+  seq_add(r, "ack", 0);
+}
+
+static void on_fail(xmppuv_client_t *c, xmppuv_stanza_t *s, int reason, void *ud) {
+  rec_t *r = ud;
+  (void)c, (void)s;
+  r->fails++;
+  seq_add(r, "fail", reason);
+}
+
+static void on_reconnecting(xmppuv_client_t *c, unsigned attempt, uint64_t delay_ms, void *ud) {
+  rec_t *r = ud;
+  (void)c, (void)attempt;
+  r->reconnectings++;
+  r->delay_ms = delay_ms;
+  r->reconnecting_at = now_ms(r);
+  seq_add(r, "reconnecting", 0);
+}
+
+static void on_sent(xmppuv_client_t *c, xmppuv_stanza_t *s, int status, void *ud) {
+  rec_t *r = ud;
+  (void)c, (void)s;
+  r->sent_done++;
+  seq_add(r, "sent", status);
+}
+
+static const xmppuv_client_callbacks_t callbacks = {
+    on_status, on_online, on_resumed, on_error, on_ack, on_fail, on_reconnecting, NULL};
+
+/* ---- helpers --------------------------------------------------------------------- */
+
+static void base_opts(xmppuv_client_options_t *o) {
+  xmppuv_client_options_init(o);
+  o->jid = "alice@localhost";
+  o->password = "alice-secret";
+  o->host = "127.0.0.1";
+  o->port = 5222;
+  o->log_level = XMPPUV_LOG_NONE;
+}
+
+static void start(rec_t *r, const xmppuv_client_options_t *o,
+                  const xmppuv_test_step_t *const *scripts, size_t n) {
+  memset(r, 0, sizeof *r);
+  xmppuv_test_engine_config_t cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.opts = o;
+  cfg.callbacks = &callbacks;
+  cfg.user_data = r;
+  cfg.scripts = scripts;
+  cfg.n_scripts = n;
+  ck_assert_int_eq(xmppuv_test_engine_new(&cfg, &r->h), 0);
+  r->in_call = 1;
+  ck_assert_int_eq(xmppuv_test_engine_start(r->h), 0);
+  r->in_call = 0;
+}
+
+static void finish(rec_t *r) {
+  ck_assert_msg(!r->event_in_call, "an event came inside an API call; events: %s", r->seq);
+  xmppuv_test_engine_free(r->h);
+}
+
+static int is_online(void *arg) {
+  const rec_t *r = arg;
+  return r->onlines + r->resumes > 0 &&
+         xmppuv__engine_status(xmppuv_test_engine_get(r->h)) == XMPPUV_STATUS_ONLINE;
+}
+
+static int is_resumed(void *arg) { return ((const rec_t *)arg)->resumes > 0; }
+
+typedef struct count_arg {
+  const unsigned *counter;
+  unsigned at_least;
+} count_arg_t;
+
+static int counted(void *arg) {
+  const count_arg_t *a = arg;
+  return *a->counter >= a->at_least;
+}
+
+static xmppuv_stanza_t *message(const char *body) {
+  char xml[256];
+  snprintf(xml, sizeof xml, "<message to='bob@localhost' type='chat'><body>%s</body></message>",
+           body);
+  xmppuv_stanza_t *s = NULL;
+  ck_assert_int_eq(xmppuv_stanza_parse(xml, strlen(xml), &s), 0);
+  return s;
+}
+
+static void send_message(rec_t *r, const char *body) {
+  xmppuv_stanza_t *s = message(body);
+  r->in_call = 1;
+  ck_assert_int_eq(xmppuv_test_engine_send(r->h, s, on_sent, r), 0);
+  r->in_call = 0;
+  xmppuv_stanza_unref(s);
+}
+
+static const char *received(const rec_t *r, size_t conn) {
+  xmppuv_test_script_conn_t *k = xmppuv_test_engine_conn(r->h, conn);
+  ck_assert_msg(k != NULL, "no connection %zu", conn);
+  return xmppuv_test_script_conn_received(k, NULL);
+}
+
+/* ---- tests ---------------------------------------------------------------------------- */
+
+START_TEST(login_cut_and_resumption_on_a_fake_clock) {
+  /* The first connection: a login with SM, then the first message acked
+   * when the client asks (its <r/> comes 250 ms after the send). */
+  const xmppuv_test_step_t s0[] = {LOGIN_SM,
+                                   SCRIPT_EXPECT("first</body>"),
+                                   SCRIPT_EXPECT("<r "),
+                                   SCRIPT_SEND("<a xmlns='" NS_SM "' h='1'/>"),
+                                   SCRIPT_END};
+  /* The second: the session resumed with the second message unacked; the
+   * client resends it and the server acks it. */
+  const xmppuv_test_step_t s1[] = {UNTIL_RESUME,
+                                   SCRIPT_SEND("<resumed xmlns='" NS_SM "' previd='sm-0' h='1'/>"),
+                                   SCRIPT_EXPECT("second</body>"),
+                                   SCRIPT_EXPECT("<r "),
+                                   SCRIPT_SEND("<a xmlns='" NS_SM "' h='2'/>"),
+                                   SCRIPT_END};
+  const xmppuv_test_step_t *const scripts[] = {s0, s1};
+  xmppuv_client_options_t o;
+  base_opts(&o);
+  rec_t r;
+  start(&r, &o, scripts, 2);
+  uint64_t t0 = now_ms(&r);
+
+  ck_assert(xmppuv_test_engine_run_until(r.h, is_online, &r, 1000));
+  ck_assert_str_eq(r.bound, "alice@localhost/r0");
+  ck_assert_uint_eq(now_ms(&r), t0); /* nothing waited on anything */
+
+  send_message(&r, "first");
+  count_arg_t one_ack = {&r.acks, 1};
+  ck_assert(xmppuv_test_engine_run_until(r.h, counted, &one_ack, 1000));
+  ck_assert_uint_eq(now_ms(&r) - t0, 250); /* the ack request's debounce */
+
+  send_message(&r, "second");
+  xmppuv_test_engine_run(r.h);
+  ck_assert_ptr_nonnull(strstr(received(&r, 0), "second</body>"));
+  xmppuv_test_engine_advance(r.h, 100); /* before the <r/> for it */
+  uint64_t cut_at = now_ms(&r);
+  xmppuv_test_engine_cut(r.h);
+
+  ck_assert(xmppuv_test_engine_run_until(r.h, is_resumed, &r, 120000));
+  count_arg_t two_acks = {&r.acks, 2};
+  ck_assert(xmppuv_test_engine_run_until(r.h, counted, &two_acks, 1000));
+
+  /* What the app saw: one session, resumed once, both messages acked. */
+  /* (With SM the send callback is the ack: status 0.) */
+  ck_assert_str_eq(r.seq, "online sent ack error:ECONNRESET reconnecting resumed sent ack");
+  ck_assert_uint_eq(r.fails, 0);
+  ck_assert_uint_eq(xmppuv__engine_status(xmppuv_test_engine_get(r.h)), XMPPUV_STATUS_ONLINE);
+  /* It reconnected exactly when it said it would. */
+  ck_assert_uint_eq(r.reconnecting_at, cut_at);
+  ck_assert_uint_eq(xmppuv_test_script_conn_accepted_at(xmppuv_test_engine_conn(r.h, 1)),
+                    cut_at + r.delay_ms);
+  /* It asked to resume where the server's h left it (nothing inbound), and
+   * resent the second message stamped with its first send, 250 ms in. */
+  const char *rx1 = received(&r, 1);
+  ck_assert_ptr_nonnull(strstr(rx1, "<resume xmlns='" NS_SM "' h='0' previd='sm-0'/>"));
+  ck_assert_ptr_null(strstr(rx1, "first</body>"));
+  ck_assert_ptr_nonnull(strstr(rx1, "<delay xmlns='urn:xmpp:delay' from='alice@localhost/r0' "
+                                    "stamp='2023-11-14T22:13:20.250Z'/>"));
+  ck_assert_uint_eq(xmppuv__engine_sm_queued(xmppuv_test_engine_get(r.h)), 0);
+  finish(&r);
+}
+END_TEST
+
+START_TEST(events_come_from_the_loop_never_inside_the_call) {
+  /* No SM: the send callback (XMPPUV_ESMOFF: written, nothing will confirm
+   * it) is due as soon as the bytes are written, but still not inside
+   * xmppuv_client_send_cb(). */
+  const xmppuv_test_step_t s0[] = {UNTIL_AUTH,
+                                   SCRIPT_SEND(SASL_SUCCESS),
+                                   SCRIPT_EXPECT("<stream:stream"),
+                                   SCRIPT_SEND(HDR FEATURES_BIND),
+                                   SCRIPT_EXPECT(NS_BIND),
+                                   SCRIPT_SEND(BIND_RESULT),
+                                   SCRIPT_END};
+  const xmppuv_test_step_t *const scripts[] = {s0};
+  xmppuv_client_options_t o;
+  base_opts(&o);
+  rec_t r;
+  start(&r, &o, scripts, 1);
+  ck_assert(xmppuv_test_engine_run_until(r.h, is_online, &r, 1000));
+  send_message(&r, "hello");
+  ck_assert_uint_eq(r.sent_done, 0);
+  xmppuv_test_engine_run(r.h);
+  ck_assert_uint_eq(r.sent_done, 1);
+  ck_assert_str_eq(r.seq, "online sent:ESMOFF");
+  finish(&r);
+}
+END_TEST
+
+/* ---- SCRAM keys: derived once, then cached ---------------------------------------------- */
+
+typedef struct scram_script {
+  scram_server_t *s;
+} scram_script_t;
+
+/* The base64 payload of the last <tag ...>payload</tag> the client sent. */
+static int last_payload(xmppuv_test_script_conn_t *conn, const char *tag, char *out,
+                        size_t size) {
+  const char *rx = xmppuv_test_script_conn_received(conn, NULL);
+  char open[32], close[32];
+  snprintf(open, sizeof open, "<%s ", tag);
+  snprintf(close, sizeof close, "</%s>", tag);
+  const char *start = NULL;
+  for (const char *p = strstr(rx, open); p != NULL; p = strstr(p + 1, open)) start = p;
+  if (start == NULL || (start = strchr(start, '>')) == NULL) return -1;
+  start++;
+  const char *end = strstr(start, close);
+  if (end == NULL || (size_t)(end - start) >= size) return -1;
+  memcpy(out, start, (size_t)(end - start));
+  out[end - start] = '\0';
+  return 0;
+}
+
+static int send_text(xmppuv_test_script_conn_t *conn, const char *text) {
+  return xmppuv_test_script_conn_send(conn, text, strlen(text));
+}
+
+static int scram_challenge(xmppuv_test_script_conn_t *conn, void *arg) {
+  scram_script_t *ss = arg;
+  char b64[1024], msg[2048];
+  if (last_payload(conn, "auth", b64, sizeof b64) != 0) return -1;
+  const char *client_first = scram_unb64(ss->s, b64);
+  const char *server_first = client_first ? scram_server_first(ss->s, client_first) : NULL;
+  if (server_first == NULL) return -1;
+  snprintf(msg, sizeof msg, "<challenge xmlns='" NS_SASL "'>%s</challenge>",
+           scram_b64(ss->s, server_first, strlen(server_first)));
+  return send_text(conn, msg);
+}
+
+static int scram_outcome(xmppuv_test_script_conn_t *conn, void *arg) {
+  scram_script_t *ss = arg;
+  char b64[1024], final[256], msg[1024];
+  if (last_payload(conn, "response", b64, sizeof b64) != 0) return -1;
+  const char *client_final = scram_unb64(ss->s, b64);
+  const char *server_final =
+      client_final ? scram_server_final(ss->s, client_final, NULL, 0) : NULL;
+  if (server_final == NULL) return send_text(conn, "<failure xmlns='" NS_SASL "'><not-authorized/></failure>");
+  snprintf(final, sizeof final, "%s", server_final);
+  snprintf(msg, sizeof msg, "<success xmlns='" NS_SASL "'>%s</success>",
+           scram_b64(ss->s, final, strlen(final)));
+  return send_text(conn, msg);
+}
+
+START_TEST(scram_keys_are_derived_once_for_all_reconnections) {
+  scram_script_t ss = {scram_server_new("SHA-256", "alice-secret", 4096)};
+  const xmppuv_test_step_t s0[] = {
+      SCRIPT_EXPECT("<stream:stream"), SCRIPT_SEND(HDR FEATURES_SCRAM),
+      SCRIPT_EXPECT("</auth>"), SCRIPT_CALL(scram_challenge, &ss),
+      SCRIPT_EXPECT("</response>"), SCRIPT_CALL(scram_outcome, &ss),
+      SCRIPT_EXPECT("<stream:stream"), SCRIPT_SEND(HDR FEATURES_BIND),
+      SCRIPT_EXPECT(NS_BIND), SCRIPT_SEND(BIND_RESULT), SCRIPT_END};
+  const xmppuv_test_step_t *const scripts[] = {s0};
+  xmppuv_client_options_t o;
+  base_opts(&o);
+  o.sm = 0;
+  rec_t r;
+  start(&r, &o, scripts, 1);
+  for (unsigned i = 1; i <= 3; i++) {
+    count_arg_t online = {&r.onlines, i};
+    ck_assert_msg(xmppuv_test_engine_run_until(r.h, counted, &online, 120000),
+                  "login %u did not happen; events: %s", i, r.seq);
+    xmppuv_test_engine_cut(r.h);
+  }
+  /* Three logins with proofs the server checked, one PBKDF2. */
+  ck_assert_uint_eq(r.onlines, 3);
+  ck_assert_uint_eq(xmppuv_test_engine_derivations(r.h), 1);
+  for (size_t i = 0; i < 3; i++) ck_assert_ptr_nonnull(strstr(received(&r, i), "<response "));
+  ck_assert_ptr_null(strstr(received(&r, 0), "alice-secret"));
+  finish(&r);
+  scram_server_free(ss.s);
+}
+END_TEST
+
+static Suite *make_suite(void) {
+  Suite *s = suite_create("engine");
+  TCase *tc = tcase_create("fake_clock");
+  tcase_add_test(tc, login_cut_and_resumption_on_a_fake_clock);
+  tcase_add_test(tc, events_come_from_the_loop_never_inside_the_call);
+  tcase_add_test(tc, scram_keys_are_derived_once_for_all_reconnections);
+  suite_add_tcase(s, tc);
+  return s;
+}
+XMPPUV_TEST_MAIN(make_suite)
