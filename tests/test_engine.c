@@ -302,6 +302,44 @@ START_TEST(events_come_from_the_loop_never_inside_the_call) {
 }
 END_TEST
 
+static void on_iq_reply(xmppuv_client_t *c, int status, xmppuv_stanza_t *reply, void *ud) {
+  (void)c, (void)status, (void)reply;
+  (*(unsigned *)ud)++;
+}
+
+/* Found by the session fuzzer: an engine freed without close() (a driver
+ * that dies, or a test) leaked the requests still waiting for answers. The
+ * ASan run of this suite is what checks it. */
+START_TEST(an_engine_freed_with_requests_in_flight_frees_them) {
+  const xmppuv_test_step_t s0[] = {UNTIL_AUTH,
+                                   SCRIPT_SEND(SASL_SUCCESS),
+                                   SCRIPT_EXPECT("<stream:stream"),
+                                   SCRIPT_SEND(HDR FEATURES_BIND),
+                                   SCRIPT_EXPECT(NS_BIND),
+                                   SCRIPT_SEND(BIND_RESULT),
+                                   SCRIPT_END};
+  const xmppuv_test_step_t *const scripts[] = {s0};
+  xmppuv_client_options_t o;
+  base_opts(&o);
+  rec_t r;
+  start(&r, &o, scripts, 1);
+  ck_assert(xmppuv_test_engine_run_until(r.h, is_online, &r, 1000));
+  static const char ping[] = "<iq type='get' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>";
+  xmppuv_stanza_t *iq = NULL;
+  ck_assert_int_eq(xmppuv_stanza_parse(ping, sizeof ping - 1, &iq), 0);
+  unsigned replies = 0;
+  uint64_t id = 0;
+  ck_assert_int_eq(xmppuv__engine_iq(xmppuv_test_engine_get(r.h), iq, 0, on_iq_reply, &replies,
+                                     &id, xmppuv_test_engine_now(r.h)),
+                   0);
+  xmppuv_stanza_unref(iq);
+  xmppuv_test_engine_run(r.h);
+  ck_assert_ptr_nonnull(strstr(received(&r, 0), "urn:xmpp:ping"));
+  finish(&r);
+  ck_assert_uint_eq(replies, 0); /* freed without a word, and without a leak */
+}
+END_TEST
+
 /* ---- SCRAM keys: derived once, then cached ---------------------------------------------- */
 
 typedef struct scram_script {
@@ -392,6 +430,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, login_cut_and_resumption_on_a_fake_clock);
   tcase_add_test(tc, events_come_from_the_loop_never_inside_the_call);
   tcase_add_test(tc, scram_keys_are_derived_once_for_all_reconnections);
+  tcase_add_test(tc, an_engine_freed_with_requests_in_flight_frees_them);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -1098,6 +1098,7 @@ void xmppuv__engine_keys(xmppuv__engine_t *e, uint64_t link, int status,
 /* ---- lifetime ----------------------------------------------------------------------------------- */
 
 static void free_engine(xmppuv__engine_t *e) {
+  xmppuv__iq_free(&e->iqs);
   xmppuv__sm_free(e->sm);
   xmppuv__session_free(e->session);
   xmppuv__handlers_free(&e->handlers);
@@ -1405,6 +1406,8 @@ int xmppuv__engine_listener_remove(xmppuv__engine_t *e, uint64_t id) {
 }
 
 int xmppuv__engine_sm_enabled(const xmppuv__engine_t *e) { return xmppuv__sm_active(e->sm); }
+
+const xmppuv__sm_t *xmppuv__engine_sm(const xmppuv__engine_t *e) { return e->sm; }
 
 size_t xmppuv__engine_sm_queued(const xmppuv__engine_t *e) { return xmppuv__sm_queued(e->sm); }
 

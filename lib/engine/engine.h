@@ -32,6 +32,7 @@
 #include "sasl/sasl.h"
 #include "sasl/scram.h"
 #include "session/session.h"
+#include "sm/sm.h"
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -164,6 +165,9 @@ int xmppuv__engine_listener_add(xmppuv__engine_t *e,
 int xmppuv__engine_listener_remove(xmppuv__engine_t *e, uint64_t id);
 
 int xmppuv__engine_sm_enabled(const xmppuv__engine_t *e);
+/* The Stream Management state, to read (tests and the fuzzer check the
+ * counters and answer for the server with them). */
+const xmppuv__sm_t *xmppuv__engine_sm(const xmppuv__engine_t *e);
 size_t xmppuv__engine_sm_queued(const xmppuv__engine_t *e);
 int xmppuv__engine_sm_export(const xmppuv__engine_t *e, xmppuv__time_t now, char **data,
                              size_t *len);

@@ -27,6 +27,15 @@ static void free_pending(xmppuv__iq_pending_t *p) {
   xmppuv__free(p);
 }
 
+void xmppuv__iq_free(xmppuv__iq_tracker_t *t) {
+  while (t->head != NULL) {
+    xmppuv__iq_pending_t *p = t->head;
+    t->head = p->next;
+    free_pending(p);
+  }
+  t->tail = NULL;
+}
+
 int xmppuv__iq_track(xmppuv__iq_tracker_t *t, const char *id, const char *to,
                      uint64_t deadline, xmppuv_iq_cb cb, void *user_data,
                      uint64_t *handle) {

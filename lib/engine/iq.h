@@ -26,6 +26,8 @@ typedef struct xmppuv__iq_tracker {
 } xmppuv__iq_tracker_t;
 
 void xmppuv__iq_init(xmppuv__iq_tracker_t *t, xmppuv__iq_cb done, void *owner);
+/* Forget every request without calling any (the owner is being freed). */
+void xmppuv__iq_free(xmppuv__iq_tracker_t *t);
 
 /* Track a request. to: the request's 'to' (NULL: our own account, which
  * answers without 'from', or from our bare JID or domain). Copies strings.

@@ -225,10 +225,10 @@ static int held_left(const xmppuv__session_conn_t *c) { return c->held_off < c->
 
 /* Keep data[0..len) to parse later (at most one copy of any byte: what is
  * already in held stays where it is). */
-static int hold(xmppuv__session_t *s, const char *data, size_t len, int why) {
+static int hold(xmppuv__session_t *s, const char *data, size_t len, xmppuv__hold_t why) {
   xmppuv__session_conn_t *c = &s->c;
   c->hold = why;
-  if (data >= c->held.data && data <= c->held.data + c->held.len && c->held.data != NULL) {
+  if (c->held.data != NULL && data >= c->held.data && data <= c->held.data + c->held.len) {
     c->held_off = (size_t)(data - c->held.data);
     return 0;
   }
@@ -300,6 +300,10 @@ void xmppuv__session_credentials_given(xmppuv__session_t *s) {
 static void parse_held(xmppuv__session_t *s) {
   xmppuv__session_conn_t *c = &s->c;
   if (c->hold != HOLD_FLOW || c->backlog >= QUEUE_HIGH) return;
+  if (c->held.data == NULL) {
+    c->hold = HOLD_NONE; /* nothing was left over */
+    return;
+  }
   if (parse(s, c->held.data + c->held_off, c->held.len - c->held_off) != 0)
     xmppuv__session_fail(s, XMPPUV_ENOMEM, NULL, NULL, NULL, 0, NULL);
 }

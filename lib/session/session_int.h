@@ -30,6 +30,9 @@ typedef struct xmppuv__session_pending {
 
 /* Everything that belongs to one connection, reset in one place
  * (reset_connection in session.c). */
+/* Why input is held (see the held buffer below). */
+typedef enum { HOLD_NONE, HOLD_FLOW, HOLD_RESTART, HOLD_CREDENTIALS } xmppuv__hold_t;
+
 typedef struct xmppuv__session_conn {
   xmppuv__session_state_t state;
   xmppuv__framing_t framing;
@@ -52,7 +55,7 @@ typedef struct xmppuv__session_conn {
    * stays bounded however many small elements come in one read). */
   xmppuv__buf_t held;
   size_t held_off;
-  enum { HOLD_NONE, HOLD_FLOW, HOLD_RESTART, HOLD_CREDENTIALS } hold;
+  xmppuv__hold_t hold;
   int yielded; /* the parser stopped after an element that waits for credentials */
 
   /* SASL */

@@ -171,8 +171,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   xmppuv__buf_clear(&out);
   int rc = xmppuv__scram_server_first(s, msg, first_len, &out);
   if (rc != 0) {
-    FZ_CHECK(rc == XMPPUV_EPROTO || rc == XMPPUV_EAUTHITER || (rc == XMPPUV_EAUTH && !with_password),
-             "server_first: unexpected %s", xmppuv_err_name(rc));
+    /* Without the password, keys that do not fit this salt and count make
+     * it ask for keys (the driver derives them). */
+    FZ_CHECK(rc == XMPPUV_EPROTO || rc == XMPPUV_EAUTHITER ||
+                 (rc == XMPPUV__SCRAM_NEED_KEYS && !with_password),
+             "server_first: unexpected %d (%s)", rc, xmppuv_err_name(rc));
     FZ_CHECK(out.len == 0, "client-final written on error");
     FZ_CHECK(xmppuv__scram_server_final(s, final, final_len) == XMPPUV_ESTATE,
              "server_final after a failed server_first");

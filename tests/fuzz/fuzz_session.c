@@ -1,92 +1,107 @@
-/* Fuzz target: the whole I/O-free core of a connection, the session
- * (lib/session.c: stream, features, STARTTLS, SASL, bind) and the Stream
- * Management engine (lib/sm/), wired together the way lib/client.c wires
- * them, fed arbitrary server bytes after a scripted handshake, with sends,
- * timers, disconnects, resumption and saved state mixed in.
+/* Fuzz target: the whole client engine (lib/engine/engine.c: session,
+ * Stream Management, iq tracking, handlers, every client policy) on the
+ * engine harness's fake clock and memory transport
+ * (tests/support/engine_harness.h), fed arbitrary server bytes after a
+ * scripted handshake, with sends, time, cuts, resumption, stops and saved
+ * state mixed in. The same engine the libuv driver runs: nothing here
+ * re-implements its wiring.
  *
  * Input: 4 header bytes, then a program.
- *   [0] SM config: bits 0-2 == 7 turns SM off; bit 3 no resumption;
- *       bit 4 ack threshold 2; bit 5 queue_max 3; bit 6 resend on failed;
- *       bit 7 drain timeout 2 s
+ *   [0] bits 0-2 == 7 turns SM off; bit 3 no resumption; bit 4 ack
+ *       threshold 2; bit 5 queue_max 3; bit 6 resend on failed; bit 7
+ *       close (and drain) timeout 2 s, not 200 ms
  *   [1] bit 0 max_resume_s 60; bit 1 no ack debounce; bit 2 no idle <r/>;
- *       bit 3 ack timeout 5 s; bits 4-5 how far the first connection is
+ *       bit 3 ack timeout 5 s; bits 4-5 how far each connection is
  *       scripted (0 none: the fuzz bytes are the server from its first
- *       byte; 1 up to SASL success; 2 and 3 up to <enabled/>);
- *       bits 6-7 chunking style for server bytes (see fuzz_input.h)
- *   [2] session config: bit 0 allow ANONYMOUS; bit 1 allow-list
- *       "SCRAM-SHA-256,PLAIN,ANONYMOUS"; bit 2 small XML limits; bit 3 the
- *       first connection starts without TLS (STARTTLS expected: the
- *       harness "completes" TLS when the session asks); bit 4 the password
- *       callback fails; bit 5 send from inside done events; bit 6 logging
- *       at trace level (and the check that no log line holds the password)
- *   [3] seed for chunk sizes and other harness choices
+ *       byte; 1 up to SASL success; 2 and 3 up to <enabled/> or
+ *       <resumed/>); bits 6-7 chunking style for server bytes
+ *       (fuzz_input.h)
+ *   [2] bit 0 allow ANONYMOUS; bit 1 allow-list
+ *       "SCRAM-SHA-256,PLAIN,ANONYMOUS"; bit 2 small XML limits; bit 3
+ *       connections start in plaintext (STARTTLS); bit 4 the password
+ *       cannot be had; bit 5 send again from inside send callbacks; bit 6
+ *       logging at trace level (and the check that no log line holds the
+ *       password); bit 7 no reconnection
+ *   [3] seed for chunk sizes and the engine's jitter
  *   Then server bytes, interrupted by commands: a NUL byte (never valid in
  *   XML) is followed by one command byte c; c % 16 selects:
- *     0 advance the clock (c >> 4 picks 1 ms ... 10 min) running every
- *       deadline due on the way, as the client's timer would
+ *     0 let time pass (c >> 4 picks 1 ms ... 10 min), every deadline run
+ *       on the way
  *     1 send stanza number c >> 4 of a fixed table; 2 send (c >> 4) + 1
  *       messages
- *     3 drop the connection and reconnect (scripted, resuming when the
- *       engine can); 4 the same after (c >> 4) minutes offline
- *     5 drop, save the SM state, load it into a new engine (a process
- *       restart), reconnect
- *     6 graceful stop (sm_stop, </stream:stream> when drained)
- *     7 the app closes: fail_all(ECANCELED), drop, start again
- *     8 tick now; 9 the next write fails
+ *     3 the network cuts the connection, time for a reconnection passes;
+ *       4 the same and (c >> 4) minutes more
+ *     5 a process restart: the state is exported, the engine freed, a new
+ *       one imports it and starts
+ *     6 graceful stop, then start again once offline
+ *     7 the app closes the client (everything owed fails), a new one starts
+ *     8 run what is due now; 9 the next write fails
  *     10 the server acks everything sent (<a h/> with the right h);
  *     11 <r/>; 12 the server answers a pending <resume/> (<resumed/> or
  *       <failed/> by c >> 4, with an h inside the window)
- *     13 reconnect without a script (the fuzz bytes are the new server)
- *     14 change the chunking style to c >> 4; 15 nothing
+ *     13 the next connection is not scripted (the fuzz bytes are the server)
+ *     14 change the chunking style to c >> 4; 15 reconnect_now
  *
- * Invariants checked as it runs: every stanza sent gets at most one done
- * event, in send order, with a documented status, and exactly one by the
- * end (after fail_all); sends refused with an error get none; queued never
- * exceeds queue_max and unacked never exceeds queued; the engine writes
- * nothing while disconnected or after it aborted the stream; at most one of
- * enable_result/resumed per stream; a tick leaves no deadline already due;
- * saved state always loads back with the same counters; no log line holds
- * the password or the PLAIN message (in what we write).
+ * Invariants checked as it runs: every stanza sent gets at most one send
+ * callback, with a status that has a name, in send order except for
+ * stanzas refused alone (ETOOBIG, EREJECTED); at most one ack or fail
+ * event, agreeing with it; sends refused with an error get none; queued
+ * never exceeds queue_max; no event comes inside an API call; the harness
+ * settles (no deadline left due after its tick); saved state always loads
+ * back with the same counters; no log line holds the password or the PLAIN
+ * message (in what we write); and at the end, after close, every stanza
+ * had exactly one send callback and the engine says it is closed.
  *
  * FUZZ_DEBUG set: what goes in and out and every event, on stderr. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uv.h>
 
+#include "engine/engine.h"
+#include "engine_harness.h"
+#include "fuzz_input.h"
+#include "sasl/sasl.h"
+#include "sm/sm.h"
 #include "util/alloc.h"
 #include "util/buf.h"
-#include "fuzz_input.h"
-#include "util/log.h"
-#include "sasl/sasl.h"
-#include "session/session.h"
-#include "sm/sm.h"
 #include "xml/serialize.h"
 #include "xmppuv.h"
 
 #define DOMAIN "example.com"
 #define BARE "juliet@example.com"
 #define USERNAME "juliet"
-#define RESOURCE "balcony"
-#define FULL BARE "/" RESOURCE
+#define FULL BARE "/balcony"
 #define PASSWORD "pencil-Secret-7q"
 #define NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
+#define NS_SM "urn:xmpp:sm:3"
 
 #define MAX_RECS 512
 #define MAX_STEPS 4096
+#define MAX_CONNS 64
 
-static const char header_xml[] =
-    "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
-    "xmlns:stream='http://etherx.jabber.org/streams' id='s1' from='" DOMAIN
-    "' version='1.0' xml:lang='en'>";
-static const char features_sasl[] =
-    "<stream:features><mechanisms xmlns='" NS_SASL "'><mechanism>PLAIN</mechanism>"
-    "</mechanisms></stream:features>";
-static const char success_xml[] = "<success xmlns='" NS_SASL "'/>";
-static const char features_bind[] =
-    "<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>"
-    "<sm xmlns='urn:xmpp:sm:3'/></stream:features>";
+#define HEADER                                                                 \
+  "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "                 \
+  "xmlns:stream='http://etherx.jabber.org/streams' id='s{n}' from='" DOMAIN  \
+  "' version='1.0' xml:lang='en'>"
+#define FEATURES_SASL                                                          \
+  "<stream:features><mechanisms xmlns='" NS_SASL "'><mechanism>PLAIN</mechanism>" \
+  "</mechanisms></stream:features>"
+#define FEATURES_BIND                                                          \
+  "<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>"          \
+  "<sm xmlns='" NS_SM "'/></stream:features>"
+
+/* Level 1: the server up to SASL success. */
+static const xmppuv_test_step_t script_auth[] = {
+    SCRIPT_EXPECT("<stream:stream"), SCRIPT_SEND(HEADER FEATURES_SASL),
+    SCRIPT_EXPECT("</auth>"), SCRIPT_SEND("<success xmlns='" NS_SASL "'/>"), SCRIPT_END};
+/* Level 2: and the restarted stream's features; on_server_data() answers
+ * the bind, <enable/> and <resume/>. */
+static const xmppuv_test_step_t script_login[] = {
+    SCRIPT_EXPECT("<stream:stream"), SCRIPT_SEND(HEADER FEATURES_SASL),
+    SCRIPT_EXPECT("</auth>"), SCRIPT_SEND("<success xmlns='" NS_SASL "'/>"),
+    SCRIPT_EXPECT("<stream:stream"), SCRIPT_SEND(HEADER FEATURES_BIND), SCRIPT_END};
+static const xmppuv_test_step_t script_none[] = {SCRIPT_END};
 
 /* What the app sends (command 1). */
 static const char *const stanzas[16] = {
@@ -106,271 +121,154 @@ static const char *const stanzas[16] = {
     "<message id='m6'/>",
     "<iq type='get' id='v1'><query xmlns='jabber:iq:version'/></iq>",
     "<message id='m7'><body>two</body><body xml:lang='de'>zwei</body></message>",
-    "<foo xmlns='urn:not:a:stanza'/>", /* refused: EINVAL, no done */
+    "<foo xmlns='urn:not:a:stanza'/>", /* refused: EINVAL, no callback */
 };
 
 typedef struct rec {
-  int dones;
-  int status;
-  int gone; /* refused, or handed to another engine by save/load */
+  xmppuv_stanza_t *st; /* the stanza sent (a copy of its own: events name it) */
+  int dones, acks, fails;
+  int status, reason;
+  int gone; /* refused, or handed to another engine by a restart */
 } rec_t;
 
 typedef struct harness {
-  xmppuv__session_t *s;
-  xmppuv__sm_t *sm;
-  xmppuv__sm_config_t smc;
-  xmppuv__session_config_t sc;
-  xmppuv__time_t now;
-  xmppuv__log_t log;
+  xmppuv_test_engine_t *h;
+  xmppuv_client_options_t opts;
   fz_rng_t rng;
   unsigned style;
+  unsigned level;
   uint8_t flags2;
-
-  int conn_up;   /* a connection is open and the session started on it */
-  int dropping;  /* the driver dropped it from inside a callback */
-  int sm_down;   /* the engine was told disconnected, no stream since */
-  int aborted;   /* the engine aborted this connection */
-  int sm_offered;
-  int stream_results; /* enable_result + resumed on this stream */
-  int starttls;
-  int stopping;
-  int fail_next_write;
-  int in_cleanup;
+  int debug;
+  int in_call;     /* an engine API call is running */
+  int in_cleanup;  /* the app is closing: no more sends from callbacks */
   int reentrant_sends;
-  int debug; /* FUZZ_DEBUG set: a transcript on stderr, for triage */
-  char bind_id[32];
-
+  int unscripted_next;
+  size_t last_done; /* index + 1 of the last record done in order */
+  unsigned sessions; /* online + resumed events */
+  /* Per connection: how far on_server_data() read, what it answered. */
+  size_t scanned[MAX_CONNS];
+  int answered_bind[MAX_CONNS], answered_enable[MAX_CONNS], answered_resume[MAX_CONNS];
   rec_t recs[MAX_RECS];
   size_t nrecs;
-  size_t last_done; /* index + 1 of the last record done */
   char plain_b64[128];
 } harness_t;
 
 static harness_t H;
 
-/* ---- the fake connection ---------------------------------------------- */
-
-static void note_bind_id(const char *data, size_t len) {
-  static const char pre[] = "<iq type='set' id='";
-  if (len < sizeof pre || memcmp(data, pre, sizeof pre - 1) != 0) return;
-  const char *id = data + sizeof pre - 1;
-  const char *end = memchr(id, '\'', len - (sizeof pre - 1));
-  if (end == NULL || (size_t)(end - id) >= sizeof H.bind_id) return;
-  memcpy(H.bind_id, id, (size_t)(end - id));
-  H.bind_id[end - id] = '\0';
-}
-
-static void drop_connection(void);
-
-static int conn_write(const char *data, size_t len) {
-  FZ_CHECK(len > 0, "empty write");
-  if (!H.conn_up) return XMPPUV_ESTATE; /* client.c: no connection */
-  if (H.fail_next_write) {
-    /* The socket broke: the client hears it from the connection later. */
-    H.fail_next_write = 0;
-    H.dropping = 1;
-    return UV_EPIPE;
-  }
-  note_bind_id(data, len);
-  if (H.debug) fprintf(stderr, "out: %.*s\n", (int)len, data);
-  return 0;
-}
-
-#define TRACE(...) \
-  do {                                        \
+#define TRACE(...)                              \
+  do {                                          \
     if (H.debug) fprintf(stderr, __VA_ARGS__); \
   } while (0)
 
-/* ---- session events (as lib/client.c) --------------------------------- */
+static xmppuv__engine_t *E(void) { return xmppuv_test_engine_get(H.h); }
 
-static int ev_write(void *ud, const char *data, size_t len) {
-  (void)ud;
-  return conn_write(data, len);
+/* ---- what the app sees -------------------------------------------------------- */
+
+static void no_event_in_call(const char *what) {
+  FZ_CHECK(!H.in_call, "the %s event came inside an API call", what);
 }
 
-static int ev_starttls(void *ud, const char *rest, size_t rest_len) {
-  (void)ud, (void)rest, (void)rest_len;
-  H.starttls = 1;
-  return 0;
+static rec_t *rec_of(const xmppuv_stanza_t *s) {
+  for (size_t i = 0; i < H.nrecs; i++)
+    if (H.recs[i].st == s && !H.recs[i].gone) return &H.recs[i];
+  return NULL;
 }
 
-static size_t ev_cb_types(void *ud, const char **types, size_t max) {
-  (void)ud;
-  static const char *const ours[] = {"tls-exporter", "tls-server-end-point"};
-  size_t n = max < 2 ? max : 2;
-  for (size_t i = 0; i < n; i++) types[i] = ours[i];
-  return n;
+static void on_status(xmppuv_client_t *c, xmppuv_status_t st, void *ud) {
+  (void)c, (void)ud;
+  no_event_in_call("status");
+  TRACE("[status %s]\n", xmppuv_status_name(st));
 }
 
-static int ev_cb_data(void *ud, const char *type, unsigned char *out, size_t *len) {
-  (void)ud, (void)type;
-  FZ_CHECK(*len >= 32, "channel-binding buffer of %zu", *len);
-  for (size_t i = 0; i < 32; i++) out[i] = (unsigned char)(i * 7u + 1u);
-  *len = 32;
-  return 0;
+static void on_online(xmppuv_client_t *c, const xmppuv_jid_t *jid, void *ud) {
+  (void)c, (void)ud;
+  no_event_in_call("online");
+  FZ_CHECK(jid != NULL, "online without a JID");
+  H.sessions++;
+  TRACE("[online %s]\n", xmppuv_jid_string(jid));
 }
 
-static int ev_password(void *ud, char *buf, size_t size) {
-  (void)ud;
-  if ((H.flags2 >> 4) & 1) return XMPPUV_EAUTH;
-  FZ_CHECK(size > sizeof PASSWORD, "password buffer of %zu", size);
-  memcpy(buf, PASSWORD, sizeof PASSWORD);
-  return 0;
-}
-
-static void ev_status(void *ud, xmppuv_status_t status) { (void)ud, (void)status; }
-
-static void ev_authenticated(void *ud, int sm_offered) {
-  (void)ud;
-  FZ_CHECK(H.conn_up, "authenticated without a connection");
-  H.sm_offered = sm_offered;
-  xmppuv__sm_stream_authenticated(H.sm, H.now);
-  H.sm_down = 0;
-  H.aborted = 0;
-  H.stream_results = 0;
-  if (sm_offered && xmppuv__sm_can_resume(H.sm, H.now)) {
-    /* Could not ask: try again on the next connection rather than bind. */
-    if (xmppuv__sm_resume(H.sm, H.now) != 0) drop_connection();
-    return;
-  }
-  xmppuv__session_bind(H.s);
-}
-
-static void ev_bound(void *ud, const char *full_jid) {
-  (void)ud;
-  xmppuv_jid_t *j = NULL;
-  if (xmppuv_jid_parse(full_jid, &j) != 0) {
-    drop_connection();
-    return;
-  }
-  xmppuv_jid_free(j);
-  int rc = xmppuv__sm_enable(H.sm, full_jid, H.sm_offered, H.now);
-  if (rc != 0) drop_connection();
-}
-
-static int app_send_stanza(xmppuv_stanza_t *st);
-static int app_send(unsigned k);
-
-static void ev_element(void *ud, xmppuv_stanza_t *el) {
-  (void)ud;
-  int rc = xmppuv__sm_inbound(H.sm, el, H.now);
-  if (rc < 0) {
-    FZ_CHECK(rc == XMPPUV_ENOMEM, "sm_inbound: %s", xmppuv_err_name(rc));
-    drop_connection();
-    return;
-  }
-  if (rc > 0) return;
-  /* RFC 6120 §8.2.3: the client answers an iq get/set nobody handles. */
-  const char *ns = xmppuv_stanza_ns(el);
-  const char *type = xmppuv_stanza_attr(el, "type");
-  if (ns != NULL && strcmp(ns, XMPPUV_NS_CLIENT) == 0 &&
-      strcmp(xmppuv_stanza_name(el), "iq") == 0 && type != NULL &&
-      (strcmp(type, "get") == 0 || strcmp(type, "set") == 0) && !H.stopping) {
-    xmppuv_stanza_t *reply = NULL;
-    if (xmppuv_iq_error_new(el, "cancel", "service-unavailable", &reply) == 0) {
-      app_send_stanza(reply);
-      xmppuv_stanza_unref(reply);
-    }
-  }
-}
-
-static void ev_failed(void *ud, const xmppuv_error_t *err, const char *see_other_host) {
-  (void)ud, (void)see_other_host;
-  FZ_CHECK(err != NULL && err->code < 0, "failed without an error code");
-  TRACE("[session failed %s %s]\n", xmppuv_err_name(err->code),
-        err->condition ? err->condition : "-");
-  drop_connection();
-}
-
-static void ev_closed(void *ud) {
-  (void)ud;
-  xmppuv__session_close(H.s);
-  drop_connection();
-}
-
-static const xmppuv__session_events_t session_events = {
-    ev_write,  ev_starttls, ev_cb_types, ev_cb_data, ev_password, ev_status,
-    ev_authenticated, ev_bound, ev_element, ev_failed, ev_closed};
-
-/* ---- SM events ------------------------------------------------------------ */
-
-static int sm_write(void *ud, const char *data, size_t len) {
-  (void)ud;
-  FZ_CHECK(!H.sm_down, "the SM engine wrote while disconnected: %.*s", (int)len, data);
-  FZ_CHECK(!H.aborted, "the SM engine wrote after aborting: %.*s", (int)len, data);
-  int rc = conn_write(data, len);
-  /* client.c: after a failed write the engine writes nothing more on this
-   * stream; the driver drops it at once, from inside the write. */
-  if (rc != 0 && rc != XMPPUV_ESTATE) drop_connection();
-  return rc;
-}
-
-static void sm_enable_result(void *ud, int enabled, const char *condition) {
-  (void)ud;
-  TRACE("[enable_result %d %s]\n", enabled, condition ? condition : "-");
-  FZ_CHECK(++H.stream_results == 1, "a second enable_result/resumed on one stream");
-}
-
-static void sm_resumed(void *ud) {
-  (void)ud;
+static void on_resumed(xmppuv_client_t *c, void *ud) {
+  (void)c, (void)ud;
+  no_event_in_call("resumed");
+  H.sessions++;
   TRACE("[resumed]\n");
-  FZ_CHECK(++H.stream_results == 1, "a second enable_result/resumed on one stream");
 }
 
-static void sm_resume_failed(void *ud, const char *condition) {
-  (void)ud;
-  TRACE("[resume_failed %s]\n", condition ? condition : "-");
-  if (!H.stopping) xmppuv__session_bind(H.s);
+static void on_error(xmppuv_client_t *c, const xmppuv_error_t *e, void *ud) {
+  (void)c, (void)ud;
+  no_event_in_call("error");
+  FZ_CHECK(strcmp(xmppuv_err_name(e->code), "UNKNOWN") != 0, "error with code %d", e->code);
+  TRACE("[error %s %s]\n", xmppuv_err_name(e->code), e->condition ? e->condition : "");
 }
 
-static void sm_done(void *ud, xmppuv_stanza_t *stanza, int status, xmppuv__sm_done_cb cb,
-                    void *cb_data) {
-  (void)ud;
-  FZ_CHECK(stanza != NULL, "done without a stanza");
-  FZ_CHECK(status == 0 || status == XMPPUV_ESMOFF || status == XMPPUV_ESMFAILED ||
-               status == XMPPUV_ECANCELED,
-           "done with %s", xmppuv_err_name(status));
-  if (cb == NULL) return; /* loaded from saved state */
-  size_t i = (size_t)(uintptr_t)cb_data - 1;
-  FZ_CHECK(i < H.nrecs, "done for an unknown stanza");
+static void on_ack(xmppuv_client_t *c, xmppuv_stanza_t *s, void *ud) {
+  (void)c, (void)ud;
+  no_event_in_call("ack");
+  rec_t *r = rec_of(s);
+  if (r == NULL) return; /* loaded from saved state */
+  FZ_CHECK(r->acks + r->fails == 0, "a second ack/fail for one stanza");
+  FZ_CHECK(!r->dones || r->status == 0, "acked after a send callback with %s",
+           xmppuv_err_name(r->status));
+  r->acks++;
+}
+
+static void on_fail(xmppuv_client_t *c, xmppuv_stanza_t *s, int reason, void *ud) {
+  (void)c, (void)ud;
+  no_event_in_call("fail");
+  FZ_CHECK(reason < 0 && strcmp(xmppuv_err_name(reason), "UNKNOWN") != 0, "fail with %d",
+           reason);
+  rec_t *r = rec_of(s);
+  if (r == NULL) return;
+  FZ_CHECK(r->acks + r->fails == 0, "a second ack/fail for one stanza");
+  FZ_CHECK(!r->dones || r->status == reason, "failed with %s after a send callback with %s",
+           xmppuv_err_name(reason), xmppuv_err_name(r->status));
+  r->fails++;
+  r->reason = reason;
+}
+
+static void app_send(unsigned k);
+
+static void on_sent(xmppuv_client_t *c, xmppuv_stanza_t *s, int status, void *ud) {
+  (void)c;
+  no_event_in_call("send callback");
+  size_t i = (size_t)(uintptr_t)ud - 1;
+  FZ_CHECK(i < H.nrecs, "a send callback for an unknown stanza");
   rec_t *r = &H.recs[i];
-  TRACE("[done %zu %s]\n", i, status ? xmppuv_err_name(status) : "OK");
-  FZ_CHECK(!r->gone, "done for a stanza that was refused or handed over");
-  FZ_CHECK(r->dones == 0, "a second done for stanza %zu (%s, then %s)", i,
+  TRACE("[sent %zu %s]\n", i, status ? xmppuv_err_name(status) : "OK");
+  FZ_CHECK(!r->gone, "a send callback for a stanza refused or handed over");
+  FZ_CHECK(r->st == s, "a send callback with another stanza");
+  FZ_CHECK(r->dones == 0, "a second send callback for stanza %zu (%s, then %s)", i,
            xmppuv_err_name(r->status), xmppuv_err_name(status));
-  FZ_CHECK(i + 1 > H.last_done, "done out of send order: %zu after %zu", i, H.last_done - 1);
-  H.last_done = i + 1;
+  FZ_CHECK(status <= 0 && strcmp(xmppuv_err_name(status), "UNKNOWN") != 0,
+           "send callback with %d", status);
+  /* In send order, except what fails alone while older stanzas wait. */
+  if (status != XMPPUV_ETOOBIG && status != XMPPUV_EREJECTED) {
+    FZ_CHECK(i + 1 > H.last_done, "send callback out of order: %zu after %zu", i,
+             H.last_done - 1);
+    H.last_done = i + 1;
+  }
+  /* The ack or fail event agrees, whichever comes first. */
+  if (r->acks) FZ_CHECK(status == 0, "acked, then %s", xmppuv_err_name(status));
+  if (r->fails) FZ_CHECK(status == r->reason, "failed with %s, then %s",
+                         xmppuv_err_name(r->reason), xmppuv_err_name(status));
   r->dones = 1;
   r->status = status;
-  cb(cb_data, stanza, status);
-  /* Re-entrancy: the app sends again from its callback. */
   if (((H.flags2 >> 5) & 1) && !H.in_cleanup && H.reentrant_sends < 8) {
     H.reentrant_sends++;
     app_send(fz_rng_next(&H.rng) % 15u);
   }
 }
 
-static void sm_abort(void *ud, int reason) {
-  (void)ud;
-  FZ_CHECK(reason == XMPPUV_ETIMEDOUT || reason == XMPPUV_ESMHIGH || reason == XMPPUV_EPROTO,
-           "abort with %s", xmppuv_err_name(reason));
-  TRACE("[abort %s]\n", xmppuv_err_name(reason));
-  H.aborted = 1;
-  drop_connection();
-}
+static const xmppuv_client_callbacks_t callbacks = {
+    on_status, on_online, on_resumed, on_error, on_ack, on_fail, NULL, NULL};
 
-static const xmppuv__sm_events_t sm_events = {sm_write, sm_enable_result, sm_resumed,
-                                              sm_resume_failed, sm_done, sm_abort};
-
-static void stanza_cb(void *cb_data, xmppuv_stanza_t *stanza, int status) {
-  (void)cb_data, (void)stanza, (void)status;
-}
-
-/* ---- the log -------------------------------------------------------------- */
+/* ---- the log -------------------------------------------------------------------- */
 
 static void on_log(void *ud, xmppuv_log_level_t level, const char *area, const char *msg) {
   (void)ud, (void)level;
   FZ_CHECK(area != NULL && msg != NULL, "log line without area or text");
+  if (H.debug) fprintf(stderr, "log %s: %s\n", area, msg);
   /* Only what we write: the server may echo anything back (and the fuzzer
    * learns the password from this very comparison). */
   if (strcmp(area, "wire-out") != 0 && strcmp(area, "sasl") != 0) return;
@@ -378,217 +276,250 @@ static void on_log(void *ud, xmppuv_log_level_t level, const char *area, const c
   FZ_CHECK(strstr(msg, H.plain_b64) == NULL, "the PLAIN message in a log line: %s", msg);
 }
 
-/* ---- the driver ----------------------------------------------------------- */
-
-static void check_state(void) {
-  size_t q = xmppuv__sm_queued(H.sm);
-  FZ_CHECK(q <= H.smc.queue_max, "queued %zu > queue_max %zu", q, H.smc.queue_max);
-  FZ_CHECK(xmppuv__sm_unacked(H.sm) <= q, "unacked %zu > queued %zu",
-           xmppuv__sm_unacked(H.sm), q);
+static int no_password(xmppuv_client_t *c, char *buf, size_t size, void *ud) {
+  (void)c, (void)buf, (void)size, (void)ud;
+  return XMPPUV_EAUTH;
 }
 
-/* The table's stanzas, parsed once (sending takes a reference; the engine
- * serializes at once, so one tree serves every send). */
-static xmppuv_stanza_t *parsed[16];
+/* ---- the server's side ------------------------------------------------------------ */
 
-static int app_send_stanza(xmppuv_stanza_t *st);
-
-static int app_send(unsigned k) { return app_send_stanza(parsed[k % 16u]); }
-
-static int app_send_stanza(xmppuv_stanza_t *st) {
-  if (H.nrecs == MAX_RECS) return 0;
-  size_t i = H.nrecs++;
-  memset(&H.recs[i], 0, sizeof H.recs[i]);
-  int rc = xmppuv__sm_send(H.sm, st, H.now, stanza_cb, (void *)(uintptr_t)(i + 1));
-  if (rc != 0) {
-    FZ_CHECK(rc == XMPPUV_ENOBUFS || rc == XMPPUV_EINVAL, "send: %s", xmppuv_err_name(rc));
-    FZ_CHECK(H.recs[i].dones == 0, "a refused send got a done");
-    H.recs[i].gone = 1;
-  }
-  check_state();
-  return rc;
+/* The value of the id attribute of the last <iq ...> in text, into out. */
+static int last_iq_id(const char *text, char *out, size_t size) {
+  const char *iq = NULL;
+  for (const char *p = strstr(text, "<iq "); p != NULL; p = strstr(p + 1, "<iq ")) iq = p;
+  if (iq == NULL) return -1;
+  const char *end = strchr(iq, '>');
+  const char *id = strstr(iq, " id='");
+  if (id == NULL || end == NULL || id > end) return -1;
+  id += 5;
+  const char *q = strchr(id, '\'');
+  if (q == NULL || (size_t)(q - id) >= size) return -1;
+  memcpy(out, id, (size_t)(q - id));
+  out[q - id] = '\0';
+  return 0;
 }
 
-/* Inside a callback, as client.c's drop_connection(): the engine hears of
- * it at once; the connection closes when the current feed returns. */
-static void drop_connection(void) {
-  if (!H.conn_up || H.sm_down) {
-    H.dropping = H.conn_up;
-    return;
-  }
-  xmppuv__sm_disconnected(H.sm, H.now);
-  H.sm_down = 1;
-  H.dropping = 1;
+static int send_str(xmppuv_test_script_conn_t *k, const char *text) {
+  TRACE("in: %s\n", text);
+  return xmppuv_test_script_conn_send(k, text, strlen(text));
 }
 
-/* After a feed: close a connection the driver dropped. */
-static void settle_connection(void) {
-  if (H.starttls && H.conn_up && !H.dropping) {
-    H.starttls = 0;
-    if (xmppuv__session_tls_ready(H.s) != 0) drop_connection();
-  }
-  if (H.dropping) {
-    if (!H.sm_down) {
-      xmppuv__sm_disconnected(H.sm, H.now);
-      H.sm_down = 1;
-    }
-    H.conn_up = 0;
-    H.dropping = 0;
-    H.starttls = 0;
-    /* client.c on_conn_closed: a stop ends with everything settled. */
-    if (H.stopping) {
-      H.stopping = 0;
-      xmppuv__sm_fail_all(H.sm, XMPPUV_ECANCELED);
-      check_state();
-    }
-  }
-}
-
-static void feed(const char *data, size_t len) {
-  size_t off = 0;
-  TRACE("in: %.*s\n", (int)len, data);
-  while (off < len && H.conn_up && !H.dropping) {
-    size_t n = fz_chunk(&H.rng, H.style, len - off);
-    xmppuv__sm_inbound_data(H.sm, H.now);
-    xmppuv__session_feed(H.s, data + off, n);
-    off += n;
-    check_state();
-    if (H.stopping && H.conn_up && !H.dropping && xmppuv__sm_drained(H.sm, H.now))
-      xmppuv__session_close(H.s);
-    settle_connection();
-  }
-}
-
-static void feed_str(const char *xml) { feed(xml, strlen(xml)); }
-
-static void advance(uint64_t ms) {
-  uint64_t target = H.now.mono_ms + ms;
-  for (int guard = 0;; guard++) {
-    FZ_CHECK(guard < 100000, "timers do not settle");
-    uint64_t d = xmppuv__sm_deadline(H.sm);
-    if (d == XMPPUV__NO_DEADLINE || d > target) break;
-    if (d > H.now.mono_ms) {
-      H.now.wall_ms += (int64_t)(d - H.now.mono_ms);
-      H.now.mono_ms = d;
-    }
-    xmppuv__sm_tick(H.sm, H.now);
-    FZ_CHECK(xmppuv__sm_deadline(H.sm) > H.now.mono_ms,
-             "a tick left a deadline due: the driver would spin");
-    check_state();
-    if (H.stopping && H.conn_up && !H.dropping && xmppuv__sm_drained(H.sm, H.now))
-      xmppuv__session_close(H.s);
-    settle_connection();
-  }
-  H.now.wall_ms += (int64_t)(target - H.now.mono_ms);
-  H.now.mono_ms = target;
-}
-
-static void open_connection(int tls) {
-  if (H.conn_up) return;
-  H.conn_up = 1;
-  H.dropping = 0;
-  H.starttls = 0;
-  H.bind_id[0] = '\0';
-  if (xmppuv__session_start(H.s, tls) != 0) drop_connection();
-  settle_connection();
-}
-
-/* <resumed previd h/>; the SM-ID came from the fuzzed <enabled/>, so it is
- * escaped (a long one is cut, and the resumption fails as it should). */
+/* <resumed previd h/>: the SM-ID came from the fuzzed <enabled/> (or the
+ * script's), so it is escaped. */
 static void resumed_xml(char *buf, size_t size, const char *id, uint32_t h) {
   xmppuv__buf_t b = XMPPUV__BUF_INIT;
-  FZ_CHECK(xmppuv__escape_attr(&b, id ? id : "none", strlen(id ? id : "none")) == 0, "oom");
-  snprintf(buf, size, "<resumed xmlns='urn:xmpp:sm:3' previd='%s' h='%u'/>",
-           b.data ? b.data : "", (unsigned)h);
+  const char *v = id ? id : "none";
+  FZ_CHECK(xmppuv__escape_attr(&b, v, strlen(v)) == 0, "oom");
+  snprintf(buf, size, "<resumed xmlns='" NS_SM "' previd='%s' h='%u'/>", b.data ? b.data : "",
+           (unsigned)h);
   xmppuv__buf_free(&b);
 }
 
-/* The server side of a handshake, as far as `level` says (1: to SASL
- * success, 2: to <enabled/> or <resumed/>). */
-static void script(int level) {
-  if (level == 0 || !H.conn_up) return;
-  feed_str(header_xml);
-  feed_str(features_sasl);
-  feed_str(success_xml);
-  if (level == 1) return;
-  feed_str(header_xml);
-  feed_str(features_bind);
-  if (!H.conn_up) return;
-  const char *id = xmppuv__sm_id(H.sm);
-  if (H.bind_id[0] == '\0' && id != NULL) {
-    /* <resume/> went out: the server takes it. */
-    char buf[512];
-    resumed_xml(buf, sizeof buf, id, xmppuv__sm_outbound_count(H.sm));
-    feed_str(buf);
-    return;
+/* Level 2: the scripted server answers the bind, <enable/> and <resume/>
+ * once its script is done, the way a server would. */
+static int on_server_data(xmppuv_test_script_conn_t *k, void *arg) {
+  (void)arg;
+  size_t i = xmppuv_test_script_conn_index(k);
+  if (H.level < 2 || i >= MAX_CONNS || !xmppuv_test_script_conn_done(k)) return 0;
+  const char *rx = xmppuv_test_script_conn_received(k, NULL);
+  const char *fresh = rx + H.scanned[i];
+  const xmppuv__sm_t *sm = xmppuv__engine_sm(E());
+  char buf[512];
+  if (!H.answered_resume[i] && strstr(fresh, "<resume ") != NULL) {
+    H.answered_resume[i] = 1;
+    resumed_xml(buf, sizeof buf, xmppuv__sm_id(sm), xmppuv__sm_outbound_count(sm));
+    send_str(k, buf);
   }
-  if (H.bind_id[0] != '\0') {
-    char buf[256];
+  char id[64];
+  if (!H.answered_bind[i] && strstr(fresh, "urn:ietf:params:xml:ns:xmpp-bind") != NULL &&
+      last_iq_id(fresh, id, sizeof id) == 0) {
+    H.answered_bind[i] = 1;
     snprintf(buf, sizeof buf,
              "<iq type='result' id='%s'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
              "<jid>" FULL "</jid></bind></iq>",
-             H.bind_id);
-    feed_str(buf);
-    feed_str("<enabled xmlns='urn:xmpp:sm:3' id='sm-1' resume='true' max='300'/>");
+             id);
+    send_str(k, buf);
+  }
+  if (!H.answered_enable[i] && strstr(fresh, "<enable ") != NULL) {
+    H.answered_enable[i] = 1;
+    send_str(k, "<enabled xmlns='" NS_SM "' id='sm-1' resume='true' max='300'/>");
+  }
+  /* Keep the tail: an element may be cut between two reads. */
+  size_t len = strlen(rx);
+  H.scanned[i] = len > 256 ? len - 256 : 0;
+  return 0;
+}
+
+static size_t chunker(void *arg, size_t left) {
+  (void)arg;
+  return fz_chunk(&H.rng, H.style, left);
+}
+
+static void on_write(void *arg, const char *data, size_t len) {
+  (void)arg;
+  FZ_CHECK(len > 0, "an empty write");
+  TRACE("out: %.*s\n", (int)len, data);
+}
+
+/* ---- the driver -------------------------------------------------------------------- */
+
+static void check_state(void) {
+  size_t q = xmppuv__engine_sm_queued(E());
+  FZ_CHECK(q <= H.opts.sm_queue_max, "queued %zu > queue_max %zu", q, H.opts.sm_queue_max);
+  const xmppuv__sm_t *sm = xmppuv__engine_sm(E());
+  FZ_CHECK(xmppuv__sm_unacked(sm) <= q, "unacked %zu > queued %zu", xmppuv__sm_unacked(sm),
+           q);
+  /* Settled: nothing due now is left undone. */
+  FZ_CHECK(xmppuv__engine_deadline(E()) > xmppuv_test_engine_now(H.h).mono_ms,
+           "a deadline left due: the driver would spin");
+}
+
+static xmppuv_stanza_t *parsed[16];
+
+static void app_send(unsigned k) {
+  if (H.nrecs == MAX_RECS) return;
+  size_t i = H.nrecs++;
+  rec_t *r = &H.recs[i];
+  memset(r, 0, sizeof *r);
+  FZ_CHECK(xmppuv_stanza_copy(parsed[k % 16u], &r->st) == 0, "copy");
+  int was = H.in_call;
+  H.in_call = 1;
+  int rc = xmppuv_test_engine_send(H.h, r->st, on_sent, (void *)(uintptr_t)(i + 1));
+  H.in_call = was;
+  if (rc != 0) {
+    FZ_CHECK(strcmp(xmppuv_err_name(rc), "UNKNOWN") != 0, "send: %d", rc);
+    FZ_CHECK(r->dones == 0, "a refused send got a callback");
+    r->gone = 1;
   }
 }
 
-static void reconnect(int scripted) {
-  if (H.conn_up) {
-    drop_connection();
-    settle_connection();
+static void run(void) {
+  xmppuv_test_engine_run(H.h);
+  check_state();
+}
+
+static void advance(uint64_t ms) {
+  xmppuv_test_engine_advance(H.h, ms);
+  check_state();
+}
+
+/* The next connection's script. */
+static void choose_script(void) {
+  const xmppuv_test_step_t *s = H.level == 0 || H.unscripted_next ? script_none
+                                : H.level == 1                    ? script_auth
+                                                                  : script_login;
+  H.unscripted_next = 0;
+  xmppuv_test_engine_next_script(H.h, s);
+}
+
+/* What a restart must carry over. */
+typedef struct sm_counts {
+  size_t queued, unacked;
+  uint32_t in, out;
+  char id[256];
+} sm_counts_t;
+
+static void counts_of(const xmppuv__sm_t *sm, sm_counts_t *c) {
+  c->queued = xmppuv__sm_queued(sm);
+  c->unacked = xmppuv__sm_unacked(sm);
+  c->in = xmppuv__sm_inbound_count(sm);
+  c->out = xmppuv__sm_outbound_count(sm);
+  snprintf(c->id, sizeof c->id, "%s", xmppuv__sm_id(sm) ? xmppuv__sm_id(sm) : "");
+}
+
+static void make_engine(const char *state, size_t state_len, const sm_counts_t *expect) {
+  xmppuv_test_engine_config_t cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.opts = &H.opts;
+  cfg.callbacks = &callbacks;
+  cfg.starttls = (H.flags2 >> 3) & 1;
+  cfg.seed = fz_rng_next(&H.rng);
+  /* PBKDF2 at the server's count is beyond a fuzzer's budget. */
+  cfg.max_derive_iterations = 1;
+  FZ_CHECK(xmppuv_test_engine_new(&cfg, &H.h) == 0, "engine_new");
+  xmppuv_test_engine_on_data(H.h, on_server_data, NULL);
+  xmppuv_test_engine_chunker(H.h, chunker, NULL);
+  xmppuv_test_engine_on_write(H.h, on_write, NULL);
+  memset(H.scanned, 0, sizeof H.scanned);
+  memset(H.answered_bind, 0, sizeof H.answered_bind);
+  memset(H.answered_enable, 0, sizeof H.answered_enable);
+  memset(H.answered_resume, 0, sizeof H.answered_resume);
+  if (state != NULL) {
+    int rc = xmppuv__engine_sm_import(E(), state, state_len);
+    FZ_CHECK(rc == 0, "our own saved state does not load: %s", xmppuv_err_name(rc));
+    sm_counts_t got;
+    counts_of(xmppuv__engine_sm(E()), &got);
+    FZ_CHECK(got.queued == expect->queued && got.unacked == expect->unacked &&
+                 got.in == expect->in && got.out == expect->out &&
+                 strcmp(got.id, expect->id) == 0,
+             "loaded state differs");
   }
-  H.stopping = 0;
-  advance(1000); /* the reconnect delay */
-  open_connection(1);
-  if (scripted) script(2);
+  choose_script();
+  H.in_call = 1;
+  FZ_CHECK(xmppuv_test_engine_start(H.h) == 0, "start");
+  H.in_call = 0;
+  run();
+}
+
+/* The app closes: everything still owed ends with a send callback, then the
+ * engine is done. */
+static void close_engine(void) {
+  H.in_cleanup = 1;
+  H.in_call = 1;
+  xmppuv__engine_close(E(), xmppuv_test_engine_now(H.h));
+  H.in_call = 0;
+  xmppuv_test_engine_run(H.h);
+  FZ_CHECK(xmppuv__engine_closed(E()), "closed but not done");
+  FZ_CHECK(xmppuv__engine_sm_queued(E()) == 0, "stanzas left after close");
+  for (size_t i = 0; i < H.nrecs; i++)
+    FZ_CHECK(H.recs[i].gone || H.recs[i].dones == 1, "stanza %zu got %d send callbacks", i,
+             H.recs[i].dones);
+  xmppuv_test_engine_free(H.h);
+  H.h = NULL;
+  H.in_cleanup = 0;
 }
 
 /* A process restart: the state is saved and loaded into a new engine. */
-static void save_and_load(void) {
-  if (H.conn_up) {
-    drop_connection();
-    settle_connection();
-  }
-  xmppuv__buf_t blob = XMPPUV__BUF_INIT;
-  int rc = xmppuv__sm_export(H.sm, H.now, &blob);
+static void restart(void) {
+  char *data = NULL;
+  size_t len = 0;
+  int rc = xmppuv__engine_sm_export(E(), xmppuv_test_engine_now(H.h), &data, &len);
   FZ_CHECK(rc == 0, "export: %s", xmppuv_err_name(rc));
-  xmppuv__sm_t *fresh = NULL;
-  FZ_CHECK(xmppuv__sm_new(&H.smc, &sm_events, NULL, &fresh) == 0, "sm_new");
-  char *jid = NULL;
-  rc = xmppuv__sm_import(fresh, blob.data, blob.len, &jid);
-  FZ_CHECK(rc == 0, "our own saved state does not load: %s", xmppuv_err_name(rc));
-  FZ_CHECK(xmppuv__sm_queued(fresh) == xmppuv__sm_queued(H.sm) &&
-               xmppuv__sm_unacked(fresh) == xmppuv__sm_unacked(H.sm) &&
-               xmppuv__sm_inbound_count(fresh) == xmppuv__sm_inbound_count(H.sm) &&
-               xmppuv__sm_outbound_count(fresh) == xmppuv__sm_outbound_count(H.sm),
-           "loaded state differs");
-  const char *a = xmppuv__sm_id(H.sm), *b = xmppuv__sm_id(fresh);
-  FZ_CHECK((a == NULL) == (b == NULL) && (a == NULL || strcmp(a, b) == 0), "SM-ID differs");
-  xmppuv__free(jid);
-  xmppuv__buf_free(&blob);
-  /* Whatever the old engine held now belongs to the new one. */
+  sm_counts_t before;
+  counts_of(xmppuv__engine_sm(E()), &before);
+  /* Whatever the old engine held now belongs to the new one; the old one
+   * is gone without a word (a crash). */
   for (size_t i = 0; i < H.nrecs; i++)
     if (H.recs[i].dones == 0) H.recs[i].gone = 1;
-  xmppuv__sm_free(H.sm);
-  H.sm = fresh;
-  H.sm_down = 1;
+  xmppuv_test_engine_free(H.h);
+  make_engine(data, len, &before);
+  xmppuv_free(data);
 }
 
 static void answer_resume(unsigned how) {
-  const char *id = xmppuv__sm_id(H.sm);
-  uint32_t out = xmppuv__sm_outbound_count(H.sm);
-  uint32_t acked = out - (uint32_t)xmppuv__sm_unacked(H.sm);
+  xmppuv_test_script_conn_t *k = xmppuv_test_engine_current(H.h);
+  if (k == NULL) return;
+  const xmppuv__sm_t *sm = xmppuv__engine_sm(E());
+  uint32_t out = xmppuv__sm_outbound_count(sm);
+  uint32_t acked = out - (uint32_t)xmppuv__sm_unacked(sm);
   uint32_t h = (how & 1) ? out : acked;
   char buf[512];
   if (how & 2)
     snprintf(buf, sizeof buf,
-             "<failed xmlns='urn:xmpp:sm:3' h='%u'><item-not-found "
+             "<failed xmlns='" NS_SM "' h='%u'><item-not-found "
              "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>",
              (unsigned)h);
   else
-    resumed_xml(buf, sizeof buf, id, h);
-  feed_str(buf);
+    resumed_xml(buf, sizeof buf, xmppuv__sm_id(sm), h);
+  send_str(k, buf);
+}
+
+static void server_bytes(const char *data, size_t len) {
+  xmppuv_test_script_conn_t *k = xmppuv_test_engine_current(H.h);
+  if (k == NULL) return; /* nobody is connected: the bytes go nowhere */
+  TRACE("in: %.*s\n", (int)len, data);
+  xmppuv_test_script_conn_send(k, data, len);
+  run();
 }
 
 static void command(uint8_t c) {
@@ -599,61 +530,70 @@ static void command(uint8_t c) {
   unsigned arg = c >> 4;
   switch (c % 16u) {
     case 0: advance(steps_ms[arg]); break;
-    case 1: app_send(arg); break;
+    case 1:
+      app_send(arg);
+      run();
+      break;
     case 2:
       for (unsigned i = 0; i <= arg; i++) app_send(0);
+      run();
       break;
-    case 3: reconnect(1); break;
+    case 3:
     case 4:
-      if (H.conn_up) {
-        drop_connection();
-        settle_connection();
-      }
-      advance((uint64_t)arg * 60000u);
-      reconnect(1);
+      choose_script();
+      xmppuv_test_engine_cut(H.h);
+      run();
+      advance((c % 16u == 4 ? (uint64_t)arg * 60000u : 0) + H.opts.reconnect_delay_ms * 2);
       break;
-    case 5:
-      save_and_load();
-      reconnect(1);
-      break;
+    case 5: restart(); break;
     case 6:
-      if (!H.conn_up || H.stopping) break;
-      H.stopping = 1;
-      if (xmppuv__sm_stop(H.sm, H.now) == 0) xmppuv__session_close(H.s);
-      check_state();
+      H.in_call = 1;
+      xmppuv_test_engine_stop(H.h);
+      H.in_call = 0;
+      advance(10000); /* the drain, the close, the end of the connection */
+      if (xmppuv__engine_status(E()) == XMPPUV_STATUS_OFFLINE) {
+        choose_script();
+        H.in_call = 1;
+        xmppuv_test_engine_start(H.h);
+        H.in_call = 0;
+        run();
+      }
       break;
     case 7:
-      xmppuv__sm_fail_all(H.sm, XMPPUV_ECANCELED);
-      check_state();
-      reconnect(1);
+      close_engine();
+      make_engine(NULL, 0, NULL);
       break;
-    case 8:
-      xmppuv__sm_tick(H.sm, H.now);
-      FZ_CHECK(xmppuv__sm_deadline(H.sm) > H.now.mono_ms, "a tick left a deadline due");
-      settle_connection();
-      break;
-    case 9: H.fail_next_write = 1; break;
+    case 8: run(); break;
+    case 9: xmppuv_test_engine_fail_next_write(H.h, XMPPUV_ECONNECT); break;
     case 10: {
+      xmppuv_test_script_conn_t *k = xmppuv_test_engine_current(H.h);
+      if (k == NULL) break;
       char buf[96];
-      snprintf(buf, sizeof buf, "<a xmlns='urn:xmpp:sm:3' h='%u'/>",
-               (unsigned)xmppuv__sm_outbound_count(H.sm));
-      feed_str(buf);
+      snprintf(buf, sizeof buf, "<a xmlns='" NS_SM "' h='%u'/>",
+               (unsigned)xmppuv__sm_outbound_count(xmppuv__engine_sm(E())));
+      send_str(k, buf);
+      run();
       break;
     }
-    case 11: feed_str("<r xmlns='urn:xmpp:sm:3'/>"); break;
-    case 12: answer_resume(arg); break;
+    case 11:
+      server_bytes("<r xmlns='" NS_SM "'/>", strlen("<r xmlns='" NS_SM "'/>"));
+      break;
+    case 12:
+      answer_resume(arg);
+      run();
+      break;
     case 13:
-      if (H.conn_up) {
-        drop_connection();
-        settle_connection();
-      }
-      H.stopping = 0;
-      open_connection(1);
+      H.unscripted_next = 1;
+      choose_script();
       break;
     case 14: H.style = arg & 3u; break;
-    default: break;
+    default:
+      H.in_call = 1;
+      xmppuv__engine_reconnect_now(E(), xmppuv_test_engine_now(H.h));
+      H.in_call = 0;
+      run();
+      break;
   }
-  check_state();
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -685,50 +625,48 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   H.debug = getenv("FUZZ_DEBUG") != NULL;
   fz_rng_seed(&H.rng, (uint32_t)f3 * 0x01000193u + 1u);
   H.style = (f1 >> 6) & 3u;
-  H.now.mono_ms = 1000000;
-  H.now.wall_ms = INT64_C(1700000000000);
+  H.level = (f1 >> 4) & 3u;
+  if (H.level == 3) H.level = 2;
 
-  xmppuv__sm_config_defaults(&H.smc);
-  H.smc.enabled = (f0 & 7u) != 7u;
-  H.smc.resume = !((f0 >> 3) & 1);
-  if ((f0 >> 4) & 1) H.smc.ack_threshold = 2;
-  if ((f0 >> 5) & 1) H.smc.queue_max = 3;
-  H.smc.resend_on_failed = (f0 >> 6) & 1;
-  if ((f0 >> 7) & 1) H.smc.drain_timeout_ms = 2000;
-  if (f1 & 1) H.smc.max_resume_s = 60;
-  if ((f1 >> 1) & 1) H.smc.ack_debounce_ms = 0;
-  if ((f1 >> 2) & 1) H.smc.idle_request_ms = 0;
-  if ((f1 >> 3) & 1) H.smc.ack_timeout_ms = 5000;
-  unsigned level = (f1 >> 4) & 3u;
-  if (level == 3) level = 2;
-
-  H.log.cb = on_log;
-  H.log.level = XMPPUV_LOG_TRACE;
-  if ((f2 >> 6) & 1) H.smc.log = &H.log;
-
-  memset(&H.sc, 0, sizeof H.sc);
-  H.sc.domain = DOMAIN;
-  H.sc.bare_jid = BARE;
-  H.sc.username = USERNAME;
-  H.sc.resource = RESOURCE;
-  H.sc.lang = "en";
-  H.sc.tls_required = 1;
-  H.sc.allow_anonymous = f2 & 1;
-  H.sc.mechanisms = ((f2 >> 1) & 1) ? "SCRAM-SHA-256,PLAIN,ANONYMOUS" : NULL;
+  xmppuv_client_options_t *o = &H.opts;
+  xmppuv_client_options_init(o);
+  o->jid = BARE;
+  o->resource = "balcony";
+  o->lang = "en";
+  o->host = "server.example.com";
+  o->port = 5222;
+  o->tls = ((f2 >> 3) & 1) ? XMPPUV_TLS_STARTTLS : XMPPUV_TLS_DIRECT;
+  if ((f2 >> 4) & 1)
+    o->password_cb = no_password;
+  else
+    o->password = PASSWORD;
+  o->allow_anonymous = f2 & 1;
+  o->sasl_mechanisms = ((f2 >> 1) & 1) ? "SCRAM-SHA-256,PLAIN,ANONYMOUS" : NULL;
   if ((f2 >> 2) & 1) {
-    H.sc.limits.max_stanza_bytes = 2048;
-    H.sc.limits.max_depth = 8;
-    H.sc.limits.max_attrs = 8;
+    o->max_stanza_bytes = 2048;
+    o->max_depth = 8;
+    o->max_attrs = 8;
   }
-  H.sc.log = ((f2 >> 6) & 1) ? &H.log : NULL;
+  o->reconnect = !((f2 >> 7) & 1);
+  o->reconnect_delay_ms = 1000;
+  o->sm = (f0 & 7u) != 7u;
+  o->sm_resume = !((f0 >> 3) & 1);
+  if ((f0 >> 4) & 1) o->sm_ack_threshold = 2;
+  if ((f0 >> 5) & 1) o->sm_queue_max = 3;
+  o->sm_resend_on_failed = (f0 >> 6) & 1;
+  o->close_timeout_ms = ((f0 >> 7) & 1) ? 2000 : 200;
+  if (f1 & 1) o->sm_max_resume_s = 60;
+  if ((f1 >> 1) & 1) o->sm_ack_debounce_ms = 0;
+  if ((f1 >> 2) & 1) o->sm_idle_request_ms = 0;
+  if ((f1 >> 3) & 1) o->sm_ack_timeout_ms = 5000;
+  if ((f2 >> 6) & 1) {
+    o->log_cb = on_log;
+    o->log_level = XMPPUV_LOG_TRACE;
+  } else {
+    o->log_level = XMPPUV_LOG_NONE;
+  }
 
-  FZ_CHECK(xmppuv__session_new(&H.sc, &session_events, NULL, &H.s) == 0, "session_new");
-  FZ_CHECK(xmppuv__sm_new(&H.smc, &sm_events, NULL, &H.sm) == 0, "sm_new");
-  H.sm_down = 1;
-
-  /* The first connection: STARTTLS is only reachable unscripted. */
-  open_connection(level == 0 ? !((f2 >> 3) & 1) : 1);
-  script((int)level);
+  make_engine(NULL, 0, NULL);
 
   /* The program: server bytes up to each NUL, then a command byte. */
   const char *p = (const char *)in.p;
@@ -736,25 +674,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   for (int steps = 0; p < end && steps < MAX_STEPS; steps++) {
     const char *nul = memchr(p, '\0', (size_t)(end - p));
     const char *stop = nul ? nul : end;
-    if (stop > p) feed(p, (size_t)(stop - p));
+    if (stop > p) server_bytes(p, (size_t)(stop - p));
     if (nul == NULL || nul + 1 >= end) break;
     command((uint8_t)nul[1]);
     p = nul + 2;
   }
 
-  /* The app closes: everything still owed ends now. */
-  H.in_cleanup = 1;
-  if (H.conn_up) {
-    drop_connection();
-    settle_connection();
-  }
-  for (int i = 0; i < 4 && xmppuv__sm_queued(H.sm) > 0; i++)
-    xmppuv__sm_fail_all(H.sm, XMPPUV_ECANCELED);
-  FZ_CHECK(xmppuv__sm_queued(H.sm) == 0, "stanzas left after fail_all");
-  for (size_t i = 0; i < H.nrecs; i++)
-    FZ_CHECK(H.recs[i].gone || H.recs[i].dones == 1, "stanza %zu got %d done events", i,
-             H.recs[i].dones);
-  xmppuv__sm_free(H.sm);
-  xmppuv__session_free(H.s);
+  close_engine();
+  for (size_t i = 0; i < H.nrecs; i++) xmppuv_stanza_unref(H.recs[i].st);
   return 0;
 }

@@ -54,7 +54,8 @@ void xmppuv_test_engine_free(xmppuv_test_engine_t *h);
 xmppuv__engine_t *xmppuv_test_engine_get(const xmppuv_test_engine_t *h);
 xmppuv__time_t xmppuv_test_engine_now(const xmppuv_test_engine_t *h);
 
-/* Everything that can happen without time passing. */
+/* Everything that can happen without time passing (deadlines due now
+ * included). */
 void xmppuv_test_engine_run(xmppuv_test_engine_t *h);
 /* Let ms pass, running every deadline (the engine's and the scripts'
  * delays) on the way, at its time. */
