@@ -237,6 +237,56 @@ def one_run(args, client, workload, tls, certs, n=None, m=None):
     return res
 
 
+def storm_run(args, build):
+    """The reconnect storm (bench-storm against bench-server --mode storm):
+    a fresh server offering SCRAM-SHA-256, N clients on one loop."""
+    server, port, serr = start_server(
+        args.build, "storm", None, args.storm_clients,
+        ["--scram", str(args.storm_iterations), "--storms", "1"])
+    try:
+        res, ru, etext = run_client(
+            [os.path.join(build, "bench", "bench-storm"), "--port", str(port),
+             "--clients", str(args.storm_clients)], timeout=args.timeout)
+    finally:
+        srv = stop_server(server, serr)
+    label = f"storm {args.storm_clients} ({build})"
+    if res is None:
+        failures.append(f"{label}: the client failed: {etext[-400:]}")
+        log(f"  FAILED {label}: {etext[-400:]}")
+        return None
+    n = args.storm_clients
+    ok = (res.get("resumed", 0) + res.get("online", 0) >= n and srv.get("storms", 0) >= 1 and
+          srv.get("scram_bad", 1) == 0 and res.get("fails", 1) == 0)
+    res["verified"] = ok
+    if not ok:
+        why = (f"resumed {res.get('resumed')} + online {res.get('online')} of {n}, "
+               f"storms {srv.get('storms')}, bad proofs {srv.get('scram_bad')}")
+        res["verify_note"] = why
+        failures.append(f"{label}: verification failed: {why}")
+    return res
+
+
+def storm_table(results):
+    lines = ["| library build | clients | first logins: s | longest iteration ms (CPU ms) | "
+             "storm: s to all resumed | longest iteration ms (CPU ms) | loop CPU s | verified |",
+             "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for build, runs in results.items():
+        runs = [r for r in runs if r]
+        if not runs:
+            continue
+        ver = "yes" if all(r["verified"] for r in runs) else "no: " + runs[0].get("verify_note", "")
+        lines.append(
+            f"| {os.path.basename(os.path.normpath(build))} | {int(runs[0]['clients'])} | "
+            f"{fmt(med([r['login_s'] for r in runs]), '.2f')} | "
+            f"{fmt(med([r['login_max_iter_ms'] for r in runs]), '.1f')} "
+            f"({fmt(med([r['login_max_iter_cpu_ms'] for r in runs]), '.1f')}) | "
+            f"{fmt(med([r['storm_s'] for r in runs]), '.2f')} | "
+            f"{fmt(med([r['storm_max_iter_ms'] for r in runs]), '.1f')} "
+            f"({fmt(med([r['storm_max_iter_cpu_ms'] for r in runs]), '.1f')}) | "
+            f"{fmt(med([r['loop_cpu_s'] for r in runs]), '.2f')} | {ver} |")
+    return lines
+
+
 # ---- tables ------------------------------------------------------------------------------
 
 
@@ -486,7 +536,7 @@ def main():
     ap.add_argument("--smoke", action="store_true",
                     help="every workload once at a small N (CI); no peers, no callgrind")
     ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--workloads", default="firehose,burst,idle,resume")
+    ap.add_argument("--workloads", default="firehose,burst,idle,resume,storm")
     ap.add_argument("--clients", default=None, help="comma-separated subset")
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--no-tls", action="store_true")
@@ -499,6 +549,12 @@ def main():
     ap.add_argument("--idle-m-tls", default="1000")
     ap.add_argument("--n-resume", type=int, default=200)
     ap.add_argument("--settle-ms", type=int, default=2500)
+    ap.add_argument("--storm-clients", type=int, default=1000)
+    ap.add_argument("--storm-iterations", type=int, default=4096,
+                    help="the server's SCRAM iteration count")
+    ap.add_argument("--storm-builds", default=None,
+                    help="comma-separated build directories whose bench-storm to compare "
+                         "(e.g. an older version's); default: --build")
     ap.add_argument("--idle-r-ms", type=int, default=1000)
     ap.add_argument("--cg-n1", type=int, default=20000)
     ap.add_argument("--cg-n2", type=int, default=120000)
@@ -515,6 +571,7 @@ def main():
         args.idle_m = "20"
         args.idle_m_tls = "20"
         args.n_resume = 5
+        args.storm_clients = 50
         args.settle_ms = 1200
         args.idle_r_ms = 400
         args.timeout = 120
@@ -533,7 +590,16 @@ def main():
         certs = make_certs(tmp) if not args.no_tls else None
         results = {}
         n_of = {}
+        storm_results = {}
         for w in workloads:
+            if w == "storm":
+                builds = args.storm_builds.split(",") if args.storm_builds else [args.build]
+                for rep in range(args.reps):
+                    for b in builds:
+                        log(f"[{rep + 1}/{args.reps}] storm {args.storm_clients} clients {b}")
+                        storm_results.setdefault(b, []).append(
+                            storm_run(args, os.path.abspath(b)))
+                continue
             for tls in tls_modes:
                 if w == "idle":
                     for m in (idle_m_tls if tls else idle_m):
@@ -611,6 +677,12 @@ def main():
         out.append("")
     if "resume" in workloads:
         out += resume_table(results, clients, tls_modes)
+        out.append("")
+    if storm_results:
+        out.append(f"Reconnect storm: {args.storm_clients} clients on one loop, SCRAM-SHA-256 at "
+                   f"{args.storm_iterations} iterations, every connection reset at once:")
+        out.append("")
+        out += storm_table(storm_results)
         out.append("")
     if sw and len(tls_modes) == 2:
         out.append("TLS cost (the same workload with and without STARTTLS):")

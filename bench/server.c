@@ -17,6 +17,13 @@
  *             connections that answered
  *   resume    resets (RST) the connection when a message arrives on an SM
  *             stream; the client resumes, and so on
+ *   storm     once N sessions are online (new or resumed) at the same time,
+ *             resets every connection at once; --storms K times
+ *
+ * --scram ITERATIONS offers SCRAM-SHA-256 (RFC 5802/7677) instead of PLAIN,
+ * with one salt for the bench account and its keys derived once at start:
+ * each login costs the server two HMACs and a hash, the client its PBKDF2
+ * unless it kept the keys.
  *
  * It never parses more than it needs: a byte scanner finds element
  * boundaries (the client side of an XMPP stream has no comments, CDATA or
@@ -26,15 +33,19 @@
  * what it counted and verified) and exits.
  *
  *   bench-server --mode M [--n N] [--port P] [--tls CERT KEY] [--idle-r-ms T]
+ *                [--scram ITERATIONS] [--storms K]
  * prints "PORT p" once listening. */
 #include <inttypes.h>
 #include <signal.h>
 #include <stdint.h>
 #include <uv.h>
 
+#include <mbedtls/base64.h>
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/entropy.h>
 #include <mbedtls/error.h>
+#include <mbedtls/md.h>
+#include <mbedtls/pkcs5.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/x509_crt.h>
@@ -47,7 +58,7 @@
 #define FH_INFLIGHT 2u    /* firehose writes in flight per connection */
 #define ELEM_CAP 8192u    /* bytes of a top-level element kept for reading */
 
-typedef enum { MODE_FIREHOSE, MODE_BURST, MODE_IDLE, MODE_RESUME } mode_t_;
+typedef enum { MODE_FIREHOSE, MODE_BURST, MODE_IDLE, MODE_RESUME, MODE_STORM } mode_t_;
 
 typedef struct buf {
   char *data;
@@ -99,6 +110,13 @@ typedef struct server {
   /* counters for the summary */
   uint64_t accepted, online, stanzas_in, resets, resumed, resume_failed;
   uint64_t fh_verified, fh_bad_h, idle_r_sent, answered, max_a_h;
+  /* SCRAM-SHA-256 (--scram): the account's keys, derived once */
+  unsigned scram_iterations; /* 0: PLAIN */
+  unsigned char salt[16];
+  unsigned char stored_key[32], server_key[32];
+  uint64_t scram_ok, scram_bad;
+  /* storm */
+  uint64_t live, storms, storms_max;
   double cpu_start;
 } server_t;
 
@@ -120,6 +138,8 @@ struct conn {
 
   /* protocol */
   int authed;
+  int live; /* counted in S.live (online on this connection) */
+  char *scram_first; /* client-first-message-bare "," server-first-message */
   int sm_on;
   session_t *sess;
   uint64_t a_answers;
@@ -283,11 +303,18 @@ void pump_firehose(conn_t *c) {
 
 /* ---- protocol ------------------------------------------------------------- */
 
+static const char *features_sasl(void) {
+  return S.scram_iterations
+             ? "<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"
+               "<mechanism>SCRAM-SHA-256</mechanism></mechanisms></stream:features>"
+             : "<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"
+               "<mechanism>PLAIN</mechanism></mechanisms></stream:features>";
+}
+
 static const char *features_pre(void) {
   return S.tls ? "<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'>"
                  "<required/></starttls></stream:features>"
-               : "<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"
-                 "<mechanism>PLAIN</mechanism></mechanisms></stream:features>";
+               : features_sasl();
 }
 
 static void on_stream_open(conn_t *c) {
@@ -300,8 +327,7 @@ static void on_stream_open(conn_t *c) {
   send_str(c, hdr);
   if (!c->authed) {
     if (S.tls && c->tls_done)
-      send_str(c, "<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"
-                  "<mechanism>PLAIN</mechanism></mechanisms></stream:features>");
+      send_str(c, features_sasl());
     else
       send_str(c, features_pre());
   } else {
@@ -348,6 +374,146 @@ static session_t *session_find(const char *id) {
 }
 
 static void start_tls(conn_t *c);
+
+/* ---- SCRAM-SHA-256, the server's side ------------------------------------- */
+
+static void hmac256(const unsigned char *key, size_t klen, const void *d, size_t n,
+                    unsigned char out[32]) {
+  mbedtls_md_hmac(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), key, klen, d, n, out);
+}
+
+/* The bench account's StoredKey and ServerKey (RFC 5802 §3), once. */
+static void scram_setup(unsigned iterations) {
+  static const char pw[] = BENCH_PASSWORD;
+  unsigned char salted[32], client_key[32];
+  memcpy(S.salt, "bench-salt-01234", 16);
+  S.scram_iterations = iterations;
+#if MBEDTLS_VERSION_NUMBER >= 0x03030000
+  int rc = mbedtls_pkcs5_pbkdf2_hmac_ext(MBEDTLS_MD_SHA256, (const unsigned char *)pw,
+                                         sizeof pw - 1, S.salt, 16, iterations, 32, salted);
+#else
+  mbedtls_md_context_t md;
+  mbedtls_md_init(&md);
+  int rc = mbedtls_md_setup(&md, mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), 1);
+  if (rc == 0)
+    rc = mbedtls_pkcs5_pbkdf2_hmac(&md, (const unsigned char *)pw, sizeof pw - 1, S.salt, 16,
+                                   iterations, 32, salted);
+  mbedtls_md_free(&md);
+#endif
+  if (rc != 0) bench_die("pbkdf2");
+  hmac256(salted, 32, "Client Key", 10, client_key);
+  mbedtls_md(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), client_key, 32, S.stored_key);
+  hmac256(salted, 32, "Server Key", 10, S.server_key);
+}
+
+/* The base64 text content of the element in c->elem, decoded (NUL-terminated)
+ * into out. */
+static int elem_b64(const conn_t *c, char *out, size_t size) {
+  const char *gt = memchr(c->elem.data, '>', c->elem.len);
+  const char *end = gt ? strstr(gt, "</") : NULL;
+  if (gt == NULL || end == NULL) return -1;
+  size_t n = 0;
+  if (mbedtls_base64_decode((unsigned char *)out, size - 1, &n, (const unsigned char *)gt + 1,
+                            (size_t)(end - gt - 1)) != 0)
+    return -1;
+  out[n] = '\0';
+  return 0;
+}
+
+static void send_b64(conn_t *c, const char *tag, const char *msg) {
+  unsigned char b64[512];
+  size_t n = 0;
+  mbedtls_base64_encode(b64, sizeof b64, &n, (const unsigned char *)msg, strlen(msg));
+  char el[700];
+  snprintf(el, sizeof el, "<%s xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>%.*s</%s>", tag, (int)n,
+           (const char *)b64, tag);
+  send_str(c, el);
+}
+
+static void sasl_failure(conn_t *c) {
+  S.scram_bad++;
+  send_str(c, "<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><not-authorized/></failure>");
+}
+
+/* <auth mechanism='SCRAM-SHA-256'>: client-first "n,,n=user,r=NONCE". */
+static void scram_first(conn_t *c) {
+  char msg[512];
+  if (elem_b64(c, msg, sizeof msg) != 0 || strncmp(msg, "n,,", 3) != 0) {
+    sasl_failure(c);
+    return;
+  }
+  const char *bare = msg + 3;
+  const char *r = strstr(bare, ",r=");
+  if (r == NULL) {
+    sasl_failure(c);
+    return;
+  }
+  unsigned char salt_b64[32];
+  size_t sn = 0;
+  mbedtls_base64_encode(salt_b64, sizeof salt_b64, &sn, S.salt, sizeof S.salt);
+  char server_first[400];
+  snprintf(server_first, sizeof server_first, "r=%s%p,s=%.*s,i=%u", r + 3, (void *)c, (int)sn,
+           (const char *)salt_b64, S.scram_iterations);
+  free(c->scram_first);
+  size_t len = strlen(bare) + 1 + strlen(server_first) + 1;
+  c->scram_first = malloc(len);
+  snprintf(c->scram_first, len, "%s,%s", bare, server_first);
+  send_b64(c, "challenge", server_first);
+}
+
+/* <response>: client-final "c=biws,r=NONCE,p=PROOF"; checks the proof and
+ * proves the server. */
+static void scram_final(conn_t *c) {
+  char msg[512];
+  const char *p = NULL;
+  if (c->scram_first == NULL || elem_b64(c, msg, sizeof msg) != 0 ||
+      (p = strstr(msg, ",p=")) == NULL) {
+    sasl_failure(c);
+    return;
+  }
+  char auth[1200];
+  snprintf(auth, sizeof auth, "%s,%.*s", c->scram_first, (int)(p - msg), msg);
+  unsigned char sig[32], proof[64], key[32], stored[32], server_sig[32];
+  size_t pn = 0;
+  hmac256(S.stored_key, 32, auth, strlen(auth), sig);
+  if (mbedtls_base64_decode(proof, sizeof proof, &pn, (const unsigned char *)p + 3,
+                            strlen(p + 3)) != 0 ||
+      pn != 32) {
+    sasl_failure(c);
+    return;
+  }
+  for (size_t i = 0; i < 32; i++) key[i] = proof[i] ^ sig[i];
+  mbedtls_md(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), key, 32, stored);
+  if (memcmp(stored, S.stored_key, 32) != 0) {
+    sasl_failure(c);
+    return;
+  }
+  hmac256(S.server_key, 32, auth, strlen(auth), server_sig);
+  unsigned char sig_b64[64];
+  size_t sn = 0;
+  mbedtls_base64_encode(sig_b64, sizeof sig_b64, &sn, server_sig, 32);
+  char final[96];
+  snprintf(final, sizeof final, "v=%.*s", (int)sn, (const char *)sig_b64);
+  S.scram_ok++;
+  c->authed = 1;
+  send_b64(c, "success", final);
+  c->depth = 0; /* RFC 6120 §6.4.6: the client opens a new stream */
+}
+
+/* ---- the storm -------------------------------------------------------------- */
+
+/* A session is online on c; once N are at the same time, every connection
+ * is reset at once (the network went away under all of them). */
+static void went_online(conn_t *c) {
+  if (!c->live) {
+    c->live = 1;
+    S.live++;
+  }
+  if (S.mode != MODE_STORM || S.live < S.n || S.storms >= S.storms_max) return;
+  S.storms++;
+  S.resets += S.live;
+  while (S.conns != NULL) conn_close(S.conns, 1);
+}
 
 /* A complete top-level element from the client, in c->elem. Returns
  * non-zero to stop scanning this chunk (the stream changed under it). */
@@ -422,6 +588,11 @@ static int on_element(conn_t *c) {
     snprintf(reply, sizeof reply, "<enabled xmlns='" NS_SM "' id='%s' resume='true' max='300'/>",
              c->sess->id);
     send_str(c, reply);
+    if (S.mode == MODE_STORM) {
+      flush(c, 0);
+      went_online(c);
+      return 1;
+    }
     if (S.mode == MODE_FIREHOSE) {
       flush(c, 0);
       pump_firehose(c);
@@ -445,6 +616,19 @@ static int on_element(conn_t *c) {
     snprintf(reply, sizeof reply, "<resumed xmlns='" NS_SM "' previd='%s' h='%" PRIu32 "'/>",
              s->id, s->h_in);
     send_str(c, reply);
+    if (S.mode == MODE_STORM) {
+      flush(c, 0);
+      went_online(c);
+      return 1;
+    }
+    return 0;
+  }
+  if (IS("auth") && S.scram_iterations) {
+    scram_first(c);
+    return 0;
+  }
+  if (IS("response")) {
+    scram_final(c);
     return 0;
   }
   if (IS("auth")) {
@@ -624,12 +808,14 @@ static void on_closed(uv_handle_t *h) {
   free(c->elem.data);
   free(c->out.data);
   free(c->tin.data);
+  free(c->scram_first);
   free(c);
 }
 
 static void conn_close(conn_t *c, int reset) {
   if (c->closing) return;
   c->closing = 1;
+  if (c->live) S.live--;
   if (c->prev) c->prev->next = c->next;
   else S.conns = c->next;
   if (c->next) c->next->prev = c->prev;
@@ -697,9 +883,11 @@ static void on_signal(uv_signal_t *sig, int signum) {
   printf("SERVER cpu_s=%.4f accepted=%" PRIu64 " online=%" PRIu64 " open=%" PRIu64
          " answered=%" PRIu64 " stanzas_in=%" PRIu64 " fh_verified=%" PRIu64
          " fh_bad_h=%" PRIu64 " resets=%" PRIu64 " resumed=%" PRIu64
-         " resume_failed=%" PRIu64 " idle_r_sent=%" PRIu64 " max_a_h=%" PRIu64 "\n",
+         " resume_failed=%" PRIu64 " idle_r_sent=%" PRIu64 " max_a_h=%" PRIu64
+         " scram_ok=%" PRIu64 " scram_bad=%" PRIu64 " storms=%" PRIu64 "\n",
          bench_cpu() - S.cpu_start, S.accepted, S.online, conns, S.answered, S.stanzas_in,
-         S.fh_verified, S.fh_bad_h, S.resets, S.resumed, S.resume_failed, S.idle_r_sent, S.max_a_h);
+         S.fh_verified, S.fh_bad_h, S.resets, S.resumed, S.resume_failed, S.idle_r_sent, S.max_a_h,
+         S.scram_ok, S.scram_bad, S.storms);
   fflush(stdout);
   _exit(0);
 }
@@ -730,30 +918,37 @@ static void setup_tls(const char *cert, const char *key) {
 int main(int argc, char **argv) {
   const char *mode = NULL, *cert = NULL, *key = NULL;
   int port = 0;
+  unsigned scram = 0;
   S.n = 100000;
+  S.storms_max = 1;
   S.idle_r_ms = 1000;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--mode") == 0 && i + 1 < argc) mode = argv[++i];
     else if (strcmp(argv[i], "--n") == 0 && i + 1 < argc) S.n = strtoull(argv[++i], NULL, 10);
     else if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) port = atoi(argv[++i]);
     else if (strcmp(argv[i], "--idle-r-ms") == 0 && i + 1 < argc) S.idle_r_ms = (unsigned)atoi(argv[++i]);
+    else if (strcmp(argv[i], "--scram") == 0 && i + 1 < argc) scram = (unsigned)atoi(argv[++i]);
+    else if (strcmp(argv[i], "--storms") == 0 && i + 1 < argc) S.storms_max = strtoull(argv[++i], NULL, 10);
     else if (strcmp(argv[i], "--tls") == 0 && i + 2 < argc) {
       cert = argv[++i];
       key = argv[++i];
-    } else bench_die("usage: bench-server --mode firehose|burst|idle|resume [--n N] [--port P] "
-                     "[--tls CERT KEY] [--idle-r-ms T]");
+    } else bench_die("usage: bench-server --mode firehose|burst|idle|resume|storm [--n N] "
+                     "[--port P] [--tls CERT KEY] [--idle-r-ms T] [--scram ITERATIONS] "
+                     "[--storms K]");
   }
   if (mode == NULL) bench_die("--mode is required");
   if (strcmp(mode, "firehose") == 0) S.mode = MODE_FIREHOSE;
   else if (strcmp(mode, "burst") == 0) S.mode = MODE_BURST;
   else if (strcmp(mode, "idle") == 0) S.mode = MODE_IDLE;
   else if (strcmp(mode, "resume") == 0) S.mode = MODE_RESUME;
+  else if (strcmp(mode, "storm") == 0) S.mode = MODE_STORM;
   else bench_die("unknown mode %s", mode);
   signal(SIGPIPE, SIG_IGN);
   bench_raise_nofile(1 << 20);
   S.loop = uv_default_loop();
   S.tls = cert != NULL;
   if (S.tls) setup_tls(cert, key);
+  if (scram > 0) scram_setup(scram);
   build_blocks(&S);
   uv_tcp_init(S.loop, &S.listener);
   struct sockaddr_in addr;
