@@ -321,12 +321,17 @@ probe_features_tls_port() {
   port_in_use "$TLS_PORT"
 }
 
-# Keep the previous start's logs as NAME.1, so a restart's readiness checks
-# only see its own lines.
+# Keep the previous starts' logs as NAME.1 (the last), NAME.2, ... up to
+# NAME.9, so a restart's readiness checks only see its own lines and a kept
+# directory (XMPPUV_KEEP_SERVER_DIRS) has the logs of every start of a run.
 rotate_logs() {
-  local f
+  local f i
   for f in "$@"; do
-    [ -f "$f" ] && mv -f -- "$f" "$f.1"
+    [ -f "$f" ] || continue
+    for i in 8 7 6 5 4 3 2 1; do
+      [ -f "$f.$i" ] && mv -f -- "$f.$i" "$f.$((i + 1))"
+    done
+    mv -f -- "$f" "$f.1"
   done
   return 0
 }
