@@ -19,6 +19,8 @@
 # XMPPUV_SERVER_DEBUG=1 logs at debug level; XMPPUV_ERL overrides erl's path.
 # XMPPUV_SERVER_MAX_STANZA=N takes stanzas of at most N bytes (max_stanza_size;
 # default 262144).
+# XMPPUV_SERVER_SM_QUEUE=N queues at most N unacknowledged stanzas per XEP-0198
+# session (max_ack_queue; default ejabberd's, 5000).
 set -u
 SERVER_KIND=ejabberd
 ERL=${XMPPUV_ERL:-erl}
@@ -76,7 +78,8 @@ listen:
     tls: true
     max_stanza_size: ${XMPPUV_SERVER_MAX_STANZA:-262144}
     backlog: 128
-# No offline storage, MAM, carbons or registration (as in prosody.sh).
+# No offline storage, MAM, carbons or registration: a message to a user with
+# no available resource bounces (unlike Prosody's, which stores it: prosody.sh).
 modules:
   mod_disco: {}
   mod_ping: {}
@@ -85,6 +88,7 @@ modules:
   mod_stream_mgmt:
     resume_timeout: $RESUME
     max_resume_timeout: $RESUME
+    max_ack_queue: ${XMPPUV_SERVER_SM_QUEUE:-5000}
 EOF
 }
 

@@ -12,6 +12,11 @@
 # XMPPUV_SERVER_DEBUG=1 logs at debug level (the wire) to DIR/prosody.log.
 # XMPPUV_SERVER_MAX_STANZA=N takes stanzas of at most N bytes (c2s_stanza_size_limit,
 # at least 10000; default 262144).
+# XMPPUV_SERVER_SM_QUEUE=N queues at most N unacknowledged stanzas per XEP-0198
+# session (smacks_max_queue_size; default Prosody's, 500). Beyond it Prosody
+# overwrites the oldest and refuses the session's resumption; 13.0.1 then
+# keeps the session bound, available and hibernating for good, and what it
+# queued is never delivered (tests/soak/prosody_orphaned_session.py).
 # XMPPUV_PROSODY and XMPPUV_PROSODYCTL override the programs' paths.
 set -u
 SERVER_KIND=prosody
@@ -55,8 +60,11 @@ authentication = "internal_plain"
 storage = "internal"
 allow_registration = false
 
--- No offline storage, MAM, carbons or registration: a message to a user
--- with no online resource bounces (service-unavailable).
+-- No MAM, carbons or registration. Offline storage is on all the same:
+-- Prosody loads mod_offline without being asked (core/modulemanager.lua,
+-- autoload_modules), so a message to a user with no available resource is
+-- stored and delivered at the user's next initial presence, and mod_smacks
+-- stores there what a lost session held for its user's last resource.
 modules_enabled = {
   "roster"; "saslauth"; "tls"; "disco"; "ping"; "smacks"; "posix";
 }
@@ -67,6 +75,7 @@ c2s_stanza_size_limit = ${XMPPUV_SERVER_MAX_STANZA:-262144}
 
 -- XEP-0198: short so tests can let a session expire and see a failed resume.
 smacks_hibernation_time = $RESUME
+$( [ -n "${XMPPUV_SERVER_SM_QUEUE:-}" ] && echo "smacks_max_queue_size = $XMPPUV_SERVER_SM_QUEUE -- XMPPUV_SERVER_SM_QUEUE" )
 
 VirtualHost "localhost"
 EOF
