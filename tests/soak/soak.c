@@ -51,6 +51,29 @@
  *                         the server went down (acked in the 30 s before,
  *                         or while stopping): neither server keeps it
  *
+ * Server set-up: a resumption window (RESUME_S, 60 s) that outlasts every
+ * partition and refusal, and a queue of unacknowledged stanzas per session
+ * (XMPPUV_SERVER_SM_QUEUE: Prosody's smacks_max_queue_size, ejabberd's
+ * max_ack_queue) that holds all that can pile up for a peer meanwhile, so
+ * that a session is lost only when the server restarts or ends it with a
+ * stream error. Prosody's default queue, 500, is too small for this
+ * traffic: a peer that is away for 12 s at 40 msg/s, or that gets a few
+ * hundred offline messages at the start of its session after a restart and
+ * loses the connection before it acks them, overflows it. Prosody then
+ * overwrites the oldest stanzas (util.smqueue's ring: acked to the sender,
+ * never sent, no error) and refuses the resumption (resource-constraint);
+ * and Prosody 13.0.1 keeps the refused session bound, available and
+ * hibernating for good (mod_smacks do_resume cancels its watchdog before
+ * it checks the queue, and nothing closes it; 0.12.3 closed it, and its
+ * queue went to offline storage), so what it queued, and what reaches the
+ * peer's bare JID until the peer's next session is available, is never
+ * delivered (tests/soak/prosody_orphaned_session.py reproduces it). With
+ * the default queue, about half the short runs on Prosody 13 failed with
+ * hundreds of such messages "lost". A refusal for the queue limit is still
+ * counted (the library logs the condition) and shown; what it loses stays
+ * "lost" and fails the run. XMPPUV_SERVER_SM_QUEUE=500 in the environment
+ * runs the soak with Prosody's default queue.
+ *
  * Fatal errors: the library gives up (README) and every one fails the
  * run. Prosody's "not-well-formed" after a resumption, a server bug
  * (tests/soak/prosody_resume_parser.py reproduces it on 0.12.3 and
@@ -97,6 +120,9 @@
 
 #include "fault_proxy.h"
 #include "servers.h"
+
+/* The servers' resumption window, s (see the top). */
+#define RESUME_S 60
 
 #define NS_PING "urn:xmpp:ping"
 #define NS_DELAY "urn:xmpp:delay"
@@ -301,6 +327,7 @@ struct peer {
   unsigned available_in; /* the session whose presence the server acked */
   /* Fatal errors: the app starts the client again, as the README says. */
   unsigned fatal_errors, parser_faults; /* parser_faults: Prosody's, see the top */
+  unsigned queue_refusals; /* resumptions refused for the server's queue limit */
   char last_fatal[96];
   int fatal_pending;
   uv_timer_t app_restart_timer;
@@ -381,9 +408,18 @@ static msg_t *lookup(soak_t *s, const char *text, direction_t **dir_out) {
 
 /* ---- client callbacks ----------------------------------------------------------------- */
 
+/* The API tells the app that a new session started, not why the resumption
+ * failed; the library logs the server's condition (sm.c, at warn).
+ * resource-constraint is the server's queue limit (see the top). */
 static void on_log(void *ud, xmppuv_log_level_t level, const char *area, const char *msg) {
   peer_t *p = ud;
-  fprintf(stderr, "[%s %s] %s: %s\n", p->user, xmppuv_log_level_name(level), area, msg);
+  if (strcmp(area, "sm") == 0 && strcmp(msg, "resumption failed (resource-constraint)") == 0) {
+    p->queue_refusals++;
+    fprintf(stderr, "# %s: %s's resumption refused: resource-constraint (the server's queue "
+            "limit, see the top of soak.c)\n", p->s->kind, p->user);
+  }
+  if (level <= opt.log_level)
+    fprintf(stderr, "[%s %s] %s: %s\n", p->user, xmppuv_log_level_name(level), area, msg);
 }
 
 static void on_app_restart(uv_timer_t *t) {
@@ -943,13 +979,10 @@ static void client_options(soak_t *s, peer_t *p, xmppuv_client_options_t *o) {
   o->sm_wait_timeout_ms = 10000;
   o->sm_resend_on_failed = opt.resend;
   o->sm_drain_timeout_ms = 10000;
-  if (opt.log_level != XMPPUV_LOG_NONE) {
-    o->log_cb = on_log;
-    o->log_user_data = p;
-    o->log_level = opt.log_level;
-  } else {
-    o->log_level = XMPPUV_LOG_NONE;
-  }
+  /* At least warn, for on_log's count; printed at the level asked for. */
+  o->log_cb = on_log;
+  o->log_user_data = p;
+  o->log_level = opt.log_level > XMPPUV_LOG_WARN ? opt.log_level : XMPPUV_LOG_WARN;
 }
 
 static void on_client_closed(xmppuv_client_t *c, void *ud) {
@@ -1136,9 +1169,16 @@ static int run_server(const char *kind) {
 
   const char *root = getenv("XMPPUV_SOURCE_ROOT");
   snprintf(s->script, sizeof s->script, "%s/tests/servers/%s.sh", root, kind);
-  /* The resumption window outlasts every partition and refusal: sessions
-   * are lost only when the server restarts. */
-  int rc = xmppuv_test_server_start(kind, 60, &s->srv);
+  /* The resumption window outlasts every partition and refusal, and the
+   * queue holds what can pile up for a peer meanwhile (see the top): what
+   * arrives in a window, and the offline messages a new session gets after
+   * a restart; with room to spare (each is at most rate x window). */
+  char queue[32];
+  unsigned long queue_max = 4ul * opt.rate * RESUME_S;
+  snprintf(queue, sizeof queue, "%lu", queue_max < 10000 ? 10000ul : queue_max);
+  /* Restarts inherit it. One set already wins (=500: Prosody's default). */
+  setenv("XMPPUV_SERVER_SM_QUEUE", queue, 0);
+  int rc = xmppuv_test_server_start(kind, RESUME_S, &s->srv);
   if (rc != 0) {
     fprintf(stderr, "soak %s: the server did not start: %s FAIL\n", kind, uv_strerror(rc));
     free(s);
@@ -1325,6 +1365,7 @@ static int run_server(const char *kind) {
          "faults %lu (resets %lu, partitions %lu of which %lu > ack timeout, refusals %lu, "
          "server restarts %u); resumes %u, new sessions %u; fatal errors %u; "
          "Prosody's not-well-formed after resumption %u (retried); "
+         "resumptions refused for the server's queue limit %u; "
          "RSS warm-up %.1f MiB, settled %.1f MiB, end %.1f MiB; heap in use warm-up %.1f "
          "MiB, settled %.1f MiB, end %.1f MiB; fds %d/%d; "
          "xmppuv allocations %lld/%lld; loop %s; %.0f s: %s\n",
@@ -1337,7 +1378,8 @@ static int run_server(const char *kind) {
          resets + partitions + refusals + s->restarts_done, resets, partitions, long_parts,
          refusals, s->restarts_done, s->alice.resumed + s->bob.resumed,
          s->alice.online + s->bob.online, s->alice.fatal_errors + s->bob.fatal_errors,
-         s->alice.parser_faults + s->bob.parser_faults, (double)rss_warm / MIB,
+         s->alice.parser_faults + s->bob.parser_faults,
+         s->alice.queue_refusals + s->bob.queue_refusals, (double)rss_warm / MIB,
          (double)rss_settled / MIB, (double)rss_end / MIB, (double)heap_warm / MIB,
          (double)heap_settled / MIB,
          (double)heap_end / MIB, fds_start, fds_end, allocs_start, allocs_end,
