@@ -302,6 +302,42 @@ START_TEST(events_come_from_the_loop_never_inside_the_call) {
 }
 END_TEST
 
+/* Prosody shutting down (a restart) answers a connection whose header it has
+ * not read yet with its own header, without a version since it does not
+ * know ours, then system-shutdown (these bytes, 13.0.1). The client used to
+ * take the header for a pre-1.0 server and give up (EPROTO
+ * unsupported-version, fatal: the soak saw it); the error that follows is
+ * the answer, and the client comes back. */
+START_TEST(a_server_shutting_down_before_reading_our_header_is_retried) {
+  const xmppuv_test_step_t s0[] = {
+      SCRIPT_EXPECT("<stream:stream"),
+      SCRIPT_SEND("<?xml version='1.0'?><stream:stream xml:lang='en' xmlns:stream="
+                  "'http://etherx.jabber.org/streams' id='' xmlns='jabber:client'>"),
+      SCRIPT_DELAY(20),
+      SCRIPT_SEND("<stream:error><system-shutdown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"
+                  "<text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>Received SIGTERM</text>"
+                  "</stream:error></stream:stream>"),
+      SCRIPT_CLOSE, SCRIPT_END};
+  const xmppuv_test_step_t s1[] = {UNTIL_AUTH,
+                                   SCRIPT_SEND(SASL_SUCCESS),
+                                   SCRIPT_EXPECT("<stream:stream"),
+                                   SCRIPT_SEND(HDR FEATURES_BIND),
+                                   SCRIPT_EXPECT(NS_BIND),
+                                   SCRIPT_SEND(BIND_RESULT),
+                                   SCRIPT_END};
+  const xmppuv_test_step_t *const scripts[] = {s0, s1};
+  xmppuv_client_options_t o;
+  base_opts(&o);
+  rec_t r;
+  start(&r, &o, scripts, 2);
+  ck_assert_msg(xmppuv_test_engine_run_until(r.h, is_online, &r, 120000), "events: %s", r.seq);
+  ck_assert_str_eq(r.seq, "error:ESTREAM reconnecting online");
+  ck_assert_uint_eq(xmppuv_test_engine_connections(r.h), 2);
+  ck_assert_ptr_null(strstr(received(&r, 0), "unsupported-version"));
+  finish(&r);
+}
+END_TEST
+
 static void on_iq_reply(xmppuv_client_t *c, int status, xmppuv_stanza_t *reply, void *ud) {
   (void)c, (void)status, (void)reply;
   (*(unsigned *)ud)++;
@@ -431,6 +467,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, events_come_from_the_loop_never_inside_the_call);
   tcase_add_test(tc, scram_keys_are_derived_once_for_all_reconnections);
   tcase_add_test(tc, an_engine_freed_with_requests_in_flight_frees_them);
+  tcase_add_test(tc, a_server_shutting_down_before_reading_our_header_is_retried);
   suite_add_tcase(s, tc);
   return s;
 }

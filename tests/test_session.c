@@ -611,9 +611,39 @@ START_TEST(a_server_without_xmpp_1_0_is_refused) {
   h_t h;
   setup_h(&h, NULL, 1);
   ck_assert_int_eq(start_session(&h, 0), 0);
+  said(&h);
+  /* What follows the header decides (see the next test): here, features. */
   server(&h, "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' id='x'>");
+  ck_assert_int_eq(h.fail_code, 0);
+  server(&h, "<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/></stream:features>");
   ck_assert_int_eq(h.fail_code, XMPPUV_EPROTO);
   ck_assert_str_eq(h.fail_condition, "unsupported-version");
+  ck_assert_int_eq(h.fail_fatal, 1);
+  ck_assert_str_eq(said(&h), "<stream:error><unsupported-version xmlns='urn:ietf:params:xml:ns:"
+                             "xmpp-streams'/></stream:error></stream:stream>");
+  teardown_h(&h);
+}
+END_TEST
+
+/* Prosody shutting down answers a connection whose header it has not read
+ * with a header without version, then system-shutdown (exactly these bytes,
+ * 13.0.1): a server going away, to come back to, not a pre-1.0 server to
+ * give up on. */
+START_TEST(a_header_without_version_then_a_stream_error_is_that_error) {
+  h_t h;
+  setup_h(&h, NULL, 1);
+  ck_assert_int_eq(start_session(&h, 0), 0);
+  said(&h);
+  server(&h, "<?xml version='1.0'?><stream:stream xml:lang='en' xmlns:stream="
+             "'http://etherx.jabber.org/streams' id='' xmlns='jabber:client'>");
+  ck_assert_int_eq(h.fail_code, 0);
+  server(&h, "<stream:error><system-shutdown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"
+             "<text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>Received SIGTERM</text>"
+             "</stream:error></stream:stream>");
+  ck_assert_int_eq(h.fail_code, XMPPUV_ESTREAM);
+  ck_assert_str_eq(h.fail_condition, "system-shutdown");
+  ck_assert_int_eq(h.fail_fatal, 0);
+  ck_assert_ptr_null(strstr(said(&h), "unsupported-version"));
   teardown_h(&h);
 }
 END_TEST
@@ -726,6 +756,7 @@ static Suite *session_suite(void) {
   tcase_add_test(tc, see_other_host_names_the_new_host);
   tcase_add_test(tc, bad_xml_from_the_server_gets_a_stream_error_back);
   tcase_add_test(tc, a_server_without_xmpp_1_0_is_refused);
+  tcase_add_test(tc, a_header_without_version_then_a_stream_error_is_that_error);
   tcase_add_test(tc, server_closing_the_stream_is_reported);
   tcase_add_test(tc, one_session_object_serves_a_second_connection);
   tcase_add_test(tc, stream_header_carries_xml_lang_when_set);

@@ -116,6 +116,7 @@ static int send_header(xmppuv__session_t *s) {
   xmppuv__session_trace_out(s, b->data);
   s->c.state = ST_OPENING;
   s->c.stream_open = 0;
+  s->c.no_version = 0;
   return 0;
 }
 
@@ -387,15 +388,27 @@ static void on_stream_error(xmppuv__session_t *s, const xmppuv_stanza_t *el) {
                        el, cls->action == XMPPUV__SERR_FATAL, see_other);
 }
 
+static void refuse_version(xmppuv__session_t *s, const xmppuv_stanza_t *el) {
+  send_stream_error(s, "unsupported-version");
+  xmppuv__session_fail(s, XMPPUV_EPROTO, "unsupported-version",
+                       "the server does not speak XMPP 1.0", el, 1, NULL);
+}
+
 /* The server's stream header, or RFC 7395 <open/>. */
 static xmppuv__session_event_kind_t on_open(xmppuv__session_t *s,
                                             const xmppuv_stanza_t *header) {
   const char *version = xmppuv_stanza_attr(header, "version");
-  /* RFC 6120 §4.7.5: no version means a pre-1.0 server. */
+  /* RFC 6120 §4.7.5: no version means a pre-1.0 server, which is refused.
+   * But a server that ends the connection before it read our header sends
+   * its own without one (it does not know ours yet), then its stream error:
+   * Prosody (0.12 and 13) does so to every such connection when it shuts
+   * down. That error is the answer (system-shutdown: come back later), so
+   * the next element decides. */
   if (version == NULL || strncmp(version, "1.", 2) != 0) {
-    send_stream_error(s, "unsupported-version");
-    xmppuv__session_fail(s, XMPPUV_EPROTO, "unsupported-version",
-                         "the server does not speak XMPP 1.0", header, 1, NULL);
+    xmppuv__logf(s->log, XMPPUV_LOG_DEBUG, "session",
+                 "stream header without version 1.x: refused unless a stream error follows");
+    s->c.no_version = 1;
+    s->c.stream_open = 1;
     return XMPPUV__SESS_NOTHING;
   }
   const char *id = xmppuv_stanza_attr(header, "id");
@@ -430,6 +443,10 @@ static xmppuv__session_event_kind_t on_element_item(xmppuv__session_t *s,
   }
   if (xmppuv__session_is_in(el, "error", XMPPUV__NS_STREAMS)) {
     on_stream_error(s, el);
+    return XMPPUV__SESS_NOTHING;
+  }
+  if (c->no_version) {
+    refuse_version(s, el);
     return XMPPUV__SESS_NOTHING;
   }
   if (c->closing && c->state != ST_STREAMING) {

@@ -40,6 +40,7 @@ typedef struct xmppuv__session_conn {
   int authenticated;
   int closing;     /* our </stream:stream> or <close/> is out */
   int stream_open; /* the server's header arrived */
+  int no_version;  /* its header had no version 1.x: see on_open() */
   xmppuv__channel_binding_t cb;
 
   /* Events made while parsing and not yet stepped, oldest first (a ring);

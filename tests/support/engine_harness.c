@@ -20,7 +20,8 @@ typedef struct mem_link {
   xmppuv_test_engine_t *h;
   uint64_t id; /* the engine's link id */
   xmppuv_test_script_conn_t *conn;
-  link_state_t state;
+  link_state_t state; /* our (the client's) side */
+  int server_closed;  /* the server ended it: the end is on its way to us */
   int delay_armed;
   uint64_t delay_due;
 } mem_link_t;
@@ -91,13 +92,14 @@ static void pop_in(xmppuv_test_engine_t *h) {
   free(it);
 }
 
-/* A closed connection delivers nothing more. */
-static void drop_data_of(xmppuv_test_engine_t *h, uint64_t link) {
+/* A connection our side closed delivers nothing more (what the server sent
+ * or did after is lost with it), but the close itself. */
+static void drop_pending_of(xmppuv_test_engine_t *h, uint64_t link) {
   in_item_t **p = &h->in_head;
   h->in_tail = NULL;
   while (*p != NULL) {
     in_item_t *it = *p;
-    if (it->link == link && (it->kind == IN_DATA || it->kind == IN_TLS_READY)) {
+    if (it->link == link && it->kind != IN_DERIVE) {
       *p = it->next;
       free(it);
       continue;
@@ -117,17 +119,19 @@ static mem_link_t *find_link(const xmppuv_test_engine_t *h, uint64_t id) {
 
 static int io_send(void *io, const char *data, size_t len) {
   mem_link_t *l = io;
-  if (l->state == LINK_CLOSED || xmppuv_test_script_conn_shut(l->conn)) return -EPIPE;
+  if (l->state == LINK_CLOSED || l->server_closed || xmppuv_test_script_conn_shut(l->conn))
+    return -EPIPE;
   push_in(l->h, IN_DATA, l->id, data, len);
   return 0;
 }
 
 /* The server ends the connection: the client reads an end of stream (or a
- * reset), and its transport closes itself. */
+ * reset) after what came before, and its transport closes itself then;
+ * unless it closes its side first. */
 static void io_close(void *io, int how) {
   mem_link_t *l = io;
-  if (l->state == LINK_CLOSED) return;
-  l->state = LINK_CLOSED;
+  if (l->state == LINK_CLOSED || l->server_closed) return;
+  l->server_closed = 1;
   l->delay_armed = 0;
   push_in(l->h, IN_ERROR, l->id, NULL, 0)->status =
       how == XMPPUV_TEST_IO_RESET ? -ECONNRESET : XMPPUV_EEOF;
@@ -187,7 +191,7 @@ static void close_link(xmppuv_test_engine_t *h, mem_link_t *l, int graceful) {
   if (l->state == LINK_CLOSED) return;
   l->state = LINK_CLOSED;
   l->delay_armed = 0;
-  drop_data_of(h, l->id);
+  drop_pending_of(h, l->id);
   xmppuv_test_script_conn_set_peer(l->conn, graceful ? XMPPUV_TEST_PEER_EOF
                                                      : XMPPUV_TEST_PEER_ERROR);
   xmppuv_test_script_conn_set_closed(l->conn);
@@ -276,7 +280,7 @@ static void write_output(xmppuv_test_engine_t *h) {
   if (out->len == 0) return;
   if (h->on_write != NULL) h->on_write(h->on_write_arg, out->data, out->len);
   mem_link_t *l = find_link(h, h->current);
-  if (l != NULL && l->state == LINK_OPEN) {
+  if (l != NULL && l->state == LINK_OPEN && !l->server_closed) {
     if (h->fail_next_write != 0) {
       int status = h->fail_next_write;
       h->fail_next_write = 0;
@@ -331,6 +335,7 @@ static int next_input(xmppuv_test_engine_t *h) {
       uint64_t link = it->link;
       int status = it->status;
       pop_in(h);
+      if (l != NULL) l->state = LINK_CLOSED;
       xmppuv__engine_transport_error(h->engine, link, status, h->now);
       return 1;
     }
@@ -502,13 +507,13 @@ xmppuv_test_script_conn_t *xmppuv_test_engine_conn(const xmppuv_test_engine_t *h
 
 xmppuv_test_script_conn_t *xmppuv_test_engine_current(const xmppuv_test_engine_t *h) {
   mem_link_t *l = find_link(h, h->current);
-  return l != NULL && l->state == LINK_OPEN ? l->conn : NULL;
+  return l != NULL && l->state == LINK_OPEN && !l->server_closed ? l->conn : NULL;
 }
 
 void xmppuv_test_engine_cut(xmppuv_test_engine_t *h) {
   mem_link_t *l = find_link(h, h->current);
-  if (l == NULL || l->state == LINK_CLOSED) return;
-  drop_data_of(h, l->id);
+  if (l == NULL || l->state == LINK_CLOSED || l->server_closed) return;
+  drop_pending_of(h, l->id); /* a reset loses what was in flight */
   io_close(l, XMPPUV_TEST_IO_RESET);
 }
 
