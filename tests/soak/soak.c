@@ -48,8 +48,19 @@
  *                         server went down; Prosody's offline storage
  *                         delivers it again to the peer's new session
  *   lost by the server    acked, and held by the server for the peer when
- *                         the server went down (acked in the 30 s before,
- *                         or while stopping): neither server keeps it
+ *                         the server went down: acked in the 30 s before,
+ *                         while stopping, or after, by the h of the
+ *                         <failed/> (Prosody) answering the resumption of a
+ *                         session the restart ended. ejabberd keeps no
+ *                         offline messages; Prosody stores what a session
+ *                         held only if it was its user's last one
+ *                         (mod_smacks, delivery/failure), else bounces it,
+ *                         and the bounce dies with the sender's session,
+ *                         closed by the same shutdown. A user has another
+ *                         session after a connection lost between
+ *                         <enable/> and <enabled/>: the server keeps that
+ *                         session resumable (60 s) and the client cannot
+ *                         know its id (XEP-0198).
  *
  * Server set-up: a resumption window (RESUME_S, 60 s) that outlasts every
  * partition and refusal, and a queue of unacknowledged stanzas per session
@@ -325,6 +336,9 @@ struct peer {
   direction_t *out, *in;
   unsigned online, resumed, disconnects, errors, acks, fails;
   unsigned available_in; /* the session whose presence the server acked */
+  /* The server restarted since this peer's last new session: an ack now
+   * can only come from the h of a session the restart ended. */
+  int restarted_out;
   /* Fatal errors: the app starts the client again, as the README says. */
   unsigned fatal_errors, parser_faults; /* parser_faults: Prosody's, see the top */
   unsigned queue_refusals; /* resumptions refused for the server's queue limit */
@@ -473,6 +487,14 @@ static void on_online(xmppuv_client_t *c, const xmppuv_jid_t *jid, void *ud) {
   (void)jid;
   peer_t *p = ud;
   p->online++;
+  /* A session on a server that is going down dies with it: a window waits
+   * for the next one. */
+  int i = p == &p->s->bob;
+  if (p->s->restart_state == RS_STOPPING) {
+    if (p->s->lost_session[i]) p->s->online_at_loss[i] = p->online;
+  } else {
+    p->restarted_out = 0;
+  }
   /* A new session: available again, so messages to the bare JID reach it. */
   send_presence(p);
   note(p->s, "%s online (new session %u)", p->user, p->online);
@@ -563,8 +585,9 @@ static void on_sent(xmppuv_client_t *c, xmppuv_stanza_t *st, int status, void *u
   m->status = (int16_t)status;
   m->epoch_at_outcome = (uint16_t)p->s->epoch;
   m->acked_at_ds = (uint32_t)((uv_now(&p->s->loop) - p->s->traffic_start_ms) / 100u);
-  /* Acked by a server on its way down: it may die with it (see below). */
-  if (status == 0 && p->s->restart_state != RS_IDLE) m->custody = 1;
+  /* Acked by a server on its way down, or after it by the h of a session
+   * the restart ended: it may have died with it (see below). */
+  if (status == 0 && (p->s->restart_state != RS_IDLE || p->restarted_out)) m->custody = 1;
 }
 
 static int on_message(xmppuv_client_t *c, xmppuv_stanza_t *st, void *ud) {
@@ -762,7 +785,8 @@ static void mark_custody(soak_t *s, direction_t *d) {
 }
 
 /* A session (or both) is lost: a window opens (the epoch goes odd) that
- * closes once each peer that lost its session is available in a new one.
+ * closes once each peer that lost its session is available in a new one,
+ * opened after the last loss (a second restart in an open window counts).
  * Only a server going down may take what it holds with it. */
 static void begin_loss_window(soak_t *s, int alice_lost, int bob_lost, int server_down) {
   if (server_down) {
@@ -770,11 +794,11 @@ static void begin_loss_window(soak_t *s, int alice_lost, int bob_lost, int serve
     mark_custody(s, &s->b2a);
   }
   if (s->epoch % 2 == 0) s->epoch++;
-  if (alice_lost && !s->lost_session[0]) {
+  if (alice_lost) {
     s->lost_session[0] = 1;
     s->online_at_loss[0] = s->alice.online;
   }
-  if (bob_lost && !s->lost_session[1]) {
+  if (bob_lost) {
     s->lost_session[1] = 1;
     s->online_at_loss[1] = s->bob.online;
   }
@@ -785,6 +809,7 @@ static void on_restart_timer(uv_timer_t *t) {
   if (s->restart_state == RS_IDLE && s->faults_on) {
     s->restarts_begun++;
     begin_loss_window(s, 1, 1, 1);
+    s->alice.restarted_out = s->bob.restarted_out = 1;
     s->restart_began_at = wall_s();
     note(s, "server restart %u: stopping", s->restarts_begun);
     restart_step(s, "stop");
