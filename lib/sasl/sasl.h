@@ -69,7 +69,8 @@ typedef struct xmppuv__sasl_policy {
   int allow_plain_insecure; /* PLAIN without TLS (tests on loopback only) */
   int have_password;        /* a password, or a callback that supplies one */
   int allow_anonymous;      /* RFC 4505 */
-  int allow_external;       /* XEP-0178 client certificate; needs TLS */
+  int allow_external;       /* XEP-0178 client certificate; needs TLS (no client
+                               option sets it yet: the mechanism is ready for one) */
   /* NULL: every mechanism this module knows; else only these names. */
   const char *const *allowed;
   size_t n_allowed;

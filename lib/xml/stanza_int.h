@@ -53,9 +53,10 @@ struct xmppuv_stanza {
   uint8_t kind;
 };
 
-/* A new tree whose root element is name/ns (copied into the arena unless
- * static_strings, in which case they must outlive the tree). arena_hint is
- * the expected size of the whole tree. NULL on allocation failure. */
+/* A new tree whose root element is name/ns, used as given (static, or put
+ * into the arena by the caller afterwards: both may be NULL for now).
+ * arena_hint is the expected size of the whole tree. NULL on allocation
+ * failure. */
 xmppuv_stanza_t *xmppuv__tree_new(const char *name, const char *ns,
                                   size_t arena_hint);
 
