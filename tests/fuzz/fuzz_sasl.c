@@ -1,5 +1,5 @@
 /* Fuzz target: the SASL helpers that read what a server sends or offers
- * (lib/sasl.c): base64 and SASL payload decoding, mechanism choice from a
+ * (lib/sasl/sasl.c): base64 and SASL payload decoding, mechanism choice from a
  * stream features offer, string preparation, the PLAIN/ANONYMOUS/EXTERNAL
  * builders.
  *

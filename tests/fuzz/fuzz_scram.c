@@ -1,5 +1,5 @@
 /* Fuzz target: the SCRAM client's parsers of what the server sends
- * (lib/scram.c: server-first-message and server-final-message).
+ * (lib/sasl/scram.c: server-first-message and server-final-message).
  *
  * Input: 1 header byte, then server-first NUL server-final.
  *   header % 6: SCRAM-SHA-1, -1-PLUS, -256, -256-PLUS, -512, -512-PLUS

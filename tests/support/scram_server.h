@@ -1,4 +1,4 @@
-/* The server side of SCRAM (RFC 5802), written independently of lib/scram.c
+/* The server side of SCRAM (RFC 5802), written independently of lib/sasl/scram.c
  * for scripted-server tests: it checks the client's proof and produces a
  * real (or deliberately wrong) server signature. */
 #ifndef XMPPUV_TEST_SCRAM_SERVER_H
