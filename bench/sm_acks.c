@@ -48,7 +48,6 @@ static void on_resume_failed(void *ud, const char *cond) {
 }
 static void on_done(void *ud, xmppuv_stanza_t *st, int status, xmppuv__sm_done_cb cb,
                     void *cb_data) {
-  (void)st;
   (void)cb;
   (void)cb_data;
   counts_t *c = ud;
@@ -56,6 +55,7 @@ static void on_done(void *ud, xmppuv_stanza_t *st, int status, xmppuv__sm_done_c
     c->done++;
   else
     c->failed++;
+  xmppuv_stanza_unref(st); /* done events pass their reference */
 }
 static void on_abort(void *ud, int reason) {
   (void)ud;

@@ -47,6 +47,8 @@ typedef struct derive_work {
 struct xmppuv_client {
   uv_loop_t *loop;
   uv_timer_t timer; /* the one timer: armed at the engine's deadline */
+  xmppuv__time_t clock; /* now_of()'s last reading, at loop time clock_mono */
+  uint64_t clock_mono;
   uint64_t armed_at;
   xmppuv__engine_t *engine;
   void *user_data;
@@ -68,15 +70,17 @@ static void pump(xmppuv_client_t *c, int deliver);
 
 /* ---- time ------------------------------------------------------------------ */
 
-static xmppuv__time_t now_of(const xmppuv_client_t *c) {
-  xmppuv__time_t t;
-  t.mono_ms = uv_now(c->loop);
-  uv_timeval64_t tv;
-  if (uv_gettimeofday(&tv) == 0)
-    t.wall_ms = tv.tv_sec * 1000 + tv.tv_usec / 1000;
-  else
-    t.wall_ms = 0;
-  return t;
+/* The wall clock is read once per loop iteration (uv_now's tick): a burst
+ * of sends in one callback stamps them all with the same millisecond. */
+static xmppuv__time_t now_of(xmppuv_client_t *c) {
+  uint64_t mono = uv_now(c->loop);
+  if (mono != c->clock_mono || c->clock.wall_ms == 0) {
+    uv_timeval64_t tv;
+    c->clock.mono_ms = mono;
+    c->clock.wall_ms = uv_gettimeofday(&tv) == 0 ? tv.tv_sec * 1000 + tv.tv_usec / 1000 : 0;
+    c->clock_mono = mono;
+  }
+  return c->clock;
 }
 
 static void on_timer(uv_timer_t *t) {
@@ -306,15 +310,15 @@ static void start_derive(xmppuv_client_t *c, const xmppuv__action_t *a) {
 static void write_output(xmppuv_client_t *c) {
   xmppuv__buf_t *out = xmppuv__engine_output(c->engine);
   if (out->len == 0) return;
-  int rc = c->transport != NULL ? c->transport_ops->write(c->transport, out->data, out->len)
-                                : XMPPUV_ESTATE;
+  int rc = c->transport != NULL ? c->transport_ops->write(c->transport, out) : XMPPUV_ESTATE;
   /* Bytes for a connection that is gone (it was dropped) mean nothing. */
   if (rc != 0 && rc != XMPPUV_ESTATE && c->transport != NULL) {
     xmppuv__engine_transport_error(c->engine, c->link, rc, now_of(c));
     c->transport_ops->close(c->transport, 0);
   }
   xmppuv__buf_clear(out);
-  /* A burst's buffer is not kept by an idle client. */
+  /* A burst's buffer is not kept by an idle client (the transport's
+   * storage, exchanged for ours, is usually none at all). */
   if (out->cap > 16384) xmppuv__buf_free(out);
 }
 
@@ -583,7 +587,12 @@ size_t xmppuv_client_sm_queued(const xmppuv_client_t *c) {
 
 int xmppuv_client_sm_export(const xmppuv_client_t *c, char **data, size_t *len) {
   if (c == NULL || data == NULL || len == NULL) return XMPPUV_EINVAL;
-  return xmppuv__engine_sm_export(c->engine, now_of(c), data, len);
+  /* A const client: read the clock without caching the reading. */
+  xmppuv__time_t now = c->clock;
+  uv_timeval64_t tv;
+  now.mono_ms = uv_now(c->loop);
+  if (uv_gettimeofday(&tv) == 0) now.wall_ms = tv.tv_sec * 1000 + tv.tv_usec / 1000;
+  return xmppuv__engine_sm_export(c->engine, now, data, len);
 }
 
 int xmppuv_client_sm_import(xmppuv_client_t *c, const void *data, size_t len) {

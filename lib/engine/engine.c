@@ -196,23 +196,42 @@ static void event_clear(event_t *ev) {
   xmppuv__free(ev->text);
 }
 
+/* Make room for n more events. */
+static int grow_events(xmppuv__engine_t *e, size_t n) {
+  if (e->ev_cap - e->ev_len >= n) return 0;
+  size_t cap = e->ev_cap ? e->ev_cap : 8;
+  while (cap - e->ev_len < n) cap *= 2;
+  event_t *ring = xmppuv__malloc(cap * sizeof *ring);
+  if (ring == NULL) return XMPPUV_ENOMEM;
+  for (size_t i = 0; i < e->ev_len; i++) ring[i] = e->events[(e->ev_head + i) % e->ev_cap];
+  xmppuv__free(e->events);
+  e->events = ring;
+  e->ev_cap = cap;
+  e->ev_head = 0;
+  return 0;
+}
+
+/* Outcomes the engine owes: one event per stanza it holds and per request
+ * waiting for an answer. Their room in the queue is taken when they are
+ * accepted (a send fails with XMPPUV_ENOMEM instead), so an outcome is
+ * never lost for want of memory. */
+static size_t owed(const xmppuv__engine_t *e) {
+  return xmppuv__sm_queued(e->sm) + xmppuv__iq_count(&e->iqs);
+}
+
+static int reserve_outcome(xmppuv__engine_t *e) { return grow_events(e, owed(e) + 1); }
+
 /* Queue an event; what it references is taken (a stanza reference). Out of
- * memory loses the event and says so in the log: the state stays right. */
+ * memory loses the event and says so in the log (never an outcome: its room
+ * was reserved); the state stays right. */
 static void push_event(xmppuv__engine_t *e, event_t *ev) {
-  if (e->ev_len == e->ev_cap) {
-    size_t cap = e->ev_cap ? e->ev_cap * 2 : 16;
-    event_t *ring = xmppuv__malloc(cap * sizeof *ring);
-    if (ring == NULL) {
-      if (e->enomem_events++ == 0)
-        LOG(e, XMPPUV_LOG_ERROR, "client", "out of memory: an event for the app is lost");
-      event_clear(ev);
-      return;
-    }
-    for (size_t i = 0; i < e->ev_len; i++) ring[i] = e->events[(e->ev_head + i) % e->ev_cap];
-    xmppuv__free(e->events);
-    e->events = ring;
-    e->ev_cap = cap;
-    e->ev_head = 0;
+  /* Other events never take the room kept for outcomes. */
+  int outcome = ev->kind == EV_DONE || ev->kind == EV_IQ;
+  if (grow_events(e, owed(e) + 1) != 0 && (!outcome || e->ev_len == e->ev_cap)) {
+    if (e->enomem_events++ == 0)
+      LOG(e, XMPPUV_LOG_ERROR, "client", "out of memory: an event for the app is lost");
+    event_clear(ev);
+    return;
   }
   e->events[(e->ev_head + e->ev_len) % e->ev_cap] = *ev;
   e->ev_len++;
@@ -296,7 +315,13 @@ int xmppuv__engine_deliver(xmppuv__engine_t *e, xmppuv__time_t now) {
   e->now = now;
   event_t ev = e->events[e->ev_head];
   e->ev_head = (e->ev_head + 1) % e->ev_cap;
-  e->ev_len--;
+  if (--e->ev_len == 0 && owed(e) == 0) {
+    /* Events come in bursts (acks) or one at a time, far apart: an idle
+     * client that owes nothing keeps no queue. */
+    xmppuv__free(e->events);
+    e->events = NULL;
+    e->ev_cap = e->ev_head = 0;
+  }
   e->delivering++;
   switch (ev.kind) {
     case EV_STATUS:
@@ -823,8 +848,7 @@ static void sm_done(void *ud, xmppuv_stanza_t *stanza, int status, xmppuv__sm_do
   memset(&ev, 0, sizeof ev);
   ev.kind = EV_DONE;
   ev.code = status;
-  ev.stanza = stanza;
-  xmppuv_stanza_ref(stanza);
+  ev.stanza = stanza; /* the reference is ours now */
   /* send_cb stored the app's callback in the engine's slot. */
   ev.send_cb = (xmppuv_send_cb)(void (*)(void))cb;
   ev.cb_data = cb_data;
@@ -1320,6 +1344,7 @@ static int send_stanza(xmppuv__engine_t *e, xmppuv_stanza_t *s, xmppuv__sm_done_
        strcmp(name, "iq") != 0))
     return XMPPUV_EINVAL;
   int rc = ensure_id(e, s);
+  if (rc == 0) rc = reserve_outcome(e);
   if (rc != 0) return rc;
   return xmppuv__sm_send(e->sm, s, e->now, cb, cb_data);
 }
@@ -1343,6 +1368,7 @@ int xmppuv__engine_iq(xmppuv__engine_t *e, xmppuv_stanza_t *iq, unsigned timeout
   if (e->closing) return XMPPUV_ECLOSED;
   if (!e->started || e->stopping) return XMPPUV_ESTATE;
   int rc = ensure_id(e, iq);
+  if (rc == 0) rc = grow_events(e, owed(e) + 2); /* the iq's outcome and its stanza's */
   if (rc != 0) return rc;
   unsigned t = timeout_ms ? timeout_ms : e->opts.iq_timeout_ms;
   uint64_t handle;

@@ -27,6 +27,12 @@ static void free_pending(xmppuv__iq_pending_t *p) {
   xmppuv__free(p);
 }
 
+size_t xmppuv__iq_count(const xmppuv__iq_tracker_t *t) {
+  size_t n = 0;
+  for (const xmppuv__iq_pending_t *p = t->head; p != NULL; p = p->next) n++;
+  return n;
+}
+
 void xmppuv__iq_free(xmppuv__iq_tracker_t *t) {
   while (t->head != NULL) {
     xmppuv__iq_pending_t *p = t->head;

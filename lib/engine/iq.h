@@ -26,6 +26,8 @@ typedef struct xmppuv__iq_tracker {
 } xmppuv__iq_tracker_t;
 
 void xmppuv__iq_init(xmppuv__iq_tracker_t *t, xmppuv__iq_cb done, void *owner);
+/* Requests waiting for an answer. */
+size_t xmppuv__iq_count(const xmppuv__iq_tracker_t *t);
 /* Forget every request without calling any (the owner is being freed). */
 void xmppuv__iq_free(xmppuv__iq_tracker_t *t);
 

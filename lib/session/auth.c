@@ -109,7 +109,8 @@ void xmppuv__auth_start(xmppuv__session_t *s, const xmppuv_stanza_t *features) {
     if (type != NULL) server_cb[n_server_cb++] = type;
   }
   const char *ours[XMPPUV__CB_MAX_TYPES];
-  for (size_t i = 0; i < c->cb.n; i++) ours[i] = c->cb.b[i].type;
+  size_t n_ours = c->cb != NULL ? c->cb->n : 0;
+  for (size_t i = 0; i < n_ours; i++) ours[i] = c->cb->b[i].type;
 
   xmppuv__sasl_exchange_config_t xc;
   memset(&xc, 0, sizeof xc);
@@ -126,10 +127,11 @@ void xmppuv__auth_start(xmppuv__session_t *s, const xmppuv_stanza_t *features) {
     return;
   }
   xmppuv__sasl_context_t ctx = {offered, n_offered, cb_el != NULL, server_cb, n_server_cb,
-                                c->tls, ours, c->cb.n, cb_data, &c->cb};
+                                c->tls, ours, n_ours, cb_data, c->cb};
   xmppuv__buf_t initial = XMPPUV__BUF_INIT;
   rc = xmppuv__sasl_exchange_begin(c->sasl, &ctx, &initial);
   xmppuv__mech_t mech = xmppuv__sasl_exchange_mech(c->sasl);
+  c->mech = mech;
   if (mech != XMPPUV__MECH_NONE) {
     const char *cbt = xmppuv__sasl_exchange_cb_type(c->sasl);
     xmppuv__logf(s->log, XMPPUV_LOG_DEBUG, "sasl", "using %s%s%s", xmppuv__mech_name(mech),

@@ -509,6 +509,23 @@ static void free_cfg(xmppuv__session_config_t *c) {
   xmppuv__free((void *)(uintptr_t)c->mechanisms);
 }
 
+static void drop_binding(xmppuv__session_conn_t *c) {
+  if (c->cb == NULL) return;
+  xmppuv__secure_zero(c->cb, sizeof *c->cb);
+  xmppuv__free(c->cb);
+  c->cb = NULL;
+}
+
+/* Keep the connection's channel-binding data (a copy) for SASL. */
+static int keep_binding(xmppuv__session_conn_t *c, const xmppuv__channel_binding_t *cb) {
+  drop_binding(c);
+  if (cb == NULL) return 0;
+  c->cb = xmppuv__malloc(sizeof *c->cb);
+  if (c->cb == NULL) return XMPPUV_ENOMEM;
+  *c->cb = *cb;
+  return 0;
+}
+
 /* The one place per-connection state starts afresh. */
 static void reset_connection(xmppuv__session_t *s) {
   xmppuv__session_conn_t *c = &s->c;
@@ -523,7 +540,7 @@ static void reset_connection(xmppuv__session_t *s) {
   xmppuv__free(c->see_other);
   xmppuv_stanza_unref(c->error_el);
   xmppuv_stanza_unref(c->current);
-  xmppuv__secure_zero(&c->cb, sizeof c->cb);
+  drop_binding(c);
   memset(c, 0, sizeof *c);
 }
 
@@ -570,15 +587,15 @@ int xmppuv__session_start(xmppuv__session_t *s, xmppuv__framing_t framing, int t
   reset_connection(s);
   s->c.framing = framing;
   s->c.tls = tls;
-  if (cb != NULL) s->c.cb = *cb;
-  return restart_stream(s);
+  int rc = keep_binding(&s->c, cb);
+  return rc != 0 ? rc : restart_stream(s);
 }
 
 int xmppuv__session_tls_ready(xmppuv__session_t *s, const xmppuv__channel_binding_t *cb) {
   if (s->c.state != ST_TLS) return XMPPUV_ESTATE;
   s->c.tls = 1;
-  if (cb != NULL) s->c.cb = *cb;
-  return restart_stream(s);
+  int rc = keep_binding(&s->c, cb);
+  return rc != 0 ? rc : restart_stream(s);
 }
 
 int xmppuv__session_feed(xmppuv__session_t *s, const char *data, size_t len) {
@@ -701,16 +718,25 @@ size_t xmppuv__session_peer_max_bytes(const xmppuv__session_t *s) {
 }
 
 const char *xmppuv__session_mechanism(const xmppuv__session_t *s) {
-  xmppuv__mech_t m = s->c.sasl != NULL ? xmppuv__sasl_exchange_mech(s->c.sasl)
-                                       : XMPPUV__MECH_NONE;
-  return m != XMPPUV__MECH_NONE ? xmppuv__mech_name(m) : NULL;
+  return s->c.mech != XMPPUV__MECH_NONE ? xmppuv__mech_name(s->c.mech) : NULL;
 }
 
 void xmppuv__session_idle(xmppuv__session_t *s) {
-  /* Idle between stanzas: give expat's ~12 KB back until the next input
-   * (thousands of mostly idle connections per process are the norm). */
-  if (s->c.state == ST_STREAMING && s->c.pend_len == 0 && !held_left(&s->c))
-    xmppuv__parser_release(s->parser);
+  /* Idle between stanzas: give back what only negotiation or a busy moment
+   * needed (expat's ~12 KB until the next input, the event queue, SASL and
+   * channel-binding state): thousands of mostly idle connections per
+   * process are the norm. The engine took the SCRAM keys at AUTHENTICATED. */
+  xmppuv__session_conn_t *c = &s->c;
+  if (c->state != ST_STREAMING || c->pend_len > 0 || held_left(c)) return;
+  xmppuv__parser_release(s->parser);
+  xmppuv__free(c->pend);
+  c->pend = NULL;
+  c->pend_cap = c->pend_head = 0;
+  xmppuv__buf_free(&c->held);
+  c->held_off = 0;
+  xmppuv__sasl_exchange_free(c->sasl);
+  c->sasl = NULL;
+  drop_binding(c);
 }
 
 int xmppuv__session_wants_input(const xmppuv__session_t *s) {

@@ -41,7 +41,10 @@ typedef struct xmppuv__session_conn {
   int closing;     /* our </stream:stream> or <close/> is out */
   int stream_open; /* the server's header arrived */
   int no_version;  /* its header had no version 1.x: see on_open() */
-  xmppuv__channel_binding_t cb;
+  /* The connection's channel-binding data while SASL may need it (NULL
+   * without TLS, and given back once streaming: xmppuv__session_idle). */
+  xmppuv__channel_binding_t *cb;
+  xmppuv__mech_t mech; /* the SASL mechanism used, once chosen */
 
   /* Events made while parsing and not yet stepped, oldest first (a ring);
    * backlog counts the ELEMENT ones (flow control). */

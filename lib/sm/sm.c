@@ -227,7 +227,9 @@ static void pop_done(xmppuv__sm_t *sm, int status) {
   xmppuv__smq_entry_t e;
   xmppuv__smq_pop(&sm->q, &e);
   if (sm->nsent > 0) sm->nsent--;
-  sm->ev.done(sm->ud, e.stanza, status, e.cb, e.cb_data);
+  xmppuv_stanza_t *stanza = e.stanza;
+  e.stanza = NULL; /* its reference goes with it */
+  sm->ev.done(sm->ud, stanza, status, e.cb, e.cb_data);
   xmppuv__smq_release(&sm->q, &e);
 }
 
@@ -341,7 +343,9 @@ static int refuse_held(xmppuv__sm_t *sm, size_t i) {
       sm->peer_max_bytes, xmppuv_err_name(XMPPUV_ETOOBIG));
   xmppuv__smq_entry_t out;
   xmppuv__smq_take(&sm->q, i, &out);
-  sm->ev.done(sm->ud, out.stanza, XMPPUV_ETOOBIG, out.cb, out.cb_data);
+  xmppuv_stanza_t *stanza = out.stanza;
+  out.stanza = NULL; /* its reference goes with it */
+  sm->ev.done(sm->ud, stanza, XMPPUV_ETOOBIG, out.cb, out.cb_data);
   xmppuv__smq_release(&sm->q, &out);
   return 1;
 }
@@ -935,7 +939,7 @@ int xmppuv__sm_send(xmppuv__sm_t *sm, xmppuv_stanza_t *stanza,
     if (rc == 0 || rc == XMPPUV_ECANCELED) {
       /* Written (ECANCELED: the driver changed the stream from inside the
        * write, after taking the bytes). */
-      sm->ev.done(sm->ud, stanza, XMPPUV_ESMOFF, cb, cb_data);
+      sm->ev.done(sm->ud, xmppuv_stanza_ref(stanza), XMPPUV_ESMOFF, cb, cb_data);
       return 0;
     }
     /* The stream broke under it: hold it for the next one. */

@@ -95,9 +95,11 @@ typedef struct xmppuv__sm_events {
    * xmppuv__sm_enable(). condition: the error element's name, or NULL. */
   void (*resume_failed)(void *ud, const char *condition);
   /* A stanza's outcome (see the top of this file); stanza is the one given
-   * to xmppuv__sm_send() (or rebuilt from saved state), borrowed for the
-   * call; the engine drops its reference after. cb/cb_data as given to
-   * send (cb may be NULL). */
+   * to xmppuv__sm_send() (or rebuilt from saved state), with a reference
+   * that passes to the callee (it unrefs it when done with it: the engine
+   * keeps it for an event without touching it now, which matters in a
+   * burst of acks of long-sent stanzas). cb/cb_data as given to send (cb
+   * may be NULL). */
   void (*done)(void *ud, xmppuv_stanza_t *stanza, int status,
                xmppuv__sm_done_cb cb, void *cb_data);
   /* Drop the connection now, without </stream:stream> unless the engine

@@ -581,6 +581,20 @@ int xmppuv__conn_write(xmppuv__conn_t *c, const char *data, size_t len) {
   return rc;
 }
 
+int xmppuv__conn_write_buf(xmppuv__conn_t *c, xmppuv__buf_t *b) {
+  if (c->state != CONN_OPEN && c->state != CONN_STARTTLS) return XMPPUV_ESTATE;
+  if (b->len == 0) return 0;
+  if (c->tls == NULL) return xmppuv__tcp_write_buf(c->tcp, b);
+  if (c->state == CONN_OPEN) {
+    if (xmppuv__buf_take(&c->plain, b) != 0) return XMPPUV_ENOMEM;
+    xmppuv__tcp_wake(c->tcp);
+    return 0;
+  }
+  int rc = xmppuv__conn_write(c, b->data, b->len);
+  if (rc == 0) xmppuv__buf_clear(b);
+  return rc;
+}
+
 int xmppuv__conn_starttls(xmppuv__conn_t *c, const char *rest, size_t rest_len) {
   if (c->state != CONN_OPEN || c->tls != NULL) return XMPPUV_ESTATE;
   c->state = CONN_STARTTLS;
@@ -651,8 +665,8 @@ static int op_open(uv_loop_t *loop, const xmppuv__transport_config_t *cfg,
   return rc;
 }
 
-static int op_write(xmppuv__transport_t *t, const char *data, size_t len) {
-  return xmppuv__conn_write((xmppuv__conn_t *)t, data, len);
+static int op_write(xmppuv__transport_t *t, xmppuv__buf_t *b) {
+  return xmppuv__conn_write_buf((xmppuv__conn_t *)t, b);
 }
 
 static int op_starttls(xmppuv__transport_t *t, const char *rest, size_t rest_len) {

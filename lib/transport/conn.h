@@ -37,6 +37,9 @@ int xmppuv__conn_open(uv_loop_t *loop, const xmppuv__conn_config_t *cfg,
 /* Send plaintext (encrypted if TLS is active); never partial, never
  * dropped. XMPPUV_ESTATE when not connected or closing, XMPPUV_ENOMEM. */
 int xmppuv__conn_write(xmppuv__conn_t *c, const char *data, size_t len);
+/* The same for b's bytes, leaving b empty; no copy when nothing else is
+ * waiting to go out (see xmppuv__buf_take). */
+int xmppuv__conn_write_buf(xmppuv__conn_t *c, xmppuv__buf_t *b);
 
 /* After <proceed/>: the TLS handshake starts now. rest/rest_len are bytes
  * that followed <proceed/> in the same read (normally none): they are the

@@ -251,6 +251,14 @@ int xmppuv__tcp_write(xmppuv__tcp_t *t, const char *data, size_t len) {
   return 0;
 }
 
+int xmppuv__tcp_write_buf(xmppuv__tcp_t *t, xmppuv__buf_t *b) {
+  if (t->closing) return XMPPUV_ESTATE;
+  if (b->len == 0) return 0;
+  int rc = xmppuv__buf_take(&t->pending, b);
+  if (rc == 0) xmppuv__tcp_flush_soon(t);
+  return rc;
+}
+
 xmppuv__buf_t *xmppuv__tcp_out(xmppuv__tcp_t *t) { return &t->pending; }
 
 void xmppuv__tcp_flush_soon(xmppuv__tcp_t *t) {

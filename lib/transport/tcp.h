@@ -47,6 +47,10 @@ int xmppuv__tcp_connect(uv_loop_t *loop, const struct sockaddr *addr,
 
 /* Queue bytes (copied). 0, XMPPUV_ENOMEM, XMPPUV_ESTATE (closing). */
 int xmppuv__tcp_write(xmppuv__tcp_t *t, const char *data, size_t len);
+/* Queue b's bytes and leave b empty: when nothing else is queued, b's
+ * storage is taken as it is (no copy) and b gets the transport's empty one.
+ * Errors as xmppuv__tcp_write (b is then left as it was). */
+int xmppuv__tcp_write_buf(xmppuv__tcp_t *t, xmppuv__buf_t *b);
 /* The pending-output buffer itself, for producers that can write into it
  * directly (the TLS filter); call xmppuv__tcp_flush_soon() after. */
 xmppuv__buf_t *xmppuv__tcp_out(xmppuv__tcp_t *t);

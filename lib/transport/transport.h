@@ -59,9 +59,11 @@ struct xmppuv__transport_ops {
   int (*open)(uv_loop_t *loop, const xmppuv__transport_config_t *cfg,
               const xmppuv__transport_events_t *ev, void *ud,
               xmppuv__transport_t **out);
-  /* Send plaintext (encrypted if TLS is active); never partial, never
-   * dropped. XMPPUV_ESTATE when not connected or closing, XMPPUV_ENOMEM. */
-  int (*write)(xmppuv__transport_t *t, const char *data, size_t len);
+  /* Send b's bytes (plaintext; encrypted if TLS is active) and leave b
+   * empty: the transport may take b's storage and give its own back (no
+   * copy). Never partial, never dropped. XMPPUV_ESTATE when not connected
+   * or closing, XMPPUV_ENOMEM (b is then left as it was). */
+  int (*write)(xmppuv__transport_t *t, xmppuv__buf_t *b);
   /* Begin TLS on an open transport (STARTTLS); rest: TLS bytes that came
    * with the last plaintext. tls_ready or error follows. */
   int (*starttls)(xmppuv__transport_t *t, const char *rest, size_t rest_len);

@@ -60,3 +60,16 @@ char *xmppuv__buf_detach(xmppuv__buf_t *b, size_t *len) {
   b->len = b->cap = 0;
   return data;
 }
+
+int xmppuv__buf_take(xmppuv__buf_t *dst, xmppuv__buf_t *src) {
+  if (dst->len == 0) {
+    xmppuv__buf_t empty = *dst;
+    *dst = *src;
+    *src = empty;
+    xmppuv__buf_clear(src);
+    return 0;
+  }
+  if (xmppuv__buf_append(dst, src->data, src->len) != 0) return XMPPUV_ENOMEM;
+  xmppuv__buf_clear(src);
+  return 0;
+}

@@ -41,6 +41,10 @@ static inline int xmppuv__buf_append_char(xmppuv__buf_t *b, char c) {
 void xmppuv__buf_consume(xmppuv__buf_t *b, size_t n);
 /* Empty it but keep the memory. */
 void xmppuv__buf_clear(xmppuv__buf_t *b);
+/* Move src's bytes to the end of dst and leave src empty. When dst is empty
+ * the two exchange storage (no copy: src gets dst's, with its capacity). 0,
+ * or XMPPUV_ENOMEM (then both are as they were). */
+int xmppuv__buf_take(xmppuv__buf_t *dst, xmppuv__buf_t *src);
 void xmppuv__buf_free(xmppuv__buf_t *b);
 /* Hand the memory to the caller (to free with xmppuv__free); b is emptied.
  * Returns an allocated "" when nothing was appended, NULL if that fails. */

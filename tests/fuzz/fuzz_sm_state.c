@@ -59,6 +59,7 @@ static void ev_done(void *ud, xmppuv_stanza_t *st, int status, xmppuv__sm_done_c
                status == XMPPUV_ESMOFF,
            "done with %s", xmppuv_err_name(status));
   c->dones++;
+  xmppuv_stanza_unref(st); /* done events pass their reference */
 }
 static void ev_abort(void *ud, int reason) {
   ctx_t *c = ud;

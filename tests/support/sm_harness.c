@@ -86,6 +86,7 @@ static void ev_done(void *ud, xmppuv_stanza_t *stanza, int status,
     cb(&h->sent[i], stanza, status);
   }
   if (h->on_done != NULL) h->on_done(h, stanza, status);
+  xmppuv_stanza_unref(stanza); /* done events pass their reference */
 }
 
 static void ev_abort(void *ud, int reason) {
