@@ -81,24 +81,28 @@ static void on_up(void) {
   if (S.up < S.n) return;
   if (S.phase == 0) {
     S.t_logged_in = bench_now();
-    S.phase = 1;
     return;
   }
   S.t_storm_done = bench_now();
   if (S.storms_seen >= S.storms) finish();
 }
 
+/* Nothing but the server's storm takes a client down: the first one down
+ * after all were up (or, when the last login and the resets cross, the
+ * first one down at all) starts a storm. */
 static void on_status(xmppuv_client_t *c, xmppuv_status_t st, void *ud) {
   (void)c;
   int *was_online = ud;
   if (*was_online && st != XMPPUV_STATUS_ONLINE) {
     *was_online = 0;
-    if (S.up-- == S.n && S.phase == 1) {
-      /* The first client down: a storm began. */
+    if (S.phase == 0 || S.up == S.n) {
+      if (S.phase == 0 && S.t_logged_in == 0) S.t_logged_in = bench_now();
+      S.phase = 1;
       S.storms_seen++;
       S.t_storm = bench_now();
       S.max_iter[1] = S.max_iter_cpu[1] = 0; /* the last storm is the one reported */
     }
+    S.up--;
   }
 }
 
