@@ -14,406 +14,33 @@
 
 #include "util/buf.h"
 #include "check_main.h"
+#include "client_world.h"
+#include "login_script.h"
 #include "scram_server.h"
-#include "script_server.h"
 #include "sm/persist.h"
 #include "sm/queue.h"
 #include "xmppuv.h"
 
-#define NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
-#define NS_STREAM_ERRORS "urn:ietf:params:xml:ns:xmpp-streams"
-#define NS_BIND "urn:ietf:params:xml:ns:xmpp-bind"
-#define NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
+/* ---- the world (tests/support/client_world.h), and what the app sees ------- */
 
-/* ---- script pieces --------------------------------------------------------- */
-
-#define HDR                                                                  \
-  "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "               \
-  "xmlns:stream='http://etherx.jabber.org/streams' id='s{n}' "                \
-  "from='localhost' version='1.0'>"
-#define FEATURES_PLAIN                                                       \
-  "<stream:features><mechanisms xmlns='" NS_SASL "'>"                        \
-  "<mechanism>PLAIN</mechanism></mechanisms></stream:features>"
-#define FEATURES_SCRAM                                                       \
-  "<stream:features><mechanisms xmlns='" NS_SASL "'>"                        \
-  "<mechanism>SCRAM-SHA-256</mechanism></mechanisms></stream:features>"
-#define FEATURES_BIND "<stream:features><bind xmlns='" NS_BIND "'/></stream:features>"
-#define FEATURES_BIND_SM                                                     \
-  "<stream:features><bind xmlns='" NS_BIND "'/>"                             \
-  "<sm xmlns='urn:xmpp:sm:3'/></stream:features>"
-#define SASL_SUCCESS "<success xmlns='" NS_SASL "'/>"
-#define SASL_FAILURE(cond) "<failure xmlns='" NS_SASL "'><" cond "/></failure>"
-#define BIND_RESULT                                                          \
-  "<iq type='result' id='{id}'><bind xmlns='" NS_BIND "'>"                   \
-  "<jid>alice@localhost/r{n}</jid></bind></iq>"
-#define BIND_ERROR(type, cond)                                               \
-  "<iq type='error' id='{id}'><error type='" type "'><" cond " xmlns='"      \
-  NS_STANZAS "'/></error></iq>"
-#define STREAM_ERROR(cond)                                                   \
-  "<stream:error><" cond " xmlns='" NS_STREAM_ERRORS "'/></stream:error>"    \
-  "</stream:stream>"
-
-/* Up to the client's <auth/>. */
-#define UNTIL_AUTH                                                           \
-  SCRIPT_EXPECT("<stream:stream"), SCRIPT_SEND(HDR FEATURES_PLAIN),          \
-      SCRIPT_EXPECT("</auth>")
-/* SASL success, the new stream, and the client's bind request. */
-#define UNTIL_BIND(features)                                                 \
-  SCRIPT_SEND(SASL_SUCCESS), SCRIPT_EXPECT("<stream:stream"),                \
-      SCRIPT_SEND(HDR features), SCRIPT_EXPECT(NS_BIND)
-/* A whole login without SM: the client is online after this. */
-#define LOGIN UNTIL_AUTH, UNTIL_BIND(FEATURES_BIND), SCRIPT_SEND(BIND_RESULT)
-#define SM_ENABLED "<enabled xmlns='urn:xmpp:sm:3' id='sm-{n}' resume='true'/>"
-#define SM_R "<r xmlns='urn:xmpp:sm:3'/>"
-#define SM_A(h) "<a xmlns='urn:xmpp:sm:3' h='" h "'/>"
-/* A new session with SM, up to the client's <enable/> (held stanzas follow
- * it); the caller sends <enabled/>. */
-#define UNTIL_ENABLE                                                         \
-  UNTIL_AUTH, UNTIL_BIND(FEATURES_BIND_SM), SCRIPT_SEND(BIND_RESULT),        \
-      SCRIPT_EXPECT("<enable ")
-/* A whole login with SM (session 'sm-N', resumable, no max). */
-#define LOGIN_SM UNTIL_ENABLE, SCRIPT_SEND(SM_ENABLED)
-/* SASL done and SM offered on the new stream, up to the client's <resume/>. */
-#define UNTIL_RESUME                                                         \
-  UNTIL_AUTH, SCRIPT_SEND(SASL_SUCCESS), SCRIPT_EXPECT("<stream:stream"),    \
-      SCRIPT_SEND(HDR FEATURES_BIND_SM), SCRIPT_EXPECT("<resume ")
-
-/* ---- what the app sees --------------------------------------------------------- */
-
-#define MAX_EVENTS 32
-
-typedef struct rec {
-  uv_loop_t loop;
-  uv_timer_t guard;
-  int guard_fired;
-  xmppuv_client_t *c;
-  xmppuv_test_script_server_t *srv[2];
-
-  char statuses[4096]; /* "connecting connect ..." */
-  size_t st_len;
-  xmppuv_status_t status;
-  unsigned connecting, connects, offlines, onlines;
-  uint64_t connect_at[MAX_EVENTS];
-  uint64_t online_at;
-  char bound[256];
-
-  unsigned errors;
-  int err_code[MAX_EVENTS];
-  int err_fatal[MAX_EVENTS];
-  char err_cond[MAX_EVENTS][48];
-  uint64_t err_at[MAX_EVENTS];
-
-  unsigned reconnectings;
-  unsigned attempt[MAX_EVENTS];
-  uint64_t delay[MAX_EVENTS];
-  uint64_t reconnecting_at[MAX_EVENTS];
-
-  unsigned resumes; /* resumed events */
-  unsigned acks, fails, sent_done;
-  int sent_status;
-  xmppuv_stanza_t *acked;
-
-  int closed;      /* close_cb ran */
-  int after_close; /* a callback ran after close_cb: a bug */
-  const char *close_on; /* close the client from inside this event */
-  int close_called;
-  const char *stop_on; /* stop the client from inside this event */
-  int stop_called, stop_rc;
-  char bad_transition[64]; /* the first status change the header does not allow */
-  char connect_log[2048]; /* "connect" log lines, when capture_log() is on */
-  size_t cl_len;
-
-  /* The order of what the app saw: "error:ESTREAM fail:ESTREAM offline" */
-  char seq[2048];
-  size_t seq_len;
-  int fail_reason[MAX_EVENTS];
-  int export_on_error; /* export the SM state from inside the error event */
-  char *exported;
-  size_t exported_len;
-} rec_t;
-
-static void seq_add(rec_t *r, const char *what, int code) {
-  int n = snprintf(r->seq + r->seq_len, sizeof r->seq - r->seq_len, "%s%s%s%s",
-                   r->seq_len ? " " : "", what, code ? ":" : "",
-                   code ? xmppuv_err_name(code) : "");
-  if (n > 0 && (size_t)n < sizeof r->seq - r->seq_len) r->seq_len += (size_t)n;
+/* Close everything; the loop must end with nothing left on it, and the app
+ * must have seen nothing after close_cb and only status changes client.h
+ * allows. */
+static void finish(world_t *r) {
+  world_finish(r);
+  client_rec_assert_nothing_after_close(&r->app);
+  client_rec_assert_transitions(&r->app);
 }
-
-static void on_client_closed(xmppuv_client_t *c, void *ud);
-
-/* Close (or stop) from inside the event named r->close_on (r->stop_on), the
- * first time it comes. */
-static void maybe_close(rec_t *r, xmppuv_client_t *c, const char *event) {
-  if (r->stop_on != NULL && !r->stop_called && strcmp(r->stop_on, event) == 0) {
-    r->stop_called = 1;
-    r->stop_rc = xmppuv_client_stop(c);
-  }
-  if (r->close_on == NULL || r->close_called || strcmp(r->close_on, event) != 0) return;
-  r->close_called = 1;
-  xmppuv_client_close(c, on_client_closed);
-}
-
-/* The status graph of client.h: up offline -> connecting -> connect ->
- * opening <-> open -> online, down online -> closing -> close ->
- * disconnecting -> disconnect -> offline, or straight to disconnecting from
- * any step up or to closing from an open stream; disconnect -> connecting to
- * reconnect; offline at once when stopped before the socket exists. */
-static int valid_transition(xmppuv_status_t from, xmppuv_status_t to) {
-  switch (from) {
-    case XMPPUV_STATUS_OFFLINE: return to == XMPPUV_STATUS_CONNECTING;
-    case XMPPUV_STATUS_CONNECTING:
-      return to == XMPPUV_STATUS_CONNECT || to == XMPPUV_STATUS_DISCONNECTING ||
-             to == XMPPUV_STATUS_DISCONNECT || to == XMPPUV_STATUS_OFFLINE;
-    case XMPPUV_STATUS_CONNECT:
-      return to == XMPPUV_STATUS_OPENING || to == XMPPUV_STATUS_DISCONNECTING;
-    case XMPPUV_STATUS_OPENING:
-      return to == XMPPUV_STATUS_OPEN || to == XMPPUV_STATUS_CLOSING ||
-             to == XMPPUV_STATUS_DISCONNECTING;
-    case XMPPUV_STATUS_OPEN:
-      return to == XMPPUV_STATUS_OPENING || to == XMPPUV_STATUS_ONLINE ||
-             to == XMPPUV_STATUS_CLOSING || to == XMPPUV_STATUS_CLOSE ||
-             to == XMPPUV_STATUS_DISCONNECTING;
-    case XMPPUV_STATUS_ONLINE:
-      return to == XMPPUV_STATUS_CLOSING || to == XMPPUV_STATUS_CLOSE ||
-             to == XMPPUV_STATUS_DISCONNECTING;
-    case XMPPUV_STATUS_CLOSING:
-      return to == XMPPUV_STATUS_CLOSE || to == XMPPUV_STATUS_DISCONNECTING;
-    case XMPPUV_STATUS_CLOSE: return to == XMPPUV_STATUS_DISCONNECTING;
-    case XMPPUV_STATUS_DISCONNECTING: return to == XMPPUV_STATUS_DISCONNECT;
-    case XMPPUV_STATUS_DISCONNECT:
-      return to == XMPPUV_STATUS_CONNECTING || to == XMPPUV_STATUS_OFFLINE;
-  }
-  return 0;
-}
-
-static void on_log(void *ud, xmppuv_log_level_t level, const char *area, const char *msg) {
-  (void)ud;
-  fprintf(stderr, "# [%s] %s: %s\n", xmppuv_log_level_name(level), area, msg);
-}
-
-static void on_status(xmppuv_client_t *c, xmppuv_status_t st, void *ud) {
-  rec_t *r = ud;
-  if (r->closed) r->after_close = 1;
-  if (!valid_transition(r->status, st) && r->bad_transition[0] == '\0')
-    snprintf(r->bad_transition, sizeof r->bad_transition, "%s -> %s",
-             xmppuv_status_name(r->status), xmppuv_status_name(st));
-  r->status = st;
-  const char *name = xmppuv_status_name(st);
-  int n = snprintf(r->statuses + r->st_len, sizeof r->statuses - r->st_len, "%s%s",
-                   r->st_len ? " " : "", name);
-  if (n > 0 && (size_t)n < sizeof r->statuses - r->st_len) r->st_len += (size_t)n;
-  if (st == XMPPUV_STATUS_CONNECTING) r->connecting++;
-  if (st == XMPPUV_STATUS_CONNECT && r->connects < MAX_EVENTS)
-    r->connect_at[r->connects++] = uv_now(&r->loop);
-  if (st == XMPPUV_STATUS_OFFLINE) {
-    r->offlines++;
-    seq_add(r, "offline", 0);
-  }
-  maybe_close(r, c, name);
-}
-
-static void on_online(xmppuv_client_t *c, const xmppuv_jid_t *jid, void *ud) {
-  rec_t *r = ud;
-  if (r->closed) r->after_close = 1;
-  r->onlines++;
-  seq_add(r, "online", 0);
-  r->online_at = uv_now(&r->loop);
-  snprintf(r->bound, sizeof r->bound, "%s", jid ? xmppuv_jid_string(jid) : "(null)");
-  maybe_close(r, c, "online-event");
-}
-
-static void on_resumed(xmppuv_client_t *c, void *ud) {
-  rec_t *r = ud;
-  (void)c;
-  if (r->closed) r->after_close = 1;
-  r->resumes++;
-  seq_add(r, "resumed", 0);
-}
-
-static void on_error(xmppuv_client_t *c, const xmppuv_error_t *e, void *ud) {
-  rec_t *r = ud;
-  if (r->closed) r->after_close = 1;
-  if (r->errors < MAX_EVENTS) {
-    r->err_code[r->errors] = e->code;
-    r->err_fatal[r->errors] = e->fatal;
-    snprintf(r->err_cond[r->errors], sizeof r->err_cond[0], "%s",
-             e->condition ? e->condition : "");
-    r->err_at[r->errors] = uv_now(&r->loop);
-  }
-  r->errors++;
-  seq_add(r, "error", e->code);
-  if (r->export_on_error && r->exported == NULL)
-    ck_assert_int_eq(xmppuv_client_sm_export(c, &r->exported, &r->exported_len), 0);
-  maybe_close(r, c, "error");
-}
-
-static void on_reconnecting(xmppuv_client_t *c, unsigned attempt, uint64_t delay_ms,
-                            void *ud) {
-  rec_t *r = ud;
-  if (r->closed) r->after_close = 1;
-  if (r->reconnectings < MAX_EVENTS) {
-    r->attempt[r->reconnectings] = attempt;
-    r->delay[r->reconnectings] = delay_ms;
-    r->reconnecting_at[r->reconnectings] = uv_now(&r->loop);
-  }
-  r->reconnectings++;
-  maybe_close(r, c, "reconnecting");
-}
-
-static void on_ack(xmppuv_client_t *c, xmppuv_stanza_t *s, void *ud) {
-  rec_t *r = ud;
-  (void)c;
-  if (r->closed) r->after_close = 1;
-  r->acks++;
-  r->acked = s;
-  seq_add(r, "ack", 0);
-}
-
-static void on_fail(xmppuv_client_t *c, xmppuv_stanza_t *s, int reason, void *ud) {
-  rec_t *r = ud;
-  (void)c;
-  (void)s;
-  if (r->closed) r->after_close = 1;
-  if (r->fails < MAX_EVENTS) r->fail_reason[r->fails] = reason;
-  r->fails++;
-  seq_add(r, "fail", reason);
-}
-
-static void on_sent(xmppuv_client_t *c, xmppuv_stanza_t *s, int status, void *ud) {
-  rec_t *r = ud;
-  (void)c;
-  (void)s;
-  r->sent_done++;
-  r->sent_status = status;
-}
-
-static const xmppuv_client_callbacks_t callbacks = {
-    on_status, on_online, on_resumed, on_error, on_ack, on_fail, on_reconnecting, NULL};
-
-static void on_guard(uv_timer_t *t) {
-  rec_t *r = t->data;
-  r->guard_fired = 1;
-}
-
-/* Run the loop until cond holds or ms pass (then the caller's assertion
- * fails with a message). Deadlines are generous: a loaded machine is slow. */
-#define RUN_UNTIL(r, cond, ms)                                   \
-  do {                                                           \
-    (r)->guard_fired = 0;                                        \
-    uv_timer_start(&(r)->guard, on_guard, (ms), 0);              \
-    while (!(cond) && !(r)->guard_fired)                         \
-      uv_run(&(r)->loop, UV_RUN_ONCE);                           \
-    uv_timer_stop(&(r)->guard);                                  \
-  } while (0)
-
-/* Let ms pass with the loop running: only to check that something does NOT
- * happen (no reconnection after giving up). */
-#define RUN_FOR(r, ms) RUN_UNTIL(r, 0, ms)
-
-static void rec_init(rec_t *r) {
-  memset(r, 0, sizeof *r);
-  ck_assert_int_eq(uv_loop_init(&r->loop), 0);
-  ck_assert_int_eq(uv_timer_init(&r->loop, &r->guard), 0);
-  r->guard.data = r;
-}
-
-static void start_server(rec_t *r, int i, const xmppuv_test_step_t *const *scripts,
-                         size_t n) {
-  ck_assert_int_eq(xmppuv_test_script_server_start(&r->loop, scripts, n, &r->srv[i]), 0);
-}
-
-static unsigned short port_of(const rec_t *r, int i) {
-  return xmppuv_test_script_server_port(r->srv[i]);
-}
-
-static size_t connections(const rec_t *r, int i) {
-  return xmppuv_test_script_server_connections(r->srv[i]);
-}
-
-/* Connection conn of server i has run its whole script. */
-static int script_done(const rec_t *r, int i, size_t conn) {
-  xmppuv_test_script_conn_t *k = xmppuv_test_script_server_conn(r->srv[i], conn);
-  return k != NULL && xmppuv_test_script_conn_done(k);
-}
-
-static const char *received(const rec_t *r, int i, size_t conn) {
-  xmppuv_test_script_conn_t *k = xmppuv_test_script_server_conn(r->srv[i], conn);
-  ck_assert_msg(k != NULL, "no connection %zu on server %d", conn, i);
-  return xmppuv_test_script_conn_received(k, NULL);
-}
-
-static void base_opts(xmppuv_client_options_t *o, unsigned short port) {
-  xmppuv_client_options_init(o);
-  o->jid = "alice@localhost";
-  o->password = "alice-secret";
-  o->host = "127.0.0.1";
-  o->port = port;
-  o->tls = XMPPUV_TLS_DISABLED_INSECURE;
-  o->reconnect_delay_ms = 50;
-  o->reconnect_max_delay_ms = 200;
-  o->close_timeout_ms = 1000;
-  if (getenv("XMPPUV_TEST_LOG") != NULL) {
-    o->log_cb = on_log;
-    o->log_level = XMPPUV_LOG_TRACE;
-  } else {
-    o->log_level = XMPPUV_LOG_NONE;
-  }
-}
-
-static void client_new(rec_t *r, const xmppuv_client_options_t *o) {
-  ck_assert_int_eq(xmppuv_client_new(&r->loop, o, &callbacks, r, &r->c), 0);
-}
-
-static void start(rec_t *r, const xmppuv_client_options_t *o) {
-  client_new(r, o);
-  ck_assert_int_eq(xmppuv_client_start(r->c), 0);
-}
-
-static void on_client_closed(xmppuv_client_t *c, void *ud) {
-  rec_t *r = ud;
-  (void)c;
-  r->closed = 1;
-}
-
-/* Close everything; the loop must end with nothing left on it. */
-static void finish(rec_t *r) {
-  if (r->c != NULL && !r->close_called) xmppuv_client_close(r->c, on_client_closed);
-  for (int i = 0; i < 2; i++) xmppuv_test_script_server_close(r->srv[i], NULL, NULL);
-  uv_close((uv_handle_t *)&r->guard, NULL);
-  uv_run(&r->loop, UV_RUN_DEFAULT);
-  if (r->c != NULL) ck_assert_msg(r->closed, "close_cb did not run");
-  ck_assert_msg(!r->after_close, "a callback ran after close_cb");
-  ck_assert_msg(r->bad_transition[0] == '\0', "status %s; statuses: %s", r->bad_transition,
-                r->statuses);
-  ck_assert_int_eq(uv_loop_close(&r->loop), 0);
-  xmppuv_free(r->exported);
-}
-
-static int count(const char *haystack, const char *needle) {
-  int n = 0;
-  for (const char *p = strstr(haystack, needle); p != NULL; p = strstr(p + 1, needle)) n++;
-  return n;
-}
-
-#define ASSERT_ERROR(r, i, code, cond, fatal)                                        \
-  do {                                                                               \
-    ck_assert_msg((r)->errors > (unsigned)(i), "no error %d; statuses: %s", (int)(i), \
-                  (r)->statuses);                                                    \
-    ck_assert_msg((r)->err_code[i] == (code), "error %d is %s, not %s", (int)(i),    \
-                  xmppuv_err_name((r)->err_code[i]), xmppuv_err_name(code));         \
-    ck_assert_str_eq((r)->err_cond[i], (cond));                                      \
-    ck_assert_int_eq((r)->err_fatal[i], (fatal));                                    \
-  } while (0)
 
 /* The client gave up: offline, and it stays so (no reconnection timer). */
-static void assert_gave_up(rec_t *r, size_t conns) {
-  RUN_UNTIL(r, r->offlines >= 1, 10000);
-  ck_assert_msg(r->offlines == 1, "not offline; statuses: %s", r->statuses);
+static void assert_gave_up(world_t *r, size_t conns) {
+  RUN_UNTIL(r, r->app.offlines >= 1, 10000);
+  ck_assert_msg(r->app.offlines == 1, "not offline; statuses: %s", r->app.statuses);
   RUN_FOR(r, 300); /* six reconnect delays */
-  ck_assert_int_eq(r->status, XMPPUV_STATUS_OFFLINE);
-  ck_assert_uint_eq(r->reconnectings, 0);
-  ck_assert_uint_eq(r->connecting, 1);
-  ck_assert_uint_eq(connections(r, 0), conns);
+  ck_assert_int_eq(r->app.status, XMPPUV_STATUS_OFFLINE);
+  ck_assert_uint_eq(r->app.reconnectings, 0);
+  ck_assert_uint_eq(r->app.connecting, 1);
+  ck_assert_uint_eq(world_connections(r, 0), conns);
 }
 
 /* ---- TLS required ------------------------------------------------------------ */
@@ -422,22 +49,23 @@ START_TEST(starttls_not_offered_fails_with_ETLSREQUIRED_and_sends_no_credentials
   static const xmppuv_test_step_t s0[] = {
       SCRIPT_EXPECT("<stream:stream"), SCRIPT_SEND(HDR FEATURES_PLAIN), SCRIPT_END};
   static const xmppuv_test_step_t *const scripts[] = {s0};
-  rec_t r;
-  rec_init(&r);
-  start_server(&r, 0, scripts, 1);
+  world_t r;
+  world_init(&r);
+  world_server(&r, 0, scripts, 1);
   xmppuv_client_options_t o;
-  base_opts(&o, port_of(&r, 0));
+  world_opts(&o, world_port(&r, 0));
   o.tls = XMPPUV_TLS_STARTTLS;
   /* A pin: certificate checks configured without a CA file; TLS is never
    * reached anyway. */
   o.pin = "0000000000000000000000000000000000000000000000000000000000000000";
-  start(&r, &o);
+  world_start(&r, &o);
   assert_gave_up(&r, 1);
-  ASSERT_ERROR(&r, 0, XMPPUV_ETLSREQUIRED, "", 1);
-  ck_assert_uint_eq(r.errors, 1);
-  ck_assert_uint_eq(r.onlines, 0);
-  ck_assert_str_eq(r.statuses, "connecting connect opening open disconnecting disconnect offline");
-  const char *sent = received(&r, 0, 0);
+  ASSERT_ERROR(&r.app, 0, XMPPUV_ETLSREQUIRED, "", 1);
+  ck_assert_uint_eq(r.app.errors, 1);
+  ck_assert_uint_eq(r.app.onlines, 0);
+  ck_assert_str_eq(r.app.statuses,
+                   "connecting connect opening open disconnecting disconnect offline");
+  const char *sent = world_received(&r, 0, 0);
   ck_assert_ptr_nonnull(strstr(sent, "<stream:stream"));
   ck_assert_msg(strstr(sent, "<auth") == NULL, "credentials sent without TLS: %s", sent);
   ck_assert_ptr_null(strstr(sent, "<starttls"));
@@ -453,21 +81,21 @@ START_TEST(stream_error_system_shutdown_mid_session_reconnects) {
       SCRIPT_END};
   static const xmppuv_test_step_t s1[] = {LOGIN, SCRIPT_END};
   static const xmppuv_test_step_t *const scripts[] = {s0, s1};
-  rec_t r;
-  rec_init(&r);
-  start_server(&r, 0, scripts, 2);
+  world_t r;
+  world_init(&r);
+  world_server(&r, 0, scripts, 2);
   xmppuv_client_options_t o;
-  base_opts(&o, port_of(&r, 0));
-  start(&r, &o);
-  RUN_UNTIL(&r, r.onlines >= 2, 10000);
-  ck_assert_msg(r.onlines == 2, "not online twice; statuses: %s", r.statuses);
-  ck_assert_uint_eq(r.errors, 1);
-  ASSERT_ERROR(&r, 0, XMPPUV_ESTREAM, "system-shutdown", 0);
-  ck_assert_uint_eq(r.reconnectings, 1);
-  ck_assert_uint_eq(r.attempt[0], 1);
-  ck_assert_uint_eq(connections(&r, 0), 2);
-  ck_assert_str_eq(r.bound, "alice@localhost/r1");
-  ck_assert_str_eq(r.statuses,
+  world_opts(&o, world_port(&r, 0));
+  world_start(&r, &o);
+  RUN_UNTIL(&r, r.app.onlines >= 2, 10000);
+  ck_assert_msg(r.app.onlines == 2, "not online twice; statuses: %s", r.app.statuses);
+  ck_assert_uint_eq(r.app.errors, 1);
+  ASSERT_ERROR(&r.app, 0, XMPPUV_ESTREAM, "system-shutdown", 0);
+  ck_assert_uint_eq(r.app.reconnectings, 1);
+  ck_assert_uint_eq(r.app.attempt[0], 1);
+  ck_assert_uint_eq(world_connections(&r, 0), 2);
+  ck_assert_str_eq(r.app.bound, "alice@localhost/r1");
+  ck_assert_str_eq(r.app.statuses,
                    "connecting connect opening open opening open online disconnecting "
                    "disconnect connecting connect opening open opening open online");
   ck_assert_int_eq(xmppuv_client_status(r.c), XMPPUV_STATUS_ONLINE);
@@ -480,16 +108,16 @@ START_TEST(stream_error_conflict_mid_session_is_fatal) {
       LOGIN, SCRIPT_DELAY(50), SCRIPT_SEND(STREAM_ERROR("conflict")), SCRIPT_CLOSE,
       SCRIPT_END};
   static const xmppuv_test_step_t *const scripts[] = {s0};
-  rec_t r;
-  rec_init(&r);
-  start_server(&r, 0, scripts, 1);
+  world_t r;
+  world_init(&r);
+  world_server(&r, 0, scripts, 1);
   xmppuv_client_options_t o;
-  base_opts(&o, port_of(&r, 0));
-  start(&r, &o);
+  world_opts(&o, world_port(&r, 0));
+  world_start(&r, &o);
   assert_gave_up(&r, 1);
-  ck_assert_uint_eq(r.onlines, 1);
-  ck_assert_uint_eq(r.errors, 1);
-  ASSERT_ERROR(&r, 0, XMPPUV_ESTREAM, "conflict", 1);
+  ck_assert_uint_eq(r.app.onlines, 1);
+  ck_assert_uint_eq(r.app.errors, 1);
+  ASSERT_ERROR(&r.app, 0, XMPPUV_ESTREAM, "conflict", 1);
   finish(&r);
 }
 END_TEST
@@ -500,18 +128,18 @@ START_TEST(server_closing_the_stream_is_answered_and_the_client_reconnects) {
       SCRIPT_EXPECT("</stream:stream>"), SCRIPT_CLOSE, SCRIPT_END};
   static const xmppuv_test_step_t s1[] = {LOGIN, SCRIPT_END};
   static const xmppuv_test_step_t *const scripts[] = {s0, s1};
-  rec_t r;
-  rec_init(&r);
-  start_server(&r, 0, scripts, 2);
+  world_t r;
+  world_init(&r);
+  world_server(&r, 0, scripts, 2);
   xmppuv_client_options_t o;
-  base_opts(&o, port_of(&r, 0));
-  start(&r, &o);
-  RUN_UNTIL(&r, r.onlines >= 2, 10000);
-  ck_assert_msg(r.onlines == 2, "not online twice; statuses: %s", r.statuses);
+  world_opts(&o, world_port(&r, 0));
+  world_start(&r, &o);
+  RUN_UNTIL(&r, r.app.onlines >= 2, 10000);
+  ck_assert_msg(r.app.onlines == 2, "not online twice; statuses: %s", r.app.statuses);
   /* The client answered </stream:stream> in kind (the script saw it). */
-  ck_assert(script_done(&r, 0, 0));
-  ck_assert_uint_eq(r.reconnectings, 1);
-  ck_assert_ptr_nonnull(strstr(r.statuses, "online close disconnecting disconnect connecting"));
+  ck_assert(world_script_done(&r, 0, 0));
+  ck_assert_uint_eq(r.app.reconnectings, 1);
+  ck_assert_ptr_nonnull(strstr(r.app.statuses, "online close disconnecting disconnect connecting"));
   finish(&r);
 }
 END_TEST
@@ -521,34 +149,34 @@ END_TEST
 START_TEST(see_other_host_moves_the_client_to_the_named_server) {
   static const xmppuv_test_step_t target[] = {LOGIN, SCRIPT_END};
   static const xmppuv_test_step_t *const target_scripts[] = {target};
-  rec_t r;
-  rec_init(&r);
-  start_server(&r, 1, target_scripts, 1);
+  world_t r;
+  world_init(&r);
+  world_server(&r, 1, target_scripts, 1);
   char redirect[512];
   snprintf(redirect, sizeof redirect,
            HDR "<stream:error><see-other-host xmlns='" NS_STREAM_ERRORS
                "'>127.0.0.1:%u</see-other-host></stream:error></stream:stream>",
-           (unsigned)port_of(&r, 1));
+           (unsigned)world_port(&r, 1));
   const xmppuv_test_step_t first[] = {SCRIPT_EXPECT("<stream:stream"), SCRIPT_SEND(redirect),
                                       SCRIPT_CLOSE, SCRIPT_END};
   const xmppuv_test_step_t *const first_scripts[] = {first};
-  start_server(&r, 0, first_scripts, 1);
+  world_server(&r, 0, first_scripts, 1);
   xmppuv_client_options_t o;
-  base_opts(&o, port_of(&r, 0));
+  world_opts(&o, world_port(&r, 0));
   o.reconnect_delay_ms = 2000; /* a redirect does not wait for the backoff */
   o.reconnect_max_delay_ms = 2000;
-  start(&r, &o);
-  RUN_UNTIL(&r, r.onlines >= 1, 10000);
-  ck_assert_msg(r.onlines == 1, "not online; statuses: %s", r.statuses);
-  ck_assert_uint_eq(connections(&r, 0), 1);
-  ck_assert_uint_eq(connections(&r, 1), 1);
-  ck_assert_str_eq(r.bound, "alice@localhost/r0");
-  ASSERT_ERROR(&r, 0, XMPPUV_ESTREAM, "see-other-host", 0);
-  ck_assert_uint_eq(r.reconnectings, 1);
-  ck_assert_uint_eq(r.delay[0], 0);
+  world_start(&r, &o);
+  RUN_UNTIL(&r, r.app.onlines >= 1, 10000);
+  ck_assert_msg(r.app.onlines == 1, "not online; statuses: %s", r.app.statuses);
+  ck_assert_uint_eq(world_connections(&r, 0), 1);
+  ck_assert_uint_eq(world_connections(&r, 1), 1);
+  ck_assert_str_eq(r.app.bound, "alice@localhost/r0");
+  ASSERT_ERROR(&r.app, 0, XMPPUV_ESTREAM, "see-other-host", 0);
+  ck_assert_uint_eq(r.app.reconnectings, 1);
+  ck_assert_uint_eq(r.app.delay[0], 0);
   /* The second server got the whole login, the first none of it. */
-  ck_assert_ptr_null(strstr(received(&r, 0, 0), "<auth"));
-  ck_assert_ptr_nonnull(strstr(received(&r, 1, 0), "<auth"));
+  ck_assert_ptr_null(strstr(world_received(&r, 0, 0), "<auth"));
+  ck_assert_ptr_nonnull(strstr(world_received(&r, 1, 0), "<auth"));
   finish(&r);
 }
 END_TEST
@@ -560,24 +188,24 @@ START_TEST(see_other_host_loop_ends_with_ESEEOTHERHOST) {
                       "'>127.0.0.1:{port}</see-other-host></stream:error></stream:stream>"),
       SCRIPT_CLOSE, SCRIPT_END};
   static const xmppuv_test_step_t *const scripts[] = {loop};
-  rec_t r;
-  rec_init(&r);
-  start_server(&r, 0, scripts, 1);
+  world_t r;
+  world_init(&r);
+  world_server(&r, 0, scripts, 1);
   xmppuv_client_options_t o;
-  base_opts(&o, port_of(&r, 0));
-  start(&r, &o);
-  RUN_UNTIL(&r, r.offlines >= 1, 10000);
-  ck_assert_msg(r.offlines == 1, "not offline; statuses: %s", r.statuses);
+  world_opts(&o, world_port(&r, 0));
+  world_start(&r, &o);
+  RUN_UNTIL(&r, r.app.offlines >= 1, 10000);
+  ck_assert_msg(r.app.offlines == 1, "not offline; statuses: %s", r.app.statuses);
   RUN_FOR(&r, 300);
-  size_t n = connections(&r, 0);
+  size_t n = world_connections(&r, 0);
   ck_assert_msg(n >= 2 && n <= 10, "%zu connections", n);
-  ck_assert_uint_eq(r.errors, n);
-  for (unsigned i = 0; i + 1 < r.errors; i++)
-    ASSERT_ERROR(&r, i, XMPPUV_ESTREAM, "see-other-host", 0);
-  ASSERT_ERROR(&r, r.errors - 1, XMPPUV_ESEEOTHERHOST, "see-other-host", 1);
-  ck_assert_uint_eq(r.reconnectings, n - 1);
-  ck_assert_int_eq(r.status, XMPPUV_STATUS_OFFLINE);
-  ck_assert_uint_eq(r.onlines, 0);
+  ck_assert_uint_eq(r.app.errors, n);
+  for (unsigned i = 0; i + 1 < r.app.errors; i++)
+    ASSERT_ERROR(&r.app, i, XMPPUV_ESTREAM, "see-other-host", 0);
+  ASSERT_ERROR(&r.app, r.app.errors - 1, XMPPUV_ESEEOTHERHOST, "see-other-host", 1);
+  ck_assert_uint_eq(r.app.reconnectings, n - 1);
+  ck_assert_int_eq(r.app.status, XMPPUV_STATUS_OFFLINE);
+  ck_assert_uint_eq(r.app.onlines, 0);
   finish(&r);
 }
 END_TEST
@@ -589,16 +217,16 @@ START_TEST(bind_error_cancel_is_fatal_with_EBIND) {
       UNTIL_AUTH, UNTIL_BIND(FEATURES_BIND), SCRIPT_SEND(BIND_ERROR("cancel", "not-allowed")),
       SCRIPT_END};
   static const xmppuv_test_step_t *const scripts[] = {s0};
-  rec_t r;
-  rec_init(&r);
-  start_server(&r, 0, scripts, 1);
+  world_t r;
+  world_init(&r);
+  world_server(&r, 0, scripts, 1);
   xmppuv_client_options_t o;
-  base_opts(&o, port_of(&r, 0));
-  start(&r, &o);
+  world_opts(&o, world_port(&r, 0));
+  world_start(&r, &o);
   assert_gave_up(&r, 1);
-  ck_assert_uint_eq(r.errors, 1);
-  ASSERT_ERROR(&r, 0, XMPPUV_EBIND, "not-allowed", 1);
-  ck_assert_uint_eq(r.onlines, 0);
+  ck_assert_uint_eq(r.app.errors, 1);
+  ASSERT_ERROR(&r.app, 0, XMPPUV_EBIND, "not-allowed", 1);
+  ck_assert_uint_eq(r.app.onlines, 0);
   ck_assert_ptr_null(xmppuv_client_jid(r.c));
   finish(&r);
 }
@@ -610,19 +238,19 @@ START_TEST(bind_error_wait_reconnects) {
       SCRIPT_SEND(BIND_ERROR("wait", "resource-constraint")), SCRIPT_END};
   static const xmppuv_test_step_t s1[] = {LOGIN, SCRIPT_END};
   static const xmppuv_test_step_t *const scripts[] = {s0, s1};
-  rec_t r;
-  rec_init(&r);
-  start_server(&r, 0, scripts, 2);
+  world_t r;
+  world_init(&r);
+  world_server(&r, 0, scripts, 2);
   xmppuv_client_options_t o;
-  base_opts(&o, port_of(&r, 0));
-  start(&r, &o);
-  RUN_UNTIL(&r, r.onlines >= 1, 10000);
-  ck_assert_msg(r.onlines == 1, "not online; statuses: %s", r.statuses);
-  ck_assert_uint_eq(r.errors, 1);
-  ASSERT_ERROR(&r, 0, XMPPUV_EBIND, "resource-constraint", 0);
-  ck_assert_uint_eq(r.reconnectings, 1);
-  ck_assert_uint_eq(connections(&r, 0), 2);
-  ck_assert_str_eq(r.bound, "alice@localhost/r1");
+  world_opts(&o, world_port(&r, 0));
+  world_start(&r, &o);
+  RUN_UNTIL(&r, r.app.onlines >= 1, 10000);
+  ck_assert_msg(r.app.onlines == 1, "not online; statuses: %s", r.app.statuses);
+  ck_assert_uint_eq(r.app.errors, 1);
+  ASSERT_ERROR(&r.app, 0, XMPPUV_EBIND, "resource-constraint", 0);
+  ck_assert_uint_eq(r.app.reconnectings, 1);
+  ck_assert_uint_eq(world_connections(&r, 0), 2);
+  ck_assert_str_eq(r.app.bound, "alice@localhost/r1");
   finish(&r);
 }
 END_TEST
@@ -631,17 +259,17 @@ START_TEST(sasl_not_authorized_is_fatal_without_reconnect) {
   static const xmppuv_test_step_t s0[] = {
       UNTIL_AUTH, SCRIPT_SEND(SASL_FAILURE("not-authorized")), SCRIPT_END};
   static const xmppuv_test_step_t *const scripts[] = {s0};
-  rec_t r;
-  rec_init(&r);
-  start_server(&r, 0, scripts, 1);
+  world_t r;
+  world_init(&r);
+  world_server(&r, 0, scripts, 1);
   xmppuv_client_options_t o;
-  base_opts(&o, port_of(&r, 0));
-  start(&r, &o);
+  world_opts(&o, world_port(&r, 0));
+  world_start(&r, &o);
   assert_gave_up(&r, 1);
-  ck_assert_uint_eq(r.errors, 1);
-  ASSERT_ERROR(&r, 0, XMPPUV_EAUTH, "not-authorized", 1);
+  ck_assert_uint_eq(r.app.errors, 1);
+  ASSERT_ERROR(&r.app, 0, XMPPUV_EAUTH, "not-authorized", 1);
   /* No second attempt with the same password on the same stream either. */
-  ck_assert_int_eq(count(received(&r, 0, 0), "<auth"), 1);
+  ck_assert_int_eq(world_count(world_received(&r, 0, 0), "<auth"), 1);
   finish(&r);
 }
 END_TEST
@@ -651,18 +279,18 @@ START_TEST(sasl_temporary_auth_failure_reconnects) {
       UNTIL_AUTH, SCRIPT_SEND(SASL_FAILURE("temporary-auth-failure")), SCRIPT_END};
   static const xmppuv_test_step_t s1[] = {LOGIN, SCRIPT_END};
   static const xmppuv_test_step_t *const scripts[] = {s0, s1};
-  rec_t r;
-  rec_init(&r);
-  start_server(&r, 0, scripts, 2);
+  world_t r;
+  world_init(&r);
+  world_server(&r, 0, scripts, 2);
   xmppuv_client_options_t o;
-  base_opts(&o, port_of(&r, 0));
-  start(&r, &o);
-  RUN_UNTIL(&r, r.onlines >= 1, 10000);
-  ck_assert_msg(r.onlines == 1, "not online; statuses: %s", r.statuses);
-  ck_assert_uint_eq(r.errors, 1);
-  ASSERT_ERROR(&r, 0, XMPPUV_EAUTH, "temporary-auth-failure", 0);
-  ck_assert_uint_eq(r.reconnectings, 1);
-  ck_assert_uint_eq(connections(&r, 0), 2);
+  world_opts(&o, world_port(&r, 0));
+  world_start(&r, &o);
+  RUN_UNTIL(&r, r.app.onlines >= 1, 10000);
+  ck_assert_msg(r.app.onlines == 1, "not online; statuses: %s", r.app.statuses);
+  ck_assert_uint_eq(r.app.errors, 1);
+  ASSERT_ERROR(&r.app, 0, XMPPUV_EAUTH, "temporary-auth-failure", 0);
+  ck_assert_uint_eq(r.app.reconnectings, 1);
+  ck_assert_uint_eq(world_connections(&r, 0), 2);
   finish(&r);
 }
 END_TEST
@@ -672,22 +300,22 @@ END_TEST
 START_TEST(negotiation_timeout_drops_with_ETIMEDOUT_and_reconnects) {
   static const xmppuv_test_step_t silent[] = {SCRIPT_END};
   static const xmppuv_test_step_t *const scripts[] = {silent};
-  rec_t r;
-  rec_init(&r);
-  start_server(&r, 0, scripts, 1);
+  world_t r;
+  world_init(&r);
+  world_server(&r, 0, scripts, 1);
   xmppuv_client_options_t o;
-  base_opts(&o, port_of(&r, 0));
+  world_opts(&o, world_port(&r, 0));
   o.negotiation_timeout_ms = 300;
-  start(&r, &o);
-  RUN_UNTIL(&r, connections(&r, 0) >= 2, 10000);
-  ck_assert_msg(connections(&r, 0) == 2, "no reconnection; statuses: %s", r.statuses);
-  ASSERT_ERROR(&r, 0, XMPPUV_ETIMEDOUT, "", 0);
-  ck_assert_uint_eq(r.errors, 1);
-  ck_assert_uint_ge(r.err_at[0] - r.connect_at[0], 300);
-  ck_assert_uint_lt(r.err_at[0] - r.connect_at[0], 5000);
-  ck_assert_uint_eq(r.reconnectings, 1);
+  world_start(&r, &o);
+  RUN_UNTIL(&r, world_connections(&r, 0) >= 2, 10000);
+  ck_assert_msg(world_connections(&r, 0) == 2, "no reconnection; statuses: %s", r.app.statuses);
+  ASSERT_ERROR(&r.app, 0, XMPPUV_ETIMEDOUT, "", 0);
+  ck_assert_uint_eq(r.app.errors, 1);
+  ck_assert_uint_ge(r.app.err_at[0] - r.app.connect_at[0], 300);
+  ck_assert_uint_lt(r.app.err_at[0] - r.app.connect_at[0], 5000);
+  ck_assert_uint_eq(r.app.reconnectings, 1);
   /* The client said its stream header and was never answered. */
-  ck_assert_ptr_nonnull(strstr(received(&r, 0, 0), "<stream:stream"));
+  ck_assert_ptr_nonnull(strstr(world_received(&r, 0, 0), "<stream:stream"));
   finish(&r);
 }
 END_TEST
@@ -695,42 +323,42 @@ END_TEST
 START_TEST(reconnect_delays_grow_exponentially_with_jitter_up_to_the_cap) {
   static const xmppuv_test_step_t hang_up[] = {SCRIPT_CLOSE, SCRIPT_END};
   static const xmppuv_test_step_t *const scripts[] = {hang_up};
-  rec_t r;
-  rec_init(&r);
-  start_server(&r, 0, scripts, 1);
+  world_t r;
+  world_init(&r);
+  world_server(&r, 0, scripts, 1);
   xmppuv_client_options_t o;
-  base_opts(&o, port_of(&r, 0));
+  world_opts(&o, world_port(&r, 0));
   o.reconnect_delay_ms = 100;
   o.reconnect_max_delay_ms = 400;
-  start(&r, &o);
-  RUN_UNTIL(&r, r.reconnectings >= 5, 20000);
-  ck_assert_msg(r.reconnectings == 5, "%u reconnections; statuses: %s", r.reconnectings,
-                r.statuses);
+  world_start(&r, &o);
+  RUN_UNTIL(&r, r.app.reconnectings >= 5, 20000);
+  ck_assert_msg(r.app.reconnectings == 5, "%u reconnections; statuses: %s", r.app.reconnectings,
+                r.app.statuses);
   /* Stopping while waiting to reconnect cancels the attempt: offline at
    * once, and the status event comes from the loop, not inside stop(). */
   ck_assert_int_eq(xmppuv_client_stop(r.c), 0);
   ck_assert_int_eq(xmppuv_client_status(r.c), XMPPUV_STATUS_OFFLINE);
-  RUN_UNTIL(&r, r.status == XMPPUV_STATUS_OFFLINE, 1000);
-  ck_assert_int_eq(r.status, XMPPUV_STATUS_OFFLINE);
+  RUN_UNTIL(&r, r.app.status == XMPPUV_STATUS_OFFLINE, 1000);
+  ck_assert_int_eq(r.app.status, XMPPUV_STATUS_OFFLINE);
   static const uint64_t lo[] = {80, 160, 320, 320, 320};
   static const uint64_t hi[] = {120, 240, 400, 400, 400};
   for (unsigned i = 0; i < 5; i++) {
-    ck_assert_uint_eq(r.attempt[i], i + 1);
-    ck_assert_msg(r.delay[i] >= lo[i] && r.delay[i] <= hi[i],
+    ck_assert_uint_eq(r.app.attempt[i], i + 1);
+    ck_assert_msg(r.app.delay[i] >= lo[i] && r.app.delay[i] <= hi[i],
                   "attempt %u: delay %llu ms not in [%llu, %llu]", i + 1,
-                  (unsigned long long)r.delay[i], (unsigned long long)lo[i],
+                  (unsigned long long)r.app.delay[i], (unsigned long long)lo[i],
                   (unsigned long long)hi[i]);
   }
   /* The server saw each attempt no sooner than announced. */
   for (size_t i = 0; i < 4; i++) {
     uint64_t at = xmppuv_test_script_conn_accepted_at(
         xmppuv_test_script_server_conn(r.srv[0], i + 1));
-    ck_assert_uint_ge(at, r.reconnecting_at[i] + r.delay[i]);
+    ck_assert_uint_ge(at, r.app.reconnecting_at[i] + r.app.delay[i]);
   }
   RUN_FOR(&r, 600);
-  ck_assert_uint_eq(connections(&r, 0), 5);
-  ck_assert_uint_eq(r.reconnectings, 5);
-  ck_assert_uint_eq(r.offlines, 1);
+  ck_assert_uint_eq(world_connections(&r, 0), 5);
+  ck_assert_uint_eq(r.app.reconnectings, 5);
+  ck_assert_uint_eq(r.app.offlines, 1);
   finish(&r);
 }
 END_TEST
@@ -738,22 +366,22 @@ END_TEST
 START_TEST(reconnect_off_goes_offline_after_the_first_failure) {
   static const xmppuv_test_step_t hang_up[] = {SCRIPT_CLOSE, SCRIPT_END};
   static const xmppuv_test_step_t *const scripts[] = {hang_up};
-  rec_t r;
-  rec_init(&r);
-  start_server(&r, 0, scripts, 1);
+  world_t r;
+  world_init(&r);
+  world_server(&r, 0, scripts, 1);
   xmppuv_client_options_t o;
-  base_opts(&o, port_of(&r, 0));
+  world_opts(&o, world_port(&r, 0));
   o.reconnect = 0;
-  start(&r, &o);
+  world_start(&r, &o);
   assert_gave_up(&r, 1);
-  ck_assert_uint_eq(r.errors, 1);
+  ck_assert_uint_eq(r.app.errors, 1);
   /* fatal: the client gives up, as the header promises for fatal errors. */
-  ASSERT_ERROR(&r, 0, XMPPUV_EEOF, "", 1);
+  ASSERT_ERROR(&r.app, 0, XMPPUV_EEOF, "", 1);
   /* A client that gave up can be started again. */
   ck_assert_int_eq(xmppuv_client_start(r.c), 0);
-  RUN_UNTIL(&r, r.offlines >= 2, 10000);
-  ck_assert_uint_eq(r.offlines, 2);
-  ck_assert_uint_eq(connections(&r, 0), 2);
+  RUN_UNTIL(&r, r.app.offlines >= 2, 10000);
+  ck_assert_uint_eq(r.app.offlines, 2);
+  ck_assert_uint_eq(world_connections(&r, 0), 2);
   finish(&r);
 }
 END_TEST
@@ -764,24 +392,24 @@ START_TEST(keepalive_without_sm_pings_and_drops_a_silent_server) {
       LOGIN, SCRIPT_EXPECT("urn:xmpp:ping"),
       SCRIPT_SEND("<iq type='result' id='{id}' from='localhost'/>"), SCRIPT_END};
   static const xmppuv_test_step_t *const scripts[] = {s0};
-  rec_t r;
-  rec_init(&r);
-  start_server(&r, 0, scripts, 1);
+  world_t r;
+  world_init(&r);
+  world_server(&r, 0, scripts, 1);
   xmppuv_client_options_t o;
-  base_opts(&o, port_of(&r, 0));
+  world_opts(&o, world_port(&r, 0));
   o.keepalive_ms = 200;
   o.keepalive_timeout_ms = 300;
-  start(&r, &o);
-  RUN_UNTIL(&r, r.errors >= 1, 10000);
-  ck_assert_uint_eq(r.onlines, 1);
-  ck_assert_uint_eq(r.errors, 1);
-  ASSERT_ERROR(&r, 0, XMPPUV_ETIMEDOUT, "", 0);
-  ck_assert_int_eq(count(received(&r, 0, 0), "urn:xmpp:ping"), 2);
+  world_start(&r, &o);
+  RUN_UNTIL(&r, r.app.errors >= 1, 10000);
+  ck_assert_uint_eq(r.app.onlines, 1);
+  ck_assert_uint_eq(r.app.errors, 1);
+  ASSERT_ERROR(&r.app, 0, XMPPUV_ETIMEDOUT, "", 0);
+  ck_assert_int_eq(world_count(world_received(&r, 0, 0), "urn:xmpp:ping"), 2);
   /* ping at 200 ms, answered; ping 200 ms after the answer; 300 ms more. */
-  ck_assert_uint_ge(r.err_at[0] - r.online_at, 700);
-  RUN_UNTIL(&r, r.reconnectings >= 1, 10000);
-  ck_assert_uint_eq(r.reconnectings, 1);
-  ck_assert_ptr_nonnull(strstr(r.statuses, "online disconnecting disconnect"));
+  ck_assert_uint_ge(r.app.err_at[0] - r.app.online_at, 700);
+  RUN_UNTIL(&r, r.app.reconnectings >= 1, 10000);
+  ck_assert_uint_eq(r.app.reconnectings, 1);
+  ck_assert_ptr_nonnull(strstr(r.app.statuses, "online disconnecting disconnect"));
   finish(&r);
 }
 END_TEST
@@ -791,27 +419,27 @@ END_TEST
 START_TEST(send_before_online_is_held_and_delivered_after_online) {
   static const xmppuv_test_step_t s0[] = {LOGIN, SCRIPT_EXPECT("</message>"), SCRIPT_END};
   static const xmppuv_test_step_t *const scripts[] = {s0};
-  rec_t r;
-  rec_init(&r);
-  start_server(&r, 0, scripts, 1);
+  world_t r;
+  world_init(&r);
+  world_server(&r, 0, scripts, 1);
   xmppuv_client_options_t o;
-  base_opts(&o, port_of(&r, 0));
-  client_new(&r, &o);
+  world_opts(&o, world_port(&r, 0));
+  world_client_new(&r, &o);
   xmppuv_stanza_t *m;
   ck_assert_int_eq(xmppuv_message_new("bob@localhost", "chat", "held while connecting", &m), 0);
   /* Not started: refused, not queued. */
   ck_assert_int_eq(xmppuv_client_send(r.c, m), XMPPUV_ESTATE);
   ck_assert_int_eq(xmppuv_client_start(r.c), 0);
-  ck_assert_int_eq(xmppuv_client_send_cb(r.c, m, on_sent, &r), 0);
+  ck_assert_int_eq(xmppuv_client_send_cb(r.c, m, client_rec_sent_cb, &r.app), 0);
   xmppuv_stanza_unref(m); /* the client keeps its own reference */
   ck_assert_uint_eq(xmppuv_client_sm_queued(r.c), 1);
-  RUN_UNTIL(&r, r.sent_done >= 1, 10000);
-  ck_assert_uint_eq(r.sent_done, 1);
+  RUN_UNTIL(&r, r.app.sent_done >= 1, 10000);
+  ck_assert_uint_eq(r.app.sent_done, 1);
   /* Written on a stream without SM: delivery cannot be confirmed. */
-  ck_assert_int_eq(r.sent_status, XMPPUV_ESMOFF);
-  ck_assert_uint_eq(r.onlines, 1);
-  RUN_UNTIL(&r, script_done(&r, 0, 0), 10000);
-  const char *sent = received(&r, 0, 0);
+  ck_assert_int_eq(r.app.sent_status, XMPPUV_ESMOFF);
+  ck_assert_uint_eq(r.app.onlines, 1);
+  RUN_UNTIL(&r, world_script_done(&r, 0, 0), 10000);
+  const char *sent = world_received(&r, 0, 0);
   const char *bind = strstr(sent, NS_BIND);
   const char *body = strstr(sent, "<body>held while connecting</body>");
   ck_assert_ptr_nonnull(bind);
@@ -831,22 +459,22 @@ START_TEST(send_before_online_with_sm_is_acked_after_online) {
       SCRIPT_EXPECT("</message>"), SCRIPT_EXPECT("<r "),
       SCRIPT_SEND("<a xmlns='urn:xmpp:sm:3' h='1'/>"), SCRIPT_END};
   static const xmppuv_test_step_t *const scripts[] = {s0};
-  rec_t r;
-  rec_init(&r);
-  start_server(&r, 0, scripts, 1);
+  world_t r;
+  world_init(&r);
+  world_server(&r, 0, scripts, 1);
   xmppuv_client_options_t o;
-  base_opts(&o, port_of(&r, 0));
+  world_opts(&o, world_port(&r, 0));
   o.sm_ack_debounce_ms = 20;
-  start(&r, &o);
+  world_start(&r, &o);
   xmppuv_stanza_t *m;
   ck_assert_int_eq(xmppuv_message_new("bob@localhost", "chat", "held for SM", &m), 0);
-  ck_assert_int_eq(xmppuv_client_send_cb(r.c, m, on_sent, &r), 0);
-  RUN_UNTIL(&r, r.sent_done >= 1, 10000);
-  ck_assert_msg(r.sent_done == 1, "no outcome; statuses: %s", r.statuses);
-  ck_assert_int_eq(r.sent_status, 0);
-  ck_assert_uint_eq(r.acks, 1);
-  ck_assert_ptr_eq(r.acked, m);
-  ck_assert_uint_eq(r.fails, 0);
+  ck_assert_int_eq(xmppuv_client_send_cb(r.c, m, client_rec_sent_cb, &r.app), 0);
+  RUN_UNTIL(&r, r.app.sent_done >= 1, 10000);
+  ck_assert_msg(r.app.sent_done == 1, "no outcome; statuses: %s", r.app.statuses);
+  ck_assert_int_eq(r.app.sent_status, 0);
+  ck_assert_uint_eq(r.app.acks, 1);
+  ck_assert_ptr_eq(r.app.acked, m);
+  ck_assert_uint_eq(r.app.fails, 0);
   ck_assert(xmppuv_client_sm_enabled(r.c));
   ck_assert_uint_eq(xmppuv_client_sm_queued(r.c), 0);
   xmppuv_stanza_unref(m);
@@ -857,19 +485,19 @@ END_TEST
 START_TEST(send_of_a_non_stanza_is_EINVAL) {
   static const xmppuv_test_step_t s0[] = {LOGIN, SCRIPT_EXPECT("</message>"), SCRIPT_END};
   static const xmppuv_test_step_t *const scripts[] = {s0};
-  rec_t r;
-  rec_init(&r);
-  start_server(&r, 0, scripts, 1);
+  world_t r;
+  world_init(&r);
+  world_server(&r, 0, scripts, 1);
   xmppuv_client_options_t o;
-  base_opts(&o, port_of(&r, 0));
-  start(&r, &o);
+  world_opts(&o, world_port(&r, 0));
+  world_start(&r, &o);
   xmppuv_stanza_t *foo, *other_ns, *result, *m;
   ck_assert_int_eq(xmppuv_stanza_new("foo", NULL, &foo), 0);
   ck_assert_int_eq(xmppuv_stanza_new("message", "urn:example:other", &other_ns), 0);
   ck_assert_int_eq(xmppuv_stanza_new("iq", NULL, &result), 0);
   ck_assert_int_eq(xmppuv_stanza_set_attr(result, "type", "result"), 0);
   ck_assert_int_eq(xmppuv_client_send(r.c, foo), XMPPUV_EINVAL);
-  ck_assert_int_eq(xmppuv_client_send_cb(r.c, foo, on_sent, &r), XMPPUV_EINVAL);
+  ck_assert_int_eq(xmppuv_client_send_cb(r.c, foo, client_rec_sent_cb, &r.app), XMPPUV_EINVAL);
   ck_assert_int_eq(xmppuv_client_send(r.c, other_ns), XMPPUV_EINVAL);
   ck_assert_int_eq(xmppuv_client_send(r.c, NULL), XMPPUV_EINVAL);
   /* An iq request must be a get or set. */
@@ -881,12 +509,12 @@ START_TEST(send_of_a_non_stanza_is_EINVAL) {
   ck_assert_uint_eq(xmppuv_client_sm_queued(r.c), 0);
   ck_assert_int_eq(xmppuv_message_new("bob@localhost", NULL, "after the refused ones", &m), 0);
   ck_assert_int_eq(xmppuv_client_send(r.c, m), 0);
-  RUN_UNTIL(&r, script_done(&r, 0, 0), 10000);
-  const char *sent = received(&r, 0, 0);
+  RUN_UNTIL(&r, world_script_done(&r, 0, 0), 10000);
+  const char *sent = world_received(&r, 0, 0);
   ck_assert_ptr_nonnull(strstr(sent, "after the refused ones"));
   ck_assert_ptr_null(strstr(sent, "<foo"));
   ck_assert_ptr_null(strstr(sent, "urn:example:other"));
-  ck_assert_uint_eq(r.sent_done, 0);
+  ck_assert_uint_eq(r.app.sent_done, 0);
   xmppuv_stanza_unref(foo);
   xmppuv_stanza_unref(other_ns);
   xmppuv_stanza_unref(result);
@@ -899,7 +527,7 @@ END_TEST
 
 static void expect_bad(uv_loop_t *loop, const xmppuv_client_options_t *o, int code) {
   xmppuv_client_t *c = (xmppuv_client_t *)(uintptr_t)1;
-  ck_assert_int_eq(xmppuv_client_new(loop, o, &callbacks, NULL, &c), code);
+  ck_assert_int_eq(xmppuv_client_new(loop, o, &client_rec_callbacks, NULL, &c), code);
   ck_assert_ptr_null(c);
 }
 
@@ -907,7 +535,7 @@ START_TEST(bad_options_are_EINVAL) {
   uv_loop_t loop;
   ck_assert_int_eq(uv_loop_init(&loop), 0);
   xmppuv_client_options_t o;
-  base_opts(&o, 0);
+  world_opts(&o, 0);
   o.host = NULL;
 
   xmppuv_client_options_t bad = o;
@@ -940,14 +568,14 @@ START_TEST(bad_options_are_EINVAL) {
   bad = o;
   bad.jid = "not a jid@";
   xmppuv_client_t *c = NULL;
-  int rc = xmppuv_client_new(&loop, &bad, &callbacks, NULL, &c);
+  int rc = xmppuv_client_new(&loop, &bad, &client_rec_callbacks, NULL, &c);
   ck_assert_msg(rc <= XMPPUV_EJID && rc >= XMPPUV_EJIDRESOURCE, "bad jid gave %s",
                 xmppuv_err_name(rc));
   ck_assert_ptr_null(c);
 
-  ck_assert_int_eq(xmppuv_client_new(NULL, &o, &callbacks, NULL, &c), XMPPUV_EINVAL);
-  ck_assert_int_eq(xmppuv_client_new(&loop, NULL, &callbacks, NULL, &c), XMPPUV_EINVAL);
-  ck_assert_int_eq(xmppuv_client_new(&loop, &o, &callbacks, NULL, NULL), XMPPUV_EINVAL);
+  ck_assert_int_eq(xmppuv_client_new(NULL, &o, &client_rec_callbacks, NULL, &c), XMPPUV_EINVAL);
+  ck_assert_int_eq(xmppuv_client_new(&loop, NULL, &client_rec_callbacks, NULL, &c), XMPPUV_EINVAL);
+  ck_assert_int_eq(xmppuv_client_new(&loop, &o, &client_rec_callbacks, NULL, NULL), XMPPUV_EINVAL);
 
   /* The good options work, and a client that never started closes cleanly. */
   ck_assert_int_eq(xmppuv_client_new(&loop, &o, NULL, NULL, &c), 0);
@@ -961,87 +589,28 @@ END_TEST
 
 /* ---- SCRAM through the scripted server ------------------------------------------- */
 
-typedef struct scram_script {
-  scram_server_t *s;
-  int corrupt_signature;
-} scram_script_t;
-
-/* The base64 payload of the last <tag ...>payload</tag> the client sent. */
-static int last_payload(xmppuv_test_script_conn_t *conn, const char *tag, char *out,
-                        size_t size) {
-  const char *rx = xmppuv_test_script_conn_received(conn, NULL);
-  char open[32], close[32];
-  snprintf(open, sizeof open, "<%s ", tag);
-  snprintf(close, sizeof close, "</%s>", tag);
-  const char *start = NULL;
-  for (const char *p = strstr(rx, open); p != NULL; p = strstr(p + 1, open)) start = p;
-  if (start == NULL || (start = strchr(start, '>')) == NULL) return -1;
-  start++;
-  const char *end = strstr(start, close);
-  if (end == NULL || (size_t)(end - start) >= size) return -1;
-  memcpy(out, start, (size_t)(end - start));
-  out[end - start] = '\0';
-  return 0;
-}
-
-static int send_text(xmppuv_test_script_conn_t *conn, const char *text) {
-  return xmppuv_test_script_conn_send(conn, text, strlen(text));
-}
-
-static int scram_challenge(xmppuv_test_script_conn_t *conn, void *arg) {
-  scram_script_t *ss = arg;
-  char b64[1024], msg[2048];
-  if (last_payload(conn, "auth", b64, sizeof b64) != 0) return -1;
-  const char *client_first = scram_unb64(ss->s, b64);
-  const char *server_first = client_first ? scram_server_first(ss->s, client_first) : NULL;
-  if (server_first == NULL) return -1;
-  snprintf(msg, sizeof msg, "<challenge xmlns='" NS_SASL "'>%s</challenge>",
-           scram_b64(ss->s, server_first, strlen(server_first)));
-  return send_text(conn, msg);
-}
-
-static int scram_outcome(xmppuv_test_script_conn_t *conn, void *arg) {
-  scram_script_t *ss = arg;
-  char b64[1024], final[256], msg[1024];
-  if (last_payload(conn, "response", b64, sizeof b64) != 0) return -1;
-  const char *client_final = scram_unb64(ss->s, b64);
-  const char *server_final = client_final ? scram_server_final(ss->s, client_final, NULL, 0)
-                                          : NULL;
-  if (server_final == NULL) return send_text(conn, SASL_FAILURE("not-authorized"));
-  snprintf(final, sizeof final, "%s", server_final);
-  if (ss->corrupt_signature) final[2] = final[2] == 'A' ? 'B' : 'A'; /* "v=" + sig */
-  snprintf(msg, sizeof msg, "<success xmlns='" NS_SASL "'>%s</success>",
-           scram_b64(ss->s, final, strlen(final)));
-  return send_text(conn, msg);
-}
-
-static void scram_login(rec_t *r, scram_script_t *ss) {
-  const xmppuv_test_step_t s0[] = {
-      SCRIPT_EXPECT("<stream:stream"), SCRIPT_SEND(HDR FEATURES_SCRAM),
-      SCRIPT_EXPECT("</auth>"), SCRIPT_CALL(scram_challenge, ss),
-      SCRIPT_EXPECT("</response>"), SCRIPT_CALL(scram_outcome, ss),
-      SCRIPT_EXPECT("<stream:stream"), SCRIPT_SEND(HDR FEATURES_BIND),
-      SCRIPT_EXPECT(NS_BIND), SCRIPT_SEND(BIND_RESULT), SCRIPT_END};
+static void scram_login(world_t *r, scram_script_t *ss) {
+  const xmppuv_test_step_t s0[] = {LOGIN_SCRAM(ss), SCRIPT_END};
   const xmppuv_test_step_t *const scripts[] = {s0};
-  rec_init(r);
-  start_server(r, 0, scripts, 1);
+  world_init(r);
+  world_server(r, 0, scripts, 1);
   xmppuv_client_options_t o;
-  base_opts(&o, port_of(r, 0));
-  start(r, &o);
-  RUN_UNTIL(r, r->onlines >= 1 || r->offlines >= 1, 10000);
-  if (r->offlines >= 1) assert_gave_up(r, 1);
+  world_opts(&o, world_port(r, 0));
+  world_start(r, &o);
+  RUN_UNTIL(r, r->app.onlines >= 1 || r->app.offlines >= 1, 10000);
+  if (r->app.offlines >= 1) assert_gave_up(r, 1);
   /* The server never learns the password: only SCRAM's proof went out. */
-  ck_assert_ptr_null(strstr(received(r, 0, 0), "alice-secret"));
-  ck_assert_ptr_nonnull(strstr(received(r, 0, 0), "mechanism='SCRAM-SHA-256'"));
+  ck_assert_ptr_null(strstr(world_received(r, 0, 0), "alice-secret"));
+  ck_assert_ptr_nonnull(strstr(world_received(r, 0, 0), "mechanism='SCRAM-SHA-256'"));
 }
 
 START_TEST(scram_login_checks_the_server_signature_and_goes_online) {
   scram_script_t ss = {scram_server_new("SHA-256", "alice-secret", 4096), 0};
-  rec_t r;
+  world_t r;
   scram_login(&r, &ss);
-  ck_assert_msg(r.onlines == 1, "not online; statuses: %s", r.statuses);
-  ck_assert_uint_eq(r.errors, 0);
-  ck_assert_str_eq(r.bound, "alice@localhost/r0");
+  ck_assert_msg(r.app.onlines == 1, "not online; statuses: %s", r.app.statuses);
+  ck_assert_uint_eq(r.app.errors, 0);
+  ck_assert_str_eq(r.app.bound, "alice@localhost/r0");
   finish(&r);
   scram_server_free(ss.s);
 }
@@ -1049,13 +618,13 @@ END_TEST
 
 START_TEST(scram_wrong_server_signature_is_fatal_EAUTHSERVER) {
   scram_script_t ss = {scram_server_new("SHA-256", "alice-secret", 4096), 1};
-  rec_t r;
+  world_t r;
   scram_login(&r, &ss);
-  ck_assert_uint_eq(r.onlines, 0);
-  ck_assert_uint_eq(r.errors, 1);
-  ASSERT_ERROR(&r, 0, XMPPUV_EAUTHSERVER, "", 1);
+  ck_assert_uint_eq(r.app.onlines, 0);
+  ck_assert_uint_eq(r.app.errors, 1);
+  ASSERT_ERROR(&r.app, 0, XMPPUV_EAUTHSERVER, "", 1);
   /* The client did not go on with a server that could not prove itself. */
-  ck_assert_int_eq(count(received(&r, 0, 0), "<stream:stream"), 1);
+  ck_assert_int_eq(world_count(world_received(&r, 0, 0), "<stream:stream"), 1);
   finish(&r);
   scram_server_free(ss.s);
 }
@@ -1063,13 +632,13 @@ END_TEST
 
 START_TEST(scram_low_iteration_count_is_fatal_EAUTHITER) {
   scram_script_t ss = {scram_server_new("SHA-256", "alice-secret", 1000), 0};
-  rec_t r;
+  world_t r;
   scram_login(&r, &ss);
-  ck_assert_uint_eq(r.onlines, 0);
-  ck_assert_uint_eq(r.errors, 1);
-  ASSERT_ERROR(&r, 0, XMPPUV_EAUTHITER, "", 1);
+  ck_assert_uint_eq(r.app.onlines, 0);
+  ck_assert_uint_eq(r.app.errors, 1);
+  ASSERT_ERROR(&r.app, 0, XMPPUV_EAUTHITER, "", 1);
   /* No proof computed with a weak count was sent. */
-  ck_assert_ptr_null(strstr(received(&r, 0, 0), "<response"));
+  ck_assert_ptr_null(strstr(world_received(&r, 0, 0), "<response"));
   finish(&r);
   scram_server_free(ss.s);
 }
@@ -1080,24 +649,24 @@ END_TEST
 START_TEST(stop_ends_after_close_timeout_when_the_server_keeps_the_stream_open) {
   static const xmppuv_test_step_t s0[] = {LOGIN, SCRIPT_END};
   static const xmppuv_test_step_t *const scripts[] = {s0};
-  rec_t r;
-  rec_init(&r);
-  start_server(&r, 0, scripts, 1);
+  world_t r;
+  world_init(&r);
+  world_server(&r, 0, scripts, 1);
   xmppuv_client_options_t o;
-  base_opts(&o, port_of(&r, 0));
+  world_opts(&o, world_port(&r, 0));
   o.close_timeout_ms = 300;
-  start(&r, &o);
-  RUN_UNTIL(&r, r.onlines >= 1, 10000);
-  ck_assert_uint_eq(r.onlines, 1);
+  world_start(&r, &o);
+  RUN_UNTIL(&r, r.app.onlines >= 1, 10000);
+  ck_assert_uint_eq(r.app.onlines, 1);
   uint64_t stop_at = uv_now(&r.loop);
   ck_assert_int_eq(xmppuv_client_stop(r.c), 0);
-  RUN_UNTIL(&r, r.offlines >= 1, 10000);
-  ck_assert_uint_eq(r.offlines, 1);
+  RUN_UNTIL(&r, r.app.offlines >= 1, 10000);
+  ck_assert_uint_eq(r.app.offlines, 1);
   ck_assert_uint_ge(uv_now(&r.loop) - stop_at, 300);
-  ck_assert_uint_eq(r.errors, 0);
-  ck_assert_uint_eq(r.reconnectings, 0);
-  ck_assert_ptr_nonnull(strstr(r.statuses, "online closing disconnecting disconnect offline"));
-  ck_assert_ptr_nonnull(strstr(received(&r, 0, 0), "</stream:stream>"));
+  ck_assert_uint_eq(r.app.errors, 0);
+  ck_assert_uint_eq(r.app.reconnectings, 0);
+  ck_assert_ptr_nonnull(strstr(r.app.statuses, "online closing disconnecting disconnect offline"));
+  ck_assert_ptr_nonnull(strstr(world_received(&r, 0, 0), "</stream:stream>"));
   finish(&r);
 }
 END_TEST
@@ -1112,29 +681,30 @@ START_TEST(close_from_inside_any_event_ends_cleanly) {
   /* Online, then the server hangs up: every event comes at least once. */
   static const xmppuv_test_step_t s0[] = {LOGIN, SCRIPT_DELAY(20), SCRIPT_CLOSE, SCRIPT_END};
   static const xmppuv_test_step_t *const scripts[] = {s0};
-  rec_t r;
-  rec_init(&r);
-  r.close_on = close_events[_i];
-  start_server(&r, 0, scripts, 1);
+  world_t r;
+  world_init(&r);
+  r.app.close_on = close_events[_i];
+  world_server(&r, 0, scripts, 1);
   xmppuv_client_options_t o;
-  base_opts(&o, port_of(&r, 0));
-  client_new(&r, &o);
+  world_opts(&o, world_port(&r, 0));
+  world_client_new(&r, &o);
   xmppuv_stanza_t *m;
   ck_assert_int_eq(xmppuv_message_new("bob@localhost", NULL, "pending", &m), 0);
   ck_assert_int_eq(xmppuv_client_start(r.c), 0);
-  if (!r.close_called) ck_assert_int_eq(xmppuv_client_send_cb(r.c, m, on_sent, &r), 0);
+  if (!r.app.close_called)
+    ck_assert_int_eq(xmppuv_client_send_cb(r.c, m, client_rec_sent_cb, &r.app), 0);
   xmppuv_stanza_unref(m);
-  RUN_UNTIL(&r, r.closed, 10000);
-  ck_assert_msg(r.closed, "close_cb did not run (close on %s); statuses: %s", r.close_on,
-                r.statuses);
-  ck_assert_msg(r.close_called, "never saw %s", r.close_on);
+  RUN_UNTIL(&r, r.app.closed, 10000);
+  ck_assert_msg(r.app.closed, "close_cb did not run (close on %s); statuses: %s", r.app.close_on,
+                r.app.statuses);
+  ck_assert_msg(r.app.close_called, "never saw %s", r.app.close_on);
   /* The message ended exactly once (written, or cancelled). */
-  if (strcmp(r.close_on, "connecting") != 0) ck_assert_uint_eq(r.sent_done, 1);
+  if (strcmp(r.app.close_on, "connecting") != 0) ck_assert_uint_eq(r.app.sent_done, 1);
   RUN_FOR(&r, 200);
-  if (strcmp(r.close_on, "connecting") == 0) {
+  if (strcmp(r.app.close_on, "connecting") == 0) {
     /* Closed before connecting: no connection may be made after all. */
-    for (size_t i = 0; i < connections(&r, 0); i++)
-      ck_assert_str_eq(received(&r, 0, i), "");
+    for (size_t i = 0; i < world_connections(&r, 0); i++)
+      ck_assert_str_eq(world_received(&r, 0, i), "");
   }
   finish(&r);
 }
@@ -1143,28 +713,28 @@ END_TEST
 START_TEST(stop_from_inside_any_event_goes_offline) {
   static const xmppuv_test_step_t s0[] = {LOGIN, SCRIPT_DELAY(20), SCRIPT_CLOSE, SCRIPT_END};
   static const xmppuv_test_step_t *const scripts[] = {s0};
-  rec_t r;
-  rec_init(&r);
-  r.stop_on = close_events[_i];
-  start_server(&r, 0, scripts, 1);
+  world_t r;
+  world_init(&r);
+  r.app.stop_on = close_events[_i];
+  world_server(&r, 0, scripts, 1);
   xmppuv_client_options_t o;
-  base_opts(&o, port_of(&r, 0));
+  world_opts(&o, world_port(&r, 0));
   o.close_timeout_ms = 300;
-  start(&r, &o);
-  RUN_UNTIL(&r, r.stop_called && r.offlines >= 1, 10000);
-  ck_assert_msg(r.stop_called, "never saw %s", r.stop_on);
-  ck_assert_int_eq(r.stop_rc, 0);
-  ck_assert_msg(r.offlines == 1, "not offline (stop on %s); statuses: %s", r.stop_on,
-                r.statuses);
+  world_start(&r, &o);
+  RUN_UNTIL(&r, r.app.stop_called && r.app.offlines >= 1, 10000);
+  ck_assert_msg(r.app.stop_called, "never saw %s", r.app.stop_on);
+  ck_assert_int_eq(r.app.stop_rc, 0);
+  ck_assert_msg(r.app.offlines == 1, "not offline (stop on %s); statuses: %s", r.app.stop_on,
+                r.app.statuses);
   /* Stopped means stopped: no connection is made or kept afterwards. */
-  size_t conns = connections(&r, 0);
+  size_t conns = world_connections(&r, 0);
   RUN_FOR(&r, 300);
-  ck_assert_uint_eq(connections(&r, 0), conns);
-  ck_assert_int_eq(r.status, XMPPUV_STATUS_OFFLINE);
-  ck_assert_uint_eq(r.offlines, 1);
-  if (strcmp(r.stop_on, "connecting") == 0) {
-    for (size_t i = 0; i < connections(&r, 0); i++)
-      ck_assert_str_eq(received(&r, 0, i), "");
+  ck_assert_uint_eq(world_connections(&r, 0), conns);
+  ck_assert_int_eq(r.app.status, XMPPUV_STATUS_OFFLINE);
+  ck_assert_uint_eq(r.app.offlines, 1);
+  if (strcmp(r.app.stop_on, "connecting") == 0) {
+    for (size_t i = 0; i < world_connections(&r, 0); i++)
+      ck_assert_str_eq(world_received(&r, 0, i), "");
   }
   finish(&r);
 }
@@ -1179,28 +749,31 @@ START_TEST(stop_while_sm_is_being_enabled_does_not_go_online) {
                   "</stream:stream>"),
       SCRIPT_CLOSE, SCRIPT_END};
   static const xmppuv_test_step_t *const scripts[] = {s0};
-  rec_t r;
-  rec_init(&r);
-  start_server(&r, 0, scripts, 1);
+  world_t r;
+  world_init(&r);
+  world_server(&r, 0, scripts, 1);
   xmppuv_client_options_t o;
-  base_opts(&o, port_of(&r, 0));
-  start(&r, &o);
+  world_opts(&o, world_port(&r, 0));
+  world_start(&r, &o);
   xmppuv_stanza_t *m;
   ck_assert_int_eq(xmppuv_message_new("bob@localhost", NULL, "held", &m), 0);
-  ck_assert_int_eq(xmppuv_client_send_cb(r.c, m, on_sent, &r), 0);
+  ck_assert_int_eq(xmppuv_client_send_cb(r.c, m, client_rec_sent_cb, &r.app), 0);
   xmppuv_stanza_unref(m);
-  RUN_UNTIL(&r, connections(&r, 0) == 1 && strstr(received(&r, 0, 0), "<enable ") != NULL,
+  RUN_UNTIL(&r,
+            world_connections(&r, 0) == 1 &&
+                strstr(world_received(&r, 0, 0), "<enable ") != NULL,
             10000);
-  ck_assert_ptr_nonnull(strstr(received(&r, 0, 0), "<enable "));
+  ck_assert_ptr_nonnull(strstr(world_received(&r, 0, 0), "<enable "));
   ck_assert_int_eq(xmppuv_client_stop(r.c), 0);
-  RUN_UNTIL(&r, r.offlines >= 1, 10000);
-  ck_assert_msg(r.offlines == 1, "not offline; statuses: %s", r.statuses);
-  ck_assert_uint_eq(r.onlines, 0);
-  ck_assert_ptr_null(strstr(r.statuses, "online"));
-  ck_assert_ptr_nonnull(strstr(r.statuses, "open closing close disconnecting disconnect offline"));
-  ck_assert_uint_eq(r.sent_done, 1);
-  ck_assert_int_eq(r.sent_status, XMPPUV_ECANCELED);
-  ck_assert_uint_eq(r.errors, 0);
+  RUN_UNTIL(&r, r.app.offlines >= 1, 10000);
+  ck_assert_msg(r.app.offlines == 1, "not offline; statuses: %s", r.app.statuses);
+  ck_assert_uint_eq(r.app.onlines, 0);
+  ck_assert_ptr_null(strstr(r.app.statuses, "online"));
+  ck_assert_ptr_nonnull(
+      strstr(r.app.statuses, "open closing close disconnecting disconnect offline"));
+  ck_assert_uint_eq(r.app.sent_done, 1);
+  ck_assert_int_eq(r.app.sent_status, XMPPUV_ECANCELED);
+  ck_assert_uint_eq(r.app.errors, 0);
   finish(&r);
 }
 END_TEST
@@ -1230,7 +803,7 @@ static void on_iq(xmppuv_client_t *c, int status, xmppuv_stanza_t *reply, void *
   }
 }
 
-static void send_query(rec_t *r, const char *to, unsigned timeout_ms, iq_rec_t *q, uint64_t *id) {
+static void send_query(world_t *r, const char *to, unsigned timeout_ms, iq_rec_t *q, uint64_t *id) {
   xmppuv_stanza_t *iq;
   ck_assert_int_eq(xmppuv_stanza_new("iq", NULL, &iq), 0);
   ck_assert_int_eq(xmppuv_stanza_set_attr(iq, "type", "get"), 0);
@@ -1248,19 +821,19 @@ START_TEST(iq_timeout_calls_back_once_and_a_late_reply_is_ignored) {
       UNTIL_QUERY, SCRIPT_DELAY(600),
       SCRIPT_SEND("<iq type='result' id='{id}' from='bob@localhost/x'/>"), SCRIPT_END};
   static const xmppuv_test_step_t *const scripts[] = {s0};
-  rec_t r;
-  rec_init(&r);
-  start_server(&r, 0, scripts, 1);
+  world_t r;
+  world_init(&r);
+  world_server(&r, 0, scripts, 1);
   xmppuv_client_options_t o;
-  base_opts(&o, port_of(&r, 0));
-  start(&r, &o);
-  RUN_UNTIL(&r, r.onlines >= 1, 10000);
+  world_opts(&o, world_port(&r, 0));
+  world_start(&r, &o);
+  RUN_UNTIL(&r, r.app.onlines >= 1, 10000);
   iq_rec_t q = {0};
   send_query(&r, "bob@localhost/x", 200, &q, NULL);
   RUN_UNTIL(&r, q.calls >= 1, 10000);
   ck_assert_uint_eq(q.calls, 1);
   ck_assert_int_eq(q.status, XMPPUV_ETIMEDOUT);
-  RUN_UNTIL(&r, script_done(&r, 0, 0), 10000);
+  RUN_UNTIL(&r, world_script_done(&r, 0, 0), 10000);
   RUN_FOR(&r, 200);
   ck_assert_uint_eq(q.calls, 1); /* the late reply changes nothing */
   finish(&r);
@@ -1272,13 +845,13 @@ START_TEST(iq_cancel_calls_back_once_with_ECANCELED) {
       UNTIL_QUERY, SCRIPT_DELAY(300),
       SCRIPT_SEND("<iq type='result' id='{id}' from='bob@localhost/x'/>"), SCRIPT_END};
   static const xmppuv_test_step_t *const scripts[] = {s0};
-  rec_t r;
-  rec_init(&r);
-  start_server(&r, 0, scripts, 1);
+  world_t r;
+  world_init(&r);
+  world_server(&r, 0, scripts, 1);
   xmppuv_client_options_t o;
-  base_opts(&o, port_of(&r, 0));
-  start(&r, &o);
-  RUN_UNTIL(&r, r.onlines >= 1, 10000);
+  world_opts(&o, world_port(&r, 0));
+  world_start(&r, &o);
+  RUN_UNTIL(&r, r.app.onlines >= 1, 10000);
   iq_rec_t q = {0};
   uint64_t id = 0;
   send_query(&r, "bob@localhost/x", 0, &q, &id);
@@ -1287,7 +860,7 @@ START_TEST(iq_cancel_calls_back_once_with_ECANCELED) {
   ck_assert_int_eq(xmppuv_client_iq_cancel(r.c, id), XMPPUV_EINVAL);
   RUN_UNTIL(&r, q.calls >= 1, 10000);
   ck_assert_int_eq(q.status, XMPPUV_ECANCELED);
-  RUN_UNTIL(&r, script_done(&r, 0, 0), 10000);
+  RUN_UNTIL(&r, world_script_done(&r, 0, 0), 10000);
   RUN_FOR(&r, 200);
   ck_assert_uint_eq(q.calls, 1);
   finish(&r);
@@ -1305,13 +878,13 @@ START_TEST(iq_reply_from_another_entity_is_not_taken_for_the_answer) {
                   "<item-not-found xmlns='" NS_STANZAS "'/></error></iq>"),
       SCRIPT_END};
   static const xmppuv_test_step_t *const scripts[] = {s0};
-  rec_t r;
-  rec_init(&r);
-  start_server(&r, 0, scripts, 1);
+  world_t r;
+  world_init(&r);
+  world_server(&r, 0, scripts, 1);
   xmppuv_client_options_t o;
-  base_opts(&o, port_of(&r, 0));
-  start(&r, &o);
-  RUN_UNTIL(&r, r.onlines >= 1, 10000);
+  world_opts(&o, world_port(&r, 0));
+  world_start(&r, &o);
+  RUN_UNTIL(&r, r.app.onlines >= 1, 10000);
   iq_rec_t q = {0};
   send_query(&r, "bob@localhost/x", 5000, &q, NULL);
   RUN_UNTIL(&r, q.calls >= 1, 10000);
@@ -1327,13 +900,13 @@ START_TEST(iq_to_the_own_account_accepts_a_reply_without_from) {
   static const xmppuv_test_step_t s0[] = {
       UNTIL_QUERY, SCRIPT_SEND("<iq type='result' id='{id}'/>"), SCRIPT_END};
   static const xmppuv_test_step_t *const scripts[] = {s0};
-  rec_t r;
-  rec_init(&r);
-  start_server(&r, 0, scripts, 1);
+  world_t r;
+  world_init(&r);
+  world_server(&r, 0, scripts, 1);
   xmppuv_client_options_t o;
-  base_opts(&o, port_of(&r, 0));
-  start(&r, &o);
-  RUN_UNTIL(&r, r.onlines >= 1, 10000);
+  world_opts(&o, world_port(&r, 0));
+  world_start(&r, &o);
+  RUN_UNTIL(&r, r.app.onlines >= 1, 10000);
   iq_rec_t q = {0};
   send_query(&r, NULL, 5000, &q, NULL);
   RUN_UNTIL(&r, q.calls >= 1, 10000);
@@ -1352,22 +925,22 @@ START_TEST(iq_result_taken_by_the_tracker_is_counted_in_h) {
       SCRIPT_SEND("<iq type='result' id='{id}'/>" SM_R), SCRIPT_EXPECT(SM_A("1")),
       SCRIPT_END};
   static const xmppuv_test_step_t *const scripts[] = {s0};
-  rec_t r;
-  rec_init(&r);
-  start_server(&r, 0, scripts, 1);
+  world_t r;
+  world_init(&r);
+  world_server(&r, 0, scripts, 1);
   xmppuv_client_options_t o;
-  base_opts(&o, port_of(&r, 0));
-  start(&r, &o);
-  RUN_UNTIL(&r, r.onlines >= 1, 10000);
+  world_opts(&o, world_port(&r, 0));
+  world_start(&r, &o);
+  RUN_UNTIL(&r, r.app.onlines >= 1, 10000);
   ck_assert_int_eq(xmppuv_client_sm_enabled(r.c), 1);
   iq_rec_t q = {0};
   send_query(&r, NULL, 5000, &q, NULL);
-  RUN_UNTIL(&r, q.calls >= 1 && script_done(&r, 0, 0), 10000);
+  RUN_UNTIL(&r, q.calls >= 1 && world_script_done(&r, 0, 0), 10000);
   ck_assert_uint_eq(q.calls, 1);
   ck_assert_int_eq(q.status, 0);
-  ck_assert_msg(script_done(&r, 0, 0), "no <a h='1'/> for the iq result: %s",
-                received(&r, 0, 0));
-  ck_assert_ptr_null(strstr(received(&r, 0, 0), SM_A("0")));
+  ck_assert_msg(world_script_done(&r, 0, 0), "no <a h='1'/> for the iq result: %s",
+                world_received(&r, 0, 0));
+  ck_assert_ptr_null(strstr(world_received(&r, 0, 0), SM_A("0")));
   finish(&r);
 }
 END_TEST
@@ -1388,31 +961,31 @@ START_TEST(iq_pending_when_resumption_fails_gets_ESMFAILED_at_once) {
       SCRIPT_EXPECT("urn:example:q"), SCRIPT_SEND(SM_ENABLED),
       SCRIPT_SEND("<iq type='result' id='{id}'/>"), SCRIPT_END};
   static const xmppuv_test_step_t *const scripts[] = {s0, s1};
-  rec_t r;
-  rec_init(&r);
-  start_server(&r, 0, scripts, 2);
+  world_t r;
+  world_init(&r);
+  world_server(&r, 0, scripts, 2);
   xmppuv_client_options_t o;
-  base_opts(&o, port_of(&r, 0));
+  world_opts(&o, world_port(&r, 0));
   o.iq_timeout_ms = 30000;
-  start(&r, &o);
-  RUN_UNTIL(&r, r.onlines >= 1, 10000);
+  world_start(&r, &o);
+  RUN_UNTIL(&r, r.app.onlines >= 1, 10000);
   iq_rec_t q1 = {0}, q2 = {0};
   uint64_t sent_at = uv_now(&r.loop);
   send_query(&r, NULL, 0, &q1, NULL);
-  RUN_UNTIL(&r, r.reconnectings >= 1, 10000);
-  ck_assert_uint_eq(r.reconnectings, 1);
+  RUN_UNTIL(&r, r.app.reconnectings >= 1, 10000);
+  ck_assert_uint_eq(r.app.reconnectings, 1);
   ck_assert_uint_eq(q1.calls, 0); /* the session may still be resumed */
   send_query(&r, NULL, 0, &q2, NULL);
-  RUN_UNTIL(&r, q1.calls >= 1 && q2.calls >= 1 && r.onlines >= 2, 10000);
-  ck_assert_ptr_nonnull(strstr(received(&r, 0, 1), "previd='sm-0'"));
+  RUN_UNTIL(&r, q1.calls >= 1 && q2.calls >= 1 && r.app.onlines >= 2, 10000);
+  ck_assert_ptr_nonnull(strstr(world_received(&r, 0, 1), "previd='sm-0'"));
   ck_assert_uint_eq(q1.calls, 1);
   ck_assert_int_eq(q1.status, XMPPUV_ESMFAILED);
   ck_assert_msg(q1.at - sent_at < 5000, "q1 failed after %llu ms",
                 (unsigned long long)(q1.at - sent_at));
-  ck_assert_uint_le(q1.at, r.online_at); /* as the new session started */
+  ck_assert_uint_le(q1.at, r.app.online_at); /* as the new session started */
   ck_assert_uint_eq(q2.calls, 1);
   ck_assert_int_eq(q2.status, 0);
-  ck_assert_uint_eq(r.onlines, 2);
+  ck_assert_uint_eq(r.app.onlines, 2);
   RUN_FOR(&r, 100);
   ck_assert_uint_eq(q1.calls, 1);
   finish(&r);
@@ -1446,35 +1019,36 @@ START_TEST(iq_pending_when_a_new_session_replaces_the_old_gets_ESMFAILED_at_once
   static const xmppuv_test_step_t *const scripts[][2] = {
       {past_max, new_sm}, {too_high, new_sm}, {no_sm, new_plain}};
   const char *what = no_resume_cases[_i];
-  rec_t r;
-  rec_init(&r);
-  start_server(&r, 0, scripts[_i], 2);
+  world_t r;
+  world_init(&r);
+  world_server(&r, 0, scripts[_i], 2);
   xmppuv_client_options_t o;
-  base_opts(&o, port_of(&r, 0));
+  world_opts(&o, world_port(&r, 0));
   o.iq_timeout_ms = 30000;
   if (_i == 0) {
     /* Reconnect only once the server's max has passed. */
     o.reconnect_delay_ms = 1500;
     o.reconnect_max_delay_ms = 1500;
   }
-  start(&r, &o);
-  RUN_UNTIL(&r, r.onlines >= 1, 10000);
+  world_start(&r, &o);
+  RUN_UNTIL(&r, r.app.onlines >= 1, 10000);
   iq_rec_t q1 = {0}, q2 = {0};
   uint64_t sent_at = uv_now(&r.loop);
   send_query(&r, NULL, 0, &q1, NULL);
-  RUN_UNTIL(&r, r.reconnectings >= 1, 10000);
-  ck_assert_msg(r.reconnectings == 1, "%s: no reconnection; statuses: %s", what, r.statuses);
+  RUN_UNTIL(&r, r.app.reconnectings >= 1, 10000);
+  ck_assert_msg(r.app.reconnectings == 1, "%s: no reconnection; statuses: %s", what,
+                r.app.statuses);
   send_query(&r, NULL, 0, &q2, NULL);
-  RUN_UNTIL(&r, q1.calls >= 1 && q2.calls >= 1 && r.onlines >= 2, 10000);
-  ck_assert_msg(strstr(received(&r, 0, 1), "<resume") == NULL, "%s: resumption asked", what);
+  RUN_UNTIL(&r, q1.calls >= 1 && q2.calls >= 1 && r.app.onlines >= 2, 10000);
+  ck_assert_msg(strstr(world_received(&r, 0, 1), "<resume") == NULL, "%s: resumption asked", what);
   ck_assert_msg(q1.calls == 1 && q1.status == XMPPUV_ESMFAILED, "%s: q1 %u calls, %s", what,
                 q1.calls, xmppuv_err_name(q1.status));
   ck_assert_msg(q1.at - sent_at < 5000, "%s: q1 failed after %llu ms", what,
                 (unsigned long long)(q1.at - sent_at));
-  ck_assert_uint_le(q1.at, r.online_at);
+  ck_assert_uint_le(q1.at, r.app.online_at);
   ck_assert_msg(q2.calls == 1 && q2.status == 0, "%s: q2 %u calls, %s", what, q2.calls,
                 xmppuv_err_name(q2.status));
-  ck_assert_uint_eq(r.onlines, 2);
+  ck_assert_uint_eq(r.app.onlines, 2);
   finish(&r);
 }
 END_TEST
@@ -1483,18 +1057,24 @@ END_TEST
 
 /* Keep the transport's "connect" log lines (which address each attempt
  * went to), still printing everything with XMPPUV_TEST_LOG=1. */
+typedef struct connect_log {
+  char text[2048];
+  size_t len;
+} connect_log_t;
+
 static void on_capture_log(void *ud, xmppuv_log_level_t level, const char *area,
                            const char *msg) {
-  rec_t *r = ud;
-  if (getenv("XMPPUV_TEST_LOG") != NULL) on_log(NULL, level, area, msg);
+  connect_log_t *l = ud;
+  if (getenv("XMPPUV_TEST_LOG") != NULL) world_log(NULL, level, area, msg);
   if (strcmp(area, "connect") != 0) return;
-  int n = snprintf(r->connect_log + r->cl_len, sizeof r->connect_log - r->cl_len, "%s\n", msg);
-  if (n > 0 && (size_t)n < sizeof r->connect_log - r->cl_len) r->cl_len += (size_t)n;
+  int n = snprintf(l->text + l->len, sizeof l->text - l->len, "%s\n", msg);
+  if (n > 0 && (size_t)n < sizeof l->text - l->len) l->len += (size_t)n;
 }
 
-static void capture_log(rec_t *r, xmppuv_client_options_t *o) {
+static void capture_log(connect_log_t *l, xmppuv_client_options_t *o) {
+  memset(l, 0, sizeof *l);
   o->log_cb = on_capture_log;
-  o->log_user_data = r;
+  o->log_user_data = l;
   o->log_level = getenv("XMPPUV_TEST_LOG") != NULL ? XMPPUV_LOG_TRACE : XMPPUV_LOG_DEBUG;
 }
 
@@ -1522,9 +1102,9 @@ static unsigned short closed_port(uv_loop_t *loop) {
   UNTIL_RESUME, SCRIPT_SEND("<resumed xmlns='urn:xmpp:sm:3' previd='sm-0' h='0'/>"), \
       SCRIPT_EXPECT(RESENT), SCRIPT_SEND(SM_A("1"))
 
-static void send_unacked(rec_t *r) {
-  RUN_UNTIL(r, r->onlines >= 1, 10000);
-  ck_assert_msg(r->onlines == 1, "not online; statuses: %s", r->statuses);
+static void send_unacked(world_t *r) {
+  RUN_UNTIL(r, r->app.onlines >= 1, 10000);
+  ck_assert_msg(r->app.onlines == 1, "not online; statuses: %s", r->app.statuses);
   xmppuv_stanza_t *m;
   ck_assert_int_eq(xmppuv_message_new("bob@localhost", NULL, RESENT, &m), 0);
   ck_assert_int_eq(xmppuv_client_send(r->c, m), 0);
@@ -1534,55 +1114,56 @@ static void send_unacked(rec_t *r) {
 START_TEST(resume_goes_to_the_location_the_server_gave) {
   static const xmppuv_test_step_t there[] = {RESUME_AND_ACK, SCRIPT_END};
   static const xmppuv_test_step_t *const there_scripts[] = {there};
-  rec_t r;
-  rec_init(&r);
-  start_server(&r, 1, there_scripts, 1);
+  world_t r;
+  world_init(&r);
+  world_server(&r, 1, there_scripts, 1);
   char loc[64], enabled[256], where[64];
-  snprintf(loc, sizeof loc, "127.0.0.1:%u", (unsigned)port_of(&r, 1));
+  snprintf(loc, sizeof loc, "127.0.0.1:%u", (unsigned)world_port(&r, 1));
   snprintf(enabled, sizeof enabled, ENABLED_AT, loc);
   /* A second connection here would not be a resumption: it would hang at
    * "<enable " and the assertions below say so. */
   const xmppuv_test_step_t here[] = {UNTIL_ENABLE, SCRIPT_SEND(enabled), SCRIPT_EXPECT(RESENT),
                                      SCRIPT_CLOSE, SCRIPT_END};
   const xmppuv_test_step_t *const here_scripts[] = {here};
-  start_server(&r, 0, here_scripts, 1);
+  world_server(&r, 0, here_scripts, 1);
   xmppuv_client_options_t o;
-  base_opts(&o, port_of(&r, 0));
-  capture_log(&r, &o);
-  start(&r, &o);
+  world_opts(&o, world_port(&r, 0));
+  connect_log_t log;
+  capture_log(&log, &o);
+  world_start(&r, &o);
   send_unacked(&r);
-  RUN_UNTIL(&r, r.resumes >= 1 && r.acks >= 1, 10000);
-  ck_assert_msg(r.resumes == 1, "not resumed; statuses: %s; connect log:\n%s", r.statuses,
-                r.connect_log);
-  ck_assert_uint_eq(r.acks, 1);
-  ck_assert_uint_eq(r.fails, 0);
-  ck_assert_uint_eq(r.onlines, 1); /* the same session, not a new one */
-  ck_assert_uint_eq(r.reconnectings, 1);
-  ck_assert_uint_eq(connections(&r, 0), 1);
-  ck_assert_uint_eq(connections(&r, 1), 1);
-  ck_assert(script_done(&r, 0, 0));
-  ck_assert(script_done(&r, 1, 0));
+  RUN_UNTIL(&r, r.app.resumes >= 1 && r.app.acks >= 1, 10000);
+  ck_assert_msg(r.app.resumes == 1, "not resumed; statuses: %s; connect log:\n%s", r.app.statuses,
+                log.text);
+  ck_assert_uint_eq(r.app.acks, 1);
+  ck_assert_uint_eq(r.app.fails, 0);
+  ck_assert_uint_eq(r.app.onlines, 1); /* the same session, not a new one */
+  ck_assert_uint_eq(r.app.reconnectings, 1);
+  ck_assert_uint_eq(world_connections(&r, 0), 1);
+  ck_assert_uint_eq(world_connections(&r, 1), 1);
+  ck_assert(world_script_done(&r, 0, 0));
+  ck_assert(world_script_done(&r, 1, 0));
   /* The location got the <resume/> and the resent message, with no new
    * login; the configured server got neither. */
-  const char *there_got = received(&r, 1, 0);
+  const char *there_got = world_received(&r, 1, 0);
   ck_assert_ptr_nonnull(strstr(there_got, "<resume "));
   ck_assert_ptr_nonnull(strstr(there_got, "previd='sm-0'"));
   ck_assert_ptr_nonnull(strstr(strstr(there_got, "<resume "), RESENT));
   ck_assert_ptr_null(strstr(there_got, NS_BIND));
-  ck_assert_ptr_null(strstr(received(&r, 0, 0), "<resume"));
+  ck_assert_ptr_null(strstr(world_received(&r, 0, 0), "<resume"));
   ck_assert_str_eq(xmppuv_jid_string(xmppuv_client_jid(r.c)), "alice@localhost/r0");
   ck_assert_int_eq(xmppuv_client_status(r.c), XMPPUV_STATUS_ONLINE);
-  snprintf(where, sizeof where, "[127.0.0.1]:%u", (unsigned)port_of(&r, 1));
-  ck_assert_msg(strstr(r.connect_log, where) != NULL, "no attempt at %s:\n%s", where,
-                r.connect_log);
+  snprintf(where, sizeof where, "[127.0.0.1]:%u", (unsigned)world_port(&r, 1));
+  ck_assert_msg(strstr(log.text, where) != NULL, "no attempt at %s:\n%s", where,
+                log.text);
   finish(&r);
 }
 END_TEST
 
 START_TEST(an_unreachable_location_falls_back_to_the_configured_server) {
   static const xmppuv_test_step_t again[] = {RESUME_AND_ACK, SCRIPT_END};
-  rec_t r;
-  rec_init(&r);
+  world_t r;
+  world_init(&r);
   unsigned short dead = closed_port(&r.loop);
   char loc[64], enabled[256], dead_at[64], live_at[64];
   snprintf(loc, sizeof loc, "127.0.0.1:%u", (unsigned)dead);
@@ -1590,35 +1171,36 @@ START_TEST(an_unreachable_location_falls_back_to_the_configured_server) {
   const xmppuv_test_step_t first[] = {UNTIL_ENABLE, SCRIPT_SEND(enabled), SCRIPT_EXPECT(RESENT),
                                       SCRIPT_CLOSE, SCRIPT_END};
   const xmppuv_test_step_t *const scripts[] = {first, again};
-  start_server(&r, 0, scripts, 2);
+  world_server(&r, 0, scripts, 2);
   xmppuv_client_options_t o;
-  base_opts(&o, port_of(&r, 0));
-  capture_log(&r, &o);
-  start(&r, &o);
+  world_opts(&o, world_port(&r, 0));
+  connect_log_t log;
+  capture_log(&log, &o);
+  world_start(&r, &o);
   send_unacked(&r);
-  RUN_UNTIL(&r, r.resumes >= 1 && r.acks >= 1, 10000);
-  ck_assert_msg(r.resumes == 1, "not resumed; statuses: %s; connect log:\n%s", r.statuses,
-                r.connect_log);
-  ck_assert_uint_eq(r.acks, 1);
-  ck_assert_uint_eq(r.fails, 0);
-  ck_assert_uint_eq(r.onlines, 1);
+  RUN_UNTIL(&r, r.app.resumes >= 1 && r.app.acks >= 1, 10000);
+  ck_assert_msg(r.app.resumes == 1, "not resumed; statuses: %s; connect log:\n%s", r.app.statuses,
+                log.text);
+  ck_assert_uint_eq(r.app.acks, 1);
+  ck_assert_uint_eq(r.app.fails, 0);
+  ck_assert_uint_eq(r.app.onlines, 1);
   /* One reconnection: the refused location and the configured server are
    * the same attempt, not two. */
-  ck_assert_uint_eq(r.reconnectings, 1);
-  ck_assert_uint_eq(r.errors, 1); /* the drop; the refused location is not one */
-  ck_assert_uint_eq(connections(&r, 0), 2);
-  const char *got = received(&r, 0, 1);
+  ck_assert_uint_eq(r.app.reconnectings, 1);
+  ck_assert_uint_eq(r.app.errors, 1); /* the drop; the refused location is not one */
+  ck_assert_uint_eq(world_connections(&r, 0), 2);
+  const char *got = world_received(&r, 0, 1);
   ck_assert_ptr_nonnull(strstr(got, "previd='sm-0'"));
   ck_assert_ptr_nonnull(strstr(strstr(got, "<resume "), RESENT));
   ck_assert_ptr_null(strstr(got, NS_BIND));
   ck_assert_int_eq(xmppuv_client_status(r.c), XMPPUV_STATUS_ONLINE);
   /* The location was tried, and before the configured server. */
   snprintf(dead_at, sizeof dead_at, "[127.0.0.1]:%u", (unsigned)dead);
-  snprintf(live_at, sizeof live_at, "[127.0.0.1]:%u", (unsigned)port_of(&r, 0));
-  const char *tried = strstr(r.connect_log, dead_at);
-  ck_assert_msg(tried != NULL, "no attempt at %s:\n%s", dead_at, r.connect_log);
+  snprintf(live_at, sizeof live_at, "[127.0.0.1]:%u", (unsigned)world_port(&r, 0));
+  const char *tried = strstr(log.text, dead_at);
+  ck_assert_msg(tried != NULL, "no attempt at %s:\n%s", dead_at, log.text);
   ck_assert_msg(strstr(tried, live_at) != NULL, "no attempt at %s after %s:\n%s", live_at,
-                dead_at, r.connect_log);
+                dead_at, log.text);
   finish(&r);
 }
 END_TEST
@@ -1663,12 +1245,12 @@ static const char *const alice_stanzas[] = {
 START_TEST(sm_import_of_another_accounts_session_is_refused_and_changes_nothing) {
   static const xmppuv_test_step_t s0[] = {LOGIN_SM, SCRIPT_END};
   static const xmppuv_test_step_t *const scripts[] = {s0};
-  rec_t r;
-  rec_init(&r);
-  start_server(&r, 0, scripts, 1);
+  world_t r;
+  world_init(&r);
+  world_server(&r, 0, scripts, 1);
   xmppuv_client_options_t o;
-  base_opts(&o, port_of(&r, 0));
-  client_new(&r, &o);
+  world_opts(&o, world_port(&r, 0));
+  world_client_new(&r, &o);
   xmppuv__buf_t bob, bad;
   saved_blob(&bob, "sm-bob", "bob@localhost/r7", bob_stanzas, 1, 1);
   saved_blob(&bad, "sm-bad", "not a jid@", bob_stanzas, 1, 1);
@@ -1678,15 +1260,15 @@ START_TEST(sm_import_of_another_accounts_session_is_refused_and_changes_nothing)
   ck_assert_ptr_null(xmppuv_client_jid(r.c));
   /* A fresh session: nothing of bob's is resumed, resent or failed. */
   ck_assert_int_eq(xmppuv_client_start(r.c), 0);
-  RUN_UNTIL(&r, r.onlines >= 1, 10000);
-  ck_assert_uint_eq(r.onlines, 1);
-  ck_assert_str_eq(r.bound, "alice@localhost/r0");
-  const char *sent = received(&r, 0, 0);
+  RUN_UNTIL(&r, r.app.onlines >= 1, 10000);
+  ck_assert_uint_eq(r.app.onlines, 1);
+  ck_assert_str_eq(r.app.bound, "alice@localhost/r0");
+  const char *sent = world_received(&r, 0, 0);
   ck_assert_ptr_null(strstr(sent, "<resume"));
   ck_assert_ptr_null(strstr(sent, "sm-bob"));
   ck_assert_ptr_null(strstr(sent, "from bob"));
-  ck_assert_uint_eq(r.acks, 0);
-  ck_assert_uint_eq(r.fails, 0);
+  ck_assert_uint_eq(r.app.acks, 0);
+  ck_assert_uint_eq(r.app.fails, 0);
   xmppuv__buf_free(&bob);
   xmppuv__buf_free(&bad);
   finish(&r);
@@ -1698,12 +1280,12 @@ START_TEST(sm_import_after_a_refused_blob_loads_the_right_one_and_resumes) {
       UNTIL_RESUME, SCRIPT_SEND("<resumed xmlns='urn:xmpp:sm:3' previd='sm-alice' h='1'/>"),
       SCRIPT_END};
   static const xmppuv_test_step_t *const scripts[] = {s0};
-  rec_t r;
-  rec_init(&r);
-  start_server(&r, 0, scripts, 1);
+  world_t r;
+  world_init(&r);
+  world_server(&r, 0, scripts, 1);
   xmppuv_client_options_t o;
-  base_opts(&o, port_of(&r, 0));
-  client_new(&r, &o);
+  world_opts(&o, world_port(&r, 0));
+  world_client_new(&r, &o);
   xmppuv__buf_t bob, alice;
   saved_blob(&bob, "sm-bob", "bob@localhost/r7", bob_stanzas, 1, 1);
   saved_blob(&alice, "sm-alice", "alice@localhost/r7", alice_stanzas, 1, 1);
@@ -1717,11 +1299,11 @@ START_TEST(sm_import_after_a_refused_blob_loads_the_right_one_and_resumes) {
   ck_assert_uint_eq(xmppuv_client_sm_queued(r.c), 1);
   ck_assert_str_eq(xmppuv_jid_string(xmppuv_client_jid(r.c)), "alice@localhost/r7");
   ck_assert_int_eq(xmppuv_client_start(r.c), 0);
-  RUN_UNTIL(&r, r.acks >= 1, 10000);
-  ck_assert_uint_eq(r.acks, 1); /* <resumed h='1'/> acked alice's message */
-  ck_assert_uint_eq(r.fails, 0);
-  ck_assert_uint_eq(r.onlines, 0); /* resumed, not a new session */
-  const char *sent = received(&r, 0, 0);
+  RUN_UNTIL(&r, r.app.acks >= 1, 10000);
+  ck_assert_uint_eq(r.app.acks, 1); /* <resumed h='1'/> acked alice's message */
+  ck_assert_uint_eq(r.app.fails, 0);
+  ck_assert_uint_eq(r.app.onlines, 0); /* resumed, not a new session */
+  const char *sent = world_received(&r, 0, 0);
   ck_assert_ptr_nonnull(strstr(sent, "previd='sm-alice'"));
   ck_assert_ptr_null(strstr(sent, "sm-bob"));
   xmppuv__buf_free(&bob);
@@ -1741,12 +1323,12 @@ START_TEST(sm_import_without_jid_takes_held_stanzas_but_no_session) {
       UNTIL_ENABLE, SCRIPT_EXPECT("held before online"), SCRIPT_SEND(SM_ENABLED),
       SCRIPT_SEND(SM_A("1")), SCRIPT_END};
   static const xmppuv_test_step_t *const scripts[] = {s0};
-  rec_t r;
-  rec_init(&r);
-  start_server(&r, 0, scripts, 1);
-  start_server(&r, 1, silent_scripts, 1);
+  world_t r;
+  world_init(&r);
+  world_server(&r, 0, scripts, 1);
+  world_server(&r, 1, silent_scripts, 1);
   xmppuv_client_options_t o;
-  base_opts(&o, port_of(&r, 1));
+  world_opts(&o, world_port(&r, 1));
   xmppuv_client_t *x;
   ck_assert_int_eq(xmppuv_client_new(&r.loop, &o, NULL, NULL, &x), 0);
   ck_assert_int_eq(xmppuv_client_start(x), 0);
@@ -1759,8 +1341,8 @@ START_TEST(sm_import_without_jid_takes_held_stanzas_but_no_session) {
   ck_assert_int_eq(xmppuv_client_sm_export(x, &data, &len), 0);
   xmppuv_client_close(x, NULL);
 
-  base_opts(&o, port_of(&r, 0));
-  client_new(&r, &o);
+  world_opts(&o, world_port(&r, 0));
+  world_client_new(&r, &o);
   xmppuv__buf_t jidless;
   saved_blob(&jidless, "sm-who", NULL, bob_stanzas, 1, 1);
   ck_assert_int_eq(xmppuv_client_sm_import(r.c, jidless.data, jidless.len),
@@ -1770,11 +1352,11 @@ START_TEST(sm_import_without_jid_takes_held_stanzas_but_no_session) {
   ck_assert_uint_eq(xmppuv_client_sm_queued(r.c), 1);
   ck_assert_ptr_null(xmppuv_client_jid(r.c));
   ck_assert_int_eq(xmppuv_client_start(r.c), 0);
-  RUN_UNTIL(&r, r.acks >= 1, 10000);
-  ck_assert_uint_eq(r.acks, 1);
-  ck_assert_uint_eq(r.onlines, 1);
-  ck_assert_str_eq(r.bound, "alice@localhost/r0");
-  const char *sent = received(&r, 0, 0);
+  RUN_UNTIL(&r, r.app.acks >= 1, 10000);
+  ck_assert_uint_eq(r.app.acks, 1);
+  ck_assert_uint_eq(r.app.onlines, 1);
+  ck_assert_str_eq(r.app.bound, "alice@localhost/r0");
+  const char *sent = world_received(&r, 0, 0);
   ck_assert_ptr_null(strstr(sent, "<resume"));
   ck_assert_ptr_null(strstr(sent, "from bob"));
   xmppuv_free(data);
@@ -1785,14 +1367,24 @@ END_TEST
 
 /* ---- the promise: every stanza ends in ack or fail (issue "Never stuck") ---------- */
 
-static void send_body(rec_t *r, const char *body) {
+static void send_body(world_t *r, const char *body) {
   xmppuv_stanza_t *m;
   ck_assert_int_eq(xmppuv_message_new("bob@localhost", "chat", body, &m), 0);
   ck_assert_int_eq(xmppuv_client_send(r->c, m), 0);
   xmppuv_stanza_unref(m);
 }
 
-#define SM_RESUMED(h) "<resumed xmlns='urn:xmpp:sm:3' previd='sm-0' h='" h "'/>"
+/* The SM state, exported from inside the error event (the recorder's hook). */
+typedef struct exported {
+  char *data;
+  size_t len;
+} exported_t;
+
+static void export_on_error(client_rec_t *a, xmppuv_client_t *c, const char *event) {
+  exported_t *ex = a->user;
+  if (strcmp(event, "error") == 0 && ex->data == NULL)
+    ck_assert_int_eq(xmppuv_client_sm_export(c, &ex->data, &ex->len), 0);
+}
 
 /* A fatal stream error: the client gives up, and what it held does not wait
  * for a stop() that may never come: the unacked and the held stanzas fail
@@ -1804,49 +1396,52 @@ START_TEST(fatal_error_fails_every_stanza_held_with_that_error_after_the_error_e
       SCRIPT_EXPECT("<r "), SCRIPT_SEND(STREAM_ERROR("not-authorized")), SCRIPT_CLOSE,
       SCRIPT_END};
   static const xmppuv_test_step_t *const scripts[] = {s0};
-  rec_t r;
-  rec_init(&r);
-  r.export_on_error = 1;
-  start_server(&r, 0, scripts, 1);
+  world_t r;
+  world_init(&r);
+  exported_t ex = {NULL, 0};
+  r.app.on_event = export_on_error;
+  r.app.user = &ex;
+  world_server(&r, 0, scripts, 1);
   xmppuv_client_options_t o;
-  base_opts(&o, port_of(&r, 0));
-  start(&r, &o);
-  RUN_UNTIL(&r, r.onlines >= 1, 10000);
+  world_opts(&o, world_port(&r, 0));
+  world_start(&r, &o);
+  RUN_UNTIL(&r, r.app.onlines >= 1, 10000);
   send_body(&r, "one");
   send_body(&r, "two");
   assert_gave_up(&r, 1);
-  ASSERT_ERROR(&r, 0, XMPPUV_ESTREAM, "not-authorized", 1);
-  ck_assert_uint_eq(r.acks, 1);
-  ck_assert_uint_eq(r.fails, 1);
-  ck_assert_int_eq(r.fail_reason[0], XMPPUV_ESTREAM);
-  ck_assert_str_eq(r.seq, "online ack error:ESTREAM fail:ESTREAM offline");
+  ASSERT_ERROR(&r.app, 0, XMPPUV_ESTREAM, "not-authorized", 1);
+  ck_assert_uint_eq(r.app.acks, 1);
+  ck_assert_uint_eq(r.app.fails, 1);
+  ck_assert_int_eq(r.app.fail_reason[0], XMPPUV_ESTREAM);
+  ck_assert_str_eq(r.app.seq, "online ack error:ESTREAM fail:ESTREAM offline");
   ck_assert_uint_eq(xmppuv_client_sm_queued(r.c), 0);
   /* The export inside the error event still had the unacked one. */
-  ck_assert_ptr_nonnull(r.exported);
-  ck_assert_ptr_nonnull(memmem(r.exported, r.exported_len, "two</body>", 10));
-  ck_assert_ptr_null(memmem(r.exported, r.exported_len, "one</body>", 10));
+  ck_assert_ptr_nonnull(ex.data);
+  ck_assert_ptr_nonnull(memmem(ex.data, ex.len, "two</body>", 10));
+  ck_assert_ptr_null(memmem(ex.data, ex.len, "one</body>", 10));
   finish(&r);
+  xmppuv_free(ex.data);
 }
 END_TEST
 
 /* Without reconnection every error is fatal: held stanzas fail with it
  * too (here the connection refused: nothing was ever written). */
 START_TEST(giving_up_without_reconnection_fails_what_was_held_with_the_error) {
-  rec_t r;
-  rec_init(&r);
+  world_t r;
+  world_init(&r);
   unsigned short dead = closed_port(&r.loop);
   xmppuv_client_options_t o;
-  base_opts(&o, dead);
+  world_opts(&o, dead);
   o.reconnect = 0;
-  client_new(&r, &o);
+  world_client_new(&r, &o);
   ck_assert_int_eq(xmppuv_client_start(r.c), 0);
   send_body(&r, "held");
-  RUN_UNTIL(&r, r.offlines >= 1, 10000);
-  ck_assert_uint_eq(r.errors, 1);
-  ck_assert_int_eq(r.err_fatal[0], 1);
-  ck_assert_uint_eq(r.fails, 1);
-  ck_assert_int_eq(r.fail_reason[0], r.err_code[0]);
-  ck_assert_str_eq(r.seq, "error:ECONNREFUSED fail:ECONNREFUSED offline");
+  RUN_UNTIL(&r, r.app.offlines >= 1, 10000);
+  ck_assert_uint_eq(r.app.errors, 1);
+  ck_assert_int_eq(r.app.err_fatal[0], 1);
+  ck_assert_uint_eq(r.app.fails, 1);
+  ck_assert_int_eq(r.app.fail_reason[0], r.app.err_code[0]);
+  ck_assert_str_eq(r.app.seq, "error:ECONNREFUSED fail:ECONNREFUSED offline");
   finish(&r);
 }
 END_TEST
@@ -1859,7 +1454,7 @@ START_TEST(not_well_formed_after_resumption_reconnects_and_strands_nothing) {
   static const xmppuv_test_step_t s0[] = {LOGIN_SM, SCRIPT_EXPECT("one</body>"),
                                           SCRIPT_CLOSE, SCRIPT_END};
   static const xmppuv_test_step_t s1[] = {
-      UNTIL_RESUME, SCRIPT_SEND(SM_RESUMED("0")), SCRIPT_EXPECT("one</body>"),
+      UNTIL_RESUME, SCRIPT_SEND(SM_RESUMED("sm-0", "0")), SCRIPT_EXPECT("one</body>"),
       SCRIPT_SEND(STREAM_ERROR("not-well-formed")), SCRIPT_CLOSE, SCRIPT_END};
   static const xmppuv_test_step_t s2[] = {
       UNTIL_RESUME,
@@ -1868,21 +1463,22 @@ START_TEST(not_well_formed_after_resumption_reconnects_and_strands_nothing) {
       SCRIPT_EXPECT(NS_BIND), SCRIPT_SEND(BIND_RESULT), SCRIPT_EXPECT("<enable "),
       SCRIPT_SEND(SM_ENABLED), SCRIPT_END};
   static const xmppuv_test_step_t *const scripts[] = {s0, s1, s2};
-  rec_t r;
-  rec_init(&r);
-  start_server(&r, 0, scripts, 3);
+  world_t r;
+  world_init(&r);
+  world_server(&r, 0, scripts, 3);
   xmppuv_client_options_t o;
-  base_opts(&o, port_of(&r, 0));
-  start(&r, &o);
-  RUN_UNTIL(&r, r.onlines >= 1, 10000);
+  world_opts(&o, world_port(&r, 0));
+  world_start(&r, &o);
+  RUN_UNTIL(&r, r.app.onlines >= 1, 10000);
   send_body(&r, "one");
-  RUN_UNTIL(&r, r.onlines >= 2, 10000);
-  ck_assert_msg(r.onlines == 2, "no new session; seq: %s; statuses: %s", r.seq, r.statuses);
-  ck_assert_uint_eq(connections(&r, 0), 3);
-  ASSERT_ERROR(&r, 0, XMPPUV_EEOF, "", 0);
-  ASSERT_ERROR(&r, 1, XMPPUV_ESTREAM, "not-well-formed", 0);
-  ck_assert_uint_eq(r.fails, 1);
-  ck_assert_int_eq(r.fail_reason[0], XMPPUV_ESMFAILED);
+  RUN_UNTIL(&r, r.app.onlines >= 2, 10000);
+  ck_assert_msg(r.app.onlines == 2, "no new session; seq: %s; statuses: %s", r.app.seq,
+                r.app.statuses);
+  ck_assert_uint_eq(world_connections(&r, 0), 3);
+  ASSERT_ERROR(&r.app, 0, XMPPUV_EEOF, "", 0);
+  ASSERT_ERROR(&r.app, 1, XMPPUV_ESTREAM, "not-well-formed", 0);
+  ck_assert_uint_eq(r.app.fails, 1);
+  ck_assert_int_eq(r.app.fail_reason[0], XMPPUV_ESMFAILED);
   ck_assert_int_eq(xmppuv_client_status(r.c), XMPPUV_STATUS_ONLINE);
   ck_assert_uint_eq(xmppuv_client_sm_queued(r.c), 0);
   finish(&r);
@@ -1898,36 +1494,37 @@ START_TEST(stanza_the_server_ends_the_stream_on_three_times_fails_alone) {
   static const xmppuv_test_step_t s0[] = {
       LOGIN_SM, SCRIPT_EXPECT("ok1</body>"), SCRIPT_SEND(SM_A("1")),
       SCRIPT_EXPECT("bad</body>"), SCRIPT_SEND(POLICY), SCRIPT_CLOSE, SCRIPT_END};
-  static const xmppuv_test_step_t again[] = {UNTIL_RESUME, SCRIPT_SEND(SM_RESUMED("1")),
+  static const xmppuv_test_step_t again[] = {UNTIL_RESUME, SCRIPT_SEND(SM_RESUMED("sm-0", "1")),
                                              SCRIPT_EXPECT("bad</body>"), SCRIPT_SEND(POLICY),
                                              SCRIPT_CLOSE, SCRIPT_END};
-  static const xmppuv_test_step_t last[] = {UNTIL_RESUME, SCRIPT_SEND(SM_RESUMED("1")),
+  static const xmppuv_test_step_t last[] = {UNTIL_RESUME, SCRIPT_SEND(SM_RESUMED("sm-0", "1")),
                                             SCRIPT_EXPECT("ok2</body>"), SCRIPT_SEND(SM_A("2")),
                                             SCRIPT_END};
   static const xmppuv_test_step_t *const scripts[] = {s0, again, again, last};
-  rec_t r;
-  rec_init(&r);
-  start_server(&r, 0, scripts, 4);
+  world_t r;
+  world_init(&r);
+  world_server(&r, 0, scripts, 4);
   xmppuv_client_options_t o;
-  base_opts(&o, port_of(&r, 0));
-  start(&r, &o);
-  RUN_UNTIL(&r, r.onlines >= 1, 10000);
+  world_opts(&o, world_port(&r, 0));
+  world_start(&r, &o);
+  RUN_UNTIL(&r, r.app.onlines >= 1, 10000);
   send_body(&r, "ok1");
   send_body(&r, "bad");
   send_body(&r, "ok2");
-  RUN_UNTIL(&r, r.acks >= 2 && r.fails >= 1, 20000);
-  ck_assert_msg(r.fails == 1 && r.acks == 2, "seq: %s", r.seq);
-  ck_assert_int_eq(r.fail_reason[0], XMPPUV_EREJECTED);
-  ck_assert_uint_eq(connections(&r, 0), 4);
-  ck_assert_uint_eq(r.onlines, 1);
-  ck_assert_uint_eq(r.resumes, 3);
+  RUN_UNTIL(&r, r.app.acks >= 2 && r.app.fails >= 1, 20000);
+  ck_assert_msg(r.app.fails == 1 && r.app.acks == 2, "seq: %s", r.app.seq);
+  ck_assert_int_eq(r.app.fail_reason[0], XMPPUV_EREJECTED);
+  ck_assert_uint_eq(world_connections(&r, 0), 4);
+  ck_assert_uint_eq(r.app.onlines, 1);
+  ck_assert_uint_eq(r.app.resumes, 3);
   /* Sent three times, never a fourth; ok2 reached the server each time
    * after bad, and once more, alone, on the last connection. */
-  for (size_t i = 0; i < 3; i++) ck_assert_int_eq(count(received(&r, 0, i), "bad</body>"), 1);
-  ck_assert_ptr_null(strstr(received(&r, 0, 3), "bad</body>"));
-  ck_assert_int_eq(count(received(&r, 0, 3), "ok2</body>"), 1);
-  ck_assert_int_eq(count(received(&r, 0, 0), "ok1</body>"), 1);
-  for (size_t i = 1; i < 4; i++) ck_assert_ptr_null(strstr(received(&r, 0, i), "ok1</body>"));
+  for (size_t i = 0; i < 3; i++)
+    ck_assert_int_eq(world_count(world_received(&r, 0, i), "bad</body>"), 1);
+  ck_assert_ptr_null(strstr(world_received(&r, 0, 3), "bad</body>"));
+  ck_assert_int_eq(world_count(world_received(&r, 0, 3), "ok2</body>"), 1);
+  ck_assert_int_eq(world_count(world_received(&r, 0, 0), "ok1</body>"), 1);
+  for (size_t i = 1; i < 4; i++) ck_assert_ptr_null(strstr(world_received(&r, 0, i), "ok1</body>"));
   ck_assert_uint_eq(xmppuv_client_sm_queued(r.c), 0);
   ck_assert_int_eq(xmppuv_client_status(r.c), XMPPUV_STATUS_ONLINE);
   finish(&r);
@@ -1937,14 +1534,14 @@ END_TEST
 START_TEST(send_refuses_a_stanza_over_max_send_bytes) {
   static const xmppuv_test_step_t s0[] = {LOGIN_SM, SCRIPT_END};
   static const xmppuv_test_step_t *const scripts[] = {s0};
-  rec_t r;
-  rec_init(&r);
-  start_server(&r, 0, scripts, 1);
+  world_t r;
+  world_init(&r);
+  world_server(&r, 0, scripts, 1);
   xmppuv_client_options_t o;
-  base_opts(&o, port_of(&r, 0));
+  world_opts(&o, world_port(&r, 0));
   o.max_send_bytes = 200;
-  start(&r, &o);
-  RUN_UNTIL(&r, r.onlines >= 1, 10000);
+  world_start(&r, &o);
+  RUN_UNTIL(&r, r.app.onlines >= 1, 10000);
   char body[256];
   memset(body, 'x', 200);
   body[200] = '\0';
@@ -1955,8 +1552,8 @@ START_TEST(send_refuses_a_stanza_over_max_send_bytes) {
   ck_assert_uint_eq(xmppuv_client_sm_queued(r.c), 0);
   send_body(&r, "small");
   RUN_FOR(&r, 50);
-  ck_assert_ptr_null(strstr(received(&r, 0, 0), "xxxxxxxx"));
-  ck_assert_ptr_nonnull(strstr(received(&r, 0, 0), "small</body>"));
+  ck_assert_ptr_null(strstr(world_received(&r, 0, 0), "xxxxxxxx"));
+  ck_assert_ptr_nonnull(strstr(world_received(&r, 0, 0), "small</body>"));
   finish(&r);
 }
 END_TEST
@@ -1973,12 +1570,12 @@ START_TEST(a_stanza_over_the_servers_advertised_limit_is_refused_or_failed_unsen
       SCRIPT_EXPECT("<enable "), SCRIPT_SEND(SM_ENABLED), SCRIPT_EXPECT("after</body>"),
       SCRIPT_SEND(SM_A("2")), SCRIPT_END};
   static const xmppuv_test_step_t *const scripts[] = {s0};
-  rec_t r;
-  rec_init(&r);
-  start_server(&r, 0, scripts, 1);
+  world_t r;
+  world_init(&r);
+  world_server(&r, 0, scripts, 1);
   xmppuv_client_options_t o;
-  base_opts(&o, port_of(&r, 0));
-  client_new(&r, &o);
+  world_opts(&o, world_port(&r, 0));
+  world_client_new(&r, &o);
   ck_assert_int_eq(xmppuv_client_start(r.c), 0);
   char body[512];
   memset(body, 'x', 450);
@@ -1986,19 +1583,19 @@ START_TEST(a_stanza_over_the_servers_advertised_limit_is_refused_or_failed_unsen
   /* Held before the limit is known: failed unsent once it is. */
   send_body(&r, "before");
   send_body(&r, body);
-  RUN_UNTIL(&r, r.onlines >= 1, 10000);
-  ck_assert_uint_eq(r.fails, 1);
-  ck_assert_int_eq(r.fail_reason[0], XMPPUV_ETOOBIG);
+  RUN_UNTIL(&r, r.app.onlines >= 1, 10000);
+  ck_assert_uint_eq(r.app.fails, 1);
+  ck_assert_int_eq(r.app.fail_reason[0], XMPPUV_ETOOBIG);
   /* Known now: refused at send. */
   xmppuv_stanza_t *m;
   ck_assert_int_eq(xmppuv_message_new("bob@localhost", "chat", body, &m), 0);
   ck_assert_int_eq(xmppuv_client_send(r.c, m), XMPPUV_ETOOBIG);
   xmppuv_stanza_unref(m);
   send_body(&r, "after");
-  RUN_UNTIL(&r, r.acks >= 2, 10000);
-  ck_assert_uint_eq(r.acks, 2);
-  ck_assert_uint_eq(r.fails, 1);
-  ck_assert_ptr_null(strstr(received(&r, 0, 0), "xxxxxxxx"));
+  RUN_UNTIL(&r, r.app.acks >= 2, 10000);
+  ck_assert_uint_eq(r.app.acks, 2);
+  ck_assert_uint_eq(r.app.fails, 1);
+  ck_assert_ptr_null(strstr(world_received(&r, 0, 0), "xxxxxxxx"));
   finish(&r);
 }
 END_TEST
@@ -2011,21 +1608,21 @@ START_TEST(stop_asks_for_a_last_ack_and_reports_what_the_server_has_as_acked) {
       SCRIPT_EXPECT("</stream:stream>"), SCRIPT_SEND("</stream:stream>"), SCRIPT_CLOSE,
       SCRIPT_END};
   static const xmppuv_test_step_t *const scripts[] = {s0};
-  rec_t r;
-  rec_init(&r);
-  start_server(&r, 0, scripts, 1);
+  world_t r;
+  world_init(&r);
+  world_server(&r, 0, scripts, 1);
   xmppuv_client_options_t o;
-  base_opts(&o, port_of(&r, 0));
+  world_opts(&o, world_port(&r, 0));
   o.sm_ack_debounce_ms = 0; /* no <r/> but the one stop() asks */
   o.close_timeout_ms = 5000;
-  start(&r, &o);
-  RUN_UNTIL(&r, r.onlines >= 1, 10000);
+  world_start(&r, &o);
+  RUN_UNTIL(&r, r.app.onlines >= 1, 10000);
   send_body(&r, "one");
   send_body(&r, "two");
   ck_assert_int_eq(xmppuv_client_stop(r.c), 0);
-  RUN_UNTIL(&r, r.offlines >= 1, 10000);
-  ck_assert_str_eq(r.seq, "online ack ack offline");
-  const char *got = received(&r, 0, 0);
+  RUN_UNTIL(&r, r.app.offlines >= 1, 10000);
+  ck_assert_str_eq(r.app.seq, "online ack ack offline");
+  const char *got = world_received(&r, 0, 0);
   const char *req = strstr(got, "<r ");
   ck_assert_ptr_nonnull(req);
   ck_assert_ptr_nonnull(strstr(req, "</stream:stream>"));
@@ -2039,22 +1636,22 @@ START_TEST(stop_fails_only_what_is_still_unacked_after_close_timeout) {
       SCRIPT_EXPECT("</stream:stream>"), SCRIPT_SEND("</stream:stream>"), SCRIPT_CLOSE,
       SCRIPT_END};
   static const xmppuv_test_step_t *const scripts[] = {s0};
-  rec_t r;
-  rec_init(&r);
-  start_server(&r, 0, scripts, 1);
+  world_t r;
+  world_init(&r);
+  world_server(&r, 0, scripts, 1);
   xmppuv_client_options_t o;
-  base_opts(&o, port_of(&r, 0));
+  world_opts(&o, world_port(&r, 0));
   o.sm_ack_debounce_ms = 0;
   o.close_timeout_ms = 300;
-  start(&r, &o);
-  RUN_UNTIL(&r, r.onlines >= 1, 10000);
+  world_start(&r, &o);
+  RUN_UNTIL(&r, r.app.onlines >= 1, 10000);
   send_body(&r, "one");
   send_body(&r, "two");
   uint64_t stop_at = uv_now(&r.loop);
   ck_assert_int_eq(xmppuv_client_stop(r.c), 0);
-  RUN_UNTIL(&r, r.offlines >= 1, 10000);
+  RUN_UNTIL(&r, r.app.offlines >= 1, 10000);
   ck_assert_uint_ge(uv_now(&r.loop) - stop_at, 300);
-  ck_assert_str_eq(r.seq, "online fail:ECANCELED fail:ECANCELED offline");
+  ck_assert_str_eq(r.app.seq, "online fail:ECANCELED fail:ECANCELED offline");
   finish(&r);
 }
 END_TEST
@@ -2068,16 +1665,16 @@ START_TEST(resumed_without_previd_resumes) {
       UNTIL_RESUME, SCRIPT_SEND("<resumed xmlns='urn:xmpp:sm:3' h='0'/>"),
       SCRIPT_EXPECT(RESENT), SCRIPT_SEND(SM_A("1")), SCRIPT_END};
   static const xmppuv_test_step_t *const scripts[] = {s0, s1};
-  rec_t r;
-  rec_init(&r);
-  start_server(&r, 0, scripts, 2);
+  world_t r;
+  world_init(&r);
+  world_server(&r, 0, scripts, 2);
   xmppuv_client_options_t o;
-  base_opts(&o, port_of(&r, 0));
-  start(&r, &o);
+  world_opts(&o, world_port(&r, 0));
+  world_start(&r, &o);
   send_unacked(&r);
-  RUN_UNTIL(&r, r.resumes >= 1 && r.acks >= 1, 10000);
-  ck_assert_str_eq(r.seq, "online error:EEOF resumed ack");
-  ck_assert_uint_eq(connections(&r, 0), 2);
+  RUN_UNTIL(&r, r.app.resumes >= 1 && r.app.acks >= 1, 10000);
+  ck_assert_str_eq(r.app.seq, "online error:EEOF resumed ack");
+  ck_assert_uint_eq(world_connections(&r, 0), 2);
   ck_assert_int_eq(xmppuv_client_status(r.c), XMPPUV_STATUS_ONLINE);
   finish(&r);
 }
@@ -2091,19 +1688,19 @@ START_TEST(resumed_naming_another_session_starts_a_new_one_without_a_loop) {
       SCRIPT_END};
   static const xmppuv_test_step_t s2[] = {LOGIN_SM, SCRIPT_END};
   static const xmppuv_test_step_t *const scripts[] = {s0, s1, s2};
-  rec_t r;
-  rec_init(&r);
-  start_server(&r, 0, scripts, 3);
+  world_t r;
+  world_init(&r);
+  world_server(&r, 0, scripts, 3);
   xmppuv_client_options_t o;
-  base_opts(&o, port_of(&r, 0));
-  start(&r, &o);
+  world_opts(&o, world_port(&r, 0));
+  world_start(&r, &o);
   send_unacked(&r);
-  RUN_UNTIL(&r, r.onlines >= 2, 10000);
+  RUN_UNTIL(&r, r.app.onlines >= 2, 10000);
   RUN_FOR(&r, 300);
-  ck_assert_str_eq(r.seq, "online error:EEOF error:EPROTO fail:ESMFAILED online");
-  ck_assert_uint_eq(connections(&r, 0), 3);
-  ck_assert_ptr_null(strstr(received(&r, 0, 2), "<resume "));
-  ck_assert_uint_eq(r.resumes, 0);
+  ck_assert_str_eq(r.app.seq, "online error:EEOF error:EPROTO fail:ESMFAILED online");
+  ck_assert_uint_eq(world_connections(&r, 0), 3);
+  ck_assert_ptr_null(strstr(world_received(&r, 0, 2), "<resume "));
+  ck_assert_uint_eq(r.app.resumes, 0);
   finish(&r);
 }
 END_TEST
@@ -2116,26 +1713,26 @@ START_TEST(reconnect_now_resumes_at_once_when_the_connection_went_silent) {
   static const xmppuv_test_step_t s0[] = {LOGIN_SM, SCRIPT_EXPECT(RESENT), SCRIPT_END};
   static const xmppuv_test_step_t s1[] = {RESUME_AND_ACK, SCRIPT_END};
   static const xmppuv_test_step_t *const scripts[] = {s0, s1};
-  rec_t r;
-  rec_init(&r);
-  start_server(&r, 0, scripts, 2);
+  world_t r;
+  world_init(&r);
+  world_server(&r, 0, scripts, 2);
   xmppuv_client_options_t o;
-  base_opts(&o, port_of(&r, 0));
+  world_opts(&o, world_port(&r, 0));
   o.reconnect_delay_ms = 5000; /* reconnect_now does not wait for it */
   o.reconnect_max_delay_ms = 10000;
-  start(&r, &o);
+  world_start(&r, &o);
   send_unacked(&r);
-  RUN_UNTIL(&r, script_done(&r, 0, 0), 10000);
+  RUN_UNTIL(&r, world_script_done(&r, 0, 0), 10000);
   uint64_t asked_at = uv_now(&r.loop);
   ck_assert_int_eq(xmppuv_client_reconnect_now(r.c), 0);
-  RUN_UNTIL(&r, r.resumes >= 1 && r.acks >= 1, 10000);
-  ck_assert_str_eq(r.seq, "online resumed ack");
+  RUN_UNTIL(&r, r.app.resumes >= 1 && r.app.acks >= 1, 10000);
+  ck_assert_str_eq(r.app.seq, "online resumed ack");
   ck_assert_uint_lt(uv_now(&r.loop) - asked_at, 2000);
-  ck_assert_uint_eq(r.reconnectings, 1);
-  ck_assert_uint_eq(r.delay[0], 0);
-  ck_assert_uint_eq(r.errors, 0);
+  ck_assert_uint_eq(r.app.reconnectings, 1);
+  ck_assert_uint_eq(r.app.delay[0], 0);
+  ck_assert_uint_eq(r.app.errors, 0);
   /* The old connection was dropped, not closed: no </stream:stream>. */
-  ck_assert_ptr_null(strstr(received(&r, 0, 0), "</stream:stream>"));
+  ck_assert_ptr_null(strstr(world_received(&r, 0, 0), "</stream:stream>"));
   finish(&r);
 }
 END_TEST
@@ -2143,62 +1740,62 @@ END_TEST
 START_TEST(reconnect_now_with_nothing_wrong_resumes_without_loss_or_duplicate) {
   static const xmppuv_test_step_t s0[] = {LOGIN_SM, SCRIPT_EXPECT(RESENT),
                                           SCRIPT_SEND(SM_A("1")), SCRIPT_END};
-  static const xmppuv_test_step_t s1[] = {UNTIL_RESUME, SCRIPT_SEND(SM_RESUMED("1")),
+  static const xmppuv_test_step_t s1[] = {UNTIL_RESUME, SCRIPT_SEND(SM_RESUMED("sm-0", "1")),
                                           SCRIPT_EXPECT("after</body>"), SCRIPT_SEND(SM_A("2")),
                                           SCRIPT_END};
   static const xmppuv_test_step_t *const scripts[] = {s0, s1};
-  rec_t r;
-  rec_init(&r);
-  start_server(&r, 0, scripts, 2);
+  world_t r;
+  world_init(&r);
+  world_server(&r, 0, scripts, 2);
   xmppuv_client_options_t o;
-  base_opts(&o, port_of(&r, 0));
-  start(&r, &o);
+  world_opts(&o, world_port(&r, 0));
+  world_start(&r, &o);
   send_unacked(&r);
-  RUN_UNTIL(&r, r.acks >= 1, 10000);
+  RUN_UNTIL(&r, r.app.acks >= 1, 10000);
   ck_assert_int_eq(xmppuv_client_reconnect_now(r.c), 0);
   send_body(&r, "after"); /* held while reconnecting */
-  RUN_UNTIL(&r, r.resumes >= 1 && r.acks >= 2, 10000);
-  ck_assert_str_eq(r.seq, "online ack resumed ack");
-  ck_assert_ptr_null(strstr(received(&r, 0, 1), RESENT));
-  ck_assert_int_eq(count(received(&r, 0, 1), "after</body>"), 1);
-  ck_assert_uint_eq(connections(&r, 0), 2);
+  RUN_UNTIL(&r, r.app.resumes >= 1 && r.app.acks >= 2, 10000);
+  ck_assert_str_eq(r.app.seq, "online ack resumed ack");
+  ck_assert_ptr_null(strstr(world_received(&r, 0, 1), RESENT));
+  ck_assert_int_eq(world_count(world_received(&r, 0, 1), "after</body>"), 1);
+  ck_assert_uint_eq(world_connections(&r, 0), 2);
   finish(&r);
 }
 END_TEST
 
 START_TEST(reconnect_now_cuts_short_the_wait_between_attempts) {
   static const xmppuv_test_step_t s0[] = {LOGIN_SM, SCRIPT_CLOSE, SCRIPT_END};
-  static const xmppuv_test_step_t s1[] = {UNTIL_RESUME, SCRIPT_SEND(SM_RESUMED("0")),
+  static const xmppuv_test_step_t s1[] = {UNTIL_RESUME, SCRIPT_SEND(SM_RESUMED("sm-0", "0")),
                                           SCRIPT_END};
   static const xmppuv_test_step_t *const scripts[] = {s0, s1};
-  rec_t r;
-  rec_init(&r);
-  start_server(&r, 0, scripts, 2);
+  world_t r;
+  world_init(&r);
+  world_server(&r, 0, scripts, 2);
   xmppuv_client_options_t o;
-  base_opts(&o, port_of(&r, 0));
+  world_opts(&o, world_port(&r, 0));
   o.reconnect_delay_ms = 20000;
   o.reconnect_max_delay_ms = 40000;
-  start(&r, &o);
-  RUN_UNTIL(&r, r.reconnectings >= 1, 10000);
-  ck_assert_uint_ge(r.delay[0], 10000);
+  world_start(&r, &o);
+  RUN_UNTIL(&r, r.app.reconnectings >= 1, 10000);
+  ck_assert_uint_ge(r.app.delay[0], 10000);
   uint64_t asked_at = uv_now(&r.loop);
   ck_assert_int_eq(xmppuv_client_reconnect_now(r.c), 0);
-  RUN_UNTIL(&r, r.resumes >= 1, 10000);
-  ck_assert_uint_eq(r.resumes, 1);
+  RUN_UNTIL(&r, r.app.resumes >= 1, 10000);
+  ck_assert_uint_eq(r.app.resumes, 1);
   ck_assert_uint_lt(uv_now(&r.loop) - asked_at, 2000);
   finish(&r);
 }
 END_TEST
 
 START_TEST(reconnect_now_when_not_started_is_ESTATE) {
-  rec_t r;
-  rec_init(&r);
+  world_t r;
+  world_init(&r);
   xmppuv_client_options_t o;
-  base_opts(&o, 5222);
-  client_new(&r, &o);
+  world_opts(&o, 5222);
+  world_client_new(&r, &o);
   ck_assert_int_eq(xmppuv_client_reconnect_now(r.c), XMPPUV_ESTATE);
   ck_assert_int_eq(xmppuv_client_reconnect_now(NULL), XMPPUV_EINVAL);
-  ck_assert_uint_eq(r.connecting, 0);
+  ck_assert_uint_eq(r.app.connecting, 0);
   finish(&r);
 }
 END_TEST
