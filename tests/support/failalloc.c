@@ -1,12 +1,19 @@
 #include "failalloc.h"
 
 #include <check.h>
+#include <malloc.h>
 #include <stdlib.h>
 
 #include "xmppuv.h"
 
 static long count, fail_at, live;
 static int failed;
+static size_t live_bytes, peak_bytes, base_bytes;
+
+static void add_bytes(void *p) {
+  live_bytes += malloc_usable_size(p);
+  if (live_bytes > peak_bytes) peak_bytes = live_bytes;
+}
 
 static int should_fail(void) {
   count++;
@@ -20,25 +27,35 @@ static int should_fail(void) {
 static void *fa_malloc(size_t size) {
   if (should_fail()) return NULL;
   void *p = malloc(size);
-  if (p != NULL) live++;
+  if (p != NULL) {
+    live++;
+    add_bytes(p);
+  }
   return p;
 }
 
 static void *fa_realloc(void *ptr, size_t size) {
   if (should_fail()) return NULL;
+  size_t old = ptr != NULL ? malloc_usable_size(ptr) : 0;
   void *p = realloc(ptr, size);
-  if (p != NULL && ptr == NULL) live++;
+  if (p == NULL) return NULL;
+  if (ptr == NULL) live++;
+  live_bytes -= old;
+  add_bytes(p);
   return p;
 }
 
 static void fa_free(void *ptr) {
-  if (ptr != NULL) live--;
+  if (ptr == NULL) return;
+  live--;
+  live_bytes -= malloc_usable_size(ptr);
   free(ptr);
 }
 
 void failalloc_install(void) {
   count = fail_at = live = 0;
   failed = 0;
+  live_bytes = peak_bytes = base_bytes = 0;
   ck_assert_int_eq(xmppuv_replace_allocator(fa_malloc, fa_realloc, fa_free), 0);
 }
 
@@ -55,6 +72,14 @@ void failalloc_fail_at(long n) {
 long failalloc_count(void) { return count; }
 int failalloc_failed(void) { return failed; }
 long failalloc_live(void) { return live; }
+
+size_t failalloc_live_bytes(void) { return live_bytes; }
+
+void failalloc_peak_reset(void) { base_bytes = peak_bytes = live_bytes; }
+
+size_t failalloc_peak_base(void) { return base_bytes; }
+
+size_t failalloc_peak_growth(void) { return peak_bytes - base_bytes; }
 
 long failalloc_sweep(int (*scenario)(void *user_data), void *user_data) {
   failalloc_install();
