@@ -8,134 +8,22 @@
 #include <string.h>
 
 #include "check_main.h"
+#include "client_rec.h"
 #include "engine_harness.h"
+#include "login_script.h"
 #include "scram_server.h"
 #include "xmppuv.h"
 
-#define NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
-#define NS_BIND "urn:ietf:params:xml:ns:xmpp-bind"
-#define NS_SM "urn:xmpp:sm:3"
-
-#define HDR                                                                  \
-  "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "               \
-  "xmlns:stream='http://etherx.jabber.org/streams' id='s{n}' "                \
-  "from='localhost' version='1.0'>"
-#define FEATURES_PLAIN                                                       \
-  "<stream:features><mechanisms xmlns='" NS_SASL "'>"                        \
-  "<mechanism>PLAIN</mechanism></mechanisms></stream:features>"
-#define FEATURES_SCRAM                                                       \
-  "<stream:features><mechanisms xmlns='" NS_SASL "'>"                        \
-  "<mechanism>SCRAM-SHA-256</mechanism></mechanisms></stream:features>"
-#define FEATURES_BIND "<stream:features><bind xmlns='" NS_BIND "'/></stream:features>"
-#define FEATURES_BIND_SM                                                     \
-  "<stream:features><bind xmlns='" NS_BIND "'/>"                             \
-  "<sm xmlns='" NS_SM "'/></stream:features>"
-#define SASL_SUCCESS "<success xmlns='" NS_SASL "'/>"
-#define BIND_RESULT                                                          \
-  "<iq type='result' id='{id}'><bind xmlns='" NS_BIND "'>"                   \
-  "<jid>alice@localhost/r{n}</jid></bind></iq>"
-
-#define UNTIL_AUTH                                                           \
-  SCRIPT_EXPECT("<stream:stream"), SCRIPT_SEND(HDR FEATURES_PLAIN),          \
-      SCRIPT_EXPECT("</auth>")
-#define LOGIN_SM                                                             \
-  UNTIL_AUTH, SCRIPT_SEND(SASL_SUCCESS), SCRIPT_EXPECT("<stream:stream"),    \
-      SCRIPT_SEND(HDR FEATURES_BIND_SM), SCRIPT_EXPECT(NS_BIND),             \
-      SCRIPT_SEND(BIND_RESULT), SCRIPT_EXPECT("<enable "),                   \
-      SCRIPT_SEND("<enabled xmlns='" NS_SM "' id='sm-0' resume='true'/>")
-#define UNTIL_RESUME                                                         \
-  UNTIL_AUTH, SCRIPT_SEND(SASL_SUCCESS), SCRIPT_EXPECT("<stream:stream"),    \
-      SCRIPT_SEND(HDR FEATURES_BIND_SM), SCRIPT_EXPECT("<resume ")
-
-/* ---- what the app sees ----------------------------------------------------- */
+/* ---- what the app sees (tests/support/client_rec.h) ------------------------ */
 
 typedef struct rec {
   xmppuv_test_engine_t *h;
-  unsigned onlines, resumes, offlines, acks, fails, errors, reconnectings;
-  unsigned sent_done;
-  int last_error;
-  uint64_t delay_ms;         /* the last reconnecting event's delay */
-  uint64_t reconnecting_at;  /* when it came (fake clock) */
-  char bound[64];
-  char seq[512]; /* "online ack error:ECONNRESET ..." */
-  int in_call;   /* an API call is running: no event may come now */
-  int event_in_call;
+  client_rec_t app; /* the callbacks' user_data; the fake clock is its clock */
 } rec_t;
-
-static void seq_add(rec_t *r, const char *what, int code) {
-  size_t len = strlen(r->seq);
-  snprintf(r->seq + len, sizeof r->seq - len, "%s%s%s%s", len ? " " : "", what,
-           code ? ":" : "", code ? xmppuv_err_name(code) : "");
-  if (r->in_call) r->event_in_call = 1;
-}
 
 static uint64_t now_ms(const rec_t *r) { return xmppuv_test_engine_now(r->h).mono_ms; }
 
-static void on_status(xmppuv_client_t *c, xmppuv_status_t st, void *ud) {
-  rec_t *r = ud;
-  (void)c;
-  if (r->in_call) r->event_in_call = 1;
-  if (st == XMPPUV_STATUS_OFFLINE) {
-    r->offlines++;
-    seq_add(r, "offline", 0);
-  }
-}
-
-static void on_online(xmppuv_client_t *c, const xmppuv_jid_t *jid, void *ud) {
-  rec_t *r = ud;
-  (void)c;
-  r->onlines++;
-  snprintf(r->bound, sizeof r->bound, "%s", xmppuv_jid_string(jid));
-  seq_add(r, "online", 0);
-}
-
-static void on_resumed(xmppuv_client_t *c, void *ud) {
-  rec_t *r = ud;
-  (void)c;
-  r->resumes++;
-  seq_add(r, "resumed", 0);
-}
-
-static void on_error(xmppuv_client_t *c, const xmppuv_error_t *e, void *ud) {
-  rec_t *r = ud;
-  (void)c;
-  r->errors++;
-  r->last_error = e->code;
-  seq_add(r, "error", e->code);
-}
-
-static void on_ack(xmppuv_client_t *c, xmppuv_stanza_t *s, void *ud) {
-  rec_t *r = ud;
-  (void)c, (void)s;
-  r->acks++;
-  seq_add(r, "ack", 0);
-}
-
-static void on_fail(xmppuv_client_t *c, xmppuv_stanza_t *s, int reason, void *ud) {
-  rec_t *r = ud;
-  (void)c, (void)s;
-  r->fails++;
-  seq_add(r, "fail", reason);
-}
-
-static void on_reconnecting(xmppuv_client_t *c, unsigned attempt, uint64_t delay_ms, void *ud) {
-  rec_t *r = ud;
-  (void)c, (void)attempt;
-  r->reconnectings++;
-  r->delay_ms = delay_ms;
-  r->reconnecting_at = now_ms(r);
-  seq_add(r, "reconnecting", 0);
-}
-
-static void on_sent(xmppuv_client_t *c, xmppuv_stanza_t *s, int status, void *ud) {
-  rec_t *r = ud;
-  (void)c, (void)s;
-  r->sent_done++;
-  seq_add(r, "sent", status);
-}
-
-static const xmppuv_client_callbacks_t callbacks = {
-    on_status, on_online, on_resumed, on_error, on_ack, on_fail, on_reconnecting, NULL};
+static uint64_t engine_clock(void *arg) { return now_ms(arg); }
 
 /* ---- helpers --------------------------------------------------------------------- */
 
@@ -151,31 +39,33 @@ static void base_opts(xmppuv_client_options_t *o) {
 static void start(rec_t *r, const xmppuv_client_options_t *o,
                   const xmppuv_test_step_t *const *scripts, size_t n) {
   memset(r, 0, sizeof *r);
+  client_rec_init(&r->app, engine_clock, r);
+  r->app.seq_reconnecting = 1;
   xmppuv_test_engine_config_t cfg;
   memset(&cfg, 0, sizeof cfg);
   cfg.opts = o;
-  cfg.callbacks = &callbacks;
-  cfg.user_data = r;
+  cfg.callbacks = &client_rec_callbacks;
+  cfg.user_data = &r->app;
   cfg.scripts = scripts;
   cfg.n_scripts = n;
   ck_assert_int_eq(xmppuv_test_engine_new(&cfg, &r->h), 0);
-  r->in_call = 1;
+  r->app.in_call = 1;
   ck_assert_int_eq(xmppuv_test_engine_start(r->h), 0);
-  r->in_call = 0;
+  r->app.in_call = 0;
 }
 
 static void finish(rec_t *r) {
-  ck_assert_msg(!r->event_in_call, "an event came inside an API call; events: %s", r->seq);
+  client_rec_assert_no_event_in_call(&r->app);
   xmppuv_test_engine_free(r->h);
 }
 
 static int is_online(void *arg) {
   const rec_t *r = arg;
-  return r->onlines + r->resumes > 0 &&
+  return r->app.onlines + r->app.resumes > 0 &&
          xmppuv__engine_status(xmppuv_test_engine_get(r->h)) == XMPPUV_STATUS_ONLINE;
 }
 
-static int is_resumed(void *arg) { return ((const rec_t *)arg)->resumes > 0; }
+static int is_resumed(void *arg) { return ((const rec_t *)arg)->app.resumes > 0; }
 
 typedef struct count_arg {
   const unsigned *counter;
@@ -198,9 +88,9 @@ static xmppuv_stanza_t *message(const char *body) {
 
 static void send_message(rec_t *r, const char *body) {
   xmppuv_stanza_t *s = message(body);
-  r->in_call = 1;
-  ck_assert_int_eq(xmppuv_test_engine_send(r->h, s, on_sent, r), 0);
-  r->in_call = 0;
+  r->app.in_call = 1;
+  ck_assert_int_eq(xmppuv_test_engine_send(r->h, s, client_rec_sent_cb, &r->app), 0);
+  r->app.in_call = 0;
   xmppuv_stanza_unref(s);
 }
 
@@ -215,7 +105,7 @@ static const char *received(const rec_t *r, size_t conn) {
 START_TEST(login_cut_and_resumption_on_a_fake_clock) {
   /* The first connection: a login with SM, then the first message acked
    * when the client asks (its <r/> comes 250 ms after the send). */
-  const xmppuv_test_step_t s0[] = {LOGIN_SM,
+  const xmppuv_test_step_t s0[] = {LOGIN_SM_ID("sm-0"),
                                    SCRIPT_EXPECT("first</body>"),
                                    SCRIPT_EXPECT("<r "),
                                    SCRIPT_SEND("<a xmlns='" NS_SM "' h='1'/>"),
@@ -236,11 +126,11 @@ START_TEST(login_cut_and_resumption_on_a_fake_clock) {
   uint64_t t0 = now_ms(&r);
 
   ck_assert(xmppuv_test_engine_run_until(r.h, is_online, &r, 1000));
-  ck_assert_str_eq(r.bound, "alice@localhost/r0");
+  ck_assert_str_eq(r.app.bound, "alice@localhost/r0");
   ck_assert_uint_eq(now_ms(&r), t0); /* nothing waited on anything */
 
   send_message(&r, "first");
-  count_arg_t one_ack = {&r.acks, 1};
+  count_arg_t one_ack = {&r.app.acks, 1};
   ck_assert(xmppuv_test_engine_run_until(r.h, counted, &one_ack, 1000));
   ck_assert_uint_eq(now_ms(&r) - t0, 250); /* the ack request's debounce */
 
@@ -252,18 +142,18 @@ START_TEST(login_cut_and_resumption_on_a_fake_clock) {
   xmppuv_test_engine_cut(r.h);
 
   ck_assert(xmppuv_test_engine_run_until(r.h, is_resumed, &r, 120000));
-  count_arg_t two_acks = {&r.acks, 2};
+  count_arg_t two_acks = {&r.app.acks, 2};
   ck_assert(xmppuv_test_engine_run_until(r.h, counted, &two_acks, 1000));
 
   /* What the app saw: one session, resumed once, both messages acked. */
   /* (With SM the send callback is the ack: status 0.) */
-  ck_assert_str_eq(r.seq, "online sent ack error:ECONNRESET reconnecting resumed sent ack");
-  ck_assert_uint_eq(r.fails, 0);
+  ck_assert_str_eq(r.app.seq, "online sent ack error:ECONNRESET reconnecting resumed sent ack");
+  ck_assert_uint_eq(r.app.fails, 0);
   ck_assert_uint_eq(xmppuv__engine_status(xmppuv_test_engine_get(r.h)), XMPPUV_STATUS_ONLINE);
   /* It reconnected exactly when it said it would. */
-  ck_assert_uint_eq(r.reconnecting_at, cut_at);
+  ck_assert_uint_eq(r.app.reconnecting_at[0], cut_at);
   ck_assert_uint_eq(xmppuv_test_script_conn_accepted_at(xmppuv_test_engine_conn(r.h, 1)),
-                    cut_at + r.delay_ms);
+                    cut_at + r.app.delay[0]);
   /* It asked to resume where the server's h left it (nothing inbound), and
    * resent the second message stamped with its first send, 250 ms in. */
   const char *rx1 = received(&r, 1);
@@ -294,10 +184,10 @@ START_TEST(events_come_from_the_loop_never_inside_the_call) {
   start(&r, &o, scripts, 1);
   ck_assert(xmppuv_test_engine_run_until(r.h, is_online, &r, 1000));
   send_message(&r, "hello");
-  ck_assert_uint_eq(r.sent_done, 0);
+  ck_assert_uint_eq(r.app.sent_done, 0);
   xmppuv_test_engine_run(r.h);
-  ck_assert_uint_eq(r.sent_done, 1);
-  ck_assert_str_eq(r.seq, "online sent:ESMOFF");
+  ck_assert_uint_eq(r.app.sent_done, 1);
+  ck_assert_str_eq(r.app.seq, "online sent:ESMOFF");
   finish(&r);
 }
 END_TEST
@@ -330,8 +220,8 @@ START_TEST(a_server_shutting_down_before_reading_our_header_is_retried) {
   base_opts(&o);
   rec_t r;
   start(&r, &o, scripts, 2);
-  ck_assert_msg(xmppuv_test_engine_run_until(r.h, is_online, &r, 120000), "events: %s", r.seq);
-  ck_assert_str_eq(r.seq, "error:ESTREAM reconnecting online");
+  ck_assert_msg(xmppuv_test_engine_run_until(r.h, is_online, &r, 120000), "events: %s", r.app.seq);
+  ck_assert_str_eq(r.app.seq, "error:ESTREAM reconnecting online");
   ck_assert_uint_eq(xmppuv_test_engine_connections(r.h), 2);
   ck_assert_ptr_null(strstr(received(&r, 0), "unsupported-version"));
   finish(&r);
@@ -378,66 +268,9 @@ END_TEST
 
 /* ---- SCRAM keys: derived once, then cached ---------------------------------------------- */
 
-typedef struct scram_script {
-  scram_server_t *s;
-} scram_script_t;
-
-/* The base64 payload of the last <tag ...>payload</tag> the client sent. */
-static int last_payload(xmppuv_test_script_conn_t *conn, const char *tag, char *out,
-                        size_t size) {
-  const char *rx = xmppuv_test_script_conn_received(conn, NULL);
-  char open[32], close[32];
-  snprintf(open, sizeof open, "<%s ", tag);
-  snprintf(close, sizeof close, "</%s>", tag);
-  const char *start = NULL;
-  for (const char *p = strstr(rx, open); p != NULL; p = strstr(p + 1, open)) start = p;
-  if (start == NULL || (start = strchr(start, '>')) == NULL) return -1;
-  start++;
-  const char *end = strstr(start, close);
-  if (end == NULL || (size_t)(end - start) >= size) return -1;
-  memcpy(out, start, (size_t)(end - start));
-  out[end - start] = '\0';
-  return 0;
-}
-
-static int send_text(xmppuv_test_script_conn_t *conn, const char *text) {
-  return xmppuv_test_script_conn_send(conn, text, strlen(text));
-}
-
-static int scram_challenge(xmppuv_test_script_conn_t *conn, void *arg) {
-  scram_script_t *ss = arg;
-  char b64[1024], msg[2048];
-  if (last_payload(conn, "auth", b64, sizeof b64) != 0) return -1;
-  const char *client_first = scram_unb64(ss->s, b64);
-  const char *server_first = client_first ? scram_server_first(ss->s, client_first) : NULL;
-  if (server_first == NULL) return -1;
-  snprintf(msg, sizeof msg, "<challenge xmlns='" NS_SASL "'>%s</challenge>",
-           scram_b64(ss->s, server_first, strlen(server_first)));
-  return send_text(conn, msg);
-}
-
-static int scram_outcome(xmppuv_test_script_conn_t *conn, void *arg) {
-  scram_script_t *ss = arg;
-  char b64[1024], final[256], msg[1024];
-  if (last_payload(conn, "response", b64, sizeof b64) != 0) return -1;
-  const char *client_final = scram_unb64(ss->s, b64);
-  const char *server_final =
-      client_final ? scram_server_final(ss->s, client_final, NULL, 0) : NULL;
-  if (server_final == NULL) return send_text(conn, "<failure xmlns='" NS_SASL "'><not-authorized/></failure>");
-  snprintf(final, sizeof final, "%s", server_final);
-  snprintf(msg, sizeof msg, "<success xmlns='" NS_SASL "'>%s</success>",
-           scram_b64(ss->s, final, strlen(final)));
-  return send_text(conn, msg);
-}
-
 START_TEST(scram_keys_are_derived_once_for_all_reconnections) {
-  scram_script_t ss = {scram_server_new("SHA-256", "alice-secret", 4096)};
-  const xmppuv_test_step_t s0[] = {
-      SCRIPT_EXPECT("<stream:stream"), SCRIPT_SEND(HDR FEATURES_SCRAM),
-      SCRIPT_EXPECT("</auth>"), SCRIPT_CALL(scram_challenge, &ss),
-      SCRIPT_EXPECT("</response>"), SCRIPT_CALL(scram_outcome, &ss),
-      SCRIPT_EXPECT("<stream:stream"), SCRIPT_SEND(HDR FEATURES_BIND),
-      SCRIPT_EXPECT(NS_BIND), SCRIPT_SEND(BIND_RESULT), SCRIPT_END};
+  scram_script_t ss = {scram_server_new("SHA-256", "alice-secret", 4096), 0};
+  const xmppuv_test_step_t s0[] = {LOGIN_SCRAM(&ss), SCRIPT_END};
   const xmppuv_test_step_t *const scripts[] = {s0};
   xmppuv_client_options_t o;
   base_opts(&o);
@@ -445,13 +278,13 @@ START_TEST(scram_keys_are_derived_once_for_all_reconnections) {
   rec_t r;
   start(&r, &o, scripts, 1);
   for (unsigned i = 1; i <= 3; i++) {
-    count_arg_t online = {&r.onlines, i};
+    count_arg_t online = {&r.app.onlines, i};
     ck_assert_msg(xmppuv_test_engine_run_until(r.h, counted, &online, 120000),
-                  "login %u did not happen; events: %s", i, r.seq);
+                  "login %u did not happen; events: %s", i, r.app.seq);
     xmppuv_test_engine_cut(r.h);
   }
   /* Three logins with proofs the server checked, one PBKDF2. */
-  ck_assert_uint_eq(r.onlines, 3);
+  ck_assert_uint_eq(r.app.onlines, 3);
   ck_assert_uint_eq(xmppuv_test_engine_derivations(r.h), 1);
   for (size_t i = 0; i < 3; i++) ck_assert_ptr_nonnull(strstr(received(&r, i), "<response "));
   ck_assert_ptr_null(strstr(received(&r, 0), "alice-secret"));
