@@ -13,6 +13,8 @@
 #include <uv.h>
 
 #include "check_main.h"
+#include "client_rec.h"
+#include "run_until.h"
 #include "servers.h"
 #include "xmppuv.h"
 
@@ -39,65 +41,34 @@ static const char *const ejabberd_mechs[] = {
 
 typedef struct env {
   uv_loop_t loop;
-  uv_timer_t guard;
-  int guard_fired;
+  run_guard_t guard; /* RUN_UNTIL's (tests/support/run_until.h) */
 } env_t;
-
-static void on_guard(uv_timer_t *t) { ((env_t *)t->data)->guard_fired = 1; }
-
-/* Run the loop until cond holds or ms pass (the caller then asserts). */
-#define RUN_UNTIL(e, cond, ms)                       \
-  do {                                               \
-    (e)->guard_fired = 0;                            \
-    uv_timer_start(&(e)->guard, on_guard, (ms), 0);  \
-    while (!(cond) && !(e)->guard_fired)             \
-      uv_run(&(e)->loop, UV_RUN_ONCE);               \
-    uv_timer_stop(&(e)->guard);                      \
-  } while (0)
-
-/* Only to check that something does NOT happen meanwhile. */
-#define RUN_FOR(e, ms) RUN_UNTIL(e, 0, ms)
 
 static void env_init(env_t *e) {
   memset(e, 0, sizeof *e);
   ck_assert_int_eq(uv_loop_init(&e->loop), 0);
-  ck_assert_int_eq(uv_timer_init(&e->loop, &e->guard), 0);
-  e->guard.data = e;
+  run_guard_init(&e->guard, &e->loop);
 }
 
 /* ---- a client and what it observed ----------------------------------------- */
-
-#define MAX_ERRORS 16
 
 typedef struct peer peer_t;
 
 struct peer {
   env_t *env;
   xmppuv_client_t *c;
+  client_rec_t app; /* what the app saw (tests/support/client_rec.h); user: the peer */
   char user[16];
   char resource[64];
   char full[128]; /* user@localhost/resource, as requested */
 
-  char statuses[2048];
-  size_t st_len;
   char events[1024]; /* fail, iq results, close: in order */
   size_t ev_len;
-  unsigned connecting, onlines, resumes, offlines, reconnectings;
-  char bound[256];
-  unsigned errors;
-  int err_code[MAX_ERRORS], err_fatal[MAX_ERRORS];
-  char err_cond[MAX_ERRORS][48];
-
   char sasl[64]; /* the mechanism the client chose, from its log */
-
-  unsigned acks, fails;
-  int fail_reason;
   unsigned messages;
   char last_body[256], last_from[256];
-  unsigned stanzas_seen; /* by the stanza callback */
   unsigned pings_seen, unknown_seen; /* iq requests it answered itself */
 
-  int closed, after_close;
   void (*on_online)(peer_t *p);
   int reply_to_messages; /* answer "pong: BODY" */
 };
@@ -120,81 +91,23 @@ static void on_log(void *ud, xmppuv_log_level_t level, const char *area, const c
   }
 }
 
-static void on_status(xmppuv_client_t *c, xmppuv_status_t st, void *ud) {
-  peer_t *p = ud;
+/* The recorder's hook: what only these tests look at. */
+static void on_event(client_rec_t *r, xmppuv_client_t *c, const char *what) {
+  peer_t *p = r->user;
   (void)c;
-  if (p->closed) p->after_close = 1;
-  int n = snprintf(p->statuses + p->st_len, sizeof p->statuses - p->st_len, "%s%s",
-                   p->st_len ? " " : "", xmppuv_status_name(st));
-  if (n > 0 && (size_t)n < sizeof p->statuses - p->st_len) p->st_len += (size_t)n;
-  if (st == XMPPUV_STATUS_CONNECTING) p->connecting++;
-  if (st == XMPPUV_STATUS_OFFLINE) p->offlines++;
-}
-
-static void on_online(xmppuv_client_t *c, const xmppuv_jid_t *jid, void *ud) {
-  peer_t *p = ud;
-  (void)c;
-  if (p->closed) p->after_close = 1;
-  p->onlines++;
-  snprintf(p->bound, sizeof p->bound, "%s", jid ? xmppuv_jid_string(jid) : "(null)");
-  if (p->on_online != NULL) p->on_online(p);
-}
-
-static void on_resumed(xmppuv_client_t *c, void *ud) {
-  peer_t *p = ud;
-  (void)c;
-  p->resumes++;
-}
-
-static void on_error(xmppuv_client_t *c, const xmppuv_error_t *e, void *ud) {
-  peer_t *p = ud;
-  (void)c;
-  if (p->closed) p->after_close = 1;
-  if (p->errors < MAX_ERRORS) {
-    p->err_code[p->errors] = e->code;
-    p->err_fatal[p->errors] = e->fatal;
-    snprintf(p->err_cond[p->errors], sizeof p->err_cond[0], "%s",
-             e->condition ? e->condition : "");
-  }
-  p->errors++;
-}
-
-static void on_ack(xmppuv_client_t *c, xmppuv_stanza_t *s, void *ud) {
-  peer_t *p = ud;
-  (void)c;
-  (void)s;
-  if (p->closed) p->after_close = 1;
-  p->acks++;
-}
-
-static void on_fail(xmppuv_client_t *c, xmppuv_stanza_t *s, int reason, void *ud) {
-  peer_t *p = ud;
-  (void)c;
-  (void)s;
-  if (p->closed) p->after_close = 1;
-  p->fails++;
-  p->fail_reason = reason;
-  event(p, "fail");
-}
-
-static void on_reconnecting(xmppuv_client_t *c, unsigned attempt, uint64_t delay, void *ud) {
-  peer_t *p = ud;
-  (void)c;
-  (void)attempt;
-  (void)delay;
-  if (p->closed) p->after_close = 1;
-  p->reconnectings++;
+  if (strcmp(what, "online-event") == 0 && p->on_online != NULL) p->on_online(p);
+  if (strcmp(what, "fail") == 0 || strcmp(what, "close") == 0) event(p, what);
 }
 
 static int child_is(const xmppuv_stanza_t *s, const char *name, const char *ns) {
   return xmppuv_stanza_child(s, name, ns) != NULL;
 }
 
+/* Recorded, and the iq requests the client answered by itself counted. */
 static void on_stanza(xmppuv_client_t *c, xmppuv_stanza_t *s, int handled, void *ud) {
-  peer_t *p = ud;
-  (void)c;
-  if (p->closed) p->after_close = 1;
-  p->stanzas_seen++;
+  client_rec_t *r = ud;
+  peer_t *p = r->user;
+  client_rec_callbacks.stanza(c, s, handled, ud);
   const char *type = xmppuv_stanza_attr(s, "type");
   if (strcmp(xmppuv_stanza_name(s), "iq") == 0 && type != NULL && strcmp(type, "get") == 0 &&
       handled) {
@@ -202,9 +115,6 @@ static void on_stanza(xmppuv_client_t *c, xmppuv_stanza_t *s, int handled, void 
     if (child_is(s, "query", "urn:example:unknown")) p->unknown_seen++;
   }
 }
-
-static const xmppuv_client_callbacks_t callbacks = {
-    on_status, on_online, on_resumed, on_error, on_ack, on_fail, on_reconnecting, on_stanza};
 
 static void peer_init(peer_t *p, env_t *e, const char *user) {
   static unsigned seq;
@@ -214,6 +124,9 @@ static void peer_init(peer_t *p, env_t *e, const char *user) {
   /* Unique per test: no test meets another's (possibly hibernating) session. */
   snprintf(p->resource, sizeof p->resource, "%s-%ld-%u", user, (long)getpid(), ++seq);
   snprintf(p->full, sizeof p->full, "%s@localhost/%s", user, p->resource);
+  client_rec_init(&p->app, run_clock, &e->loop);
+  p->app.on_event = on_event;
+  p->app.user = p;
 }
 
 static void peer_opts(peer_t *p, xmppuv_client_options_t *o) {
@@ -235,7 +148,9 @@ static void peer_opts(peer_t *p, xmppuv_client_options_t *o) {
 }
 
 static void peer_start(peer_t *p, const xmppuv_client_options_t *o) {
-  ck_assert_int_eq(xmppuv_client_new(&p->env->loop, o, &callbacks, p, &p->c), 0);
+  xmppuv_client_callbacks_t cbs = client_rec_callbacks;
+  cbs.stanza = on_stanza;
+  ck_assert_int_eq(xmppuv_client_new(&p->env->loop, o, &cbs, &p->app, &p->c), 0);
   ck_assert_int_eq(xmppuv_client_start(p->c), 0);
 }
 
@@ -248,32 +163,25 @@ static void peer_go(peer_t *p, env_t *e, const char *user) {
 }
 
 static void wait_online(peer_t *p) {
-  RUN_UNTIL(p->env, p->onlines >= 1 || p->offlines >= 1, 30000);
-  ck_assert_msg(p->onlines >= 1, "%s on %s: not online; statuses: %s; first error %s %s",
-                p->user, server.kind, p->statuses,
-                p->errors ? xmppuv_err_name(p->err_code[0]) : "-",
-                p->errors ? p->err_cond[0] : "");
-}
-
-static void on_peer_closed(xmppuv_client_t *c, void *ud) {
-  peer_t *p = ud;
-  (void)c;
-  p->closed = 1;
-  event(p, "close");
+  RUN_UNTIL(p->env, p->app.onlines >= 1 || p->app.offlines >= 1, 30000);
+  ck_assert_msg(p->app.onlines >= 1, "%s on %s: not online; statuses: %s; first error %s %s",
+                p->user, server.kind, p->app.statuses,
+                p->app.errors ? xmppuv_err_name(p->app.err_code[0]) : "-",
+                p->app.errors ? p->app.err_cond[0] : "");
 }
 
 /* Close the peers (may be NULL) and the loop; nothing may be left on it. */
 static void finish(env_t *e, peer_t *a, peer_t *b) {
   peer_t *peers[2] = {a, b};
   for (int i = 0; i < 2; i++)
-    if (peers[i] != NULL && peers[i]->c != NULL && !peers[i]->closed)
-      xmppuv_client_close(peers[i]->c, on_peer_closed);
-  uv_close((uv_handle_t *)&e->guard, NULL);
+    if (peers[i] != NULL && peers[i]->c != NULL && !peers[i]->app.closed)
+      xmppuv_client_close(peers[i]->c, client_rec_close_cb);
+  run_guard_close(&e->guard);
   uv_run(&e->loop, UV_RUN_DEFAULT);
   for (int i = 0; i < 2; i++) {
     if (peers[i] == NULL || peers[i]->c == NULL) continue;
-    ck_assert_msg(peers[i]->closed, "%s: close_cb did not run", peers[i]->user);
-    ck_assert_msg(!peers[i]->after_close, "%s: a callback ran after close_cb",
+    ck_assert_msg(peers[i]->app.closed, "%s: close_cb did not run", peers[i]->user);
+    ck_assert_msg(!peers[i]->app.after_close, "%s: a callback ran after close_cb",
                   peers[i]->user);
   }
   ck_assert_int_eq(uv_loop_close(&e->loop), 0);
@@ -307,16 +215,16 @@ static void login_with(const char *mech, int direct) {
     o.port = server.direct_tls_port;
   }
   peer_start(&a, &o);
-  RUN_UNTIL(&e, a.onlines >= 1 || a.offlines >= 1, 30000);
-  ck_assert_msg(a.onlines == 1, "%s, %s over %s: not online; statuses: %s; error %s %s",
-                server.kind, mech, direct ? "direct TLS" : "STARTTLS", a.statuses,
-                a.errors ? xmppuv_err_name(a.err_code[0]) : "-",
-                a.errors ? a.err_cond[0] : "");
+  RUN_UNTIL(&e, a.app.onlines >= 1 || a.app.offlines >= 1, 30000);
+  ck_assert_msg(a.app.onlines == 1, "%s, %s over %s: not online; statuses: %s; error %s %s",
+                server.kind, mech, direct ? "direct TLS" : "STARTTLS", a.app.statuses,
+                a.app.errors ? xmppuv_err_name(a.app.err_code[0]) : "-",
+                a.app.errors ? a.app.err_cond[0] : "");
   ck_assert_str_eq(a.sasl, mech);
-  ck_assert_str_eq(a.bound, a.full);
+  ck_assert_str_eq(a.app.bound, a.full);
   ck_assert_str_eq(xmppuv_jid_string(xmppuv_client_jid(a.c)), a.full);
-  ck_assert_uint_eq(a.errors, 0);
-  ck_assert_str_eq(a.statuses,
+  ck_assert_uint_eq(a.app.errors, 0);
+  ck_assert_str_eq(a.app.statuses,
                    direct ? "connecting connect opening open opening open online"
                           : "connecting connect opening open opening open opening open online");
   finish(&e, &a, NULL);
@@ -341,17 +249,17 @@ START_TEST(wrong_password_is_not_authorized_without_a_reconnect_loop) {
   peer_opts(&a, &o);
   o.password = "not-alices-password";
   peer_start(&a, &o);
-  RUN_UNTIL(&e, a.offlines >= 1, 30000);
-  ck_assert_msg(a.offlines == 1, "not offline; statuses: %s", a.statuses);
-  ck_assert_uint_eq(a.errors, 1);
-  ck_assert_int_eq(a.err_code[0], XMPPUV_EAUTH);
-  ck_assert_str_eq(a.err_cond[0], "not-authorized");
-  ck_assert_int_eq(a.err_fatal[0], 1);
+  RUN_UNTIL(&e, a.app.offlines >= 1, 30000);
+  ck_assert_msg(a.app.offlines == 1, "not offline; statuses: %s", a.app.statuses);
+  ck_assert_uint_eq(a.app.errors, 1);
+  ck_assert_int_eq(a.app.err_code[0], XMPPUV_EAUTH);
+  ck_assert_str_eq(a.app.err_cond[0], "not-authorized");
+  ck_assert_int_eq(a.app.err_fatal[0], 1);
   /* Ten reconnect delays later: still one connection, no reconnecting. */
   RUN_FOR(&e, 1000);
-  ck_assert_uint_eq(a.connecting, 1);
-  ck_assert_uint_eq(a.reconnectings, 0);
-  ck_assert_uint_eq(a.onlines, 0);
+  ck_assert_uint_eq(a.app.connecting, 1);
+  ck_assert_uint_eq(a.app.reconnectings, 0);
+  ck_assert_uint_eq(a.app.onlines, 0);
   ck_assert_int_eq(xmppuv_client_status(a.c), XMPPUV_STATUS_OFFLINE);
   finish(&e, &a, NULL);
 }
@@ -401,13 +309,13 @@ START_TEST(a_password_callback_error_ends_the_login_without_a_retry) {
   o.password_cb = refuse_password;
   password_calls = 0;
   peer_start(&a, &o);
-  RUN_UNTIL(&e, a.offlines >= 1, 30000);
-  ck_assert_msg(a.offlines == 1, "not offline; statuses: %s", a.statuses);
-  ck_assert_uint_eq(a.errors, 1);
-  ck_assert_int_eq(a.err_code[0], XMPPUV_ECANCELED);
-  ck_assert_int_eq(a.err_fatal[0], 1);
+  RUN_UNTIL(&e, a.app.offlines >= 1, 30000);
+  ck_assert_msg(a.app.offlines == 1, "not offline; statuses: %s", a.app.statuses);
+  ck_assert_uint_eq(a.app.errors, 1);
+  ck_assert_int_eq(a.app.err_code[0], XMPPUV_ECANCELED);
+  ck_assert_int_eq(a.app.err_fatal[0], 1);
   ck_assert_int_eq(password_calls, 1);
-  ck_assert_uint_eq(a.reconnectings, 0);
+  ck_assert_uint_eq(a.app.reconnectings, 0);
   finish(&e, &a, NULL);
 }
 END_TEST
@@ -480,8 +388,8 @@ START_TEST(message_from_alice_reaches_bob_and_back_and_is_acked) {
   /* XEP-0198: the server took responsibility for alice's message. */
   ck_assert_uint_eq(st.done, 1);
   ck_assert_int_eq(st.status, 0);
-  ck_assert_uint_ge(a.acks, 1);
-  ck_assert_uint_eq(a.fails, 0);
+  ck_assert_uint_ge(a.app.acks, 1);
+  ck_assert_uint_eq(a.app.fails, 0);
   finish(&e, &a, &b);
 }
 END_TEST
@@ -632,18 +540,18 @@ START_TEST(graceful_stop_walks_the_statuses_down_to_offline) {
   env_t e;
   peer_t a, b;
   two_online(&e, &a, &b);
-  ck_assert_str_eq(a.statuses + a.st_len - strlen("online"), "online");
-  a.st_len = 0;
-  a.statuses[0] = '\0';
+  ck_assert_str_eq(a.app.statuses + a.app.st_len - strlen("online"), "online");
+  a.app.st_len = 0;
+  a.app.statuses[0] = '\0';
   ck_assert_int_eq(xmppuv_client_stop(a.c), 0);
-  RUN_UNTIL(&e, a.offlines >= 1, 20000);
-  ck_assert_str_eq(a.statuses, "closing close disconnecting disconnect offline");
-  ck_assert_uint_eq(a.errors, 0);
-  ck_assert_uint_eq(a.reconnectings, 0);
+  RUN_UNTIL(&e, a.app.offlines >= 1, 20000);
+  ck_assert_str_eq(a.app.statuses, "closing close disconnecting disconnect offline");
+  ck_assert_uint_eq(a.app.errors, 0);
+  ck_assert_uint_eq(a.app.reconnectings, 0);
   /* A second stop is a no-op. */
   ck_assert_int_eq(xmppuv_client_stop(a.c), 0);
   RUN_FOR(&e, 300);
-  ck_assert_str_eq(a.statuses, "closing close disconnecting disconnect offline");
+  ck_assert_str_eq(a.app.statuses, "closing close disconnecting disconnect offline");
   /* The server ended alice's session (no hibernation after a clean close):
    * it answers for her now. */
   iq_outcome_t out;
@@ -663,13 +571,13 @@ typedef struct closing_test {
 static closing_test_t closing;
 
 static void on_sent_closing(xmppuv_client_t *c, xmppuv_stanza_t *s, int status, void *ud) {
-  peer_t *p = xmppuv_client_user_data(c);
+  peer_t *p = ((client_rec_t *)xmppuv_client_user_data(c))->user;
   on_sent(c, s, status, ud);
   event(p, status == XMPPUV_ECANCELED ? "sent:ECANCELED" : "sent:other");
 }
 
 static void on_iq_closing(xmppuv_client_t *c, int status, xmppuv_stanza_t *reply, void *ud) {
-  peer_t *p = xmppuv_client_user_data(c);
+  peer_t *p = ((client_rec_t *)xmppuv_client_user_data(c))->user;
   on_iq(c, status, reply, ud);
   event(p, status == XMPPUV_ECANCELED ? "iq:ECANCELED" : "iq:other");
 }
@@ -689,7 +597,7 @@ static void send_then_close(peer_t *p) {
   ck_assert_int_eq(xmppuv_client_iq(p->c, iq, 0, on_iq_closing, &closing.iq, NULL), 0);
   xmppuv_stanza_unref(iq);
   ck_assert_uint_eq(xmppuv_client_sm_queued(p->c), 4);
-  xmppuv_client_close(p->c, on_peer_closed);
+  xmppuv_client_close(p->c, client_rec_close_cb);
 }
 
 START_TEST(close_from_a_callback_fails_what_is_queued_then_calls_close_cb_last) {
@@ -702,9 +610,9 @@ START_TEST(close_from_a_callback_fails_what_is_queued_then_calls_close_cb_last) 
   xmppuv_client_options_t o;
   peer_opts(&a, &o);
   peer_start(&a, &o);
-  RUN_UNTIL(&e, a.closed, 30000);
-  ck_assert_msg(a.closed, "not closed; statuses: %s", a.statuses);
-  ck_assert_uint_eq(a.onlines, 1);
+  RUN_UNTIL(&e, a.app.closed, 30000);
+  ck_assert_msg(a.app.closed, "not closed; statuses: %s", a.app.statuses);
+  ck_assert_uint_eq(a.app.onlines, 1);
   ck_assert_uint_eq(closing.iq.done, 1);
   ck_assert_int_eq(closing.iq.status, XMPPUV_ECANCELED);
   for (int i = 0; i < 3; i++) {
@@ -712,9 +620,9 @@ START_TEST(close_from_a_callback_fails_what_is_queued_then_calls_close_cb_last) 
     ck_assert_int_eq(closing.sent[i].status, XMPPUV_ECANCELED);
   }
   /* Three messages and the ping: each ends in exactly one fail. */
-  ck_assert_uint_eq(a.fails, 4);
-  ck_assert_int_eq(a.fail_reason, XMPPUV_ECANCELED);
-  ck_assert_uint_eq(a.acks, 0);
+  ck_assert_uint_eq(a.app.fails, 4);
+  ck_assert_int_eq(a.app.fail_reason[3], XMPPUV_ECANCELED);
+  ck_assert_uint_eq(a.app.acks, 0);
   ck_assert_str_eq(a.events,
                    "iq:ECANCELED sent:ECANCELED fail sent:ECANCELED fail sent:ECANCELED "
                    "fail fail close");
@@ -739,20 +647,20 @@ START_TEST(reconnects_with_a_fresh_session_after_the_server_restarts) {
   /* The loop does not run meanwhile: the client finds out afterwards. */
   rc = xmppuv_test_server_restart(&server);
   ck_assert_msg(rc == 0, "%s did not restart: %s", kind, uv_strerror(rc));
-  RUN_UNTIL(&e, a.onlines >= 2 || a.offlines >= 1, 60000);
-  ck_assert_msg(a.onlines == 2, "not online again; statuses: %s", a.statuses);
-  ck_assert_uint_ge(a.reconnectings, 1);
-  ck_assert_uint_eq(a.resumes, 0); /* the restart lost the SM session */
-  ck_assert_uint_eq(a.offlines, 0);
+  RUN_UNTIL(&e, a.app.onlines >= 2 || a.app.offlines >= 1, 60000);
+  ck_assert_msg(a.app.onlines == 2, "not online again; statuses: %s", a.app.statuses);
+  ck_assert_uint_ge(a.app.reconnectings, 1);
+  ck_assert_uint_eq(a.app.resumes, 0); /* the restart lost the SM session */
+  ck_assert_uint_eq(a.app.offlines, 0);
   /* The app heard why the connection went (a stream error, or the server
    * closing the connection), and that it was not fatal. */
-  ck_assert_msg(a.errors >= 1, "no error event; statuses: %s", a.statuses);
-  fprintf(stderr, "# %s restart: first error %s %s\n", kind, xmppuv_err_name(a.err_code[0]),
-          a.err_cond[0]);
-  for (unsigned i = 0; i < a.errors && i < MAX_ERRORS; i++)
-    ck_assert_msg(!a.err_fatal[i], "fatal error %s", xmppuv_err_name(a.err_code[i]));
-  ck_assert_ptr_nonnull(strstr(a.statuses, "online disconnecting disconnect connecting"));
-  ck_assert_str_eq(a.bound, a.full);
+  ck_assert_msg(a.app.errors >= 1, "no error event; statuses: %s", a.app.statuses);
+  fprintf(stderr, "# %s restart: first error %s %s\n", kind, xmppuv_err_name(a.app.err_code[0]),
+          a.app.err_cond[0]);
+  for (unsigned i = 0; i < a.app.errors && i < CLIENT_REC_MAX; i++)
+    ck_assert_msg(!a.app.err_fatal[i], "fatal error %s", xmppuv_err_name(a.app.err_code[i]));
+  ck_assert_ptr_nonnull(strstr(a.app.statuses, "online disconnecting disconnect connecting"));
+  ck_assert_str_eq(a.app.bound, a.full);
   ck_assert_int_eq(xmppuv_client_status(a.c), XMPPUV_STATUS_ONLINE);
   finish(&e, &a, NULL);
   xmppuv_test_server_stop(&server);
