@@ -19,6 +19,7 @@
 #include <uv.h>
 
 #include "check_main.h"
+#include "client_rec.h"
 #include "failalloc.h"
 #include "script_server.h"
 #include "xmppuv.h"
@@ -189,119 +190,51 @@ static int push(server_t *s) {
 
 #define NSLOTS 5
 
-typedef struct slot {
-  xmppuv_stanza_t *s;
-  int taken;
-  unsigned done, acks, fails;
-} slot_t;
-
 typedef struct run {
   uv_loop_t loop;
   xmppuv_client_t *c;
   server_t server;
-  slot_t slots[NSLOTS];
+  client_rec_t app;  /* what the app saw (tests/support/client_rec.h) */
+  client_rec_slot_t *sent[NSLOTS]; /* message i's slot; NULL: never taken */
   int phase;
   uint64_t pushed_at;
   size_t conns_at_push;
   int api_enomem;    /* an API call returned XMPPUV_ENOMEM */
-  unsigned errors, enomem_errors, onlines, resumes, offlines, inbound;
+  unsigned enomem_errors;
   int codes[16];     /* distinct error codes seen */
   size_t ncodes;
-  int closed;
 } run_t;
 
 static void on_log_keep(void *ud, xmppuv_log_level_t level, const char *area,
                         const char *msg);
 
-static void on_status(xmppuv_client_t *c, xmppuv_status_t st, void *ud) {
-  run_t *r = ud;
+/* The recorder's hook: errors logged and sorted; an ack or fail is for a
+ * message the app sent. */
+static void on_event(client_rec_t *a, xmppuv_client_t *c, const char *event) {
+  run_t *r = a->user;
   (void)c;
-  if (st == XMPPUV_STATUS_OFFLINE) r->offlines++;
-}
-
-static void on_online(xmppuv_client_t *c, const xmppuv_jid_t *jid, void *ud) {
-  run_t *r = ud;
-  (void)c;
-  (void)jid;
-  r->onlines++;
-}
-
-static void on_resumed(xmppuv_client_t *c, void *ud) {
-  run_t *r = ud;
-  (void)c;
-  r->resumes++;
-}
-
-static void on_error(xmppuv_client_t *c, const xmppuv_error_t *e, void *ud) {
-  run_t *r = ud;
-  (void)c;
-  r->errors++;
-  on_log_keep(NULL, XMPPUV_LOG_ERROR, "app", xmppuv_err_name(e->code));
-  if (e->code == XMPPUV_ENOMEM) r->enomem_errors++;
+  if (strcmp(event, "ack") == 0 || strcmp(event, "fail") == 0)
+    ck_assert_msg(a->stray == 0, "%s for a stanza the app never sent", event);
+  if (strcmp(event, "error") != 0) return;
+  int code = a->last_err_code;
+  on_log_keep(NULL, XMPPUV_LOG_ERROR, "app", xmppuv_err_name(code));
+  if (code == XMPPUV_ENOMEM) r->enomem_errors++;
   for (size_t i = 0; i < r->ncodes; i++)
-    if (r->codes[i] == e->code) return;
-  if (r->ncodes < 16) r->codes[r->ncodes++] = e->code;
-}
-
-static slot_t *slot_of(run_t *r, const xmppuv_stanza_t *s) {
-  for (size_t i = 0; i < NSLOTS; i++)
-    if (r->slots[i].taken && r->slots[i].s == s) return &r->slots[i];
-  return NULL;
-}
-
-static void on_ack(xmppuv_client_t *c, xmppuv_stanza_t *s, void *ud) {
-  (void)c;
-  slot_t *k = slot_of(ud, s);
-  ck_assert_ptr_nonnull(k);
-  k->acks++;
-}
-
-static void on_fail(xmppuv_client_t *c, xmppuv_stanza_t *s, int reason, void *ud) {
-  (void)c;
-  (void)reason;
-  slot_t *k = slot_of(ud, s);
-  ck_assert_ptr_nonnull(k);
-  k->fails++;
-}
-
-static void on_stanza(xmppuv_client_t *c, xmppuv_stanza_t *s, int handled, void *ud) {
-  run_t *r = ud;
-  (void)c;
-  (void)s;
-  (void)handled;
-  r->inbound++;
-}
-
-static void on_sent(xmppuv_client_t *c, xmppuv_stanza_t *s, int status, void *ud) {
-  slot_t *k = ud;
-  (void)c;
-  (void)s;
-  (void)status;
-  k->done++;
-}
-
-static const xmppuv_client_callbacks_t callbacks = {
-    on_status, on_online, on_resumed, on_error, on_ack, on_fail, NULL, on_stanza};
-
-static void on_closed(xmppuv_client_t *c, void *ud) {
-  run_t *r = ud;
-  (void)c;
-  r->closed = 1;
+    if (r->codes[i] == code) return;
+  if (r->ncodes < 16) r->codes[r->ncodes++] = code;
 }
 
 static void send_slot(run_t *r, size_t i) {
-  slot_t *k = &r->slots[i];
+  xmppuv_stanza_t *m;
   char body[16];
   snprintf(body, sizeof body, "m%zu", i);
-  if (xmppuv_message_new("bob@localhost", "chat", body, &k->s) != 0) {
+  if (xmppuv_message_new("bob@localhost", "chat", body, &m) != 0) {
     r->api_enomem = 1;
-    k->s = NULL;
     return;
   }
-  int rc = xmppuv_client_send_cb(r->c, k->s, on_sent, k);
-  if (rc == 0) {
-    k->taken = 1;
-  } else {
+  int rc = client_rec_send(&r->app, r->c, m, &r->sent[i]);
+  xmppuv_stanza_unref(m); /* the slot keeps its own reference */
+  if (rc != 0) {
     ck_assert_msg(rc == XMPPUV_ENOMEM, "send: %s", xmppuv_err_name(rc));
     r->api_enomem = 1;
   }
@@ -309,7 +242,7 @@ static void send_slot(run_t *r, size_t i) {
 
 static int batch_done(const run_t *r, size_t from, size_t to) {
   for (size_t i = from; i < to; i++)
-    if (r->slots[i].taken && r->slots[i].done == 0) return 0;
+    if (r->sent[i] != NULL && r->sent[i]->done == 0) return 0;
   return 1;
 }
 
@@ -397,6 +330,9 @@ static outcome_t run_once(long n) {
   static run_t run;
   run_t *r = &run;
   memset(r, 0, sizeof *r);
+  client_rec_init(&r->app, NULL, NULL);
+  r->app.on_event = on_event;
+  r->app.user = r;
   ck_assert_int_eq(uv_loop_init(&r->loop), 0);
   static const xmppuv_test_step_t silent[] = {SCRIPT_END};
   static const xmppuv_test_step_t *const scripts[] = {silent};
@@ -433,7 +369,7 @@ static outcome_t run_once(long n) {
 
   long live_before = failalloc_live();
   failalloc_fail_at(n);
-  int rc = xmppuv_client_new(&r->loop, &o, &callbacks, r, &r->c);
+  int rc = xmppuv_client_new(&r->loop, &o, &client_rec_callbacks, &r->app, &r->c);
   if (rc != 0) {
     ck_assert_msg(rc == XMPPUV_ENOMEM, "n=%ld: client_new gave %s", n, xmppuv_err_name(rc));
     r->c = NULL;
@@ -455,12 +391,12 @@ static outcome_t run_once(long n) {
     }
     uv_close((uv_handle_t *)&tick, NULL);
     out.completed = r->phase == 4;
-    xmppuv_client_close(r->c, on_closed);
+    xmppuv_client_close(r->c, client_rec_close_cb);
   }
   size_t conns = xmppuv_test_script_server_connections(r->server.srv);
   xmppuv_test_script_server_close(r->server.srv, NULL, NULL);
   uv_run(&r->loop, UV_RUN_DEFAULT);
-  if (r->c != NULL) ck_assert_msg(r->closed, "n=%ld: close_cb did not run", n);
+  if (r->c != NULL) ck_assert_msg(r->app.closed, "n=%ld: close_cb did not run", n);
   if (uv_loop_close(&r->loop) != 0) {
     uv_walk(&r->loop, walk_close, NULL);
     uv_run(&r->loop, UV_RUN_DEFAULT);
@@ -470,8 +406,8 @@ static outcome_t run_once(long n) {
   out.failed = failalloc_failed();
   int all_acked = 1;
   for (size_t i = 0; i < NSLOTS; i++) {
-    slot_t *k = &r->slots[i];
-    if (k->taken) {
+    const client_rec_slot_t *k = r->sent[i];
+    if (k != NULL) {
       ck_assert_msg(k->done == 1, "n=%ld: stanza %zu got %u outcomes", n, i, k->done);
       ck_assert_msg(k->acks + k->fails == 1, "n=%ld: stanza %zu: %u acks, %u fails", n, i,
                     k->acks, k->fails);
@@ -479,8 +415,8 @@ static outcome_t run_once(long n) {
     } else {
       all_acked = 0;
     }
-    xmppuv_stanza_unref(k->s);
   }
+  client_rec_free(&r->app);
   ck_assert_msg(failalloc_live() == live_before, "n=%ld: %ld blocks leaked", n,
                 failalloc_live() - live_before);
   out.surfaced = r->api_enomem || r->enomem_errors > 0 || out.client_new_failed ||
@@ -490,9 +426,9 @@ static outcome_t run_once(long n) {
     ck_assert_msg(out.completed && all_acked,
                   "n=%ld: the failure was silent but the scenario did not complete", n);
   if (!out.failed)
-    ck_assert_msg(out.completed && all_acked && r->errors == 1 && r->resumes == 1,
+    ck_assert_msg(out.completed && all_acked && r->app.errors == 1 && r->app.resumes == 1,
                   "n=%ld: without a failure: completed %d, acked %d, %u errors, %u resumes",
-                  n, out.completed, all_acked, r->errors, r->resumes);
+                  n, out.completed, all_acked, r->app.errors, r->app.resumes);
   for (size_t i = 0; i < r->ncodes; i++) {
     int code = r->codes[i];
     if (code != XMPPUV_ENOMEM && code != XMPPUV_EEOF && code != UV_ECONNRESET &&
