@@ -46,6 +46,8 @@
 #include <xmppuv.h>
 
 #include "check_main.h"
+#include "client_rec.h"
+#include "run_until.h"
 #include "fault_proxy.h"
 #include "servers.h"
 
@@ -85,13 +87,12 @@ typedef struct peer {
   world_t *w;
   const char *user;
   xmppuv_client_t *c;
-  unsigned online, resumed, acks, fails, errors, timeouts, drops;
+  client_rec_t app;            /* what the app saw (tests/support/client_rec.h) */
+  unsigned timeouts, drops;    /* ETIMEDOUT errors, disconnect statuses */
   unsigned resumed_not_online; /* `resumed` with the status not online */
   unsigned online_without_sm;  /* `online` before SM was enabled */
   unsigned resume_attempts;    /* "resuming:" logged: <resume/> written */
   unsigned resume_failures;    /* "resumption failed" logged: <failed/> */
-  unsigned last_error;
-  int closed;
   char jids[MAX_JIDS][160];    /* every full JID `online` gave */
   unsigned njids;
   unsigned replies;            /* messages received (echo test: alice) */
@@ -143,7 +144,8 @@ static const char *log_mode(void) {
   return v != NULL && v[0] != '\0' ? v : NULL;
 }
 
-static peer_t *peer_of(void *ud) { return ud; }
+/* The peer of a callback's user_data (its recorder). */
+static peer_t *peer_of(void *ud) { return ((client_rec_t *)ud)->user; }
 
 static long msg_index(const char *s, const char *prefix) {
   size_t n = strlen(prefix);
@@ -154,11 +156,11 @@ static long msg_index(const char *s, const char *prefix) {
   return i;
 }
 
-/* ---- client callbacks ----------------------------------------------------- */
+/* ---- client callbacks: the recorder's, then what these tests add ---------- */
 
 static void on_log(void *ud, xmppuv_log_level_t level, const char *area,
                    const char *msg) {
-  peer_t *p = peer_of(ud);
+  peer_t *p = ud;
   if (strcmp(area, "sm") == 0) {
     if (strncmp(msg, "resuming:", 9) == 0) p->resume_attempts++;
     /* The driver's line, once per <failed/> that answered <resume/>. */
@@ -171,14 +173,14 @@ static void on_log(void *ud, xmppuv_log_level_t level, const char *area,
 }
 
 static void on_status(xmppuv_client_t *c, xmppuv_status_t status, void *ud) {
-  (void)c;
+  client_rec_callbacks.status(c, status, ud);
   peer_t *p = peer_of(ud);
   if (status == XMPPUV_STATUS_DISCONNECT) p->drops++;
 }
 
 static void on_online(xmppuv_client_t *c, const xmppuv_jid_t *jid, void *ud) {
+  client_rec_callbacks.online(c, jid, ud);
   peer_t *p = peer_of(ud);
-  p->online++;
   /* online comes after the <enable/> round trip: SM is on by now. */
   if (!xmppuv_client_sm_enabled(c)) p->online_without_sm++;
   if (p->njids < MAX_JIDS)
@@ -193,16 +195,14 @@ static void on_online(xmppuv_client_t *c, const xmppuv_jid_t *jid, void *ud) {
 }
 
 static void on_resumed(xmppuv_client_t *c, void *ud) {
+  client_rec_callbacks.resumed(c, ud);
   peer_t *p = peer_of(ud);
-  p->resumed++;
   if (xmppuv_client_status(c) != XMPPUV_STATUS_ONLINE) p->resumed_not_online++;
 }
 
 static void on_error(xmppuv_client_t *c, const xmppuv_error_t *err, void *ud) {
-  (void)c;
+  client_rec_callbacks.error(c, err, ud);
   peer_t *p = peer_of(ud);
-  p->errors++;
-  p->last_error = (unsigned)-err->code;
   if (err->code == XMPPUV_ETIMEDOUT) p->timeouts++;
   if (log_mode() != NULL)
     fprintf(stderr, "[%s] error %s%s%s%s\n", p->user, xmppuv_err_name(err->code),
@@ -211,9 +211,8 @@ static void on_error(xmppuv_client_t *c, const xmppuv_error_t *err, void *ud) {
 }
 
 static void on_ack(xmppuv_client_t *c, xmppuv_stanza_t *s, void *ud) {
-  (void)c;
+  client_rec_callbacks.ack(c, s, ud);
   peer_t *p = peer_of(ud);
-  p->acks++;
   long i = msg_index(xmppuv_stanza_attr(s, "id"), BODY_PREFIX);
   if (i < 0 || strcmp(p->user, "alice") != 0) return;
   p->w->msgs[i].acks++;
@@ -221,9 +220,8 @@ static void on_ack(xmppuv_client_t *c, xmppuv_stanza_t *s, void *ud) {
 }
 
 static void on_fail(xmppuv_client_t *c, xmppuv_stanza_t *s, int reason, void *ud) {
-  (void)c;
+  (client_rec_callbacks.fail)(c, s, reason, ud); /* not Check's fail() */
   peer_t *p = peer_of(ud);
-  p->fails++;
   long i = msg_index(xmppuv_stanza_attr(s, "id"), BODY_PREFIX);
   if (i < 0 || strcmp(p->user, "alice") != 0) return;
   p->w->msgs[i].fails++;
@@ -303,6 +301,14 @@ static int alice_on_reply(xmppuv_client_t *c, xmppuv_stanza_t *msg, void *ud) {
 static const xmppuv_client_callbacks_t callbacks = {
     on_status, on_online, on_resumed, on_error, on_ack, on_fail, NULL, NULL};
 
+/* user on the test's loop; its recorder is the client's user_data. */
+static void peer_init(world_t *w, peer_t *p, const char *user) {
+  p->w = w;
+  p->user = user;
+  client_rec_init(&p->app, run_clock, &w->loop);
+  p->app.user = p;
+}
+
 /* ---- the world -------------------------------------------------------------- */
 
 static void world_start(world_t *w, int kind, int resume_seconds) {
@@ -318,9 +324,8 @@ static void world_start(world_t *w, int kind, int resume_seconds) {
   ck_assert_int_eq(uv_timer_init(&w->loop, &w->fault_timer), 0);
   ck_assert_int_eq(uv_timer_init(&w->loop, &w->watchdog), 0);
   w->send_timer.data = w->fault_timer.data = w->watchdog.data = w;
-  w->alice.w = w->bob.w = w;
-  w->alice.user = "alice";
-  w->bob.user = "bob";
+  peer_init(w, &w->alice, "alice");
+  peer_init(w, &w->bob, "bob");
 }
 
 /* Options for user, through the proxy or straight to the server. Small
@@ -349,7 +354,7 @@ static void peer_options(world_t *w, peer_t *p, int via_proxy, xmppuv_client_opt
 }
 
 static void peer_start(world_t *w, peer_t *p, const xmppuv_client_options_t *o) {
-  ck_assert_int_eq(xmppuv_client_new(&w->loop, o, &callbacks, p, &p->c), 0);
+  ck_assert_int_eq(xmppuv_client_new(&w->loop, o, &callbacks, &p->app, &p->c), 0);
   if (p == &w->bob)
     ck_assert_int_eq(xmppuv_client_handler_add(p->c, "message", NULL, NULL, bob_on_message,
                                                w, NULL),
@@ -381,9 +386,10 @@ static void summary(const world_t *w, char *out, size_t size) {
            "%s: sent %zu, acked %zu, failed %zu, at bob %zu (%zu with a delay); alice online "
            "%u resumed %u (<resume/> %u, <failed/> %u) errors %u (last E%u) drops %u; "
            "resets %u; bob online %u",
-           w->kind, w->nmsgs, acked, failed, got, delayed, w->alice.online, w->alice.resumed,
-           w->alice.resume_attempts, w->alice.resume_failures, w->alice.errors,
-           w->alice.last_error, w->alice.drops, w->reset_calls, w->bob.online);
+           w->kind, w->nmsgs, acked, failed, got, delayed, w->alice.app.onlines,
+           w->alice.app.resumes, w->alice.resume_attempts, w->alice.resume_failures,
+           w->alice.app.errors, (unsigned)-w->alice.app.last_err_code, w->alice.drops,
+           w->reset_calls, w->bob.app.onlines);
 }
 
 #define WAIT_FOR(w, pred, ms)                                          \
@@ -401,7 +407,7 @@ static int alice_online(world_t *w) {
 static int alice_not_online(world_t *w) { return !alice_online(w); }
 static int bob_ready(world_t *w) {
   /* online, and the presence acked: the server knows bob is available. */
-  return w->bob.online > 0 && w->bob.acks > 0 &&
+  return w->bob.app.onlines > 0 && w->bob.app.acks > 0 &&
          xmppuv_client_status(w->bob.c) == XMPPUV_STATUS_ONLINE &&
          xmppuv_client_sm_queued(w->bob.c) == 0;
 }
@@ -542,24 +548,19 @@ static void check_alice_events(world_t *w) {
 
 /* ---- teardown ----------------------------------------------------------------------- */
 
-static void on_client_closed(xmppuv_client_t *c, void *ud) {
-  (void)c;
-  peer_of(ud)->closed = 1;
-}
-
 static void on_proxy_closed(void *ud) { ((world_t *)ud)->proxy_closed = 1; }
 
 static void close_peer(peer_t *p) {
   if (p->c == NULL) {
-    p->closed = 1;
+    p->app.closed = 1;
     return;
   }
-  xmppuv_client_close(p->c, on_client_closed);
+  xmppuv_client_close(p->c, client_rec_close_cb);
   p->c = NULL;
 }
 
 static int everything_closed(world_t *w) {
-  return w->alice.closed && w->bob.closed && w->proxy_closed;
+  return w->alice.app.closed && w->bob.app.closed && w->proxy_closed;
 }
 
 static void close_handle(uv_handle_t *h) {
@@ -628,10 +629,10 @@ START_TEST(messages_sent_through_repeated_resets_arrive_exactly_once_and_are_ack
           st.accepted);
   check_messages(w);
   check_alice_events(w);
-  ck_assert_uint_eq(w->alice.acks, 200);
-  ck_assert_uint_eq(w->alice.fails, 0);
-  ck_assert_uint_eq(w->alice.online, 1);
-  ck_assert_uint_ge(w->alice.resumed, 1);
+  ck_assert_uint_eq(w->alice.app.acks, 200);
+  ck_assert_uint_eq(w->alice.app.fails, 0);
+  ck_assert_uint_eq(w->alice.app.onlines, 1);
+  ck_assert_uint_ge(w->alice.app.resumes, 1);
   ck_assert_uint_ge(w->reset_calls, 5);
   ck_assert_uint_ge(st.resets, 3);
   world_finish(w);
@@ -663,7 +664,7 @@ START_TEST(silent_partition_longer_than_the_ack_timeout_leads_to_resumption) {
   WAIT_FOR(w, alice_not_online, LONG_WAIT_MS);
   ck_assert_uint_lt(w->nmsgs, w->target); /* noticed while still sending */
   ck_assert_uint_ge(w->alice.timeouts, 1); /* dropped by the ack timeout */
-  ck_assert_uint_eq(w->alice.resumed, 0);
+  ck_assert_uint_eq(w->alice.app.resumes, 0);
   w->target = w->nmsgs + 5; /* a few more while she is away */
   WAIT_FOR(w, sent_target, LONG_WAIT_MS);
   xmppuv_test_proxy_partition(w->proxy, 0);
@@ -674,10 +675,10 @@ START_TEST(silent_partition_longer_than_the_ack_timeout_leads_to_resumption) {
   report(w, "partition");
   check_messages(w);
   check_alice_events(w);
-  ck_assert_uint_eq(w->alice.acks, w->nmsgs);
-  ck_assert_uint_eq(w->alice.fails, 0);
-  ck_assert_uint_eq(w->alice.online, 1);
-  ck_assert_uint_ge(w->alice.resumed, 1);
+  ck_assert_uint_eq(w->alice.app.acks, w->nmsgs);
+  ck_assert_uint_eq(w->alice.app.fails, 0);
+  ck_assert_uint_eq(w->alice.app.onlines, 1);
+  ck_assert_uint_ge(w->alice.app.resumes, 1);
   world_finish(w);
   free(w);
 }
@@ -685,7 +686,7 @@ END_TEST
 
 /* Acks come while alice sends steadily (every 50 ms, faster than the
  * 250 ms debounce), not only once she stops. */
-static int some_acked(world_t *w) { return w->alice.acks > 0; }
+static int some_acked(world_t *w) { return w->alice.app.acks > 0; }
 
 START_TEST(steady_sending_is_acked_before_it_ends) {
   world_t *w = malloc(sizeof *w);
@@ -701,7 +702,7 @@ START_TEST(steady_sending_is_acked_before_it_ends) {
   WAIT_FOR(w, settled_and_delivered, LONG_WAIT_MS);
   fence(w, &w->bob);
   check_messages(w);
-  ck_assert_uint_eq(w->alice.acks, 60);
+  ck_assert_uint_eq(w->alice.app.acks, 60);
   world_finish(w);
   free(w);
 }
@@ -728,8 +729,8 @@ static void outage_longer_than_the_window(world_t *w) {
   /* The outage itself: a fixed length, longer than the window. */
   uv_timer_start(&w->fault_timer, on_outage_end, (WINDOW_S + 2) * 1000, 0);
   WAIT_FOR(w, outage_over, LONG_WAIT_MS);
-  ck_assert_uint_eq(w->alice.online, 1);
-  ck_assert_uint_eq(w->alice.resumed, 0);
+  ck_assert_uint_eq(w->alice.app.onlines, 1);
+  ck_assert_uint_eq(w->alice.app.resumes, 0);
   xmppuv_test_proxy_partition(w->proxy, 0);
   ck_assert_int_eq(xmppuv_test_proxy_refuse(w->proxy, 0), 0);
   WAIT_FOR(w, settled_and_delivered, LONG_WAIT_MS);
@@ -752,10 +753,10 @@ START_TEST(outage_longer_than_the_resume_window_fails_the_unacked_and_goes_onlin
     ck_assert_int_eq(w->msgs[i].fails, 1);
     ck_assert_int_eq(w->msgs[i].fail_reason, XMPPUV_ESMFAILED);
   }
-  ck_assert_uint_eq(w->alice.acks, 10);
-  ck_assert_uint_eq(w->alice.fails, 5);
-  ck_assert_uint_eq(w->alice.online, 2);
-  ck_assert_uint_eq(w->alice.resumed, 0);
+  ck_assert_uint_eq(w->alice.app.acks, 10);
+  ck_assert_uint_eq(w->alice.app.fails, 5);
+  ck_assert_uint_eq(w->alice.app.onlines, 2);
+  ck_assert_uint_eq(w->alice.app.resumes, 0);
   world_finish(w);
   free(w);
 }
@@ -775,10 +776,10 @@ START_TEST(outage_longer_than_the_resume_window_resends_with_the_resend_policy) 
   check_messages(w);
   check_alice_events(w);
   ck_assert_uint_ge(w->alice.resume_failures, 1); /* asked, and <failed h/> came */
-  ck_assert_uint_eq(w->alice.acks, 15);
-  ck_assert_uint_eq(w->alice.fails, 0);
-  ck_assert_uint_eq(w->alice.online, 2);
-  ck_assert_uint_eq(w->alice.resumed, 0);
+  ck_assert_uint_eq(w->alice.app.acks, 15);
+  ck_assert_uint_eq(w->alice.app.fails, 0);
+  ck_assert_uint_eq(w->alice.app.onlines, 2);
+  ck_assert_uint_eq(w->alice.app.resumes, 0);
   world_finish(w);
   free(w);
 }
@@ -807,7 +808,7 @@ START_TEST(outage_past_the_window_resends_only_what_the_server_had_not_handled) 
   start_pair(w, &ao);
   alice_send(w, 5);
   WAIT_FOR(w, bob_got_5, LONG_WAIT_MS);
-  ck_assert_uint_eq(w->alice.acks, 0);
+  ck_assert_uint_eq(w->alice.app.acks, 0);
   ck_assert_int_eq(xmppuv_test_proxy_refuse(w->proxy, 1), 0);
   xmppuv_test_proxy_reset_all(w->proxy);
   WAIT_FOR(w, alice_not_online, LONG_WAIT_MS);
@@ -822,10 +823,10 @@ START_TEST(outage_past_the_window_resends_only_what_the_server_had_not_handled) 
   check_messages(w);
   check_alice_events(w);
   ck_assert_uint_ge(w->alice.resume_failures, 1);
-  ck_assert_uint_eq(w->alice.acks, 5);
-  ck_assert_uint_eq(w->alice.fails, 0);
-  ck_assert_uint_eq(w->alice.online, 2);
-  ck_assert_uint_eq(w->alice.resumed, 0);
+  ck_assert_uint_eq(w->alice.app.acks, 5);
+  ck_assert_uint_eq(w->alice.app.fails, 0);
+  ck_assert_uint_eq(w->alice.app.onlines, 2);
+  ck_assert_uint_eq(w->alice.app.resumes, 0);
   world_finish(w);
   free(w);
 }
@@ -849,13 +850,13 @@ START_TEST(server_restart_gets_failed_and_a_fresh_session) {
   xmppuv_test_proxy_reset_all(w->proxy);
   WAIT_FOR(w, alice_not_online, LONG_WAIT_MS);
   alice_send(w, 5); /* held */
-  unsigned bob_online = w->bob.online;
+  unsigned bob_online = w->bob.app.onlines;
   int rc = xmppuv_test_server_restart(&w->srv); /* blocks the loop meanwhile */
   ck_assert_msg(rc == 0, "restart: %s", uv_strerror(rc));
   /* bob lost his session too: wait for his new one and its presence. */
-  w->bob.acks = 0;
+  w->bob.app.acks = 0;
   WAIT_FOR(w, bob_ready, LONG_WAIT_MS);
-  ck_assert_uint_gt(w->bob.online, bob_online);
+  ck_assert_uint_gt(w->bob.app.onlines, bob_online);
   xmppuv_test_proxy_partition(w->proxy, 0);
   ck_assert_int_eq(xmppuv_test_proxy_refuse(w->proxy, 0), 0);
   WAIT_FOR(w, settled_and_delivered, LONG_WAIT_MS);
@@ -869,10 +870,10 @@ START_TEST(server_restart_gets_failed_and_a_fresh_session) {
   ck_assert_uint_ge(w->alice.resume_failures, 1); /* the server's <failed/> */
   for (size_t i = 5; i < 10; i++)
     ck_assert_int_eq(w->msgs[i].fail_reason, XMPPUV_ESMFAILED);
-  ck_assert_uint_eq(w->alice.acks, 10);
-  ck_assert_uint_eq(w->alice.fails, 5);
-  ck_assert_uint_eq(w->alice.online, 2);
-  ck_assert_uint_eq(w->alice.resumed, 0);
+  ck_assert_uint_eq(w->alice.app.acks, 10);
+  ck_assert_uint_eq(w->alice.app.fails, 5);
+  ck_assert_uint_eq(w->alice.app.onlines, 2);
+  ck_assert_uint_eq(w->alice.app.resumes, 0);
   world_finish(w);
   free(w);
 }
@@ -900,8 +901,8 @@ START_TEST(graceful_stop_with_a_drain_timeout_reports_acks_not_failures) {
 
   report(w, "drain");
   check_messages(w);
-  ck_assert_uint_eq(w->alice.acks, 30);
-  ck_assert_uint_eq(w->alice.fails, 0);
+  ck_assert_uint_eq(w->alice.app.acks, 30);
+  ck_assert_uint_eq(w->alice.app.fails, 0);
   world_finish(w);
   free(w);
 }
@@ -942,7 +943,7 @@ START_TEST(stop_at_once_after_sending_reports_nothing_the_peer_got_as_failed) {
   fprintf(stderr,
           "# %s: stop at once, %d runs of %d: acked %u, failed %zu, at bob %zu, "
           "failed but at bob %zu\n",
-          w->kind, STOP_RUNS, STOP_BURST, w->alice.acks, failed, delivered,
+          w->kind, STOP_RUNS, STOP_BURST, w->alice.app.acks, failed, delivered,
           failed_but_delivered);
   ck_assert_uint_eq(failed_but_delivered, 0);
   /* check_messages() without its sender check: 100 sessions are more
@@ -955,7 +956,7 @@ START_TEST(stop_at_once_after_sending_reports_nothing_the_peer_got_as_failed) {
                   i, m->acks > 0 ? "acked" : "failed", m->received);
   }
   ck_assert_uint_eq(w->stray, 0);
-  ck_assert_uint_eq(w->alice.acks, STOP_RUNS * STOP_BURST);
+  ck_assert_uint_eq(w->alice.app.acks, STOP_RUNS * STOP_BURST);
   world_finish(w);
   free(w);
 }
@@ -1010,7 +1011,7 @@ START_TEST(message_over_the_servers_limit_fails_alone_and_the_rest_arrive_once) 
   WAIT_FOR(w, bob_ready, LONG_WAIT_MS);
   peer_options(w, &w->alice, 1, &ao);
   if (!prosody) ao.sm_resend_on_failed = 1;
-  ck_assert_int_eq(xmppuv_client_new(&w->loop, &ao, &callbacks, &w->alice, &w->alice.c), 0);
+  ck_assert_int_eq(xmppuv_client_new(&w->loop, &ao, &callbacks, &w->alice.app, &w->alice.c), 0);
   ck_assert_int_eq(xmppuv_client_start(w->alice.c), 0);
   size_t big_at;
   if (prosody) {
@@ -1042,11 +1043,11 @@ START_TEST(message_over_the_servers_limit_fails_alone_and_the_rest_arrive_once) 
   report(w, "stanza over the limit");
   check_messages(w);
   check_alice_events(w);
-  ck_assert_uint_eq(w->alice.fails, 1);
+  ck_assert_uint_eq(w->alice.app.fails, 1);
   ck_assert_int_eq(w->msgs[big_at].fails, 1);
   ck_assert_int_eq(w->msgs[big_at].fail_reason, prosody ? XMPPUV_ETOOBIG : XMPPUV_EREJECTED);
-  ck_assert_uint_eq(w->alice.acks, w->nmsgs - 1);
-  if (prosody) ck_assert_uint_eq(w->alice.online, 1); /* never a stream error */
+  ck_assert_uint_eq(w->alice.app.acks, w->nmsgs - 1);
+  if (prosody) ck_assert_uint_eq(w->alice.app.onlines, 1); /* never a stream error */
   world_finish(w);
   free(w);
 }
@@ -1055,7 +1056,7 @@ END_TEST
 /* The app learns that the network changed: the old path is dead (the proxy
  * stalls it for good, silently) and a new one works. reconnect_now()
  * resumes within a connect time, not after the ack timeout (60 s). */
-static int alice_resumed_once(world_t *w) { return w->alice.resumed >= 1; }
+static int alice_resumed_once(world_t *w) { return w->alice.app.resumes >= 1; }
 
 START_TEST(reconnect_now_after_the_network_changed_resumes_at_once) {
   world_t *w = malloc(sizeof *w);
@@ -1081,10 +1082,10 @@ START_TEST(reconnect_now_after_the_network_changed_resumes_at_once) {
   ck_assert_uint_lt(took, 10000);
   check_messages(w);
   check_alice_events(w);
-  ck_assert_uint_eq(w->alice.acks, 10);
-  ck_assert_uint_eq(w->alice.fails, 0);
-  ck_assert_uint_eq(w->alice.online, 1);
-  ck_assert_uint_eq(w->alice.resumed, 1);
+  ck_assert_uint_eq(w->alice.app.acks, 10);
+  ck_assert_uint_eq(w->alice.app.fails, 0);
+  ck_assert_uint_eq(w->alice.app.onlines, 1);
+  ck_assert_uint_eq(w->alice.app.resumes, 1);
   ck_assert_uint_eq(w->alice.timeouts, 0);
   world_finish(w);
   free(w);
@@ -1107,10 +1108,10 @@ START_TEST(reconnect_now_with_nothing_wrong_resumes_without_loss_or_duplicate) {
   report(w, "reconnect_now with nothing wrong");
   check_messages(w);
   check_alice_events(w);
-  ck_assert_uint_eq(w->alice.acks, 10);
-  ck_assert_uint_eq(w->alice.fails, 0);
-  ck_assert_uint_eq(w->alice.online, 1);
-  ck_assert_uint_eq(w->alice.resumed, 1);
+  ck_assert_uint_eq(w->alice.app.acks, 10);
+  ck_assert_uint_eq(w->alice.app.fails, 0);
+  ck_assert_uint_eq(w->alice.app.onlines, 1);
+  ck_assert_uint_eq(w->alice.app.resumes, 1);
   world_finish(w);
   free(w);
 }
@@ -1130,7 +1131,7 @@ static int alice_gave_up(world_t *w) {
 static unsigned fails_before_error;
 static void on_fail_count_order(xmppuv_client_t *c, xmppuv_stanza_t *s, int reason,
                                 void *ud) {
-  if (peer_of(ud)->errors == 0) fails_before_error++;
+  if (((client_rec_t *)ud)->errors == 0) fails_before_error++;
   on_fail(c, s, reason, ud);
 }
 
@@ -1150,35 +1151,35 @@ START_TEST(a_conflict_fails_every_stanza_held_after_the_error_event) {
   xmppuv_client_callbacks_t cbs = callbacks;
   cbs.fail = on_fail_count_order;
   fails_before_error = 0;
-  ck_assert_int_eq(xmppuv_client_new(&w->loop, &ao, &cbs, &w->alice, &w->alice.c), 0);
+  ck_assert_int_eq(xmppuv_client_new(&w->loop, &ao, &cbs, &w->alice.app, &w->alice.c), 0);
   ck_assert_int_eq(xmppuv_client_start(w->alice.c), 0);
   WAIT_FOR(w, alice_online, LONG_WAIT_MS);
   alice_send(w, 5);
   ck_assert_uint_eq(xmppuv_client_sm_queued(w->alice.c), 5);
   /* The intruder: alice/fixed again, straight to the server. */
-  peer_t intruder = {0};
-  intruder.w = w;
-  intruder.user = "alice";
+  peer_t intruder;
+  memset(&intruder, 0, sizeof intruder);
+  peer_init(w, &intruder, "alice");
   xmppuv_client_options_t io;
   peer_options(w, &intruder, 0, &io);
   io.resource = "fixed";
-  ck_assert_int_eq(xmppuv_client_new(&w->loop, &io, &callbacks, &intruder, &intruder.c), 0);
+  ck_assert_int_eq(xmppuv_client_new(&w->loop, &io, &callbacks, &intruder.app, &intruder.c), 0);
   ck_assert_int_eq(xmppuv_client_start(intruder.c), 0);
   WAIT_FOR(w, alice_gave_up, LONG_WAIT_MS);
 
   report(w, "conflict");
-  ck_assert_uint_eq(w->alice.errors, 1);
+  ck_assert_uint_eq(w->alice.app.errors, 1);
   ck_assert_uint_eq(fails_before_error, 0);
   for (size_t i = 0; i < 5; i++) {
     ck_assert_int_eq(w->msgs[i].acks + w->msgs[i].fails, 1);
     if (w->msgs[i].fails) ck_assert_int_eq(w->msgs[i].fail_reason, XMPPUV_ESTREAM);
   }
   int prosody = strcmp(w->kind, "prosody") == 0;
-  ck_assert_uint_eq(w->alice.acks, prosody ? 5 : 0);
-  ck_assert_uint_eq(w->alice.fails, prosody ? 0 : 5);
-  xmppuv_client_close(intruder.c, on_client_closed);
+  ck_assert_uint_eq(w->alice.app.acks, prosody ? 5 : 0);
+  ck_assert_uint_eq(w->alice.app.fails, prosody ? 0 : 5);
+  xmppuv_client_close(intruder.c, client_rec_close_cb);
   world_finish(w);
-  ck_assert(intruder.closed);
+  ck_assert(intruder.app.closed);
   free(w);
 }
 END_TEST
@@ -1324,7 +1325,7 @@ static void child_check_exit(world_t *w, const char *name) {
 
 /* ---- the tests: a new process --------------------------------------------------------- */
 
-static int alice_closed(world_t *w) { return w->alice.closed; }
+static int alice_closed(world_t *w) { return w->alice.app.closed; }
 
 /* Process A (this one) sends 5 messages that are acked, then 5 into a
  * silent partition, saves its session, and goes away without closing the
@@ -1358,7 +1359,7 @@ START_TEST(exported_state_resumes_in_a_new_process_and_delivers_the_unacked) {
   xmppuv_free(data);
   /* Process A ends without a goodbye: its own fail events (ECANCELED) are
    * A's view; B takes over the session. */
-  xmppuv_client_close(w->alice.c, on_client_closed);
+  xmppuv_client_close(w->alice.c, client_rec_close_cb);
   w->alice.c = NULL;
   WAIT_FOR(w, alice_closed, LONG_WAIT_MS);
   for (size_t i = 5; i < 10; i++) { /* close() settles A's view of them */
@@ -1419,7 +1420,7 @@ START_TEST(example_send_resumes_after_a_reset_and_prints_its_acks) {
   peer_options(w, &w->bob, 0, &bo);
   peer_start(w, &w->bob, &bo);
   WAIT_FOR(w, bob_ready, LONG_WAIT_MS);
-  w->alice.closed = 1;
+  w->alice.app.closed = 1;
 
   char port[16];
   snprintf(port, sizeof port, "%u", xmppuv_test_proxy_port(w->proxy));
@@ -1474,7 +1475,7 @@ START_TEST(example_echo_resumes_after_a_reset_and_replies_once) {
   child_spawn(w, argv, xmppuv_test_password("bob"));
   w->child.on_line = reset_on_progress;
   WAIT_FOR(w, echo_ready, LONG_WAIT_MS);
-  w->bob.closed = 1;
+  w->bob.app.closed = 1;
 
   xmppuv_client_options_t ao;
   peer_options(w, &w->alice, 0, &ao);
@@ -1756,10 +1757,10 @@ static int bob_keeps_body(xmppuv_client_t *c, xmppuv_stanza_t *msg, void *ud) {
 static void ex_world(world_t *w) {
   world_start(w, 0, 30);
   memset(&inbox, 0, sizeof inbox);
-  w->alice.closed = 1;
+  w->alice.app.closed = 1;
   xmppuv_client_options_t bo;
   peer_options(w, &w->bob, 0, &bo);
-  ck_assert_int_eq(xmppuv_client_new(&w->loop, &bo, &callbacks, &w->bob, &w->bob.c), 0);
+  ck_assert_int_eq(xmppuv_client_new(&w->loop, &bo, &callbacks, &w->bob.app, &w->bob.c), 0);
   ck_assert_int_eq(xmppuv_client_handler_add(w->bob.c, "message", NULL, NULL, bob_keeps_body,
                                              w, NULL),
                    0);
