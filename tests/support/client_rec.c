@@ -199,14 +199,19 @@ void client_rec_close_cb(xmppuv_client_t *c, void *user_data) {
   if (r->on_event != NULL) r->on_event(r, c, "close");
 }
 
+/* A send callback: its count and status (the recorder's, or a slot's). */
+static void sent(client_rec_t *r, xmppuv_client_t *c, unsigned *done, int *last, int status) {
+  begin(r);
+  (*done)++;
+  *last = status;
+  client_rec_note(r, "sent", status);
+  end(r, c, "sent");
+}
+
 void client_rec_sent_cb(xmppuv_client_t *c, xmppuv_stanza_t *s, int status, void *user_data) {
   client_rec_t *r = user_data;
   (void)s;
-  begin(r);
-  r->sent_done++;
-  r->sent_status = status;
-  client_rec_note(r, "sent", status);
-  end(r, c, "sent");
+  sent(r, c, &r->sent_done, &r->sent_status, status);
 }
 
 client_rec_slot_t *client_rec_slot_add(client_rec_t *r, xmppuv_stanza_t *stanza) {
@@ -222,13 +227,8 @@ client_rec_slot_t *client_rec_slot_add(client_rec_t *r, xmppuv_stanza_t *stanza)
 void client_rec_slot_sent_cb(xmppuv_client_t *c, xmppuv_stanza_t *s, int status,
                              void *user_data) {
   client_rec_slot_t *k = user_data;
-  client_rec_t *r = k->rec;
   (void)s;
-  begin(r);
-  k->done++;
-  k->status = status;
-  client_rec_note(r, "sent", status);
-  end(r, c, "sent");
+  sent(k->rec, c, &k->done, &k->status, status);
 }
 
 int client_rec_send(client_rec_t *r, xmppuv_client_t *c, xmppuv_stanza_t *stanza,

@@ -9,7 +9,13 @@
  * Use: client_rec_init(), then give client_rec_callbacks and the recorder
  * as the client's (or the engine harness's) callbacks and user_data, and
  * client_rec_close_cb to xmppuv_client_close(). Events past
- * CLIENT_REC_MAX are counted but their details are not kept.
+ * CLIENT_REC_MAX are counted but their details are not kept. A suite that
+ * needs more than the event's name (the on_event hook) wraps a callback:
+ * its own calls the recorder's first, then looks at the details (write
+ * (client_rec_callbacks.fail)(...): Check defines a fail() macro).
+ *
+ * Used by test_client_scripted and test_hostile (through client_world.h),
+ * test_engine, test_client, test_alloc_session and test_sm_servers.
  *
  * Test support code: it allocates nothing (fixed buffers; the slots hold
  * a reference to their stanza until client_rec_free()), so it may run
