@@ -22,6 +22,7 @@
 #include "client_rec.h"
 #include "failalloc.h"
 #include "script_server.h"
+#include "text.h"
 #include "xmppuv.h"
 
 #define NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
@@ -318,9 +319,8 @@ static size_t run_log_len;
 static void on_log_keep(void *ud, xmppuv_log_level_t level, const char *area,
                         const char *msg) {
   (void)ud;
-  int n = snprintf(run_log + run_log_len, sizeof run_log - run_log_len, "# [%s] %s: %.200s\n",
-                   xmppuv_log_level_name(level), area, msg);
-  if (n > 0 && (size_t)n < sizeof run_log - run_log_len) run_log_len += (size_t)n;
+  text_append(run_log, sizeof run_log, &run_log_len, "# [%s] %s: %.200s\n",
+              xmppuv_log_level_name(level), area, msg);
 }
 
 /* One whole session with the n-th allocation failing (0: none). */

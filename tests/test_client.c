@@ -15,6 +15,7 @@
 #include "check_main.h"
 #include "client_rec.h"
 #include "run_until.h"
+#include "text.h"
 #include "servers.h"
 #include "xmppuv.h"
 
@@ -74,9 +75,7 @@ struct peer {
 };
 
 static void event(peer_t *p, const char *what) {
-  int n = snprintf(p->events + p->ev_len, sizeof p->events - p->ev_len, "%s%s",
-                   p->ev_len ? " " : "", what);
-  if (n > 0 && (size_t)n < sizeof p->events - p->ev_len) p->ev_len += (size_t)n;
+  text_append(p->events, sizeof p->events, &p->ev_len, "%s%s", p->ev_len ? " " : "", what);
 }
 
 static void on_log(void *ud, xmppuv_log_level_t level, const char *area, const char *msg) {

@@ -19,6 +19,7 @@
 #include "scram_server.h"
 #include "sm/persist.h"
 #include "sm/queue.h"
+#include "text.h"
 #include "xmppuv.h"
 
 /* ---- the world (tests/support/client_world.h), and what the app sees ------- */
@@ -1067,8 +1068,7 @@ static void on_capture_log(void *ud, xmppuv_log_level_t level, const char *area,
   connect_log_t *l = ud;
   if (getenv("XMPPUV_TEST_LOG") != NULL) world_log(NULL, level, area, msg);
   if (strcmp(area, "connect") != 0) return;
-  int n = snprintf(l->text + l->len, sizeof l->text - l->len, "%s\n", msg);
-  if (n > 0 && (size_t)n < sizeof l->text - l->len) l->len += (size_t)n;
+  text_append(l->text, sizeof l->text, &l->len, "%s\n", msg);
 }
 
 static void capture_log(connect_log_t *l, xmppuv_client_options_t *o) {

@@ -15,6 +15,7 @@
 
 #include "check_main.h"
 #include "dnsmasq.h"
+#include "text.h"
 #include "transport/conn.h"
 #include "util/hostport.h"
 #include "xmppuv.h"
@@ -264,9 +265,8 @@ static size_t log_len;
 static void capture_log(void *user_data, xmppuv_log_level_t level, const char *area,
                         const char *message) {
   (void)user_data;
-  int n = snprintf(log_lines + log_len, sizeof log_lines - log_len, "%s %s: %s\n",
-                   xmppuv_log_level_name(level), area, message);
-  if (n > 0 && log_len + (size_t)n < sizeof log_lines) log_len += (size_t)n;
+  text_append(log_lines, sizeof log_lines, &log_len, "%s %s: %s\n",
+              xmppuv_log_level_name(level), area, message);
 }
 
 static const xmppuv__log_t test_log = {capture_log, NULL, XMPPUV_LOG_DEBUG};

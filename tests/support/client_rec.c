@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "text.h"
+
 void client_rec_init(client_rec_t *r, client_rec_clock_fn clock, void *clock_arg) {
   memset(r, 0, sizeof *r);
   r->clock = clock;
@@ -22,10 +24,8 @@ static uint64_t now(const client_rec_t *r) {
 }
 
 void client_rec_note(client_rec_t *r, const char *what, int code) {
-  int n = snprintf(r->seq + r->seq_len, sizeof r->seq - r->seq_len, "%s%s%s%s",
-                   r->seq_len ? " " : "", what, code ? ":" : "",
-                   code ? xmppuv_err_name(code) : "");
-  if (n > 0 && (size_t)n < sizeof r->seq - r->seq_len) r->seq_len += (size_t)n;
+  text_append(r->seq, sizeof r->seq, &r->seq_len, "%s%s%s%s", r->seq_len ? " " : "", what,
+              code ? ":" : "", code ? xmppuv_err_name(code) : "");
 }
 
 /* The start of every event: the rules it may break. */
@@ -86,9 +86,7 @@ static void on_status(xmppuv_client_t *c, xmppuv_status_t st, void *ud) {
              xmppuv_status_name(r->status), xmppuv_status_name(st));
   r->status = st;
   const char *name = xmppuv_status_name(st);
-  int n = snprintf(r->statuses + r->st_len, sizeof r->statuses - r->st_len, "%s%s",
-                   r->st_len ? " " : "", name);
-  if (n > 0 && (size_t)n < sizeof r->statuses - r->st_len) r->st_len += (size_t)n;
+  text_append(r->statuses, sizeof r->statuses, &r->st_len, "%s%s", r->st_len ? " " : "", name);
   if (st == XMPPUV_STATUS_CONNECTING) r->connecting++;
   if (st == XMPPUV_STATUS_CONNECT && r->connects < CLIENT_REC_MAX)
     r->connect_at[r->connects++] = now(r);
