@@ -19,9 +19,7 @@ void client_rec_free(client_rec_t *r) {
   }
 }
 
-static uint64_t now(const client_rec_t *r) {
-  return r->clock != NULL ? r->clock(r->clock_arg) : 0;
-}
+static uint64_t now(const client_rec_t *r) { return r->clock != NULL ? r->clock(r->clock_arg) : 0; }
 
 void client_rec_note(client_rec_t *r, const char *what, int code) {
   text_append(r->seq, sizeof r->seq, &r->seq_len, "%s%s%s%s", r->seq_len ? " " : "", what,
@@ -82,8 +80,8 @@ static void on_status(xmppuv_client_t *c, xmppuv_status_t st, void *ud) {
   client_rec_t *r = ud;
   begin(r);
   if (!client_rec_valid_transition(r->status, st) && r->bad_transition[0] == '\0')
-    snprintf(r->bad_transition, sizeof r->bad_transition, "%s -> %s",
-             xmppuv_status_name(r->status), xmppuv_status_name(st));
+    snprintf(r->bad_transition, sizeof r->bad_transition, "%s -> %s", xmppuv_status_name(r->status),
+             xmppuv_status_name(st));
   r->status = st;
   const char *name = xmppuv_status_name(st);
   text_append(r->statuses, sizeof r->statuses, &r->st_len, "%s%s", r->st_len ? " " : "", name);
@@ -121,8 +119,7 @@ static void on_error(xmppuv_client_t *c, const xmppuv_error_t *e, void *ud) {
   if (r->errors < CLIENT_REC_MAX) {
     r->err_code[r->errors] = e->code;
     r->err_fatal[r->errors] = e->fatal;
-    snprintf(r->err_cond[r->errors], sizeof r->err_cond[0], "%s",
-             e->condition ? e->condition : "");
+    snprintf(r->err_cond[r->errors], sizeof r->err_cond[0], "%s", e->condition ? e->condition : "");
     r->err_at[r->errors] = now(r);
   }
   r->errors++;
@@ -131,8 +128,7 @@ static void on_error(xmppuv_client_t *c, const xmppuv_error_t *e, void *ud) {
   end(r, c, "error");
 }
 
-static void on_reconnecting(xmppuv_client_t *c, unsigned attempt, uint64_t delay_ms,
-                            void *ud) {
+static void on_reconnecting(xmppuv_client_t *c, unsigned attempt, uint64_t delay_ms, void *ud) {
   client_rec_t *r = ud;
   begin(r);
   if (r->reconnectings < CLIENT_REC_MAX) {
@@ -157,8 +153,10 @@ static void on_ack(xmppuv_client_t *c, xmppuv_stanza_t *s, void *ud) {
   r->acks++;
   r->acked = s;
   client_rec_slot_t *k = client_rec_slot_of(r, s);
-  if (k != NULL) k->acks++;
-  else r->stray++;
+  if (k != NULL)
+    k->acks++;
+  else
+    r->stray++;
   client_rec_note(r, "ack", 0);
   end(r, c, "ack");
 }
@@ -222,8 +220,7 @@ client_rec_slot_t *client_rec_slot_add(client_rec_t *r, xmppuv_stanza_t *stanza)
   return k;
 }
 
-void client_rec_slot_sent_cb(xmppuv_client_t *c, xmppuv_stanza_t *s, int status,
-                             void *user_data) {
+void client_rec_slot_sent_cb(xmppuv_client_t *c, xmppuv_stanza_t *s, int status, void *user_data) {
   client_rec_slot_t *k = user_data;
   (void)s;
   sent(k->rec, c, &k->done, &k->status, status);
@@ -259,8 +256,7 @@ void client_rec_assert_slots_settled(const client_rec_t *r) {
   for (size_t i = 0; i < r->nslots; i++) {
     const client_rec_slot_t *k = &r->slots[i];
     ck_assert_msg(k->done == 1, "stanza %zu: %u outcomes", i, k->done);
-    ck_assert_msg(k->acks + k->fails == 1, "stanza %zu: %u acks, %u fails", i, k->acks,
-                  k->fails);
+    ck_assert_msg(k->acks + k->fails == 1, "stanza %zu: %u acks, %u fails", i, k->acks, k->fails);
   }
   ck_assert_uint_eq(r->stray, 0);
 }

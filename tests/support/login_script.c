@@ -3,8 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-int script_last_payload(xmppuv_test_script_conn_t *conn, const char *tag, char *out,
-                        size_t size) {
+int script_last_payload(xmppuv_test_script_conn_t *conn, const char *tag, char *out, size_t size) {
   const char *rx = xmppuv_test_script_conn_received(conn, NULL);
   char open[32], close[32];
   snprintf(open, sizeof open, "<%s ", tag);
@@ -41,8 +40,7 @@ int scram_outcome(xmppuv_test_script_conn_t *conn, void *arg) {
   char b64[1024], final[256], msg[1024];
   if (script_last_payload(conn, "response", b64, sizeof b64) != 0) return -1;
   const char *client_final = scram_unb64(ss->s, b64);
-  const char *server_final = client_final ? scram_server_final(ss->s, client_final, NULL, 0)
-                                          : NULL;
+  const char *server_final = client_final ? scram_server_final(ss->s, client_final, NULL, 0) : NULL;
   if (server_final == NULL) return send_text(conn, SASL_FAILURE("not-authorized"));
   snprintf(final, sizeof final, "%s", server_final);
   if (ss->corrupt_signature) final[2] = final[2] == 'A' ? 'B' : 'A'; /* "v=" + sig */

@@ -29,12 +29,11 @@ void run_guard_start(run_guard_t *g, uint64_t ms);
 uint64_t run_clock(void *loop);
 
 /* Run the loop until cond holds or ms pass. */
-#define RUN_UNTIL(w, cond, ms)                                   \
-  do {                                                           \
-    run_guard_start(&(w)->guard, (ms));                          \
-    while (!(cond) && !(w)->guard.fired)                         \
-      uv_run(&(w)->loop, UV_RUN_ONCE);                           \
-    uv_timer_stop(&(w)->guard.timer);                            \
+#define RUN_UNTIL(w, cond, ms)                                            \
+  do {                                                                    \
+    run_guard_start(&(w)->guard, (ms));                                   \
+    while (!(cond) && !(w)->guard.fired) uv_run(&(w)->loop, UV_RUN_ONCE); \
+    uv_timer_stop(&(w)->guard.timer);                                     \
   } while (0)
 
 /* Let ms pass with the loop running: only to check that something does

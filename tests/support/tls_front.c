@@ -203,7 +203,8 @@ static void front_on_connection(uv_stream_t *listener, int status) {
   struct sockaddr_in addr;
   uv_ip4_addr("127.0.0.1", f->upstream_port, &addr);
   ck_assert_int_eq(uv_tcp_connect(&k->connect_req, &k->up, (const struct sockaddr *)&addr,
-                                  front_on_up_connected), 0);
+                                  front_on_up_connected),
+                   0);
   uv_read_start((uv_stream_t *)&k->down, front_alloc, front_on_down);
 }
 
@@ -217,18 +218,20 @@ void tls_front_start(tls_front_t *f, uv_loop_t *loop, unsigned short upstream_po
   mbedtls_pk_init(&f->key);
   mbedtls_ssl_config_init(&f->conf);
   ck_assert_int_eq(mbedtls_ctr_drbg_seed(&f->drbg, mbedtls_entropy_func, &f->entropy,
-                                         (const unsigned char *)"hostile", 7), 0);
+                                         (const unsigned char *)"hostile", 7),
+                   0);
   ck_assert_int_eq(mbedtls_x509_crt_parse_file(&f->crt, tls_cert_path(0, "localhost.pem")), 0);
 #if MBEDTLS_VERSION_MAJOR >= 3
   ck_assert_int_eq(mbedtls_pk_parse_keyfile(&f->key, tls_cert_path(0, "localhost.key"), NULL,
-                                            mbedtls_ctr_drbg_random, &f->drbg), 0);
-#else
-  ck_assert_int_eq(mbedtls_pk_parse_keyfile(&f->key, tls_cert_path(0, "localhost.key"), NULL),
+                                            mbedtls_ctr_drbg_random, &f->drbg),
                    0);
+#else
+  ck_assert_int_eq(mbedtls_pk_parse_keyfile(&f->key, tls_cert_path(0, "localhost.key"), NULL), 0);
 #endif
-  ck_assert_int_eq(mbedtls_ssl_config_defaults(&f->conf, MBEDTLS_SSL_IS_SERVER,
-                                               MBEDTLS_SSL_TRANSPORT_STREAM,
-                                               MBEDTLS_SSL_PRESET_DEFAULT), 0);
+  ck_assert_int_eq(
+      mbedtls_ssl_config_defaults(&f->conf, MBEDTLS_SSL_IS_SERVER, MBEDTLS_SSL_TRANSPORT_STREAM,
+                                  MBEDTLS_SSL_PRESET_DEFAULT),
+      0);
   mbedtls_ssl_conf_rng(&f->conf, mbedtls_ctr_drbg_random, &f->drbg);
   ck_assert_int_eq(mbedtls_ssl_conf_own_cert(&f->conf, &f->crt, &f->key), 0);
   ck_assert_int_eq(uv_tcp_init(loop, &f->listener), 0);
