@@ -6,6 +6,7 @@
 
 #include "util/alloc.h"
 #include "check_main.h"
+#include "secret_alloc.h"
 #include "failalloc.h"
 #include "sasl/sasl.h"
 #include "xmppuv.h"
@@ -356,49 +357,6 @@ START_TEST(allow_list_restricts_the_choice) {
 }
 END_TEST
 
-/* ---- a recording allocator: what does freed memory still hold? ------------ */
-
-typedef struct hdr {
-  size_t size;
-  size_t pad; /* keeps the block 16-byte aligned */
-} hdr_t;
-
-static const char *secret;
-static int secret_freed;
-
-static int holds(const void *p, size_t n, const char *needle) {
-  size_t len = strlen(needle);
-  const char *b = p;
-  for (size_t i = 0; i + len <= n; i++)
-    if (memcmp(b + i, needle, len) == 0) return 1;
-  return 0;
-}
-
-static void *rec_malloc(size_t n) {
-  hdr_t *h = malloc(sizeof *h + n);
-  if (h == NULL) return NULL;
-  memset(h + 1, 0xA5, n); /* defined bytes, so the scan on free reads no garbage */
-  h->size = n;
-  return h + 1;
-}
-
-static void rec_free(void *p) {
-  if (p == NULL) return;
-  hdr_t *h = (hdr_t *)p - 1;
-  if (secret != NULL && holds(p, h->size, secret)) secret_freed = 1;
-  free(h);
-}
-
-static void *rec_realloc(void *p, size_t n) {
-  if (p == NULL) return rec_malloc(n);
-  void *q = rec_malloc(n);
-  if (q == NULL) return NULL;
-  size_t old = ((hdr_t *)p - 1)->size;
-  memcpy(q, p, old < n ? old : n);
-  rec_free(p);
-  return q;
-}
-
 /* ---- PLAIN, ANONYMOUS, EXTERNAL ------------------------------------------ */
 
 START_TEST(plain_message_is_nul_user_nul_password) {
@@ -447,28 +405,28 @@ END_TEST
 
 START_TEST(plain_leaves_no_password_in_freed_memory) {
   /* Positive control first: a plain free does leave it behind. */
-  ck_assert_int_eq(xmppuv_replace_allocator(rec_malloc, rec_realloc, rec_free), 0);
+  secret_alloc_install();
   /* 40 bytes: the second message below makes the buffer outgrow 64. */
-  secret = "pencil-sharpener-and-a-long-eraser-too!!";
-  secret_freed = 0;
+  const char *secret = "pencil-sharpener-and-a-long-eraser-too!!";
+  secret_alloc_watch_str(secret);
   xmppuv__buf_t b = XMPPUV__BUF_INIT;
   ck_assert_int_eq(xmppuv__buf_append_str(&b, "xx"), 0);
   ck_assert_int_eq(xmppuv__sasl_plain(NULL, "user", secret, &b), 0);
   xmppuv__buf_free(&b);
-  ck_assert_int_eq(secret_freed, 1);
+  ck_assert_int_eq(secret_alloc_freed_secret(), 1);
 
-  secret_freed = 0;
+  secret_alloc_reset();
   ck_assert_int_eq(xmppuv__buf_append_str(&b, "xx"), 0);
   ck_assert_int_eq(xmppuv__sasl_plain(NULL, "user", secret, &b), 0);
   ck_assert_int_eq(xmppuv__sasl_plain(NULL, "user", secret, &b), 0);
   xmppuv__sasl_buf_wipe(&b);
   /* Non-ASCII: the NFC path has buffers of its own. */
-  secret = "pe\xC3\xA9ncil";
+  secret_alloc_unwatch_all();
+  secret_alloc_watch_str("pe\xC3\xA9ncil");
   ck_assert_int_eq(xmppuv__sasl_plain(NULL, "user", "pee\xCC\x81ncil", &b), 0);
   xmppuv__sasl_buf_wipe(&b);
-  ck_assert_int_eq(secret_freed, 0);
-  secret = NULL;
-  ck_assert_int_eq(xmppuv_replace_allocator(NULL, NULL, NULL), 0);
+  ck_assert_int_eq(secret_alloc_freed_secret(), 0);
+  secret_alloc_uninstall();
 }
 END_TEST
 

@@ -7,6 +7,7 @@
 
 #include "util/alloc.h"
 #include "check_main.h"
+#include "secret_alloc.h"
 #include "failalloc.h"
 #include "sasl/scram.h"
 #include "xmppuv.h"
@@ -715,70 +716,19 @@ START_TEST(whole_exchange_survives_every_allocation_failure) {
 END_TEST
 
 /* ---- secrets in freed memory ----------------------------------------------
- * An allocator that remembers each block's size, and on free looks for the
- * password and the derived keys in it. */
+ * The secret-scanning allocator (tests/support/secret_alloc.h) looks for the
+ * password and the derived keys in every block freed. */
 
-typedef struct hdr {
-  size_t size;
-  struct hdr *next, *prev; /* live blocks */
-  size_t pad;              /* keeps the block 16-byte aligned */
-} hdr_t;
-
-static hdr_t live = {0, &live, &live, 0};
-static int secret_freed;
-
-static int holds(const void *p, size_t n, const void *needle, size_t len) {
-  const unsigned char *b = p;
-  for (size_t i = 0; i + len <= n; i++)
-    if (memcmp(b + i, needle, len) == 0) return 1;
-  return 0;
-}
-
-static int holds_secret(const void *p, size_t n) {
-  return holds(p, n, "pencil", 6) || holds(p, n, salted_256, 32) ||
-         holds(p, n, client_key_256, 32) || holds(p, n, server_key_256, 32);
-}
-
-static int live_holds(const void *needle, size_t len) {
-  for (hdr_t *h = live.next; h != &live; h = h->next)
-    if (holds(h + 1, h->size, needle, len)) return 1;
-  return 0;
-}
-
-static void *rec_malloc(size_t n) {
-  hdr_t *h = malloc(sizeof *h + n);
-  if (h == NULL) return NULL;
-  memset(h + 1, 0xA5, n); /* defined bytes, so the scan on free reads no garbage */
-  h->size = n;
-  h->next = live.next;
-  h->prev = &live;
-  live.next->prev = h;
-  live.next = h;
-  return h + 1;
-}
-
-static void rec_free(void *p) {
-  if (p == NULL) return;
-  hdr_t *h = (hdr_t *)p - 1;
-  if (holds_secret(p, h->size)) secret_freed = 1;
-  h->prev->next = h->next;
-  h->next->prev = h->prev;
-  free(h);
-}
-
-static void *rec_realloc(void *p, size_t n) {
-  if (p == NULL) return rec_malloc(n);
-  void *q = rec_malloc(n);
-  if (q == NULL) return NULL;
-  size_t old = ((hdr_t *)p - 1)->size;
-  memcpy(q, p, old < n ? old : n);
-  rec_free(p);
-  return q;
+static void watch_secrets(void) {
+  secret_alloc_install();
+  secret_alloc_watch("pencil", 6);
+  secret_alloc_watch(salted_256, 32);
+  secret_alloc_watch(client_key_256, 32);
+  secret_alloc_watch(server_key_256, 32);
 }
 
 START_TEST(freed_memory_never_holds_the_password_or_keys) {
-  ck_assert_int_eq(xmppuv_replace_allocator(rec_malloc, rec_realloc, rec_free), 0);
-  secret_freed = 0;
+  watch_secrets();
 
   /* A successful exchange, then one that fails after the keys exist, then
    * one whose keys are exported. Each time we check, while the object is
@@ -787,51 +737,50 @@ START_TEST(freed_memory_never_holds_the_password_or_keys) {
   memset(&x, 0, sizeof x);
   ck_assert_int_eq(xmppuv__scram_new(XMPPUV__MECH_SCRAM_SHA_256, "user", "pencil",
                                      "n", NULL, 0, SHA256_NONCE, &x.s), 0);
-  ck_assert(live_holds("pencil", 6));
+  ck_assert(secret_alloc_live_holds("pencil", 6));
   ck_assert_int_eq(xmppuv__scram_client_first(x.s, &x.c1), 0);
   ck_assert_int_eq(xmppuv__scram_server_first(x.s, SHA256_S1, strlen(SHA256_S1), &x.c2), 0);
-  ck_assert(live_holds(client_key_256, 32));
-  ck_assert(live_holds(server_key_256, 32));
-  ck_assert(!live_holds("pencil", 6)); /* gone once the keys exist */
+  ck_assert(secret_alloc_live_holds(client_key_256, 32));
+  ck_assert(secret_alloc_live_holds(server_key_256, 32));
+  ck_assert(!secret_alloc_live_holds("pencil", 6)); /* gone once the keys exist */
   ck_assert_int_eq(finish(&x, SHA256_S2), 0);
   exchange_free(&x);
-  ck_assert_int_eq(secret_freed, 0);
+  ck_assert_int_eq(secret_alloc_freed_secret(), 0);
 
   ck_assert_int_eq(start_256(&x, SHA256_S1), 0);
   ck_assert_int_eq(finish(&x, Y_S2), XMPPUV_EAUTHSERVER);
-  ck_assert(!live_holds(client_key_256, 32)); /* wiped at the failure */
+  ck_assert(!secret_alloc_live_holds(client_key_256, 32)); /* wiped at the failure */
   exchange_free(&x);
-  ck_assert_int_eq(secret_freed, 0);
+  ck_assert_int_eq(secret_alloc_freed_secret(), 0);
 
   xmppuv__scram_keys_t *keys;
   ck_assert_int_eq(start_256(&x, SHA256_S1), 0);
   ck_assert_int_eq(finish(&x, SHA256_S2), 0);
   ck_assert_int_eq(xmppuv__scram_keys_export(x.s, &keys), 0);
   exchange_free(&x);
-  ck_assert(live_holds(client_key_256, 32));
+  ck_assert(secret_alloc_live_holds(client_key_256, 32));
   xmppuv__scram_keys_free(keys);
-  ck_assert(!live_holds(client_key_256, 32));
-  ck_assert_int_eq(secret_freed, 0);
+  ck_assert(!secret_alloc_live_holds(client_key_256, 32));
+  ck_assert_int_eq(secret_alloc_freed_secret(), 0);
 
   /* Failure before the keys: the password copy alone. */
   ck_assert_int_eq(start_256(&x, R "," S ",i=4095"), XMPPUV_EAUTHITER);
   exchange_free(&x);
-  ck_assert_int_eq(secret_freed, 0);
+  ck_assert_int_eq(secret_alloc_freed_secret(), 0);
 
-  ck_assert_int_eq(xmppuv_replace_allocator(NULL, NULL, NULL), 0);
-  ck_assert(live.next == &live);
+  ck_assert_uint_eq(secret_alloc_live_blocks(), 0);
+  secret_alloc_uninstall();
 }
 END_TEST
 
 START_TEST(the_secret_detector_detects) {
   /* The allocator above would see a password freed without wiping. */
-  ck_assert_int_eq(xmppuv_replace_allocator(rec_malloc, rec_realloc, rec_free), 0);
-  secret_freed = 0;
+  watch_secrets();
   char *copy = xmppuv__strdup("my pencil");
-  ck_assert(live_holds("pencil", 6));
+  ck_assert(secret_alloc_live_holds("pencil", 6));
   xmppuv__free(copy);
-  ck_assert_int_eq(secret_freed, 1);
-  ck_assert_int_eq(xmppuv_replace_allocator(NULL, NULL, NULL), 0);
+  ck_assert_int_eq(secret_alloc_freed_secret(), 1);
+  secret_alloc_uninstall();
 }
 END_TEST
 
