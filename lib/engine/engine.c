@@ -315,13 +315,7 @@ int xmppuv__engine_deliver(xmppuv__engine_t *e, xmppuv__time_t now) {
   e->now = now;
   event_t ev = e->events[e->ev_head];
   e->ev_head = (e->ev_head + 1) % e->ev_cap;
-  if (--e->ev_len == 0 && owed(e) == 0) {
-    /* Events come in bursts (acks) or one at a time, far apart: an idle
-     * client that owes nothing keeps no queue. */
-    xmppuv__free(e->events);
-    e->events = NULL;
-    e->ev_cap = e->ev_head = 0;
-  }
+  e->ev_len--;
   e->delivering++;
   switch (ev.kind) {
     case EV_STATUS:
@@ -723,7 +717,15 @@ int xmppuv__engine_step(xmppuv__engine_t *e, xmppuv__time_t now) {
   if (e->ev_len > 0 || l->id == 0 || !l->up || l->dropping) return 0;
   xmppuv__session_event_t ev;
   if (!xmppuv__session_step(e->session, &ev)) {
+    /* All input handled and its events delivered: between reads, an idle
+     * client keeps no queues (a busy one comes back here once per read,
+     * not once per stanza). */
     xmppuv__session_idle(e->session);
+    if (e->ev_len == 0 && owed(e) == 0 && e->events != NULL) {
+      xmppuv__free(e->events);
+      e->events = NULL;
+      e->ev_cap = e->ev_head = 0;
+    }
     return 0;
   }
   switch (ev.kind) {
