@@ -257,7 +257,7 @@ static void start_one(void) {
   }
   o.reconnect_delay_ms = 1;
   xmppuv_client_callbacks_t cb;
-  memset(&cb, 0, sizeof cb);
+  xmppuv_client_callbacks_init(&cb);
   cb.status = on_status;
   cb.online = on_online;
   cb.error = on_error;

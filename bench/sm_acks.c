@@ -57,9 +57,9 @@ static void on_done(void *ud, xmppuv_stanza_t *st, int status, xmppuv__sm_done_c
     c->failed++;
   xmppuv_stanza_unref(st); /* done events pass their reference */
 }
-static void on_abort(void *ud, int reason) {
+static void on_abort(void *ud, int reason, const char *why) {
   (void)ud;
-  fprintf(stderr, "bench-sm-acks: the engine aborted: %s\n", xmppuv_err_name(reason));
+  fprintf(stderr, "bench-sm-acks: the engine aborted: %s: %s\n", xmppuv_err_name(reason), why);
   exit(1);
 }
 

@@ -113,7 +113,8 @@ int main(int argc, char **argv) {
   memset(&bot, 0, sizeof bot);
   bot.state_file = args.state_file;
 
-  xmppuv_client_callbacks_t cbs = {0};
+  xmppuv_client_callbacks_t cbs;
+  xmppuv_client_callbacks_init(&cbs);
   cbs.status = on_status;
   cbs.online = on_online;
   cbs.resumed = example_print_resumed;

@@ -75,7 +75,7 @@ static void pump(sender_t *s) {
      * a failure of that message, reported below, not a stop. */
     int rc = xmppuv_message_new(s->to, "chat", s->bodies[s->next], &msg);
     if (rc == 0) {
-      rc = xmppuv_client_send_cb(s->client, msg, on_sent, s);
+      rc = xmppuv_client_send_tracked(s->client, msg, on_sent, s);
       xmppuv_stanza_unref(msg);
       if (rc == XMPPUV_ENOBUFS) return; /* back-pressure: on_sent calls again */
     }
@@ -257,7 +257,8 @@ int main(int argc, char **argv) {
   s.sigint.data = s.sigterm.data = &s;
   uv_signal_start(&s.sigint, on_signal, SIGINT);
   uv_signal_start(&s.sigterm, on_signal, SIGTERM);
-  xmppuv_client_callbacks_t cbs = {0};
+  xmppuv_client_callbacks_t cbs;
+  xmppuv_client_callbacks_init(&cbs);
   cbs.status = on_status;
   cbs.online = on_online;
   cbs.resumed = example_print_resumed;

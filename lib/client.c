@@ -9,11 +9,13 @@
  * the engine handle the next inbound element. An API call never delivers:
  * its events go out from the loop (the timer, armed at 0), so a callback
  * never runs inside the call that caused it. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
 
 #include "engine/engine.h"
+#include "engine/options.h"
 #include "sasl/sasl.h"
 #include "sasl/scram.h"
 #include "transport/tls.h"
@@ -162,9 +164,9 @@ static void on_tls_ready(void *ud) {
   pump(c, 1);
 }
 
-static void on_error(void *ud, int status) {
+static void on_error(void *ud, int status, const char *detail) {
   xmppuv_client_t *c = ud;
-  xmppuv__engine_transport_error(c->engine, c->link, status, now_of(c));
+  xmppuv__engine_transport_error(c->engine, c->link, status, detail, now_of(c));
   pump(c, 1);
 }
 
@@ -199,7 +201,10 @@ static void do_connect(xmppuv_client_t *c, const xmppuv__action_t *a) {
   if (rc != 0) {
     /* Nothing was opened: the engine hears the error and the end at once. */
     xmppuv__time_t now = now_of(c);
-    xmppuv__engine_transport_error(c->engine, a->link, rc, now);
+    char detail[320];
+    snprintf(detail, sizeof detail, "could not start connecting to %s: %s",
+             cfg.host != NULL ? cfg.host : cfg.domain, xmppuv_strerror(rc));
+    xmppuv__engine_transport_error(c->engine, a->link, rc, detail, now);
     xmppuv__engine_transport_closed(c->engine, a->link, now);
     return;
   }
@@ -313,7 +318,10 @@ static void write_output(xmppuv_client_t *c) {
   int rc = c->transport != NULL ? c->transport_ops->write(c->transport, out) : XMPPUV_ESTATE;
   /* Bytes for a connection that is gone (it was dropped) mean nothing. */
   if (rc != 0 && rc != XMPPUV_ESTATE && c->transport != NULL) {
-    xmppuv__engine_transport_error(c->engine, c->link, rc, now_of(c));
+    char detail[400];
+    snprintf(detail, sizeof detail, "writing to %s: %s", c->transport_ops->peer(c->transport),
+             xmppuv_strerror(rc));
+    xmppuv__engine_transport_error(c->engine, c->link, rc, detail, now_of(c));
     c->transport_ops->close(c->transport, 0);
   }
   xmppuv__buf_clear(out);
@@ -332,7 +340,10 @@ static void do_action(xmppuv_client_t *c, const xmppuv__action_t *a) {
       if (ours) {
         int rc = c->transport_ops->starttls(c->transport, a->data, a->len);
         if (rc != 0) {
-          xmppuv__engine_transport_error(c->engine, c->link, rc, now_of(c));
+          char detail[400];
+          snprintf(detail, sizeof detail, "starting TLS with %s: %s",
+                   c->transport_ops->peer(c->transport), xmppuv_strerror(rc));
+          xmppuv__engine_transport_error(c->engine, c->link, rc, detail, now_of(c));
           c->transport_ops->close(c->transport, 0);
         }
       }
@@ -402,38 +413,16 @@ const char *xmppuv_status_name(xmppuv_status_t status) {
   return "unknown";
 }
 
-void xmppuv_client_options_init(xmppuv_client_options_t *o) {
-  memset(o, 0, sizeof *o);
-  o->tls = XMPPUV_TLS_AUTO;
-  o->connect_timeout_ms = 10000;
-  o->negotiation_timeout_ms = 30000;
-  o->close_timeout_ms = 2000;
-  o->iq_timeout_ms = 30000;
-  o->keepalive_ms = 60000;
-  o->keepalive_timeout_ms = 20000;
-  o->reconnect = 1;
-  o->reconnect_delay_ms = 1000;
-  o->reconnect_max_delay_ms = 60000;
-  o->sm = 1;
-  o->sm_resume = 1;
-  o->sm_ack_debounce_ms = 250;
-  o->sm_ack_threshold = 256;
-  o->sm_idle_request_ms = 30000;
-  o->sm_ack_timeout_ms = 60000;
-  o->sm_wait_timeout_ms = 30000;
-  o->sm_queue_max = 4096;
-  o->max_stanza_bytes = XMPPUV__DEFAULT_MAX_STANZA_BYTES;
-  o->max_depth = XMPPUV__DEFAULT_MAX_DEPTH;
-  o->max_attrs = XMPPUV__DEFAULT_MAX_ATTRS;
-  o->log_level = XMPPUV_LOG_INFO;
-  o->max_send_bytes = XMPPUV__DEFAULT_MAX_STANZA_BYTES;
-}
-
 int xmppuv_client_new(uv_loop_t *loop, const xmppuv_client_options_t *opts,
                       const xmppuv_client_callbacks_t *callbacks, void *user_data,
                       xmppuv_client_t **out) {
   if (out != NULL) *out = NULL;
   if (loop == NULL || opts == NULL || out == NULL) return XMPPUV_EINVAL;
+  /* As the app's struct says (an older app: the defaults for the rest). */
+  xmppuv_client_options_t full;
+  int rc = xmppuv__options_import(opts, &full);
+  if (rc != 0) return rc;
+  opts = &full;
   xmppuv_client_t *c = xmppuv__calloc(1, sizeof *c);
   if (c == NULL) return XMPPUV_ENOMEM;
   c->loop = loop;
@@ -442,7 +431,6 @@ int xmppuv_client_new(uv_loop_t *loop, const xmppuv_client_options_t *opts,
   c->transport_ops = &xmppuv__stream_transport;
   c->password_cb = opts->password_cb;
   c->password_user_data = opts->password_user_data;
-  int rc = 0;
   c->password = xmppuv__strdup_opt(opts->password, &rc);
   uint64_t seed = uv_hrtime() ^ (uint64_t)(uintptr_t)c;
   if (rc == 0) rc = xmppuv__engine_new(opts, callbacks, user_data, c, seed, &c->engine);
@@ -491,8 +479,7 @@ int xmppuv_client_reconnect_now(xmppuv_client_t *c) {
   return rc;
 }
 
-void xmppuv_client_close(xmppuv_client_t *c,
-                         void (*close_cb)(xmppuv_client_t *c, void *user_data)) {
+void xmppuv_client_close(xmppuv_client_t *c, xmppuv_close_cb close_cb) {
   if (c == NULL || c->closing) return;
   c->closing = 1;
   c->close_cb = close_cb;
@@ -506,16 +493,18 @@ void xmppuv_client_close(xmppuv_client_t *c,
 }
 
 xmppuv_status_t xmppuv_client_status(const xmppuv_client_t *c) {
-  return xmppuv__engine_status(c->engine);
+  return c != NULL ? xmppuv__engine_status(c->engine) : XMPPUV_STATUS_OFFLINE;
 }
 
 const xmppuv_jid_t *xmppuv_client_jid(const xmppuv_client_t *c) {
-  return xmppuv__engine_jid(c->engine);
+  return c != NULL ? xmppuv__engine_jid(c->engine) : NULL;
 }
 
-uv_loop_t *xmppuv_client_loop(const xmppuv_client_t *c) { return c->loop; }
+uv_loop_t *xmppuv_client_loop(const xmppuv_client_t *c) { return c != NULL ? c->loop : NULL; }
 
-void *xmppuv_client_user_data(const xmppuv_client_t *c) { return c->user_data; }
+void *xmppuv_client_user_data(const xmppuv_client_t *c) {
+  return c != NULL ? c->user_data : NULL;
+}
 
 int xmppuv_client_send(xmppuv_client_t *c, xmppuv_stanza_t *stanza) {
   if (c == NULL || stanza == NULL) return XMPPUV_EINVAL;
@@ -524,7 +513,7 @@ int xmppuv_client_send(xmppuv_client_t *c, xmppuv_stanza_t *stanza) {
   return rc;
 }
 
-int xmppuv_client_send_cb(xmppuv_client_t *c, xmppuv_stanza_t *stanza, xmppuv_send_cb cb,
+int xmppuv_client_send_tracked(xmppuv_client_t *c, xmppuv_stanza_t *stanza, xmppuv_send_done_cb cb,
                           void *user_data) {
   if (c == NULL || stanza == NULL || cb == NULL) return XMPPUV_EINVAL;
   int rc = xmppuv__engine_send(c->engine, stanza, cb, user_data, now_of(c));
@@ -541,7 +530,12 @@ int xmppuv_client_handler_add(xmppuv_client_t *c, const char *name, const char *
 
 int xmppuv_client_handler_remove(xmppuv_client_t *c, uint64_t id) {
   if (c == NULL) return XMPPUV_EINVAL;
-  return xmppuv__engine_handler_remove(c->engine, id);
+  return xmppuv__engine_handler_remove(c->engine, 0, id);
+}
+
+int xmppuv_client_iq_handler_remove(xmppuv_client_t *c, uint64_t id) {
+  if (c == NULL) return XMPPUV_EINVAL;
+  return xmppuv__engine_handler_remove(c->engine, 1, id);
 }
 
 int xmppuv_client_iq_handler_add(xmppuv_client_t *c, const char *name, const char *ns,
@@ -562,7 +556,7 @@ int xmppuv_client_listener_remove(xmppuv_client_t *c, uint64_t id) {
   return xmppuv__engine_listener_remove(c->engine, id);
 }
 
-int xmppuv_client_iq(xmppuv_client_t *c, xmppuv_stanza_t *iq, unsigned timeout_ms,
+int xmppuv_client_send_iq(xmppuv_client_t *c, xmppuv_stanza_t *iq, unsigned timeout_ms,
                      xmppuv_iq_cb cb, void *user_data, uint64_t *id) {
   if (c == NULL || iq == NULL || cb == NULL) return XMPPUV_EINVAL;
   int rc = xmppuv__engine_iq(c->engine, iq, timeout_ms, cb, user_data, id, now_of(c));

@@ -11,8 +11,16 @@
   case XMPPUV_##name:                   \
     return text;
 
-/* Our codes sit in -30001..-30999, clear of libuv's (negative errno values on
- * Unix, -4000s on Windows, -3000s for getaddrinfo), so one int carries both. */
+/* The shared codes are libuv's, by value (common.h): checked here, where
+ * uv.h is in view. */
+#define SAME_AS_LIBUV(name, value, text) \
+  _Static_assert((int)XMPPUV_##name == (int)UV_##name, "XMPPUV_" #name " is not UV_" #name);
+XMPPUV_SYS_ERRNO_MAP(SAME_AS_LIBUV)
+#undef SAME_AS_LIBUV
+
+/* Our own codes sit in -30001..-30999, clear of libuv's (negative errno
+ * values on Unix, -4000s on Windows, -3000s for getaddrinfo), so one int
+ * carries both. */
 static int is_ours(int err) { return err < XMPPUV_ERRNO_MAX && err > -31000; }
 
 /* Whether libuv has a name for err, found without allocating: for a code it
@@ -30,14 +38,22 @@ static int uv_knows(int err) {
 
 const char *xmppuv_strerror(int err) {
   if (err == 0) return "success";
-  switch (err) { XMPPUV_ERRNO_MAP(ERR_TEXT_CASE) default: break; }
+  switch (err) {
+    XMPPUV_SYS_ERRNO_MAP(ERR_TEXT_CASE)
+    XMPPUV_ERRNO_MAP(ERR_TEXT_CASE)
+    default: break;
+  }
   if (is_ours(err) || err > 0 || !uv_knows(err)) return "unknown error";
   return uv_strerror(err);
 }
 
 const char *xmppuv_err_name(int err) {
   if (err == 0) return "OK";
-  switch (err) { XMPPUV_ERRNO_MAP(ERR_NAME_CASE) default: break; }
+  switch (err) {
+    XMPPUV_SYS_ERRNO_MAP(ERR_NAME_CASE)
+    XMPPUV_ERRNO_MAP(ERR_NAME_CASE)
+    default: break;
+  }
   if (is_ours(err) || err > 0 || !uv_knows(err)) return "UNKNOWN";
   return uv_err_name(err);
 }

@@ -146,7 +146,7 @@ int main(int argc, char **argv) {
   o.sm_ack_debounce_ms = 50;
   o.sm_drain_timeout_ms = 10000;
   xmppuv_client_callbacks_t cbs;
-  memset(&cbs, 0, sizeof cbs);
+  xmppuv_client_callbacks_init(&cbs);
   cbs.status = on_status;
   cbs.online = on_online;
   cbs.resumed = on_resumed;

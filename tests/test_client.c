@@ -375,7 +375,7 @@ START_TEST(message_from_alice_reaches_bob_and_back_and_is_acked) {
   xmppuv_stanza_t *m;
   ck_assert_int_eq(xmppuv_message_new(b.full, "chat", "hello bob", &m), 0);
   sent_t st = {0, 1};
-  ck_assert_int_eq(xmppuv_client_send_cb(a.c, m, on_sent, &st), 0);
+  ck_assert_int_eq(xmppuv_client_send_tracked(a.c, m, on_sent, &st), 0);
   xmppuv_stanza_unref(m);
   RUN_UNTIL(&e, a.messages >= 1 && st.done >= 1, 20000);
   ck_assert_msg(b.messages == 1, "bob got %u messages", b.messages);
@@ -428,7 +428,7 @@ static void send_iq(peer_t *p, const char *to, const char *name, const char *ns,
   ck_assert_int_eq(xmppuv_stanza_set_attr(iq, "type", "get"), 0);
   if (to != NULL) ck_assert_int_eq(xmppuv_stanza_set_attr(iq, "to", to), 0);
   ck_assert_int_eq(xmppuv_stanza_new_child(iq, name, ns, NULL), 0);
-  ck_assert_int_eq(xmppuv_client_iq(p->c, iq, 15000, on_iq, out, NULL), 0);
+  ck_assert_int_eq(xmppuv_client_send_iq(p->c, iq, 15000, on_iq, out, NULL), 0);
   xmppuv_stanza_unref(iq);
 }
 
@@ -586,14 +586,14 @@ static void send_then_close(peer_t *p) {
   for (int i = 0; i < 3; i++) {
     xmppuv_stanza_t *m;
     ck_assert_int_eq(xmppuv_message_new("bob@localhost", "chat", "never acked", &m), 0);
-    ck_assert_int_eq(xmppuv_client_send_cb(p->c, m, on_sent_closing, &closing.sent[i]), 0);
+    ck_assert_int_eq(xmppuv_client_send_tracked(p->c, m, on_sent_closing, &closing.sent[i]), 0);
     xmppuv_stanza_unref(m);
   }
   xmppuv_stanza_t *iq;
   ck_assert_int_eq(xmppuv_stanza_new("iq", NULL, &iq), 0);
   ck_assert_int_eq(xmppuv_stanza_set_attr(iq, "type", "get"), 0);
   ck_assert_int_eq(xmppuv_stanza_new_child(iq, "ping", NS_PING, NULL), 0);
-  ck_assert_int_eq(xmppuv_client_iq(p->c, iq, 0, on_iq_closing, &closing.iq, NULL), 0);
+  ck_assert_int_eq(xmppuv_client_send_iq(p->c, iq, 0, on_iq_closing, &closing.iq, NULL), 0);
   xmppuv_stanza_unref(iq);
   ck_assert_uint_eq(xmppuv_client_sm_queued(p->c), 4);
   xmppuv_client_close(p->c, client_rec_close_cb);

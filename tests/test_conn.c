@@ -278,6 +278,7 @@ typedef struct rec {
   int connected, closed, errors, error;
   uint64_t received;
   char first[64];
+  char detail[512]; /* the error's words */
 } rec_t;
 
 static void ev_connected(void *ud, int tls) {
@@ -294,10 +295,11 @@ static void ev_data(void *ud, const char *data, size_t len) {
 
 static void ev_tls_ready(void *ud) { (void)ud; }
 
-static void ev_error(void *ud, int status) {
+static void ev_error(void *ud, int status, const char *detail) {
   rec_t *r = ud;
   r->errors++;
   r->error = status;
+  snprintf(r->detail, sizeof r->detail, "%s", detail != NULL ? detail : "");
 }
 
 static void ev_closed(void *ud) {

@@ -15,8 +15,33 @@ START_TEST(every_code_has_a_name_and_a_text) {
   ck_assert_str_eq(xmppuv_err_name(XMPPUV_##name), #name);              \
   ck_assert_str_eq(xmppuv_strerror(XMPPUV_##name), text);               \
   ck_assert_int_lt(XMPPUV_##name, 0);
+  XMPPUV_SYS_ERRNO_MAP(CHECK_CODE)
   XMPPUV_ERRNO_MAP(CHECK_CODE)
 #undef CHECK_CODE
+}
+END_TEST
+
+/* One code per meaning: where libuv has the meaning, its code is ours, so
+ * an app that tests `rc == UV_ECANCELED` is right, and a log line of
+ * "ETIMEDOUT" means one number. */
+START_TEST(codes_with_libuvs_meaning_are_libuvs) {
+  ck_assert_int_eq(XMPPUV_ENOMEM, UV_ENOMEM);
+  ck_assert_int_eq(XMPPUV_EINVAL, UV_EINVAL);
+  ck_assert_int_eq(XMPPUV_ECANCELED, UV_ECANCELED);
+  ck_assert_int_eq(XMPPUV_ETIMEDOUT, UV_ETIMEDOUT);
+  ck_assert_int_eq(XMPPUV_ENOBUFS, UV_ENOBUFS);
+  ck_assert_int_eq(XMPPUV_EPROTO, UV_EPROTO);
+  /* No two codes share a name. */
+  static const int all[] = {
+#define CODE(name, value, text) XMPPUV_##name,
+      XMPPUV_SYS_ERRNO_MAP(CODE) XMPPUV_ERRNO_MAP(CODE)
+#undef CODE
+  };
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+    for (size_t j = i + 1; j < sizeof all / sizeof all[0]; j++) {
+      ck_assert_int_ne(all[i], all[j]);
+      ck_assert_str_ne(xmppuv_err_name(all[i]), xmppuv_err_name(all[j]));
+    }
 }
 END_TEST
 
@@ -72,7 +97,7 @@ START_TEST(naming_a_code_allocates_nothing_in_libuv) {
 END_TEST
 
 START_TEST(codes_do_not_collide_with_libuv) {
-  /* Ours live in their own range, below every errno-based libuv code. */
+  /* Our own live in their own range, below every errno-based libuv code. */
 #define CHECK_RANGE(name, value, text) \
   ck_assert_int_lt(XMPPUV_##name, -30000); ck_assert_int_gt(XMPPUV_##name, -31000);
   XMPPUV_ERRNO_MAP(CHECK_RANGE)
@@ -167,6 +192,7 @@ static Suite *errors_suite(void) {
   Suite *s = suite_create("errors");
   TCase *tc = tcase_create("errors");
   tcase_add_test(tc, every_code_has_a_name_and_a_text);
+  tcase_add_test(tc, codes_with_libuvs_meaning_are_libuvs);
   tcase_add_test(tc, libuv_codes_pass_through);
   tcase_add_test(tc, unknown_codes_are_named_unknown);
   tcase_add_test(tc, codes_do_not_collide_with_libuv);

@@ -299,7 +299,7 @@ static int alice_on_reply(xmppuv_client_t *c, xmppuv_stanza_t *msg, void *ud) {
 }
 
 static const xmppuv_client_callbacks_t callbacks = {
-    on_status, on_online, on_resumed, on_error, on_ack, on_fail, NULL, NULL};
+    sizeof(xmppuv_client_callbacks_t), on_status, on_online, on_resumed, on_error, on_ack, on_fail, NULL, NULL};
 
 /* user on the test's loop; its recorder is the client's user_data. */
 static void peer_init(world_t *w, peer_t *p, const char *user) {
@@ -499,7 +499,7 @@ static void fence(world_t *w, peer_t *p) {
   ck_assert_int_eq(xmppuv_stanza_set_attr(iq, "to", w->srv.domain), 0);
   ck_assert_int_eq(xmppuv_stanza_new_child(iq, "ping", NS_PING, NULL), 0);
   w->fence_done = 0;
-  ck_assert_int_eq(xmppuv_client_iq(p->c, iq, 30000, on_fence_reply, w, NULL), 0);
+  ck_assert_int_eq(xmppuv_client_send_iq(p->c, iq, 30000, on_fence_reply, w, NULL), 0);
   xmppuv_stanza_unref(iq);
   WAIT_FOR(w, fence_done, LONG_WAIT_MS);
 }

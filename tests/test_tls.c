@@ -561,8 +561,9 @@ static void srv_connected(void *ud, int tls) {
   r->tls = tls;
 }
 
-static void srv_error(void *ud, int status) {
+static void srv_error(void *ud, int status, const char *detail) {
   srv_conn_t *r = ud;
+  (void)detail;
   r->errors++;
   r->error = status;
 }

@@ -63,10 +63,14 @@ typedef enum {
 typedef int (*xmppuv_password_cb)(xmppuv_client_t *client, char *buf,
                                   size_t size, void *user_data);
 
-/* Initialize with xmppuv_client_options_init(), then set what you need.
- * Strings are copied by xmppuv_client_new(). New fields are only ever added
- * at the end. Defaults are shown in brackets. */
+/* Initialize with xmppuv_client_options_init() (required: xmppuv_client_new()
+ * refuses options that were not), then set what you need. Strings are
+ * copied by xmppuv_client_new(). New fields are only ever added at the end,
+ * and struct_size (set by the init) tells the library which ones an app
+ * knows: an app built against an older header gets the defaults for the
+ * rest. Defaults are shown in brackets. */
 typedef struct xmppuv_client_options {
+  size_t struct_size; /* set by xmppuv_client_options_init(); leave it */
   const char *jid;      /* "user@domain" or "user@domain/resource" (required) */
   const char *password; /* [NULL] or a password_cb */
   xmppuv_password_cb password_cb;
@@ -96,7 +100,7 @@ typedef struct xmppuv_client_options {
                                       last ack of unacked stanzas, then as
                                       long for the server's
                                       </stream:stream> [2000] */
-  unsigned iq_timeout_ms;          /* default for xmppuv_client_iq [30000] */
+  unsigned iq_timeout_ms;          /* default for xmppuv_client_send_iq [30000] */
   unsigned keepalive_ms;   /* without SM: XEP-0199 ping this long after the
                               last inbound data [60000]; 0 = off */
   unsigned keepalive_timeout_ms; /* no answer: drop the connection [20000] */
@@ -136,10 +140,22 @@ typedef struct xmppuv_client_options {
    * 0 = no limit of our own. A limit the server advertises (XEP-0478) is
    * applied too. */
   size_t max_send_bytes;
+
+  /* ---- added in 0.2 ---- */
+  /* A client certificate and its private key (PEM files) for TLS; with
+   * them the client logs in with SASL EXTERNAL (XEP-0178) where the server
+   * offers it, and needs no password. Both or neither [NULL]. */
+  const char *client_cert_file;
+  const char *client_key_file;
 } xmppuv_client_options_t;
 
-/* Fill opts with the defaults (everything zero or NULL but those above). */
-XMPPUV_EXTERN void xmppuv_client_options_init(xmppuv_client_options_t *opts);
+/* Fill opts with the defaults (everything zero or NULL but those above) and
+ * struct_size. A macro: it passes the size of the struct as this app was
+ * compiled with it. NULL is a no-op. */
+#define xmppuv_client_options_init(opts) \
+  xmppuv_client_options_init_sized((opts), sizeof(xmppuv_client_options_t))
+XMPPUV_EXTERN void xmppuv_client_options_init_sized(xmppuv_client_options_t *opts,
+                                                    size_t struct_size);
 
 /* ---- events ------------------------------------------------------------- */
 
@@ -155,8 +171,14 @@ typedef struct xmppuv_error {
   int fatal; /* the client gives up (offline follows); else it reconnects */
 } xmppuv_error_t;
 
-/* Every callback may be NULL. user_data is the one given to _new. */
+/* Every callback may be NULL. user_data is the one given to _new.
+ * Initialize with xmppuv_client_callbacks_init(), or statically as
+ *   static const xmppuv_client_callbacks_t cbs = {
+ *       .struct_size = sizeof(xmppuv_client_callbacks_t), .online = on_online};
+ * (xmppuv_client_new() refuses callbacks without struct_size). New
+ * callbacks are only ever added at the end. */
 typedef struct xmppuv_client_callbacks {
+  size_t struct_size; /* sizeof(xmppuv_client_callbacks_t), as the app knows it */
   void (*status)(xmppuv_client_t *c, xmppuv_status_t status, void *user_data);
   /* A new session: resource bound, SM negotiated. Set up session state
    * (presence, roster) here. jid is borrowed for the call. */
@@ -167,11 +189,15 @@ typedef struct xmppuv_client_callbacks {
   void (*error)(xmppuv_client_t *c, const xmppuv_error_t *error,
                 void *user_data);
   /* The server has taken responsibility for this stanza (borrowed; take a
-   * reference to keep it). */
+   * reference to keep it). Only for stanzas sent with xmppuv_client_send():
+   * one sent with xmppuv_client_send_tracked() or as a request with
+   * xmppuv_client_send_iq() reports to its own callback instead, so every
+   * stanza is reported exactly once. */
   void (*ack)(xmppuv_client_t *c, xmppuv_stanza_t *stanza, void *user_data);
   /* This stanza will not be delivered by the library and will not be
    * retried: reason XMPPUV_ESMFAILED (session lost), XMPPUV_ECANCELED
-   * (stopped), ... */
+   * (stopped), ... Only for stanzas sent with xmppuv_client_send(), as
+   * `ack`. */
   void (*fail)(xmppuv_client_t *c, xmppuv_stanza_t *stanza, int reason,
                void *user_data);
   /* A reconnection attempt will start after delay_ms (attempt = 1, 2, ...). */
@@ -183,6 +209,13 @@ typedef struct xmppuv_client_callbacks {
                  void *user_data);
 } xmppuv_client_callbacks_t;
 
+/* Zero every callback and set struct_size (a macro, as for the options).
+ * NULL is a no-op. */
+#define xmppuv_client_callbacks_init(cbs) \
+  xmppuv_client_callbacks_init_sized((cbs), sizeof(xmppuv_client_callbacks_t))
+XMPPUV_EXTERN void xmppuv_client_callbacks_init_sized(xmppuv_client_callbacks_t *cbs,
+                                                      size_t struct_size);
+
 /* ---- listeners ---------------------------------------------------------- */
 
 /* More consumers of the same events: callbacks (copied; any may be NULL)
@@ -190,7 +223,8 @@ typedef struct xmppuv_client_callbacks {
  * order the listeners were added, each with its own user_data. A layer above
  * the client (a roster module) uses this to see `online` and `resumed`
  * without taking the app's callbacks. *id (may be NULL) identifies it for
- * removal. Errors: XMPPUV_EINVAL, XMPPUV_ENOMEM. */
+ * removal. Errors: XMPPUV_EINVAL (c or callbacks NULL, callbacks not
+ * initialised), XMPPUV_ECLOSED (after close), XMPPUV_ENOMEM. */
 XMPPUV_EXTERN int xmppuv_client_listener_add(xmppuv_client_t *c,
                                              const xmppuv_client_callbacks_t *callbacks,
                                              void *user_data, uint64_t *id);
@@ -201,15 +235,21 @@ XMPPUV_EXTERN int xmppuv_client_listener_remove(xmppuv_client_t *c, uint64_t id)
 /* ---- lifetime ----------------------------------------------------------- */
 
 /* Create a client (it does nothing until xmppuv_client_start()). opts and
- * callbacks are copied. Errors: XMPPUV_EINVAL (missing or bad option, with
- * a log line saying which), XMPPUV_EJID*, XMPPUV_ECAFILE, XMPPUV_ENOMEM. */
+ * callbacks (NULL: none) are copied. Everything that can be checked before
+ * connecting is: XMPPUV_EINVAL for options or callbacks not initialised
+ * with their _init(), and for a missing or contradictory option, each with
+ * a log line (level error, through opts->log_cb when set) saying which;
+ * XMPPUV_EJID* for the JID; XMPPUV_ECAFILE for CA or client certificate
+ * files that do not load; XMPPUV_ENOMEM. On error *out is NULL. */
 XMPPUV_EXTERN int xmppuv_client_new(struct uv_loop_s *loop,
                                     const xmppuv_client_options_t *opts,
                                     const xmppuv_client_callbacks_t *callbacks,
                                     void *user_data, xmppuv_client_t **out);
 
 /* Connect and keep connected (reconnecting as the options say) until
- * stopped. XMPPUV_ESTATE if already started. */
+ * stopped. A stopped client (or one that gave up) may be started again.
+ * XMPPUV_EINVAL (NULL), XMPPUV_ESTATE (already started, or still stopping:
+ * wait for `offline`), XMPPUV_ECLOSED (after close). */
 XMPPUV_EXTERN int xmppuv_client_start(xmppuv_client_t *c);
 
 /* Graceful stop: with stanzas unacked, ask the server for a last ack (<r/>)
@@ -217,7 +257,12 @@ XMPPUV_EXTERN int xmppuv_client_start(xmppuv_client_t *c);
  * what the server has is reported acked; then </stream:stream>, wait for
  * the server's close (close_timeout_ms), close the socket. Stanzas still
  * unacked then get `fail` (XMPPUV_ECANCELED); the status ends at offline. A
- * stopped client can be started again. No-op if offline. */
+ * stopped client can be started again. While waiting to reconnect (or
+ * connecting) there is no stream to close: the wait is cancelled and the
+ * status goes to offline at once (the events come from the loop), and what
+ * is held fails with XMPPUV_ECANCELED. Returns 0 (also when offline
+ * already, and when a stop is in progress), XMPPUV_EINVAL (NULL) or
+ * XMPPUV_ECLOSED (after close). */
 XMPPUV_EXTERN int xmppuv_client_stop(xmppuv_client_t *c);
 
 /* The app knows the network changed (a new interface, waking from sleep):
@@ -228,19 +273,24 @@ XMPPUV_EXTERN int xmppuv_client_stop(xmppuv_client_t *c);
  * or given up; XMPPUV_ECLOSED after close. */
 XMPPUV_EXTERN int xmppuv_client_reconnect_now(xmppuv_client_t *c);
 
+/* Runs last for a client being closed (user_data: the client's). */
+typedef void (*xmppuv_close_cb)(xmppuv_client_t *c, void *user_data);
+
 /* Release the client, asynchronously as uv_close() does: the connection is
  * dropped at once (no graceful close: call stop first for that), pending
  * iq callbacks and send callbacks complete with XMPPUV_ECANCELED, unacked
  * stanzas get `fail` (XMPPUV_ECANCELED), then close_cb runs last (may be
- * NULL) and nothing runs after it. */
-XMPPUV_EXTERN void xmppuv_client_close(xmppuv_client_t *c,
-                                       void (*close_cb)(xmppuv_client_t *c,
-                                                        void *user_data));
+ * NULL) and nothing runs after it. From this call on the status is
+ * offline, and every other call returns XMPPUV_ECLOSED (a `fail` callback
+ * that sends gets that too). A second close, and close(NULL), do nothing. */
+XMPPUV_EXTERN void xmppuv_client_close(xmppuv_client_t *c, xmppuv_close_cb close_cb);
 
+/* XMPPUV_STATUS_OFFLINE for NULL. */
 XMPPUV_EXTERN xmppuv_status_t xmppuv_client_status(const xmppuv_client_t *c);
-/* The bound full JID, or NULL before the first `online`. Borrowed until the
- * next `online`. */
+/* The bound full JID, or NULL before the first `online` (and for NULL).
+ * Borrowed until the next `online`. */
 XMPPUV_EXTERN const xmppuv_jid_t *xmppuv_client_jid(const xmppuv_client_t *c);
+/* NULL for NULL. */
 XMPPUV_EXTERN struct uv_loop_s *xmppuv_client_loop(const xmppuv_client_t *c);
 XMPPUV_EXTERN void *xmppuv_client_user_data(const xmppuv_client_t *c);
 
@@ -252,20 +302,24 @@ XMPPUV_EXTERN void *xmppuv_client_user_data(const xmppuv_client_t *c);
  * reference until the stanza ends in `ack` or `fail` (with SM), or is
  * written (without). While the client is not online the stanza is held
  * and sent when it is (with a XEP-0203 delay stamp for messages).
- * Errors: XMPPUV_ENOBUFS (queue full: wait for acks), XMPPUV_ESTATE (not
- * started, or stopping), XMPPUV_ECLOSED (closed), XMPPUV_EINVAL (not a
- * stanza), XMPPUV_ENOMEM. Nothing is dropped
- * silently: an error means the stanza was not taken. */
+ * Its outcome is reported by the `ack` or `fail` event.
+ * Errors: XMPPUV_EINVAL (c or stanza NULL, or not a stanza), XMPPUV_ENOBUFS
+ * (queue full: wait for acks), XMPPUV_ETOOBIG (larger than max_send_bytes or
+ * the server's limit), XMPPUV_ESTATE (not started, or stopping),
+ * XMPPUV_ECLOSED (closed), XMPPUV_ENOMEM. Nothing is dropped silently: an
+ * error means the stanza was not taken. */
 XMPPUV_EXTERN int xmppuv_client_send(xmppuv_client_t *c, xmppuv_stanza_t *stanza);
 
-/* The same, and cb is called exactly once (unless this returns an error):
- * status 0 = acked by the server (SM); XMPPUV_ESMOFF = written on a stream
- * without SM (delivery cannot be confirmed); other negative = failed. */
-typedef void (*xmppuv_send_cb)(xmppuv_client_t *c, xmppuv_stanza_t *stanza,
-                               int status, void *user_data);
-XMPPUV_EXTERN int xmppuv_client_send_cb(xmppuv_client_t *c,
-                                        xmppuv_stanza_t *stanza,
-                                        xmppuv_send_cb cb, void *user_data);
+/* The outcome of a stanza sent with xmppuv_client_send_tracked(): status 0 =
+ * acked by the server (SM); XMPPUV_ESMOFF = written on a stream without SM
+ * (delivery cannot be confirmed); other negative = failed, as for `fail`. */
+typedef void (*xmppuv_send_done_cb)(xmppuv_client_t *c, xmppuv_stanza_t *stanza,
+                                    int status, void *user_data);
+/* Send as xmppuv_client_send(), with the outcome reported to cb, exactly
+ * once (unless this returns an error), and not to the `ack`/`fail` events.
+ * Errors as xmppuv_client_send(), and XMPPUV_EINVAL for cb NULL. */
+XMPPUV_EXTERN int xmppuv_client_send_tracked(xmppuv_client_t *c, xmppuv_stanza_t *stanza,
+                                             xmppuv_send_done_cb cb, void *user_data);
 
 /* ---- receiving: handlers ------------------------------------------------ */
 
@@ -282,13 +336,16 @@ typedef int (*xmppuv_handler_cb)(xmppuv_client_t *c, xmppuv_stanza_t *stanza,
  * element (any one, not only the first) in it (NULL = any), and whose type
  * attribute is type (NULL = any; "normal" matches a message without type).
  * Handlers run in the order they were added. *id (may be NULL) identifies it
- * for removal. */
+ * for removal. Strings are copied. Errors: XMPPUV_EINVAL (c or cb NULL),
+ * XMPPUV_ECLOSED (after close), XMPPUV_ENOMEM. */
 XMPPUV_EXTERN int xmppuv_client_handler_add(xmppuv_client_t *c,
                                             const char *name, const char *ns,
                                             const char *type,
                                             xmppuv_handler_cb cb,
                                             void *user_data, uint64_t *id);
-/* XMPPUV_EINVAL if no such handler. Safe inside a handler (even itself). */
+/* XMPPUV_EINVAL if no such handler (or c NULL; ids of iq handlers are not
+ * handlers: xmppuv_client_iq_handler_remove()). Safe inside a handler (even
+ * itself). */
 XMPPUV_EXTERN int xmppuv_client_handler_remove(xmppuv_client_t *c, uint64_t id);
 
 /* ---- IQ ------------------------------------------------------------------ */
@@ -307,12 +364,14 @@ typedef void (*xmppuv_iq_cb)(xmppuv_client_t *c, int status,
 
 /* Send an iq of type get or set and wait for its reply (matched by id and
  * sender). timeout_ms 0 = the client's iq_timeout_ms. *id (may be NULL) for
- * xmppuv_client_iq_cancel(). Errors as xmppuv_client_send, and
- * XMPPUV_EINVAL for a stanza that is not an iq get/set. */
-XMPPUV_EXTERN int xmppuv_client_iq(xmppuv_client_t *c, xmppuv_stanza_t *iq,
+ * xmppuv_client_iq_cancel(). The outcome goes to cb only (not to the
+ * `ack`/`fail` events). Errors as xmppuv_client_send, and XMPPUV_EINVAL
+ * for cb NULL or a stanza that is not an iq get/set. */
+XMPPUV_EXTERN int xmppuv_client_send_iq(xmppuv_client_t *c, xmppuv_stanza_t *iq,
                                    unsigned timeout_ms, xmppuv_iq_cb cb,
                                    void *user_data, uint64_t *id);
-/* The callback runs once more, with XMPPUV_ECANCELED (from the loop). */
+/* The callback runs, with XMPPUV_ECANCELED (from the loop, not inside this
+ * call). XMPPUV_EINVAL if no such request is waiting (or c NULL). */
 XMPPUV_EXTERN int xmppuv_client_iq_cancel(xmppuv_client_t *c, uint64_t id);
 
 /* Serve iq requests whose child is name/ns (NULL = any) and whose type is
@@ -321,27 +380,14 @@ XMPPUV_EXTERN int xmppuv_client_iq_cancel(xmppuv_client_t *c, uint64_t id);
  * (see xmppuv_iq_result_new / xmppuv_iq_error_new) and returns
  * XMPPUV_HANDLED; a request no handler takes is answered with
  * service-unavailable (RFC 6120 §8.2.3). XEP-0199 ping is answered already.
- * Removed with xmppuv_client_handler_remove(). */
+ * Errors as xmppuv_client_handler_add(). */
 XMPPUV_EXTERN int xmppuv_client_iq_handler_add(xmppuv_client_t *c,
                                                const char *name, const char *ns,
                                                const char *type,
                                                xmppuv_handler_cb cb,
                                                void *user_data, uint64_t *id);
-
-/* ---- stanza helpers ------------------------------------------------------ */
-
-/* <message to type id><body>body</body></message>; to, type and body may
- * be NULL. */
-XMPPUV_EXTERN int xmppuv_message_new(const char *to, const char *type,
-                                     const char *body, xmppuv_stanza_t **out);
-/* <iq type='result' to=request's from id=request's id/>. */
-XMPPUV_EXTERN int xmppuv_iq_result_new(const xmppuv_stanza_t *request,
-                                       xmppuv_stanza_t **out);
-/* <iq type='error'> with <error type><condition xmlns=stanzas/></error>
- * (RFC 6120 §8.3), e.g. type "cancel", condition "item-not-found". */
-XMPPUV_EXTERN int xmppuv_iq_error_new(const xmppuv_stanza_t *request,
-                                      const char *type, const char *condition,
-                                      xmppuv_stanza_t **out);
+/* XMPPUV_EINVAL if no such iq handler (or c NULL). Safe inside a handler. */
+XMPPUV_EXTERN int xmppuv_client_iq_handler_remove(xmppuv_client_t *c, uint64_t id);
 
 /* ---- Stream Management ---------------------------------------------------- */
 

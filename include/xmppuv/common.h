@@ -4,6 +4,11 @@
 #define XMPPUV_COMMON_H
 
 #include <stddef.h>
+#if defined(_WIN32)
+#include <uv.h> /* libuv's own error numbers (see Errors below) */
+#else
+#include <errno.h>
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -55,19 +60,38 @@ XMPPUV_EXTERN void xmppuv_free(void *ptr);
 /* ------------------------------------------------------------------------ */
 /* Errors                                                                   */
 /* ------------------------------------------------------------------------ */
-/* Functions return 0 on success and a negative code on failure. The codes
- * below are xmppuv's own; libuv's UV_E* codes (negative errno values on
- * Unix) pass through unchanged, and xmppuv_strerror() describes them too.
+/* Functions return 0 on success and a negative code on failure. One code
+ * per meaning: where libuv has a code for the same thing (out of memory, an
+ * invalid argument, cancelled, timed out, no buffer space, a protocol
+ * error), xmppuv's code IS libuv's (XMPPUV_ENOMEM == UV_ENOMEM, a negative
+ * errno value on Unix), so `rc == UV_ECANCELED` and `rc == XMPPUV_ECANCELED`
+ * are the same test and a log names one code. Everything else has a code
+ * of xmppuv's own, in -30999..-30001, named for what it means. libuv's
+ * other codes (UV_ECONNREFUSED, ...) pass through unchanged, and
+ * xmppuv_strerror() and xmppuv_err_name() describe them too.
+ *
  * Errors that come from the XMPP server (stream errors, stanza errors, SASL
- * failures) are reported as data with their condition and text, and carry one
- * of these codes as a summary. */
+ * failures) are reported as data with their condition and text, and carry
+ * one of these codes as a summary. */
+#if defined(_WIN32)
+#define XMPPUV__SYS_ERR(name) UV_##name
+#else
+#define XMPPUV__SYS_ERR(name) (-(name))
+#endif
+
+/* The codes shared with libuv: name, value, text. */
+#define XMPPUV_SYS_ERRNO_MAP(XX)                                               \
+  XX(ENOMEM, XMPPUV__SYS_ERR(ENOMEM), "out of memory")                         \
+  XX(EINVAL, XMPPUV__SYS_ERR(EINVAL), "invalid argument")                      \
+  XX(ECANCELED, XMPPUV__SYS_ERR(ECANCELED), "operation canceled")              \
+  XX(ETIMEDOUT, XMPPUV__SYS_ERR(ETIMEDOUT), "operation timed out")             \
+  XX(ENOBUFS, XMPPUV__SYS_ERR(ENOBUFS),                                        \
+     "queue full; try again after acknowledgements")                           \
+  XX(EPROTO, XMPPUV__SYS_ERR(EPROTO), "the server violated the XMPP protocol")
+
+/* xmppuv's own codes. */
 #define XMPPUV_ERRNO_MAP(XX)                                                   \
-  XX(ENOMEM, -30001, "out of memory")                                          \
-  XX(EINVAL, -30002, "invalid argument")                                       \
   XX(ESTATE, -30003, "operation not allowed in the current state")             \
-  XX(ECANCELED, -30004, "operation canceled")                                  \
-  XX(ETIMEDOUT, -30005, "operation timed out")                                 \
-  XX(ENOBUFS, -30006, "queue full; try again after acknowledgements")          \
   XX(ECLOSED, -30007, "client closed")                                         \
   XX(ETOOBIG, -30008, "value too large")                                       \
   XX(EUTF8, -30010, "invalid UTF-8")                                           \
@@ -87,6 +111,8 @@ XMPPUV_EXTERN void xmppuv_free(void *ptr);
   XX(ENOSERVICE, -30032, "domain does not offer XMPP client service")          \
   XX(ECONNECT, -30033, "could not connect to any address of the server")       \
   XX(EEOF, -30034, "server closed the connection")                             \
+  XX(EWRONGSERVER, -30035,                                                     \
+     "the server does not speak XMPP the way it was asked to (TLS, port)")     \
   XX(ETLS, -30040, "TLS handshake or record error")                            \
   XX(ECERTNAME, -30041,                                                        \
      "server certificate does not match the XMPP domain")                      \
@@ -100,7 +126,6 @@ XMPPUV_EXTERN void xmppuv_free(void *ptr);
   XX(ECRYPTO, -30048, "cryptographic library failure (hash or random)")       \
   XX(ETLSREQUIRED, -30050, "server does not offer TLS, which is required")     \
   XX(ESTREAM, -30051, "stream error from the server")                          \
-  XX(EPROTO, -30052, "server violated the XMPP protocol")                      \
   XX(EAUTH, -30053, "authentication failed")                                   \
   XX(ENOMECH, -30054, "no acceptable SASL mechanism offered")                  \
   XX(EAUTHSERVER, -30055,                                                      \
@@ -119,6 +144,7 @@ XMPPUV_EXTERN void xmppuv_free(void *ptr);
 
 typedef enum {
 #define XMPPUV__ERR_ENUM(name, value, text) XMPPUV_##name = (value),
+  XMPPUV_SYS_ERRNO_MAP(XMPPUV__ERR_ENUM)
   XMPPUV_ERRNO_MAP(XMPPUV__ERR_ENUM)
 #undef XMPPUV__ERR_ENUM
   XMPPUV_ERRNO_MAX = -30000
@@ -127,7 +153,8 @@ typedef enum {
 /* A static, human-readable description of err (xmppuv or libuv code).
  * Unknown codes give "unknown error". Thread-safe. */
 XMPPUV_EXTERN const char *xmppuv_strerror(int err);
-/* The code's name without prefix ("ENOMEM", "ECONNREFUSED"), or "UNKNOWN". */
+/* The code's name without prefix ("ENOMEM", "ECONNREFUSED", "ESTREAM"), or
+ * "UNKNOWN". One name per code, one code per name. */
 XMPPUV_EXTERN const char *xmppuv_err_name(int err);
 
 /* ------------------------------------------------------------------------ */

@@ -33,7 +33,8 @@ XMPPUV_EXTERN int xmppuv_jid_parse(const char *text, xmppuv_jid_t **out);
 XMPPUV_EXTERN int xmppuv_jid_new(const char *local, const char *domain,
                                  const char *resource, xmppuv_jid_t **out);
 
-/* A copy; xmppuv_jid_bare() is a copy without the resource. */
+/* A copy; xmppuv_jid_bare() is a copy without the resource. XMPPUV_EINVAL
+ * (jid or out NULL), XMPPUV_ENOMEM. */
 XMPPUV_EXTERN int xmppuv_jid_copy(const xmppuv_jid_t *jid, xmppuv_jid_t **out);
 XMPPUV_EXTERN int xmppuv_jid_bare(const xmppuv_jid_t *jid, xmppuv_jid_t **out);
 

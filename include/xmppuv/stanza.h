@@ -140,7 +140,8 @@ XMPPUV_EXTERN xmppuv_stanza_t *xmppuv_stanza_ref(xmppuv_stanza_t *s);
 /* Drop a reference; the tree is freed with the last one. NULL is a no-op. */
 XMPPUV_EXTERN void xmppuv_stanza_unref(xmppuv_stanza_t *s);
 /* A deep copy of s (and its subtree) as a new tree with reference count 1.
- * The copy keeps s's effective namespace. */
+ * The copy keeps s's effective namespace. XMPPUV_EINVAL (s or out NULL, or
+ * s a text node), XMPPUV_ENOMEM. */
 XMPPUV_EXTERN int xmppuv_stanza_copy(const xmppuv_stanza_t *s,
                                      xmppuv_stanza_t **out);
 
@@ -148,7 +149,8 @@ XMPPUV_EXTERN int xmppuv_stanza_copy(const xmppuv_stanza_t *s,
 
 /* Serialize s as XML. *out is NUL-terminated, to be freed with xmppuv_free();
  * *len (may be NULL) gets its length. The namespace of s is declared if it
- * has one, except "jabber:client", the default of an XMPP client stream. */
+ * has one, except "jabber:client", the default of an XMPP client stream.
+ * XMPPUV_EINVAL (s or out NULL), XMPPUV_ENOMEM. */
 XMPPUV_EXTERN int xmppuv_stanza_to_string(const xmppuv_stanza_t *s,
                                           char **out, size_t *len);
 
@@ -157,6 +159,29 @@ XMPPUV_EXTERN int xmppuv_stanza_to_string(const xmppuv_stanza_t *s,
  * DTD, entities, comments or processing instructions: XMPPUV_ERESTRICTED;
  * default limits: XMPPUV_ELIMIT). Malformed input: XMPPUV_EXML. */
 XMPPUV_EXTERN int xmppuv_stanza_parse(const char *xml, size_t len,
+                                      xmppuv_stanza_t **out);
+
+/* ---- building stanzas ----------------------------------------------------- */
+
+/* <message to type id><body>body</body></message>; type and body may be
+ * NULL, to too (a message to the account itself). An id is set when the
+ * client sends it. XMPPUV_EJID* when to is not a valid JID (it is checked as
+ * one: "bob@@example.com" is refused here, not bounced by the server),
+ * XMPPUV_EINVAL (out NULL), XMPPUV_EUTF8 / XMPPUV_EXMLCHAR (body or type
+ * not text XML can carry), XMPPUV_ENOMEM. */
+XMPPUV_EXTERN int xmppuv_message_new(const char *to, const char *type,
+                                     const char *body, xmppuv_stanza_t **out);
+/* <iq type='result' to=request's from id=request's id/>. XMPPUV_EINVAL
+ * (request or out NULL, or request not an iq get/set with an id),
+ * XMPPUV_ENOMEM. */
+XMPPUV_EXTERN int xmppuv_iq_result_new(const xmppuv_stanza_t *request,
+                                       xmppuv_stanza_t **out);
+/* <iq type='error'> with <error type><condition xmlns=stanzas/></error>
+ * (RFC 6120 §8.3), e.g. type "cancel", condition "item-not-found". Errors
+ * as xmppuv_iq_result_new(), and XMPPUV_EINVAL for a type or condition
+ * RFC 6120 does not define. */
+XMPPUV_EXTERN int xmppuv_iq_error_new(const xmppuv_stanza_t *request,
+                                      const char *type, const char *condition,
                                       xmppuv_stanza_t **out);
 
 #ifdef __cplusplus

@@ -5,11 +5,13 @@
 #include "engine/engine.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "engine/handlers.h"
 #include "engine/iq.h"
+#include "engine/options.h"
 #include "session/stream_error.h"
 #include "sm/sm.h"
 #include "util/alloc.h"
@@ -40,11 +42,12 @@ typedef struct event {
   int code;                 /* STATUS: the status; ERROR/DONE/IQ: the code */
   int fatal;
   xmppuv_stanza_t *stanza;  /* DONE, STANZA, IQ (reply), ERROR (element); a ref */
-  xmppuv_send_cb send_cb;   /* DONE */
+  xmppuv_send_done_cb send_cb;   /* DONE */
   xmppuv_iq_cb iq_cb;       /* IQ */
   void *cb_data;
   char *condition;          /* ERROR (copies) */
   char *text;
+  const char *static_text;  /* ERROR: when text could not be copied */
   unsigned attempt;         /* RECONNECTING */
   uint64_t delay_ms;
 } event_t;
@@ -135,7 +138,8 @@ static uint64_t after(const xmppuv__engine_t *e, unsigned ms) {
 
 static void free_options(xmppuv_client_options_t *o) {
   const char **strings[] = {&o->jid, &o->resource, &o->lang, &o->host, &o->ca_file,
-                            &o->ca_path, &o->pin, &o->dns_servers, &o->sasl_mechanisms};
+                            &o->ca_path, &o->pin, &o->dns_servers, &o->sasl_mechanisms,
+                            &o->client_cert_file, &o->client_key_file};
   for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++) {
     xmppuv__free((void *)(uintptr_t)*strings[i]);
     *strings[i] = NULL;
@@ -156,6 +160,8 @@ static int copy_options(xmppuv__engine_t *e, const xmppuv_client_options_t *o) {
   e->opts.pin = xmppuv__strdup_opt(o->pin, &rc);
   e->opts.dns_servers = xmppuv__strdup_opt(o->dns_servers, &rc);
   e->opts.sasl_mechanisms = xmppuv__strdup_opt(o->sasl_mechanisms, &rc);
+  e->opts.client_cert_file = xmppuv__strdup_opt(o->client_cert_file, &rc);
+  e->opts.client_key_file = xmppuv__strdup_opt(o->client_key_file, &rc);
   return rc;
 }
 
@@ -164,11 +170,26 @@ static int bad_option(xmppuv__engine_t *e, const char *what) {
   return XMPPUV_EINVAL;
 }
 
-static int validate(xmppuv__engine_t *e) {
+static int validate(xmppuv__engine_t *e, int have_password) {
   const xmppuv_client_options_t *o = &e->opts;
   if (o->jid == NULL) return bad_option(e, "jid is required");
+  if (!have_password && !o->allow_anonymous)
+    return bad_option(e, "no password, password_cb or client certificate (and allow_anonymous "
+                         "is off)");
+  if ((o->client_cert_file == NULL) != (o->client_key_file == NULL))
+    return bad_option(e, "client_cert_file and client_key_file go together");
+  if (o->client_cert_file != NULL && o->tls == XMPPUV_TLS_DISABLED_INSECURE)
+    return bad_option(e, "a client certificate with tls = XMPPUV_TLS_DISABLED_INSECURE");
+  if (o->host != NULL && o->host[0] == '\0') return bad_option(e, "host is empty (NULL: find it)");
+  if (o->resource != NULL && o->resource[0] == '\0')
+    return bad_option(e, "resource is empty (NULL: the JID's, or the server's choice)");
   if (o->tls > XMPPUV_TLS_DISABLED_INSECURE) return bad_option(e, "tls mode");
   if (o->tls_insecure && o->pin != NULL) return bad_option(e, "pin together with tls_insecure");
+  if (o->tls_insecure && (o->ca_file != NULL || o->ca_path != NULL))
+    return bad_option(e, "ca_file or ca_path together with tls_insecure (nothing is checked)");
+  if (o->tls == XMPPUV_TLS_DISABLED_INSECURE &&
+      (o->ca_file != NULL || o->ca_path != NULL || o->pin != NULL || o->tls_insecure))
+    return bad_option(e, "TLS settings with tls = XMPPUV_TLS_DISABLED_INSECURE");
   if (o->port != 0 && o->host == NULL) return bad_option(e, "port without host");
   if (o->reconnect && o->reconnect_delay_ms == 0) return bad_option(e, "reconnect_delay_ms is 0");
   if (o->reconnect_max_delay_ms < o->reconnect_delay_ms)
@@ -267,6 +288,8 @@ static void emit_error(xmppuv__engine_t *e, const xmppuv_error_t *err) {
   int rc = 0;
   ev.condition = xmppuv__strdup_opt(err->condition, &rc);
   ev.text = xmppuv__strdup_opt(err->text, &rc);
+  /* Without memory for the words, the app still gets some. */
+  if (ev.text == NULL && err->text != NULL) ev.static_text = "(no memory for this error's text)";
   if (err->element != NULL) {
     ev.stanza = (xmppuv_stanza_t *)(uintptr_t)err->element;
     xmppuv_stanza_ref(ev.stanza);
@@ -274,8 +297,20 @@ static void emit_error(xmppuv__engine_t *e, const xmppuv_error_t *err) {
   push_event(e, &ev);
 }
 
-static void emit_simple_error(xmppuv__engine_t *e, int code, int fatal) {
-  xmppuv_error_t err = {code, NULL, NULL, NULL, fatal};
+/* An error the library raises itself: text says what happened (the app
+ * sees it in err->text, the log gets the same line). */
+#if defined(__GNUC__)
+__attribute__((format(printf, 4, 5)))
+#endif
+static void emit_errorf(xmppuv__engine_t *e, int code, int fatal, const char *fmt, ...) {
+  char text[320];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(text, sizeof text, fmt, ap);
+  va_end(ap);
+  LOG(e, fatal ? XMPPUV_LOG_ERROR : XMPPUV_LOG_WARN, "client", "%s (%s)", text,
+      xmppuv_err_name(code));
+  xmppuv_error_t err = {code, NULL, text, NULL, fatal};
   emit_error(e, &err);
 }
 
@@ -310,6 +345,12 @@ static void sweep_listeners(xmppuv__engine_t *e) {
   }
 }
 
+/* The send callback of an iq request: never called, it marks the stanza
+ * whose outcome is the request's (see EV_DONE). */
+static void iq_request_sent(xmppuv_client_t *c, xmppuv_stanza_t *s, int status, void *ud) {
+  (void)c, (void)s, (void)status, (void)ud;
+}
+
 int xmppuv__engine_deliver(xmppuv__engine_t *e, xmppuv__time_t now) {
   if (e->ev_len == 0) return 0;
   e->now = now;
@@ -329,13 +370,18 @@ int xmppuv__engine_deliver(xmppuv__engine_t *e, xmppuv__time_t now) {
       break;
     case EV_ERROR:
       if (!e->closing) {
-        xmppuv_error_t err = {ev.code, ev.condition, ev.text, ev.stanza, ev.fatal};
+        xmppuv_error_t err = {ev.code, ev.condition, ev.text ? ev.text : ev.static_text,
+                              ev.stanza, ev.fatal};
         FOR_EACH_CONSUMER(e, error, &err);
       }
       break;
     case EV_DONE:
-      if (ev.send_cb != NULL) ev.send_cb(e->owner, ev.stanza, ev.code, ev.cb_data);
-      if (ev.code == 0)
+      /* One report per stanza: to the callback it was sent with, else to
+       * the ack/fail events (a request's outcome is its iq callback's). */
+      if (ev.send_cb == iq_request_sent) break;
+      if (ev.send_cb != NULL)
+        ev.send_cb(e->owner, ev.stanza, ev.code, ev.cb_data);
+      else if (ev.code == 0)
         FOR_EACH_CONSUMER(e, ack, ev.stanza);
       else if (ev.code != XMPPUV_ESMOFF)
         FOR_EACH_CONSUMER(e, fail, ev.stanza, ev.code);
@@ -591,7 +637,7 @@ static void on_authenticated(xmppuv__engine_t *e, int sm_offered) {
     /* Could not ask (out of memory): try again on the next connection
      * rather than bind and lose the session. */
     if (!l->dropping) {
-      emit_simple_error(e, rc, 0);
+      emit_errorf(e, rc, 0, "could not ask to resume the session: %s", xmppuv_strerror(rc));
       drop_connection(e, 0);
     }
     return;
@@ -604,7 +650,8 @@ static void on_bound(xmppuv__engine_t *e, const char *full_jid) {
   int prc = xmppuv_jid_parse(full_jid, &j);
   if (prc != 0) {
     /* Out of memory is not the server's fault. */
-    emit_simple_error(e, prc == XMPPUV_ENOMEM ? prc : XMPPUV_EBIND, 0);
+    emit_errorf(e, prc == XMPPUV_ENOMEM ? prc : XMPPUV_EBIND, 0,
+                "the server bound a JID that is not valid: %s", xmppuv_strerror(prc));
     drop_connection(e, 0);
     return;
   }
@@ -612,7 +659,7 @@ static void on_bound(xmppuv__engine_t *e, const char *full_jid) {
   e->bound = j;
   int rc = xmppuv__sm_enable(e->sm, full_jid, e->link.sm_offered, e->now);
   if (rc != 0 && rc != XMPPUV_ECANCELED) {
-    emit_simple_error(e, rc, 0);
+    emit_errorf(e, rc, 0, "could not enable Stream Management: %s", xmppuv_strerror(rc));
     drop_connection(e, 0);
   }
 }
@@ -631,7 +678,8 @@ static void on_element(xmppuv__engine_t *e, xmppuv_stanza_t *el) {
   if (sm_rc < 0) {
     /* The engine could not take the element in (out of memory): the
      * stream's state would be wrong from here on. */
-    emit_simple_error(e, sm_rc, 0);
+    emit_errorf(e, sm_rc, 0, "could not take in an element from the server: %s",
+                xmppuv_strerror(sm_rc));
     drop_connection(e, 0);
     return;
   }
@@ -672,6 +720,13 @@ static void on_failed(xmppuv__engine_t *e, const xmppuv_error_t *err, const char
       }
       emit_error(e, err);
     }
+  } else if (err->code == XMPPUV_EWRONGSERVER && !err->fatal && e->opts.host != NULL) {
+    /* A host the app named that answers in another protocol: a
+     * configuration mistake no retry mends (README, "Errors"). */
+    xmppuv_error_t fatal_err = *err;
+    fatal_err.fatal = 1;
+    e->gave_up = 1;
+    emit_error(e, &fatal_err);
   } else {
     if (err->fatal) e->gave_up = 1;
     emit_error(e, err);
@@ -742,7 +797,7 @@ int xmppuv__engine_step(xmppuv__engine_t *e, xmppuv__time_t now) {
     case XMPPUV__SESS_STARTTLS: {
       xmppuv__buf_clear(&e->action_data);
       if (ev.rest_len > 0 && xmppuv__buf_append(&e->action_data, ev.rest, ev.rest_len) != 0) {
-        emit_simple_error(e, XMPPUV_ENOMEM, 0);
+        emit_errorf(e, XMPPUV_ENOMEM, 0, "out of memory at STARTTLS");
         drop_connection(e, 0);
         break;
       }
@@ -810,7 +865,7 @@ static int sm_write(void *ud, const char *data, size_t len) {
   if (rc != 0) {
     /* sm.h: after a failed write the engine writes nothing more on this
      * stream; it is up to us to drop it (and resume on the next). */
-    emit_simple_error(e, rc, 0);
+    emit_errorf(e, rc, 0, "could not queue bytes for the server: %s", xmppuv_strerror(rc));
     drop_connection(e, 0);
   }
   return rc;
@@ -852,15 +907,14 @@ static void sm_done(void *ud, xmppuv_stanza_t *stanza, int status, xmppuv__sm_do
   ev.code = status;
   ev.stanza = stanza; /* the reference is ours now */
   /* send_cb stored the app's callback in the engine's slot. */
-  ev.send_cb = (xmppuv_send_cb)(void (*)(void))cb;
+  ev.send_cb = (xmppuv_send_done_cb)(void (*)(void))cb;
   ev.cb_data = cb_data;
   push_event(e, &ev);
 }
 
-static void sm_abort(void *ud, int reason) {
+static void sm_abort(void *ud, int reason, const char *why) {
   xmppuv__engine_t *e = ud;
-  LOG(e, XMPPUV_LOG_WARN, "sm", "dropping the connection: %s", xmppuv_strerror(reason));
-  emit_simple_error(e, reason, 0);
+  emit_errorf(e, reason, 0, "Stream Management: %s; dropping the connection to resume", why);
   /* Not graceful: </stream:stream> would end the server's session. But for
    * h too high the engine wrote its stream error (XEP-0198 §6) and the
    * session is over anyway: flush that error rather than drop it. */
@@ -949,8 +1003,9 @@ static void on_keepalive_reply(xmppuv_client_t *owner, int status, xmppuv_stanza
   xmppuv__engine_t *e = user_data;
   e->link.ping_handle = 0;
   if (status == XMPPUV_ETIMEDOUT && e->link.id != 0 && e->link.online) {
-    LOG(e, XMPPUV_LOG_WARN, "client", "no answer to a keepalive ping");
-    emit_simple_error(e, XMPPUV_ETIMEDOUT, 0);
+    emit_errorf(e, XMPPUV_ETIMEDOUT, 0,
+                "no answer to a keepalive ping (XEP-0199) within %u ms; dropping the connection",
+                e->opts.keepalive_timeout_ms);
     drop_connection(e, 0);
   }
 }
@@ -1000,8 +1055,9 @@ void xmppuv__engine_tick(xmppuv__engine_t *e, xmppuv__time_t now) {
   link_t *l = &e->link;
   if (l->negotiation_deadline <= t) {
     l->negotiation_deadline = XMPPUV__NO_DEADLINE;
-    LOG(e, XMPPUV_LOG_WARN, "client", "stream negotiation timed out");
-    emit_simple_error(e, XMPPUV_ETIMEDOUT, 0);
+    emit_errorf(e, XMPPUV_ETIMEDOUT, 0,
+                "the stream negotiation did not finish within %u ms (status %s)",
+                e->opts.negotiation_timeout_ms, xmppuv_status_name(e->status));
     drop_connection(e, 0);
   }
   if (l->drain_deadline <= t ||
@@ -1041,7 +1097,7 @@ void xmppuv__engine_connected(xmppuv__engine_t *e, uint64_t link, xmppuv__framin
   xmppuv__session_offer_keys(e->session, keys, 3);
   int rc = xmppuv__session_start(e->session, framing, tls, cb);
   if (rc != 0) {
-    emit_simple_error(e, rc, 0);
+    emit_errorf(e, rc, 0, "could not open the stream: %s", xmppuv_strerror(rc));
     drop_connection(e, 0);
     return;
   }
@@ -1056,7 +1112,7 @@ void xmppuv__engine_feed(xmppuv__engine_t *e, uint64_t link, const char *data, s
   xmppuv__sm_inbound_data(e->sm, now);
   int rc = xmppuv__session_feed(e->session, data, len);
   if (rc != 0) {
-    emit_simple_error(e, rc, 0);
+    emit_errorf(e, rc, 0, "could not take in what the server sent: %s", xmppuv_strerror(rc));
     drop_connection(e, 0);
   }
 }
@@ -1067,7 +1123,8 @@ void xmppuv__engine_tls_ready(xmppuv__engine_t *e, uint64_t link,
   if (!current(e, link) || e->link.dropping) return;
   int rc = xmppuv__session_tls_ready(e->session, cb);
   if (rc != 0) {
-    emit_simple_error(e, rc, 0);
+    emit_errorf(e, rc, 0, "could not restart the stream after STARTTLS: %s",
+                xmppuv_strerror(rc));
     drop_connection(e, 0);
     return;
   }
@@ -1075,14 +1132,22 @@ void xmppuv__engine_tls_ready(xmppuv__engine_t *e, uint64_t link,
 }
 
 void xmppuv__engine_transport_error(xmppuv__engine_t *e, uint64_t link, int status,
-                                    xmppuv__time_t now) {
+                                    const char *detail, xmppuv__time_t now) {
   e->now = now;
   if (!current(e, link)) return;
   link_t *l = &e->link;
   /* A certificate that does not verify will not verify next time either:
-   * reconnecting would only retry the attack or the misconfiguration. */
-  int fatal = is_certificate_error(status) || status == XMPPUV_ENOSERVICE;
+   * reconnecting would only retry the attack or the misconfiguration. So
+   * for a host and port the app named that do not speak what it asked
+   * (TLS on a STARTTLS port, a web server): README, "Errors". */
+  int fatal = is_certificate_error(status) || status == XMPPUV_ENOSERVICE ||
+              (status == XMPPUV_EWRONGSERVER && e->opts.host != NULL);
   if (fatal) e->gave_up = 1;
+  /* The error first, then the status changes it causes. Losing the
+   * connection after our own </stream:stream> is the end we asked for,
+   * not an error. */
+  if (!e->stopping)
+    emit_errorf(e, status, fatal, "%s", detail != NULL ? detail : xmppuv_strerror(status));
   note_stream_lost(e);
   if (l->online || e->status != XMPPUV_STATUS_DISCONNECTING)
     set_status(e, XMPPUV_STATUS_DISCONNECTING);
@@ -1090,9 +1155,6 @@ void xmppuv__engine_transport_error(xmppuv__engine_t *e, uint64_t link, int stat
   l->dropping = 1;
   l->closing = 1; /* the transport closes itself: closed follows */
   xmppuv__sm_disconnected(e->sm, now);
-  /* Losing the connection after our own </stream:stream> is the end we
-   * asked for, not an error. */
-  if (!e->stopping) emit_simple_error(e, status, fatal);
 }
 
 void xmppuv__engine_transport_closed(xmppuv__engine_t *e, uint64_t link, xmppuv__time_t now) {
@@ -1154,6 +1216,12 @@ int xmppuv__engine_new(const xmppuv_client_options_t *opts,
                        const xmppuv_client_callbacks_t *callbacks, void *user_data,
                        xmppuv_client_t *owner, uint64_t seed, xmppuv__engine_t **out) {
   *out = NULL;
+  xmppuv_client_options_t full;
+  xmppuv_client_callbacks_t cbs;
+  int rc = xmppuv__options_import(opts, &full);
+  if (rc == 0) rc = xmppuv__callbacks_import(callbacks, &cbs, &full);
+  if (rc != 0) return rc;
+  opts = &full;
   xmppuv__engine_t *e = xmppuv__calloc(1, sizeof *e);
   if (e == NULL) return XMPPUV_ENOMEM;
   e->owner = owner;
@@ -1163,7 +1231,7 @@ int xmppuv__engine_new(const xmppuv_client_options_t *opts,
   e->log.cb = opts->log_cb;
   e->log.user_data = opts->log_user_data;
   e->log.level = opts->log_level;
-  if (callbacks != NULL) e->cb = *callbacks;
+  e->cb = cbs;
   e->user_data = user_data;
   e->status = XMPPUV_STATUS_OFFLINE;
   e->reconnect_at = XMPPUV__NO_DEADLINE;
@@ -1173,12 +1241,17 @@ int xmppuv__engine_new(const xmppuv_client_options_t *opts,
   xmppuv__handlers_init(&e->handlers, 1);
   xmppuv__handlers_init(&e->iq_handlers, (uint64_t)1 << 62);
 
-  int rc = copy_options(e, opts);
-  if (rc == 0) rc = validate(e);
+  rc = copy_options(e, opts);
+  if (rc == 0)
+    rc = validate(e, opts->password != NULL || opts->password_cb != NULL ||
+                         opts->client_cert_file != NULL);
   if (rc == 0) {
     rc = xmppuv_jid_parse(e->opts.jid, &e->jid);
     if (rc != 0) LOG(e, XMPPUV_LOG_ERROR, "client", "bad jid: %s", xmppuv_strerror(rc));
   }
+  if (rc == 0 && xmppuv_jid_local(e->jid) == NULL && !e->opts.allow_anonymous)
+    rc = bad_option(e, "the jid has no localpart (an account is user@domain; allow_anonymous "
+                       "for a domain alone)");
   if (rc == 0) {
     const char *resource = e->opts.resource ? e->opts.resource : xmppuv_jid_resource(e->jid);
     xmppuv__session_config_t sc;
@@ -1351,7 +1424,7 @@ static int send_stanza(xmppuv__engine_t *e, xmppuv_stanza_t *s, xmppuv__sm_done_
   return xmppuv__sm_send(e->sm, s, e->now, cb, cb_data);
 }
 
-int xmppuv__engine_send(xmppuv__engine_t *e, xmppuv_stanza_t *stanza, xmppuv_send_cb cb,
+int xmppuv__engine_send(xmppuv__engine_t *e, xmppuv_stanza_t *stanza, xmppuv_send_done_cb cb,
                         void *cb_data, xmppuv__time_t now) {
   e->now = now;
   /* The engine carries the app's callback back to sm_done unchanged. */
@@ -1377,7 +1450,7 @@ int xmppuv__engine_iq(xmppuv__engine_t *e, xmppuv_stanza_t *iq, unsigned timeout
   rc = xmppuv__iq_track(&e->iqs, xmppuv_stanza_attr(iq, "id"), xmppuv_stanza_attr(iq, "to"),
                         t ? now.mono_ms + t : XMPPUV__NO_DEADLINE, cb, user_data, &handle);
   if (rc != 0) return rc;
-  rc = send_stanza(e, iq, NULL, NULL);
+  rc = send_stanza(e, iq, (xmppuv__sm_done_cb)(void (*)(void))iq_request_sent, NULL);
   if (rc != 0) {
     xmppuv__iq_untrack(&e->iqs, handle);
     return rc;
@@ -1387,6 +1460,7 @@ int xmppuv__engine_iq(xmppuv__engine_t *e, xmppuv_stanza_t *iq, unsigned timeout
 }
 
 int xmppuv__engine_iq_cancel(xmppuv__engine_t *e, uint64_t id) {
+  if (e->closing) return XMPPUV_ECLOSED;
   return xmppuv__iq_cancel(&e->iqs, id);
 }
 
@@ -1394,6 +1468,7 @@ int xmppuv__engine_handler_add(xmppuv__engine_t *e, int iq_requests, const char 
                                const char *ns, const char *type, xmppuv_handler_cb cb,
                                void *user_data, uint64_t *id) {
   if (cb == NULL) return XMPPUV_EINVAL;
+  if (e->closing) return XMPPUV_ECLOSED;
   if (iq_requests) {
     if (type != NULL && strcmp(type, "get") != 0 && strcmp(type, "set") != 0)
       return XMPPUV_EINVAL;
@@ -1402,19 +1477,23 @@ int xmppuv__engine_handler_add(xmppuv__engine_t *e, int iq_requests, const char 
   return xmppuv__handlers_add(&e->handlers, name, ns, type, 0, cb, user_data, id);
 }
 
-int xmppuv__engine_handler_remove(xmppuv__engine_t *e, uint64_t id) {
-  if (xmppuv__handlers_remove(&e->handlers, id) == 0) return 0;
-  return xmppuv__handlers_remove(&e->iq_handlers, id);
+int xmppuv__engine_handler_remove(xmppuv__engine_t *e, int iq_requests, uint64_t id) {
+  if (e->closing) return XMPPUV_ECLOSED;
+  return xmppuv__handlers_remove(iq_requests ? &e->iq_handlers : &e->handlers, id);
 }
 
 int xmppuv__engine_listener_add(xmppuv__engine_t *e,
                                 const xmppuv_client_callbacks_t *callbacks, void *user_data,
                                 uint64_t *id) {
   if (callbacks == NULL) return XMPPUV_EINVAL;
+  if (e->closing) return XMPPUV_ECLOSED;
+  xmppuv_client_callbacks_t cbs;
+  int rc = xmppuv__callbacks_import(callbacks, &cbs, &e->opts);
+  if (rc != 0) return rc;
   listener_t *l = xmppuv__calloc(1, sizeof *l);
   if (l == NULL) return XMPPUV_ENOMEM;
   l->id = e->next_listener_id++;
-  l->cb = *callbacks;
+  l->cb = cbs;
   l->user_data = user_data;
   listener_t **pp = &e->listeners;
   while (*pp != NULL) pp = &(*pp)->next;
@@ -1424,6 +1503,7 @@ int xmppuv__engine_listener_add(xmppuv__engine_t *e,
 }
 
 int xmppuv__engine_listener_remove(xmppuv__engine_t *e, uint64_t id) {
+  if (e->closing) return XMPPUV_ECLOSED;
   for (listener_t *l = e->listeners; l != NULL; l = l->next) {
     if (l->id != id || l->removed) continue;
     l->removed = 1;
@@ -1443,6 +1523,7 @@ int xmppuv__engine_sm_export(const xmppuv__engine_t *e, xmppuv__time_t now, char
                              size_t *len) {
   *data = NULL;
   *len = 0;
+  if (e->closing) return XMPPUV_ECLOSED;
   xmppuv__buf_t b = XMPPUV__BUF_INIT;
   int rc = xmppuv__sm_export(e->sm, now, &b);
   if (rc != 0) {
@@ -1454,6 +1535,7 @@ int xmppuv__engine_sm_export(const xmppuv__engine_t *e, xmppuv__time_t now, char
 }
 
 int xmppuv__engine_sm_import(xmppuv__engine_t *e, const void *data, size_t len) {
+  if (e->closing) return XMPPUV_ECLOSED;
   if (e->started || e->link.id != 0) return XMPPUV_ESTATE;
   char *full = NULL;
   int rc = xmppuv__sm_import(e->sm, data, len, e->jid, &full);

@@ -124,9 +124,13 @@ void xmppuv__engine_feed(xmppuv__engine_t *e, uint64_t link, const char *data, s
 /* The STARTTLS handshake finished. */
 void xmppuv__engine_tls_ready(xmppuv__engine_t *e, uint64_t link,
                               const xmppuv__channel_binding_t *cb, xmppuv__time_t now);
-/* Connecting failed, or the connection broke; closed follows. */
+/* Connecting failed, or the connection broke; closed follows. detail:
+ * what happened, for the app's err->text (which address, which check), or
+ * NULL. XMPPUV_EWRONGSERVER (the peer does not speak what was asked: TLS
+ * on a plaintext port, plaintext on a TLS port, HTTP) is fatal when the
+ * app named the host. */
 void xmppuv__engine_transport_error(xmppuv__engine_t *e, uint64_t link, int status,
-                                    xmppuv__time_t now);
+                                    const char *detail, xmppuv__time_t now);
 /* The transport is gone. */
 void xmppuv__engine_transport_closed(xmppuv__engine_t *e, uint64_t link, xmppuv__time_t now);
 /* Answers to PASSWORD and DERIVE: status 0 and the credential, or an
@@ -150,7 +154,7 @@ int xmppuv__engine_is_closing(const xmppuv__engine_t *e);
 xmppuv_status_t xmppuv__engine_status(const xmppuv__engine_t *e);
 const xmppuv_jid_t *xmppuv__engine_jid(const xmppuv__engine_t *e);
 
-int xmppuv__engine_send(xmppuv__engine_t *e, xmppuv_stanza_t *stanza, xmppuv_send_cb cb,
+int xmppuv__engine_send(xmppuv__engine_t *e, xmppuv_stanza_t *stanza, xmppuv_send_done_cb cb,
                         void *cb_data, xmppuv__time_t now);
 int xmppuv__engine_iq(xmppuv__engine_t *e, xmppuv_stanza_t *iq, unsigned timeout_ms,
                       xmppuv_iq_cb cb, void *user_data, uint64_t *id, xmppuv__time_t now);
@@ -158,7 +162,7 @@ int xmppuv__engine_iq_cancel(xmppuv__engine_t *e, uint64_t id);
 int xmppuv__engine_handler_add(xmppuv__engine_t *e, int iq_requests, const char *name,
                                const char *ns, const char *type, xmppuv_handler_cb cb,
                                void *user_data, uint64_t *id);
-int xmppuv__engine_handler_remove(xmppuv__engine_t *e, uint64_t id);
+int xmppuv__engine_handler_remove(xmppuv__engine_t *e, int iq_requests, uint64_t id);
 int xmppuv__engine_listener_add(xmppuv__engine_t *e,
                                 const xmppuv_client_callbacks_t *callbacks,
                                 void *user_data, uint64_t *id);

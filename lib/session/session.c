@@ -45,6 +45,15 @@ void xmppuv__session_fail(xmppuv__session_t *s, int code, const char *condition,
                           const char *see_other) {
   xmppuv__session_conn_t *c = &s->c;
   if (c->state == ST_FAILED) return;
+  /* Every failure says what happened: a local one (out of memory, a write
+   * that failed) in words of ours, naming the step it stopped. */
+  char own[160];
+  if (text == NULL && condition == NULL) {
+    snprintf(own, sizeof own, "the stream negotiation stopped %s: %s",
+             c->authenticated ? "after authentication" : "before authentication",
+             xmppuv_strerror(code));
+    text = own;
+  }
   c->state = ST_FAILED;
   /* Nothing after the failure matters. */
   c->hold = HOLD_NONE;
@@ -598,10 +607,35 @@ int xmppuv__session_tls_ready(xmppuv__session_t *s, const xmppuv__channel_bindin
   return rc != 0 ? rc : restart_stream(s);
 }
 
+/* The first bytes of a plaintext stream are XML: '<' (after whitespace or
+ * a byte-order mark at most). A server that answers otherwise does not
+ * speak XMPP on this port as asked: say what it seems to speak (the
+ * configuration is the app's to fix; README, "Errors"). */
+static int check_first_bytes(xmppuv__session_t *s, const char *data, size_t len) {
+  unsigned char b = (unsigned char)data[0];
+  if (b == '<' || b == ' ' || b == '\t' || b == '\r' || b == '\n' || b == 0xEF) return 0;
+  const char *what;
+  if (b >= 20 && b <= 23)
+    what = "answered with TLS, not XML: this is a direct-TLS port (use XMPPUV_TLS_DIRECT, "
+           "or the STARTTLS port, usually 5222)";
+  else if (len >= 4 && memcmp(data, "HTTP", 4) == 0)
+    what = "answered in HTTP: a web server, not an XMPP server (check host and port)";
+  else
+    what = "answered with something that is not XML: not an XMPP port (check host and port)";
+  char text[256];
+  snprintf(text, sizeof text, "%s %s", s->cfg.domain, what);
+  xmppuv__session_fail(s, XMPPUV_EWRONGSERVER, NULL, text, NULL, 0, NULL);
+  return XMPPUV_EWRONGSERVER;
+}
+
 int xmppuv__session_feed(xmppuv__session_t *s, const char *data, size_t len) {
   xmppuv__session_conn_t *c = &s->c;
   if (c->state == ST_IDLE) return XMPPUV_ESTATE;
   if (c->state == ST_FAILED || len == 0) return 0; /* nothing more matters */
+  if (!c->got_bytes) {
+    c->got_bytes = 1;
+    if (c->framing == XMPPUV__FRAMING_STREAM && check_first_bytes(s, data, len) != 0) return 0;
+  }
   if (held_left(c) || c->hold != HOLD_NONE || c->yielded) {
     /* Behind what is held, in order (TLS data after <proceed/>, input
      * waiting for credentials or for the engine to catch up). */

@@ -41,6 +41,7 @@ typedef struct xmppuv__session_conn {
   int closing;     /* our </stream:stream> or <close/> is out */
   int stream_open; /* the server's header arrived */
   int no_version;  /* its header had no version 1.x: see on_open() */
+  int got_bytes;   /* the server sent something on this connection */
   /* The connection's channel-binding data while SASL may need it (NULL
    * without TLS, and given back once streaming: xmppuv__session_idle). */
   xmppuv__channel_binding_t *cb;

@@ -20,10 +20,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "util/alloc.h"
 #include "sm/delay.h"
 #include "sm/persist.h"
 #include "sm/queue.h"
+#include "util/alloc.h"
+#include "util/defaults.h"
 #include "util/utf8.h"
 #include "xml/serialize.h"
 #include "xml/stanza.h"
@@ -95,15 +96,15 @@ struct xmppuv__sm {
 
 void xmppuv__sm_config_defaults(xmppuv__sm_config_t *cfg) {
   memset(cfg, 0, sizeof *cfg);
-  cfg->enabled = 1;
-  cfg->resume = 1;
+  cfg->enabled = XMPPUV__DEFAULT_SM;
+  cfg->resume = XMPPUV__DEFAULT_SM_RESUME;
   cfg->max_resume_s = 0;
-  cfg->ack_debounce_ms = 250;
-  cfg->ack_threshold = 256;
-  cfg->idle_request_ms = 30000;
-  cfg->ack_timeout_ms = 60000;
-  cfg->wait_timeout_ms = 30000;
-  cfg->queue_max = 4096;
+  cfg->ack_debounce_ms = XMPPUV__DEFAULT_SM_ACK_DEBOUNCE_MS;
+  cfg->ack_threshold = XMPPUV__DEFAULT_SM_ACK_THRESHOLD;
+  cfg->idle_request_ms = XMPPUV__DEFAULT_SM_IDLE_REQUEST_MS;
+  cfg->ack_timeout_ms = XMPPUV__DEFAULT_SM_ACK_TIMEOUT_MS;
+  cfg->wait_timeout_ms = XMPPUV__DEFAULT_SM_WAIT_TIMEOUT_MS;
+  cfg->queue_max = XMPPUV__DEFAULT_SM_QUEUE_MAX;
   cfg->resend_on_failed = 0;
   cfg->drain_timeout_ms = 0;
   cfg->log = NULL;
@@ -276,16 +277,19 @@ static void schedule_request(xmppuv__sm_t *sm, xmppuv__time_t now) {
   }
 }
 
-static void proto_abort(xmppuv__sm_t *sm) {
+static void proto_abort(xmppuv__sm_t *sm, const char *why) {
   if (sm->state == ST_DOWN) return;
   go_dead(sm);
-  sm->ev.abort(sm->ud, XMPPUV_EPROTO);
+  sm->ev.abort(sm->ud, XMPPUV_EPROTO, why);
 }
 
-#define PROTO_ERROR(sm, ...)                    \
-  do {                                          \
-    LOG((sm), XMPPUV_LOG_ERROR, __VA_ARGS__);   \
-    proto_abort(sm);                            \
+/* A protocol violation: said in the log and to the driver (its error text). */
+#define PROTO_ERROR(sm, ...)                           \
+  do {                                                 \
+    char why_[256];                                    \
+    snprintf(why_, sizeof why_, __VA_ARGS__);          \
+    LOG((sm), XMPPUV_LOG_ERROR, "%s", why_);           \
+    proto_abort((sm), why_);                           \
   } while (0)
 
 /* XEP-0198 §6: the peer acknowledged more than we sent. The session is
@@ -293,10 +297,12 @@ static void proto_abort(xmppuv__sm_t *sm) {
  * enable settles it) and drop the connection. */
 static void too_high(xmppuv__sm_t *sm, uint32_t h, const char *where) {
   uint32_t sent = sm->acked + (uint32_t)sm->nsent;
-  LOG(sm, XMPPUV_LOG_ERROR,
-      "server acknowledged %" PRIu32 " stanzas in <%s/> but only %" PRIu32
-      " were sent: dropping the connection; the session will not be resumed",
-      h, where, sent);
+  char why[200];
+  snprintf(why, sizeof why,
+           "the server acknowledged %" PRIu32 " stanzas in <%s/> but only %" PRIu32
+           " were sent; the session will not be resumed",
+           h, where, sent);
+  LOG(sm, XMPPUV_LOG_ERROR, "%s: dropping the connection", why);
   char buf[320];
   int n = snprintf(buf, sizeof buf,
                    "<stream:error><undefined-condition xmlns='" XMPPUV__NS_STREAM_ERRORS
@@ -309,7 +315,7 @@ static void too_high(xmppuv__sm_t *sm, uint32_t h, const char *where) {
   sm->sm_on = 0;
   if (sm->state == ST_DOWN) return;
   go_dead(sm);
-  sm->ev.abort(sm->ud, XMPPUV_ESMHIGH);
+  sm->ev.abort(sm->ud, XMPPUV_ESMHIGH, why);
 }
 
 /* h must lie in [acked, acked + nsent], modulo 2^32 (XEP-0198 §4). */
@@ -777,7 +783,8 @@ static void on_resumed(xmppuv__sm_t *sm, const xmppuv_stanza_t *el,
         "resumption; the session is given up and a new one will start", previd);
     forget_session(sm);
     sm->sm_on = 0;
-    proto_abort(sm);
+    proto_abort(sm, "<resumed/> names another session than the one asked for; the session "
+                    "is given up and a new one will start");
     return;
   }
   const char *hs = xmppuv_stanza_attr(el, "h");
@@ -1040,21 +1047,23 @@ uint64_t xmppuv__sm_deadline(const xmppuv__sm_t *sm) {
 void xmppuv__sm_tick(xmppuv__sm_t *sm, xmppuv__time_t now) {
   uint64_t t = now.mono_ms;
   if (sm->wait_at <= t) {
-    LOG(sm, XMPPUV_LOG_WARN, "no answer to <%s/> in %" PRIu64
-        " ms: dropping the connection",
-        sm->state == ST_RESUMING ? "resume" : "enable", sm->cfg.wait_timeout_ms);
+    char why[128];
+    snprintf(why, sizeof why, "no answer to <%s/> within %" PRIu64 " ms",
+             sm->state == ST_RESUMING ? "resume" : "enable", sm->cfg.wait_timeout_ms);
+    LOG(sm, XMPPUV_LOG_WARN, "%s: dropping the connection", why);
     go_dead(sm);
-    sm->ev.abort(sm->ud, XMPPUV_ETIMEDOUT);
+    sm->ev.abort(sm->ud, XMPPUV_ETIMEDOUT, why);
     return;
   }
   if (sm->ack_at <= t) {
     /* Not a graceful close: </stream:stream> would end the server's
      * session, and we want to resume it. */
-    LOG(sm, XMPPUV_LOG_WARN,
-        "nothing received for %" PRIu64 " ms after <r/>: dropping the "
-        "connection to resume", sm->cfg.ack_timeout_ms);
+    char why[128];
+    snprintf(why, sizeof why, "nothing received for %" PRIu64 " ms after <r/> (ack timeout)",
+             sm->cfg.ack_timeout_ms);
+    LOG(sm, XMPPUV_LOG_WARN, "%s: dropping the connection to resume", why);
     go_dead(sm);
-    sm->ev.abort(sm->ud, XMPPUV_ETIMEDOUT);
+    sm->ev.abort(sm->ud, XMPPUV_ETIMEDOUT, why);
     return;
   }
   if (sm->drain_at <= t) {

@@ -105,8 +105,9 @@ typedef struct xmppuv__sm_events {
   /* Drop the connection now, without </stream:stream> unless the engine
    * already wrote one: ack timeout or a wait timed out (XMPPUV_ETIMEDOUT),
    * h too high (XMPPUV_ESMHIGH, stream error written), a protocol violation
-   * (XMPPUV_EPROTO). The driver reconnects as its policy says. */
-  void (*abort)(void *ud, int reason);
+   * (XMPPUV_EPROTO). why: what happened, in words (borrowed for the
+   * call). The driver reconnects as its policy says. */
+  void (*abort)(void *ud, int reason, const char *why);
 } xmppuv__sm_events_t;
 
 typedef struct xmppuv__sm xmppuv__sm_t;

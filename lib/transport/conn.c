@@ -2,6 +2,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdarg.h>
 #include <string.h>
 
 #include "util/alloc.h"
@@ -42,6 +43,7 @@ struct xmppuv__conn {
   xmppuv__addr_list_t *addrs; /* of the current target */
   size_t addr_at;
   int last_error;
+  char last_detail[400]; /* what the last failed attempt was, in words */
 
   xmppuv__dns_query_t *query; /* in flight */
   xmppuv__tcp_t *tcp;         /* current socket */
@@ -153,11 +155,28 @@ static void shut(xmppuv__conn_t *c, int graceful) {
   uv_close((uv_handle_t *)&c->own, on_own_closed);
 }
 
-/* A failure the owner must hear about; the connection then closes. */
-static void fail(xmppuv__conn_t *c, int status) {
+/* A failure the owner must hear about, with what happened in words; the
+ * connection then closes. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+static void failf(xmppuv__conn_t *c, int status, const char *fmt, ...);
+
+/* A TLS failure: the filter says which check and why. */
+static void fail_tls(xmppuv__conn_t *c, int status) {
+  const char *why = xmppuv__tls_error_text(c->tls);
+  failf(c, status, "TLS with %s: %s", c->peer, why != NULL ? why : xmppuv_strerror(status));
+}
+
+static void failf(xmppuv__conn_t *c, int status, const char *fmt, ...) {
   if (c->state == CONN_CLOSING) return;
+  char detail[480];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(detail, sizeof detail, fmt, ap);
+  va_end(ap);
   shut(c, 0);
-  if (c->ev.error != NULL) c->ev.error(c->ud, status);
+  if (c->ev.error != NULL) c->ev.error(c->ud, status, detail);
 }
 
 /* ---- TLS glue ----------------------------------------------------------- */
@@ -180,11 +199,11 @@ static void drive_tls(xmppuv__conn_t *c) {
     if (rc < 0) {
       xmppuv__logf(c->log, XMPPUV_LOG_ERROR, "tls", "TLS with %s failed: %s",
                    c->peer, xmppuv_strerror(rc));
-      fail(c, rc);
+      fail_tls(c, rc);
       return;
     }
     if (out_rc != 0) {
-      fail(c, out_rc);
+      failf(c, out_rc, "writing to %s: %s", c->peer, xmppuv_strerror(out_rc));
       return;
     }
     if (rc == 0) return; /* need more input */
@@ -204,11 +223,11 @@ static void drive_tls(xmppuv__conn_t *c) {
     size_t n = 0;
     int rc = xmppuv__tls_read(c->tls, plain_buffer, sizeof plain_buffer, &n);
     if (pump_tls_out(c) != 0) {
-      fail(c, XMPPUV_ENOMEM);
+      failf(c, XMPPUV_ENOMEM, "out of memory writing to %s", c->peer);
       return;
     }
     if (rc < 0) {
-      fail(c, rc);
+      fail_tls(c, rc);
       return;
     }
     if (n == 0) return;
@@ -236,7 +255,10 @@ static void on_handshake_timeout(uv_timer_t *t) {
   if (c->state != CONN_HANDSHAKE) return;
   xmppuv__logf(c->log, XMPPUV_LOG_WARN, "tls", "no TLS handshake with %s in %llu ms",
                c->peer, (unsigned long long)c->connect_timeout_ms);
-  fail(c, XMPPUV_ETIMEDOUT);
+  failf(c, XMPPUV_ETIMEDOUT,
+        "%s accepted the connection but finished no TLS handshake within %llu ms (a "
+        "STARTTLS port? then use XMPPUV_TLS_STARTTLS)",
+        c->peer, (unsigned long long)c->connect_timeout_ms);
 }
 
 static void on_tcp_connected(void *ud, int status) {
@@ -244,6 +266,12 @@ static void on_tcp_connected(void *ud, int status) {
   if (c->state != CONN_CONNECTING) return;
   if (status != 0) {
     c->last_error = status;
+    if (status == XMPPUV_ETIMEDOUT)
+      snprintf(c->last_detail, sizeof c->last_detail, "connecting to %s timed out after %llu ms",
+               c->peer, (unsigned long long)c->connect_timeout_ms);
+    else
+      snprintf(c->last_detail, sizeof c->last_detail, "connecting to %s: %s", c->peer,
+               xmppuv_strerror(status));
     c->tcp = NULL; /* it closes itself */
     try_next_addr(c);
     return;
@@ -255,7 +283,7 @@ static void on_tcp_connected(void *ud, int status) {
     if (c->connect_timeout_ms != 0)
       uv_timer_start(&c->handshake_timer, on_handshake_timeout, c->connect_timeout_ms, 0);
     int rc = start_tls(c, 1);
-    if (rc != 0) fail(c, rc);
+    if (rc != 0) failf(c, rc, "starting TLS with %s: %s", c->peer, xmppuv_strerror(rc));
     return;
   }
   c->state = CONN_OPEN;
@@ -271,7 +299,7 @@ static void on_tcp_data(void *ud, const char *data, size_t len) {
   }
   int rc = xmppuv__tls_feed(c->tls, data, len);
   if (rc != 0) {
-    fail(c, rc);
+    fail_tls(c, rc);
     return;
   }
   drive_tls(c);
@@ -288,14 +316,17 @@ static void on_tcp_error(void *ud, int status) {
     if (c->state == CONN_CLOSING) return;
   }
   c->tcp = NULL; /* it closes itself */
-  fail(c, status);
+  if (status == XMPPUV_EEOF)
+    failf(c, status, "%s closed the connection", c->peer);
+  else
+    failf(c, status, "the connection to %s broke: %s", c->peer, xmppuv_strerror(status));
 }
 
 static void on_tcp_before_flush(void *ud) {
   xmppuv__conn_t *c = ud;
   if (c->state != CONN_OPEN) return;
   int rc = encrypt_gathered(c);
-  if (rc != 0) fail(c, rc);
+  if (rc != 0) fail_tls(c, rc);
 }
 
 static void on_tcp_closed(void *ud) {
@@ -339,6 +370,8 @@ static void try_next_addr(xmppuv__conn_t *c) {
                                c->connect_timeout_ms, &tcp_events, c, c->log, &c->tcp);
   if (rc != 0) {
     c->last_error = rc;
+    snprintf(c->last_detail, sizeof c->last_detail, "connecting to %s: %s", c->peer,
+             xmppuv_strerror(rc));
     c->tcp = NULL;
     try_next_addr(c);
     return;
@@ -355,8 +388,16 @@ static void on_addrs(void *ud, int status, xmppuv__addr_list_t *addrs) {
     return;
   }
   if (status != 0) {
-    xmppuv__logf(c->log, XMPPUV_LOG_DEBUG, "dns", "%s: %s",
-                 c->targets->items[c->target_at].host, xmppuv_strerror(status));
+    const char *host = c->targets->items[c->target_at].host;
+    xmppuv__logf(c->log, XMPPUV_LOG_DEBUG, "dns", "%s: %s", host, xmppuv_strerror(status));
+    if (status == XMPPUV_ENOTFOUND)
+      snprintf(c->last_detail, sizeof c->last_detail,
+               "%s has no address in DNS (a domain that does not exist? check the JID's "
+               "domain, or set host)",
+               host);
+    else
+      snprintf(c->last_detail, sizeof c->last_detail, "looking up %s: %s", host,
+               xmppuv_strerror(status));
     c->last_error = status;
     c->target_at++;
     try_next_target(c);
@@ -382,7 +423,8 @@ static void try_next_target(xmppuv__conn_t *c) {
     int status = c->last_error != 0 ? c->last_error : XMPPUV_ECONNECT;
     xmppuv__logf(c->log, XMPPUV_LOG_WARN, "connect", "could not connect to %s: %s",
                  c->domain, xmppuv_strerror(status));
-    fail(c, status);
+    failf(c, status, "could not connect to %s: %s", c->domain,
+          c->last_detail[0] != '\0' ? c->last_detail : xmppuv_strerror(status));
     return;
   }
   const xmppuv__target_t *t = &c->targets->items[c->target_at];
@@ -453,7 +495,7 @@ static void set_targets(xmppuv__conn_t *c, xmppuv__target_list_t *found) {
   xmppuv__target_list_free(found);
   if (rc != 0) {
     xmppuv__target_list_free(l);
-    fail(c, rc);
+    failf(c, rc, "out of memory listing where %s is", c->domain);
     return;
   }
   c->targets = l;
@@ -474,7 +516,15 @@ static void on_targets(void *ud, int status, xmppuv__target_list_t *found) {
      * Other failures: nothing to try. */
     xmppuv__logf(c->log, XMPPUV_LOG_WARN, "dns", "SRV lookup for %s: %s", c->domain,
                  xmppuv_strerror(status));
-    fail(c, status);
+    if (status == XMPPUV_ENOSERVICE)
+      failf(c, status, "%s says (SRV \".\") it offers no XMPP client service", c->domain);
+    else if (status == XMPPUV_ENOTFOUND)
+      failf(c, status,
+            "%s does not exist in DNS (check the JID's domain, or set host for a server "
+            "DNS does not know)",
+            c->domain);
+    else
+      failf(c, status, "looking up where %s is: %s", c->domain, xmppuv_strerror(status));
     return;
   }
   set_targets(c, status == 0 ? found : NULL);

@@ -2,6 +2,7 @@
 #include "transport/tls.h"
 
 #include <limits.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -80,6 +81,8 @@ struct xmppuv__tls {
   mbedtls_ssl_config conf;
   mbedtls_ssl_context ssl;
 
+  char error_text[320]; /* what went wrong, for the owner (tls_note) */
+  int got_bytes;         /* the server sent something already */
   xmppuv__buf_t in; /* ciphertext fed, from in_off on not yet read by mbedTLS */
   size_t in_off;
   xmppuv__buf_t out; /* ciphertext to send, from out_off on */
@@ -832,9 +835,52 @@ void xmppuv__tls_free(xmppuv__tls_t *t) {
   xmppuv__free(t);
 }
 
+/* Say what went wrong: in the log, and kept for the owner's error text
+ * (xmppuv__tls_error_text). */
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+static void tls_note(xmppuv__tls_t *t, xmppuv_log_level_t level, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(t->error_text, sizeof t->error_text, fmt, ap);
+  va_end(ap);
+  xmppuv__logf(tlog(t), level, AREA, "%s", t->error_text);
+}
+
+/* The first byte a TLS server sends starts a record: a content type of 20
+ * to 23. A server that answers otherwise does not speak TLS here; say what
+ * it seems to speak, for the app to fix its configuration. */
+static int check_first_bytes(xmppuv__tls_t *t, const char *data, size_t len) {
+  unsigned char b = (unsigned char)data[0];
+  if (b >= 20 && b <= 23) return 0;
+  if (b == '<')
+    tls_note(t, XMPPUV_LOG_ERROR,
+             "%s answered in plaintext XML, not TLS: this is a STARTTLS (or plaintext) port, "
+             "not a direct-TLS one (use XMPPUV_TLS_STARTTLS, or the direct-TLS port, "
+             "usually 5223)",
+             t->server_name);
+  else if (len >= 4 && memcmp(data, "HTTP", 4) == 0)
+    tls_note(t, XMPPUV_LOG_ERROR,
+             "%s answered in HTTP, not TLS: a web server, not an XMPP server (check host "
+             "and port)",
+             t->server_name);
+  else
+    tls_note(t, XMPPUV_LOG_ERROR,
+             "%s answered with something that is not TLS (first byte 0x%02x): not a "
+             "direct-TLS XMPP port",
+             t->server_name, (unsigned)b);
+  return XMPPUV_EWRONGSERVER;
+}
+
 int xmppuv__tls_feed(xmppuv__tls_t *t, const char *data, size_t len) {
   if (t->err != 0) return t->err;
   if (len == 0) return 0;
+  if (!t->got_bytes) {
+    t->got_bytes = 1;
+    int rc = check_first_bytes(t, data, len);
+    if (rc != 0) return fail(t, rc);
+  }
   /* Drop the consumed prefix once it is at least half the buffer, so input
    * is copied a bounded number of times. */
   if (t->in_off > 0 && t->in_off >= t->in.len / 2) {
@@ -851,19 +897,19 @@ void xmppuv__tls_feed_eof(xmppuv__tls_t *t) { t->eof = 1; }
 /* The stream ended and everything fed has been read. */
 static int eof_error(xmppuv__tls_t *t) {
   if (!t->handshake_done) {
-    xmppuv__logf(tlog(t), XMPPUV_LOG_ERROR, AREA,
+    tls_note(t, XMPPUV_LOG_ERROR,
                  "%s closed the connection during the TLS handshake",
                  t->server_name);
     return XMPPUV_ETLS;
   }
   if (mid_record(t)) {
-    xmppuv__logf(tlog(t), XMPPUV_LOG_ERROR, AREA,
+    tls_note(t, XMPPUV_LOG_ERROR,
                  "%s closed the connection in the middle of a TLS record; "
                  "the truncated record is discarded",
                  t->server_name);
     return XMPPUV_ETLS;
   }
-  xmppuv__logf(tlog(t), XMPPUV_LOG_DEBUG, AREA,
+  tls_note(t, XMPPUV_LOG_DEBUG,
                "%s closed the connection without close_notify",
                t->server_name);
   return XMPPUV_EEOF;
@@ -873,7 +919,7 @@ static int protocol_error(xmppuv__tls_t *t, const char *what, int ret) {
   if (t->send_failed || is_alloc_error(ret)) return XMPPUV_ENOMEM;
   char text[160];
   mbedtls_text(ret, text, sizeof text);
-  xmppuv__logf(tlog(t), XMPPUV_LOG_ERROR, AREA, "%s with %s failed: %s (-0x%04x)",
+  tls_note(t, XMPPUV_LOG_ERROR, "%s with %s failed: %s (-0x%04x)",
                what, t->server_name, text, (unsigned)-ret);
   return XMPPUV_ETLS;
 }
@@ -883,7 +929,7 @@ static int handshake_error(xmppuv__tls_t *t, int ret) {
   if (t->send_failed || is_alloc_error(ret)) return XMPPUV_ENOMEM;
   const char *cert = t->leaf_desc != NULL ? t->leaf_desc : "not parsed";
   if (t->pin_mismatch) {
-    xmppuv__logf(tlog(t), XMPPUV_LOG_ERROR, AREA,
+    tls_note(t, XMPPUV_LOG_ERROR,
                  "certificate of %s rejected: it does not match the pinned "
                  "%s (server certificate: %s)",
                  t->server_name,
@@ -897,7 +943,7 @@ static int handshake_error(xmppuv__tls_t *t, int ret) {
       flags != 0 && flags != (uint32_t)-1) {
     char reasons[256];
     int code = verify_reasons_text(flags, reasons, sizeof reasons);
-    xmppuv__logf(tlog(t), XMPPUV_LOG_ERROR, AREA,
+    tls_note(t, XMPPUV_LOG_ERROR,
                  "certificate of %s rejected: %s (server certificate: %s)",
                  t->server_name, reasons, cert);
     return code;
@@ -907,7 +953,7 @@ static int handshake_error(xmppuv__tls_t *t, int ret) {
   if (high >= 0x2080u && high <= 0x3000u) {
     char text[160];
     mbedtls_text(ret, text, sizeof text);
-    xmppuv__logf(tlog(t), XMPPUV_LOG_ERROR, AREA,
+    tls_note(t, XMPPUV_LOG_ERROR,
                  "certificate of %s rejected: %s (-0x%04x)", t->server_name,
                  text, (unsigned)-ret);
     return XMPPUV_ECERTINVALID;
@@ -1144,4 +1190,8 @@ const char *xmppuv__tls_alpn(const xmppuv__tls_t *t) {
 #else
   return NULL;
 #endif
+}
+
+const char *xmppuv__tls_error_text(const xmppuv__tls_t *t) {
+  return t != NULL && t->error_text[0] != '\0' ? t->error_text : NULL;
 }

@@ -208,4 +208,8 @@ const char *xmppuv__tls_version(const xmppuv__tls_t *t);
 const char *xmppuv__tls_ciphersuite(const xmppuv__tls_t *t);
 const char *xmppuv__tls_alpn(const xmppuv__tls_t *t);
 
+/* What the last failure was, in words (which check failed and why, what
+ * the server seemed to speak), or NULL. */
+const char *xmppuv__tls_error_text(const xmppuv__tls_t *t);
+
 #endif

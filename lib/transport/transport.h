@@ -43,9 +43,11 @@ typedef struct xmppuv__transport_events {
   void (*tls_ready)(void *ud);
   /* Connecting failed (every target and address tried; status is the last
    * error: a DNS, connect, or certificate error), or the connection was
-   * lost (XMPPUV_EEOF, a libuv code, a TLS error). The transport closes
+   * lost (XMPPUV_EEOF, a libuv code, a TLS error). detail says what
+   * happened in words (which address, which check, what the server seemed
+   * to speak), or is NULL; borrowed for the call. The transport closes
    * itself: closed follows. */
-  void (*error)(void *ud, int status);
+  void (*error)(void *ud, int status, const char *detail);
   /* Everything is closed and freed. Always from the loop, never inside a
    * call on the transport. */
   void (*closed)(void *ud);

@@ -21,6 +21,13 @@ int xmppuv_message_new(const char *to, const char *type, const char *body,
                        xmppuv_stanza_t **out) {
   if (out == NULL) return XMPPUV_EINVAL;
   *out = NULL;
+  if (to != NULL) {
+    /* An address the server would bounce is refused here, with the reason. */
+    xmppuv_jid_t *j = NULL;
+    int jrc = xmppuv_jid_parse(to, &j);
+    xmppuv_jid_free(j);
+    if (jrc != 0) return jrc;
+  }
   /* Built from the internal pieces: every app sends messages, and the
    * element and attribute names here need no checking. */
   size_t hint = 128 + (to ? strlen(to) : 0) + (type ? strlen(type) : 0) +
@@ -54,14 +61,20 @@ static int reply_new(const xmppuv_stanza_t *request, const char *type,
   *out = NULL;
   const char *name = xmppuv_stanza_name(request);
   if (name == NULL || strcmp(name, "iq") != 0) return XMPPUV_EINVAL;
+  /* RFC 6120 §8.2.3: only requests are answered (a reply to a result or an
+   * error would start a loop), and a reply carries the request's id. */
+  const char *rtype = xmppuv_stanza_attr(request, "type");
+  if (rtype == NULL || (strcmp(rtype, "get") != 0 && strcmp(rtype, "set") != 0))
+    return XMPPUV_EINVAL;
   const char *id = xmppuv_stanza_attr(request, "id");
+  if (id == NULL) return XMPPUV_EINVAL;
   const char *from = xmppuv_stanza_attr(request, "from");
   xmppuv_stanza_t *iq;
   int rc = xmppuv_stanza_new("iq", NULL, &iq);
   if (rc != 0) return rc;
   rc = xmppuv_stanza_set_attr(iq, "type", type);
   if (rc == 0 && from != NULL) rc = xmppuv_stanza_set_attr(iq, "to", from);
-  if (rc == 0 && id != NULL) rc = xmppuv_stanza_set_attr(iq, "id", id);
+  if (rc == 0) rc = xmppuv_stanza_set_attr(iq, "id", id);
   if (rc != 0) {
     xmppuv_stanza_unref(iq);
     return rc;
@@ -74,9 +87,29 @@ int xmppuv_iq_result_new(const xmppuv_stanza_t *request, xmppuv_stanza_t **out) 
   return reply_new(request, "result", out);
 }
 
+/* RFC 6120 §8.3.2 and §8.3.3. */
+static const char *const error_types[] = {"auth", "cancel", "continue", "modify", "wait"};
+static const char *const error_conditions[] = {
+    "bad-request",      "conflict",          "feature-not-implemented", "forbidden",
+    "gone",             "internal-server-error", "item-not-found",      "jid-malformed",
+    "not-acceptable",   "not-allowed",       "not-authorized",          "policy-violation",
+    "recipient-unavailable", "redirect",     "registration-required",   "remote-server-not-found",
+    "remote-server-timeout", "resource-constraint", "service-unavailable",
+    "subscription-required", "undefined-condition", "unexpected-request"};
+
+static int in_list(const char *s, const char *const *list, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(s, list[i]) == 0) return 1;
+  return 0;
+}
+
 int xmppuv_iq_error_new(const xmppuv_stanza_t *request, const char *type,
                         const char *condition, xmppuv_stanza_t **out) {
-  if (type == NULL || condition == NULL) return XMPPUV_EINVAL;
+  if (out != NULL) *out = NULL;
+  if (type == NULL || condition == NULL ||
+      !in_list(type, error_types, sizeof error_types / sizeof error_types[0]) ||
+      !in_list(condition, error_conditions, sizeof error_conditions / sizeof error_conditions[0]))
+    return XMPPUV_EINVAL;
   xmppuv_stanza_t *iq, *err;
   int rc = reply_new(request, "error", &iq);
   if (rc != 0) return rc;

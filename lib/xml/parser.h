@@ -11,6 +11,8 @@
 
 #include <stddef.h>
 
+#include "util/defaults.h"
+
 #include "xmppuv.h"
 
 typedef struct xmppuv__parser xmppuv__parser_t;
@@ -21,9 +23,6 @@ typedef struct xmppuv__xml_limits {
   unsigned max_attrs;      /* attributes (and xmlns declarations) per element */
 } xmppuv__xml_limits_t;
 
-#define XMPPUV__DEFAULT_MAX_STANZA_BYTES (1024u * 1024u)
-#define XMPPUV__DEFAULT_MAX_DEPTH 64u
-#define XMPPUV__DEFAULT_MAX_ATTRS 64u
 
 typedef enum {
   XMPPUV__PARSE_STREAM,  /* <stream:stream> header, then top-level elements */

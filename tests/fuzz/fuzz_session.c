@@ -261,7 +261,7 @@ static void on_sent(xmppuv_client_t *c, xmppuv_stanza_t *s, int status, void *ud
 }
 
 static const xmppuv_client_callbacks_t callbacks = {
-    on_status, on_online, on_resumed, on_error, on_ack, on_fail, NULL, NULL};
+    sizeof(xmppuv_client_callbacks_t), on_status, on_online, on_resumed, on_error, on_ack, on_fail, NULL, NULL};
 
 /* ---- the log -------------------------------------------------------------------- */
 

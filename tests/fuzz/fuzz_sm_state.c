@@ -61,9 +61,10 @@ static void ev_done(void *ud, xmppuv_stanza_t *st, int status, xmppuv__sm_done_c
   c->dones++;
   xmppuv_stanza_unref(st); /* done events pass their reference */
 }
-static void ev_abort(void *ud, int reason) {
+static void ev_abort(void *ud, int reason, const char *why) {
   ctx_t *c = ud;
   (void)reason;
+  FZ_CHECK(why != NULL && why[0] != '\0', "an abort without a reason");
   c->aborted = 1;
 }
 

@@ -569,7 +569,7 @@ static void on_fail(xmppuv_client_t *c, xmppuv_stanza_t *st, int reason, void *u
 }
 
 static const xmppuv_client_callbacks_t callbacks = {
-    on_status, on_online, on_resumed, on_error, on_ack, on_fail, NULL, NULL};
+    sizeof(xmppuv_client_callbacks_t), on_status, on_online, on_resumed, on_error, on_ack, on_fail, NULL, NULL};
 
 static void on_sent(xmppuv_client_t *c, xmppuv_stanza_t *st, int status, void *ud) {
   (void)c;
@@ -665,7 +665,7 @@ static int send_one(soak_t *s, direction_t *d) {
   memset(m, 0, sizeof *m);
   m->epoch_at_send = (uint16_t)s->epoch;
   d->nsent++; /* first: send_cb may run inside the call (without SM) */
-  int rc = xmppuv_client_send_cb(d->from->c, msg, on_sent, d->from);
+  int rc = xmppuv_client_send_tracked(d->from->c, msg, on_sent, d->from);
   xmppuv_stanza_unref(msg);
   if (rc == 0) return 1;
   d->nsent--;
@@ -963,7 +963,7 @@ static void fence(peer_t *p) {
   int rc = xmppuv_stanza_set_attr(iq, "type", "get");
   if (rc == 0) rc = xmppuv_stanza_set_attr(iq, "to", p->s->srv.domain);
   if (rc == 0) rc = xmppuv_stanza_new_child(iq, "ping", NS_PING, NULL);
-  if (rc == 0) rc = xmppuv_client_iq(p->c, iq, 60000, on_fence_reply, p, NULL);
+  if (rc == 0) rc = xmppuv_client_send_iq(p->c, iq, 60000, on_fence_reply, p, NULL);
   xmppuv_stanza_unref(iq);
   if (rc != 0) fatal(p->s, "%s: fence ping: %s", p->user, xmppuv_err_name(rc));
 }

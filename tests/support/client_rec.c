@@ -120,7 +120,12 @@ static void on_error(xmppuv_client_t *c, const xmppuv_error_t *e, void *ud) {
     r->err_code[r->errors] = e->code;
     r->err_fatal[r->errors] = e->fatal;
     snprintf(r->err_cond[r->errors], sizeof r->err_cond[0], "%s", e->condition ? e->condition : "");
+    snprintf(r->err_text[r->errors], sizeof r->err_text[0], "%s", e->text ? e->text : "");
     r->err_at[r->errors] = now(r);
+  }
+  if ((e->text == NULL || e->text[0] == '\0') && (e->condition == NULL || e->condition[0] == '\0')) {
+    r->wordless_errors++;
+    fprintf(stderr, "# an error without words: %s\n", xmppuv_err_name(e->code));
   }
   r->errors++;
   r->last_err_code = e->code;
@@ -187,7 +192,7 @@ static void on_stanza(xmppuv_client_t *c, xmppuv_stanza_t *s, int handled, void 
 }
 
 const xmppuv_client_callbacks_t client_rec_callbacks = {
-    on_status, on_online, on_resumed, on_error, on_ack, on_fail, on_reconnecting, on_stanza};
+    sizeof(xmppuv_client_callbacks_t), on_status, on_online, on_resumed, on_error, on_ack, on_fail, on_reconnecting, on_stanza};
 
 void client_rec_close_cb(xmppuv_client_t *c, void *user_data) {
   client_rec_t *r = user_data;
@@ -220,16 +225,24 @@ client_rec_slot_t *client_rec_slot_add(client_rec_t *r, xmppuv_stanza_t *stanza)
   return k;
 }
 
+/* A stanza sent with a callback reports its outcome there, and only there:
+ * the slot counts it as the ack or fail it is. */
 void client_rec_slot_sent_cb(xmppuv_client_t *c, xmppuv_stanza_t *s, int status, void *user_data) {
   client_rec_slot_t *k = user_data;
   (void)s;
+  if (status == 0) {
+    k->acks++;
+  } else if (status != XMPPUV_ESMOFF) {
+    k->fails++;
+    k->reason = status;
+  }
   sent(k->rec, c, &k->done, &k->status, status);
 }
 
 int client_rec_send(client_rec_t *r, xmppuv_client_t *c, xmppuv_stanza_t *stanza,
                     client_rec_slot_t **out) {
   client_rec_slot_t *k = client_rec_slot_add(r, stanza);
-  int rc = xmppuv_client_send_cb(c, stanza, client_rec_slot_sent_cb, k);
+  int rc = xmppuv_client_send_tracked(c, stanza, client_rec_slot_sent_cb, k);
   if (rc != 0) {
     xmppuv_stanza_unref(k->s);
     r->nslots--;

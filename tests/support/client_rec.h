@@ -53,7 +53,9 @@ typedef struct client_rec_slot {
   xmppuv_stanza_t *s;   /* the stanza; the slot holds a reference until client_rec_free() */
   unsigned done;        /* send callbacks (exactly one in the end) */
   int status;           /* the last send callback's status */
-  unsigned acks, fails; /* ack and fail events for this stanza */
+  unsigned acks, fails; /* its outcomes: the send callback's (status 0 an ack,
+                           an error but XMPPUV_ESMOFF a fail; a stanza sent
+                           with a callback gets no ack or fail event) */
   int reason;           /* the last fail's reason */
 } client_rec_slot_t;
 
@@ -92,6 +94,10 @@ struct client_rec {
   int err_code[CLIENT_REC_MAX];
   int err_fatal[CLIENT_REC_MAX];
   char err_cond[CLIENT_REC_MAX][48]; /* condition, "" if none */
+  char err_text[CLIENT_REC_MAX][320]; /* text, "" if none */
+  unsigned wordless_errors; /* errors with neither text nor condition: the
+                               library says what happened, always (world_finish
+                               asserts none) */
   uint64_t err_at[CLIENT_REC_MAX];   /* clock */
   int last_err_code;    /* the last error's code, however many came */
 
@@ -146,7 +152,7 @@ void client_rec_note(client_rec_t *r, const char *what, int code);
 client_rec_slot_t *client_rec_slot_add(client_rec_t *r, xmppuv_stanza_t *stanza);
 void client_rec_slot_sent_cb(xmppuv_client_t *c, xmppuv_stanza_t *s, int status,
                              void *user_data);
-/* Both: stanza followed in a slot and sent with xmppuv_client_send_cb().
+/* Both: stanza followed in a slot and sent with xmppuv_client_send_tracked().
  * Returns the call's result; the slot is kept (and *out set, if out is not
  * NULL) only on 0. */
 int client_rec_send(client_rec_t *r, xmppuv_client_t *c, xmppuv_stanza_t *stanza,

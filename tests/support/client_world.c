@@ -74,6 +74,8 @@ void world_finish(world_t *w) {
   uv_run(&w->loop, UV_RUN_DEFAULT);
   if (w->c != NULL) ck_assert_msg(w->app.closed, "close_cb did not run");
   ck_assert_int_eq(uv_loop_close(&w->loop), 0);
+  ck_assert_msg(w->app.wordless_errors == 0, "%u error(s) without a text or condition",
+                w->app.wordless_errors);
 }
 
 int world_count(const char *text, const char *needle) {

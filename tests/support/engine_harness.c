@@ -284,7 +284,8 @@ static void write_output(xmppuv_test_engine_t *h) {
     if (h->fail_next_write != 0) {
       int status = h->fail_next_write;
       h->fail_next_write = 0;
-      xmppuv__engine_transport_error(h->engine, l->id, status, h->now);
+      xmppuv__engine_transport_error(h->engine, l->id, status, "the write failed (test)",
+                                     h->now);
       close_link(h, l, 0);
     } else {
       if (xmppuv_test_script_conn_received_bytes(l->conn, out->data, out->len) != 0) abort();
@@ -336,7 +337,10 @@ static int next_input(xmppuv_test_engine_t *h) {
       int status = it->status;
       pop_in(h);
       if (l != NULL) l->state = LINK_CLOSED;
-      xmppuv__engine_transport_error(h->engine, link, status, h->now);
+      xmppuv__engine_transport_error(h->engine, link, status,
+                                     status == XMPPUV_EEOF ? "the server closed the connection"
+                                                           : "the connection broke",
+                                     h->now);
       return 1;
     }
     case IN_CLOSED: {
@@ -495,7 +499,7 @@ int xmppuv_test_engine_stop(xmppuv_test_engine_t *h) {
 }
 
 int xmppuv_test_engine_send(xmppuv_test_engine_t *h, xmppuv_stanza_t *stanza,
-                            xmppuv_send_cb cb, void *user_data) {
+                            xmppuv_send_done_cb cb, void *user_data) {
   return xmppuv__engine_send(h->engine, stanza, cb, user_data, h->now);
 }
 

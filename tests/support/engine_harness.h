@@ -69,7 +69,7 @@ int xmppuv_test_engine_run_until(xmppuv_test_engine_t *h, int (*done)(void *arg)
 int xmppuv_test_engine_start(xmppuv_test_engine_t *h);
 int xmppuv_test_engine_stop(xmppuv_test_engine_t *h);
 int xmppuv_test_engine_send(xmppuv_test_engine_t *h, xmppuv_stanza_t *stanza,
-                            xmppuv_send_cb cb, void *user_data);
+                            xmppuv_send_done_cb cb, void *user_data);
 
 /* ---- the server side -------------------------------------------------------- */
 

@@ -89,8 +89,11 @@ static void ev_done(void *ud, xmppuv_stanza_t *stanza, int status,
   xmppuv_stanza_unref(stanza); /* done events pass their reference */
 }
 
-static void ev_abort(void *ud, int reason) {
+static void ev_abort(void *ud, int reason, const char *why) {
   smh_t *h = ud;
+  /* Every abort says why (it becomes the app's error text). */
+  ck_assert_msg(why != NULL && why[0] != '\0', "an abort (%s) without a reason",
+                xmppuv_err_name(reason));
   h->aborts++;
   h->last_abort = reason;
   appendf(h, "[abort %s]", xmppuv_err_name(reason));

@@ -1,0 +1,30 @@
+/* Every default the client has, in one place: xmppuv_client_options_init()
+ * fills the options with these, the Stream Management engine's own config
+ * defaults are the same numbers, and the header comments and the README's
+ * options table are checked against them (tests/build/defaults.py). */
+#ifndef XMPPUV_DEFAULTS_H
+#define XMPPUV_DEFAULTS_H
+
+#define XMPPUV__DEFAULT_CONNECT_TIMEOUT_MS 10000u
+#define XMPPUV__DEFAULT_NEGOTIATION_TIMEOUT_MS 30000u
+#define XMPPUV__DEFAULT_CLOSE_TIMEOUT_MS 2000u
+#define XMPPUV__DEFAULT_IQ_TIMEOUT_MS 30000u
+#define XMPPUV__DEFAULT_KEEPALIVE_MS 60000u
+#define XMPPUV__DEFAULT_KEEPALIVE_TIMEOUT_MS 20000u
+#define XMPPUV__DEFAULT_RECONNECT 1
+#define XMPPUV__DEFAULT_RECONNECT_DELAY_MS 1000u
+#define XMPPUV__DEFAULT_RECONNECT_MAX_DELAY_MS 60000u
+#define XMPPUV__DEFAULT_SM 1
+#define XMPPUV__DEFAULT_SM_RESUME 1
+#define XMPPUV__DEFAULT_SM_ACK_DEBOUNCE_MS 250u
+#define XMPPUV__DEFAULT_SM_ACK_THRESHOLD 256u
+#define XMPPUV__DEFAULT_SM_IDLE_REQUEST_MS 30000u
+#define XMPPUV__DEFAULT_SM_ACK_TIMEOUT_MS 60000u
+#define XMPPUV__DEFAULT_SM_WAIT_TIMEOUT_MS 30000u
+#define XMPPUV__DEFAULT_SM_QUEUE_MAX 4096u
+#define XMPPUV__DEFAULT_MAX_STANZA_BYTES (1024u * 1024u)
+#define XMPPUV__DEFAULT_MAX_DEPTH 64u
+#define XMPPUV__DEFAULT_MAX_ATTRS 64u
+#define XMPPUV__DEFAULT_MAX_SEND_BYTES (1024u * 1024u)
+
+#endif
