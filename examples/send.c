@@ -49,8 +49,12 @@ static void finish(sender_t *s);
 static void pump(sender_t *s);
 
 static void on_sent(xmppuv_client_t *c, xmppuv_stanza_t *stanza, int status, void *ud) {
-  (void)c;
   sender_t *s = ud;
+  /* A tracked stanza's outcome comes here only, not to the ack/fail events. */
+  if (status == 0)
+    example_print_ack(c, stanza, NULL);
+  else
+    example_print_fail(c, stanza, status, NULL);
   if (status == 0) {
     s->acked++;
   } else {
@@ -263,8 +267,8 @@ int main(int argc, char **argv) {
   cbs.online = on_online;
   cbs.resumed = example_print_resumed;
   cbs.error = example_print_error;
-  cbs.ack = example_print_ack;
-  cbs.fail = example_print_fail;
+  /* No ack/fail events: the messages are tracked (on_sent prints their
+   * outcomes), and the presence's outcome is of no interest here. */
   cbs.reconnecting = example_print_reconnecting;
   int rc = xmppuv_client_new(loop, &args.opts, &cbs, &s, &s.client);
   if (rc != 0) {
