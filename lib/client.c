@@ -571,6 +571,21 @@ int xmppuv_client_iq_cancel(xmppuv_client_t *c, uint64_t id) {
   return rc;
 }
 
+int xmppuv_client_set_active(xmppuv_client_t *c, int active) {
+  if (c == NULL) return XMPPUV_EINVAL;
+  int rc = xmppuv__engine_set_active(c->engine, active);
+  pump(c, 0);
+  return rc;
+}
+
+int xmppuv_client_is_active(const xmppuv_client_t *c) {
+  return c == NULL || xmppuv__engine_is_active(c->engine);
+}
+
+const xmppuv_stanza_t *xmppuv_client_stream_features(const xmppuv_client_t *c) {
+  return c != NULL ? xmppuv__engine_stream_features(c->engine) : NULL;
+}
+
 int xmppuv_client_sm_enabled(const xmppuv_client_t *c) {
   return c != NULL && xmppuv__engine_sm_enabled(c->engine);
 }

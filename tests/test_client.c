@@ -569,6 +569,56 @@ typedef struct closing_test {
   sent_t sent[3];
 } closing_test_t;
 
+static int count_presence_from_bob(xmppuv_client_t *c, xmppuv_stanza_t *s, void *ud) {
+  (void)c;
+  const char *from = xmppuv_stanza_attr(s, "from");
+  if (from != NULL && strncmp(from, "bob@localhost/", 14) == 0) (*(unsigned *)ud)++;
+  return XMPPUV_PASS;
+}
+
+/* XEP-0352 on a real server: the features say CSI; while alice is
+ * inactive the server holds bob's presence for her, and gives it when she
+ * is active again. */
+START_TEST(an_inactive_client_gets_presence_when_active_again) {
+  env_t e;
+  peer_t a, b;
+  two_online(&e, &a, &b);
+  const xmppuv_stanza_t *f = xmppuv_client_stream_features(a.c);
+  ck_assert_ptr_nonnull(f);
+  ck_assert_ptr_nonnull(xmppuv_stanza_child(f, "csi", "urn:xmpp:csi:0"));
+  unsigned presences = 0;
+  ck_assert_int_eq(xmppuv_client_handler_add(a.c, "presence", NULL, NULL, count_presence_from_bob,
+                                             &presences, NULL), 0);
+  ck_assert_int_eq(xmppuv_client_set_active(a.c, 0), 0);
+  /* A fence: the server has read <inactive/> once it answers a ping sent
+   * after it. Then alice's <r/> for the ping must be answered before bob
+   * sends: anything alice sends counts as activity for Prosody, which
+   * then gives out what it held. */
+  iq_outcome_t fence;
+  send_iq(&a, "localhost", "ping", NS_PING, &fence);
+  RUN_UNTIL(&e, fence.done >= 1 && xmppuv_client_sm_queued(a.c) == 0, 20000);
+  ck_assert_int_eq(fence.status, 0);
+  ck_assert_uint_eq(xmppuv_client_sm_queued(a.c), 0);
+  xmppuv_stanza_t *pres;
+  ck_assert_int_eq(xmppuv_stanza_new("presence", NULL, &pres), 0);
+  ck_assert_int_eq(xmppuv_stanza_set_attr(pres, "to", a.full), 0);
+  xmppuv_stanza_t *show;
+  ck_assert_int_eq(xmppuv_stanza_new_child(pres, "show", NULL, &show), 0);
+  ck_assert_int_eq(xmppuv_stanza_set_text(show, "away"), 0);
+  sent_t st = {0, 1};
+  ck_assert_int_eq(xmppuv_client_send_tracked(b.c, pres, on_sent, &st), 0);
+  xmppuv_stanza_unref(pres);
+  RUN_UNTIL(&e, st.done >= 1, 20000);
+  ck_assert_int_eq(st.status, 0); /* the server has it */
+  RUN_FOR(&e, 1000);
+  ck_assert_msg(presences == 0, "an inactive client got %u presence(s) at once", presences);
+  ck_assert_int_eq(xmppuv_client_set_active(a.c, 1), 0);
+  RUN_UNTIL(&e, presences >= 1, 20000);
+  ck_assert_uint_eq(presences, 1);
+  finish(&e, &a, &b);
+}
+END_TEST
+
 static closing_test_t closing;
 
 static void on_sent_closing(xmppuv_client_t *c, xmppuv_stanza_t *s, int status, void *ud) {
@@ -675,6 +725,7 @@ static void add_common(TCase *tc) {
   tcase_add_test(tc, iq_ping_round_trips_to_the_server_and_to_bob);
   tcase_add_test(tc, unknown_iq_to_a_client_gets_service_unavailable);
   tcase_add_test(tc, iq_handler_answers_and_is_removed_by_id);
+  tcase_add_test(tc, an_inactive_client_gets_presence_when_active_again);
   tcase_add_test(tc, graceful_stop_walks_the_statuses_down_to_offline);
   tcase_add_test(tc, close_from_a_callback_fails_what_is_queued_then_calls_close_cb_last);
   tcase_add_test(tc, reconnects_with_a_fresh_session_after_the_server_restarts);

@@ -389,6 +389,31 @@ XMPPUV_EXTERN int xmppuv_client_iq_handler_add(xmppuv_client_t *c,
 /* XMPPUV_EINVAL if no such iq handler (or c NULL). Safe inside a handler. */
 XMPPUV_EXTERN int xmppuv_client_iq_handler_remove(xmppuv_client_t *c, uint64_t id);
 
+/* ---- the stream and the client's state ------------------------------------ */
+
+/* Client State Indication (XEP-0352): tell the server whether the user is
+ * looking at the app (active != 0, the default) or not (0: the server may
+ * hold back presence updates and other unimportant traffic until the
+ * client is active again). The state is remembered: it is sent now if the
+ * client is online and the server offers CSI, on every new session (which
+ * starts active), and after a resumption only if it changed meanwhile (the
+ * server kept it). Without CSI on the server nothing is sent (check
+ * xmppuv_client_stream_features() for <csi xmlns='urn:xmpp:csi:0'/>).
+ * Returns 0 (also before start and while offline), XMPPUV_EINVAL (c NULL)
+ * or XMPPUV_ECLOSED (after close). */
+XMPPUV_EXTERN int xmppuv_client_set_active(xmppuv_client_t *c, int active);
+/* The state last set with xmppuv_client_set_active() (1 = active, the
+ * default); 1 for NULL. */
+XMPPUV_EXTERN int xmppuv_client_is_active(const xmppuv_client_t *c);
+
+/* The last <stream:features/> the server sent on the current connection,
+ * as the element (borrowed: valid until the next stream's features or the
+ * connection ends; xmppuv_stanza_copy() keeps one). Online, these are the
+ * authenticated stream's: roster versioning (<ver xmlns='urn:xmpp:features:
+ * rosterver'/>), pre-approval, CSI, Stream Management, ... NULL when there
+ * is no connection, before its first features, after close, and for NULL. */
+XMPPUV_EXTERN const xmppuv_stanza_t *xmppuv_client_stream_features(const xmppuv_client_t *c);
+
 /* ---- Stream Management ---------------------------------------------------- */
 
 /* Non-zero if SM is enabled on the current stream. */

@@ -68,6 +68,7 @@ typedef struct link {
   int online;      /* stanzas flow on it (SM enabled or refused) */
   int dropping;    /* being dropped: nothing more of it is handled */
   int sm_offered;
+  int csi_offered; /* the authenticated stream's features had <csi/> */
   uint64_t negotiation_deadline;
   uint64_t close_deadline;
   uint64_t drain_deadline;
@@ -114,6 +115,11 @@ struct xmppuv__engine {
   int gave_up;  /* a fatal error: no reconnection until start() */
   int gave_up_code;
   int reconnect_at_once;
+  /* Client State Indication (XEP-0352): what the app wants, and what the
+   * server was told for the current session (CSI_UNKNOWN after an import:
+   * another process may have told it anything). */
+  int inactive;
+  int server_inactive;
   uint64_t reconnect_at;
   unsigned reconnect_attempt;
   char *redirect_host; /* see-other-host */
@@ -129,6 +135,7 @@ struct xmppuv__engine {
 };
 
 #define LOG(e, lvl, area, ...) xmppuv__logf(&(e)->log, (lvl), (area), __VA_ARGS__)
+#define CSI_UNKNOWN (-1)
 
 static uint64_t after(const xmppuv__engine_t *e, unsigned ms) {
   return ms == 0 ? XMPPUV__NO_DEADLINE : e->now.mono_ms + ms;
@@ -591,6 +598,30 @@ static void go_online(xmppuv__engine_t *e) {
   e->link.last_inbound = e->now.mono_ms;
 }
 
+/* Tell the server the state the app wants, if it differs from what the
+ * server has for this session and the stream offers CSI. A nonza: written
+ * straight to the stream, not through the SM queue (it is not counted, and
+ * a resumed session keeps the state it had). */
+static void csi_sync(xmppuv__engine_t *e) {
+  if (!e->link.online || !e->link.csi_offered || e->link.closing || e->link.dropping ||
+      e->stopping || e->server_inactive == e->inactive)
+    return;
+  static const char active[] = "<active xmlns='" XMPPUV__NS_CSI "'/>";
+  static const char inactive[] = "<inactive xmlns='" XMPPUV__NS_CSI "'/>";
+  const char *nonza = e->inactive ? inactive : active;
+  size_t len = e->inactive ? sizeof inactive - 1 : sizeof active - 1;
+  LOG(e, XMPPUV_LOG_TRACE, "wire-out", "%s", nonza);
+  int rc = xmppuv__buf_append(&e->out, nonza, len);
+  if (rc != 0) {
+    emit_errorf(e, rc, 0, "could not queue the client state for the server: %s",
+                xmppuv_strerror(rc));
+    drop_connection(e, 0);
+    return;
+  }
+  e->server_inactive = e->inactive;
+  LOG(e, XMPPUV_LOG_DEBUG, "client", "client state: %s", e->inactive ? "inactive" : "active");
+}
+
 static void begin_close_stream(xmppuv__engine_t *e) {
   e->link.drain_deadline = XMPPUV__NO_DEADLINE;
   set_status(e, XMPPUV_STATUS_CLOSING);
@@ -621,6 +652,8 @@ static int keys_slot(const xmppuv__scram_keys_t *k) {
 static void on_authenticated(xmppuv__engine_t *e, int sm_offered) {
   link_t *l = &e->link;
   l->sm_offered = sm_offered;
+  l->csi_offered =
+      xmppuv_stanza_child(xmppuv__session_features(e->session), "csi", XMPPUV__NS_CSI) != NULL;
   e->redirects = 0;
   /* The keys of this login serve the next ones (same salt: no PBKDF2). */
   xmppuv__scram_keys_t *keys = NULL;
@@ -878,6 +911,9 @@ static void sm_enable_result(void *ud, int enabled, const char *condition) {
         condition ? condition : "");
   if (e->stopping) return; /* stopped meanwhile: the stream is closing */
   go_online(e);
+  /* A new session starts active (XEP-0352): restore the app's state. */
+  e->server_inactive = 0;
+  csi_sync(e);
   set_status(e, XMPPUV_STATUS_ONLINE);
   queue_simple(e, EV_ONLINE, 0);
 }
@@ -886,6 +922,8 @@ static void sm_resumed(void *ud) {
   xmppuv__engine_t *e = ud;
   if (e->stopping) return; /* stopped meanwhile: the stream is closing */
   go_online(e);
+  /* The server kept the session's state: only a change made meanwhile. */
+  csi_sync(e);
   LOG(e, XMPPUV_LOG_INFO, "sm", "session resumed");
   set_status(e, XMPPUV_STATUS_ONLINE);
   queue_simple(e, EV_RESUMED, 0);
@@ -1513,6 +1551,20 @@ int xmppuv__engine_listener_remove(xmppuv__engine_t *e, uint64_t id) {
   return XMPPUV_EINVAL;
 }
 
+int xmppuv__engine_set_active(xmppuv__engine_t *e, int active) {
+  if (e->closing) return XMPPUV_ECLOSED;
+  e->inactive = !active;
+  csi_sync(e);
+  return 0;
+}
+
+int xmppuv__engine_is_active(const xmppuv__engine_t *e) { return !e->inactive; }
+
+const xmppuv_stanza_t *xmppuv__engine_stream_features(const xmppuv__engine_t *e) {
+  if (e->closing || e->link.id == 0 || e->link.dropping) return NULL;
+  return xmppuv__session_features(e->session);
+}
+
 int xmppuv__engine_sm_enabled(const xmppuv__engine_t *e) { return xmppuv__sm_active(e->sm); }
 
 const xmppuv__sm_t *xmppuv__engine_sm(const xmppuv__engine_t *e) { return e->sm; }
@@ -1540,6 +1592,7 @@ int xmppuv__engine_sm_import(xmppuv__engine_t *e, const void *data, size_t len) 
   char *full = NULL;
   int rc = xmppuv__sm_import(e->sm, data, len, e->jid, &full);
   if (rc != 0) return rc;
+  e->server_inactive = CSI_UNKNOWN;
   if (full != NULL) {
     /* Checked by the import: a valid JID of this account. */
     xmppuv_jid_t *j = NULL;

@@ -168,6 +168,12 @@ int xmppuv__engine_listener_add(xmppuv__engine_t *e,
                                 void *user_data, uint64_t *id);
 int xmppuv__engine_listener_remove(xmppuv__engine_t *e, uint64_t id);
 
+/* Client State Indication (XEP-0352), as in client.h. */
+int xmppuv__engine_set_active(xmppuv__engine_t *e, int active);
+int xmppuv__engine_is_active(const xmppuv__engine_t *e);
+/* The last stream features of the current connection (borrowed), or NULL. */
+const xmppuv_stanza_t *xmppuv__engine_stream_features(const xmppuv__engine_t *e);
+
 int xmppuv__engine_sm_enabled(const xmppuv__engine_t *e);
 /* The Stream Management state, to read (tests and the fuzzer check the
  * counters and answer for the server with them). */

@@ -336,9 +336,11 @@ static size_t advertised_max_bytes(const xmppuv_stanza_t *features) {
 
 /* Returns the event kind for the driver, if any. */
 static xmppuv__session_event_kind_t on_features(xmppuv__session_t *s,
-                                                const xmppuv_stanza_t *features) {
+                                                xmppuv_stanza_t *features) {
   xmppuv__session_conn_t *c = &s->c;
   c->peer_max_bytes = advertised_max_bytes(features);
+  xmppuv_stanza_unref(c->features);
+  c->features = xmppuv_stanza_ref(features);
   if (!c->tls) {
     const xmppuv_stanza_t *starttls = xmppuv_stanza_child(features, "starttls", XMPPUV__NS_TLS);
     if (starttls != NULL && s->cfg.tls_required) {
@@ -549,6 +551,7 @@ static void reset_connection(xmppuv__session_t *s) {
   xmppuv__free(c->see_other);
   xmppuv_stanza_unref(c->error_el);
   xmppuv_stanza_unref(c->current);
+  xmppuv_stanza_unref(c->features);
   drop_binding(c);
   memset(c, 0, sizeof *c);
 }
@@ -749,6 +752,10 @@ int xmppuv__session_is_open(const xmppuv__session_t *s) { return s->c.stream_ope
 
 size_t xmppuv__session_peer_max_bytes(const xmppuv__session_t *s) {
   return s->c.peer_max_bytes;
+}
+
+const xmppuv_stanza_t *xmppuv__session_features(const xmppuv__session_t *s) {
+  return s->c.features;
 }
 
 const char *xmppuv__session_mechanism(const xmppuv__session_t *s) {

@@ -144,6 +144,10 @@ int xmppuv__session_is_open(const xmppuv__session_t *s);
 /* The largest stanza the server's last stream features said it takes
  * (XEP-0478 max-bytes), or 0 if they did not say. */
 size_t xmppuv__session_peer_max_bytes(const xmppuv__session_t *s);
+/* The last stream features element of this connection (borrowed: valid
+ * until the next features or the next xmppuv__session_start()), or NULL
+ * before the first. */
+const xmppuv_stanza_t *xmppuv__session_features(const xmppuv__session_t *s);
 /* The SASL mechanism used on this connection, or NULL. */
 const char *xmppuv__session_mechanism(const xmppuv__session_t *s);
 /* Zero while the session holds input it cannot handle yet (waiting for

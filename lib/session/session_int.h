@@ -72,6 +72,7 @@ typedef struct xmppuv__session_conn {
   int session_required;
   int sm_offered;
   size_t peer_max_bytes; /* XEP-0478 max-bytes of the last features, 0 = none */
+  xmppuv_stanza_t *features; /* the last stream features of this connection (a ref) */
   unsigned bind_seq;
   char bind_id[24];
   char *bound_jid;

@@ -16,6 +16,8 @@
 #define XMPPUV__NS_DELAY "urn:xmpp:delay"
 /* XEP-0199 XMPP Ping */
 #define XMPPUV__NS_PING "urn:xmpp:ping"
+/* XEP-0352 Client State Indication */
+#define XMPPUV__NS_CSI "urn:xmpp:csi:0"
 /* XEP-0388 SASL2 */
 #define XMPPUV__NS_SASL2 "urn:xmpp:sasl:2"
 /* XEP-0440 SASL channel-binding type capability */

@@ -84,6 +84,8 @@ modules:
   mod_disco: {}
   mod_ping: {}
   mod_roster: {}
+  # XEP-0352: holds presence for an inactive client (the defaults).
+  mod_client_state: {}
   # XEP-0198: short so tests can let a session expire and see a failed resume.
   mod_stream_mgmt:
     resume_timeout: $RESUME

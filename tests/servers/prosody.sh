@@ -67,11 +67,18 @@ allow_registration = false
 -- stores there what a lost session held for its user's last resource.
 modules_enabled = {
   "roster"; "saslauth"; "tls"; "disco"; "ping"; "smacks"; "posix";
+  -- XEP-0352: holds presence for an inactive client (csi_simple loads csi).
+  "csi_simple";
 }
 modules_disabled = { "s2s" }
 
 -- The largest stanza taken (XEP-0478 advertises it); XMPPUV_SERVER_MAX_STANZA.
 c2s_stanza_size_limit = ${XMPPUV_SERVER_MAX_STANZA:-262144}
+
+-- XEP-0352: mod_csi_simple gives out what it held whenever the client sends
+-- anything, then stays active for this long (5 s by default) before holding
+-- again; at once here, so a test need not wait.
+csi_resume_inactive_delay = 0
 
 -- XEP-0198: short so tests can let a session expire and see a failed resume.
 smacks_hibernation_time = $RESUME
