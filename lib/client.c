@@ -442,6 +442,8 @@ int xmppuv_client_new(uv_loop_t *loop, const xmppuv_client_options_t *opts,
     tc.ca_path = o->ca_path;
     tc.pin = o->pin;
     tc.insecure = o->tls_insecure;
+    tc.cert_file = o->client_cert_file;
+    tc.key_file = o->client_key_file;
     tc.log = xmppuv__engine_log(c->engine);
     /* Shared with the other clients of this thread that trust the same. */
     rc = xmppuv__tls_ctx_shared(&tc, &c->tls_ctx);

@@ -717,6 +717,84 @@ START_TEST(reconnects_with_a_fresh_session_after_the_server_restarts) {
 }
 END_TEST
 
+/* SASL EXTERNAL (XEP-0178) on an ejabberd of its own that asks every client
+ * for a certificate (XMPPUV_SERVER_CLIENT_CERTS, tests/servers/ejabberd.sh):
+ * alice's certificate logs her in with no password configured, over
+ * STARTTLS and direct TLS; a certificate from a CA the server does not
+ * trust is refused as not-authorized (fatal: no retry loop); a key that is
+ * not the certificate's is refused by _new with ECLIENTCERT. */
+START_TEST(a_client_certificate_logs_in_with_sasl_external) {
+  xmppuv_test_server_t shared = server;
+  setenv("XMPPUV_SERVER_CLIENT_CERTS", "1", 1);
+  int rc = xmppuv_test_server_start("ejabberd", 5, &server);
+  unsetenv("XMPPUV_SERVER_CLIENT_CERTS");
+  ck_assert_msg(rc == 0, "ejabberd did not start: %s", uv_strerror(rc));
+  char cert[400], key[400], other_cert[400], other_key[400];
+  snprintf(cert, sizeof cert, "%s/client/alice.pem", server.dir);
+  snprintf(key, sizeof key, "%s/client/alice.key", server.dir);
+  snprintf(other_cert, sizeof other_cert, "%s/client/other.pem", server.dir);
+  snprintf(other_key, sizeof other_key, "%s/client/other.key", server.dir);
+  for (int direct = 0; direct <= 1; direct++) {
+    env_t e;
+    env_init(&e);
+    peer_t a;
+    peer_init(&a, &e, "alice");
+    xmppuv_client_options_t o;
+    peer_opts(&a, &o);
+    o.password = NULL;
+    o.client_cert_file = cert;
+    o.client_key_file = key;
+    if (direct) {
+      o.tls = XMPPUV_TLS_DIRECT;
+      o.port = server.direct_tls_port;
+    }
+    peer_start(&a, &o);
+    wait_online(&a);
+    ck_assert_str_eq(a.sasl, "EXTERNAL");
+    ck_assert_str_eq(a.app.bound, a.full);
+    ck_assert(xmppuv_client_sm_enabled(a.c));
+    finish(&e, &a, NULL);
+  }
+  {
+    env_t e;
+    env_init(&e);
+    peer_t a;
+    peer_init(&a, &e, "alice");
+    xmppuv_client_options_t o;
+    peer_opts(&a, &o);
+    o.password = NULL;
+    o.client_cert_file = other_cert;
+    o.client_key_file = other_key;
+    peer_start(&a, &o);
+    RUN_UNTIL(&e, a.app.offlines >= 1 || a.app.onlines >= 1, 30000);
+    ck_assert_uint_eq(a.app.onlines, 0);
+    ck_assert_uint_eq(a.app.offlines, 1);
+    ck_assert_uint_ge(a.app.errors, 1);
+    unsigned last = (a.app.errors < CLIENT_REC_MAX ? a.app.errors : CLIENT_REC_MAX) - 1;
+    ck_assert_msg(a.app.err_fatal[last], "%s not fatal", xmppuv_err_name(a.app.err_code[last]));
+    fprintf(stderr, "# an untrusted client certificate: %s %s %s\n",
+            xmppuv_err_name(a.app.err_code[last]), a.app.err_cond[last], a.app.err_text[last]);
+    finish(&e, &a, NULL);
+  }
+  {
+    xmppuv_client_options_t o;
+    xmppuv_client_options_init(&o);
+    o.jid = "alice@localhost";
+    o.client_cert_file = cert;
+    o.client_key_file = other_key;
+    o.ca_file = server.ca_file;
+    uv_loop_t loop;
+    ck_assert_int_eq(uv_loop_init(&loop), 0);
+    xmppuv_client_t *c = NULL;
+    ck_assert_int_eq(xmppuv_client_new(&loop, &o, NULL, NULL, &c), XMPPUV_ECLIENTCERT);
+    ck_assert_ptr_null(c);
+    ck_assert_int_eq(uv_loop_close(&loop), 0);
+  }
+  xmppuv_test_server_stop(&server);
+  server = shared;
+}
+END_TEST
+
 static void add_common(TCase *tc) {
   tcase_add_test(tc, wrong_password_is_not_authorized_without_a_reconnect_loop);
   tcase_add_test(tc, logs_in_with_a_password_callback);
@@ -748,6 +826,7 @@ static Suite *make_suite(void) {
                       logs_in_with_each_ejabberd_mechanism_over_starttls_and_direct_tls, 0,
                       (int)(2 * N_EJABBERD_MECHS));
   add_common(ejabberd);
+  tcase_add_test(ejabberd, a_client_certificate_logs_in_with_sasl_external);
   suite_add_tcase(s, ejabberd);
   return s;
 }

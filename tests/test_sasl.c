@@ -306,11 +306,21 @@ START_TEST(external_only_when_asked_and_over_tls) {
   ck_assert_int_eq(c.mech, XMPPUV__MECH_EXTERNAL);
   p.tls_active = 0;
   ck_assert_int_eq(xmppuv__sasl_choose(&o, NULL, 0, &p, &c), XMPPUV_ENOMECH);
-  /* A password-based mechanism comes first when there is a password. */
+  /* The certificate comes first even with a password: the app configured
+   * it as the credential to use (the allow-list can still exclude it). */
   static const char *const offer2[] = {"EXTERNAL", "SCRAM-SHA-1"};
   o = offer_of(offer2, N(offer2));
   p = tls_password();
   p.allow_external = 1;
+  ck_assert_int_eq(xmppuv__sasl_choose(&o, NULL, 0, &p, &c), 0);
+  ck_assert_int_eq(c.mech, XMPPUV__MECH_EXTERNAL);
+  static const char *const scram_only[] = {"SCRAM-SHA-1"};
+  p.allowed = scram_only;
+  p.n_allowed = 1;
+  ck_assert_int_eq(xmppuv__sasl_choose(&o, NULL, 0, &p, &c), 0);
+  ck_assert_int_eq(c.mech, XMPPUV__MECH_SCRAM_SHA_1);
+  /* Without the certificate, the password. */
+  p = tls_password();
   ck_assert_int_eq(xmppuv__sasl_choose(&o, NULL, 0, &p, &c), 0);
   ck_assert_int_eq(c.mech, XMPPUV__MECH_SCRAM_SHA_1);
 }

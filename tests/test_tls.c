@@ -72,7 +72,7 @@ static void test_setup(void) {
 
 static xmppuv__tls_ctx_t *ctx_with(const char *ca_file, const char *ca_path,
                                    const char *pin, int insecure) {
-  xmppuv__tls_config_t cfg = {ca_file, ca_path, pin, insecure, &test_log};
+  xmppuv__tls_config_t cfg = {ca_file, ca_path, pin, insecure, &test_log, NULL, NULL};
   xmppuv__tls_ctx_t *ctx = NULL;
   int rc = xmppuv__tls_ctx_new(&cfg, &ctx);
   ck_assert_msg(rc == 0, "xmppuv__tls_ctx_new: %s; log:\n%s",
@@ -86,7 +86,7 @@ static xmppuv__tls_ctx_t *ctx_test_ca(void) {
 
 static int ctx_error(const char *ca_file, const char *ca_path, const char *pin,
                      int insecure) {
-  xmppuv__tls_config_t cfg = {ca_file, ca_path, pin, insecure, &test_log};
+  xmppuv__tls_config_t cfg = {ca_file, ca_path, pin, insecure, &test_log, NULL, NULL};
   xmppuv__tls_ctx_t *ctx = (xmppuv__tls_ctx_t *)&cfg; /* must stay untouched */
   int rc = xmppuv__tls_ctx_new(&cfg, &ctx);
   if (rc == 0)
@@ -696,13 +696,13 @@ END_TEST
 START_TEST(clients_with_the_same_trust_share_one_context) {
   /* A context is ~40 KB (and the system bundle ~0.5 MB): thousands of
    * clients must not each hold one. */
-  xmppuv__tls_config_t cfg = {tls_cert_path(0, "ca.pem"), NULL, NULL, 0, &test_log};
+  xmppuv__tls_config_t cfg = {tls_cert_path(0, "ca.pem"), NULL, NULL, 0, &test_log, NULL, NULL};
   xmppuv__tls_ctx_t *a = NULL, *b = NULL, *c = NULL;
   ck_assert_int_eq(xmppuv__tls_ctx_shared(&cfg, &a), 0);
   ck_assert_int_eq(xmppuv__tls_ctx_shared(&cfg, &b), 0);
   ck_assert_ptr_eq(a, b);
   /* Other trust settings: another context. */
-  xmppuv__tls_config_t insecure = {NULL, NULL, NULL, 1, &test_log};
+  xmppuv__tls_config_t insecure = {NULL, NULL, NULL, 1, &test_log, NULL, NULL};
   ck_assert_int_eq(xmppuv__tls_ctx_shared(&insecure, &c), 0);
   ck_assert_ptr_ne(a, c);
   /* Connections made from it still work and log through their own log. */
@@ -719,7 +719,7 @@ START_TEST(clients_with_the_same_trust_share_one_context) {
   xmppuv__tls_ctx_unref(d);
   xmppuv__tls_ctx_unref(b);
   /* A refused configuration is not remembered. */
-  xmppuv__tls_config_t bad = {tls_cert_path(1, "no-such-file.pem"), NULL, NULL, 0, &test_log};
+  xmppuv__tls_config_t bad = {tls_cert_path(1, "no-such-file.pem"), NULL, NULL, 0, &test_log, NULL, NULL};
   xmppuv__tls_ctx_t *e = NULL;
   ck_assert_int_eq(xmppuv__tls_ctx_shared(&bad, &e), XMPPUV_ECAFILE);
   ck_assert_int_eq(xmppuv__tls_ctx_shared(&bad, &e), XMPPUV_ECAFILE);
@@ -1123,7 +1123,7 @@ END_TEST
 static const unsigned char fake_hello[] = {22, 3, 3, 0, 9, 2, 0, 0, 5, 3, 3};
 
 static int setup_scenario(void *user_data) {
-  xmppuv__tls_config_t cfg = {tls_cert_path(0, "ca.pem"), NULL, NULL, 0, NULL};
+  xmppuv__tls_config_t cfg = {tls_cert_path(0, "ca.pem"), NULL, NULL, 0, NULL, NULL, NULL};
   xmppuv__tls_ctx_t *ctx = NULL;
   xmppuv__tls_t *t = NULL;
   int rc = xmppuv__tls_ctx_new(&cfg, &ctx);

@@ -124,6 +124,8 @@ XMPPUV_EXTERN void xmppuv_free(void *ptr);
   XX(ECERTINVALID, -30046, "server certificate invalid")                       \
   XX(ECAFILE, -30047, "could not load CA certificates")                        \
   XX(ECRYPTO, -30048, "cryptographic library failure (hash or random)")       \
+  XX(ECLIENTCERT, -30049,                                                      \
+     "could not load the client certificate or key, or they do not match")     \
   XX(ETLSREQUIRED, -30050, "server does not offer TLS, which is required")     \
   XX(ESTREAM, -30051, "stream error from the server")                          \
   XX(EAUTH, -30053, "authentication failed")                                   \

@@ -1301,6 +1301,7 @@ int xmppuv__engine_new(const xmppuv_client_options_t *opts,
     sc.lang = e->opts.lang;
     sc.tls_required = e->opts.tls != XMPPUV_TLS_DISABLED_INSECURE;
     sc.allow_anonymous = e->opts.allow_anonymous;
+    sc.allow_external = e->opts.client_cert_file != NULL;
     sc.allow_plain_insecure = e->opts.tls == XMPPUV_TLS_DISABLED_INSECURE;
     sc.have_credentials = opts->password != NULL || opts->password_cb != NULL;
     sc.mechanisms = e->opts.sasl_mechanisms;

@@ -25,7 +25,7 @@ typedef enum {
 struct xmppuv__sasl_exchange {
   char *username;
   char *mechanisms;
-  int have_credentials, allow_anonymous, allow_plain_insecure;
+  int have_credentials, allow_anonymous, allow_external, allow_plain_insecure;
   state_t state;
   xmppuv__sasl_choice_t choice;
   xmppuv__scram_t *scram;
@@ -42,6 +42,7 @@ int xmppuv__sasl_exchange_new(const xmppuv__sasl_exchange_config_t *cfg,
   x->mechanisms = xmppuv__strdup_opt(cfg->mechanisms, &rc);
   x->have_credentials = cfg->have_credentials;
   x->allow_anonymous = cfg->allow_anonymous;
+  x->allow_external = cfg->allow_external;
   x->allow_plain_insecure = cfg->allow_plain_insecure;
   if (rc != 0) {
     xmppuv__sasl_exchange_free(x);
@@ -110,6 +111,7 @@ int xmppuv__sasl_exchange_begin(xmppuv__sasl_exchange_t *x,
   policy.allow_plain_insecure = x->allow_plain_insecure;
   policy.have_password = x->have_credentials && x->username != NULL;
   policy.allow_anonymous = x->allow_anonymous;
+  policy.allow_external = x->allow_external;
   policy.allowed = x->mechanisms != NULL ? allowed : NULL;
   policy.n_allowed = n_allowed;
   int rc = xmppuv__sasl_choose(&offer, ctx->tls_active ? ctx->our_cb_types : NULL,
@@ -144,6 +146,10 @@ int xmppuv__sasl_exchange_begin(xmppuv__sasl_exchange_t *x,
   }
   if (mech == XMPPUV__MECH_ANONYMOUS)
     rc = xmppuv__sasl_anonymous(NULL, out);
+  else if (mech == XMPPUV__MECH_EXTERNAL)
+    /* No authzid: the server takes the identity from the certificate
+     * (XEP-0178 §2), and the response is empty ("="). */
+    rc = xmppuv__sasl_external(NULL, out);
   else
     rc = XMPPUV_ENOMECH;
   if (rc != 0) return fail(x, rc);

@@ -34,6 +34,7 @@ typedef struct xmppuv__sasl_exchange_config {
   const char *username; /* authcid: the JID's localpart, or NULL (anonymous) */
   int have_credentials; /* a password (or keys) can be had */
   int allow_anonymous;
+  int allow_external; /* a client certificate is presented (XEP-0178) */
   int allow_plain_insecure; /* PLAIN without TLS (tests on loopback only) */
   const char *mechanisms;   /* allow-list "A,B", or NULL for every one */
 } xmppuv__sasl_exchange_config_t;

@@ -141,6 +141,12 @@ int xmppuv__sasl_choose(const xmppuv__sasl_offer_t *offer,
       (our_cb_types == NULL && n_our_cb_types > 0))
     return XMPPUV_EINVAL;
   memset(out, 0, sizeof *out);
+  /* A client certificate is the credential the app chose (XEP-0178): when
+   * the server takes it, it comes before any password mechanism. */
+  if (offered(offer, XMPPUV__MECH_EXTERNAL) && usable(policy, XMPPUV__MECH_EXTERNAL)) {
+    out->mech = XMPPUV__MECH_EXTERNAL;
+    return 0;
+  }
   if (!policy->tls_active) n_our_cb_types = 0; /* no TLS, nothing to bind to */
 
   int server_offers_plus = 0, we_would_bind = 0;

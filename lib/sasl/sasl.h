@@ -69,8 +69,8 @@ typedef struct xmppuv__sasl_policy {
   int allow_plain_insecure; /* PLAIN without TLS (tests on loopback only) */
   int have_password;        /* a password, or a callback that supplies one */
   int allow_anonymous;      /* RFC 4505 */
-  int allow_external;       /* XEP-0178 client certificate; needs TLS (no client
-                               option sets it yet: the mechanism is ready for one) */
+  int allow_external;       /* XEP-0178: a client certificate was presented in
+                               the TLS handshake; needs TLS */
   /* NULL: every mechanism this module knows; else only these names. */
   const char *const *allowed;
   size_t n_allowed;
@@ -85,9 +85,11 @@ typedef struct xmppuv__sasl_choice {
   char gs2_cb_flag[XMPPUV__SASL_CB_NAME_MAX + 3];
 } xmppuv__sasl_choice_t;
 
-/* Choose the strongest acceptable mechanism the server offered:
+/* Choose the strongest acceptable mechanism the server offered: EXTERNAL
+ * first when allowed (the app configured a client certificate: that is
+ * the credential it chose), then
  *   SCRAM-SHA-512-PLUS > SCRAM-SHA-256-PLUS > SCRAM-SHA-1-PLUS >
- *   SCRAM-SHA-512 > SCRAM-SHA-256 > SCRAM-SHA-1 > PLAIN > EXTERNAL > ANONYMOUS
+ *   SCRAM-SHA-512 > SCRAM-SHA-256 > SCRAM-SHA-1 > PLAIN > ANONYMOUS
  * SCRAM and PLAIN need have_password; PLAIN needs TLS (RFC 4616 §6)
  * unless allow_plain_insecure; EXTERNAL needs allow_external and TLS;
  * ANONYMOUS needs allow_anonymous.

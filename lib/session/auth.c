@@ -117,6 +117,7 @@ void xmppuv__auth_start(xmppuv__session_t *s, const xmppuv_stanza_t *features) {
   xc.username = s->cfg.username;
   xc.have_credentials = s->cfg.have_credentials;
   xc.allow_anonymous = s->cfg.allow_anonymous;
+  xc.allow_external = s->cfg.allow_external;
   xc.allow_plain_insecure = s->cfg.allow_plain_insecure;
   xc.mechanisms = s->cfg.mechanisms;
   int rc = xmppuv__sasl_exchange_new(&xc, &c->sasl);

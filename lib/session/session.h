@@ -57,6 +57,7 @@ typedef struct xmppuv__session_config {
   const char *lang;     /* xml:lang, or NULL */
   int tls_required;     /* refuse to go on without TLS */
   int allow_anonymous;
+  int allow_external;       /* a client certificate is configured (XEP-0178) */
   int allow_plain_insecure; /* PLAIN without TLS (TLS disabled explicitly) */
   int have_credentials;     /* a password or a way to get one */
   const char *mechanisms;   /* allow-list "A,B" or NULL for all */

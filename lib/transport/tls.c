@@ -68,6 +68,9 @@ struct xmppuv__tls_ctx {
   unsigned char pin[32];
   int have_ca;
   mbedtls_x509_crt ca;
+  int have_own; /* a client certificate and its key */
+  mbedtls_x509_crt own_cert;
+  mbedtls_pk_context own_key;
   mbedtls_entropy_context entropy;
   mbedtls_ctr_drbg_context drbg;
 };
@@ -407,10 +410,53 @@ static int load_trust(xmppuv__tls_ctx_t *ctx, const xmppuv__tls_config_t *cfg) {
   return XMPPUV_ECAFILE;
 }
 
+/* The client certificate and its key (XEP-0178: SASL EXTERNAL). The key
+ * must belong to the certificate: a mismatch would only show as a failed
+ * handshake, with a vaguer error. */
+static int load_own(xmppuv__tls_ctx_t *ctx, const xmppuv__tls_config_t *cfg) {
+  char text[128];
+  int ret = mbedtls_x509_crt_parse_file(&ctx->own_cert, cfg->cert_file);
+  if (ret != 0) {
+    mbedtls_text(ret, text, sizeof text);
+    xmppuv__logf(ctx->log, XMPPUV_LOG_ERROR, AREA, "cannot load the client certificate %s: %s",
+                 cfg->cert_file, text);
+    return is_alloc_error(ret) ? XMPPUV_ENOMEM : XMPPUV_ECLIENTCERT;
+  }
+#if MBEDTLS_VERSION_MAJOR >= 3
+  ret = mbedtls_pk_parse_keyfile(&ctx->own_key, cfg->key_file, NULL, mbedtls_ctr_drbg_random,
+                                 &ctx->drbg);
+#else
+  ret = mbedtls_pk_parse_keyfile(&ctx->own_key, cfg->key_file, NULL);
+#endif
+  if (ret != 0) {
+    mbedtls_text(ret, text, sizeof text);
+    xmppuv__logf(ctx->log, XMPPUV_LOG_ERROR, AREA,
+                 "cannot load the client key %s: %s (an unencrypted PEM or DER key)",
+                 cfg->key_file, text);
+    return is_alloc_error(ret) ? XMPPUV_ENOMEM : XMPPUV_ECLIENTCERT;
+  }
+#if MBEDTLS_VERSION_MAJOR >= 3
+  ret = mbedtls_pk_check_pair(&ctx->own_cert.pk, &ctx->own_key, mbedtls_ctr_drbg_random,
+                              &ctx->drbg);
+#else
+  ret = mbedtls_pk_check_pair(&ctx->own_cert.pk, &ctx->own_key);
+#endif
+  if (ret != 0) {
+    xmppuv__logf(ctx->log, XMPPUV_LOG_ERROR, AREA,
+                 "the client key %s does not belong to the certificate %s", cfg->key_file,
+                 cfg->cert_file);
+    return is_alloc_error(ret) ? XMPPUV_ENOMEM : XMPPUV_ECLIENTCERT;
+  }
+  ctx->have_own = 1;
+  return 0;
+}
+
 static void ctx_free(xmppuv__tls_ctx_t *ctx) {
   mbedtls_ctr_drbg_free(&ctx->drbg);
   mbedtls_entropy_free(&ctx->entropy);
   mbedtls_x509_crt_free(&ctx->ca);
+  mbedtls_x509_crt_free(&ctx->own_cert);
+  mbedtls_pk_free(&ctx->own_key); /* wipes the key */
   mbedtls_platform_zeroize(ctx->pin, sizeof ctx->pin);
   xmppuv__free(ctx);
 }
@@ -423,12 +469,19 @@ int xmppuv__tls_ctx_new(const xmppuv__tls_config_t *cfg,
                  "a pin and insecure mode cannot be combined");
     return XMPPUV_EINVAL;
   }
+  if ((cfg->cert_file == NULL) != (cfg->key_file == NULL)) {
+    xmppuv__logf(cfg->log, XMPPUV_LOG_ERROR, AREA,
+                 "a client certificate needs its key, and a key its certificate");
+    return XMPPUV_EINVAL;
+  }
   xmppuv__tls_ctx_t *ctx = xmppuv__calloc(1, sizeof *ctx);
   if (ctx == NULL) return XMPPUV_ENOMEM;
   ctx->refs = 1;
   ctx->log = cfg->log;
   ctx->insecure = cfg->insecure != 0;
   mbedtls_x509_crt_init(&ctx->ca);
+  mbedtls_x509_crt_init(&ctx->own_cert);
+  mbedtls_pk_init(&ctx->own_key);
   mbedtls_entropy_init(&ctx->entropy);
   mbedtls_ctr_drbg_init(&ctx->drbg);
 
@@ -460,6 +513,7 @@ int xmppuv__tls_ctx_new(const xmppuv__tls_config_t *cfg,
   if (!ctx->insecure && ctx->pin_kind == PIN_NONE &&
       (rc = load_trust(ctx, cfg)) != 0)
     goto fail;
+  if (cfg->cert_file != NULL && (rc = load_own(ctx, cfg)) != 0) goto fail;
   *out = ctx;
   return 0;
 
@@ -480,7 +534,7 @@ void xmppuv__tls_ctx_ref(xmppuv__tls_ctx_t *ctx) { ctx->refs++; }
 typedef struct shared_entry {
   struct shared_entry *next;
   xmppuv__tls_ctx_t *ctx;
-  char *ca_file, *ca_path, *pin;
+  char *ca_file, *ca_path, *pin, *cert_file, *key_file;
   int insecure;
 } shared_entry_t;
 
@@ -494,6 +548,8 @@ static int same(const char *a, const char *b) {
 static void free_entry(shared_entry_t *e) {
   xmppuv__free(e->ca_file);
   xmppuv__free(e->ca_path);
+  xmppuv__free(e->cert_file);
+  xmppuv__free(e->key_file);
   if (e->pin != NULL) {
     mbedtls_platform_zeroize(e->pin, strlen(e->pin));
     xmppuv__free(e->pin);
@@ -505,7 +561,8 @@ int xmppuv__tls_ctx_shared(const xmppuv__tls_config_t *cfg, xmppuv__tls_ctx_t **
   if (cfg == NULL || out == NULL) return XMPPUV_EINVAL;
   for (shared_entry_t *e = shared_list; e != NULL; e = e->next) {
     if (e->insecure == (cfg->insecure != 0) && same(e->ca_file, cfg->ca_file) &&
-        same(e->ca_path, cfg->ca_path) && same(e->pin, cfg->pin)) {
+        same(e->ca_path, cfg->ca_path) && same(e->pin, cfg->pin) &&
+        same(e->cert_file, cfg->cert_file) && same(e->key_file, cfg->key_file)) {
       xmppuv__tls_ctx_ref(e->ctx);
       *out = e->ctx;
       return 0;
@@ -517,6 +574,8 @@ int xmppuv__tls_ctx_shared(const xmppuv__tls_config_t *cfg, xmppuv__tls_ctx_t **
   e->ca_file = xmppuv__strdup_opt(cfg->ca_file, &failed);
   e->ca_path = xmppuv__strdup_opt(cfg->ca_path, &failed);
   e->pin = xmppuv__strdup_opt(cfg->pin, &failed);
+  e->cert_file = xmppuv__strdup_opt(cfg->cert_file, &failed);
+  e->key_file = xmppuv__strdup_opt(cfg->key_file, &failed);
   e->insecure = cfg->insecure != 0;
   if (failed) {
     free_entry(e);
@@ -760,6 +819,10 @@ static int configure(xmppuv__tls_t *t, int alpn) {
   } else {
     mbedtls_ssl_conf_authmode(conf, MBEDTLS_SSL_VERIFY_REQUIRED);
     mbedtls_ssl_conf_ca_chain(conf, &ctx->ca, NULL);
+  }
+  if (ctx->have_own) {
+    ret = mbedtls_ssl_conf_own_cert(conf, &ctx->own_cert, &ctx->own_key);
+    if (ret != 0) return setup_error(t, "mbedtls_ssl_conf_own_cert", ret);
   }
 #if defined(MBEDTLS_SSL_RENEGOTIATION)
   mbedtls_ssl_conf_renegotiation(conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);

@@ -61,6 +61,12 @@ typedef struct xmppuv__tls_config {
   /* Where log lines go (area "tls"); may be NULL. Borrowed: it must outlive
    * the context and every connection made from it. */
   const xmppuv__log_t *log;
+  /* A client certificate (PEM or DER, the leaf first, then any
+   * intermediates) and its private key (PEM or DER, unencrypted), presented
+   * when the server asks for one (SASL EXTERNAL, XEP-0178). Both or
+   * neither. Borrowed: read during xmppuv__tls_ctx_new() only. */
+  const char *cert_file;
+  const char *key_file;
 } xmppuv__tls_config_t;
 
 /* Shared, refcounted configuration: trusted CAs, pin, the entropy source and
@@ -77,15 +83,18 @@ typedef struct xmppuv__tls xmppuv__tls_t;
 
 /* Create a context with one reference. Errors: XMPPUV_ECAFILE (CA file or
  * directory unreadable or holding no usable certificate, or no system bundle
- * found; the log says which paths were tried), XMPPUV_EINVAL (malformed pin,
- * pin together with insecure), XMPPUV_ETLS (random generator failed to seed),
+ * found; the log says which paths were tried), XMPPUV_ECLIENTCERT (the
+ * client certificate or key unreadable, or not a pair; the log says
+ * which), XMPPUV_EINVAL (malformed pin, pin together with insecure, only
+ * one of cert_file and key_file), XMPPUV_ETLS (random generator failed to seed),
  * XMPPUV_ENOMEM. On error *out is untouched. */
 int xmppuv__tls_ctx_new(const xmppuv__tls_config_t *cfg,
                         xmppuv__tls_ctx_t **out);
 /* The same, but shared: a context with exactly these trust settings
  * (ca_file, ca_path, pin, insecure) made earlier on this thread and still
  * referenced is returned with one more reference; otherwise a new one is
- * made and remembered until its last reference goes. A shared context logs
+ * made and remembered until its last reference goes. A context with a
+ * client certificate is shared by the same certificate and key files. A shared context logs
  * nothing after creation: set each connection's log with
  * xmppuv__tls_set_log(). Same errors as xmppuv__tls_ctx_new(). */
 int xmppuv__tls_ctx_shared(const xmppuv__tls_config_t *cfg,

@@ -21,6 +21,11 @@
 # default 262144).
 # XMPPUV_SERVER_SM_QUEUE=N queues at most N unacknowledged stanzas per XEP-0198
 # session (max_ack_queue; default ejabberd's, 5000).
+# XMPPUV_SERVER_CLIENT_CERTS=1 asks every client for a TLS certificate on both
+# listeners (tls_verify) and offers SASL EXTERNAL (XEP-0178): DIR/client/
+# holds a client CA (ca.pem, the server's c2s_cafile) and alice's
+# certificate (alice.pem, alice.key: id-on-xmppAddr alice@localhost),
+# and other.pem/other.key from a CA the server does not trust.
 set -u
 SERVER_KIND=ejabberd
 ERL=${XMPPUV_ERL:-erl}
@@ -43,8 +48,37 @@ find_ejabberd_libs() {
   return 1
 }
 
+# The client certificates of XMPPUV_SERVER_CLIENT_CERTS, made once per DIR.
+make_client_certificates() {
+  local c=$DIR/client
+  [ -s "$c/alice.pem" ] && [ -s "$c/other.pem" ] && return 0
+  mkdir -p "$c"
+  (
+    cd "$c" || exit 1
+    for ca in ca otherca; do
+      openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -keyout "$ca.key" -out "$ca.pem" -days 3650 -subj "/CN=xmppuv test client CA $ca" \
+        -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign
+    done
+    # XEP-0178: the JID as id-on-xmppAddr (1.3.6.1.5.5.7.8.5), UTF8String.
+    printf '%s\n' 'basicConstraints=critical,CA:FALSE' 'keyUsage=critical,digitalSignature' \
+      'extendedKeyUsage=clientAuth' \
+      'subjectAltName=otherName:1.3.6.1.5.5.7.8.5;UTF8:alice@localhost' >ext.cnf
+    for leaf in alice:ca other:otherca; do
+      name=${leaf%%:*} ca=${leaf#*:}
+      openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -keyout "$name.key" -out "$name.csr" -subj /CN=alice@localhost
+      openssl x509 -req -in "$name.csr" -CA "$ca.pem" -CAkey "$ca.key" -CAcreateserial \
+        -days 3650 -extfile ext.cnf -out "$name.pem"
+    done
+  ) >"$DIR/openssl-client.log" 2>&1 ||
+    { cat "$DIR/openssl-client.log" >&2; die "openssl could not make the client certificates"; }
+}
+
 write_config() {
-  local level=info
+  local level=info verify=""
+  [ "${XMPPUV_SERVER_CLIENT_CERTS:-}" = 1 ] && verify="
+    tls_verify: true"
   [ "${XMPPUV_SERVER_DEBUG:-}" = 1 ] && level=debug
   cat "$DIR/certs/localhost.crt" "$DIR/certs/localhost.key" >"$DIR/certs/server.pem"
   chmod 600 "$DIR/certs/server.pem"
@@ -56,6 +90,7 @@ loglevel: $level
 log_rotate_count: 0
 certfiles:
   - "$DIR/certs/server.pem"
+$( [ -n "$verify" ] && echo "c2s_cafile: \"$DIR/client/ca.pem\" # XMPPUV_SERVER_CLIENT_CERTS" )
 # Plain storage offers PLAIN and SCRAM-SHA-1/256/512 with their -PLUS variants.
 auth_method: internal
 auth_password_format: plain
@@ -69,7 +104,7 @@ listen:
     module: ejabberd_c2s
     starttls_required: true
     max_stanza_size: ${XMPPUV_SERVER_MAX_STANZA:-262144}
-    backlog: 128
+    backlog: 128$verify
   -
     # XEP-0368 direct TLS
     port: $TLS_PORT
@@ -77,7 +112,7 @@ listen:
     module: ejabberd_c2s
     tls: true
     max_stanza_size: ${XMPPUV_SERVER_MAX_STANZA:-262144}
-    backlog: 128
+    backlog: 128$verify
 # No offline storage, MAM, carbons or registration: a message to a user with
 # no available resource bounces (unlike Prosody's, which stores it: prosody.sh).
 modules:
@@ -116,6 +151,7 @@ cmd_start() {
   fi
   check_can_start
   make_certificate
+  [ "${XMPPUV_SERVER_CLIENT_CERTS:-}" = 1 ] && make_client_certificates
   mkdir -p "$DIR/db"
   write_config
   rm -f "$DIR/users.ready"
