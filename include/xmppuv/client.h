@@ -142,9 +142,12 @@ typedef struct xmppuv_client_options {
   size_t max_send_bytes;
 
   /* ---- added in 0.2 ---- */
-  /* A client certificate and its private key (PEM files) for TLS; with
-   * them the client logs in with SASL EXTERNAL (XEP-0178) where the server
-   * offers it, and needs no password. Both or neither [NULL]. */
+  /* A client certificate (PEM or DER; the leaf first, then any
+   * intermediates) and its unencrypted private key, presented when the
+   * server asks for one; with them the client logs in with SASL EXTERNAL
+   * (XEP-0178) where the server offers it, and needs no password. Both or
+   * neither [NULL]. Unreadable, or a key that is not the certificate's:
+   * xmppuv_client_new() returns XMPPUV_ECLIENTCERT. */
   const char *client_cert_file;
   const char *client_key_file;
 } xmppuv_client_options_t;

@@ -1,7 +1,7 @@
 /* Every default the client has, in one place: xmppuv_client_options_init()
  * fills the options with these, the Stream Management engine's own config
  * defaults are the same numbers, and the header comments and the README's
- * options table are checked against them (tests/build/defaults.py). */
+ * options table are checked against them (tests/build/docs_check.py). */
 #ifndef XMPPUV_DEFAULTS_H
 #define XMPPUV_DEFAULTS_H
 
