@@ -795,6 +795,33 @@ START_TEST(a_client_certificate_logs_in_with_sasl_external) {
 }
 END_TEST
 
+/* The server's certificate is not trusted here (no ca_file: the system
+ * bundle): the app is told, in words, which certificate and why, once,
+ * and the client gives up instead of retrying an attack. */
+START_TEST(an_untrusted_certificate_is_fatal_and_says_why) {
+  env_t e;
+  env_init(&e);
+  peer_t a;
+  peer_init(&a, &e, "alice");
+  xmppuv_client_options_t o;
+  peer_opts(&a, &o);
+  o.ca_file = NULL;
+  peer_start(&a, &o);
+  RUN_UNTIL(&e, a.app.offlines >= 1 || a.app.onlines >= 1, 30000);
+  ck_assert_uint_eq(a.app.onlines, 0);
+  ck_assert_uint_eq(a.app.offlines, 1);
+  ck_assert_uint_eq(a.app.errors, 1);
+  ck_assert_int_eq(a.app.err_code[0], XMPPUV_ECERTUNTRUSTED);
+  ck_assert(a.app.err_fatal[0]);
+  ck_assert_msg(strstr(a.app.err_text[0], "certificate of localhost rejected: not issued by a trusted CA") != NULL &&
+                    strstr(a.app.err_text[0], "CN=localhost") != NULL,
+                "text: %s", a.app.err_text[0]);
+  fprintf(stderr, "# %s: %s\n", server.kind, a.app.err_text[0]);
+  ck_assert_uint_eq(a.app.reconnectings, 0);
+  finish(&e, &a, NULL);
+}
+END_TEST
+
 static void add_common(TCase *tc) {
   tcase_add_test(tc, wrong_password_is_not_authorized_without_a_reconnect_loop);
   tcase_add_test(tc, logs_in_with_a_password_callback);
@@ -804,6 +831,7 @@ static void add_common(TCase *tc) {
   tcase_add_test(tc, unknown_iq_to_a_client_gets_service_unavailable);
   tcase_add_test(tc, iq_handler_answers_and_is_removed_by_id);
   tcase_add_test(tc, an_inactive_client_gets_presence_when_active_again);
+  tcase_add_test(tc, an_untrusted_certificate_is_fatal_and_says_why);
   tcase_add_test(tc, graceful_stop_walks_the_statuses_down_to_offline);
   tcase_add_test(tc, close_from_a_callback_fails_what_is_queued_then_calls_close_cb_last);
   tcase_add_test(tc, reconnects_with_a_fresh_session_after_the_server_restarts);

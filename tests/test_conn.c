@@ -536,6 +536,29 @@ START_TEST(a_domain_without_xmpp_service_is_ENOSERVICE) {
 }
 END_TEST
 
+START_TEST(a_domain_that_does_not_exist_says_so_and_names_it) {
+  /* dnsmasq answers NXDOMAIN for names under .test it does not know. */
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  const char *records[] = {"--host-record=known.test,127.0.0.1", NULL};
+  dnsmasq_t *dns = dnsmasq_start(records);
+  xmppuv__conn_config_t cfg = plain_config("nosuch.test", NULL, 0);
+  cfg.dns_servers = dnsmasq_servers(dns);
+  rec_t r = {0};
+  ck_assert_int_eq(xmppuv__conn_open(&loop, &cfg, &events, &r, &r.conn), 0);
+  run_until(&loop, &r.closed, 1);
+  ck_assert_int_eq(r.connected, 0);
+  ck_assert_int_eq(r.error, XMPPUV_ENOTFOUND);
+  ck_assert_msg(strstr(r.detail, "nosuch.test has no address in DNS") != NULL &&
+                    strstr(r.detail, "a domain that does not exist?") != NULL &&
+                    strstr(r.detail, "set host") != NULL,
+                "detail: %s", r.detail);
+  dnsmasq_stop(dns);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  ck_assert_int_eq(uv_loop_close(&loop), 0);
+}
+END_TEST
+
 START_TEST(closing_while_resolving_ends_with_closed_only) {
   uv_loop_t loop;
   uv_loop_init(&loop);
@@ -711,6 +734,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, a_refused_connection_is_reported_with_the_libuv_code);
   tcase_add_test(tc, srv_records_lead_to_the_server);
   tcase_add_test(tc, a_domain_without_xmpp_service_is_ENOSERVICE);
+  tcase_add_test(tc, a_domain_that_does_not_exist_says_so_and_names_it);
   tcase_add_test(tc, closing_while_resolving_ends_with_closed_only);
   tcase_add_test(tc, a_hanging_connect_is_abandoned_after_the_timeout_and_the_next_address_tried);
   char why[200];
