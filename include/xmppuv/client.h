@@ -383,7 +383,9 @@ XMPPUV_EXTERN int xmppuv_client_iq_cancel(xmppuv_client_t *c, uint64_t id);
  * (see xmppuv_iq_result_new / xmppuv_iq_error_new) and returns
  * XMPPUV_HANDLED; a request no handler takes is answered with
  * service-unavailable (RFC 6120 §8.2.3). XEP-0199 ping is answered already.
- * Errors as xmppuv_client_handler_add(). */
+ * Returns 0 and *id (id may be NULL), XMPPUV_EINVAL (c or cb NULL, or type
+ * other than "get", "set" or NULL), XMPPUV_ENOMEM or XMPPUV_ECLOSED (after
+ * close); remove it with xmppuv_client_iq_handler_remove(). */
 XMPPUV_EXTERN int xmppuv_client_iq_handler_add(xmppuv_client_t *c,
                                                const char *name, const char *ns,
                                                const char *type,
@@ -427,7 +429,9 @@ XMPPUV_EXTERN size_t xmppuv_client_sm_queued(const xmppuv_client_t *c);
 /* Save the SM session (id, counters, JID, unacked stanzas with their
  * stamps) so another process can resume it. Take it after the client
  * stopped being connected (e.g. in the `status` callback for disconnect, or
- * on a crash-safe schedule); free *data with xmppuv_free(). */
+ * on a crash-safe schedule); free *data with xmppuv_free(). Returns 0,
+ * XMPPUV_EINVAL (a NULL argument), XMPPUV_ENOMEM or XMPPUV_ECLOSED (after
+ * close); on error *data is NULL and *len 0. */
 XMPPUV_EXTERN int xmppuv_client_sm_export(const xmppuv_client_t *c,
                                           char **data, size_t *len);
 /* Load saved state into a client that has not been started: start() then

@@ -649,11 +649,10 @@ static int keys_slot(const xmppuv__scram_keys_t *k) {
   }
 }
 
-static void on_authenticated(xmppuv__engine_t *e, int sm_offered) {
+static void on_authenticated(xmppuv__engine_t *e, int sm_offered, int csi_offered) {
   link_t *l = &e->link;
   l->sm_offered = sm_offered;
-  l->csi_offered =
-      xmppuv_stanza_child(xmppuv__session_features(e->session), "csi", XMPPUV__NS_CSI) != NULL;
+  l->csi_offered = csi_offered;
   e->redirects = 0;
   /* The keys of this login serve the next ones (same salt: no PBKDF2). */
   xmppuv__scram_keys_t *keys = NULL;
@@ -843,7 +842,7 @@ int xmppuv__engine_step(xmppuv__engine_t *e, xmppuv__time_t now) {
       on_credentials(e, &ev.need);
       break;
     case XMPPUV__SESS_AUTHENTICATED:
-      on_authenticated(e, ev.sm_offered);
+      on_authenticated(e, ev.sm_offered, ev.csi_offered);
       break;
     case XMPPUV__SESS_BOUND:
       on_bound(e, ev.full_jid);

@@ -166,6 +166,7 @@ void xmppuv__session_push(xmppuv__session_t *s, xmppuv__session_event_kind_t kin
   memset(p, 0, sizeof *p);
   p->kind = kind;
   p->sm_offered = c->sm_offered;
+  p->csi_offered = c->csi_offered;
   if (el != NULL) {
     p->el = el;
     xmppuv_stanza_ref(el);
@@ -334,13 +335,30 @@ static size_t advertised_max_bytes(const xmppuv_stanza_t *features) {
   return v;
 }
 
+/* For xmppuv__session_features(). Without memory for the copy the app
+ * finds no features: nothing of the stream depends on it. */
+static void keep_features(xmppuv__session_t *s, const xmppuv_stanza_t *features) {
+  xmppuv__session_conn_t *c = &s->c;
+  xmppuv_stanza_unref(c->features);
+  c->features = NULL;
+  xmppuv__free(c->features_text);
+  c->features_text = NULL;
+  c->features_len = 0;
+  if (xmppuv_stanza_to_string(features, &c->features_text, &c->features_len) != 0) {
+    xmppuv__logf(s->log, XMPPUV_LOG_WARN, "session", "no memory to keep the stream features");
+    return;
+  }
+  /* Kept for the connection's life: no slack from the buffer's growth. */
+  char *fit = xmppuv__realloc(c->features_text, c->features_len + 1);
+  if (fit != NULL) c->features_text = fit;
+}
+
 /* Returns the event kind for the driver, if any. */
 static xmppuv__session_event_kind_t on_features(xmppuv__session_t *s,
                                                 xmppuv_stanza_t *features) {
   xmppuv__session_conn_t *c = &s->c;
   c->peer_max_bytes = advertised_max_bytes(features);
-  xmppuv_stanza_unref(c->features);
-  c->features = xmppuv_stanza_ref(features);
+  keep_features(s, features);
   if (!c->tls) {
     const xmppuv_stanza_t *starttls = xmppuv_stanza_child(features, "starttls", XMPPUV__NS_TLS);
     if (starttls != NULL && s->cfg.tls_required) {
@@ -375,6 +393,7 @@ static xmppuv__session_event_kind_t on_features(xmppuv__session_t *s,
   c->session_required = sess != NULL && xmppuv_stanza_child(sess, "optional", NULL) == NULL;
   c->state = ST_AUTHENTICATED;
   c->sm_offered = xmppuv_stanza_child(features, "sm", XMPPUV__NS_SM) != NULL;
+  c->csi_offered = xmppuv_stanza_child(features, "csi", XMPPUV__NS_CSI) != NULL;
   return XMPPUV__SESS_AUTHENTICATED;
 }
 
@@ -552,6 +571,7 @@ static void reset_connection(xmppuv__session_t *s) {
   xmppuv_stanza_unref(c->error_el);
   xmppuv_stanza_unref(c->current);
   xmppuv_stanza_unref(c->features);
+  xmppuv__free(c->features_text);
   drop_binding(c);
   memset(c, 0, sizeof *c);
 }
@@ -689,6 +709,7 @@ int xmppuv__session_step(xmppuv__session_t *s, xmppuv__session_event_t *ev) {
       break;
     case XMPPUV__SESS_AUTHENTICATED:
       ev->sm_offered = p.sm_offered;
+      ev->csi_offered = p.csi_offered;
       break;
     case XMPPUV__SESS_BOUND:
       ev->full_jid = c->bound_jid;
@@ -754,8 +775,12 @@ size_t xmppuv__session_peer_max_bytes(const xmppuv__session_t *s) {
   return s->c.peer_max_bytes;
 }
 
-const xmppuv_stanza_t *xmppuv__session_features(const xmppuv__session_t *s) {
-  return s->c.features;
+const xmppuv_stanza_t *xmppuv__session_features(xmppuv__session_t *s) {
+  xmppuv__session_conn_t *c = &s->c;
+  if (c->features == NULL && c->features_text != NULL &&
+      xmppuv_stanza_parse(c->features_text, c->features_len, &c->features) != 0)
+    c->features = NULL;
+  return c->features;
 }
 
 const char *xmppuv__session_mechanism(const xmppuv__session_t *s) {

@@ -89,6 +89,7 @@ typedef enum {
 typedef struct xmppuv__session_event {
   xmppuv__session_event_kind_t kind;
   int sm_offered;          /* AUTHENTICATED: the features had <sm/> */
+  int csi_offered;         /* AUTHENTICATED: ... and <csi/> (XEP-0352) */
   const char *full_jid;    /* BOUND */
   xmppuv_stanza_t *el;     /* ELEMENT */
   xmppuv_error_t error;    /* FAILED */
@@ -147,8 +148,9 @@ int xmppuv__session_is_open(const xmppuv__session_t *s);
 size_t xmppuv__session_peer_max_bytes(const xmppuv__session_t *s);
 /* The last stream features element of this connection (borrowed: valid
  * until the next features or the next xmppuv__session_start()), or NULL
- * before the first. */
-const xmppuv_stanza_t *xmppuv__session_features(const xmppuv__session_t *s);
+ * before the first (and when there was no memory for it). Kept as text,
+ * parsed on the first call. */
+const xmppuv_stanza_t *xmppuv__session_features(xmppuv__session_t *s);
 /* The SASL mechanism used on this connection, or NULL. */
 const char *xmppuv__session_mechanism(const xmppuv__session_t *s);
 /* Zero while the session holds input it cannot handle yet (waiting for

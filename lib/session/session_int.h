@@ -26,6 +26,7 @@ typedef struct xmppuv__session_pending {
   xmppuv__session_event_kind_t kind;
   xmppuv_stanza_t *el; /* ELEMENT: one reference */
   int sm_offered;      /* AUTHENTICATED */
+  int csi_offered;     /* AUTHENTICATED */
 } xmppuv__session_pending_t;
 
 /* Everything that belongs to one connection, reset in one place
@@ -71,8 +72,14 @@ typedef struct xmppuv__session_conn {
   /* what the authenticated stream's features said */
   int session_required;
   int sm_offered;
+  int csi_offered; /* XEP-0352 */
   size_t peer_max_bytes; /* XEP-0478 max-bytes of the last features, 0 = none */
-  xmppuv_stanza_t *features; /* the last stream features of this connection (a ref) */
+  /* The last stream features of this connection, kept as text (a tree of
+   * Prosody's costs 3.5 KB per idle client, its text 0.6 KB) and parsed
+   * again only when asked for (xmppuv__session_features). */
+  char *features_text;
+  size_t features_len;
+  xmppuv_stanza_t *features; /* the parsed copy, once asked for */
   unsigned bind_seq;
   char bind_id[24];
   char *bound_jid;
