@@ -536,6 +536,40 @@ START_TEST(a_domain_without_xmpp_service_is_ENOSERVICE) {
 }
 END_TEST
 
+START_TEST(when_every_address_fails_the_text_names_each_and_why) {
+  /* Two SRV targets, one refusing, one that does not exist in DNS. */
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  server_t gone = {0};
+  server_start(&loop, &gone);
+  unsigned short dead = gone.port;
+  uv_close((uv_handle_t *)&gone.listen, NULL);
+  char refusing[128], missing[128];
+  snprintf(refusing, sizeof refusing,
+           "--srv-host=_xmpp-client._tcp.two.test,down.two.test,%u,10,1", (unsigned)dead);
+  snprintf(missing, sizeof missing,
+           "--srv-host=_xmpp-client._tcp.two.test,gone.two.test,%u,20,1", (unsigned)dead);
+  const char *records[] = {refusing, missing, "--host-record=down.two.test,127.0.0.1", NULL};
+  dnsmasq_t *dns = dnsmasq_start(records);
+  xmppuv__conn_config_t cfg = plain_config("two.test", NULL, 0);
+  cfg.dns_servers = dnsmasq_servers(dns);
+  rec_t r = {0};
+  ck_assert_int_eq(xmppuv__conn_open(&loop, &cfg, &events, &r, &r.conn), 0);
+  run_until(&loop, &r.closed, 1);
+  ck_assert_int_eq(r.connected, 0);
+  char down[64];
+  snprintf(down, sizeof down, "connecting to down.two.test [127.0.0.1]:%u: ", (unsigned)dead);
+  ck_assert_msg(strstr(r.detail, "could not connect to two.test: ") == r.detail &&
+                    strstr(r.detail, down) != NULL &&
+                    strstr(r.detail, "connection refused") != NULL &&
+                    strstr(r.detail, "; gone.two.test has no address in DNS") != NULL,
+                "detail: %s", r.detail);
+  dnsmasq_stop(dns);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  ck_assert_int_eq(uv_loop_close(&loop), 0);
+}
+END_TEST
+
 START_TEST(a_domain_that_does_not_exist_says_so_and_names_it) {
   /* dnsmasq answers NXDOMAIN for names under .test it does not know. */
   uv_loop_t loop;
@@ -735,6 +769,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, srv_records_lead_to_the_server);
   tcase_add_test(tc, a_domain_without_xmpp_service_is_ENOSERVICE);
   tcase_add_test(tc, a_domain_that_does_not_exist_says_so_and_names_it);
+  tcase_add_test(tc, when_every_address_fails_the_text_names_each_and_why);
   tcase_add_test(tc, closing_while_resolving_ends_with_closed_only);
   tcase_add_test(tc, a_hanging_connect_is_abandoned_after_the_timeout_and_the_next_address_tried);
   char why[200];

@@ -196,6 +196,11 @@ START_TEST(starttls_to_a_direct_tls_port_says_so_and_gives_up) {
   world_opts(&o, world_port(&w, 0));
   world_start(&w, &o);
   assert_gave_up_saying(&w, XMPPUV_EWRONGSERVER, "this is a direct-TLS port");
+  char where[64]; /* the host and port the app named, not the JID's domain */
+  snprintf(where, sizeof where, "127.0.0.1 port %u: the server answered with TLS",
+           (unsigned)world_port(&w, 0));
+  ck_assert_msg(strstr(w.app.err_text[0], where) == w.app.err_text[0], "text: %s",
+                w.app.err_text[0]);
   world_finish(&w);
 }
 END_TEST
@@ -213,6 +218,10 @@ START_TEST(a_web_server_says_so_and_gives_up) {
   world_opts(&o, world_port(&w, 0));
   world_start(&w, &o);
   assert_gave_up_saying(&w, XMPPUV_EWRONGSERVER, "a web server, not an XMPP server");
+  char where[64];
+  snprintf(where, sizeof where, "127.0.0.1 port %u: ", (unsigned)world_port(&w, 0));
+  ck_assert_msg(strstr(w.app.err_text[0], where) == w.app.err_text[0], "text: %s",
+                w.app.err_text[0]);
   world_finish(&w);
 }
 END_TEST
@@ -521,6 +530,33 @@ START_TEST(stop_while_waiting_to_reconnect_goes_offline) {
 }
 END_TEST
 
+START_TEST(stop_while_connecting_goes_offline_at_once_and_start_works_again) {
+  static const xmppuv_test_step_t s0[] = {LOGIN, SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0};
+  world_t w;
+  world_init(&w);
+  world_server(&w, 0, scripts, 1);
+  xmppuv_client_options_t o;
+  world_opts(&o, world_port(&w, 0));
+  world_start(&w, &o);
+  ck_assert_int_eq(xmppuv_client_status(w.c), XMPPUV_STATUS_CONNECTING);
+  ck_assert_int_eq(xmppuv_client_stop(w.c), 0);
+  /* No stream to close: offline now, not after the transport is gone. */
+  ck_assert_int_eq(xmppuv_client_status(w.c), XMPPUV_STATUS_OFFLINE);
+  RUN_UNTIL(&w, w.app.offlines >= 1, 1000);
+  ck_assert_str_eq(w.app.statuses, "connecting offline");
+  ck_assert_uint_eq(w.app.errors, 0);
+  /* Started again at once, while the first transport may still be closing. */
+  ck_assert_int_eq(xmppuv_client_start(w.c), 0);
+  RUN_UNTIL(&w, w.app.onlines >= 1, 10000);
+  ck_assert_msg(w.app.onlines == 1, "not online; statuses: %s", w.app.statuses);
+  ck_assert_ptr_nonnull(strstr(w.app.statuses, "connecting offline connecting "));
+  ck_assert_uint_eq(w.app.errors, 0);
+  world_finish(&w);
+  client_rec_assert_transitions(&w.app);
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("mistakes");
   TCase *tc = tcase_create("mistakes");
@@ -539,6 +575,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, builders_refuse_what_the_server_would_bounce);
   tcase_add_test(tc, every_stanza_is_reported_once);
   tcase_add_test(tc, stop_while_waiting_to_reconnect_goes_offline);
+  tcase_add_test(tc, stop_while_connecting_goes_offline_at_once_and_start_works_again);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -67,6 +67,7 @@ typedef struct link {
   int closing;     /* CLOSE was asked for: only `closed` is awaited */
   int online;      /* stanzas flow on it (SM enabled or refused) */
   int dropping;    /* being dropped: nothing more of it is handled */
+  int quiet;       /* stopped while connecting: offline already, its close unseen */
   int sm_offered;
   int csi_offered; /* the authenticated stream's features had <csi/> */
   uint64_t negotiation_deadline;
@@ -569,6 +570,13 @@ static void connect_now(xmppuv__engine_t *e) {
 static void connection_closed(xmppuv__engine_t *e) {
   note_stream_lost(e);
   xmppuv__sm_disconnected(e->sm, e->now);
+  if (e->link.quiet) {
+    /* Stopped while connecting: offline since then. Started again
+     * meanwhile: connect now. */
+    link_reset(e);
+    if (e->started && !e->closing) connect_now(e);
+    return;
+  }
   link_reset(e);
   if (e->closing) return;
   set_status(e, XMPPUV_STATUS_DISCONNECT);
@@ -754,11 +762,18 @@ static void on_failed(xmppuv__engine_t *e, const xmppuv_error_t *err, const char
     }
   } else if (err->code == XMPPUV_EWRONGSERVER && !err->fatal && e->opts.host != NULL) {
     /* A host the app named that answers in another protocol: a
-     * configuration mistake no retry mends (README, "Errors"). */
-    xmppuv_error_t fatal_err = *err;
-    fatal_err.fatal = 1;
+     * configuration mistake no retry mends (README, "Errors"). The text
+     * names that host and port, not the JID's domain. */
+    unsigned port = e->opts.port != 0 ? e->opts.port
+                    : e->opts.tls == XMPPUV_TLS_DIRECT ? 5223u : 5222u;
     e->gave_up = 1;
-    emit_error(e, &fatal_err);
+    emit_errorf(e, err->code, 1, "%s port %u: %s", e->opts.host, port,
+                err->text != NULL ? err->text : xmppuv_strerror(err->code));
+  } else if (err->code == XMPPUV_EWRONGSERVER) {
+    /* Found through DNS: retried (another address may be right). */
+    if (err->fatal) e->gave_up = 1;
+    emit_errorf(e, err->code, err->fatal, "a server of %s: %s", xmppuv_jid_domain(e->jid),
+                err->text != NULL ? err->text : xmppuv_strerror(err->code));
   } else {
     if (err->fatal) e->gave_up = 1;
     emit_error(e, err);
@@ -1171,7 +1186,7 @@ void xmppuv__engine_tls_ready(xmppuv__engine_t *e, uint64_t link,
 void xmppuv__engine_transport_error(xmppuv__engine_t *e, uint64_t link, int status,
                                     const char *detail, xmppuv__time_t now) {
   e->now = now;
-  if (!current(e, link)) return;
+  if (!current(e, link) || e->link.quiet) return;
   link_t *l = &e->link;
   /* A certificate that does not verify will not verify next time either:
    * reconnecting would only retry the attack or the misconfiguration. So
@@ -1364,22 +1379,41 @@ int xmppuv__engine_is_closing(const xmppuv__engine_t *e) { return e->closing; }
 int xmppuv__engine_start(xmppuv__engine_t *e, xmppuv__time_t now) {
   e->now = now;
   if (e->closing) return XMPPUV_ECLOSED;
-  if (e->started || e->link.id != 0) return XMPPUV_ESTATE;
+  /* A transport still closing after a stop: only one stopped while
+   * connecting may be restarted before it is gone (connection_closed). */
+  if (e->started || (e->link.id != 0 && !e->link.quiet)) return XMPPUV_ESTATE;
+  int closing_quietly = e->link.id != 0;
   e->started = 1;
   e->gave_up = 0;
   e->gave_up_code = 0;
   e->stopping = 0;
   e->reconnect_attempt = 0;
   e->redirects = 0;
-  connect_now(e);
+  if (!closing_quietly) connect_now(e);
   return 0;
+}
+
+/* Stopped before the transport was up: there is no stream to close, so the
+ * status goes offline now (client.h) and the transport's close follows
+ * unseen. */
+static void stop_unconnected(xmppuv__engine_t *e) {
+  link_t *l = &e->link;
+  l->dropping = 1;
+  l->closing = 1;
+  l->quiet = 1;
+  note_stream_lost(e);
+  xmppuv__sm_disconnected(e->sm, e->now);
+  push_action(e, XMPPUV__ACT_CLOSE)->graceful = 0;
+  e->stopping = 0;
+  fail_everything(e, XMPPUV_ECANCELED);
+  set_status(e, XMPPUV_STATUS_OFFLINE);
 }
 
 int xmppuv__engine_stop(xmppuv__engine_t *e, xmppuv__time_t now) {
   e->now = now;
   if (e->closing) return XMPPUV_ECLOSED;
   link_t *l = &e->link;
-  if (!e->started && l->id == 0) {
+  if (!e->started && (l->id == 0 || l->quiet)) {
     /* Already offline; still settle what was held for a later start. */
     fail_everything(e, XMPPUV_ECANCELED);
     return 0;
@@ -1396,7 +1430,7 @@ int xmppuv__engine_stop(xmppuv__engine_t *e, xmppuv__time_t now) {
   if (l->closing) {
     /* The connection is ending already: offline follows. */
   } else if (!l->up) {
-    drop_connection(e, 0);
+    stop_unconnected(e);
   } else if (l->online) {
     /* XEP-0198 §4: tell the server what we handled; wait for its last acks
      * so a clean exit reports acks, not failures. */

@@ -646,7 +646,7 @@ static int check_first_bytes(xmppuv__session_t *s, const char *data, size_t len)
   else
     what = "answered with something that is not XML: not an XMPP port (check host and port)";
   char text[256];
-  snprintf(text, sizeof text, "%s %s", s->cfg.domain, what);
+  snprintf(text, sizeof text, "the server %s", what);
   xmppuv__session_fail(s, XMPPUV_EWRONGSERVER, NULL, text, NULL, 0, NULL);
   return XMPPUV_EWRONGSERVER;
 }

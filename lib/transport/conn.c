@@ -43,7 +43,10 @@ struct xmppuv__conn {
   xmppuv__addr_list_t *addrs; /* of the current target */
   size_t addr_at;
   int last_error;
-  char last_detail[400]; /* what the last failed attempt was, in words */
+  /* What the failed attempts were, in words, for the error's text (each
+   * lookup and address, "; " between them), and how many did not fit. */
+  char attempts[360];
+  unsigned attempts_more;
 
   xmppuv__dns_query_t *query; /* in flight */
   xmppuv__tcp_t *tcp;         /* current socket */
@@ -162,6 +165,21 @@ __attribute__((format(printf, 3, 4)))
 #endif
 static void failf(xmppuv__conn_t *c, int status, const char *fmt, ...);
 
+static void note_attempt(xmppuv__conn_t *c, int status, const char *fmt, ...) {
+  c->last_error = status;
+  char one[200];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(one, sizeof one, fmt, ap);
+  va_end(ap);
+  size_t len = strlen(c->attempts);
+  if (len + strlen(one) + 2 >= sizeof c->attempts) {
+    c->attempts_more++;
+    return;
+  }
+  snprintf(c->attempts + len, sizeof c->attempts - len, "%s%s", len > 0 ? "; " : "", one);
+}
+
 /* A TLS failure: the filter says which check and why. */
 static void fail_tls(xmppuv__conn_t *c, int status) {
   const char *why = xmppuv__tls_error_text(c->tls);
@@ -265,13 +283,11 @@ static void on_tcp_connected(void *ud, int status) {
   xmppuv__conn_t *c = ud;
   if (c->state != CONN_CONNECTING) return;
   if (status != 0) {
-    c->last_error = status;
     if (status == XMPPUV_ETIMEDOUT)
-      snprintf(c->last_detail, sizeof c->last_detail, "connecting to %s timed out after %llu ms",
-               c->peer, (unsigned long long)c->connect_timeout_ms);
+      note_attempt(c, status, "connecting to %s timed out after %llu ms", c->peer,
+                   (unsigned long long)c->connect_timeout_ms);
     else
-      snprintf(c->last_detail, sizeof c->last_detail, "connecting to %s: %s", c->peer,
-               xmppuv_strerror(status));
+      note_attempt(c, status, "connecting to %s: %s", c->peer, xmppuv_strerror(status));
     c->tcp = NULL; /* it closes itself */
     try_next_addr(c);
     return;
@@ -369,9 +385,7 @@ static void try_next_addr(xmppuv__conn_t *c) {
   int rc = xmppuv__tcp_connect(c->loop, (const struct sockaddr *)addr,
                                c->connect_timeout_ms, &tcp_events, c, c->log, &c->tcp);
   if (rc != 0) {
-    c->last_error = rc;
-    snprintf(c->last_detail, sizeof c->last_detail, "connecting to %s: %s", c->peer,
-             xmppuv_strerror(rc));
+    note_attempt(c, rc, "connecting to %s: %s", c->peer, xmppuv_strerror(rc));
     c->tcp = NULL;
     try_next_addr(c);
     return;
@@ -391,14 +405,12 @@ static void on_addrs(void *ud, int status, xmppuv__addr_list_t *addrs) {
     const char *host = c->targets->items[c->target_at].host;
     xmppuv__logf(c->log, XMPPUV_LOG_DEBUG, "dns", "%s: %s", host, xmppuv_strerror(status));
     if (status == XMPPUV_ENOTFOUND)
-      snprintf(c->last_detail, sizeof c->last_detail,
-               "%s has no address in DNS (a domain that does not exist? check the JID's "
-               "domain, or set host)",
-               host);
+      note_attempt(c, status,
+                   "%s has no address in DNS (a domain that does not exist? check the JID's "
+                   "domain, or set host)",
+                   host);
     else
-      snprintf(c->last_detail, sizeof c->last_detail, "looking up %s: %s", host,
-               xmppuv_strerror(status));
-    c->last_error = status;
+      note_attempt(c, status, "looking up %s: %s", host, xmppuv_strerror(status));
     c->target_at++;
     try_next_target(c);
     return;
@@ -421,10 +433,15 @@ static void try_next_target(xmppuv__conn_t *c) {
   if (c->state == CONN_CLOSING) return;
   if (c->target_at >= c->targets->count) {
     int status = c->last_error != 0 ? c->last_error : XMPPUV_ECONNECT;
-    xmppuv__logf(c->log, XMPPUV_LOG_WARN, "connect", "could not connect to %s: %s",
-                 c->domain, xmppuv_strerror(status));
-    failf(c, status, "could not connect to %s: %s", c->domain,
-          c->last_detail[0] != '\0' ? c->last_detail : xmppuv_strerror(status));
+    /* The configured host, when the app named one: that is what failed. */
+    const char *name = c->host != NULL ? c->host : c->domain;
+    xmppuv__logf(c->log, XMPPUV_LOG_WARN, "connect", "could not connect to %s: %s", name,
+                 xmppuv_strerror(status));
+    char more[40] = "";
+    if (c->attempts_more > 0)
+      snprintf(more, sizeof more, " (and %u more)", c->attempts_more);
+    failf(c, status, "could not connect to %s: %s%s", name,
+          c->attempts[0] != '\0' ? c->attempts : xmppuv_strerror(status), more);
     return;
   }
   const xmppuv__target_t *t = &c->targets->items[c->target_at];
