@@ -231,8 +231,9 @@ XMPPUV_EXTERN void xmppuv_client_callbacks_init_sized(xmppuv_client_callbacks_t 
 XMPPUV_EXTERN int xmppuv_client_listener_add(xmppuv_client_t *c,
                                              const xmppuv_client_callbacks_t *callbacks,
                                              void *user_data, uint64_t *id);
-/* XMPPUV_EINVAL if no such listener. Safe inside any callback (it gets no
- * event after the current one). */
+/* 0, XMPPUV_EINVAL if no such listener (or c NULL), XMPPUV_ECLOSED after
+ * close. Safe inside any callback (it gets no event after the current
+ * one). */
 XMPPUV_EXTERN int xmppuv_client_listener_remove(xmppuv_client_t *c, uint64_t id);
 
 /* ---- lifetime ----------------------------------------------------------- */
@@ -242,8 +243,10 @@ XMPPUV_EXTERN int xmppuv_client_listener_remove(xmppuv_client_t *c, uint64_t id)
  * connecting is: XMPPUV_EINVAL for options or callbacks not initialised
  * with their _init(), and for a missing or contradictory option, each with
  * a log line (level error, through opts->log_cb when set) saying which;
- * XMPPUV_EJID* for the JID; XMPPUV_ECAFILE for CA or client certificate
- * files that do not load; XMPPUV_ENOMEM. On error *out is NULL. */
+ * XMPPUV_EJID* for the JID; XMPPUV_ECAFILE for CA files and
+ * XMPPUV_ECLIENTCERT for a client certificate or key that do not load (or
+ * do not match); XMPPUV_ENOMEM; libuv's code if its timer cannot be made.
+ * On error *out is NULL. */
 XMPPUV_EXTERN int xmppuv_client_new(struct uv_loop_s *loop,
                                     const xmppuv_client_options_t *opts,
                                     const xmppuv_client_callbacks_t *callbacks,
@@ -272,8 +275,9 @@ XMPPUV_EXTERN int xmppuv_client_stop(xmppuv_client_t *c);
  * drop the current connection without closing the stream (so the session
  * stays resumable), reset the backoff and reconnect at once, resuming the
  * session. Also cuts short a wait between reconnection attempts. Nothing
- * queued is lost or failed by this. XMPPUV_ESTATE if not started, stopping
- * or given up; XMPPUV_ECLOSED after close. */
+ * queued is lost or failed by this. 0; XMPPUV_ESTATE if not started,
+ * stopping or given up; XMPPUV_EINVAL for NULL; XMPPUV_ECLOSED after
+ * close. */
 XMPPUV_EXTERN int xmppuv_client_reconnect_now(xmppuv_client_t *c);
 
 /* Runs last for a client being closed (user_data: the client's). */
@@ -346,9 +350,9 @@ XMPPUV_EXTERN int xmppuv_client_handler_add(xmppuv_client_t *c,
                                             const char *type,
                                             xmppuv_handler_cb cb,
                                             void *user_data, uint64_t *id);
-/* XMPPUV_EINVAL if no such handler (or c NULL; ids of iq handlers are not
- * handlers: xmppuv_client_iq_handler_remove()). Safe inside a handler (even
- * itself). */
+/* 0; XMPPUV_EINVAL if no such handler (or c NULL; ids of iq handlers are
+ * not handlers: xmppuv_client_iq_handler_remove()); XMPPUV_ECLOSED after
+ * close. Safe inside a handler (even itself). */
 XMPPUV_EXTERN int xmppuv_client_handler_remove(xmppuv_client_t *c, uint64_t id);
 
 /* ---- IQ ------------------------------------------------------------------ */
@@ -374,7 +378,8 @@ XMPPUV_EXTERN int xmppuv_client_send_iq(xmppuv_client_t *c, xmppuv_stanza_t *iq,
                                    unsigned timeout_ms, xmppuv_iq_cb cb,
                                    void *user_data, uint64_t *id);
 /* The callback runs, with XMPPUV_ECANCELED (from the loop, not inside this
- * call). XMPPUV_EINVAL if no such request is waiting (or c NULL). */
+ * call). 0; XMPPUV_EINVAL if no such request is waiting (or c NULL);
+ * XMPPUV_ECLOSED after close (the close cancelled it already). */
 XMPPUV_EXTERN int xmppuv_client_iq_cancel(xmppuv_client_t *c, uint64_t id);
 
 /* Serve iq requests whose child is name/ns (NULL = any) and whose type is
@@ -391,7 +396,8 @@ XMPPUV_EXTERN int xmppuv_client_iq_handler_add(xmppuv_client_t *c,
                                                const char *type,
                                                xmppuv_handler_cb cb,
                                                void *user_data, uint64_t *id);
-/* XMPPUV_EINVAL if no such iq handler (or c NULL). Safe inside a handler. */
+/* 0; XMPPUV_EINVAL if no such iq handler (or c NULL); XMPPUV_ECLOSED after
+ * close. Safe inside a handler. */
 XMPPUV_EXTERN int xmppuv_client_iq_handler_remove(xmppuv_client_t *c, uint64_t id);
 
 /* ---- the stream and the client's state ------------------------------------ */
@@ -421,9 +427,10 @@ XMPPUV_EXTERN const xmppuv_stanza_t *xmppuv_client_stream_features(const xmppuv_
 
 /* ---- Stream Management ---------------------------------------------------- */
 
-/* Non-zero if SM is enabled on the current stream. */
+/* Non-zero if SM is enabled on the current stream (0 for NULL). */
 XMPPUV_EXTERN int xmppuv_client_sm_enabled(const xmppuv_client_t *c);
-/* Stanzas sent and not yet acked, plus those held while offline. */
+/* Stanzas sent and not yet acked, plus those held while offline (0 for
+ * NULL). */
 XMPPUV_EXTERN size_t xmppuv_client_sm_queued(const xmppuv_client_t *c);
 
 /* Save the SM session (id, counters, JID, unacked stanzas with their
@@ -444,7 +451,8 @@ XMPPUV_EXTERN int xmppuv_client_sm_export(const xmppuv_client_t *c,
  * the client was ever online has no JID and no session, only stanzas held
  * for sending: it is accepted (they are sent on a new session after
  * start()); nothing in it says which account it came from, so keep saved
- * state per account. */
+ * state per account. Also XMPPUV_EINVAL (c or data NULL), XMPPUV_ECLOSED
+ * (after close), XMPPUV_ENOMEM. */
 XMPPUV_EXTERN int xmppuv_client_sm_import(xmppuv_client_t *c,
                                           const void *data, size_t len);
 

@@ -42,7 +42,8 @@ XMPPUV_EXTERN int xmppuv_jid_bare(const xmppuv_jid_t *jid, xmppuv_jid_t **out);
 XMPPUV_EXTERN void xmppuv_jid_free(xmppuv_jid_t *jid);
 
 /* Canonical parts, borrowed for the JID's lifetime. local and resource are
- * NULL when absent; domain is never NULL. */
+ * NULL when absent; a JID always has a domain. Every reader below returns
+ * NULL (or 0) for a NULL jid. */
 XMPPUV_EXTERN const char *xmppuv_jid_local(const xmppuv_jid_t *jid);
 XMPPUV_EXTERN const char *xmppuv_jid_domain(const xmppuv_jid_t *jid);
 XMPPUV_EXTERN const char *xmppuv_jid_resource(const xmppuv_jid_t *jid);

@@ -90,6 +90,8 @@ XMPPUV_EXTERN int xmppuv_stanza_set_attr(xmppuv_stanza_t *s, const char *name,
 XMPPUV_EXTERN int xmppuv_stanza_remove(xmppuv_stanza_t *child);
 
 /* ---- reading ------------------------------------------------------------ */
+/* Every reader takes a NULL stanza: it returns NULL, 0 or XMPPUV_EINVAL
+ * (and sets *len to 0), as for an element without what was asked for. */
 
 /* Local name of an element; NULL for a text node. Borrowed. */
 XMPPUV_EXTERN const char *xmppuv_stanza_name(const xmppuv_stanza_t *s);
@@ -157,7 +159,9 @@ XMPPUV_EXTERN int xmppuv_stanza_to_string(const xmppuv_stanza_t *s,
 /* Parse one XML element (an optional XML declaration, then exactly one
  * element, then whitespace). The same restrictions as on the stream apply (no
  * DTD, entities, comments or processing instructions: XMPPUV_ERESTRICTED;
- * default limits: XMPPUV_ELIMIT). Malformed input: XMPPUV_EXML. */
+ * default limits: XMPPUV_ELIMIT). Malformed input: XMPPUV_EXML; also
+ * XMPPUV_EUTF8, XMPPUV_ENOMEM, and XMPPUV_EINVAL (xml or out NULL). *out
+ * is NULL on every error. */
 XMPPUV_EXTERN int xmppuv_stanza_parse(const char *xml, size_t len,
                                       xmppuv_stanza_t **out);
 

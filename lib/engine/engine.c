@@ -17,6 +17,7 @@
 #include "util/alloc.h"
 #include "util/backoff.h"
 #include "util/hostport.h"
+#include "util/defaults.h"
 #include "util/ns.h"
 #include "xml/serialize.h"
 #include "xml/stanza.h"
@@ -1337,7 +1338,7 @@ int xmppuv__engine_new(const xmppuv_client_options_t *opts,
     smc.idle_request_ms = e->opts.sm_idle_request_ms;
     smc.ack_timeout_ms = e->opts.sm_ack_timeout_ms;
     smc.wait_timeout_ms = e->opts.sm_wait_timeout_ms;
-    smc.queue_max = e->opts.sm_queue_max ? e->opts.sm_queue_max : 4096;
+    smc.queue_max = e->opts.sm_queue_max ? e->opts.sm_queue_max : XMPPUV__DEFAULT_SM_QUEUE_MAX;
     smc.resend_on_failed = e->opts.sm_resend_on_failed;
     smc.drain_timeout_ms = drain_wait_ms(e);
     smc.max_send_bytes = e->opts.max_send_bytes;

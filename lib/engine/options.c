@@ -16,7 +16,7 @@
 void xmppuv__options_defaults(xmppuv_client_options_t *o) {
   memset(o, 0, sizeof *o);
   o->struct_size = sizeof *o;
-  o->tls = XMPPUV_TLS_AUTO;
+  o->tls = XMPPUV__DEFAULT_TLS;
   o->connect_timeout_ms = XMPPUV__DEFAULT_CONNECT_TIMEOUT_MS;
   o->negotiation_timeout_ms = XMPPUV__DEFAULT_NEGOTIATION_TIMEOUT_MS;
   o->close_timeout_ms = XMPPUV__DEFAULT_CLOSE_TIMEOUT_MS;
@@ -37,7 +37,7 @@ void xmppuv__options_defaults(xmppuv_client_options_t *o) {
   o->max_stanza_bytes = XMPPUV__DEFAULT_MAX_STANZA_BYTES;
   o->max_depth = XMPPUV__DEFAULT_MAX_DEPTH;
   o->max_attrs = XMPPUV__DEFAULT_MAX_ATTRS;
-  o->log_level = XMPPUV_LOG_INFO;
+  o->log_level = XMPPUV__DEFAULT_LOG_LEVEL;
   o->max_send_bytes = XMPPUV__DEFAULT_MAX_SEND_BYTES;
 }
 
@@ -79,6 +79,9 @@ int xmppuv__options_import(const xmppuv_client_options_t *in, xmppuv_client_opti
       in->log_level >= XMPPUV_LOG_ERROR)
     in->log_cb(in->log_user_data, XMPPUV_LOG_ERROR, "client",
                "bad options: the app was built against a newer xmppuv than this library");
+  /* A size between 0 and the first layout's cannot have come from an
+   * _init: the log callback may not even be in the struct, so nothing is
+   * read past struct_size (the return code is all there is). */
   if (in->struct_size < OPTIONS_MIN_SIZE || in->struct_size > sizeof *out) return XMPPUV_EINVAL;
   memcpy(out, in, in->struct_size);
   out->struct_size = sizeof *out;
@@ -98,8 +101,16 @@ int xmppuv__callbacks_import(const xmppuv_client_callbacks_t *in,
                      "xmppuv_client_callbacks_init())");
     return XMPPUV_EINVAL;
   }
-  if (in->struct_size < CALLBACKS_MIN_SIZE || in->struct_size > sizeof *out)
+  if (in->struct_size < CALLBACKS_MIN_SIZE || in->struct_size > sizeof *out) {
+    if (log_to != NULL && log_to->log_cb != NULL && log_to->log_level >= XMPPUV_LOG_ERROR)
+      log_to->log_cb(log_to->log_user_data, XMPPUV_LOG_ERROR, "client",
+                     in->struct_size > sizeof *out
+                         ? "bad callbacks: the app was built against a newer xmppuv than this "
+                           "library"
+                         : "bad callbacks: struct_size is not a size of "
+                           "xmppuv_client_callbacks_t (use xmppuv_client_callbacks_init())");
     return XMPPUV_EINVAL;
+  }
   memcpy(out, in, in->struct_size);
   out->struct_size = sizeof *out;
   return 0;

@@ -26,7 +26,10 @@ def number(text):
     if m:
         return int(m.group(1)) * int(m.group(2))
     m = re.fullmatch(r"(\d+)u?", t)
-    return int(m.group(1)) if m else None
+    if m:
+        return int(m.group(1))
+    m = re.fullmatch(r"`?(XMPPUV_[A-Z_]+)`?", t)  # an enum value, by name
+    return m.group(1) if m else None
 
 
 # 1. defaults
