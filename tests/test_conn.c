@@ -14,7 +14,9 @@
 #include <uv.h>
 
 #include "check_main.h"
+#include "client_rec.h"
 #include "dnsmasq.h"
+#include "run_until.h"
 #include "text.h"
 #include "transport/conn.h"
 #include "util/hostport.h"
@@ -536,6 +538,45 @@ START_TEST(a_domain_without_xmpp_service_is_ENOSERVICE) {
 }
 END_TEST
 
+START_TEST(a_client_whose_domain_does_not_exist_retries_and_says_why) {
+  /* As the app sees it: an error with the hint, not fatal (the network
+   * may be what is wrong), and the client tries again. */
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  const char *records[] = {"--host-record=known.test,127.0.0.1", NULL};
+  dnsmasq_t *dns = dnsmasq_start(records);
+  xmppuv_client_options_t o;
+  xmppuv_client_options_init(&o);
+  o.jid = "alice@nosuch.test";
+  o.password = "alice-secret";
+  o.dns_servers = dnsmasq_servers(dns);
+  o.reconnect_delay_ms = 50;
+  o.reconnect_max_delay_ms = 100;
+  o.log_level = XMPPUV_LOG_NONE;
+  client_rec_t app;
+  client_rec_init(&app, run_clock, &loop);
+  xmppuv_client_t *c = NULL;
+  ck_assert_int_eq(xmppuv_client_new(&loop, &o, &client_rec_callbacks, &app, &c), 0);
+  ck_assert_int_eq(xmppuv_client_start(c), 0);
+  for (int i = 0; i < 200000 && app.reconnectings < 2; i++) uv_run(&loop, UV_RUN_ONCE);
+  ck_assert_uint_ge(app.reconnectings, 2);
+  ck_assert_uint_ge(app.errors, 2);
+  ck_assert_int_eq(app.err_code[0], XMPPUV_ENOTFOUND);
+  ck_assert_int_eq(app.err_fatal[0], 0);
+  ck_assert_msg(strstr(app.err_text[0], "nosuch.test has no address in DNS (a domain that does "
+                                        "not exist? check the JID's domain, or set host)") != NULL,
+                "text: %s", app.err_text[0]);
+  ck_assert_uint_eq(app.offlines, 0);
+  xmppuv_client_close(c, client_rec_close_cb);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  ck_assert(app.closed);
+  client_rec_free(&app);
+  dnsmasq_stop(dns);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  ck_assert_int_eq(uv_loop_close(&loop), 0);
+}
+END_TEST
+
 START_TEST(when_every_address_fails_the_text_names_each_and_why) {
   /* Two SRV targets, one refusing, one that does not exist in DNS. */
   uv_loop_t loop;
@@ -770,6 +811,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, a_domain_without_xmpp_service_is_ENOSERVICE);
   tcase_add_test(tc, a_domain_that_does_not_exist_says_so_and_names_it);
   tcase_add_test(tc, when_every_address_fails_the_text_names_each_and_why);
+  tcase_add_test(tc, a_client_whose_domain_does_not_exist_retries_and_says_why);
   tcase_add_test(tc, closing_while_resolving_ends_with_closed_only);
   tcase_add_test(tc, a_hanging_connect_is_abandoned_after_the_timeout_and_the_next_address_tried);
   char why[200];

@@ -257,6 +257,39 @@ START_TEST(a_refused_connection_names_the_address_and_is_retried) {
 }
 END_TEST
 
+START_TEST(an_unanswered_ack_request_says_which_timeout_and_resumes) {
+  /* The server goes silent after the login: the <r/> that follows a send
+   * gets no answer. */
+  static const xmppuv_test_step_t s0[] = {LOGIN_SM, SCRIPT_EXPECT("<r "), SCRIPT_END};
+  static const xmppuv_test_step_t s1[] = {UNTIL_RESUME, SCRIPT_SEND(SM_RESUMED("sm-0", "1")),
+                                          SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0, s1};
+  world_t w;
+  world_init(&w);
+  world_server(&w, 0, scripts, 2);
+  xmppuv_client_options_t o;
+  world_opts(&o, world_port(&w, 0));
+  o.sm_ack_debounce_ms = 20;
+  o.sm_ack_timeout_ms = 300;
+  world_start(&w, &o);
+  RUN_UNTIL(&w, w.app.onlines >= 1, 10000);
+  xmppuv_stanza_t *m = NULL;
+  ck_assert_int_eq(xmppuv_message_new("bob@localhost", "chat", "unanswered", &m), 0);
+  ck_assert_int_eq(xmppuv_client_send(w.c, m), 0);
+  xmppuv_stanza_unref(m);
+  RUN_UNTIL(&w, w.app.resumes >= 1, 10000);
+  ck_assert_uint_eq(w.app.errors, 1);
+  ck_assert_int_eq(w.app.err_code[0], XMPPUV_ETIMEDOUT);
+  ck_assert_int_eq(w.app.err_fatal[0], 0);
+  ck_assert_str_eq(w.app.err_text[0],
+                   "Stream Management: nothing received for 300 ms after <r/> (ack timeout); "
+                   "dropping the connection to resume");
+  ck_assert_uint_eq(w.app.resumes, 1);
+  ck_assert_uint_eq(w.app.acks, 1);
+  world_finish(&w);
+}
+END_TEST
+
 START_TEST(a_negotiation_timeout_says_which_timeout) {
   static const xmppuv_test_step_t s0[] = {SCRIPT_END}; /* accepts, never speaks */
   static const xmppuv_test_step_t *const scripts[] = {s0};
@@ -285,25 +318,48 @@ static void note_order(client_rec_t *r, xmppuv_client_t *c, const char *event) {
 }
 
 START_TEST(an_error_comes_before_the_status_changes_it_causes) {
-  /* A reset and a timeout: two paths that used to differ. */
+  /* Every way a connection ends, one per connection: a reset, a
+   * negotiation timeout, an SM ack timeout, a retryable stream error, and
+   * a fatal SASL failure. */
   static const xmppuv_test_step_t reset[] = {LOGIN, SCRIPT_DELAY(20), SCRIPT_RESET, SCRIPT_END};
   static const xmppuv_test_step_t silent[] = {SCRIPT_END};
-  static const xmppuv_test_step_t *const scripts[] = {reset, silent};
+  static const xmppuv_test_step_t no_ack[] = {LOGIN_SM, SCRIPT_EXPECT("<r "), SCRIPT_END};
+  static const xmppuv_test_step_t stream_error[] = {
+      UNTIL_RESUME, SCRIPT_SEND(STREAM_ERROR("internal-server-error")), SCRIPT_END};
+  static const xmppuv_test_step_t not_authorized[] = {UNTIL_AUTH,
+                                               SCRIPT_SEND(SASL_FAILURE("not-authorized")),
+                                               SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {reset, silent, no_ack, stream_error,
+                                                      not_authorized};
   world_t w;
   world_init(&w);
-  world_server(&w, 0, scripts, 2);
+  world_server(&w, 0, scripts, 5);
   xmppuv_client_options_t o;
   world_opts(&o, world_port(&w, 0));
   o.negotiation_timeout_ms = 200;
+  o.sm_idle_request_ms = 50; /* an <r/> soon after online */
+  o.sm_ack_timeout_ms = 200;
   order[0] = '\0';
   w.app.on_event = note_order;
   world_start(&w, &o);
-  RUN_UNTIL(&w, w.app.reconnectings >= 2, 10000);
-  ck_assert_uint_ge(w.app.errors, 2);
+  RUN_UNTIL(&w, w.app.offlines >= 1, 20000);
+  ck_assert_msg(w.app.offlines == 1, "not offline: %s", order);
+  ck_assert_msg(w.app.errors == 5, "%u errors: %s", w.app.errors, order);
   ck_assert_msg(strstr(order, "online-event error disconnecting disconnect reconnecting") != NULL,
                 "after the reset: %s", order);
   ck_assert_msg(strstr(order, "opening error disconnecting disconnect") != NULL,
                 "after the timeout: %s", order);
+  ck_assert_int_eq(w.app.err_code[2], XMPPUV_ETIMEDOUT);
+  ck_assert_int_eq(w.app.err_code[3], XMPPUV_ESTREAM);
+  ck_assert_int_eq(w.app.err_code[4], XMPPUV_EAUTH);
+  ck_assert(w.app.err_fatal[4]);
+  /* In every path: nothing the error causes comes before it. */
+  ck_assert_int_eq(world_count(order, "error disconnecting"), 5);
+  ck_assert_msg(strstr(order, "disconnecting error") == NULL &&
+                    strstr(order, "disconnect error") == NULL &&
+                    strstr(order, "offline error") == NULL,
+                "a status before its error: %s", order);
+  ck_assert_ptr_nonnull(strstr(order, "error disconnecting disconnect offline"));
   world_finish(&w);
 }
 END_TEST
@@ -415,6 +471,33 @@ START_TEST(null_is_refused_or_neutral_everywhere) {
   ck_assert_int_eq(xmppuv_jid_copy(NULL, &j), XMPPUV_EINVAL);
   ck_assert_int_eq(xmppuv_jid_bare(NULL, &j), XMPPUV_EINVAL);
   ck_assert_ptr_null(xmppuv_jid_string(NULL));
+  ck_assert_ptr_null(xmppuv_jid_bare_string(NULL));
+  ck_assert_ptr_null(xmppuv_jid_local(NULL));
+  ck_assert_ptr_null(xmppuv_jid_domain(NULL));
+  ck_assert_ptr_null(xmppuv_jid_resource(NULL));
+  ck_assert_int_eq(xmppuv_jid_equal(NULL, NULL), 0);
+  /* The stanza readers: as for an element without what was asked for. */
+  size_t text_len = 7;
+  const char *name = "x", *value = "x";
+  ck_assert_ptr_null(xmppuv_stanza_name(NULL));
+  ck_assert_ptr_null(xmppuv_stanza_ns(NULL));
+  ck_assert_ptr_null(xmppuv_stanza_attr(NULL, "id"));
+  ck_assert_uint_eq(xmppuv_stanza_attr_count(NULL), 0);
+  ck_assert_int_eq(xmppuv_stanza_attr_at(NULL, 0, &name, &value), XMPPUV_EINVAL);
+  ck_assert_int_eq(xmppuv_stanza_is_text(NULL), 0);
+  ck_assert_ptr_null(xmppuv_stanza_text(NULL, &text_len));
+  ck_assert_uint_eq(text_len, 0);
+  ck_assert_ptr_null(xmppuv_stanza_child_text(NULL, "body", NULL));
+  ck_assert_ptr_null(xmppuv_stanza_child(NULL, NULL, NULL));
+  ck_assert_ptr_null(xmppuv_stanza_next(NULL, NULL, NULL));
+  ck_assert_ptr_null(xmppuv_stanza_first_node(NULL));
+  ck_assert_ptr_null(xmppuv_stanza_next_node(NULL));
+  ck_assert_ptr_null(xmppuv_stanza_parent(NULL));
+  s = (xmppuv_stanza_t *)&text_len; /* must be reset */
+  ck_assert_int_eq(xmppuv_stanza_parse(NULL, 0, &s), XMPPUV_EINVAL);
+  ck_assert_ptr_null(s);
+  ck_assert_int_eq(xmppuv_client_sm_enabled(NULL), 0);
+  ck_assert_uint_eq(xmppuv_client_sm_queued(NULL), 0);
 }
 END_TEST
 
@@ -569,6 +652,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, a_web_server_says_so_and_gives_up);
   tcase_add_test(tc, a_refused_connection_names_the_address_and_is_retried);
   tcase_add_test(tc, a_negotiation_timeout_says_which_timeout);
+  tcase_add_test(tc, an_unanswered_ack_request_says_which_timeout_and_resumes);
   tcase_add_test(tc, an_error_comes_before_the_status_changes_it_causes);
   tcase_add_test(tc, after_close_the_status_is_offline_and_every_call_says_closed);
   tcase_add_test(tc, null_is_refused_or_neutral_everywhere);
