@@ -141,7 +141,6 @@ typedef struct xmppuv_client_options {
    * applied too. */
   size_t max_send_bytes;
 
-  /* ---- added in 0.2 ---- */
   /* A client certificate (PEM or DER; the leaf first, then any
    * intermediates) and its unencrypted private key, presented when the
    * server asks for one; with them the client logs in with SASL EXTERNAL

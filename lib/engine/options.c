@@ -6,8 +6,9 @@
 
 #include "util/defaults.h"
 
-/* The first layout of each struct (0.1: up to max_send_bytes): a
- * struct_size below this cannot have been written by an _init of any
+/* The shortest layout of each struct the library takes (the first that
+ * had struct_size: options up to max_send_bytes; tests/abi/layout_0_1.h):
+ * a struct_size below this cannot have been written by an _init of any
  * version; between it and today's size it is an older app's. */
 #define OPTIONS_MIN_SIZE (offsetof(xmppuv_client_options_t, max_send_bytes) + sizeof(size_t))
 #define CALLBACKS_MIN_SIZE \

@@ -1,7 +1,9 @@
-/* The first sized layout of the public structs (0.1: options up to
- * max_send_bytes), frozen as an app built against that header has them.
- * Never edit: the library must keep accepting exactly this. Today's
- * header may only append fields (test_abi.c checks every offset). */
+/* An older, shorter layout of the public structs: the options without the
+ * last fields added (the client certificate), the first layout that had
+ * struct_size, frozen as an app built against that header has them. Never
+ * edit: the library must keep accepting exactly this (the shortest size
+ * lib/engine/options.c takes). Today's header may only append fields
+ * (test_abi.c checks every offset). */
 #ifndef XMPPUV_TEST_LAYOUT_0_1_H
 #define XMPPUV_TEST_LAYOUT_0_1_H
 

@@ -17,7 +17,8 @@
 #include "login_script.h"
 #include "xmppuv.h"
 
-/* Today's header only appends: every 0.1 field keeps its offset. */
+/* Today's header only appends: every field of the shorter layout keeps its
+ * offset. */
 #define SAME_PLACE(old, now, field)                                               \
   _Static_assert(offsetof(old, field) == offsetof(now, field) &&                  \
                      sizeof(((old *)0)->field) == sizeof(((now *)0)->field),      \
@@ -85,7 +86,7 @@ static void old_closed(xmppuv_client_t *c, void *ud) {
   ((old_app_t *)ud)->closed++;
 }
 
-START_TEST(an_app_built_against_0_1_gets_the_defaults_goes_online_and_gets_its_ack) {
+START_TEST(an_app_built_against_a_shorter_layout_gets_the_defaults_goes_online_and_its_ack) {
   static const xmppuv_test_step_t s0[] = {LOGIN_SM, SCRIPT_EXPECT("from an old app</body>"),
                                           SCRIPT_EXPECT("<r "), SCRIPT_SEND(SM_A("1")),
                                           SCRIPT_END};
@@ -197,7 +198,7 @@ static Suite *make_suite(void) {
   Suite *s = suite_create("abi");
   TCase *tc = tcase_create("abi");
   tcase_set_timeout(tc, 60);
-  tcase_add_test(tc, an_app_built_against_0_1_gets_the_defaults_goes_online_and_gets_its_ack);
+  tcase_add_test(tc, an_app_built_against_a_shorter_layout_gets_the_defaults_goes_online_and_its_ack);
   tcase_add_test(tc, an_app_built_against_a_newer_header_is_refused_with_a_reason);
   suite_add_tcase(s, tc);
   return s;
