@@ -584,6 +584,10 @@ int xmppuv_client_is_active(const xmppuv_client_t *c) {
   return c == NULL || xmppuv__engine_is_active(c->engine);
 }
 
+const char *xmppuv_client_user_agent_id(const xmppuv_client_t *c) {
+  return c != NULL ? xmppuv__engine_options(c->engine)->user_agent_id : NULL;
+}
+
 const xmppuv_stanza_t *xmppuv_client_stream_features(const xmppuv_client_t *c) {
   return c != NULL ? xmppuv__engine_stream_features(c->engine) : NULL;
 }

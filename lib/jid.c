@@ -20,6 +20,7 @@
 #include <uninorm.h>
 #include <unistr.h>
 
+#include "jid_int.h"
 #include "util/alloc.h"
 #include "util/utf8.h"
 #include "xmppuv.h"
@@ -645,6 +646,92 @@ int xmppuv_jid_parse(const char *text, xmppuv_jid_t **out) {
                domain, head - (size_t)(domain - text),
                slash != NULL ? slash + 1 : NULL,
                slash != NULL ? len - head - 1 : 0, out);
+}
+
+/* RFC 7622 §3.3.1: not in a localpart, beyond what PRECIS refuses. */
+static int ascii_local_ok(const char *s, size_t len) {
+  if (len == 0 || len > PART_MAX) return 0;
+  for (size_t i = 0; i < len; i++) {
+    unsigned char ch = (unsigned char)s[i];
+    if (ch < 0x21 || ch > 0x7E) return 0;
+    switch (ch) {
+      case '"': case '&': case '\'': case '/': case ':': case '<': case '>': case '@': return 0;
+      default: break;
+    }
+  }
+  return 1;
+}
+
+/* The domain in one pass: 0 (a valid plain host name), XMPPUV_EJIDDOMAIN,
+ * or 1: not a plain ASCII host name (an IP literal, an A-label, non-ASCII),
+ * for prep_domain. The same rules as prep_domain's plain path. */
+static int quick_domain(const char *s, size_t len) {
+  if (s[0] == '[') return 1;
+  if (len > DNS_NAME_MAX + 1) {
+    for (size_t i = 0; i < len; i++)
+      if ((unsigned char)s[i] >= 0x80) return 1;
+    return is_dotted_digits(s, len) ? 1 : XMPPUV_EJIDDOMAIN;
+  }
+  size_t n = s[len - 1] == '.' ? len - 1 : len;
+  int only_digits = 1, bad = n == 0 || n > DNS_NAME_MAX;
+  size_t start = 0;
+  int label_digits = 1;
+  for (size_t i = 0; i <= n; i++) {
+    unsigned char c = i < n ? (unsigned char)s[i] : '.';
+    if (c >= 0x80) return 1;
+    if (c == '.') {
+      size_t label = i - start;
+      if (label == 0 || label > DNS_LABEL_MAX || s[start] == '-' || s[i - 1] == '-' ||
+          (i == n && label_digits))
+        bad = 1;
+      if (label >= 4 && (s[start] | 0x20) == 'x' && (s[start + 1] | 0x20) == 'n' &&
+          s[start + 2] == '-' && s[start + 3] == '-')
+        return 1; /* an A-label: IDNA rules */
+      start = i + 1;
+      label_digits = 1;
+    } else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') {
+      label_digits = only_digits = 0;
+    } else if (c == '-') {
+      label_digits = only_digits = 0;
+    } else if (!(c >= '0' && c <= '9')) {
+      bad = 1;
+      only_digits = 0;
+    }
+  }
+  if (only_digits) return 1; /* dotted digits: an IPv4 address, or not */
+  return bad ? XMPPUV_EJIDDOMAIN : 0;
+}
+
+static int ascii_resource_ok(const char *s, size_t len) {
+  if (len == 0 || len > PART_MAX) return 0;
+  for (size_t i = 0; i < len; i++)
+    if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7E) return 0;
+  return 1;
+}
+
+int xmppuv__jid_check(const char *text) {
+  if (text == NULL) return XMPPUV_EINVAL;
+  size_t len = strlen(text);
+  if (len == 0) return XMPPUV_EJID;
+  const char *slash = memchr(text, '/', len);
+  size_t head = slash != NULL ? (size_t)(slash - text) : len;
+  const char *at = memchr(text, '@', head);
+  const char *domain = at != NULL ? at + 1 : text;
+  size_t dlen = head - (size_t)(domain - text);
+  /* Printable ASCII local and resource parts are valid as they are (PRECIS
+   * only lowercases such a localpart): only the domain needs its rules,
+   * and those need no allocation for an ASCII name. Anything else goes
+   * the whole way (fuzz_jid checks that both agree). */
+  if ((at == NULL || ascii_local_ok(text, (size_t)(at - text))) &&
+      (slash == NULL || ascii_resource_ok(slash + 1, len - head - 1)) && dlen > 0 &&
+      dlen <= PART_MAX) {
+    int rc = quick_domain(domain, dlen);
+    if (rc != 1) return rc;
+  }
+  xmppuv_jid_t *j = NULL;
+  int rc = xmppuv_jid_parse(text, &j);
+  xmppuv_jid_free(j);
+  return rc;
 }
 
 int xmppuv_jid_new(const char *local, const char *domain, const char *resource,

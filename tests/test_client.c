@@ -66,6 +66,7 @@ struct peer {
   char events[1024]; /* fail, iq results, close: in order */
   size_t ev_len;
   char sasl[64]; /* the mechanism the client chose, from its log */
+  int sasl2_seen; /* ... and it was a SASL2 login (XEP-0388) */
   unsigned messages;
   char last_body[256], last_from[256];
   unsigned pings_seen, unknown_seen; /* iq requests it answered itself */
@@ -83,6 +84,9 @@ static void on_log(void *ud, xmppuv_log_level_t level, const char *area, const c
   if (getenv("XMPPUV_TEST_LOG") != NULL)
     fprintf(stderr, "# %s [%s] %s: %s\n", p->user, xmppuv_log_level_name(level), area, msg);
   /* session.c: "using MECH" or "using MECH with CB-TYPE". */
+  if (strcmp(area, "sasl") == 0 && strncmp(msg, "authenticated with ", 19) == 0 &&
+      strstr(msg, " (SASL2)") != NULL)
+    p->sasl2_seen = 1;
   if (strcmp(area, "sasl") == 0 && strncmp(msg, "using ", 6) == 0) {
     snprintf(p->sasl, sizeof p->sasl, "%s", msg + 6);
     char *space = strchr(p->sasl, ' ');
@@ -822,6 +826,55 @@ START_TEST(an_untrusted_certificate_is_fatal_and_says_why) {
 }
 END_TEST
 
+static int count_words(const char *text, const char *word) {
+  int n = 0;
+  size_t len = strlen(word);
+  for (const char *p = strstr(text, word); p != NULL; p = strstr(p + len, word)) n++;
+  return n;
+}
+
+/* XEP-0388 on both servers: a SCRAM login over SASL2 (the server's
+ * signature checked from <additional-data/>), then bind and SM as before,
+ * and a message both ways. */
+START_TEST(logs_in_with_sasl2_and_works_as_before) {
+  env_t e;
+  env_init(&e);
+  peer_t a, b;
+  peer_go(&b, &e, "bob");
+  peer_init(&a, &e, "alice");
+  xmppuv_client_options_t o;
+  peer_opts(&a, &o);
+  o.sasl2 = 1;
+  o.software = "xmppuv test_client";
+  peer_start(&a, &o);
+  wait_online(&b);
+  wait_online(&a);
+  ck_assert_msg(a.sasl2_seen, "%s: not a SASL2 login (mechanism %s)", server.kind, a.sasl);
+  ck_assert_msg(strncmp(a.sasl, "SCRAM-SHA-", 10) == 0, "mechanism %s", a.sasl);
+  ck_assert(!b.sasl2_seen); /* the default: RFC 6120 SASL */
+  ck_assert_str_eq(a.app.bound, a.full);
+  ck_assert(xmppuv_client_sm_enabled(a.c));
+  /* One stream restart (after STARTTLS), not two: none after SASL2. */
+  ck_assert_msg(count_words(a.app.statuses, "opening") == 2, "%s", a.app.statuses);
+  ck_assert_msg(count_words(b.app.statuses, "opening") == 3, "%s", b.app.statuses);
+  b.reply_to_messages = 1;
+  ck_assert_int_eq(xmppuv_client_handler_add(a.c, "message", NULL, "chat", on_message, &a,
+                                             NULL), 0);
+  ck_assert_int_eq(xmppuv_client_handler_add(b.c, "message", NULL, "chat", on_message, &b,
+                                             NULL), 0);
+  xmppuv_stanza_t *m;
+  ck_assert_int_eq(xmppuv_message_new(b.full, "chat", "over sasl2", &m), 0);
+  sent_t st = {0, 1};
+  ck_assert_int_eq(xmppuv_client_send_tracked(a.c, m, on_sent, &st), 0);
+  xmppuv_stanza_unref(m);
+  RUN_UNTIL(&e, a.messages >= 1 && st.done >= 1, 20000);
+  ck_assert_int_eq(st.status, 0);
+  ck_assert_str_eq(a.last_body, "pong: over sasl2");
+  fprintf(stderr, "# %s: SASL2 login with %s\n", server.kind, a.sasl);
+  finish(&e, &a, &b);
+}
+END_TEST
+
 static void add_common(TCase *tc) {
   tcase_add_test(tc, wrong_password_is_not_authorized_without_a_reconnect_loop);
   tcase_add_test(tc, logs_in_with_a_password_callback);
@@ -832,6 +885,7 @@ static void add_common(TCase *tc) {
   tcase_add_test(tc, iq_handler_answers_and_is_removed_by_id);
   tcase_add_test(tc, an_inactive_client_gets_presence_when_active_again);
   tcase_add_test(tc, an_untrusted_certificate_is_fatal_and_says_why);
+  tcase_add_test(tc, logs_in_with_sasl2_and_works_as_before);
   tcase_add_test(tc, graceful_stop_walks_the_statuses_down_to_offline);
   tcase_add_test(tc, close_from_a_callback_fails_what_is_queued_then_calls_close_cb_last);
   tcase_add_test(tc, reconnects_with_a_fresh_session_after_the_server_restarts);

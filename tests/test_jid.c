@@ -6,6 +6,7 @@
 
 #include "check_main.h"
 #include "failalloc.h"
+#include "jid_int.h"
 #include "xmppuv.h"
 
 static xmppuv_jid_t *parse_ok(const char *text) {
@@ -683,6 +684,49 @@ START_TEST(allocation_failures_give_ENOMEM_and_leak_nothing) {
 }
 END_TEST
 
+/* The builders' check (no allocation for ASCII) agrees with the parse,
+ * code for code, on addresses that take each of its paths. */
+START_TEST(the_quick_check_agrees_with_the_parse) {
+  static const char *const cases[] = {
+      "bob@example.org", "Bob@Example.ORG/Phone", "bob@example.org/a@b/c", "example.org",
+      "a!b#c$d%e*f+g=h?i^j_k`l{m|n}o~p@x.y", "bob@@example.org", "bob@", "@example.org",
+      "bob@example.org/", "b\"ob@example.org", "b&ob@x.y", "b'ob@x.y", "b:ob@x.y", "b<ob@x.y",
+      "b>ob@x.y", "bob@exa_mple.org", "bob@-example.org", "bob@example-.org",
+      "bob@example.org.", "bob@example..org", "bob@127.0.0.1", "bob@[::1]", "bob@[::1",
+      "bob@999.1.1.1", "bob@xn--bcher-kva.example", "bob@xn--zz.example", "bob@Bücher.example",
+      "bøb@example.org", "bob@example.org/res with space", "bob@example.org/\x01",
+      "bob@a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s.t.u.v.w.x.y.z",
+      "bob@aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.org", ""};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    xmppuv_jid_t *j = NULL;
+    int parse = xmppuv_jid_parse(cases[i], &j);
+    xmppuv_jid_free(j);
+    ck_assert_msg(xmppuv__jid_check(cases[i]) == parse, "%s: check %s, parse %s", cases[i],
+                  xmppuv_err_name(xmppuv__jid_check(cases[i])), xmppuv_err_name(parse));
+  }
+  char longlocal[1100];
+  memset(longlocal, 'a', 1024);
+  strcpy(longlocal + 1024, "@x.y");
+  xmppuv_jid_t *j = NULL;
+  int parse = xmppuv_jid_parse(longlocal, &j);
+  ck_assert_int_ne(parse, 0);
+  ck_assert_int_eq(xmppuv__jid_check(longlocal), parse);
+  /* A host name of 254 characters, without and with a final dot (found by
+   * fuzzing: the check took the first). */
+  char longdomain[300] = "a@";
+  for (int i = 0; i < 127; i++) strcat(longdomain, i < 126 ? "b." : "bc");
+  ck_assert_uint_eq(strlen(longdomain + 2), 254);
+  parse = xmppuv_jid_parse(longdomain, &j);
+  ck_assert_int_eq(parse, XMPPUV_EJIDDOMAIN);
+  ck_assert_int_eq(xmppuv__jid_check(longdomain), parse);
+  strcpy(longdomain + strlen(longdomain) - 1, ".");
+  parse = xmppuv_jid_parse(longdomain, &j);
+  xmppuv_jid_free(j);
+  ck_assert_int_eq(xmppuv__jid_check(longdomain), parse);
+  ck_assert_int_eq(xmppuv__jid_check(NULL), XMPPUV_EINVAL);
+}
+END_TEST
+
 static Suite *jid_suite(void) {
   Suite *s = suite_create("jid");
   TCase *tc = tcase_create("jid");
@@ -730,6 +774,7 @@ static Suite *jid_suite(void) {
   tcase_add_test(tc, copy_is_equal_and_outlives_the_original);
   tcase_add_test(tc, bare_drops_the_resource);
   tcase_add_test(tc, allocation_failures_give_ENOMEM_and_leak_nothing);
+  tcase_add_test(tc, the_quick_check_agrees_with_the_parse);
   suite_add_tcase(s, tc);
   return s;
 }

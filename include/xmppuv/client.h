@@ -149,6 +149,16 @@ typedef struct xmppuv_client_options {
    * xmppuv_client_new() returns XMPPUV_ECLIENTCERT. */
   const char *client_cert_file;
   const char *client_key_file;
+
+  /* SASL2 (XEP-0388): authenticate with <authenticate/> where the server
+   * offers it [0]; 0 = RFC 6120 SASL (the default becomes 1 with Bind2 and
+   * inline Stream Management). user_agent_id: the <user-agent id> the
+   * server remembers this installation by, a UUID the app keeps [NULL: a
+   * random one per client, read back with xmppuv_client_user_agent_id() to
+   * keep it]; software: the app's name in <user-agent/> [NULL: none]. */
+  int sasl2;
+  const char *user_agent_id;
+  const char *software;
 } xmppuv_client_options_t;
 
 /* Fill opts with the defaults (everything zero or NULL but those above) and
@@ -415,6 +425,11 @@ XMPPUV_EXTERN int xmppuv_client_set_active(xmppuv_client_t *c, int active);
 /* The state last set with xmppuv_client_set_active() (1 = active, the
  * default); 1 for NULL. */
 XMPPUV_EXTERN int xmppuv_client_is_active(const xmppuv_client_t *c);
+
+/* The SASL2 user-agent id this client presents (the option's, or the one
+ * it made): keep it and give it back as user_agent_id on the next run, so
+ * the server sees the same installation. NULL for NULL. */
+XMPPUV_EXTERN const char *xmppuv_client_user_agent_id(const xmppuv_client_t *c);
 
 /* The last <stream:features/> the server sent on the current connection,
  * as the element (borrowed: valid until the next stream's features or the

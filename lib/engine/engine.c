@@ -18,6 +18,8 @@
 #include "util/backoff.h"
 #include "util/hostport.h"
 #include "util/defaults.h"
+#include "util/utf8.h"
+#include "util/uuid.h"
 #include "util/ns.h"
 #include "xml/serialize.h"
 #include "xml/stanza.h"
@@ -148,7 +150,8 @@ static uint64_t after(const xmppuv__engine_t *e, unsigned ms) {
 static void free_options(xmppuv_client_options_t *o) {
   const char **strings[] = {&o->jid, &o->resource, &o->lang, &o->host, &o->ca_file,
                             &o->ca_path, &o->pin, &o->dns_servers, &o->sasl_mechanisms,
-                            &o->client_cert_file, &o->client_key_file};
+                            &o->client_cert_file, &o->client_key_file, &o->user_agent_id,
+                            &o->software};
   for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++) {
     xmppuv__free((void *)(uintptr_t)*strings[i]);
     *strings[i] = NULL;
@@ -171,12 +174,28 @@ static int copy_options(xmppuv__engine_t *e, const xmppuv_client_options_t *o) {
   e->opts.sasl_mechanisms = xmppuv__strdup_opt(o->sasl_mechanisms, &rc);
   e->opts.client_cert_file = xmppuv__strdup_opt(o->client_cert_file, &rc);
   e->opts.client_key_file = xmppuv__strdup_opt(o->client_key_file, &rc);
+  e->opts.software = xmppuv__strdup_opt(o->software, &rc);
+  if (o->user_agent_id != NULL) {
+    e->opts.user_agent_id = xmppuv__strdup_opt(o->user_agent_id, &rc);
+  } else {
+    /* One of our own, for the app to read back and keep. */
+    char id[XMPPUV__UUID_LEN + 1];
+    e->opts.user_agent_id = NULL;
+    if (rc == 0 && xmppuv__uuid_v4(id) == 0) e->opts.user_agent_id = xmppuv__strdup_opt(id, &rc);
+  }
   return rc;
 }
 
 static int bad_option(xmppuv__engine_t *e, const char *what) {
   LOG(e, XMPPUV_LOG_ERROR, "client", "bad option: %s", what);
   return XMPPUV_EINVAL;
+}
+
+static int printable_ascii(const char *s, size_t max) {
+  size_t n = 0;
+  for (; s[n] != '\0'; n++)
+    if (s[n] <= ' ' || s[n] > '~' || n >= max) return 0;
+  return n > 0;
 }
 
 static int validate(xmppuv__engine_t *e, int have_password) {
@@ -190,6 +209,12 @@ static int validate(xmppuv__engine_t *e, int have_password) {
   if (o->client_cert_file != NULL && o->tls == XMPPUV_TLS_DISABLED_INSECURE)
     return bad_option(e, "a client certificate with tls = XMPPUV_TLS_DISABLED_INSECURE");
   if (o->host != NULL && o->host[0] == '\0') return bad_option(e, "host is empty (NULL: find it)");
+  if (o->user_agent_id != NULL && !printable_ascii(o->user_agent_id, 128))
+    return bad_option(e, "user_agent_id is not a UUID (1 to 128 printable ASCII characters; "
+                         "NULL: one is made)");
+  if (o->software != NULL &&
+      (o->software[0] == '\0' || xmppuv__xml_text_check(o->software, strlen(o->software)) != 0))
+    return bad_option(e, "software is empty or not UTF-8 text (NULL: none)");
   if (o->resource != NULL && o->resource[0] == '\0')
     return bad_option(e, "resource is empty (NULL: the JID's, or the server's choice)");
   if (o->tls > XMPPUV_TLS_DISABLED_INSECURE) return bad_option(e, "tls mode");
@@ -1320,6 +1345,9 @@ int xmppuv__engine_new(const xmppuv_client_options_t *opts,
     sc.allow_plain_insecure = e->opts.tls == XMPPUV_TLS_DISABLED_INSECURE;
     sc.have_credentials = opts->password != NULL || opts->password_cb != NULL;
     sc.mechanisms = e->opts.sasl_mechanisms;
+    sc.sasl2 = e->opts.sasl2;
+    sc.user_agent_id = e->opts.user_agent_id;
+    sc.software = e->opts.software;
     sc.limits.max_stanza_bytes = e->opts.max_stanza_bytes;
     sc.limits.max_depth = e->opts.max_depth;
     sc.limits.max_attrs = e->opts.max_attrs;

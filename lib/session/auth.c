@@ -1,34 +1,67 @@
-/* RFC 6120 §6 SASL around the exchange (sasl/exchange.h): <auth/>,
- * <challenge/>, <response/>, <success/>, <failure/>, base64 in between.
- * The payloads never reach a log line. */
+/* SASL around the exchange (sasl/exchange.h), in either wrapping: RFC 6120
+ * §6 (<auth/>, <challenge/>, <response/>, <success/>, <failure/>, then a
+ * stream restart) or XEP-0388 SASL2 when the server offers it and the app
+ * allows it (<authenticate/> with <initial-response/> and <user-agent/>,
+ * the same challenges and responses in the SASL2 namespace, <success/>
+ * with additional data and the authorization identifier, no restart).
+ * Base64 in between. The payloads never reach a log line. */
+#include <stdio.h>
 #include <string.h>
 
 #include "session/session_int.h"
 #include "util/alloc.h"
 #include "util/ns.h"
 #include "xml/redact.h"
+#include "xml/serialize.h"
 
 #define MAX_LISTED 32
 
-/* <auth/> or <response/> with base64 content; the content never reaches a
- * log line. */
+/* SASL2's <user-agent id='...'><software>...</software></user-agent>. */
+static int append_user_agent(xmppuv__session_t *s, xmppuv__buf_t *b) {
+  const char *id = s->cfg.user_agent_id;
+  if (id == NULL) return 0;
+  int rc = xmppuv__buf_append_str(b, "<user-agent id='");
+  if (rc == 0) rc = xmppuv__escape_attr(b, id, strlen(id));
+  if (rc == 0) rc = xmppuv__buf_append_str(b, "'>");
+  if (rc == 0 && s->cfg.software != NULL) {
+    rc = xmppuv__buf_append_str(b, "<software>");
+    if (rc == 0) rc = xmppuv__escape_text(b, s->cfg.software, strlen(s->cfg.software));
+    if (rc == 0) rc = xmppuv__buf_append_str(b, "</software>");
+  }
+  if (rc == 0) rc = xmppuv__buf_append_str(b, "</user-agent>");
+  return rc;
+}
+
+/* The first message of an exchange (<auth/>, or SASL2's <authenticate/>
+ * with <initial-response/>), or a <response/>: base64 content that never
+ * reaches a log line. */
 static int send_sasl(xmppuv__session_t *s, const char *name, const char *mech,
                      const void *data, size_t len, int empty_marker) {
+  xmppuv__session_conn_t *c = &s->c;
+  int v2 = c->sasl2;
+  int initial = mech != NULL;
+  if (v2 && initial) name = "authenticate";
   xmppuv__buf_t *b = &s->scratch;
   xmppuv__buf_clear(b);
   int rc = xmppuv__buf_append_char(b, '<');
   if (rc == 0) rc = xmppuv__buf_append_str(b, name);
-  if (rc == 0) rc = xmppuv__buf_append_str(b, " xmlns='" XMPPUV__NS_SASL "'");
+  if (rc == 0)
+    rc = xmppuv__buf_append_str(b, v2 ? " xmlns='" XMPPUV__NS_SASL2 "'"
+                                      : " xmlns='" XMPPUV__NS_SASL "'");
   if (rc == 0 && mech != NULL) {
     rc = xmppuv__buf_append_str(b, " mechanism='");
     if (rc == 0) rc = xmppuv__buf_append_str(b, mech);
     if (rc == 0) rc = xmppuv__buf_append_char(b, '\'');
   }
   if (rc == 0) rc = xmppuv__buf_append_char(b, '>');
+  int wrapped = v2 && initial && (len > 0 || empty_marker);
+  if (rc == 0 && wrapped) rc = xmppuv__buf_append_str(b, "<initial-response>");
   size_t content_at = b->len;
   if (rc == 0 && (len > 0 || empty_marker))
     rc = xmppuv__sasl_payload_encode(data, len, b);
   size_t content_end = b->len;
+  if (rc == 0 && wrapped) rc = xmppuv__buf_append_str(b, "</initial-response>");
+  if (rc == 0 && v2 && initial) rc = append_user_agent(s, b);
   if (rc == 0) rc = xmppuv__buf_append_str(b, "</");
   if (rc == 0) rc = xmppuv__buf_append_str(b, name);
   if (rc == 0) rc = xmppuv__buf_append_char(b, '>');
@@ -85,8 +118,16 @@ static int cb_data(void *ud, const char *type, unsigned char *out, size_t *len) 
 
 void xmppuv__auth_start(xmppuv__session_t *s, const xmppuv_stanza_t *features) {
   xmppuv__session_conn_t *c = &s->c;
-  const xmppuv_stanza_t *mechs_el =
-      xmppuv_stanza_child(features, "mechanisms", XMPPUV__NS_SASL);
+  const xmppuv_stanza_t *mechs_el = NULL;
+  /* XEP-0388: SASL2 where offered and allowed; its mechanisms are listed
+   * in <authentication/>. */
+  const xmppuv_stanza_t *sasl2 =
+      s->cfg.sasl2 ? xmppuv_stanza_child(features, "authentication", XMPPUV__NS_SASL2) : NULL;
+  c->sasl2 = sasl2 != NULL;
+  if (sasl2 != NULL)
+    mechs_el = sasl2;
+  else
+    mechs_el = xmppuv_stanza_child(features, "mechanisms", XMPPUV__NS_SASL);
   if (mechs_el == NULL) {
     xmppuv__session_fail(s, XMPPUV_ENOMECH, NULL, "the server offers no SASL mechanisms",
                          features, 1, NULL);
@@ -97,6 +138,8 @@ void xmppuv__auth_start(xmppuv__session_t *s, const xmppuv_stanza_t *features) {
   for (xmppuv_stanza_t *m = xmppuv_stanza_child(mechs_el, "mechanism", NULL);
        m != NULL && n_offered < MAX_LISTED; m = xmppuv_stanza_next(m, "mechanism", NULL))
     offered[n_offered++] = child_text(m);
+  if (c->sasl2)
+    xmppuv__logf(s->log, XMPPUV_LOG_DEBUG, "sasl", "the server offers SASL2 (XEP-0388)");
 
   /* XEP-0440: the channel-binding types the server supports. */
   const char *server_cb[16];
@@ -178,7 +221,8 @@ int xmppuv__auth_keys(xmppuv__session_t *s, const xmppuv__scram_keys_t *keys) {
   return rc;
 }
 
-/* RFC 6120 §6.5: <failure><condition/><text/></failure>. */
+/* RFC 6120 §6.5: <failure><condition/><text/></failure>. SASL2's has the
+ * same condition (in the RFC 6120 namespace) and its text in its own. */
 static void sasl_failure(xmppuv__session_t *s, const xmppuv_stanza_t *el) {
   const char *condition = NULL;
   for (xmppuv_stanza_t *c = xmppuv_stanza_child(el, NULL, XMPPUV__NS_SASL); c != NULL;
@@ -189,6 +233,7 @@ static void sasl_failure(xmppuv__session_t *s, const xmppuv_stanza_t *el) {
     }
   }
   const char *text = xmppuv_stanza_child_text(el, "text", XMPPUV__NS_SASL);
+  if (text == NULL) text = xmppuv_stanza_child_text(el, "text", XMPPUV__NS_SASL2);
   /* Only a temporary failure or an abort is worth another try. */
   int fatal = condition == NULL || (strcmp(condition, "temporary-auth-failure") != 0 &&
                                     strcmp(condition, "aborted") != 0);
@@ -216,7 +261,11 @@ static void sasl_challenge(xmppuv__session_t *s, const xmppuv_stanza_t *el) {
 static void sasl_success(xmppuv__session_t *s, const xmppuv_stanza_t *el) {
   xmppuv__session_conn_t *c = &s->c;
   xmppuv__buf_t data = XMPPUV__BUF_INIT;
-  const char *text = child_text(el);
+  /* SASL2: the mechanism's last data (SCRAM's server signature) is in
+   * <additional-data/>; RFC 6120: the content itself. */
+  const char *text = c->sasl2 ? xmppuv_stanza_child_text(el, "additional-data", XMPPUV__NS_SASL2)
+                              : child_text(el);
+  if (text == NULL) text = "";
   int rc = xmppuv__sasl_payload_decode(text, strlen(text), &data);
   if (rc == 0)
     rc = xmppuv__sasl_exchange_success(c->sasl, data.data ? data.data : "", data.len);
@@ -227,19 +276,50 @@ static void sasl_success(xmppuv__session_t *s, const xmppuv_stanza_t *el) {
                          rc != XMPPUV_ENOMEM, NULL);
     return;
   }
-  xmppuv__logf(s->log, XMPPUV_LOG_INFO, "sasl", "authenticated with %s%s",
+  const char *authzid =
+      c->sasl2 ? xmppuv_stanza_child_text(el, "authorization-identifier", XMPPUV__NS_SASL2)
+               : NULL;
+  xmppuv__logf(s->log, XMPPUV_LOG_INFO, "sasl", "authenticated with %s%s%s%s%s",
                xmppuv__mech_name(xmppuv__sasl_exchange_mech(c->sasl)),
-               xmppuv__sasl_exchange_used_cached_keys(c->sasl) ? " (cached keys)" : "");
-  c->authenticated = 1; /* RFC 6120 §6.4.6: the stream restarts */
+               c->sasl2 ? " (SASL2)" : "",
+               xmppuv__sasl_exchange_used_cached_keys(c->sasl) ? " (cached keys)" : "",
+               authzid != NULL ? " as " : "", authzid != NULL ? authzid : "");
+  /* RFC 6120 §6.4.6: the stream restarts; SASL2 (XEP-0388 §2.6): it does
+   * not, and the authenticated stream's features come next. */
+  c->authenticated = 1;
+}
+
+/* XEP-0388 §2.5: the server wants tasks done (a second factor, a password
+ * change, XEP-0480 upgrades) before it says success. None is supported: the
+ * login cannot complete, so say which tasks, and do not retry. */
+static void sasl2_continue(xmppuv__session_t *s, const xmppuv_stanza_t *el) {
+  char tasks[160] = "";
+  size_t len = 0;
+  const xmppuv_stanza_t *list = xmppuv_stanza_child(el, "tasks", XMPPUV__NS_SASL2);
+  for (xmppuv_stanza_t *t = xmppuv_stanza_child(list, "task", XMPPUV__NS_SASL2);
+       t != NULL && len + 2 < sizeof tasks; t = xmppuv_stanza_next(t, "task", XMPPUV__NS_SASL2)) {
+    int n = snprintf(tasks + len, sizeof tasks - len, "%s%s", len ? ", " : "", child_text(t));
+    if (n < 0) break;
+    len += (size_t)n < sizeof tasks - len ? (size_t)n : sizeof tasks - len - 1;
+  }
+  char text[256];
+  snprintf(text, sizeof text,
+           "the server asks for SASL2 tasks this client does not support (%s): the login "
+           "cannot finish",
+           tasks[0] ? tasks : "none named");
+  xmppuv__session_fail(s, XMPPUV_EAUTH, "continue", text, el, 1, NULL);
 }
 
 int xmppuv__auth_element(xmppuv__session_t *s, const xmppuv_stanza_t *el) {
-  if (xmppuv__session_is_in(el, "challenge", XMPPUV__NS_SASL))
+  const char *ns = s->c.sasl2 ? XMPPUV__NS_SASL2 : XMPPUV__NS_SASL;
+  if (xmppuv__session_is_in(el, "challenge", ns))
     sasl_challenge(s, el);
-  else if (xmppuv__session_is_in(el, "success", XMPPUV__NS_SASL))
+  else if (xmppuv__session_is_in(el, "success", ns))
     sasl_success(s, el);
-  else if (xmppuv__session_is_in(el, "failure", XMPPUV__NS_SASL))
+  else if (xmppuv__session_is_in(el, "failure", ns))
     sasl_failure(s, el);
+  else if (s->c.sasl2 && xmppuv__session_is_in(el, "continue", ns))
+    sasl2_continue(s, el);
   else
     return 0;
   return 1;

@@ -503,8 +503,14 @@ static xmppuv__session_event_kind_t on_element_item(xmppuv__session_t *s,
       return XMPPUV__SESS_NOTHING;
     case ST_SASL:
       xmppuv__auth_element(s, el);
-      /* Authenticated: a new stream once the parser stops here. */
-      if (c->authenticated && c->state != ST_FAILED) c->restart_sasl = 1;
+      /* Authenticated: a new stream once the parser stops here (RFC 6120);
+       * with SASL2 the same stream goes on, and its features come next. */
+      if (c->authenticated && c->state != ST_FAILED) {
+        if (c->sasl2)
+          c->state = ST_FEATURES;
+        else
+          c->restart_sasl = 1;
+      }
       return XMPPUV__SESS_NOTHING;
     case ST_BINDING:
     case ST_LEGACY_SESSION:
@@ -537,6 +543,8 @@ static void free_cfg(xmppuv__session_config_t *c) {
   xmppuv__free((void *)(uintptr_t)c->resource);
   xmppuv__free((void *)(uintptr_t)c->lang);
   xmppuv__free((void *)(uintptr_t)c->mechanisms);
+  xmppuv__free((void *)(uintptr_t)c->user_agent_id);
+  xmppuv__free((void *)(uintptr_t)c->software);
 }
 
 static void drop_binding(xmppuv__session_conn_t *c) {
@@ -591,6 +599,8 @@ int xmppuv__session_new(const xmppuv__session_config_t *cfg, xmppuv__session_t *
   s->cfg.resource = xmppuv__strdup_opt(cfg->resource, &rc);
   s->cfg.lang = xmppuv__strdup_opt(cfg->lang, &rc);
   s->cfg.mechanisms = xmppuv__strdup_opt(cfg->mechanisms, &rc);
+  s->cfg.user_agent_id = xmppuv__strdup_opt(cfg->user_agent_id, &rc);
+  s->cfg.software = xmppuv__strdup_opt(cfg->software, &rc);
   if (rc == 0)
     rc = xmppuv__parser_new(XMPPUV__PARSE_STREAM, &cfg->limits, &parser_callbacks, s,
                             &s->parser);

@@ -61,6 +61,9 @@ typedef struct xmppuv__session_config {
   int allow_plain_insecure; /* PLAIN without TLS (TLS disabled explicitly) */
   int have_credentials;     /* a password or a way to get one */
   const char *mechanisms;   /* allow-list "A,B" or NULL for all */
+  int sasl2;                 /* XEP-0388 when the server offers it */
+  const char *user_agent_id; /* SASL2 <user-agent id='...'>: a UUID */
+  const char *software;      /* SASL2 <software>, or NULL */
   xmppuv__xml_limits_t limits;
   const xmppuv__log_t *log;
   xmppuv__buf_t *out; /* where bytes for the server go (borrowed) */

@@ -73,6 +73,7 @@ typedef struct xmppuv__session_conn {
   int session_required;
   int sm_offered;
   int csi_offered; /* XEP-0352 */
+  int sasl2;       /* this login is XEP-0388's (no stream restart after it) */
   size_t peer_max_bytes; /* XEP-0478 max-bytes of the last features, 0 = none */
   /* The last stream features of this connection, kept as text (a tree of
    * Prosody's costs 3.5 KB per idle client, its text 0.6 KB) and parsed

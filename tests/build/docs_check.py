@@ -34,23 +34,23 @@ def number(text):
 
 # 1. defaults
 code = {m.group(1).lower(): number(m.group(2))
-        for m in re.finditer(r"#define XMPPUV__DEFAULT_([A-Z_]+) (.+)", defaults_h)}
+        for m in re.finditer(r"#define XMPPUV__DEFAULT_([A-Z0-9_]+) (.+)", defaults_h)}
 options = client_h[client_h.index("typedef struct xmppuv_client_options"):]
 options = options[:options.index("} xmppuv_client_options_t;")]
 header = {}
-for m in re.finditer(r"\b([a-z_]+);\s*/\*(.*?)\*/", options, re.S):
+for m in re.finditer(r"\b([a-z0-9_]+);[ \t]*/\*(.*?)\*/", options, re.S):
     d = re.search(r"\[([^\]=]+?)(?: =[^\]]*)?\]", m.group(2))
     if d:
         header[m.group(1)] = number(d.group(1))
 # A comment above the field (one that is not after another field).
-for m in re.finditer(r"/\*((?:(?!\*/).)*)\*/\s*\n\s*[a-z_]+[ *]+([a-z_]+);", options, re.S):
+for m in re.finditer(r"/\*((?:(?!\*/).)*)\*/\s*\n\s*[a-z_]+[ *]+([a-z0-9_]+);", options, re.S):
     d = re.search(r"\[([^\]=]+?)(?: =[^\]]*)?\]", m.group(1))
     if d and m.group(2) not in header:
         header[m.group(2)] = number(d.group(1))
 table = {}
 section = readme[readme.index("## Options and defaults"):readme.index("## How the server is found")]
 for row in re.finditer(r"^\| (`[^|]+`) \| ([^|]+) \|", section, re.M):
-    names = re.findall(r"`([a-z_]+)`", row.group(1))
+    names = re.findall(r"`([a-z0-9_]+)`", row.group(1))
     values = [v.strip() for v in row.group(2).split(",")]
     if len(values) == len(names):
         for n, v in zip(names, values):

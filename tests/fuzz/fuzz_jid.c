@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "fuzz_input.h"
+#include "jid_int.h"
 #include "xmppuv.h"
 
 static int known_error(int rc) {
@@ -100,6 +101,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     rc = xmppuv_jid_new(local, parts[1], resource, &j);
   } else {
     rc = xmppuv_jid_parse(text, &j);
+    /* The builders' allocation-free check says what the parse says. */
+    int quick = xmppuv__jid_check(text);
+    FZ_CHECK(quick == rc, "check %s, parse %s", xmppuv_err_name(quick), xmppuv_err_name(rc));
   }
   if (rc == 0) {
     check_parts(j);

@@ -69,6 +69,8 @@ modules_enabled = {
   "roster"; "saslauth"; "tls"; "disco"; "ping"; "smacks"; "posix";
   -- XEP-0352: holds presence for an inactive client (csi_simple loads csi).
   "csi_simple";
+  -- XEP-0388 SASL2 (prosody-modules), for clients that ask for it.
+  "sasl2";
 }
 modules_disabled = { "s2s" }
 
