@@ -45,7 +45,8 @@ struct xmppuv__conn {
   int last_error;
   /* What the failed attempts were, in words, for the error's text (each
    * lookup and address, "; " between them), and how many did not fit. */
-  char attempts[360];
+  char *attempts; /* ATTEMPTS_MAX bytes once the first attempt failed; freed
+                     once connected (an idle client keeps none) */
   unsigned attempts_more;
 
   xmppuv__dns_query_t *query; /* in flight */
@@ -91,6 +92,7 @@ static void free_conn(xmppuv__conn_t *c) {
   xmppuv__free(c->host);
   xmppuv__free(c->first_host);
   xmppuv__free(c->dns_servers);
+  xmppuv__free(c->attempts);
   xmppuv__free(c);
 }
 
@@ -165,19 +167,31 @@ __attribute__((format(printf, 3, 4)))
 #endif
 static void failf(xmppuv__conn_t *c, int status, const char *fmt, ...);
 
+#define ATTEMPTS_MAX 360
+
 static void note_attempt(xmppuv__conn_t *c, int status, const char *fmt, ...) {
   c->last_error = status;
+  if (c->attempts == NULL && (c->attempts = xmppuv__calloc(1, ATTEMPTS_MAX)) == NULL) {
+    c->attempts_more++; /* no memory for the words: only the count */
+    return;
+  }
   char one[200];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(one, sizeof one, fmt, ap);
   va_end(ap);
   size_t len = strlen(c->attempts);
-  if (len + strlen(one) + 2 >= sizeof c->attempts) {
+  if (len + strlen(one) + 2 >= ATTEMPTS_MAX) {
     c->attempts_more++;
     return;
   }
-  snprintf(c->attempts + len, sizeof c->attempts - len, "%s%s", len > 0 ? "; " : "", one);
+  snprintf(c->attempts + len, ATTEMPTS_MAX - len, "%s%s", len > 0 ? "; " : "", one);
+}
+
+static void forget_attempts(xmppuv__conn_t *c) {
+  xmppuv__free(c->attempts);
+  c->attempts = NULL;
+  c->attempts_more = 0;
 }
 
 /* A TLS failure: the filter says which check and why. */
@@ -230,6 +244,7 @@ static void drive_tls(xmppuv__conn_t *c) {
                  xmppuv__tls_version(c->tls), xmppuv__tls_ciphersuite(c->tls), c->peer);
     if (c->state == CONN_HANDSHAKE) {
       c->state = CONN_OPEN;
+      forget_attempts(c);
       if (c->ev.connected != NULL) c->ev.connected(c->ud, 1);
     } else {
       c->state = CONN_OPEN;
@@ -303,6 +318,7 @@ static void on_tcp_connected(void *ud, int status) {
     return;
   }
   c->state = CONN_OPEN;
+  forget_attempts(c);
   if (c->ev.connected != NULL) c->ev.connected(c->ud, 0);
 }
 
@@ -441,7 +457,8 @@ static void try_next_target(xmppuv__conn_t *c) {
     if (c->attempts_more > 0)
       snprintf(more, sizeof more, " (and %u more)", c->attempts_more);
     failf(c, status, "could not connect to %s: %s%s", name,
-          c->attempts[0] != '\0' ? c->attempts : xmppuv_strerror(status), more);
+          c->attempts != NULL && c->attempts[0] != '\0' ? c->attempts : xmppuv_strerror(status),
+          more);
     return;
   }
   const xmppuv__target_t *t = &c->targets->items[c->target_at];
