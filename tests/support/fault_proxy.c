@@ -50,6 +50,11 @@ typedef struct write_req {
 struct xmppuv_test_proxy {
   uv_loop_t *loop;
   uv_tcp_t *listener;  /* NULL while refusing */
+  /* While refusing: the port bound, not listening. Connects are refused
+   * (RST) as before, and no other process on the machine (a parallel
+   * test's server) can be given the port meanwhile: it once was, and a
+   * client reconnecting "through the proxy" met that other server. */
+  uv_tcp_t *holder;
   int listeners_closing;
   /* Never started; closing it makes the close callback asynchronous even
    * when nothing else is open (refusing, no connections). */
@@ -327,6 +332,29 @@ static void close_listener(xmppuv_test_proxy_t *proxy) {
   proxy->listener = NULL;
 }
 
+static void close_holder(xmppuv_test_proxy_t *proxy) {
+  if (proxy->holder == NULL) return;
+  proxy->listeners_closing++;
+  uv_close((uv_handle_t *)proxy->holder, on_listener_closed);
+  proxy->holder = NULL;
+}
+
+/* Bind the port without listening (the listener's socket is closed by now:
+ * uv_close closes it at once). A bind that fails leaves the port free, as
+ * before: the refusal still holds while nobody else takes it. */
+static void hold_port(xmppuv_test_proxy_t *proxy) {
+  uv_tcp_t *tcp = malloc(sizeof(*tcp));
+  if (tcp == NULL) return;
+  if (uv_tcp_init(proxy->loop, tcp) != 0) {
+    free(tcp);
+    return;
+  }
+  tcp->data = proxy;
+  proxy->holder = tcp;
+  if (uv_tcp_bind(tcp, (const struct sockaddr *)&proxy->listen_addr, 0) != 0)
+    close_holder(proxy);
+}
+
 /* Listen on proxy->listen_addr (port 0 the first time). */
 static int open_listener(xmppuv_test_proxy_t *proxy) {
   uv_tcp_t *tcp = malloc(sizeof(*tcp));
@@ -424,11 +452,14 @@ void xmppuv_test_proxy_stall_existing(xmppuv_test_proxy_t *proxy) {
 int xmppuv_test_proxy_refuse(xmppuv_test_proxy_t *proxy, int on) {
   if (proxy->closing) return UV_EINVAL;
   if (on) {
+    if (proxy->refusing) return 0;
     proxy->refusing = 1;
     close_listener(proxy);
+    hold_port(proxy);
     return 0;
   }
   if (!proxy->refusing) return 0;
+  close_holder(proxy);
   int rc = open_listener(proxy);
   if (rc == 0) proxy->refusing = 0;
   return rc;
@@ -446,6 +477,7 @@ void xmppuv_test_proxy_close(xmppuv_test_proxy_t *proxy,
   proxy->close_cb = cb;
   proxy->close_data = user_data;
   close_listener(proxy);
+  close_holder(proxy);
   for (pair_t *pair = proxy->pairs; pair != NULL; pair = pair->next)
     pair_close(pair);
   uv_close((uv_handle_t *)&proxy->anchor, on_anchor_closed);

@@ -24,7 +24,8 @@
  *   stalled ones hold is never delivered; a close from either side is not
  *   passed on either (nothing is read from them).
  * - refuse(on): the listening socket is closed, so new connects fail with
- *   UV_ECONNREFUSED, like a server that is down. Connections already
+ *   UV_ECONNREFUSED, like a server that is down; the port stays bound
+ *   meanwhile, so no other process can be given it. Connections already
  *   proxied carry on. refuse(off) listens again on the same port.
  *
  * Test support code: it allocates with the C library's malloc, not
