@@ -67,6 +67,7 @@ struct peer {
   size_t ev_len;
   char sasl[64]; /* the mechanism the client chose, from its log */
   int sasl2_seen; /* ... and it was a SASL2 login (XEP-0388) */
+  int bind2_seen; /* ... that bound the resource (XEP-0386) */
   unsigned messages;
   char last_body[256], last_from[256];
   unsigned pings_seen, unknown_seen; /* iq requests it answered itself */
@@ -87,6 +88,8 @@ static void on_log(void *ud, xmppuv_log_level_t level, const char *area, const c
   if (strcmp(area, "sasl") == 0 && strncmp(msg, "authenticated with ", 19) == 0 &&
       strstr(msg, " (SASL2)") != NULL)
     p->sasl2_seen = 1;
+  if (strcmp(area, "session") == 0 && strncmp(msg, "bound in the login (Bind2)", 26) == 0)
+    p->bind2_seen = 1;
   if (strcmp(area, "sasl") == 0 && strncmp(msg, "using ", 6) == 0) {
     snprintf(p->sasl, sizeof p->sasl, "%s", msg + 6);
     char *space = strchr(p->sasl, ' ');
@@ -875,6 +878,46 @@ START_TEST(logs_in_with_sasl2_and_works_as_before) {
 }
 END_TEST
 
+/* XEP-0386 on both servers: with no resource asked for, the SASL2 login
+ * binds one and enables SM inline; no bind iq, no second <enable/>; a
+ * message to the bound JID comes back. */
+START_TEST(binds_and_enables_sm_in_the_sasl2_login) {
+  env_t e;
+  env_init(&e);
+  peer_t a, b;
+  peer_go(&b, &e, "bob");
+  peer_init(&a, &e, "alice");
+  xmppuv_client_options_t o;
+  peer_opts(&a, &o);
+  o.sasl2 = 1;
+  o.resource = NULL;
+  o.software = "xmppuv-test";
+  peer_start(&a, &o);
+  wait_online(&b);
+  wait_online(&a);
+  ck_assert_msg(a.sasl2_seen && a.bind2_seen, "%s: SASL2 %d, Bind2 %d", server.kind,
+                a.sasl2_seen, a.bind2_seen);
+  ck_assert(xmppuv_client_sm_enabled(a.c));
+  ck_assert_ptr_nonnull(strstr(a.app.bound, "alice@localhost/"));
+  b.reply_to_messages = 1;
+  ck_assert_int_eq(xmppuv_client_handler_add(a.c, "message", NULL, "chat", on_message, &a,
+                                             NULL), 0);
+  ck_assert_int_eq(xmppuv_client_handler_add(b.c, "message", NULL, "chat", on_message, &b,
+                                             NULL), 0);
+  xmppuv_stanza_t *m;
+  ck_assert_int_eq(xmppuv_message_new(b.full, "chat", "after bind2", &m), 0);
+  sent_t st = {0, 1};
+  ck_assert_int_eq(xmppuv_client_send_tracked(a.c, m, on_sent, &st), 0);
+  xmppuv_stanza_unref(m);
+  RUN_UNTIL(&e, a.messages >= 1 && st.done >= 1, 20000);
+  ck_assert_int_eq(st.status, 0);
+  ck_assert_str_eq(a.last_body, "pong: after bind2");
+  ck_assert_str_eq(b.last_from, a.app.bound);
+  fprintf(stderr, "# %s: bound in the login as %s\n", server.kind, a.app.bound);
+  finish(&e, &a, &b);
+}
+END_TEST
+
 static void add_common(TCase *tc) {
   tcase_add_test(tc, wrong_password_is_not_authorized_without_a_reconnect_loop);
   tcase_add_test(tc, logs_in_with_a_password_callback);
@@ -886,6 +929,7 @@ static void add_common(TCase *tc) {
   tcase_add_test(tc, an_inactive_client_gets_presence_when_active_again);
   tcase_add_test(tc, an_untrusted_certificate_is_fatal_and_says_why);
   tcase_add_test(tc, logs_in_with_sasl2_and_works_as_before);
+  tcase_add_test(tc, binds_and_enables_sm_in_the_sasl2_login);
   tcase_add_test(tc, graceful_stop_walks_the_statuses_down_to_offline);
   tcase_add_test(tc, close_from_a_callback_fails_what_is_queued_then_calls_close_cb_last);
   tcase_add_test(tc, reconnects_with_a_fresh_session_after_the_server_restarts);

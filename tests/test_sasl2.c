@@ -174,6 +174,74 @@ START_TEST(the_user_agent_id_is_made_once_or_taken_and_checked) {
 }
 END_TEST
 
+#define FEATURES_BIND2                                                       \
+  "<stream:features><authentication xmlns='" NS_SASL2 "'>"                   \
+  "<mechanism>PLAIN</mechanism><inline><bind xmlns='urn:xmpp:bind:0'><inline>" \
+  "<feature var='" NS_SM "'/></inline></bind><sm xmlns='" NS_SM "'/></inline>" \
+  "</authentication></stream:features>"
+
+START_TEST(bind2_binds_and_enables_sm_in_the_login) {
+  /* The features after <success/> still list <bind/> and <sm/>: nothing is
+   * bound or enabled twice. */
+  static const xmppuv_test_step_t s0[] = {
+      SCRIPT_EXPECT("<stream:stream"), SCRIPT_SEND(HDR FEATURES_BIND2),
+      SCRIPT_EXPECT("</authenticate>"),
+      SCRIPT_SEND("<success xmlns='" NS_SASL2 "'><authorization-identifier>alice@localhost/"
+                  "tag.x1</authorization-identifier><bound xmlns='urn:xmpp:bind:0'>"
+                  "<enabled xmlns='" NS_SM "' id='sm-0' resume='true'/></bound></success>"
+                  FEATURES_BIND_SM),
+      SCRIPT_EXPECT("bound in"), SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0};
+  world_t w;
+  world_init(&w);
+  world_server(&w, 0, scripts, 1);
+  xmppuv_client_options_t o;
+  world_opts(&o, world_port(&w, 0));
+  o.sasl2 = 1;
+  o.software = "tag";
+  world_start(&w, &o);
+  RUN_UNTIL(&w, w.app.onlines >= 1, 10000);
+  ck_assert_msg(w.app.onlines == 1, "not online; statuses: %s", w.app.statuses);
+  ck_assert(xmppuv_client_sm_enabled(w.c));
+  ck_assert_str_eq(xmppuv_jid_string(xmppuv_client_jid(w.c)), "alice@localhost/tag.x1");
+  /* A message now is counted and acked under the inline-enabled session. */
+  xmppuv_stanza_t *m = NULL;
+  ck_assert_int_eq(xmppuv_message_new("bob@localhost", "chat", "bound in the login", &m), 0);
+  ck_assert_int_eq(xmppuv_client_send(w.c, m), 0);
+  xmppuv_stanza_unref(m);
+  RUN_UNTIL(&w, world_script_done(&w, 0, 0), 10000);
+  const char *got = world_received(&w, 0, 0);
+  ck_assert_msg(strstr(got, "<bind xmlns='urn:xmpp:bind:0'><tag>tag</tag><enable xmlns='" NS_SM
+                            "' resume='true'/></bind></authenticate>") != NULL,
+                "sent: %s", got);
+  ck_assert_int_eq(world_count(got, "<enable "), 1); /* the inline one only */
+  ck_assert_ptr_null(strstr(got, NS_BIND)); /* no bind iq */
+  finish(&w);
+}
+END_TEST
+
+START_TEST(a_requested_resource_is_bound_the_rfc6120_way) {
+  static const xmppuv_test_step_t s0[] = {
+      SCRIPT_EXPECT("<stream:stream"), SCRIPT_SEND(HDR FEATURES_BIND2),
+      SCRIPT_EXPECT("</authenticate>"), SCRIPT_SEND(SASL2_SUCCESS FEATURES_BIND_SM),
+      SCRIPT_EXPECT(NS_BIND), SCRIPT_SEND(BIND_RESULT), SCRIPT_EXPECT("<enable "),
+      SCRIPT_SEND(SM_ENABLED), SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0};
+  world_t w;
+  world_init(&w);
+  world_server(&w, 0, scripts, 1);
+  xmppuv_client_options_t o;
+  world_opts(&o, world_port(&w, 0));
+  o.sasl2 = 1;
+  o.resource = "r0";
+  world_start(&w, &o);
+  RUN_UNTIL(&w, w.app.onlines >= 1, 10000);
+  ck_assert_uint_eq(w.app.onlines, 1);
+  ck_assert_ptr_null(strstr(world_received(&w, 0, 0), "urn:xmpp:bind:0"));
+  finish(&w);
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("sasl2");
   TCase *tc = tcase_create("sasl2");
@@ -183,6 +251,8 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, a_sasl2_failure_is_the_condition_and_text_and_final);
   tcase_add_test(tc, tasks_the_client_cannot_do_end_the_login_and_say_which);
   tcase_add_test(tc, the_user_agent_id_is_made_once_or_taken_and_checked);
+  tcase_add_test(tc, bind2_binds_and_enables_sm_in_the_login);
+  tcase_add_test(tc, a_requested_resource_is_bound_the_rfc6120_way);
   suite_add_tcase(s, tc);
   return s;
 }

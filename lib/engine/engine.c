@@ -683,7 +683,12 @@ static int keys_slot(const xmppuv__scram_keys_t *k) {
   }
 }
 
-static void on_authenticated(xmppuv__engine_t *e, int sm_offered, int csi_offered) {
+static void on_bound(xmppuv__engine_t *e, const char *full_jid);
+static void on_bound_inline(xmppuv__engine_t *e, const char *full_jid,
+                            const xmppuv_stanza_t *inline_sm);
+
+static void on_authenticated(xmppuv__engine_t *e, int sm_offered, int csi_offered,
+                             const char *bound_jid, const xmppuv_stanza_t *inline_sm) {
   link_t *l = &e->link;
   l->sm_offered = sm_offered;
   l->csi_offered = csi_offered;
@@ -697,6 +702,12 @@ static void on_authenticated(xmppuv__engine_t *e, int sm_offered, int csi_offere
   }
   xmppuv__sm_set_peer_limit(e->sm, xmppuv__session_peer_max_bytes(e->session));
   xmppuv__sm_stream_authenticated(e->sm, e->now);
+  if (bound_jid != NULL) {
+    /* Bound in the login (XEP-0386): a new session, no bind iq. */
+    xmppuv__iq_fail_before(&e->iqs, e->iq_fence, XMPPUV_ESMFAILED);
+    on_bound_inline(e, bound_jid, inline_sm);
+    return;
+  }
   if (sm_offered && xmppuv__sm_can_resume(e->sm, e->now)) {
     int rc = xmppuv__sm_resume(e->sm, e->now);
     if (rc == 0) return;
@@ -724,6 +735,33 @@ static void on_bound(xmppuv__engine_t *e, const char *full_jid) {
   xmppuv_jid_free(e->bound);
   e->bound = j;
   int rc = xmppuv__sm_enable(e->sm, full_jid, e->link.sm_offered, e->now);
+  if (rc != 0 && rc != XMPPUV_ECANCELED) {
+    emit_errorf(e, rc, 0, "could not enable Stream Management: %s", xmppuv_strerror(rc));
+    drop_connection(e, 0);
+  }
+}
+
+/* XEP-0386: the login bound full_jid; inline_sm is the answer to the
+ * <enable/> sent with it (NULL: none, enable as after a bind iq). */
+static void on_bound_inline(xmppuv__engine_t *e, const char *full_jid,
+                            const xmppuv_stanza_t *inline_sm) {
+  if (inline_sm == NULL) {
+    on_bound(e, full_jid);
+    return;
+  }
+  xmppuv_jid_t *j = NULL;
+  int prc = xmppuv_jid_parse(full_jid, &j);
+  if (prc != 0) {
+    emit_errorf(e, prc == XMPPUV_ENOMEM ? prc : XMPPUV_EBIND, 0,
+                "the server bound a JID that is not valid: %s", xmppuv_strerror(prc));
+    drop_connection(e, 0);
+    return;
+  }
+  xmppuv_jid_free(e->bound);
+  e->bound = j;
+  LOG(e, XMPPUV_LOG_INFO, "session", "bound in the login (Bind2) as %s", full_jid);
+  int rc = xmppuv__sm_enable_inline(e->sm, full_jid, e->now);
+  if (rc == 0) rc = xmppuv__sm_inbound(e->sm, inline_sm, e->now) < 0 ? XMPPUV_ENOMEM : 0;
   if (rc != 0 && rc != XMPPUV_ECANCELED) {
     emit_errorf(e, rc, 0, "could not enable Stream Management: %s", xmppuv_strerror(rc));
     drop_connection(e, 0);
@@ -883,7 +921,7 @@ int xmppuv__engine_step(xmppuv__engine_t *e, xmppuv__time_t now) {
       on_credentials(e, &ev.need);
       break;
     case XMPPUV__SESS_AUTHENTICATED:
-      on_authenticated(e, ev.sm_offered, ev.csi_offered);
+      on_authenticated(e, ev.sm_offered, ev.csi_offered, ev.bound_jid, ev.inline_sm);
       break;
     case XMPPUV__SESS_BOUND:
       on_bound(e, ev.full_jid);
@@ -1174,6 +1212,16 @@ void xmppuv__engine_connected(xmppuv__engine_t *e, uint64_t link, xmppuv__framin
   const xmppuv__scram_keys_t *keys[3] = {e->keys[0], e->keys[1], e->keys[2]};
   xmppuv__session_offer_keys(e->session, keys, 3);
   int rc = xmppuv__session_start(e->session, framing, tls, cb);
+  if (rc == 0 && e->opts.sasl2) {
+    /* Bind2 in a SASL2 login only when there is no session to resume:
+     * binding there starts a new one (inline resumption is to come). */
+    xmppuv__buf_t enable_el = XMPPUV__BUF_INIT;
+    int with_sm = e->opts.sm && xmppuv__sm_enable_element(e->sm, &enable_el) == 0 &&
+                  xmppuv__buf_append_char(&enable_el, '\0') == 0;
+    rc = xmppuv__session_bind2(e->session, !xmppuv__sm_can_resume(e->sm, now),
+                               with_sm ? enable_el.data : NULL);
+    xmppuv__buf_free(&enable_el);
+  }
   if (rc != 0) {
     emit_errorf(e, rc, 0, "could not open the stream: %s", xmppuv_strerror(rc));
     drop_connection(e, 0);

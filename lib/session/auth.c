@@ -32,6 +32,21 @@ static int append_user_agent(xmppuv__session_t *s, xmppuv__buf_t *b) {
   return rc;
 }
 
+/* XEP-0386: <bind xmlns='urn:xmpp:bind:0'><tag>...</tag><enable/></bind>
+ * inside the <authenticate/>, when the login may bind (see auth_start). */
+static int append_bind2(xmppuv__session_t *s, xmppuv__buf_t *b) {
+  xmppuv__session_conn_t *c = &s->c;
+  if (!c->bind2) return 0;
+  int rc = xmppuv__buf_append_str(b, "<bind xmlns='" XMPPUV__NS_BIND2 "'>");
+  const char *tag = s->cfg.software != NULL ? s->cfg.software : "xmppuv";
+  if (rc == 0) rc = xmppuv__buf_append_str(b, "<tag>");
+  if (rc == 0) rc = xmppuv__escape_text(b, tag, strlen(tag));
+  if (rc == 0) rc = xmppuv__buf_append_str(b, "</tag>");
+  if (rc == 0 && c->bind2 == 2) rc = xmppuv__buf_append_str(b, c->bind2_sm_enable);
+  if (rc == 0) rc = xmppuv__buf_append_str(b, "</bind>");
+  return rc;
+}
+
 /* The first message of an exchange (<auth/>, or SASL2's <authenticate/>
  * with <initial-response/>), or a <response/>: base64 content that never
  * reaches a log line. */
@@ -62,6 +77,7 @@ static int send_sasl(xmppuv__session_t *s, const char *name, const char *mech,
   size_t content_end = b->len;
   if (rc == 0 && wrapped) rc = xmppuv__buf_append_str(b, "</initial-response>");
   if (rc == 0 && v2 && initial) rc = append_user_agent(s, b);
+  if (rc == 0 && v2 && initial) rc = append_bind2(s, b);
   if (rc == 0) rc = xmppuv__buf_append_str(b, "</");
   if (rc == 0) rc = xmppuv__buf_append_str(b, name);
   if (rc == 0) rc = xmppuv__buf_append_char(b, '>');
@@ -124,6 +140,24 @@ void xmppuv__auth_start(xmppuv__session_t *s, const xmppuv_stanza_t *features) {
   const xmppuv_stanza_t *sasl2 =
       s->cfg.sasl2 ? xmppuv_stanza_child(features, "authentication", XMPPUV__NS_SASL2) : NULL;
   c->sasl2 = sasl2 != NULL;
+  /* XEP-0386: bind in the login when the server offers it there and the
+   * engine allows it (no session to resume); 2: with SM enabled inline
+   * too, when Bind2 lists it and SM is on. */
+  const xmppuv_stanza_t *inline_el = xmppuv_stanza_child(sasl2, "inline", XMPPUV__NS_SASL2);
+  const xmppuv_stanza_t *bind2 = xmppuv_stanza_child(inline_el, "bind", XMPPUV__NS_BIND2);
+  c->bind2 = 0;
+  /* A resource the app asked for is bound the RFC 6120 way: Bind2 lets the
+   * server choose it. */
+  if (bind2 != NULL && c->bind2_allowed && s->cfg.resource == NULL) {
+    c->bind2 = 1;
+    const xmppuv_stanza_t *feats = xmppuv_stanza_child(bind2, "inline", XMPPUV__NS_BIND2);
+    for (xmppuv_stanza_t *f = xmppuv_stanza_child(feats, "feature", XMPPUV__NS_BIND2); f != NULL;
+         f = xmppuv_stanza_next(f, "feature", XMPPUV__NS_BIND2)) {
+      const char *var = xmppuv_stanza_attr(f, "var");
+      if (var != NULL && strcmp(var, XMPPUV__NS_SM) == 0 && c->bind2_sm_enable != NULL)
+        c->bind2 = 2;
+    }
+  }
   if (sasl2 != NULL)
     mechs_el = sasl2;
   else
@@ -279,6 +313,29 @@ static void sasl_success(xmppuv__session_t *s, const xmppuv_stanza_t *el) {
   const char *authzid =
       c->sasl2 ? xmppuv_stanza_child_text(el, "authorization-identifier", XMPPUV__NS_SASL2)
                : NULL;
+  /* XEP-0386: <bound/> says the login bound; the authorization identifier
+   * is then the full JID, and <bound/> holds the answer to an inline
+   * <enable/>. */
+  const xmppuv_stanza_t *bound =
+      c->bind2 ? xmppuv_stanza_child(el, "bound", XMPPUV__NS_BIND2) : NULL;
+  if (bound != NULL) {
+    if (authzid == NULL || strchr(authzid, '/') == NULL) {
+      xmppuv__session_fail(s, XMPPUV_EBIND, NULL,
+                           "the server bound a resource (Bind2) without saying the full JID",
+                           el, 0, NULL);
+      return;
+    }
+    xmppuv__free(c->bound_jid);
+    c->bound_jid = xmppuv__strdup(authzid);
+    if (c->bound_jid == NULL) {
+      xmppuv__session_fail(s, XMPPUV_ENOMEM, NULL, NULL, NULL, 0, NULL);
+      return;
+    }
+    c->bind2_bound = 1;
+    xmppuv_stanza_t *answer = xmppuv_stanza_child(bound, "enabled", XMPPUV__NS_SM);
+    if (answer == NULL) answer = xmppuv_stanza_child(bound, "failed", XMPPUV__NS_SM);
+    if (answer != NULL && c->bind2 == 2) c->inline_sm = xmppuv_stanza_ref(answer);
+  }
   xmppuv__logf(s->log, XMPPUV_LOG_INFO, "sasl", "authenticated with %s%s%s%s%s",
                xmppuv__mech_name(xmppuv__sasl_exchange_mech(c->sasl)),
                c->sasl2 ? " (SASL2)" : "",

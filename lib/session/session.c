@@ -382,8 +382,10 @@ static xmppuv__session_event_kind_t on_features(xmppuv__session_t *s,
     xmppuv__auth_start(s, features);
     return XMPPUV__SESS_NOTHING;
   }
-  /* The authenticated stream: binding must be offered (RFC 6120 §7.2). */
-  if (xmppuv_stanza_child(features, "bind", XMPPUV__NS_BIND) == NULL) {
+  /* The authenticated stream: binding must be offered (RFC 6120 §7.2),
+   * unless the login bound already (XEP-0386; the features may still list
+   * <bind/> and <sm/>: nothing is bound or enabled twice). */
+  if (!c->bind2_bound && xmppuv_stanza_child(features, "bind", XMPPUV__NS_BIND) == NULL) {
     xmppuv__session_fail(s, XMPPUV_EBIND, NULL, "the server offers no resource binding",
                          features, 0, NULL);
     return XMPPUV__SESS_NOTHING;
@@ -573,6 +575,8 @@ static void reset_connection(xmppuv__session_t *s) {
   xmppuv__buf_free(&c->held);
   xmppuv__sasl_exchange_free(c->sasl);
   xmppuv__free(c->bound_jid);
+  xmppuv__free(c->bind2_sm_enable);
+  xmppuv_stanza_unref(c->inline_sm);
   xmppuv__free(c->error_condition);
   xmppuv__free(c->error_text);
   xmppuv__free(c->see_other);
@@ -720,6 +724,8 @@ int xmppuv__session_step(xmppuv__session_t *s, xmppuv__session_event_t *ev) {
     case XMPPUV__SESS_AUTHENTICATED:
       ev->sm_offered = p.sm_offered;
       ev->csi_offered = p.csi_offered;
+      ev->bound_jid = c->bind2_bound ? c->bound_jid : NULL;
+      ev->inline_sm = c->bind2_bound ? c->inline_sm : NULL;
       break;
     case XMPPUV__SESS_BOUND:
       ev->full_jid = c->bound_jid;
@@ -783,6 +789,16 @@ int xmppuv__session_is_open(const xmppuv__session_t *s) { return s->c.stream_ope
 
 size_t xmppuv__session_peer_max_bytes(const xmppuv__session_t *s) {
   return s->c.peer_max_bytes;
+}
+
+int xmppuv__session_bind2(xmppuv__session_t *s, int allowed, const char *sm_enable) {
+  xmppuv__session_conn_t *c = &s->c;
+  xmppuv__free(c->bind2_sm_enable);
+  c->bind2_sm_enable = NULL;
+  c->bind2_allowed = allowed;
+  if (sm_enable == NULL) return 0;
+  c->bind2_sm_enable = xmppuv__strdup(sm_enable);
+  return c->bind2_sm_enable != NULL ? 0 : XMPPUV_ENOMEM;
 }
 
 const xmppuv_stanza_t *xmppuv__session_features(xmppuv__session_t *s) {

@@ -63,7 +63,7 @@ typedef struct xmppuv__session_config {
   const char *mechanisms;   /* allow-list "A,B" or NULL for all */
   int sasl2;                 /* XEP-0388 when the server offers it */
   const char *user_agent_id; /* SASL2 <user-agent id='...'>: a UUID */
-  const char *software;      /* SASL2 <software>, or NULL */
+  const char *software;      /* SASL2 <software>, or NULL; Bind2's <tag> */
   xmppuv__xml_limits_t limits;
   const xmppuv__log_t *log;
   xmppuv__buf_t *out; /* where bytes for the server go (borrowed) */
@@ -93,6 +93,11 @@ typedef struct xmppuv__session_event {
   xmppuv__session_event_kind_t kind;
   int sm_offered;          /* AUTHENTICATED: the features had <sm/> */
   int csi_offered;         /* AUTHENTICATED: ... and <csi/> (XEP-0352) */
+  /* AUTHENTICATED after a SASL2 login that bound a resource (XEP-0386):
+   * the full JID, and the answer to the <enable/> sent inline (<enabled/>
+   * or <failed/>, borrowed), or NULL if none was asked for. */
+  const char *bound_jid;
+  const xmppuv_stanza_t *inline_sm;
   const char *full_jid;    /* BOUND */
   xmppuv_stanza_t *el;     /* ELEMENT */
   xmppuv_error_t error;    /* FAILED */
@@ -140,6 +145,11 @@ void xmppuv__session_offer_keys(xmppuv__session_t *s,
  * keys). 0 or XMPPUV_ENOMEM. */
 int xmppuv__session_take_keys(xmppuv__session_t *s, xmppuv__scram_keys_t **out);
 
+/* Bind2 (XEP-0386) on the next SASL2 login of this connection: allowed
+ * (the engine has no session to resume: binding in the login would start
+ * a new one), and the <enable/> to send inline (NULL: none; copied). Call
+ * after xmppuv__session_start(). 0 or XMPPUV_ENOMEM. */
+int xmppuv__session_bind2(xmppuv__session_t *s, int allowed, const char *sm_enable);
 /* Bind a resource (after SESS_AUTHENTICATED, or after a failed resumption). */
 int xmppuv__session_bind(xmppuv__session_t *s);
 /* Write </stream:stream> or <close/> (graceful close). */

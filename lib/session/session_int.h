@@ -27,6 +27,7 @@ typedef struct xmppuv__session_pending {
   xmppuv_stanza_t *el; /* ELEMENT: one reference */
   int sm_offered;      /* AUTHENTICATED */
   int csi_offered;     /* AUTHENTICATED */
+  int bound;           /* AUTHENTICATED: Bind2 bound (bound_jid, inline_sm) */
 } xmppuv__session_pending_t;
 
 /* Everything that belongs to one connection, reset in one place
@@ -74,6 +75,11 @@ typedef struct xmppuv__session_conn {
   int sm_offered;
   int csi_offered; /* XEP-0352 */
   int sasl2;       /* this login is XEP-0388's (no stream restart after it) */
+  int bind2_allowed; /* xmppuv__session_bind2() */
+  char *bind2_sm_enable;
+  int bind2;        /* the login asked to bind (XEP-0386) */
+  int bind2_bound;  /* ... and the server bound: no bind iq */
+  xmppuv_stanza_t *inline_sm; /* the answer to the inline <enable/> (a ref) */
   size_t peer_max_bytes; /* XEP-0478 max-bytes of the last features, 0 = none */
   /* The last stream features of this connection, kept as text (a tree of
    * Prosody's costs 3.5 KB per idle client, its text 0.6 KB) and parsed

@@ -609,8 +609,8 @@ int xmppuv__sm_resume(xmppuv__sm_t *sm, xmppuv__time_t now) {
   return rc == XMPPUV_ECANCELED ? 0 : rc;
 }
 
-int xmppuv__sm_enable(xmppuv__sm_t *sm, const char *full_jid,
-                      int server_offers, xmppuv__time_t now) {
+static int enable(xmppuv__sm_t *sm, const char *full_jid, int server_offers, int write,
+                  xmppuv__time_t now) {
   /* XEP-0198 §3: at most one attempt to enable per stream. */
   if (sm->state != ST_AUTHED) return XMPPUV_ESTATE;
   char *jid = NULL;
@@ -641,8 +641,9 @@ int xmppuv__sm_enable(xmppuv__sm_t *sm, const char *full_jid,
      * from here on are written and counted even before <enabled/>. */
     sm->state = ST_ENABLING;
     sm->wait_at = after(now, sm->cfg.wait_timeout_ms);
-    LOG(sm, XMPPUV_LOG_DEBUG, "enabling stream management");
-    if (put(sm, buf, n) != 0) return 0;
+    LOG(sm, XMPPUV_LOG_DEBUG, "enabling stream management%s",
+        write ? "" : " (asked inline, in the login)");
+    if (write && put(sm, buf, n) != 0) return 0;
     flush_held(sm, now);
     return 0;
   }
@@ -654,6 +655,15 @@ int xmppuv__sm_enable(xmppuv__sm_t *sm, const char *full_jid,
   if (sm->epoch == ep && sm->state == ST_NOSM)
     sm->ev.enable_result(sm->ud, 0, NULL);
   return 0;
+}
+
+int xmppuv__sm_enable(xmppuv__sm_t *sm, const char *full_jid,
+                      int server_offers, xmppuv__time_t now) {
+  return enable(sm, full_jid, server_offers, 1, now);
+}
+
+int xmppuv__sm_enable_inline(xmppuv__sm_t *sm, const char *full_jid, xmppuv__time_t now) {
+  return enable(sm, full_jid, 1, 0, now);
 }
 
 /* ---- inbound ---------------------------------------------------------------------- */

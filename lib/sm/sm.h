@@ -158,6 +158,11 @@ int xmppuv__sm_resume(xmppuv__sm_t *sm, xmppuv__time_t now);
  * stopped or dropped the stream; nothing was written. */
 int xmppuv__sm_enable(xmppuv__sm_t *sm, const char *full_jid,
                       int server_offers, xmppuv__time_t now);
+/* The same when <enable/> went to the server inside the login (XEP-0386
+ * Bind2, built with xmppuv__sm_enable_element()): nothing is written; the
+ * answer (<enabled/> or <failed/> from the server's <bound/>) is to be
+ * given to xmppuv__sm_inbound() next. */
+int xmppuv__sm_enable_inline(xmppuv__sm_t *sm, const char *full_jid, xmppuv__time_t now);
 /* An inbound top-level element. SM nonzas (r, a, enabled, failed, resumed)
  * are consumed: returns 1. message/presence/iq in jabber:client are counted
  * (h, XEP-0198 §4: before any handler sees them): returns 0 and the driver

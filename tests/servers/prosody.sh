@@ -70,7 +70,7 @@ modules_enabled = {
   -- XEP-0352: holds presence for an inactive client (csi_simple loads csi).
   "csi_simple";
   -- XEP-0388 SASL2 (prosody-modules), for clients that ask for it.
-  "sasl2";
+  "sasl2"; "sasl2_bind2"; "sasl2_sm";
 }
 modules_disabled = { "s2s" }
 
