@@ -836,6 +836,26 @@ static int count_words(const char *text, const char *word) {
   return n;
 }
 
+/* alice sends body to bob (tracked), bob answers "pong: body": the
+ * message is acked and the answer arrives. */
+static void chat_round_trip(env_t *e, peer_t *a, peer_t *b, const char *body) {
+  b->reply_to_messages = 1;
+  ck_assert_int_eq(xmppuv_client_handler_add(a->c, "message", NULL, "chat", on_message, a,
+                                             NULL), 0);
+  ck_assert_int_eq(xmppuv_client_handler_add(b->c, "message", NULL, "chat", on_message, b,
+                                             NULL), 0);
+  xmppuv_stanza_t *m;
+  ck_assert_int_eq(xmppuv_message_new(b->full, "chat", body, &m), 0);
+  sent_t st = {0, 1};
+  ck_assert_int_eq(xmppuv_client_send_tracked(a->c, m, on_sent, &st), 0);
+  xmppuv_stanza_unref(m);
+  RUN_UNTIL(e, a->messages >= 1 && st.done >= 1, 20000);
+  ck_assert_int_eq(st.status, 0);
+  char want[300];
+  snprintf(want, sizeof want, "pong: %s", body);
+  ck_assert_str_eq(a->last_body, want);
+}
+
 /* XEP-0388 on both servers: a SCRAM login over SASL2 (the server's
  * signature checked from <additional-data/>), then bind and SM as before,
  * and a message both ways. */
@@ -860,19 +880,7 @@ START_TEST(logs_in_with_sasl2_and_works_as_before) {
   /* One stream restart (after STARTTLS), not two: none after SASL2. */
   ck_assert_msg(count_words(a.app.statuses, "opening") == 2, "%s", a.app.statuses);
   ck_assert_msg(count_words(b.app.statuses, "opening") == 3, "%s", b.app.statuses);
-  b.reply_to_messages = 1;
-  ck_assert_int_eq(xmppuv_client_handler_add(a.c, "message", NULL, "chat", on_message, &a,
-                                             NULL), 0);
-  ck_assert_int_eq(xmppuv_client_handler_add(b.c, "message", NULL, "chat", on_message, &b,
-                                             NULL), 0);
-  xmppuv_stanza_t *m;
-  ck_assert_int_eq(xmppuv_message_new(b.full, "chat", "over sasl2", &m), 0);
-  sent_t st = {0, 1};
-  ck_assert_int_eq(xmppuv_client_send_tracked(a.c, m, on_sent, &st), 0);
-  xmppuv_stanza_unref(m);
-  RUN_UNTIL(&e, a.messages >= 1 && st.done >= 1, 20000);
-  ck_assert_int_eq(st.status, 0);
-  ck_assert_str_eq(a.last_body, "pong: over sasl2");
+  chat_round_trip(&e, &a, &b, "over sasl2");
   fprintf(stderr, "# %s: SASL2 login with %s\n", server.kind, a.sasl);
   finish(&e, &a, &b);
 }
@@ -899,19 +907,7 @@ START_TEST(binds_and_enables_sm_in_the_sasl2_login) {
                 a.sasl2_seen, a.bind2_seen);
   ck_assert(xmppuv_client_sm_enabled(a.c));
   ck_assert_ptr_nonnull(strstr(a.app.bound, "alice@localhost/"));
-  b.reply_to_messages = 1;
-  ck_assert_int_eq(xmppuv_client_handler_add(a.c, "message", NULL, "chat", on_message, &a,
-                                             NULL), 0);
-  ck_assert_int_eq(xmppuv_client_handler_add(b.c, "message", NULL, "chat", on_message, &b,
-                                             NULL), 0);
-  xmppuv_stanza_t *m;
-  ck_assert_int_eq(xmppuv_message_new(b.full, "chat", "after bind2", &m), 0);
-  sent_t st = {0, 1};
-  ck_assert_int_eq(xmppuv_client_send_tracked(a.c, m, on_sent, &st), 0);
-  xmppuv_stanza_unref(m);
-  RUN_UNTIL(&e, a.messages >= 1 && st.done >= 1, 20000);
-  ck_assert_int_eq(st.status, 0);
-  ck_assert_str_eq(a.last_body, "pong: after bind2");
+  chat_round_trip(&e, &a, &b, "after bind2");
   ck_assert_str_eq(b.last_from, a.app.bound);
   fprintf(stderr, "# %s: bound in the login as %s\n", server.kind, a.app.bound);
   finish(&e, &a, &b);

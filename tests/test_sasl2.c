@@ -32,6 +32,16 @@ static void finish(world_t *w) {
   client_rec_assert_transitions(&w->app);
 }
 
+/* One scripted server, and the client on it with SASL2 allowed. */
+static void start_sasl2(world_t *w, const xmppuv_test_step_t *const *scripts) {
+  world_init(w);
+  world_server(w, 0, scripts, 1);
+  xmppuv_client_options_t o;
+  world_opts(&o, world_port(w, 0));
+  o.sasl2 = 1;
+  world_start(w, &o);
+}
+
 START_TEST(sasl2_authenticates_in_one_element_and_the_stream_goes_on) {
   /* No stream restart: the authenticated features follow <success/> on the
    * same stream, then bind and SM as before. */
@@ -95,12 +105,7 @@ START_TEST(a_sasl2_failure_is_the_condition_and_text_and_final) {
       SCRIPT_END};
   static const xmppuv_test_step_t *const scripts[] = {s0};
   world_t w;
-  world_init(&w);
-  world_server(&w, 0, scripts, 1);
-  xmppuv_client_options_t o;
-  world_opts(&o, world_port(&w, 0));
-  o.sasl2 = 1;
-  world_start(&w, &o);
+  start_sasl2(&w, scripts);
   RUN_UNTIL(&w, w.app.offlines >= 1, 10000);
   ck_assert_uint_eq(w.app.errors, 1);
   ck_assert_int_eq(w.app.err_code[0], XMPPUV_EAUTH);
@@ -122,12 +127,7 @@ START_TEST(tasks_the_client_cannot_do_end_the_login_and_say_which) {
       SCRIPT_END};
   static const xmppuv_test_step_t *const scripts[] = {s0};
   world_t w;
-  world_init(&w);
-  world_server(&w, 0, scripts, 1);
-  xmppuv_client_options_t o;
-  world_opts(&o, world_port(&w, 0));
-  o.sasl2 = 1;
-  world_start(&w, &o);
+  start_sasl2(&w, scripts);
   RUN_UNTIL(&w, w.app.offlines >= 1, 10000);
   ck_assert_uint_eq(w.app.errors, 1);
   ck_assert_int_eq(w.app.err_code[0], XMPPUV_EAUTH);

@@ -428,7 +428,8 @@ XMPPUV_EXTERN int xmppuv_client_is_active(const xmppuv_client_t *c);
 
 /* The SASL2 user-agent id this client presents (the option's, or the one
  * it made): keep it and give it back as user_agent_id on the next run, so
- * the server sees the same installation. NULL for NULL. */
+ * the server sees the same installation. Borrowed: valid until the client
+ * is freed. NULL for NULL. */
 XMPPUV_EXTERN const char *xmppuv_client_user_agent_id(const xmppuv_client_t *c);
 
 /* The last <stream:features/> the server sent on the current connection,
