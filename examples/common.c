@@ -1,9 +1,11 @@
 #include "common.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
 
 static void usage_exit(const char *usage, int code) {
@@ -64,6 +66,8 @@ void example_parse_args(int argc, char **argv, example_args_t *a, const char *us
       a->opts.resource = need_value(argc, argv, &i, usage);
     } else if (strcmp(arg, "--state") == 0) {
       a->state_file = need_value(argc, argv, &i, usage);
+    } else if (strcmp(arg, "--no-sasl2") == 0) {
+      a->opts.sasl2 = 0;
     } else if (strcmp(arg, "-v") == 0) {
       a->verbose = 1;
     } else if (with_send_options && strcmp(arg, "--to") == 0) {
@@ -101,6 +105,70 @@ void example_parse_args(int argc, char **argv, example_args_t *a, const char *us
     a->opts.log_cb = example_log;
     a->opts.log_level = XMPPUV_LOG_TRACE;
   }
+  if (a->state_file != NULL && example_load_login(a->state_file, &a->login) == 0) {
+    a->opts.user_agent_id = a->login.user_agent_id[0] ? a->login.user_agent_id : NULL;
+    if (a->login.token[0] != '\0' && a->login.mechanism[0] != '\0') {
+      a->opts.fast_token = a->login.token;
+      a->opts.fast_mechanism = a->login.mechanism;
+    }
+  }
+}
+
+void example_print_fast_token(xmppuv_client_t *c, const xmppuv_fast_token_t *t, void *ud) {
+  (void)c, (void)ud;
+  if (t != NULL)
+    printf("token %s %s\n", t->mechanism, t->expiry[0] ? t->expiry : "-");
+  else
+    printf("token none\n");
+  fflush(stdout);
+}
+
+static void login_path(const char *state_path, char *out, size_t size) {
+  snprintf(out, size, "%s.login", state_path);
+}
+
+int example_load_login(const char *state_path, example_login_t *login) {
+  memset(login, 0, sizeof *login);
+  char path[4096];
+  login_path(state_path, path, sizeof path);
+  FILE *f = fopen(path, "r");
+  if (f == NULL) return 1;
+  char line[1200];
+  while (fgets(line, sizeof line, f) != NULL) {
+    line[strcspn(line, "\n")] = '\0';
+    char *value = strchr(line, ' ');
+    if (value == NULL) continue;
+    *value++ = '\0';
+    if (strcmp(line, "user-agent-id") == 0)
+      snprintf(login->user_agent_id, sizeof login->user_agent_id, "%s", value);
+    else if (strcmp(line, "fast-mechanism") == 0)
+      snprintf(login->mechanism, sizeof login->mechanism, "%s", value);
+    else if (strcmp(line, "fast-token") == 0)
+      snprintf(login->token, sizeof login->token, "%s", value);
+  }
+  memset(line, 0, sizeof line);
+  fclose(f);
+  return 0;
+}
+
+int example_save_login(const char *state_path, const example_login_t *login) {
+  char path[4096], tmp[4100];
+  login_path(state_path, path, sizeof path);
+  snprintf(tmp, sizeof tmp, "%s.new", path);
+  /* A credential: readable by the owner only, replaced in one step. */
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (fd < 0) return -1;
+  FILE *f = fdopen(fd, "w");
+  if (f == NULL) {
+    close(fd);
+    return -1;
+  }
+  fprintf(f, "user-agent-id %s\n", login->user_agent_id);
+  if (login->token[0] != '\0')
+    fprintf(f, "fast-mechanism %s\nfast-token %s\n", login->mechanism, login->token);
+  int ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
+  ok = fclose(f) == 0 && ok;
+  return ok && rename(tmp, path) == 0 ? 0 : -1;
 }
 
 static const char *id_of(const xmppuv_stanza_t *s) {

@@ -27,7 +27,7 @@ static const char usage[] =
     "  --wait-reply SECS  after the acks, wait up to SECS for as many replies as messages\n"
     "  WORDS...           one message made of the words; without words or --count,\n"
     "                     each line of standard input is a message\n"
-    "  --jid, --host, --port, --tls, --ca-file, --insecure, --resource, -v:\n"
+    "  --jid, --host, --port, --tls, --ca-file, --insecure, --resource, --no-sasl2, -v:\n"
     "                     as for echo (see echo --help)\n";
 
 typedef struct {
@@ -270,6 +270,7 @@ int main(int argc, char **argv) {
   /* No ack/fail events: the messages are tracked (on_sent prints their
    * outcomes), and the presence's outcome is of no interest here. */
   cbs.reconnecting = example_print_reconnecting;
+  cbs.fast_token = example_print_fast_token;
   int rc = xmppuv_client_new(loop, &args.opts, &cbs, &s, &s.client);
   if (rc != 0) {
     fprintf(stderr, "send: %s\n", xmppuv_strerror(rc));

@@ -460,9 +460,28 @@ int xmppuv_client_new(uv_loop_t *loop, const xmppuv_client_options_t *opts,
   return 0;
 }
 
+/* FAST (XEP-0484): the app's kept token, asked for when the client has
+ * none. The buffers held a secret: wiped. */
+static int ask_fast_token(xmppuv_client_t *c) {
+  const xmppuv_client_options_t *o = xmppuv__engine_options(c->engine);
+  if (o->fast_token_cb == NULL || !o->fast || xmppuv__engine_has_fast_token(c->engine) ||
+      xmppuv__engine_is_closing(c->engine))
+    return 0;
+  char token[4096], mech[64];
+  token[0] = mech[0] = '\0';
+  int rc = o->fast_token_cb(c, token, sizeof token, mech, sizeof mech, o->fast_token_user_data);
+  token[sizeof token - 1] = mech[sizeof mech - 1] = '\0';
+  if (rc == 0 && token[0] != '\0')
+    rc = xmppuv__engine_give_fast_token(c->engine, token, mech);
+  xmppuv__secure_zero(token, sizeof token);
+  return rc;
+}
+
 int xmppuv_client_start(xmppuv_client_t *c) {
   if (c == NULL) return XMPPUV_EINVAL;
-  int rc = xmppuv__engine_start(c->engine, now_of(c));
+  int rc = ask_fast_token(c);
+  if (rc != 0) return rc;
+  rc = xmppuv__engine_start(c->engine, now_of(c));
   pump(c, 0);
   return rc;
 }

@@ -208,7 +208,9 @@ static void stop_server(void) { xmppuv_test_server_stop(&server); }
 
 /* ---- logging in ----------------------------------------------------------------- */
 
-static void login_with(const char *mech, int direct) {
+/* mech over STARTTLS or direct TLS, in a SASL2 (XEP-0388) login or an
+ * RFC 6120 one: with SASL2 the stream does not restart after the login. */
+static void login_with(const char *mech, int direct, int sasl2) {
   env_t e;
   env_init(&e);
   peer_t a;
@@ -216,33 +218,39 @@ static void login_with(const char *mech, int direct) {
   xmppuv_client_options_t o;
   peer_opts(&a, &o);
   o.sasl_mechanisms = mech;
+  o.sasl2 = sasl2;
   if (direct) {
     o.tls = XMPPUV_TLS_DIRECT;
     o.port = server.direct_tls_port;
   }
   peer_start(&a, &o);
   RUN_UNTIL(&e, a.app.onlines >= 1 || a.app.offlines >= 1, 30000);
-  ck_assert_msg(a.app.onlines == 1, "%s, %s over %s: not online; statuses: %s; error %s %s",
-                server.kind, mech, direct ? "direct TLS" : "STARTTLS", a.app.statuses,
+  ck_assert_msg(a.app.onlines == 1, "%s, %s%s over %s: not online; statuses: %s; error %s %s",
+                server.kind, mech, sasl2 ? " (SASL2)" : "", direct ? "direct TLS" : "STARTTLS",
+                a.app.statuses,
                 a.app.errors ? xmppuv_err_name(a.app.err_code[0]) : "-",
                 a.app.errors ? a.app.err_cond[0] : "");
   ck_assert_str_eq(a.sasl, mech);
   ck_assert_str_eq(a.app.bound, a.full);
   ck_assert_str_eq(xmppuv_jid_string(xmppuv_client_jid(a.c)), a.full);
   ck_assert_uint_eq(a.app.errors, 0);
-  ck_assert_str_eq(a.app.statuses,
-                   direct ? "connecting connect opening open opening open online"
-                          : "connecting connect opening open opening open opening open online");
+  ck_assert_int_eq(a.sasl2_seen, sasl2);
+  static const char *const statuses[2][2] = {
+      {"connecting connect opening open opening open opening open online",
+       "connecting connect opening open opening open online"},
+      {"connecting connect opening open opening open online",
+       "connecting connect opening open online"}};
+  ck_assert_str_eq(a.app.statuses, statuses[sasl2][direct]);
   finish(&e, &a, NULL);
 }
 
 START_TEST(logs_in_with_each_prosody_mechanism_over_starttls_and_direct_tls) {
-  login_with(prosody_mechs[_i / 2], _i % 2);
+  login_with(prosody_mechs[_i / 4], _i % 2, _i / 2 % 2);
 }
 END_TEST
 
 START_TEST(logs_in_with_each_ejabberd_mechanism_over_starttls_and_direct_tls) {
-  login_with(ejabberd_mechs[_i / 2], _i % 2);
+  login_with(ejabberd_mechs[_i / 4], _i % 2, _i / 2 % 2);
 }
 END_TEST
 
@@ -863,18 +871,22 @@ START_TEST(logs_in_with_sasl2_and_works_as_before) {
   env_t e;
   env_init(&e);
   peer_t a, b;
-  peer_go(&b, &e, "bob");
+  peer_init(&b, &e, "bob");
+  xmppuv_client_options_t bo;
+  peer_opts(&b, &bo);
+  bo.sasl2 = 0;
+  peer_start(&b, &bo);
   peer_init(&a, &e, "alice");
   xmppuv_client_options_t o;
   peer_opts(&a, &o);
-  o.sasl2 = 1;
+  ck_assert_int_eq(o.sasl2, 1); /* the default */
   o.software = "xmppuv test_client";
   peer_start(&a, &o);
   wait_online(&b);
   wait_online(&a);
   ck_assert_msg(a.sasl2_seen, "%s: not a SASL2 login (mechanism %s)", server.kind, a.sasl);
   ck_assert_msg(strncmp(a.sasl, "SCRAM-SHA-", 10) == 0, "mechanism %s", a.sasl);
-  ck_assert(!b.sasl2_seen); /* the default: RFC 6120 SASL */
+  ck_assert(!b.sasl2_seen); /* turned off: RFC 6120 SASL */
   ck_assert_str_eq(a.app.bound, a.full);
   ck_assert(xmppuv_client_sm_enabled(a.c));
   /* One stream restart (after STARTTLS), not two: none after SASL2. */
@@ -914,6 +926,107 @@ START_TEST(binds_and_enables_sm_in_the_sasl2_login) {
 }
 END_TEST
 
+/* XEP-0484 on both servers. A password login (SASL2, Bind2, inline SM)
+ * gets a token; a cut (reconnect_now) comes back with the token alone and
+ * resumes inline; a new client given the token and the user-agent id (a
+ * restarted app) logs in without a password; a token the server does not
+ * know falls back to the password on the same connection. */
+START_TEST(fast_tokens_log_in_resume_inline_and_fall_back_to_the_password) {
+  env_t e;
+  env_init(&e);
+  peer_t a, b;
+  peer_go(&b, &e, "bob");
+  peer_init(&a, &e, "alice");
+  xmppuv_client_options_t o;
+  peer_opts(&a, &o);
+  o.resource = NULL; /* Bind2 */
+  o.password = NULL;
+  o.password_cb = supply_password;
+  o.password_user_data = (void *)"alice";
+  password_calls = 0;
+  peer_start(&a, &o);
+  wait_online(&b);
+  wait_online(&a);
+  ck_assert_int_eq(password_calls, 1);
+  ck_assert_msg(a.app.tokens == 1, "%s: no FAST token (mechanism %s)", server.kind, a.sasl);
+  ck_assert_msg(strncmp(a.app.token_mech, "HT-SHA-256-", 11) == 0, "%s", a.app.token_mech);
+  ck_assert(a.app.token_expiry[0] != '\0');
+  char token[256], mech[64];
+  snprintf(token, sizeof token, "%s", a.app.token);
+  snprintf(mech, sizeof mech, "%s", a.app.token_mech);
+  fprintf(stderr, "# %s: FAST token for %s, expiring %s\n", server.kind, mech,
+          a.app.token_expiry);
+
+  /* A cut: the token, inline resumption, no password. */
+  xmppuv_stanza_t *m;
+  ck_assert_int_eq(xmppuv_message_new(b.full, "chat", "before the cut", &m), 0);
+  ck_assert_int_eq(xmppuv_client_send(a.c, m), 0);
+  xmppuv_stanza_unref(m);
+  ck_assert_int_eq(xmppuv_client_reconnect_now(a.c), 0);
+  RUN_UNTIL(&e, a.app.resumes >= 1 || a.app.onlines >= 2, 30000);
+  ck_assert_msg(a.app.resumes == 1 && a.app.onlines == 1, "%s: resumed %u, online %u; %s",
+                server.kind, a.app.resumes, a.app.onlines, a.app.seq);
+  ck_assert_str_eq(a.sasl, mech);
+  ck_assert_int_eq(password_calls, 1);
+  RUN_UNTIL(&e, a.app.acks >= 1, 20000);
+  ck_assert_uint_eq(a.app.acks, 1);
+  ck_assert_uint_eq(a.app.fails, 0);
+  /* Prosody gives a new token with every FAST resumption (rotation);
+   * ejabberd keeps the one it gave until it is old. Either way the app
+   * holds the token to use next. */
+  if (a.app.tokens > 1) {
+    ck_assert_str_ne(a.app.token, token);
+    snprintf(token, sizeof token, "%s", a.app.token);
+  }
+  fprintf(stderr, "# %s: resumed with FAST, %u token(s)\n", server.kind, a.app.tokens);
+  char ua[64];
+  snprintf(ua, sizeof ua, "%s", xmppuv_client_user_agent_id(a.c));
+  xmppuv_client_close(a.c, client_rec_close_cb);
+  RUN_UNTIL(&e, a.app.closed, 10000);
+  a.c = NULL;
+
+  /* A restarted app: the kept token and user-agent id, no password. */
+  peer_t a2;
+  peer_init(&a2, &e, "alice");
+  peer_opts(&a2, &o);
+  o.resource = NULL;
+  o.password = NULL;
+  o.password_cb = refuse_password;
+  o.user_agent_id = ua;
+  o.fast_token = token;
+  o.fast_mechanism = mech;
+  password_calls = 0;
+  peer_start(&a2, &o);
+  wait_online(&a2);
+  ck_assert_int_eq(password_calls, 0);
+  ck_assert_str_eq(a2.sasl, mech);
+  ck_assert_uint_eq(a2.app.errors, 0);
+  chat_round_trip(&e, &a2, &b, "with a kept token");
+  xmppuv_client_close(a2.c, client_rec_close_cb);
+  RUN_UNTIL(&e, a2.app.closed, 10000);
+  a2.c = NULL;
+
+  /* A token the server never gave: rejected, the password follows. */
+  peer_t a3;
+  peer_init(&a3, &e, "alice");
+  peer_opts(&a3, &o);
+  o.resource = NULL;
+  o.user_agent_id = ua;
+  o.fast_token = "not-a-token-this-server-gave";
+  o.fast_mechanism = mech;
+  peer_start(&a3, &o);
+  wait_online(&a3);
+  ck_assert_uint_eq(a3.app.connects, 1);
+  ck_assert_uint_ge(a3.app.errors, 1);
+  ASSERT_ERROR(&a3.app, 0, XMPPUV_ETOKEN, a3.app.err_cond[0], 0);
+  ck_assert_msg(strstr(a3.app.seq, "error:ETOKEN token:none") != NULL, "%s", a3.app.seq);
+  ck_assert_uint_eq(a3.app.tokens, 2); /* forgotten, then a new one */
+  ck_assert(a3.app.token[0] != '\0');
+  fprintf(stderr, "# %s: an unknown token: %s\n", server.kind, a3.app.err_cond[0]);
+  finish(&e, &a3, &b);
+}
+END_TEST
+
 static void add_common(TCase *tc) {
   tcase_add_test(tc, wrong_password_is_not_authorized_without_a_reconnect_loop);
   tcase_add_test(tc, logs_in_with_a_password_callback);
@@ -926,6 +1039,7 @@ static void add_common(TCase *tc) {
   tcase_add_test(tc, an_untrusted_certificate_is_fatal_and_says_why);
   tcase_add_test(tc, logs_in_with_sasl2_and_works_as_before);
   tcase_add_test(tc, binds_and_enables_sm_in_the_sasl2_login);
+  tcase_add_test(tc, fast_tokens_log_in_resume_inline_and_fall_back_to_the_password);
   tcase_add_test(tc, graceful_stop_walks_the_statuses_down_to_offline);
   tcase_add_test(tc, close_from_a_callback_fails_what_is_queued_then_calls_close_cb_last);
   tcase_add_test(tc, reconnects_with_a_fresh_session_after_the_server_restarts);
@@ -937,7 +1051,7 @@ static Suite *make_suite(void) {
   tcase_set_timeout(prosody, 120);
   tcase_add_unchecked_fixture(prosody, start_prosody, stop_server);
   tcase_add_loop_test(prosody, logs_in_with_each_prosody_mechanism_over_starttls_and_direct_tls,
-                      0, (int)(2 * N_PROSODY_MECHS));
+                      0, (int)(4 * N_PROSODY_MECHS));
   add_common(prosody);
   suite_add_tcase(s, prosody);
 
@@ -946,7 +1060,7 @@ static Suite *make_suite(void) {
   tcase_add_unchecked_fixture(ejabberd, start_ejabberd, stop_server);
   tcase_add_loop_test(ejabberd,
                       logs_in_with_each_ejabberd_mechanism_over_starttls_and_direct_tls, 0,
-                      (int)(2 * N_EJABBERD_MECHS));
+                      (int)(4 * N_EJABBERD_MECHS));
   add_common(ejabberd);
   tcase_add_test(ejabberd, a_client_certificate_logs_in_with_sasl_external);
   suite_add_tcase(s, ejabberd);

@@ -427,6 +427,44 @@ END_TEST
 
 /* ---- the object's contract ----------------------------------------------- */
 
+/* XEP-0474: the hash of what the server offered, as the XEP's example
+ * computes it (SCRAM-SHA-1 and -PLUS; tls-server-end-point and
+ * tls-exporter), checked against the server-first's "h". */
+static int ssdp_exchange(const char *h, const char *const *mechs, size_t n, int cb_adv) {
+  static const char *const types[] = {"tls-server-end-point", "tls-exporter"};
+  exchange_t x;
+  memset(&x, 0, sizeof x);
+  int rc = xmppuv__scram_new(XMPPUV__MECH_SCRAM_SHA_1, "user", "pencil", "n", NULL, 0,
+                             SHA1_NONCE, &x.s);
+  if (rc == 0) rc = xmppuv__scram_expect_ssdp(x.s, mechs, n, cb_adv, types, 2);
+  if (rc == 0) rc = xmppuv__scram_client_first(x.s, &x.c1);
+  char s1[256];
+  snprintf(s1, sizeof s1, "%s%s%s", SHA1_S1, h ? ",h=" : "", h ? h : "");
+  if (rc == 0) rc = xmppuv__scram_server_first(x.s, s1, strlen(s1), &x.c2);
+  exchange_free(&x);
+  return rc;
+}
+
+START_TEST(a_downgrade_hash_that_matches_the_offer_passes) {
+  static const char *const mechs[] = {"SCRAM-SHA-1-PLUS", "SCRAM-SHA-1"}; /* any order */
+  ck_assert_int_eq(ssdp_exchange("G6k/rBLDqgOhRRaCuuatSDFkJ08=", mechs, 2, 1), 0);
+  /* A server that sends none is not checked. */
+  ck_assert_int_eq(ssdp_exchange(NULL, mechs, 2, 1), 0);
+}
+END_TEST
+
+START_TEST(a_downgrade_hash_of_another_offer_is_EDOWNGRADE) {
+  /* What the client saw differs from what the server offered: a mechanism
+   * taken out, or the channel-binding list hidden. */
+  static const char *const fewer[] = {"SCRAM-SHA-1"};
+  static const char *const mechs[] = {"SCRAM-SHA-1", "SCRAM-SHA-1-PLUS"};
+  ck_assert_int_eq(ssdp_exchange("G6k/rBLDqgOhRRaCuuatSDFkJ08=", fewer, 1, 1),
+                   XMPPUV_EDOWNGRADE);
+  ck_assert_int_eq(ssdp_exchange("G6k/rBLDqgOhRRaCuuatSDFkJ08=", mechs, 2, 0),
+                   XMPPUV_EDOWNGRADE);
+}
+END_TEST
+
 START_TEST(calls_out_of_order_are_ESTATE) {
   xmppuv__scram_t *s;
   xmppuv__buf_t b = XMPPUV__BUF_INIT;
@@ -822,6 +860,8 @@ static Suite *scram_suite(void) {
   tcase_add_test(tc, server_first_with_nul_byte_is_refused);
   tcase_add_test(tc, server_first_with_invalid_utf8_is_refused);
   tcase_add_test(tc, server_first_extensions_after_iterations_are_accepted);
+  tcase_add_test(tc, a_downgrade_hash_that_matches_the_offer_passes);
+  tcase_add_test(tc, a_downgrade_hash_of_another_offer_is_EDOWNGRADE);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("contract");

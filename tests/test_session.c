@@ -121,6 +121,7 @@ static void drain(h_t *h) {
         snprintf(h->see_other, sizeof h->see_other, "%s", ev.see_other ? ev.see_other : "");
         break;
       case XMPPUV__SESS_CLOSED: h->closed++; break;
+      case XMPPUV__SESS_TOKEN_REJECTED: xmppuv__buf_append_str(&h->events, "token-rejected "); break;
     }
   }
 }

@@ -37,6 +37,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -109,7 +110,7 @@ typedef struct child {
   char buf[65536];
   size_t len;         /* bytes in buf */
   size_t scanned;     /* bytes already split into lines */
-  unsigned acks, fails, resumed, online, recv, lines;
+  unsigned acks, fails, resumed, online, recv, lines, tokens, saved, errors;
   int all_acknowledged;
   void (*on_line)(struct child *ch, const char *line);
 } child_t;
@@ -299,7 +300,7 @@ static int alice_on_reply(xmppuv_client_t *c, xmppuv_stanza_t *msg, void *ud) {
 }
 
 static const xmppuv_client_callbacks_t callbacks = {
-    sizeof(xmppuv_client_callbacks_t), on_status, on_online, on_resumed, on_error, on_ack, on_fail, NULL, NULL};
+    sizeof(xmppuv_client_callbacks_t), on_status, on_online, on_resumed, on_error, on_ack, on_fail, NULL, NULL, NULL};
 
 /* user on the test's loop; its recorder is the client's user_data. */
 static void peer_init(world_t *w, peer_t *p, const char *user) {
@@ -1201,6 +1202,9 @@ static void child_count_line(child_t *ch, const char *line) {
   else if (strcmp(line, "resumed") == 0) ch->resumed++;
   else if (strncmp(line, "online ", 7) == 0) ch->online++;
   else if (strncmp(line, "recv ", 5) == 0) ch->recv++;
+  else if (strncmp(line, "token HT-", 9) == 0) ch->tokens++;
+  else if (strncmp(line, "saved ", 6) == 0 && strstr(line, " ok") != NULL) ch->saved++;
+  else if (strncmp(line, "error ", 6) == 0) ch->errors++;
   else if (strncmp(line, "all ", 4) == 0 && strstr(line, " acknowledged") != NULL)
     ch->all_acknowledged = 1;
   if (log_mode() != NULL) fprintf(stderr, "[child] %s\n", line);
@@ -1504,6 +1508,80 @@ START_TEST(example_echo_resumes_after_a_reset_and_replies_once) {
   for (size_t i = 0; i < 30; i++)
     ck_assert_msg(w->msgs[i].received == 1, "%s: reply %zu came %d times", w->kind, i,
                   w->msgs[i].received);
+  world_finish(w);
+  free(w);
+}
+END_TEST
+
+/* examples/echo --state as bob, straight to the server: the first run
+ * logs in with the password and gets a FAST token; SIGTERM saves the SM
+ * state and FILE.login (user-agent id and token, owner-only) and leaves the
+ * session open; the second run is given a wrong password, so only the
+ * token can log it in: it resumes the same session inline and answers. */
+static int echo_has_token(world_t *w) { return w->child.tokens >= 1 && w->child.acks >= 1; }
+static int echo_back(world_t *w) {
+  return w->child.resumed + w->child.online >= 1 || !w->child.running;
+}
+static int one_reply(world_t *w) { return w->alice.replies >= 1; }
+
+START_TEST(example_echo_restarted_with_its_state_logs_in_with_fast_and_resumes_inline) {
+  world_t *w = malloc(sizeof *w);
+  world_start(w, _i, 30);
+  const char *echo = env_path("XMPPUV_EXAMPLE_ECHO");
+  char dir[] = "/tmp/xmppuv-echo-state-XXXXXX";
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  char state[128], login[140], port[16];
+  snprintf(state, sizeof state, "%s/echo.state", dir);
+  snprintf(login, sizeof login, "%s.login", state);
+  snprintf(port, sizeof port, "%u", w->srv.port);
+  char *argv[] = {(char *)echo, (char *)"--jid", (char *)"bob@localhost", (char *)"--host",
+                  (char *)"127.0.0.1", (char *)"--port", port, (char *)"--tls",
+                  (char *)"starttls", (char *)"--ca-file", w->srv.ca_file, (char *)"--state",
+                  state, NULL};
+  child_spawn(w, argv, xmppuv_test_password("bob"));
+  WAIT_FOR(w, echo_has_token, LONG_WAIT_MS);
+  ck_assert_int_eq(uv_process_kill(&w->child.proc, SIGTERM), 0);
+  WAIT_FOR(w, child_done, LONG_WAIT_MS);
+  child_check_exit(w, "examples/echo");
+  ck_assert_uint_eq(w->child.saved, 1);
+  struct stat st;
+  ck_assert_int_eq(stat(login, &st), 0);
+  ck_assert_int_eq(st.st_mode & 077, 0);
+  FILE *f = fopen(login, "r");
+  ck_assert_ptr_nonnull(f);
+  char text[2048];
+  size_t n = fread(text, 1, sizeof text - 1, f);
+  fclose(f);
+  text[n] = '\0';
+  ck_assert_msg(strstr(text, "user-agent-id ") != NULL && strstr(text, "fast-token ") != NULL,
+                "%s", text);
+
+  child_spawn(w, argv, "not-bobs-password");
+  WAIT_FOR(w, echo_back, LONG_WAIT_MS);
+  if (w->child.resumed != 1) fprintf(stderr, "# echo printed:\n%.*s\n", (int)w->child.len,
+                                      w->child.buf);
+  ck_assert_uint_eq(w->child.resumed, 1);
+  ck_assert_uint_eq(w->child.online, 0);
+  ck_assert_uint_eq(w->child.errors, 0);
+
+  xmppuv_client_options_t ao;
+  peer_options(w, &w->alice, 0, &ao);
+  peer_start(w, &w->alice, &ao);
+  ck_assert_int_eq(xmppuv_client_handler_add(w->alice.c, "message", NULL, NULL,
+                                             alice_on_reply, w, NULL),
+                   0);
+  WAIT_FOR(w, alice_online, LONG_WAIT_MS);
+  alice_send(w, 1);
+  WAIT_FOR(w, one_reply, LONG_WAIT_MS);
+  ck_assert_int_eq(uv_process_kill(&w->child.proc, SIGTERM), 0);
+  WAIT_FOR(w, child_done, LONG_WAIT_MS);
+  child_check_exit(w, "examples/echo");
+  fprintf(stderr, "# %s: echo restarted with its state: FAST login, resumed inline\n",
+          w->kind);
+  w->bob.app.closed = 1;
+  unlink(login);
+  unlink(state);
+  rmdir(dir);
   world_finish(w);
   free(w);
 }
@@ -2015,6 +2093,8 @@ static Suite *make_suite(void) {
                       0, 2);
   tcase_add_loop_test(procs, example_send_resumes_after_a_reset_and_prints_its_acks, 0, 2);
   tcase_add_loop_test(procs, example_echo_resumes_after_a_reset_and_replies_once, 0, 2);
+  tcase_add_loop_test(
+      procs, example_echo_restarted_with_its_state_logs_in_with_fast_and_resumes_inline, 0, 2);
   suite_add_tcase(s, procs);
 
   TCase *send = tcase_create("example_send");

@@ -63,6 +63,23 @@ typedef enum {
 typedef int (*xmppuv_password_cb)(xmppuv_client_t *client, char *buf,
                                   size_t size, void *user_data);
 
+/* FAST (XEP-0484): supplies a token the app kept, when the client has
+ * none, at xmppuv_client_start(). Write the token (at most token_size-1
+ * bytes and a NUL) and its mechanism (from the `fast_token` event that gave
+ * it) and return 0; leave token empty for none; or return an error code to
+ * stop (the start then fails with it). */
+typedef int (*xmppuv_fast_token_cb)(xmppuv_client_t *client, char *token, size_t token_size,
+                                    char *mechanism, size_t mechanism_size, void *user_data);
+
+/* A FAST token as the server gave it (XEP-0484). A credential: keep it as
+ * safely as a password, never log it. */
+typedef struct xmppuv_fast_token {
+  const char *mechanism; /* the HT mechanism it is bound to: "HT-SHA-256-EXPR" */
+  const char *token;     /* the secret */
+  const char *expiry;    /* when the server will stop taking it, XEP-0082
+                            date-time as it said ("" if it did not) */
+} xmppuv_fast_token_t;
+
 /* Initialize with xmppuv_client_options_init() (required: xmppuv_client_new()
  * refuses options that were not), then set what you need. Strings are
  * copied by xmppuv_client_new(). New fields are only ever added at the end,
@@ -150,15 +167,36 @@ typedef struct xmppuv_client_options {
   const char *client_cert_file;
   const char *client_key_file;
 
-  /* SASL2 (XEP-0388): authenticate with <authenticate/> where the server
-   * offers it [0]; 0 = RFC 6120 SASL (the default becomes 1 with Bind2 and
-   * inline Stream Management). user_agent_id: the <user-agent id> the
+  /* SASL2 (XEP-0388) where the server offers it [1]: one <authenticate/>
+   * that also binds (Bind2, when no resource is asked for), enables or
+   * resumes Stream Management inline and uses FAST tokens (below); 0 =
+   * RFC 6120 SASL, a bind iq and a separate <enable/> or <resume/>.
+   * user_agent_id: the <user-agent id> the
    * server remembers this installation by, a UUID the app keeps [NULL: a
    * random one per client, read back with xmppuv_client_user_agent_id() to
    * keep it]; software: the app's name in <user-agent/> [NULL: none]. */
   int sasl2;
   const char *user_agent_id;
   const char *software;
+
+  /* FAST (XEP-0484), in a SASL2 login where the server offers it [1]: a
+   * password login asks for a token, and the reconnections of this client
+   * log in with it (one message each way, no password, no PBKDF2), inline
+   * resumption and Bind2 alongside. The `fast_token` event gives every new
+   * token to the app to keep (with the user_agent_id: the token is bound to
+   * it). fast_token and fast_mechanism: a token kept from an earlier run
+   * [NULL]; fast_token_cb: asked for one at start instead [NULL]. With a
+   * token, a password is needed only if the server rejects it: the login
+   * then goes on with the password (XMPPUV_ETOKEN, not fatal). */
+  int fast;
+  const char *fast_token;
+  const char *fast_mechanism;
+  xmppuv_fast_token_cb fast_token_cb;
+  void *fast_token_user_data;
+  /* Downgrade protection: a server that offered SASL2 or channel binding on
+   * an earlier connection of this client and no longer does is logged at
+   * warn level [0]; 1: refused (XMPPUV_EDOWNGRADED, fatal). */
+  int downgrade_fatal;
 } xmppuv_client_options_t;
 
 /* Fill opts with the defaults (everything zero or NULL but those above) and
@@ -219,6 +257,12 @@ typedef struct xmppuv_client_callbacks {
    * them took it). */
   void (*stanza)(xmppuv_client_t *c, xmppuv_stanza_t *stanza, int handled,
                  void *user_data);
+  /* FAST (XEP-0484): a new token (keep it, in place of the one before, to
+   * give back as the fast_token option next time), or NULL: the token the
+   * client had is no longer good (the server rejected it, or
+   * xmppuv_client_logout() invalidated it): forget it. Borrowed for the
+   * call. */
+  void (*fast_token)(xmppuv_client_t *c, const xmppuv_fast_token_t *token, void *user_data);
 } xmppuv_client_callbacks_t;
 
 /* Zero every callback and set struct_size (a macro, as for the options).

@@ -136,6 +136,9 @@ XMPPUV_EXTERN void xmppuv_free(void *ptr);
   XX(EDOWNGRADE, -30057, "channel binding downgrade detected")                 \
   XX(EBIND, -30058, "resource binding failed")                                 \
   XX(ESEEOTHERHOST, -30059, "too many see-other-host redirects")               \
+  XX(ETOKEN, -30061, "the server rejected the FAST token")                     \
+  XX(EDOWNGRADED, -30062,                                                      \
+     "the server no longer offers SASL2 or channel binding it offered before") \
   XX(EIQERROR, -30060, "the iq request got an error reply")                    \
   XX(ESMHIGH, -30070, "stream management: server acknowledged more than sent") \
   XX(ESMFAILED, -30071, "stream management: session could not be resumed")    \

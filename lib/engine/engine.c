@@ -12,6 +12,7 @@
 #include "engine/handlers.h"
 #include "engine/iq.h"
 #include "engine/options.h"
+#include "sasl/ht.h"
 #include "session/stream_error.h"
 #include "sm/sm.h"
 #include "util/alloc.h"
@@ -37,7 +38,8 @@ typedef enum {
   EV_DONE,         /* a stanza's outcome: ack, fail, send_cb */
   EV_RECONNECTING,
   EV_STANZA,       /* an inbound stanza for the handlers */
-  EV_IQ            /* an iq request's outcome */
+  EV_IQ,           /* an iq request's outcome */
+  EV_TOKEN         /* FAST: a new token (text: the token), or none */
 } event_kind_t;
 
 typedef struct event {
@@ -51,6 +53,8 @@ typedef struct event {
   char *condition;          /* ERROR (copies) */
   char *text;
   const char *static_text;  /* ERROR: when text could not be copied */
+  char *token_mech;         /* TOKEN (copies; text is the token, wiped) */
+  char *token_expiry;
   unsigned attempt;         /* RECONNECTING */
   uint64_t delay_ms;
 } event_t;
@@ -73,6 +77,12 @@ typedef struct link {
   int quiet;       /* stopped while connecting: offline already, its close unseen */
   int sm_offered;
   int csi_offered; /* the authenticated stream's features had <csi/> */
+  /* While the answer to a <resume/> sent inside the login is handled: what
+   * the same <success/> bound (XEP-0386), the fallback if it says
+   * <failed/> (borrowed from the session's event for that call). */
+  int in_login;
+  const char *login_bound_jid;
+  const xmppuv_stanza_t *login_inline_sm;
   uint64_t negotiation_deadline;
   uint64_t close_deadline;
   uint64_t drain_deadline;
@@ -100,6 +110,13 @@ struct xmppuv__engine {
   listener_t *listeners;
   uint64_t next_listener_id;
   xmppuv__scram_keys_t *keys[3]; /* SCRAM keys cache, by hash */
+  int csi_seen; /* the last authenticated features had <csi/> */
+  /* FAST (XEP-0484): the token the next login uses (wiped when freed),
+   * from the options, the app's callback or the last login. */
+  char *fast_token;
+  char *fast_mech;
+  /* What an earlier login of this client used (downgrade protection). */
+  int was_sasl2, was_cb, was_strong;
 
   xmppuv__buf_t out;
   xmppuv__action_t actions[MAX_ACTIONS];
@@ -151,7 +168,9 @@ static void free_options(xmppuv_client_options_t *o) {
   const char **strings[] = {&o->jid, &o->resource, &o->lang, &o->host, &o->ca_file,
                             &o->ca_path, &o->pin, &o->dns_servers, &o->sasl_mechanisms,
                             &o->client_cert_file, &o->client_key_file, &o->user_agent_id,
-                            &o->software};
+                            &o->software, &o->fast_mechanism};
+  xmppuv__free_secret((char *)(uintptr_t)o->fast_token);
+  o->fast_token = NULL;
   for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++) {
     xmppuv__free((void *)(uintptr_t)*strings[i]);
     *strings[i] = NULL;
@@ -175,6 +194,8 @@ static int copy_options(xmppuv__engine_t *e, const xmppuv_client_options_t *o) {
   e->opts.client_cert_file = xmppuv__strdup_opt(o->client_cert_file, &rc);
   e->opts.client_key_file = xmppuv__strdup_opt(o->client_key_file, &rc);
   e->opts.software = xmppuv__strdup_opt(o->software, &rc);
+  e->opts.fast_token = xmppuv__strdup_opt(o->fast_token, &rc);
+  e->opts.fast_mechanism = xmppuv__strdup_opt(o->fast_mechanism, &rc);
   if (o->user_agent_id != NULL) {
     e->opts.user_agent_id = xmppuv__strdup_opt(o->user_agent_id, &rc);
   } else {
@@ -217,6 +238,14 @@ static int validate(xmppuv__engine_t *e, int have_password) {
     return bad_option(e, "software is empty or not UTF-8 text (NULL: none)");
   if (o->resource != NULL && o->resource[0] == '\0')
     return bad_option(e, "resource is empty (NULL: the JID's, or the server's choice)");
+  if ((o->fast_token == NULL) != (o->fast_mechanism == NULL))
+    return bad_option(e, "fast_token and fast_mechanism go together");
+  xmppuv__ht_t ht;
+  if (o->fast_mechanism != NULL && xmppuv__ht_parse(o->fast_mechanism, &ht) != 0)
+    return bad_option(e, "fast_mechanism is not an HT mechanism this library knows "
+                         "(HT-SHA-256-NONE, -UNIQ, -ENDP, -EXPR; HT-SHA-512-...)");
+  if (o->fast_token != NULL && !printable_ascii(o->fast_token, 4096))
+    return bad_option(e, "fast_token is empty or not printable ASCII");
   if (o->tls > XMPPUV_TLS_DISABLED_INSECURE) return bad_option(e, "tls mode");
   if (o->tls_insecure && o->pin != NULL) return bad_option(e, "pin together with tls_insecure");
   if (o->tls_insecure && (o->ca_file != NULL || o->ca_path != NULL))
@@ -248,7 +277,12 @@ static unsigned drain_wait_ms(const xmppuv__engine_t *e) {
 static void event_clear(event_t *ev) {
   xmppuv_stanza_unref(ev->stanza);
   xmppuv__free(ev->condition);
-  xmppuv__free(ev->text);
+  if (ev->kind == EV_TOKEN)
+    xmppuv__free_secret(ev->text);
+  else
+    xmppuv__free(ev->text);
+  xmppuv__free(ev->token_mech);
+  xmppuv__free(ev->token_expiry);
 }
 
 /* Make room for n more events. */
@@ -428,6 +462,12 @@ int xmppuv__engine_deliver(xmppuv__engine_t *e, xmppuv__time_t now) {
       break;
     case EV_IQ:
       if (ev.iq_cb != NULL) ev.iq_cb(e->owner, ev.code, ev.stanza, ev.cb_data);
+      break;
+    case EV_TOKEN:
+      if (!e->closing) {
+        xmppuv_fast_token_t t = {ev.token_mech, ev.text, ev.token_expiry};
+        FOR_EACH_CONSUMER(e, fast_token, ev.text != NULL ? &t : NULL);
+      }
       break;
   }
   event_clear(&ev);
@@ -687,11 +727,50 @@ static void on_bound(xmppuv__engine_t *e, const char *full_jid);
 static void on_bound_inline(xmppuv__engine_t *e, const char *full_jid,
                             const xmppuv_stanza_t *inline_sm);
 
-static void on_authenticated(xmppuv__engine_t *e, int sm_offered, int csi_offered,
-                             const char *bound_jid, const xmppuv_stanza_t *inline_sm) {
+/* FAST (XEP-0484): the token the next login uses is this one (token NULL:
+ * none), and the app hears of it. */
+static void set_token(xmppuv__engine_t *e, const char *token, const char *mech,
+                      const char *expiry) {
+  if (token == NULL && e->fast_token == NULL) return;
+  int rc = 0;
+  char *t = xmppuv__strdup_opt(token, &rc);
+  char *m = xmppuv__strdup_opt(mech, &rc);
+  event_t ev;
+  memset(&ev, 0, sizeof ev);
+  ev.kind = EV_TOKEN;
+  ev.text = xmppuv__strdup_opt(token, &rc);
+  ev.token_mech = xmppuv__strdup_opt(mech, &rc);
+  ev.token_expiry = xmppuv__strdup_opt(expiry, &rc);
+  if (rc != 0) {
+    /* Without memory the token cannot be kept: the next login takes the
+     * password (or the token before, which the server still takes). */
+    xmppuv__free_secret(t);
+    xmppuv__free(m);
+    event_clear(&ev);
+    LOG(e, XMPPUV_LOG_WARN, "client", "no memory to keep the FAST token the server gave");
+    return;
+  }
+  xmppuv__free_secret(e->fast_token);
+  xmppuv__free(e->fast_mech);
+  e->fast_token = t;
+  e->fast_mech = m;
+  push_event(e, &ev);
+}
+
+static void on_authenticated(xmppuv__engine_t *e, const xmppuv__session_event_t *ev) {
   link_t *l = &e->link;
+  int sm_offered = ev->sm_offered;
+  const char *bound_jid = ev->bound_jid;
+  const xmppuv_stanza_t *inline_sm = ev->inline_sm;
   l->sm_offered = sm_offered;
-  l->csi_offered = csi_offered;
+  if (ev->token != NULL) set_token(e, ev->token, ev->token_mech, ev->token_expiry);
+  e->was_sasl2 |= ev->sasl2_used;
+  e->was_cb |= ev->cb_used;
+  e->was_strong |= ev->strong_used;
+  /* A session resumed inline did not wait for the features: CSI is as the
+   * server said for this session before. */
+  if (ev->features_read) e->csi_seen = ev->csi_offered;
+  l->csi_offered = e->csi_seen;
   e->redirects = 0;
   /* The keys of this login serve the next ones (same salt: no PBKDF2). */
   xmppuv__scram_keys_t *keys = NULL;
@@ -702,6 +781,25 @@ static void on_authenticated(xmppuv__engine_t *e, int sm_offered, int csi_offere
   }
   xmppuv__sm_set_peer_limit(e->sm, xmppuv__session_peer_max_bytes(e->session));
   xmppuv__sm_stream_authenticated(e->sm, e->now);
+  if (ev->resume_inline && ev->resume_answer != NULL &&
+      xmppuv__sm_resume_inline(e->sm, e->now) == 0) {
+    /* XEP-0198 inline resumption: <resumed/> ends in sm_resumed(),
+     * <failed/> in sm_resume_failed(), which takes the new session this
+     * <success/> bound. */
+    l->in_login = 1;
+    l->login_bound_jid = bound_jid;
+    l->login_inline_sm = inline_sm;
+    int rc = xmppuv__sm_inbound(e->sm, ev->resume_answer, e->now);
+    l->in_login = 0;
+    l->login_bound_jid = NULL;
+    l->login_inline_sm = NULL;
+    if (rc < 0 && !l->dropping) {
+      emit_errorf(e, rc, 0, "could not take in the answer to the resumption: %s",
+                  xmppuv_strerror(rc));
+      drop_connection(e, 0);
+    }
+    return;
+  }
   if (bound_jid != NULL) {
     /* Bound in the login (XEP-0386): a new session, no bind iq. */
     xmppuv__iq_fail_before(&e->iqs, e->iq_fence, XMPPUV_ESMFAILED);
@@ -921,7 +1019,14 @@ int xmppuv__engine_step(xmppuv__engine_t *e, xmppuv__time_t now) {
       on_credentials(e, &ev.need);
       break;
     case XMPPUV__SESS_AUTHENTICATED:
-      on_authenticated(e, ev.sm_offered, ev.csi_offered, ev.bound_jid, ev.inline_sm);
+      on_authenticated(e, &ev);
+      break;
+    case XMPPUV__SESS_TOKEN_REJECTED:
+      /* Why first, then the app forgets the token; the session goes on
+       * with the password. */
+      LOG(e, XMPPUV_LOG_WARN, "client", "%s (%s)", ev.error.text, xmppuv_err_name(ev.error.code));
+      emit_error(e, &ev.error);
+      set_token(e, NULL, NULL, NULL);
       break;
     case XMPPUV__SESS_BOUND:
       on_bound(e, ev.full_jid);
@@ -1011,6 +1116,14 @@ static void sm_resume_failed(void *ud, const char *condition) {
   xmppuv__engine_t *e = ud;
   LOG(e, XMPPUV_LOG_INFO, "sm", "resumption failed%s%s; starting a new session",
       condition ? ": " : "", condition ? condition : "");
+  link_t *l = &e->link;
+  if (l->in_login && l->login_bound_jid != NULL) {
+    /* The same <success/> bound a new session (and enabled SM in it): no
+     * round trip more. */
+    xmppuv__iq_fail_before(&e->iqs, e->iq_fence, XMPPUV_ESMFAILED);
+    on_bound_inline(e, l->login_bound_jid, l->login_inline_sm);
+    return;
+  }
   start_new_session(e);
 }
 
@@ -1212,15 +1325,35 @@ void xmppuv__engine_connected(xmppuv__engine_t *e, uint64_t link, xmppuv__framin
   const xmppuv__scram_keys_t *keys[3] = {e->keys[0], e->keys[1], e->keys[2]};
   xmppuv__session_offer_keys(e->session, keys, 3);
   int rc = xmppuv__session_start(e->session, framing, tls, cb);
-  if (rc == 0 && e->opts.sasl2) {
-    /* Bind2 in a SASL2 login only when there is no session to resume:
-     * binding there starts a new one (inline resumption is to come). */
-    xmppuv__buf_t enable_el = XMPPUV__BUF_INIT;
-    int with_sm = e->opts.sm && xmppuv__sm_enable_element(e->sm, &enable_el) == 0 &&
-                  xmppuv__buf_append_char(&enable_el, '\0') == 0;
-    rc = xmppuv__session_bind2(e->session, !xmppuv__sm_can_resume(e->sm, now),
-                               with_sm ? enable_el.data : NULL);
+  if (rc == 0) {
+    /* What a SASL2 login may carry: <resume/> for the session to resume,
+     * <enable/> for Bind2, the FAST token (the session decides what the
+     * server takes); and, for any login, what it must not fall below. */
+    xmppuv__buf_t enable_el = XMPPUV__BUF_INIT, resume_el = XMPPUV__BUF_INIT;
+    xmppuv__sasl2_inline_t in;
+    memset(&in, 0, sizeof in);
+    if (e->opts.sasl2 && e->opts.sm) {
+      rc = xmppuv__sm_enable_element(e->sm, &enable_el);
+      if (rc == 0) rc = xmppuv__buf_append_char(&enable_el, '\0');
+      if (rc == 0 && xmppuv__sm_can_resume(e->sm, now)) {
+        rc = xmppuv__sm_resume_element(e->sm, &resume_el);
+        if (rc == 0) rc = xmppuv__buf_append_char(&resume_el, '\0');
+        if (rc == 0) in.resume = resume_el.data;
+      }
+      in.enable = enable_el.data;
+    }
+    if (e->opts.sasl2 && e->opts.fast) {
+      in.token = e->fast_token;
+      in.token_mech = e->fast_mech;
+      in.request_token = 1;
+    }
+    in.was_sasl2 = e->was_sasl2;
+    in.was_cb = e->was_cb;
+    in.was_strong = e->was_strong;
+    in.downgrade_fatal = e->opts.downgrade_fatal;
+    if (rc == 0) rc = xmppuv__session_sasl2_inline(e->session, &in);
     xmppuv__buf_free(&enable_el);
+    xmppuv__buf_free(&resume_el);
   }
   if (rc != 0) {
     emit_errorf(e, rc, 0, "could not open the stream: %s", xmppuv_strerror(rc));
@@ -1334,6 +1467,8 @@ static void free_engine(xmppuv__engine_t *e) {
   xmppuv__free(e->redirect_host);
   xmppuv__buf_free(&e->out);
   xmppuv__buf_free(&e->action_data);
+  xmppuv__free_secret(e->fast_token);
+  xmppuv__free(e->fast_mech);
   free_options(&e->opts);
   xmppuv__free(e);
 }
@@ -1370,10 +1505,15 @@ int xmppuv__engine_new(const xmppuv_client_options_t *opts,
   rc = copy_options(e, opts);
   if (rc == 0)
     rc = validate(e, opts->password != NULL || opts->password_cb != NULL ||
-                         opts->client_cert_file != NULL);
+                         opts->client_cert_file != NULL || opts->fast_token != NULL ||
+                         opts->fast_token_cb != NULL);
   if (rc == 0) {
     rc = xmppuv_jid_parse(e->opts.jid, &e->jid);
     if (rc != 0) LOG(e, XMPPUV_LOG_ERROR, "client", "bad jid: %s", xmppuv_strerror(rc));
+  }
+  if (rc == 0 && e->opts.fast_token != NULL) {
+    e->fast_token = xmppuv__strdup_opt(e->opts.fast_token, &rc);
+    e->fast_mech = xmppuv__strdup_opt(e->opts.fast_mechanism, &rc);
   }
   if (rc == 0 && xmppuv_jid_local(e->jid) == NULL && !e->opts.allow_anonymous)
     rc = bad_option(e, "the jid has no localpart (an account is user@domain; allow_anonymous "
@@ -1452,6 +1592,31 @@ int xmppuv__engine_closed(const xmppuv__engine_t *e) {
 int xmppuv__engine_is_closing(const xmppuv__engine_t *e) { return e->closing; }
 
 /* ---- the app's calls ------------------------------------------------------------------------------ */
+
+int xmppuv__engine_has_fast_token(const xmppuv__engine_t *e) { return e->fast_token != NULL; }
+
+int xmppuv__engine_give_fast_token(xmppuv__engine_t *e, const char *token, const char *mech) {
+  xmppuv__ht_t ht;
+  if (token == NULL || mech == NULL || !printable_ascii(token, 4096) ||
+      xmppuv__ht_parse(mech, &ht) != 0) {
+    LOG(e, XMPPUV_LOG_ERROR, "client", "fast_token_cb gave a token that cannot be used%s",
+        mech != NULL && xmppuv__ht_parse(mech, &ht) != 0 ? " (unknown mechanism)" : "");
+    return XMPPUV_EINVAL;
+  }
+  int rc = 0;
+  char *t = xmppuv__strdup_opt(token, &rc);
+  char *m = xmppuv__strdup_opt(mech, &rc);
+  if (rc != 0) {
+    xmppuv__free_secret(t);
+    xmppuv__free(m);
+    return rc;
+  }
+  xmppuv__free_secret(e->fast_token);
+  xmppuv__free(e->fast_mech);
+  e->fast_token = t;
+  e->fast_mech = m;
+  return 0;
+}
 
 int xmppuv__engine_start(xmppuv__engine_t *e, xmppuv__time_t now) {
   e->now = now;

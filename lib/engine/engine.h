@@ -144,6 +144,12 @@ void xmppuv__engine_keys(xmppuv__engine_t *e, uint64_t link, int status,
 /* ---- the app's calls (as in client.h) -------------------------------------------- */
 
 int xmppuv__engine_start(xmppuv__engine_t *e, xmppuv__time_t now);
+/* Non-zero if the engine has a FAST token for its next login. */
+int xmppuv__engine_has_fast_token(const xmppuv__engine_t *e);
+/* A token the app's fast_token_cb gave (copied): 0, XMPPUV_EINVAL (not an
+ * HT mechanism this library knows, or not printable ASCII),
+ * XMPPUV_ENOMEM. */
+int xmppuv__engine_give_fast_token(xmppuv__engine_t *e, const char *token, const char *mech);
 int xmppuv__engine_stop(xmppuv__engine_t *e, xmppuv__time_t now);
 int xmppuv__engine_reconnect_now(xmppuv__engine_t *e, xmppuv__time_t now);
 /* Fail everything owed (ECANCELED), drop the connection; after this only

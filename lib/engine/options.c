@@ -41,6 +41,7 @@ void xmppuv__options_defaults(xmppuv_client_options_t *o) {
   o->log_level = XMPPUV__DEFAULT_LOG_LEVEL;
   o->max_send_bytes = XMPPUV__DEFAULT_MAX_SEND_BYTES;
   o->sasl2 = XMPPUV__DEFAULT_SASL2;
+  o->fast = XMPPUV__DEFAULT_FAST;
 }
 
 void xmppuv_client_options_init_sized(xmppuv_client_options_t *opts, size_t struct_size) {

@@ -135,6 +135,9 @@ int xmppuv__sasl_exchange_begin(xmppuv__sasl_exchange_t *x,
                              cb_len ? cb : NULL, cb_len, NULL, &x->scram);
     xmppuv__secure_zero(cb, sizeof cb);
     if (rc == 0 && x->offered != NULL) rc = xmppuv__scram_use_keys(x->scram, x->offered);
+    if (rc == 0)
+      rc = xmppuv__scram_expect_ssdp(x->scram, ctx->mechs, ctx->n_mechs, ctx->cb_advertised,
+                                     ctx->server_cb_types, ctx->n_server_cb_types);
     if (rc == 0) rc = xmppuv__scram_client_first(x->scram, out);
     if (rc != 0) return fail(x, rc);
     x->state = ST_STARTED;

@@ -2,6 +2,7 @@
  * SCRAM-SHA-512 by the same construction, with -PLUS channel binding. */
 #include "sasl/scram.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h> /* getentropy */
 
@@ -54,6 +55,7 @@ struct xmppuv__scram {
   int used_cached;
   unsigned char server_signature[KEY_MAX];
   char *error; /* "e=" value */
+  char ssdp[96]; /* XEP-0474: the "h=" the server must send if it sends one */
 };
 
 /* ---- crypto (mbedTLS) ---------------------------------------------------- */
@@ -408,7 +410,22 @@ static int next_attr(const char **p, const char *end, attr_t *a) {
   return 0;
 }
 
-/* Any extensions after the mandatory attributes: well-formed, ignored. */
+/* Extensions after the mandatory attributes: well-formed; XEP-0474's "h"
+ * (the hash of what the server offered) must match what we saw offered,
+ * else someone in between changed the offer; the rest are ignored. */
+static int check_extensions(const xmppuv__scram_t *s, const char *p, const char *end) {
+  attr_t a;
+  while (p < end) {
+    int rc = next_attr(&p, end, &a);
+    if (rc != 0) return rc;
+    if (a.name == 'h' && s->ssdp[0] != '\0' &&
+        (a.len != strlen(s->ssdp) || memcmp(a.val, s->ssdp, a.len) != 0))
+      return XMPPUV_EDOWNGRADE;
+  }
+  return 0;
+}
+
+/* Extensions of the server-final-message: well-formed, ignored. */
 static int skip_extensions(const char *p, const char *end) {
   attr_t a;
   while (p < end) {
@@ -416,6 +433,42 @@ static int skip_extensions(const char *p, const char *end) {
     if (rc != 0) return rc;
   }
   return 0;
+}
+
+static int by_octets(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* S = sorted mechanisms joined by 0x1E, then (with XEP-0440) 0x1F and the
+ * sorted channel-binding types joined by 0x1E; base64(H(S)). */
+int xmppuv__scram_expect_ssdp(xmppuv__scram_t *s, const char *const *mechs, size_t n_mechs,
+                              int cb_advertised, const char *const *cb_types, size_t n_cb) {
+  if (n_mechs > 64 || n_cb > 64) return XMPPUV_EINVAL;
+  const char *sorted[64];
+  xmppuv__buf_t in = XMPPUV__BUF_INIT, out = XMPPUV__BUF_INIT;
+  int rc = 0;
+  for (int part = 0; part < (cb_advertised ? 2 : 1) && rc == 0; part++) {
+    const char *const *list = part == 0 ? mechs : cb_types;
+    size_t n = part == 0 ? n_mechs : n_cb;
+    if (n > 0) memcpy(sorted, list, n * sizeof *sorted);
+    qsort(sorted, n, sizeof *sorted, by_octets);
+    if (part == 1) rc = xmppuv__buf_append_char(&in, '\x1f');
+    for (size_t i = 0; i < n && rc == 0; i++) {
+      if (i > 0) rc = xmppuv__buf_append_char(&in, '\x1e');
+      if (rc == 0) rc = xmppuv__buf_append_str(&in, sorted[i]);
+    }
+  }
+  unsigned char digest[KEY_MAX];
+  if (rc == 0) rc = hash(s, (const unsigned char *)(in.data ? in.data : ""), in.len, digest);
+  if (rc == 0) rc = xmppuv__base64_encode(digest, s->hlen, &out);
+  if (rc == 0 && out.len >= sizeof s->ssdp) rc = XMPPUV_EINVAL;
+  if (rc == 0) {
+    memcpy(s->ssdp, out.data, out.len);
+    s->ssdp[out.len] = '\0';
+  }
+  xmppuv__buf_free(&in);
+  xmppuv__buf_free(&out);
+  return rc;
 }
 
 /* RFC 5802 §7: posit-number = %x31-39 *DIGIT. Values above the cap are
@@ -554,7 +607,7 @@ int xmppuv__scram_server_first(xmppuv__scram_t *s, const char *msg, size_t len,
   if (rc == 0 && salt_attr.name != 's') rc = XMPPUV_EPROTO;
   if (rc == 0) rc = next_attr(&p, end, &it);
   if (rc == 0 && it.name != 'i') rc = XMPPUV_EPROTO;
-  if (rc == 0) rc = skip_extensions(p, end);
+  if (rc == 0) rc = check_extensions(s, p, end);
   if (rc != 0) return fail(s, rc);
 
   /* RFC 5802 §5.1: the server's nonce starts with ours and adds to it. */

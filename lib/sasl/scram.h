@@ -82,6 +82,16 @@ int xmppuv__scram_new(xmppuv__mech_t mech, const char *authcid,
                       const unsigned char *cb_data, size_t cb_len,
                       const char *client_nonce, xmppuv__scram_t **out);
 
+/* XEP-0474 (SCRAM downgrade protection): what the server offered (the
+ * mechanisms of the SASL profile in use, and the XEP-0440 channel-binding
+ * types if it listed them), for checking the "h" attribute of its
+ * server-first-message: a different hash fails the exchange with
+ * XMPPUV_EDOWNGRADE (someone changed the offer on the way). A server that
+ * sends no "h" is not checked. 0, XMPPUV_ENOMEM, XMPPUV_ECRYPTO,
+ * XMPPUV_EINVAL (more than 64 of either). */
+int xmppuv__scram_expect_ssdp(xmppuv__scram_t *s, const char *const *mechs, size_t n_mechs,
+                              int cb_advertised, const char *const *cb_types, size_t n_cb);
+
 /* Appends the client-first-message (gs2-header + client-first-message-bare)
  * to out. 0, XMPPUV_ESTATE, XMPPUV_ENOMEM. On error out is as it was. */
 int xmppuv__scram_client_first(xmppuv__scram_t *s, xmppuv__buf_t *out);

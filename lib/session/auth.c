@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "sasl/ht.h"
 #include "session/session_int.h"
 #include "util/alloc.h"
 #include "util/ns.h"
@@ -77,6 +78,15 @@ static int send_sasl(xmppuv__session_t *s, const char *name, const char *mech,
   size_t content_end = b->len;
   if (rc == 0 && wrapped) rc = xmppuv__buf_append_str(b, "</initial-response>");
   if (rc == 0 && v2 && initial) rc = append_user_agent(s, b);
+  if (rc == 0 && v2 && initial && c->fast_used)
+    rc = xmppuv__buf_append_str(b, "<fast xmlns='" XMPPUV__NS_FAST "'/>");
+  if (rc == 0 && v2 && initial && c->fast_requested != NULL) {
+    rc = xmppuv__buf_append_str(b, "<request-token xmlns='" XMPPUV__NS_FAST "' mechanism='");
+    if (rc == 0) rc = xmppuv__buf_append_str(b, c->fast_requested);
+    if (rc == 0) rc = xmppuv__buf_append_str(b, "'/>");
+  }
+  if (rc == 0 && v2 && initial && c->resume_sent)
+    rc = xmppuv__buf_append_str(b, c->inline_resume);
   if (rc == 0 && v2 && initial) rc = append_bind2(s, b);
   if (rc == 0) rc = xmppuv__buf_append_str(b, "</");
   if (rc == 0) rc = xmppuv__buf_append_str(b, name);
@@ -132,6 +142,69 @@ static int cb_data(void *ud, const char *type, unsigned char *out, size_t *len) 
   return XMPPUV_ESTATE;
 }
 
+/* A login weaker than an earlier one: warn, or with downgrade_fatal refuse
+ * (1: the session failed). */
+static int downgraded(xmppuv__session_t *s, const char *what, const xmppuv_stanza_t *features) {
+  if (!s->c.downgrade_fatal) {
+    xmppuv__logf(s->log, XMPPUV_LOG_WARN, "sasl", "possible downgrade: %s", what);
+    return 0;
+  }
+  char text[200];
+  snprintf(text, sizeof text, "%s: refusing to log in (downgrade_fatal)", what);
+  xmppuv__session_fail(s, XMPPUV_EDOWNGRADED, NULL, text, features, 1, NULL);
+  return 1;
+}
+
+static int have_cb(void *ud, const char *type) {
+  const xmppuv__channel_binding_t *cb = ud;
+  for (size_t i = 0; cb != NULL && i < cb->n; i++)
+    if (strcmp(cb->b[i].type, type) == 0) return 1;
+  return 0;
+}
+
+/* The channel-binding data an HT mechanism needs (none for -NONE). */
+static int ht_binding(const xmppuv__session_conn_t *c, const xmppuv__ht_t *ht,
+                      unsigned char data[XMPPUV__CB_MAX_DATA], size_t *len) {
+  *len = 0;
+  if (ht->cb_type == NULL) return 0;
+  *len = XMPPUV__CB_MAX_DATA;
+  return c->cb != NULL ? cb_data(c->cb, ht->cb_type, data, len) : XMPPUV_ESTATE;
+}
+
+/* XEP-0484 §"Using a token": one message, the token's HMAC. 1 if the login
+ * went out (or failed: the failure is set), 0 if the token cannot be used
+ * here (not offered with its mechanism, no such binding). */
+static int fast_login(xmppuv__session_t *s, const char *const *offered, size_t n) {
+  xmppuv__session_conn_t *c = &s->c;
+  xmppuv__ht_t ht;
+  if (c->fast_token == NULL || c->fast_rejected || s->cfg.username == NULL ||
+      xmppuv__ht_parse(c->fast_token_mech, &ht) != 0)
+    return 0;
+  int listed = 0;
+  for (size_t i = 0; i < n && !listed; i++) listed = strcmp(offered[i], c->fast_token_mech) == 0;
+  if (!listed || (ht.cb_type != NULL && !have_cb(c->cb, ht.cb_type))) {
+    xmppuv__logf(s->log, XMPPUV_LOG_DEBUG, "sasl",
+                 "the FAST token's mechanism %s cannot be used on this connection",
+                 c->fast_token_mech);
+    return 0;
+  }
+  unsigned char cb[XMPPUV__CB_MAX_DATA];
+  size_t cb_len = 0;
+  xmppuv__buf_t msg = XMPPUV__BUF_INIT;
+  int rc = ht_binding(c, &ht, cb, &cb_len);
+  if (rc == 0) rc = xmppuv__ht_initial(&ht, s->cfg.username, c->fast_token, cb, cb_len, &msg);
+  c->fast_used = 1;
+  c->fast_cb = ht.cb_type != NULL;
+  c->state = ST_SASL;
+  xmppuv__logf(s->log, XMPPUV_LOG_DEBUG, "sasl", "using %s with the FAST token",
+               c->fast_token_mech);
+  if (rc == 0) rc = send_sasl(s, "auth", c->fast_token_mech, msg.data, msg.len, 1);
+  xmppuv__sasl_buf_wipe(&msg);
+  xmppuv__secure_zero(cb, sizeof cb);
+  if (rc != 0) xmppuv__session_fail(s, rc, NULL, NULL, NULL, 0, NULL);
+  return 1;
+}
+
 void xmppuv__auth_start(xmppuv__session_t *s, const xmppuv_stanza_t *features) {
   xmppuv__session_conn_t *c = &s->c;
   const xmppuv_stanza_t *mechs_el = NULL;
@@ -146,9 +219,15 @@ void xmppuv__auth_start(xmppuv__session_t *s, const xmppuv_stanza_t *features) {
   const xmppuv_stanza_t *inline_el = xmppuv_stanza_child(sasl2, "inline", XMPPUV__NS_SASL2);
   const xmppuv_stanza_t *bind2 = xmppuv_stanza_child(inline_el, "bind", XMPPUV__NS_BIND2);
   c->bind2 = 0;
+  /* XEP-0198 inline resumption where SASL2 lists SM among its inline
+   * features. */
+  c->resume_sent = c->sasl2 && c->inline_resume != NULL &&
+                   xmppuv_stanza_child(inline_el, "sm", XMPPUV__NS_SM) != NULL;
   /* A resource the app asked for is bound the RFC 6120 way: Bind2 lets the
-   * server choose it. */
-  if (bind2 != NULL && c->bind2_allowed && s->cfg.resource == NULL) {
+   * server choose it. With a session to resume, Bind2 only as the inline
+   * resumption's fallback. */
+  if (bind2 != NULL && s->cfg.resource == NULL &&
+      (c->inline_resume == NULL || c->resume_sent)) {
     c->bind2 = 1;
     const xmppuv_stanza_t *feats = xmppuv_stanza_child(bind2, "inline", XMPPUV__NS_BIND2);
     for (xmppuv_stanza_t *f = xmppuv_stanza_child(feats, "feature", XMPPUV__NS_BIND2); f != NULL;
@@ -156,6 +235,28 @@ void xmppuv__auth_start(xmppuv__session_t *s, const xmppuv_stanza_t *features) {
       const char *var = xmppuv_stanza_attr(f, "var");
       if (var != NULL && strcmp(var, XMPPUV__NS_SM) == 0 && c->bind2_sm_enable != NULL)
         c->bind2 = 2;
+    }
+  }
+  /* XEP-0484: FAST, listed among SASL2's inline features with its HT
+   * mechanisms. The token, where it can be used; else a token is asked
+   * for in the password login. */
+  const xmppuv_stanza_t *fast = xmppuv_stanza_child(inline_el, "fast", XMPPUV__NS_FAST);
+  c->fast_requested = NULL;
+  /* XEP-0484 §8: FAST only over TLS (loopback tests aside, as for PLAIN). */
+  if (fast != NULL && !c->tls && !s->cfg.allow_plain_insecure) fast = NULL;
+  if (fast != NULL) {
+    const char *fast_mechs[MAX_LISTED];
+    size_t n_fast = 0;
+    for (xmppuv_stanza_t *m = xmppuv_stanza_child(fast, "mechanism", NULL);
+         m != NULL && n_fast < MAX_LISTED; m = xmppuv_stanza_next(m, "mechanism", NULL))
+      fast_mechs[n_fast++] = child_text(m);
+    if (fast_login(s, fast_mechs, n_fast)) return;
+    const char *want = c->fast_request && s->cfg.username != NULL
+                           ? xmppuv__ht_choose(fast_mechs, n_fast, have_cb, c->cb)
+                           : NULL;
+    if (want != NULL && strlen(want) < sizeof c->fast_requested_buf) {
+      memcpy(c->fast_requested_buf, want, strlen(want) + 1);
+      c->fast_requested = c->fast_requested_buf;
     }
   }
   if (sasl2 != NULL)
@@ -189,6 +290,18 @@ void xmppuv__auth_start(xmppuv__session_t *s, const xmppuv_stanza_t *features) {
   size_t n_ours = c->cb != NULL ? c->cb->n : 0;
   for (size_t i = 0; i < n_ours; i++) ours[i] = c->cb->b[i].type;
 
+  /* Downgrade protection across connections (the XEP-0474 hash protects
+   * one exchange; this, what an earlier login of this client used). */
+  int cb_offered = 0;
+  for (size_t i = 0; i < n_offered && !cb_offered; i++)
+    cb_offered = xmppuv__mech_is_plus(xmppuv__mech_from_name(offered[i]));
+  if (c->was_sasl2 && s->cfg.sasl2 && !c->sasl2 &&
+      downgraded(s, "the server offered SASL2 before and no longer does", features))
+    return;
+  if (c->was_cb && n_ours > 0 && !cb_offered &&
+      downgraded(s, "the server offered channel binding before and no longer does", features))
+    return;
+
   xmppuv__sasl_exchange_config_t xc;
   memset(&xc, 0, sizeof xc);
   xc.username = s->cfg.username;
@@ -210,6 +323,12 @@ void xmppuv__auth_start(xmppuv__session_t *s, const xmppuv_stanza_t *features) {
   rc = xmppuv__sasl_exchange_begin(c->sasl, &ctx, &initial);
   xmppuv__mech_t mech = xmppuv__sasl_exchange_mech(c->sasl);
   c->mech = mech;
+  if (mech == XMPPUV__MECH_PLAIN && c->was_strong &&
+      downgraded(s, "only PLAIN is left of what the server offered, after a stronger "
+                    "login before", features)) {
+    xmppuv__sasl_buf_wipe(&initial);
+    return;
+  }
   if (mech != XMPPUV__MECH_NONE) {
     const char *cbt = xmppuv__sasl_exchange_cb_type(c->sasl);
     xmppuv__logf(s->log, XMPPUV_LOG_DEBUG, "sasl", "using %s%s%s", xmppuv__mech_name(mech),
@@ -257,6 +376,8 @@ int xmppuv__auth_keys(xmppuv__session_t *s, const xmppuv__scram_keys_t *keys) {
 
 /* RFC 6120 §6.5: <failure><condition/><text/></failure>. SASL2's has the
  * same condition (in the RFC 6120 namespace) and its text in its own. */
+static void fast_rejected(xmppuv__session_t *s, const char *condition, const char *text);
+
 static void sasl_failure(xmppuv__session_t *s, const xmppuv_stanza_t *el) {
   const char *condition = NULL;
   for (xmppuv_stanza_t *c = xmppuv_stanza_child(el, NULL, XMPPUV__NS_SASL); c != NULL;
@@ -268,6 +389,10 @@ static void sasl_failure(xmppuv__session_t *s, const xmppuv_stanza_t *el) {
   }
   const char *text = xmppuv_stanza_child_text(el, "text", XMPPUV__NS_SASL);
   if (text == NULL) text = xmppuv_stanza_child_text(el, "text", XMPPUV__NS_SASL2);
+  if (s->c.fast_used) {
+    fast_rejected(s, condition, text);
+    return;
+  }
   /* Only a temporary failure or an abort is worth another try. */
   int fatal = condition == NULL || (strcmp(condition, "temporary-auth-failure") != 0 &&
                                     strcmp(condition, "aborted") != 0);
@@ -277,6 +402,12 @@ static void sasl_failure(xmppuv__session_t *s, const xmppuv_stanza_t *el) {
 
 static void sasl_challenge(xmppuv__session_t *s, const xmppuv_stanza_t *el) {
   xmppuv__session_conn_t *c = &s->c;
+  if (c->fast_used) {
+    xmppuv__session_fail(s, XMPPUV_EPROTO, NULL,
+                         "the server sent a SASL challenge to a one-message FAST login", el, 0,
+                         NULL);
+    return;
+  }
   xmppuv__buf_t data = XMPPUV__BUF_INIT, reply = XMPPUV__BUF_INIT;
   const char *text = child_text(el);
   int rc = xmppuv__sasl_payload_decode(text, strlen(text), &data);
@@ -292,6 +423,76 @@ static void sasl_challenge(xmppuv__session_t *s, const xmppuv_stanza_t *el) {
     exchange_failed(s, rc, el);
 }
 
+/* The server's HT message, from <additional-data/>: it knows the token. */
+static int fast_verify(xmppuv__session_t *s, const void *data, size_t len) {
+  xmppuv__session_conn_t *c = &s->c;
+  xmppuv__ht_t ht;
+  if (xmppuv__ht_parse(c->fast_token_mech, &ht) != 0) return XMPPUV_EPROTO;
+  unsigned char cb[XMPPUV__CB_MAX_DATA];
+  size_t cb_len = 0;
+  int rc = ht_binding(c, &ht, cb, &cb_len);
+  if (rc == 0) rc = xmppuv__ht_verify(&ht, c->fast_token, cb, cb_len, data, len);
+  xmppuv__secure_zero(cb, sizeof cb);
+  return rc;
+}
+
+/* XEP-0484: <token xmlns='urn:xmpp:fast:0' token='...' expiry='...'/> in
+ * <success/>, the one asked for, or a rotation of the token used. 0 or
+ * XMPPUV_ENOMEM. */
+static int take_token(xmppuv__session_t *s, const xmppuv_stanza_t *success) {
+  xmppuv__session_conn_t *c = &s->c;
+  const xmppuv_stanza_t *t = xmppuv_stanza_child(success, "token", XMPPUV__NS_FAST);
+  const char *token = xmppuv_stanza_attr(t, "token");
+  const char *mech = c->fast_used ? c->fast_token_mech : c->fast_requested;
+  if (token == NULL || token[0] == '\0' || mech == NULL) {
+    if (t != NULL)
+      xmppuv__logf(s->log, XMPPUV_LOG_WARN, "sasl", "ignored a FAST token %s",
+                   mech == NULL ? "that was not asked for" : "without a value");
+    return 0;
+  }
+  const char *expiry = xmppuv_stanza_attr(t, "expiry");
+  int rc = 0;
+  c->new_token = xmppuv__strdup_opt(token, &rc);
+  c->new_token_mech = xmppuv__strdup_opt(mech, &rc);
+  c->new_token_expiry = xmppuv__strdup_opt(expiry != NULL ? expiry : "", &rc);
+  if (rc == 0)
+    xmppuv__logf(s->log, XMPPUV_LOG_DEBUG, "sasl", "the server gave a FAST token for %s%s%s",
+                 mech, expiry != NULL ? ", expiring " : "", expiry != NULL ? expiry : "");
+  return rc;
+}
+
+/* XEP-0484 §"Security": a rejected token is given up, and the login goes on
+ * with the other mechanisms on the same stream (the stream lives on after
+ * a SASL failure, RFC 6120 §6.4.5). The engine is told first. */
+static void fast_rejected(xmppuv__session_t *s, const char *condition, const char *text) {
+  xmppuv__session_conn_t *c = &s->c;
+  char why[256];
+  snprintf(why, sizeof why, "the server rejected the FAST token (%s%s%s); logging in with the "
+           "password", condition ? condition : "no condition", text ? ": " : "",
+           text ? text : "");
+  xmppuv__free(c->rejected_condition);
+  xmppuv__free(c->rejected_text);
+  int rc = 0;
+  c->rejected_condition = xmppuv__strdup_opt(condition ? condition : "not-authorized", &rc);
+  c->rejected_text = xmppuv__strdup_opt(why, &rc);
+  if (rc != 0) {
+    xmppuv__session_fail(s, rc, NULL, NULL, NULL, 0, NULL);
+    return;
+  }
+  xmppuv__logf(s->log, XMPPUV_LOG_WARN, "sasl", "%s", why);
+  xmppuv__session_push(s, XMPPUV__SESS_TOKEN_REJECTED, NULL);
+  c->fast_used = 0;
+  c->fast_rejected = 1;
+  xmppuv__free_secret(c->fast_token);
+  c->fast_token = NULL;
+  const xmppuv_stanza_t *features = xmppuv__session_features(s);
+  if (features == NULL) {
+    xmppuv__session_fail(s, XMPPUV_ENOMEM, NULL, NULL, NULL, 0, NULL);
+    return;
+  }
+  xmppuv__auth_start(s, features);
+}
+
 static void sasl_success(xmppuv__session_t *s, const xmppuv_stanza_t *el) {
   xmppuv__session_conn_t *c = &s->c;
   xmppuv__buf_t data = XMPPUV__BUF_INIT;
@@ -301,7 +502,9 @@ static void sasl_success(xmppuv__session_t *s, const xmppuv_stanza_t *el) {
                               : child_text(el);
   if (text == NULL) text = "";
   int rc = xmppuv__sasl_payload_decode(text, strlen(text), &data);
-  if (rc == 0)
+  if (rc == 0 && c->fast_used)
+    rc = fast_verify(s, data.data ? data.data : "", data.len);
+  else if (rc == 0)
     rc = xmppuv__sasl_exchange_success(c->sasl, data.data ? data.data : "", data.len);
   xmppuv__sasl_buf_wipe(&data);
   if (rc != 0) {
@@ -313,11 +516,21 @@ static void sasl_success(xmppuv__session_t *s, const xmppuv_stanza_t *el) {
   const char *authzid =
       c->sasl2 ? xmppuv_stanza_child_text(el, "authorization-identifier", XMPPUV__NS_SASL2)
                : NULL;
+  /* XEP-0198 inline resumption: <resumed/> or <failed/> answers the
+   * <resume/>. A server that resumed ignores the bind (XEP-0386): a
+   * <bound/> beside <resumed/> is not looked at. */
+  int resumed = 0;
+  if (c->resume_sent) {
+    xmppuv_stanza_t *ans = xmppuv_stanza_child(el, "resumed", XMPPUV__NS_SM);
+    resumed = ans != NULL;
+    if (ans == NULL) ans = xmppuv_stanza_child(el, "failed", XMPPUV__NS_SM);
+    if (ans != NULL) c->resume_answer = xmppuv_stanza_ref(ans);
+  }
   /* XEP-0386: <bound/> says the login bound; the authorization identifier
    * is then the full JID, and <bound/> holds the answer to an inline
    * <enable/>. */
   const xmppuv_stanza_t *bound =
-      c->bind2 ? xmppuv_stanza_child(el, "bound", XMPPUV__NS_BIND2) : NULL;
+      c->bind2 && !resumed ? xmppuv_stanza_child(el, "bound", XMPPUV__NS_BIND2) : NULL;
   if (bound != NULL) {
     if (authzid == NULL || strchr(authzid, '/') == NULL) {
       xmppuv__session_fail(s, XMPPUV_EBIND, NULL,
@@ -336,10 +549,15 @@ static void sasl_success(xmppuv__session_t *s, const xmppuv_stanza_t *el) {
     if (answer == NULL) answer = xmppuv_stanza_child(bound, "failed", XMPPUV__NS_SM);
     if (answer != NULL && c->bind2 == 2) c->inline_sm = xmppuv_stanza_ref(answer);
   }
+  if (take_token(s, el) != 0) {
+    xmppuv__session_fail(s, XMPPUV_ENOMEM, NULL, NULL, NULL, 0, NULL);
+    return;
+  }
   xmppuv__logf(s->log, XMPPUV_LOG_INFO, "sasl", "authenticated with %s%s%s%s%s",
-               xmppuv__mech_name(xmppuv__sasl_exchange_mech(c->sasl)),
-               c->sasl2 ? " (SASL2)" : "",
-               xmppuv__sasl_exchange_used_cached_keys(c->sasl) ? " (cached keys)" : "",
+               xmppuv__session_mechanism(s), c->sasl2 ? " (SASL2)" : "",
+               c->sasl != NULL && xmppuv__sasl_exchange_used_cached_keys(c->sasl)
+                   ? " (cached keys)"
+                   : "",
                authzid != NULL ? " as " : "", authzid != NULL ? authzid : "");
   /* RFC 6120 §6.4.6: the stream restarts; SASL2 (XEP-0388 §2.6): it does
    * not, and the authenticated stream's features come next. */

@@ -167,6 +167,7 @@ void xmppuv__session_push(xmppuv__session_t *s, xmppuv__session_event_kind_t kin
   p->kind = kind;
   p->sm_offered = c->sm_offered;
   p->csi_offered = c->csi_offered;
+  p->features = c->auth_features;
   if (el != NULL) {
     p->el = el;
     xmppuv_stanza_ref(el);
@@ -322,17 +323,22 @@ static void parse_held(xmppuv__session_t *s) {
 /* ---- features and stream errors ---------------------------------------------- */
 
 /* XEP-0478: <limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>N. Anything
- * that is not a plain positive decimal is no limit we can use. */
-static size_t advertised_max_bytes(const xmppuv_stanza_t *features) {
+ * that is not a plain positive decimal is no limit we can use. Features
+ * without <limits/> leave the connection's last one in force: Prosody
+ * lists it before authentication only, and a SASL2 login does not
+ * restart the stream. */
+static void take_max_bytes(xmppuv__session_conn_t *c, const xmppuv_stanza_t *features) {
   const xmppuv_stanza_t *limits = xmppuv_stanza_child(features, "limits", XMPPUV__NS_STREAM_LIMITS);
+  if (limits == NULL) return;
+  c->peer_max_bytes = 0;
   const char *text = xmppuv_stanza_child_text(limits, "max-bytes", NULL);
-  if (text == NULL || *text == '\0') return 0;
+  if (text == NULL || *text == '\0') return;
   size_t v = 0;
   for (; *text != '\0'; text++) {
-    if (*text < '0' || *text > '9' || v > (SIZE_MAX - 9) / 10) return 0;
+    if (*text < '0' || *text > '9' || v > (SIZE_MAX - 9) / 10) return;
     v = v * 10 + (size_t)(*text - '0');
   }
-  return v;
+  c->peer_max_bytes = v;
 }
 
 /* For xmppuv__session_features(). Without memory for the copy the app
@@ -357,7 +363,7 @@ static void keep_features(xmppuv__session_t *s, const xmppuv_stanza_t *features)
 static xmppuv__session_event_kind_t on_features(xmppuv__session_t *s,
                                                 xmppuv_stanza_t *features) {
   xmppuv__session_conn_t *c = &s->c;
-  c->peer_max_bytes = advertised_max_bytes(features);
+  take_max_bytes(c, features);
   keep_features(s, features);
   if (!c->tls) {
     const xmppuv_stanza_t *starttls = xmppuv_stanza_child(features, "starttls", XMPPUV__NS_TLS);
@@ -385,7 +391,10 @@ static xmppuv__session_event_kind_t on_features(xmppuv__session_t *s,
   /* The authenticated stream: binding must be offered (RFC 6120 §7.2),
    * unless the login bound already (XEP-0386; the features may still list
    * <bind/> and <sm/>: nothing is bound or enabled twice). */
-  if (!c->bind2_bound && xmppuv_stanza_child(features, "bind", XMPPUV__NS_BIND) == NULL) {
+  int resumed_inline = c->resume_answer != NULL &&
+                       strcmp(xmppuv_stanza_name(c->resume_answer), "resumed") == 0;
+  if (!c->bind2_bound && !resumed_inline &&
+      xmppuv_stanza_child(features, "bind", XMPPUV__NS_BIND) == NULL) {
     xmppuv__session_fail(s, XMPPUV_EBIND, NULL, "the server offers no resource binding",
                          features, 0, NULL);
     return XMPPUV__SESS_NOTHING;
@@ -394,6 +403,7 @@ static xmppuv__session_event_kind_t on_features(xmppuv__session_t *s,
   const xmppuv_stanza_t *sess = xmppuv_stanza_child(features, "session", XMPPUV__NS_SESSION);
   c->session_required = sess != NULL && xmppuv_stanza_child(sess, "optional", NULL) == NULL;
   c->state = ST_AUTHENTICATED;
+  c->auth_features = 1;
   c->sm_offered = xmppuv_stanza_child(features, "sm", XMPPUV__NS_SM) != NULL;
   c->csi_offered = xmppuv_stanza_child(features, "csi", XMPPUV__NS_CSI) != NULL;
   return XMPPUV__SESS_AUTHENTICATED;
@@ -508,10 +518,24 @@ static xmppuv__session_event_kind_t on_element_item(xmppuv__session_t *s,
       /* Authenticated: a new stream once the parser stops here (RFC 6120);
        * with SASL2 the same stream goes on, and its features come next. */
       if (c->authenticated && c->state != ST_FAILED) {
-        if (c->sasl2)
-          c->state = ST_FEATURES;
-        else
+        if (!c->sasl2) {
           c->restart_sasl = 1;
+        } else if (c->resume_answer != NULL &&
+                   strcmp(xmppuv_stanza_name(c->resume_answer), "resumed") == 0) {
+          /* Resumed inline: the session is ready now. XEP-0388 has the
+           * features follow <success/>, but ejabberd 24.12 sends none
+           * after a resumption (it goes on with the session: <r/>), so
+           * nothing waits for them; Prosody's come later and are kept
+           * (late_features). */
+          c->state = ST_AUTHENTICATED;
+          c->sm_offered = 1;
+          c->csi_offered = 0;
+          c->auth_features = 0;
+          c->late_features = 1;
+          return XMPPUV__SESS_AUTHENTICATED;
+        } else {
+          c->state = ST_FEATURES;
+        }
       }
       return XMPPUV__SESS_NOTHING;
     case ST_BINDING:
@@ -528,6 +552,14 @@ static xmppuv__session_event_kind_t on_element_item(xmppuv__session_t *s,
       return XMPPUV__SESS_NOTHING;
   }
   if (xmppuv__session_is_in(el, "features", XMPPUV__NS_STREAMS)) {
+    if (c->late_features) {
+      /* The features of a stream resumed inline, after the session went
+       * on: kept for the app, nothing negotiated. */
+      c->late_features = 0;
+      take_max_bytes(c, el);
+      keep_features(s, el);
+      return XMPPUV__SESS_NOTHING;
+    }
     /* Features again on a live stream (some servers re-send them): nothing
      * to negotiate twice. */
     xmppuv__logf(s->log, XMPPUV_LOG_DEBUG, "session", "ignored repeated stream features");
@@ -576,7 +608,16 @@ static void reset_connection(xmppuv__session_t *s) {
   xmppuv__sasl_exchange_free(c->sasl);
   xmppuv__free(c->bound_jid);
   xmppuv__free(c->bind2_sm_enable);
+  xmppuv__free(c->inline_resume);
+  xmppuv__free_secret(c->fast_token);
+  xmppuv__free(c->fast_token_mech);
+  xmppuv__free_secret(c->new_token);
+  xmppuv__free(c->new_token_expiry);
+  xmppuv__free(c->new_token_mech);
+  xmppuv__free(c->rejected_condition);
+  xmppuv__free(c->rejected_text);
   xmppuv_stanza_unref(c->inline_sm);
+  xmppuv_stanza_unref(c->resume_answer);
   xmppuv__free(c->error_condition);
   xmppuv__free(c->error_text);
   xmppuv__free(c->see_other);
@@ -724,11 +765,29 @@ int xmppuv__session_step(xmppuv__session_t *s, xmppuv__session_event_t *ev) {
     case XMPPUV__SESS_AUTHENTICATED:
       ev->sm_offered = p.sm_offered;
       ev->csi_offered = p.csi_offered;
+      ev->features_read = p.features;
       ev->bound_jid = c->bind2_bound ? c->bound_jid : NULL;
       ev->inline_sm = c->bind2_bound ? c->inline_sm : NULL;
+      ev->resume_inline = c->resume_sent;
+      ev->resume_answer = c->resume_answer;
+      ev->fast_used = c->fast_used;
+      ev->sasl2_used = c->sasl2;
+      ev->cb_used = c->fast_used ? c->fast_cb : xmppuv__mech_is_plus(c->mech);
+      ev->strong_used = c->fast_used || (c->mech != XMPPUV__MECH_PLAIN &&
+                                         c->mech != XMPPUV__MECH_ANONYMOUS &&
+                                         c->mech != XMPPUV__MECH_NONE);
+      ev->token = c->new_token;
+      ev->token_mech = c->new_token_mech;
+      ev->token_expiry = c->new_token_expiry;
       break;
     case XMPPUV__SESS_BOUND:
       ev->full_jid = c->bound_jid;
+      break;
+    case XMPPUV__SESS_TOKEN_REJECTED:
+      ev->error.code = XMPPUV_ETOKEN;
+      ev->error.fatal = 0;
+      ev->error.condition = c->rejected_condition;
+      ev->error.text = c->rejected_text;
       break;
     default:
       break;
@@ -791,14 +850,26 @@ size_t xmppuv__session_peer_max_bytes(const xmppuv__session_t *s) {
   return s->c.peer_max_bytes;
 }
 
-int xmppuv__session_bind2(xmppuv__session_t *s, int allowed, const char *sm_enable) {
+int xmppuv__session_sasl2_inline(xmppuv__session_t *s, const xmppuv__sasl2_inline_t *in) {
   xmppuv__session_conn_t *c = &s->c;
   xmppuv__free(c->bind2_sm_enable);
-  c->bind2_sm_enable = NULL;
-  c->bind2_allowed = allowed;
-  if (sm_enable == NULL) return 0;
-  c->bind2_sm_enable = xmppuv__strdup(sm_enable);
-  return c->bind2_sm_enable != NULL ? 0 : XMPPUV_ENOMEM;
+  xmppuv__free(c->inline_resume);
+  xmppuv__free_secret(c->fast_token);
+  xmppuv__free(c->fast_token_mech);
+  c->bind2_sm_enable = c->inline_resume = c->fast_token = c->fast_token_mech = NULL;
+  c->fast_request = in->request_token;
+  c->was_sasl2 = in->was_sasl2;
+  c->was_cb = in->was_cb;
+  c->was_strong = in->was_strong;
+  c->downgrade_fatal = in->downgrade_fatal;
+  int rc = 0;
+  c->inline_resume = xmppuv__strdup_opt(in->resume, &rc);
+  c->bind2_sm_enable = xmppuv__strdup_opt(in->enable, &rc);
+  if (in->token != NULL && in->token_mech != NULL) {
+    c->fast_token = xmppuv__strdup_opt(in->token, &rc);
+    c->fast_token_mech = xmppuv__strdup_opt(in->token_mech, &rc);
+  }
+  return rc;
 }
 
 const xmppuv_stanza_t *xmppuv__session_features(xmppuv__session_t *s) {
@@ -810,6 +881,7 @@ const xmppuv_stanza_t *xmppuv__session_features(xmppuv__session_t *s) {
 }
 
 const char *xmppuv__session_mechanism(const xmppuv__session_t *s) {
+  if (s->c.fast_used) return s->c.fast_token_mech;
   return s->c.mech != XMPPUV__MECH_NONE ? xmppuv__mech_name(s->c.mech) : NULL;
 }
 

@@ -79,6 +79,9 @@ typedef enum {
   XMPPUV__SESS_CREDENTIALS,   /* SASL waits for need */
   XMPPUV__SESS_AUTHENTICATED, /* the authenticated stream's features are
                                  read: resume (SM) or xmppuv__session_bind() */
+  XMPPUV__SESS_TOKEN_REJECTED, /* the server refused the FAST token: error
+                                  (condition, text); the login goes on with
+                                  the password on the same stream */
   XMPPUV__SESS_BOUND,         /* resource bound: full_jid */
   XMPPUV__SESS_ELEMENT,       /* an element after negotiation (stanzas, SM
                                  nonzas): el */
@@ -93,14 +96,31 @@ typedef struct xmppuv__session_event {
   xmppuv__session_event_kind_t kind;
   int sm_offered;          /* AUTHENTICATED: the features had <sm/> */
   int csi_offered;         /* AUTHENTICATED: ... and <csi/> (XEP-0352) */
+  /* AUTHENTICATED: the two above come from the authenticated stream's
+   * features; 0 when a SASL2 login resumed inline, which does not wait for
+   * them (sm_offered is 1 then, csi_offered 0: unknown). */
+  int features_read;
   /* AUTHENTICATED after a SASL2 login that bound a resource (XEP-0386):
    * the full JID, and the answer to the <enable/> sent inline (<enabled/>
    * or <failed/>, borrowed), or NULL if none was asked for. */
   const char *bound_jid;
   const xmppuv_stanza_t *inline_sm;
+  /* AUTHENTICATED after a SASL2 login that carried <resume/> (XEP-0198
+   * inline resumption): resume_inline is 1, and resume_answer is the
+   * <resumed/> or <failed/> of the server's <success/> (borrowed), or NULL
+   * if it gave none. */
+  int resume_inline;
+  const xmppuv_stanza_t *resume_answer;
+  /* AUTHENTICATED: the login used the FAST token (fast_used), and the
+   * server gave a (new) token in <success/>: token, its mechanism and
+   * expiry (XEP-0082 text, "" if none given), or token NULL. */
+  int fast_used;
+  const char *token, *token_mech, *token_expiry;
+  /* AUTHENTICATED: what this login was, for downgrade protection. */
+  int sasl2_used, cb_used, strong_used;
   const char *full_jid;    /* BOUND */
   xmppuv_stanza_t *el;     /* ELEMENT */
-  xmppuv_error_t error;    /* FAILED */
+  xmppuv_error_t error;    /* FAILED, TOKEN_REJECTED */
   const char *see_other;   /* FAILED: see-other-host "host[:port]", or NULL */
   const char *rest;        /* STARTTLS */
   size_t rest_len;
@@ -145,19 +165,47 @@ void xmppuv__session_offer_keys(xmppuv__session_t *s,
  * keys). 0 or XMPPUV_ENOMEM. */
 int xmppuv__session_take_keys(xmppuv__session_t *s, xmppuv__scram_keys_t **out);
 
-/* Bind2 (XEP-0386) on the next SASL2 login of this connection: allowed
- * (the engine has no session to resume: binding in the login would start
- * a new one), and the <enable/> to send inline (NULL: none; copied). Call
- * after xmppuv__session_start(). 0 or XMPPUV_ENOMEM. */
-int xmppuv__session_bind2(xmppuv__session_t *s, int allowed, const char *sm_enable);
+/* What the next login of this connection carries besides a password
+ * exchange (XEP-0388 inline features) and what it must not fall below;
+ * copied, call after
+ * xmppuv__session_start(). 0 or XMPPUV_ENOMEM.
+ *
+ * resume: the <resume previd h/> of the session the engine would resume,
+ * or NULL; it goes in where the server lists SM among SASL2's inline
+ * features. enable: the <enable/> to put inside Bind2, or NULL. Bind2
+ * (XEP-0386) is used where offered, when the app asked for no resource and
+ * either there is nothing to resume or the resumption is inline too: the
+ * bind is then its fallback (a server that resumes ignores it); binding
+ * beside a classic <resume/> would start a new session instead.
+ *
+ * FAST (XEP-0484): token/token_mech log in with that token where the server
+ * offers FAST with that mechanism and the connection has its channel
+ * binding; otherwise, with request_token, a login with another mechanism
+ * asks for a token (the strongest HT mechanism both sides can use). */
+typedef struct xmppuv__sasl2_inline {
+  const char *resume;
+  const char *enable;
+  const char *token;
+  const char *token_mech;
+  int request_token;
+  /* Downgrade protection across connections: an earlier login on this
+   * client used SASL2 (was_sasl2), channel binding (was_cb), or a mechanism
+   * stronger than PLAIN (was_strong). A server that no longer offers what
+   * was used is logged at warn level, or with downgrade_fatal the login is
+   * refused (XMPPUV_EDOWNGRADED, fatal). */
+  int was_sasl2, was_cb, was_strong;
+  int downgrade_fatal;
+} xmppuv__sasl2_inline_t;
+int xmppuv__session_sasl2_inline(xmppuv__session_t *s, const xmppuv__sasl2_inline_t *in);
 /* Bind a resource (after SESS_AUTHENTICATED, or after a failed resumption). */
 int xmppuv__session_bind(xmppuv__session_t *s);
 /* Write </stream:stream> or <close/> (graceful close). */
 int xmppuv__session_close(xmppuv__session_t *s);
 /* Non-zero once the server's stream header arrived on this connection. */
 int xmppuv__session_is_open(const xmppuv__session_t *s);
-/* The largest stanza the server's last stream features said it takes
- * (XEP-0478 max-bytes), or 0 if they did not say. */
+/* The largest stanza the server said it takes (XEP-0478 max-bytes, in the
+ * last features of this connection that listed <limits/>), or 0 if none
+ * said. */
 size_t xmppuv__session_peer_max_bytes(const xmppuv__session_t *s);
 /* The last stream features element of this connection (borrowed: valid
  * until the next features or the next xmppuv__session_start()), or NULL

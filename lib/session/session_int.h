@@ -27,6 +27,7 @@ typedef struct xmppuv__session_pending {
   xmppuv_stanza_t *el; /* ELEMENT: one reference */
   int sm_offered;      /* AUTHENTICATED */
   int csi_offered;     /* AUTHENTICATED */
+  int features;        /* AUTHENTICATED: ... read from the features */
   int bound;           /* AUTHENTICATED: Bind2 bound (bound_jid, inline_sm) */
 } xmppuv__session_pending_t;
 
@@ -74,13 +75,33 @@ typedef struct xmppuv__session_conn {
   int session_required;
   int sm_offered;
   int csi_offered; /* XEP-0352 */
+  int auth_features; /* ... read from the authenticated stream's features */
+  int late_features; /* resumed inline (SASL2): features may follow */
   int sasl2;       /* this login is XEP-0388's (no stream restart after it) */
-  int bind2_allowed; /* xmppuv__session_bind2() */
+  char *inline_resume;   /* xmppuv__session_sasl2_inline() */
   char *bind2_sm_enable;
+  int resume_sent;       /* the login carries <resume/> */
+  /* FAST (XEP-0484): what the engine gave (xmppuv__session_sasl2_inline),
+   * what this login does with it, and what <success/> gave back. */
+  char *fast_token; /* wiped when freed */
+  char *fast_token_mech;
+  int fast_request;
+  int fast_used;               /* logging in with the token */
+  int fast_cb;                 /* ... with channel binding */
+  int fast_rejected;           /* ... and the server said no */
+  const char *fast_requested;  /* the HT mechanism <request-token/> named
+                                  (static: xmppuv__ht name list), or NULL */
+  char fast_requested_buf[32];
+  char *new_token;             /* <success/>'s <token token/>, wiped */
+  char *new_token_expiry;
+  char *new_token_mech;
+  char *rejected_condition, *rejected_text;
+  int was_sasl2, was_cb, was_strong, downgrade_fatal; /* xmppuv__sasl2_inline_t */
+  xmppuv_stanza_t *resume_answer; /* <success/>'s <resumed/>/<failed/> (a ref) */
   int bind2;        /* the login asked to bind (XEP-0386) */
   int bind2_bound;  /* ... and the server bound: no bind iq */
   xmppuv_stanza_t *inline_sm; /* the answer to the inline <enable/> (a ref) */
-  size_t peer_max_bytes; /* XEP-0478 max-bytes of the last features, 0 = none */
+  size_t peer_max_bytes; /* XEP-0478 max-bytes last listed, 0 = none */
   /* The last stream features of this connection, kept as text (a tree of
    * Prosody's costs 3.5 KB per idle client, its text 0.6 KB) and parsed
    * again only when asked for (xmppuv__session_features). */

@@ -593,20 +593,32 @@ int xmppuv__sm_enable_element(const xmppuv__sm_t *sm, xmppuv__buf_t *out) {
   return xmppuv__buf_append(out, buf, n);
 }
 
+static void begin_resuming(xmppuv__sm_t *sm, xmppuv__time_t now, int inline_) {
+  sm->state = ST_RESUMING;
+  sm->sm_on = 1; /* h carries over: count and answer <r/> from now on */
+  sm->attached = 1;
+  sm->wait_at = inline_ ? XMPPUV__NO_DEADLINE : after(now, sm->cfg.wait_timeout_ms);
+  LOG(sm, XMPPUV_LOG_INFO, "resuming: h=%" PRIu32 ", %zu unacked%s", sm->h, sm->nsent,
+      inline_ ? " (asked inline, in the login)" : "");
+}
+
 int xmppuv__sm_resume(xmppuv__sm_t *sm, xmppuv__time_t now) {
   if (sm->state != ST_AUTHED || !xmppuv__sm_can_resume(sm, now))
     return XMPPUV_ESTATE;
   xmppuv__buf_clear(&sm->scratch);
   if (xmppuv__sm_resume_element(sm, &sm->scratch) != 0) return XMPPUV_ENOMEM;
-  sm->state = ST_RESUMING;
-  sm->sm_on = 1; /* h carries over: count and answer <r/> from now on */
-  sm->attached = 1;
-  sm->wait_at = after(now, sm->cfg.wait_timeout_ms);
-  LOG(sm, XMPPUV_LOG_INFO, "resuming: h=%" PRIu32 ", %zu unacked", sm->h,
-      sm->nsent);
+  begin_resuming(sm, now, 0);
   int rc = put(sm, sm->scratch.data, sm->scratch.len);
   scratch_trim(sm);
   return rc == XMPPUV_ECANCELED ? 0 : rc;
+}
+
+int xmppuv__sm_resume_inline(xmppuv__sm_t *sm, xmppuv__time_t now) {
+  /* Not can_resume(): the server has answered already, and time spent
+   * logging in must not turn its <resumed/> into a surprise. */
+  if (sm->state != ST_AUTHED || sm->sm_id == NULL) return XMPPUV_ESTATE;
+  begin_resuming(sm, now, 1);
+  return 0;
 }
 
 static int enable(xmppuv__sm_t *sm, const char *full_jid, int server_offers, int write,
@@ -668,8 +680,16 @@ int xmppuv__sm_enable_inline(xmppuv__sm_t *sm, const char *full_jid, xmppuv__tim
 
 /* ---- inbound ---------------------------------------------------------------------- */
 
-static const char *first_child_name(const xmppuv_stanza_t *el) {
+/* <failed/>'s condition: its child, or (Prosody's answer inside a SASL2
+ * <success/>) the condition inside an <error/> wrapper, as in a stanza
+ * error: <failed h='5'><error type='cancel'><item-not-found/>... */
+static const char *failed_condition(const xmppuv_stanza_t *el) {
   const xmppuv_stanza_t *c = xmppuv_stanza_child(el, NULL, NULL);
+  if (c != NULL && strcmp(xmppuv_stanza_name(c), "error") == 0) {
+    for (const xmppuv_stanza_t *k = xmppuv_stanza_child(c, NULL, NULL); k != NULL;
+         k = xmppuv_stanza_next(k, NULL, NULL))
+      if (strcmp(xmppuv_stanza_name(k), "text") != 0) return xmppuv_stanza_name(k);
+  }
   return c != NULL ? xmppuv_stanza_name(c) : NULL;
 }
 
@@ -721,7 +741,7 @@ static int on_enabled(xmppuv__sm_t *sm, const xmppuv_stanza_t *el,
 
 static void on_failed(xmppuv__sm_t *sm, const xmppuv_stanza_t *el,
                       xmppuv__time_t now) {
-  const char *cond = first_child_name(el);
+  const char *cond = failed_condition(el);
   unsigned ep = sm->epoch;
   if (sm->state == ST_ENABLING) {
     /* The stream goes on without SM; what was written since <enable/> was

@@ -146,6 +146,12 @@ int xmppuv__sm_resume_element(const xmppuv__sm_t *sm, xmppuv__buf_t *out);
 /* Write <resume previd h/>; a wait timer starts. XMPPUV_ESTATE if not
  * resumable. */
 int xmppuv__sm_resume(xmppuv__sm_t *sm, xmppuv__time_t now);
+/* The same when <resume/> went to the server inside the login (XEP-0198
+ * inline resumption in a SASL2 <authenticate/>): nothing is written, no
+ * wait timer (the login has its own); the answer (<resumed/> or <failed/>
+ * from the server's <success/>) is to be given to xmppuv__sm_inbound() next.
+ * XMPPUV_ESTATE without a session (or not right after authentication). */
+int xmppuv__sm_resume_inline(xmppuv__sm_t *sm, xmppuv__time_t now);
 /* Resource bound (full_jid is copied: it is the 'from' of delay stamps).
  * If SM is configured on and offered (server_offers), writes <enable/> and
  * starts counting; otherwise the stream runs without SM and

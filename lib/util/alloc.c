@@ -74,3 +74,9 @@ char *xmppuv__strdup_opt(const char *in, int *rc) {
 void xmppuv__secure_zero(void *p, size_t n) {
   if (p != NULL && n > 0) mbedtls_platform_zeroize(p, n);
 }
+
+void xmppuv__free_secret(char *s) {
+  if (s == NULL) return;
+  xmppuv__secure_zero(s, strlen(s));
+  xmppuv__free(s);
+}

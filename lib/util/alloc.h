@@ -16,6 +16,9 @@ char *xmppuv__strdup_opt(const char *in, int *rc);
 /* Zero n bytes in a way the compiler may not remove (a secret's last use).
  * NULL with n == 0 is fine. */
 void xmppuv__secure_zero(void *p, size_t n);
+/* Wipe a string holding a secret (a token, a password), then free it.
+ * NULL is a no-op. */
+void xmppuv__free_secret(char *s);
 char *xmppuv__strdup(const char *s);
 char *xmppuv__strndup(const char *s, size_t len);
 void *xmppuv__memdup(const void *p, size_t len);

@@ -22,6 +22,7 @@
 #define XMPPUV__NS_SASL2 "urn:xmpp:sasl:2"
 /* XEP-0386 Bind 2 */
 #define XMPPUV__NS_BIND2 "urn:xmpp:bind:0"
+#define XMPPUV__NS_FAST "urn:xmpp:fast:0"
 /* XEP-0440 SASL channel-binding type capability */
 #define XMPPUV__NS_SASL_CB "urn:xmpp:sasl-cb:0"
 /* XEP-0478 Stream Limits Advertisement */

@@ -121,6 +121,8 @@ modules:
   mod_roster: {}
   # XEP-0352: holds presence for an inactive client (the defaults).
   mod_client_state: {}
+  # XEP-0484 FAST tokens (SASL2, Bind2 and inline SM are built in).
+  mod_auth_fast: {}
   # XEP-0198: short so tests can let a session expire and see a failed resume.
   mod_stream_mgmt:
     resume_timeout: $RESUME

@@ -69,8 +69,9 @@ modules_enabled = {
   "roster"; "saslauth"; "tls"; "disco"; "ping"; "smacks"; "posix";
   -- XEP-0352: holds presence for an inactive client (csi_simple loads csi).
   "csi_simple";
-  -- XEP-0388 SASL2 (prosody-modules), for clients that ask for it.
-  "sasl2"; "sasl2_bind2"; "sasl2_sm";
+  -- XEP-0388 SASL2 with Bind2, inline SM and FAST (XEP-0484), from
+  -- prosody-modules. FAST is offered only to a stream header with from=.
+  "sasl2"; "sasl2_bind2"; "sasl2_sm"; "sasl2_fast";
 }
 modules_disabled = { "s2s" }
 

@@ -191,8 +191,19 @@ static void on_stanza(xmppuv_client_t *c, xmppuv_stanza_t *s, int handled, void 
   end(r, c, "stanza");
 }
 
+static void on_fast_token(xmppuv_client_t *c, const xmppuv_fast_token_t *t, void *ud) {
+  client_rec_t *r = ud;
+  begin(r);
+  r->tokens++;
+  snprintf(r->token, sizeof r->token, "%s", t != NULL ? t->token : "");
+  snprintf(r->token_mech, sizeof r->token_mech, "%s", t != NULL ? t->mechanism : "");
+  snprintf(r->token_expiry, sizeof r->token_expiry, "%s", t != NULL ? t->expiry : "");
+  client_rec_note(r, t != NULL ? "token" : "token:none", 0);
+  end(r, c, "token");
+}
+
 const xmppuv_client_callbacks_t client_rec_callbacks = {
-    sizeof(xmppuv_client_callbacks_t), on_status, on_online, on_resumed, on_error, on_ack, on_fail, on_reconnecting, on_stanza};
+    sizeof(xmppuv_client_callbacks_t), on_status, on_online, on_resumed, on_error, on_ack, on_fail, on_reconnecting, on_stanza, on_fast_token};
 
 void client_rec_close_cb(xmppuv_client_t *c, void *user_data) {
   client_rec_t *r = user_data;

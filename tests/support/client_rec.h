@@ -111,6 +111,8 @@ struct client_rec {
   unsigned fails;       /* fail events, and the first CLIENT_REC_MAX reasons: */
   int fail_reason[CLIENT_REC_MAX];
   unsigned inbound;     /* stanza events (everything inbound) */
+  unsigned tokens;      /* fast_token events; the last one's token ("" for none): */
+  char token[256], token_mech[64], token_expiry[64];
   unsigned sent_done;   /* client_rec_sent_cb calls, */
   int sent_status;      /* the last one's status */
 
