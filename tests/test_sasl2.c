@@ -3,6 +3,7 @@
  * restart after <success/>, the failure and <continue/> answers, and the
  * option that turns it on. Real servers: test_client.c. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <uv.h>
 
@@ -521,10 +522,12 @@ END_TEST
 typedef struct logbuf {
   char text[65536];
   size_t len;
+  int echo; /* and to stderr (XMPPUV_TEST_LOG) */
 } logbuf_t;
 
 static void to_logbuf(void *ud, xmppuv_log_level_t level, const char *area, const char *msg) {
   logbuf_t *b = ud;
+  if (b->echo) world_log(NULL, level, area, msg);
   (void)level;
   int n = snprintf(b->text + b->len, sizeof b->text - b->len, "%s: %s\n", area, msg);
   if (n > 0) b->len += (size_t)n < sizeof b->text - b->len ? (size_t)n : sizeof b->text - b->len - 1;
@@ -547,6 +550,7 @@ static void start_fast(world_t *w, const xmppuv_test_step_t *const *scripts, siz
   o.log_cb = to_logbuf;
   o.log_user_data = &fast_log;
   o.log_level = XMPPUV_LOG_TRACE;
+  fast_log.echo = getenv("XMPPUV_TEST_LOG") != NULL;
   world_start(w, &o);
 }
 
@@ -755,6 +759,82 @@ START_TEST(bad_fast_options_are_refused) {
 }
 END_TEST
 
+/* ---- one-flight reconnection --------------------------------------------------- */
+
+START_TEST(a_reconnection_sends_header_and_login_in_one_flight) {
+  /* After a SASL2 login, the next connection does not wait for the
+   * server's features: the server here takes the whole <authenticate/>
+   * (FAST token, inline <resume/>, Bind2) before it sends its header. */
+  static const xmppuv_test_step_t s0[] = {
+      SCRIPT_EXPECT("<stream:stream"), SCRIPT_SEND(HDR FEATURES_FAST),
+      SCRIPT_EXPECT("</authenticate>"),
+      SCRIPT_SEND("<success xmlns='" NS_SASL2 "'>" TOKEN_EL("tok-1")
+                  "<authorization-identifier>alice@localhost/tag.x1</authorization-identifier>"
+                  "<bound xmlns='" NS_BIND2 "'><enabled xmlns='" NS_SM
+                  "' id='sm-0' resume='true'/></bound></success>" FEATURES_BIND_SM),
+      SCRIPT_EXPECT("one</body>"), SCRIPT_DELAY(50), SCRIPT_CLOSE, SCRIPT_END};
+  static const xmppuv_test_step_t s1[] = {
+      SCRIPT_EXPECT("<stream:stream"), SCRIPT_EXPECT(FAST_AUTH(TOK1_INITIATOR)),
+      SCRIPT_EXPECT(INLINE_RESUME), SCRIPT_EXPECT("</authenticate>"),
+      SCRIPT_SEND(HDR FEATURES_FAST "<success xmlns='" NS_SASL2 "'>"
+                  "<authorization-identifier>alice@localhost/tag.x1</authorization-identifier>"
+                  "<additional-data>" TOK1_RESPONDER "</additional-data><resumed xmlns='" NS_SM
+                  "' previd='sm-0' h='0'/></success>"),
+      SCRIPT_EXPECT("one</body>"), SCRIPT_SEND(SM_A("1")), SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0, s1};
+  world_t w;
+  start_fast(&w, scripts, 2, NULL);
+  RUN_UNTIL(&w, w.app.onlines >= 1, 10000);
+  send_body(&w, "one");
+  RUN_UNTIL(&w, w.app.resumes >= 1 && w.app.acks >= 1, 10000);
+  ck_assert_msg(w.app.resumes == 1, "seq: %s", w.app.seq);
+  ck_assert_uint_eq(w.app.errors, 1); /* the cut */
+  ck_assert_ptr_nonnull(strstr(fast_log.text, "one-flight login"));
+  finish(&w);
+}
+END_TEST
+
+START_TEST(a_changed_offer_after_a_one_flight_login_reconnects_the_long_way) {
+  /* The server's features no longer offer FAST (another configuration):
+   * the one-flight login cannot stand; the client connects again at once
+   * and logs in from the new features, with no error for the app. */
+#define FEATURES_NO_FAST                                                     \
+  "<stream:features><authentication xmlns='" NS_SASL2 "'>"                   \
+  "<mechanism>PLAIN</mechanism><inline><bind xmlns='" NS_BIND2 "'><inline>"  \
+  "<feature var='" NS_SM "'/></inline></bind><sm xmlns='" NS_SM "'/></inline>" \
+  "</authentication></stream:features>"
+  static const xmppuv_test_step_t s0[] = {
+      SCRIPT_EXPECT("<stream:stream"), SCRIPT_SEND(HDR FEATURES_FAST),
+      SCRIPT_EXPECT("</authenticate>"),
+      SCRIPT_SEND("<success xmlns='" NS_SASL2 "'>" TOKEN_EL("tok-1")
+                  "<authorization-identifier>alice@localhost/tag.x1</authorization-identifier>"
+                  "<bound xmlns='" NS_BIND2 "'><enabled xmlns='" NS_SM
+                  "' id='sm-0' resume='true'/></bound></success>" FEATURES_BIND_SM),
+      SCRIPT_DELAY(50), SCRIPT_CLOSE, SCRIPT_END};
+  static const xmppuv_test_step_t s1[] = {
+      SCRIPT_EXPECT("</authenticate>"), SCRIPT_SEND(HDR FEATURES_NO_FAST), SCRIPT_DELAY(500),
+      SCRIPT_END};
+  static const xmppuv_test_step_t s2[] = {
+      SCRIPT_EXPECT("<stream:stream"), SCRIPT_SEND(HDR FEATURES_NO_FAST),
+      SCRIPT_EXPECT("mechanism='PLAIN'"), SCRIPT_EXPECT("</authenticate>"),
+      SCRIPT_SEND("<success xmlns='" NS_SASL2 "'><authorization-identifier>alice@localhost/"
+                  "tag.x1</authorization-identifier><resumed xmlns='" NS_SM
+                  "' previd='sm-0' h='0'/></success>"),
+      SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0, s1, s2};
+  world_t w;
+  start_fast(&w, scripts, 3, NULL);
+  RUN_UNTIL(&w, w.app.resumes >= 1 || w.app.offlines >= 1, 10000);
+  ck_assert_msg(w.app.resumes == 1, "seq: %s", w.app.seq);
+  ck_assert_uint_eq(world_connections(&w, 0), 3);
+  ck_assert_uint_eq(w.app.errors, 1); /* the cut only */
+  ck_assert_msg(strstr(fast_log.text, "login offer changed") != NULL, "%s", fast_log.text);
+  /* The token is kept: the server may offer FAST again. */
+  ck_assert_uint_eq(w.app.tokens, 1);
+  finish(&w);
+}
+END_TEST
+
 /* ---- downgrades between connections -------------------------------------------- */
 
 START_TEST(a_server_that_drops_sasl2_is_a_warning_or_refused) {
@@ -828,6 +908,8 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, a_server_that_cannot_prove_the_token_is_refused);
   tcase_add_test(tc, bad_fast_options_are_refused);
   tcase_add_loop_test(tc, a_server_that_drops_sasl2_is_a_warning_or_refused, 0, 2);
+  tcase_add_test(tc, a_reconnection_sends_header_and_login_in_one_flight);
+  tcase_add_test(tc, a_changed_offer_after_a_one_flight_login_reconnects_the_long_way);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -195,8 +195,18 @@ static void on_online(xmppuv_client_t *c, const xmppuv_jid_t *jid, void *ud) {
   }
 }
 
+/* The proxy whose client flights a test counts, and their number when
+ * `resumed` came (what the client sent after it is not part of it). */
+static xmppuv_test_proxy_t *flight_proxy;
+static unsigned long flights_at_resumed;
+
 static void on_resumed(xmppuv_client_t *c, void *ud) {
   client_rec_callbacks.resumed(c, ud);
+  if (flight_proxy != NULL) {
+    xmppuv_test_proxy_stats_t st;
+    xmppuv_test_proxy_stats(flight_proxy, &st);
+    flights_at_resumed = st.latest_client_flights;
+  }
   peer_t *p = peer_of(ud);
   if (xmppuv_client_status(c) != XMPPUV_STATUS_ONLINE) p->resumed_not_online++;
 }
@@ -299,8 +309,12 @@ static int alice_on_reply(xmppuv_client_t *c, xmppuv_stanza_t *msg, void *ud) {
   return XMPPUV_HANDLED;
 }
 
+static void on_fast_token(xmppuv_client_t *c, const xmppuv_fast_token_t *t, void *ud) {
+  client_rec_callbacks.fast_token(c, t, ud);
+}
+
 static const xmppuv_client_callbacks_t callbacks = {
-    sizeof(xmppuv_client_callbacks_t), on_status, on_online, on_resumed, on_error, on_ack, on_fail, NULL, NULL, NULL};
+    sizeof(xmppuv_client_callbacks_t), on_status, on_online, on_resumed, on_error, on_ack, on_fail, NULL, NULL, on_fast_token};
 
 /* user on the test's loop; its recorder is the client's user_data. */
 static void peer_init(world_t *w, peer_t *p, const char *user) {
@@ -1181,6 +1195,57 @@ START_TEST(a_conflict_fails_every_stanza_held_after_the_error_event) {
   xmppuv_client_close(intruder.c, client_rec_close_cb);
   world_finish(w);
   ck_assert(intruder.app.closed);
+  free(w);
+}
+END_TEST
+
+/* ---- one flight -------------------------------------------------------------------- */
+
+/* The one-flight reconnection over direct TLS (XEP-0368), counted at a
+ * proxy in front of the server's direct-TLS port: after a cut
+ * (reconnect_now), the client's flights from TCP connected to `resumed`.
+ * TLS 1.2 takes two (mbedTLS 2.28, as Debian 12 has it, speaks no 1.3);
+ * then the stream header and the <authenticate/> (FAST token, inline
+ * <resume/>, Bind2 fallback) go in one: 3. With one_flight off the
+ * client waits for the server's features first: 4. (_i: server, then
+ * one_flight off.) */
+static int alice_has_token(world_t *w) { return w->alice.app.tokens >= 1; }
+static int alice_resumed(world_t *w) { return w->alice.app.resumes >= 1; }
+
+START_TEST(a_one_flight_reconnection_is_three_client_flights_over_direct_tls) {
+  world_t *w = malloc(sizeof *w);
+  world_start(w, _i % 2, 30);
+  int one_flight = _i / 2 == 0;
+  xmppuv_test_proxy_t *direct = NULL;
+  ck_assert_int_eq(
+      xmppuv_test_proxy_start(&w->loop, "127.0.0.1", w->srv.direct_tls_port, &direct), 0);
+  xmppuv_client_options_t ao;
+  peer_options(w, &w->alice, 1, &ao);
+  ao.port = xmppuv_test_proxy_port(direct);
+  ao.tls = XMPPUV_TLS_DIRECT;
+  ao.resource = NULL; /* Bind2 */
+  ao.one_flight = one_flight;
+  start_pair(w, &ao);
+  WAIT_FOR(w, alice_has_token, LONG_WAIT_MS);
+  alice_send(w, 3);
+  WAIT_FOR(w, settled_and_delivered, LONG_WAIT_MS);
+  alice_send(w, 2); /* in flight at the cut: resent after the resumption */
+  flight_proxy = direct;
+  ck_assert_int_eq(xmppuv_client_reconnect_now(w->alice.c), 0);
+  WAIT_FOR(w, alice_resumed, LONG_WAIT_MS);
+  flight_proxy = NULL;
+  WAIT_FOR(w, settled_and_delivered, LONG_WAIT_MS);
+  fence(w, &w->bob);
+  fprintf(stderr, "# %s: %lu client flights from connected to resumed (one_flight %d)\n",
+          w->kind, flights_at_resumed, one_flight);
+  check_messages(w);
+  check_alice_events(w);
+  ck_assert_uint_eq(w->alice.app.resumes, 1);
+  ck_assert_uint_eq(w->alice.app.onlines, 1);
+  ck_assert_uint_eq(w->alice.app.acks, 5);
+  ck_assert_uint_eq(flights_at_resumed, one_flight ? 3 : 4);
+  xmppuv_test_proxy_close(direct, NULL, NULL);
+  world_finish(w);
   free(w);
 }
 END_TEST
@@ -2085,6 +2150,8 @@ static Suite *make_suite(void) {
   tcase_add_loop_test(promise, reconnect_now_with_nothing_wrong_resumes_without_loss_or_duplicate,
                       0, 2);
   tcase_add_loop_test(promise, a_conflict_fails_every_stanza_held_after_the_error_event, 0, 2);
+  tcase_add_loop_test(promise, a_one_flight_reconnection_is_three_client_flights_over_direct_tls,
+                      0, 4);
   suite_add_tcase(s, promise);
 
   TCase *procs = tcase_create("processes");

@@ -197,6 +197,12 @@ typedef struct xmppuv_client_options {
    * an earlier connection of this client and no longer does is logged at
    * warn level [0]; 1: refused (XMPPUV_EDOWNGRADED, fatal). */
   int downgrade_fatal;
+  /* One-flight reconnection: after a SASL2 login, the next connection sends
+   * its login (FAST or SCRAM, inline resumption, Bind2) together with the
+   * stream header, from the features the server sent last time, instead of
+   * waiting for them [1]. If the server's features turn out different, the
+   * client connects again at once the long way (no error). */
+  int one_flight;
 } xmppuv_client_options_t;
 
 /* Fill opts with the defaults (everything zero or NULL but those above) and

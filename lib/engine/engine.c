@@ -117,6 +117,10 @@ struct xmppuv__engine {
   char *fast_mech;
   /* What an earlier login of this client used (downgrade protection). */
   int was_sasl2, was_cb, was_strong;
+  /* The features the last SASL2 login started from: the next connection's
+   * login goes out with its stream header, in one write (one-flight). */
+  char *quick_features;
+  size_t quick_len;
 
   xmppuv__buf_t out;
   xmppuv__action_t actions[MAX_ACTIONS];
@@ -757,6 +761,28 @@ static void set_token(xmppuv__engine_t *e, const char *token, const char *mech,
   push_event(e, &ev);
 }
 
+/* After a SASL2 login: its features, for the next connection's one-flight
+ * login (forgotten after a login that was not SASL2). */
+static void remember_quick(xmppuv__engine_t *e) {
+  size_t len = 0;
+  const char *text = xmppuv__session_auth_features(e->session, &len);
+  if (text != NULL && e->quick_features != NULL && len == e->quick_len &&
+      memcmp(text, e->quick_features, len) == 0)
+    return;
+  xmppuv__free(e->quick_features);
+  e->quick_features = text != NULL ? xmppuv__strndup(text, len) : NULL;
+  e->quick_len = e->quick_features != NULL ? len : 0;
+}
+
+/* The stream header is out on a TLS-protected stream: with features from
+ * the last SASL2 login, the login goes out now, in the same write. */
+static void quick_start(xmppuv__engine_t *e) {
+  if (e->quick_features == NULL || !e->opts.sasl2 || !e->opts.one_flight) return;
+  int rc = xmppuv__session_quick_start(e->session, e->quick_features, e->quick_len);
+  if (rc != 0 && rc != XMPPUV_ESTATE)
+    LOG(e, XMPPUV_LOG_DEBUG, "client", "no one-flight login: %s", xmppuv_strerror(rc));
+}
+
 static void on_authenticated(xmppuv__engine_t *e, const xmppuv__session_event_t *ev) {
   link_t *l = &e->link;
   int sm_offered = ev->sm_offered;
@@ -765,6 +791,7 @@ static void on_authenticated(xmppuv__engine_t *e, const xmppuv__session_event_t 
   l->sm_offered = sm_offered;
   if (ev->token != NULL) set_token(e, ev->token, ev->token_mech, ev->token_expiry);
   e->was_sasl2 |= ev->sasl2_used;
+  remember_quick(e);
   e->was_cb |= ev->cb_used;
   e->was_strong |= ev->strong_used;
   /* A session resumed inline did not wait for the features: CSI is as the
@@ -1036,6 +1063,16 @@ int xmppuv__engine_step(xmppuv__engine_t *e, xmppuv__time_t now) {
       on_element(e, ev.el);
       break;
     case XMPPUV__SESS_FAILED:
+      if (ev.quick_mismatch) {
+        /* Not an error: the next connection logs in the long way. */
+        LOG(e, XMPPUV_LOG_INFO, "client", "%s", ev.error.text);
+        xmppuv__free(e->quick_features);
+        e->quick_features = NULL;
+        e->quick_len = 0;
+        e->reconnect_at_once = 1;
+        drop_connection(e, 0);
+        break;
+      }
       on_failed(e, &ev.error, ev.see_other);
       break;
     case XMPPUV__SESS_CLOSED:
@@ -1354,6 +1391,7 @@ void xmppuv__engine_connected(xmppuv__engine_t *e, uint64_t link, xmppuv__framin
     if (rc == 0) rc = xmppuv__session_sasl2_inline(e->session, &in);
     xmppuv__buf_free(&enable_el);
     xmppuv__buf_free(&resume_el);
+    if (rc == 0) quick_start(e);
   }
   if (rc != 0) {
     emit_errorf(e, rc, 0, "could not open the stream: %s", xmppuv_strerror(rc));
@@ -1387,6 +1425,7 @@ void xmppuv__engine_tls_ready(xmppuv__engine_t *e, uint64_t link,
     drop_connection(e, 0);
     return;
   }
+  quick_start(e);
   set_status(e, XMPPUV_STATUS_OPENING);
 }
 
@@ -1469,6 +1508,7 @@ static void free_engine(xmppuv__engine_t *e) {
   xmppuv__buf_free(&e->action_data);
   xmppuv__free_secret(e->fast_token);
   xmppuv__free(e->fast_mech);
+  xmppuv__free(e->quick_features);
   free_options(&e->opts);
   xmppuv__free(e);
 }

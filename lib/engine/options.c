@@ -42,6 +42,7 @@ void xmppuv__options_defaults(xmppuv_client_options_t *o) {
   o->max_send_bytes = XMPPUV__DEFAULT_MAX_SEND_BYTES;
   o->sasl2 = XMPPUV__DEFAULT_SASL2;
   o->fast = XMPPUV__DEFAULT_FAST;
+  o->one_flight = XMPPUV__DEFAULT_ONE_FLIGHT;
 }
 
 void xmppuv_client_options_init_sized(xmppuv_client_options_t *opts, size_t struct_size) {

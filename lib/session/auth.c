@@ -213,6 +213,11 @@ void xmppuv__auth_start(xmppuv__session_t *s, const xmppuv_stanza_t *features) {
   const xmppuv_stanza_t *sasl2 =
       s->cfg.sasl2 ? xmppuv_stanza_child(features, "authentication", XMPPUV__NS_SASL2) : NULL;
   c->sasl2 = sasl2 != NULL;
+  /* Kept for the next connection's one-flight login (session.h). */
+  if (c->sasl2 && c->auth_features == NULL && c->features_text != NULL) {
+    c->auth_features = xmppuv__strndup(c->features_text, c->features_len);
+    c->auth_features_len = c->auth_features != NULL ? c->features_len : 0;
+  }
   /* XEP-0386: bind in the login when the server offers it there and the
    * engine allows it (no session to resume); 2: with SM enabled inline
    * too, when Bind2 lists it and SM is on. */
@@ -322,6 +327,19 @@ void xmppuv__auth_start(xmppuv__session_t *s, const xmppuv_stanza_t *features) {
   xmppuv__buf_t initial = XMPPUV__BUF_INIT;
   rc = xmppuv__sasl_exchange_begin(c->sasl, &ctx, &initial);
   xmppuv__mech_t mech = xmppuv__sasl_exchange_mech(c->sasl);
+  if (c->quick && !c->quick_checked && (mech == XMPPUV__MECH_PLAIN || rc < 0)) {
+    /* A one-flight login sends before the server's features are seen: not
+     * the password itself (PLAIN), only proofs that are worthless to
+     * anyone else (FAST, SCRAM). Wait for the features instead. */
+    xmppuv__sasl_buf_wipe(&initial);
+    xmppuv__sasl_exchange_free(c->sasl);
+    c->sasl = NULL;
+    c->quick = 0;
+    xmppuv__logf(s->log, XMPPUV_LOG_DEBUG, "sasl",
+                 "no one-flight login with %s: waiting for the server's features",
+                 mech != XMPPUV__MECH_NONE ? xmppuv__mech_name(mech) : "no mechanism");
+    return;
+  }
   c->mech = mech;
   if (mech == XMPPUV__MECH_PLAIN && c->was_strong &&
       downgraded(s, "only PLAIN is left of what the server offered, after a stronger "

@@ -167,7 +167,7 @@ void xmppuv__session_push(xmppuv__session_t *s, xmppuv__session_event_kind_t kin
   p->kind = kind;
   p->sm_offered = c->sm_offered;
   p->csi_offered = c->csi_offered;
-  p->features = c->auth_features;
+  p->features = c->auth_features_seen;
   if (el != NULL) {
     p->el = el;
     xmppuv_stanza_ref(el);
@@ -359,6 +359,74 @@ static void keep_features(xmppuv__session_t *s, const xmppuv_stanza_t *features)
   if (fit != NULL) c->features_text = fit;
 }
 
+/* The sorted names of the children name/ns of parent, with attr (or the
+ * text when attr is NULL), joined by spaces into out: a set to compare. */
+static void name_set(const xmppuv_stanza_t *parent, const char *name, const char *attr,
+                     char *out, size_t size) {
+  const char *names[32];
+  size_t n = 0;
+  for (xmppuv_stanza_t *e = xmppuv_stanza_child(parent, name, NULL); e != NULL && n < 32;
+       e = xmppuv_stanza_next(e, name, NULL)) {
+    const char *v = attr != NULL ? xmppuv_stanza_attr(e, attr) : xmppuv_stanza_text(e, NULL);
+    if (v != NULL) names[n++] = v;
+  }
+  for (size_t i = 1; i < n; i++)
+    for (size_t j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
+      const char *t = names[j];
+      names[j] = names[j - 1];
+      names[j - 1] = t;
+    }
+  size_t len = 0;
+  out[0] = '\0';
+  for (size_t i = 0; i < n && len + 1 < size; i++) {
+    int w = snprintf(out + len, size - len, "%s%s", i ? " " : "", names[i]);
+    if (w < 0) break;
+    len += (size_t)w < size - len ? (size_t)w : size - len - 1;
+  }
+}
+
+/* What a login offer is, for comparing two: the SASL2 mechanisms, the
+ * channel-binding types (XEP-0474's hash covers both), FAST's mechanisms,
+ * and whether SM and Bind2 can be inlined. */
+static void offer_summary(const xmppuv_stanza_t *features, char *out, size_t size) {
+  const xmppuv_stanza_t *auth = xmppuv_stanza_child(features, "authentication", XMPPUV__NS_SASL2);
+  const xmppuv_stanza_t *in = xmppuv_stanza_child(auth, "inline", XMPPUV__NS_SASL2);
+  char mechs[512], cbs[256], fast[256];
+  name_set(auth, "mechanism", NULL, mechs, sizeof mechs);
+  name_set(xmppuv_stanza_child(features, "sasl-channel-binding", XMPPUV__NS_SASL_CB),
+           "channel-binding", "type", cbs, sizeof cbs);
+  name_set(xmppuv_stanza_child(in, "fast", XMPPUV__NS_FAST), "mechanism", NULL, fast,
+           sizeof fast);
+  snprintf(out, size, "%d|%s|%s|%s|%d|%d", auth != NULL, mechs, cbs, fast,
+           xmppuv_stanza_child(in, "sm", XMPPUV__NS_SM) != NULL,
+           xmppuv_stanza_child(in, "bind", XMPPUV__NS_BIND2) != NULL);
+}
+
+/* The server's features after a one-flight login went out: still what it
+ * was started from? Then they are this connection's features and the login
+ * goes on; else the session ends for a new connection the long way. */
+static void quick_check(xmppuv__session_t *s, xmppuv_stanza_t *features) {
+  xmppuv__session_conn_t *c = &s->c;
+  c->quick_checked = 1;
+  take_max_bytes(c, features);
+  char was[1200], now[1200];
+  xmppuv_stanza_t *cached = NULL;
+  int same = xmppuv_stanza_parse(c->auth_features, c->auth_features_len, &cached) == 0;
+  if (same) {
+    offer_summary(cached, was, sizeof was);
+    offer_summary(features, now, sizeof now);
+    same = strcmp(was, now) == 0;
+  }
+  xmppuv_stanza_unref(cached);
+  keep_features(s, features);
+  if (same) return;
+  c->quick_mismatch = 1;
+  xmppuv__session_fail(s, XMPPUV_ESTATE, "quick-start",
+                       "the server's login offer changed since the last connection: logging "
+                       "in again without the one-flight start",
+                       NULL, 0, NULL);
+}
+
 /* Returns the event kind for the driver, if any. */
 static xmppuv__session_event_kind_t on_features(xmppuv__session_t *s,
                                                 xmppuv_stanza_t *features) {
@@ -403,7 +471,7 @@ static xmppuv__session_event_kind_t on_features(xmppuv__session_t *s,
   const xmppuv_stanza_t *sess = xmppuv_stanza_child(features, "session", XMPPUV__NS_SESSION);
   c->session_required = sess != NULL && xmppuv_stanza_child(sess, "optional", NULL) == NULL;
   c->state = ST_AUTHENTICATED;
-  c->auth_features = 1;
+  c->auth_features_seen = 1;
   c->sm_offered = xmppuv_stanza_child(features, "sm", XMPPUV__NS_SM) != NULL;
   c->csi_offered = xmppuv_stanza_child(features, "csi", XMPPUV__NS_CSI) != NULL;
   return XMPPUV__SESS_AUTHENTICATED;
@@ -514,6 +582,10 @@ static xmppuv__session_event_kind_t on_element_item(xmppuv__session_t *s,
                              NULL);
       return XMPPUV__SESS_NOTHING;
     case ST_SASL:
+      if (c->quick && !c->quick_checked && xmppuv__session_is_in(el, "features", XMPPUV__NS_STREAMS)) {
+        quick_check(s, el);
+        return XMPPUV__SESS_NOTHING;
+      }
       xmppuv__auth_element(s, el);
       /* Authenticated: a new stream once the parser stops here (RFC 6120);
        * with SASL2 the same stream goes on, and its features come next. */
@@ -530,7 +602,7 @@ static xmppuv__session_event_kind_t on_element_item(xmppuv__session_t *s,
           c->state = ST_AUTHENTICATED;
           c->sm_offered = 1;
           c->csi_offered = 0;
-          c->auth_features = 0;
+          c->auth_features_seen = 0;
           c->late_features = 1;
           return XMPPUV__SESS_AUTHENTICATED;
         } else {
@@ -616,6 +688,7 @@ static void reset_connection(xmppuv__session_t *s) {
   xmppuv__free(c->new_token_mech);
   xmppuv__free(c->rejected_condition);
   xmppuv__free(c->rejected_text);
+  xmppuv__free(c->auth_features);
   xmppuv_stanza_unref(c->inline_sm);
   xmppuv_stanza_unref(c->resume_answer);
   xmppuv__free(c->error_condition);
@@ -743,6 +816,7 @@ int xmppuv__session_step(xmppuv__session_t *s, xmppuv__session_event_t *ev) {
     ev->kind = XMPPUV__SESS_FAILED;
     ev->error = c->error;
     ev->see_other = c->see_other;
+    ev->quick_mismatch = c->quick_mismatch;
     return 1;
   }
   ev->kind = p.kind;
@@ -878,6 +952,46 @@ const xmppuv_stanza_t *xmppuv__session_features(xmppuv__session_t *s) {
       xmppuv_stanza_parse(c->features_text, c->features_len, &c->features) != 0)
     c->features = NULL;
   return c->features;
+}
+
+int xmppuv__session_quick_start(xmppuv__session_t *s, const char *features, size_t len) {
+  xmppuv__session_conn_t *c = &s->c;
+  if (!(c->tls || s->cfg.allow_plain_insecure) || !s->cfg.sasl2 || c->state != ST_OPENING ||
+      c->stream_open ||
+      c->framing != XMPPUV__FRAMING_STREAM)
+    return XMPPUV_ESTATE;
+  xmppuv_stanza_t *f = NULL;
+  int rc = xmppuv_stanza_parse(features, len, &f);
+  if (rc != 0) return rc == XMPPUV_ENOMEM ? rc : XMPPUV_EINVAL;
+  if (xmppuv_stanza_child(f, "authentication", XMPPUV__NS_SASL2) == NULL) {
+    xmppuv_stanza_unref(f);
+    return XMPPUV_EINVAL;
+  }
+  /* The text the features would have come in, for the app and for the
+   * check when the server's arrive. */
+  xmppuv__free(c->features_text);
+  xmppuv_stanza_unref(c->features);
+  c->features = NULL;
+  c->features_text = xmppuv__strndup(features, len);
+  c->features_len = c->features_text != NULL ? len : 0;
+  c->quick = 1;
+  xmppuv__logf(s->log, XMPPUV_LOG_DEBUG, "sasl",
+               "one-flight login: starting from the features of the last connection");
+  xmppuv__auth_start(s, f);
+  xmppuv_stanza_unref(f);
+  if (!c->quick) {
+    /* auth_start would not send this early: the features decide. */
+    xmppuv__free(c->auth_features);
+    c->auth_features = NULL;
+    c->auth_features_len = 0;
+    return XMPPUV_ESTATE;
+  }
+  return 0;
+}
+
+const char *xmppuv__session_auth_features(const xmppuv__session_t *s, size_t *len) {
+  *len = s->c.auth_features_len;
+  return s->c.auth_features;
 }
 
 const char *xmppuv__session_mechanism(const xmppuv__session_t *s) {

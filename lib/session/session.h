@@ -122,6 +122,10 @@ typedef struct xmppuv__session_event {
   xmppuv_stanza_t *el;     /* ELEMENT */
   xmppuv_error_t error;    /* FAILED, TOKEN_REJECTED */
   const char *see_other;   /* FAILED: see-other-host "host[:port]", or NULL */
+  /* FAILED: a one-flight login (xmppuv__session_quick_start) went out
+   * from features the server no longer sends: not an error for the app;
+   * connect again at once, the long way. */
+  int quick_mismatch;
   const char *rest;        /* STARTTLS */
   size_t rest_len;
   xmppuv__sasl_need_t need; /* CREDENTIALS */
@@ -197,6 +201,22 @@ typedef struct xmppuv__sasl2_inline {
   int downgrade_fatal;
 } xmppuv__sasl2_inline_t;
 int xmppuv__session_sasl2_inline(xmppuv__session_t *s, const xmppuv__sasl2_inline_t *in);
+/* One-flight login (Conversations' "quick start"): on a TLS-protected
+ * stream right after our header, start the SASL2 login from the features an
+ * earlier connection to this server sent (text, as
+ * xmppuv__session_auth_features() gave it) instead of waiting for the
+ * server's: header and <authenticate/> go out in one write. Call after
+ * xmppuv__session_sasl2_inline(). When the server's features come they are
+ * checked: the same SASL2 mechanisms and channel-binding types, and what
+ * the login used inline still offered; otherwise the session fails with
+ * quick_mismatch set. 0 (sent), XMPPUV_ESTATE (not now: no TLS, SASL2 off,
+ * or not right after the header), XMPPUV_EINVAL (text that is not features
+ * offering SASL2), XMPPUV_ENOMEM. */
+int xmppuv__session_quick_start(xmppuv__session_t *s, const char *features, size_t len);
+/* After SESS_AUTHENTICATED: the features the SASL2 login of this
+ * connection started from (text, borrowed until the next
+ * xmppuv__session_start()), or NULL (not a SASL2 login). */
+const char *xmppuv__session_auth_features(const xmppuv__session_t *s, size_t *len);
 /* Bind a resource (after SESS_AUTHENTICATED, or after a failed resumption). */
 int xmppuv__session_bind(xmppuv__session_t *s);
 /* Write </stream:stream> or <close/> (graceful close). */

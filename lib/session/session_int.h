@@ -75,7 +75,7 @@ typedef struct xmppuv__session_conn {
   int session_required;
   int sm_offered;
   int csi_offered; /* XEP-0352 */
-  int auth_features; /* ... read from the authenticated stream's features */
+  int auth_features_seen; /* ... read from the authenticated stream's features */
   int late_features; /* resumed inline (SASL2): features may follow */
   int sasl2;       /* this login is XEP-0388's (no stream restart after it) */
   char *inline_resume;   /* xmppuv__session_sasl2_inline() */
@@ -97,6 +97,12 @@ typedef struct xmppuv__session_conn {
   char *new_token_mech;
   char *rejected_condition, *rejected_text;
   int was_sasl2, was_cb, was_strong, downgrade_fatal; /* xmppuv__sasl2_inline_t */
+  /* One-flight login: the features the SASL2 login started from (text),
+   * and whether it went out before the server's (quick), checked once
+   * they came (quick_checked), or no longer fit them (quick_mismatch). */
+  char *auth_features;
+  size_t auth_features_len;
+  int quick, quick_checked, quick_mismatch;
   xmppuv_stanza_t *resume_answer; /* <success/>'s <resumed/>/<failed/> (a ref) */
   int bind2;        /* the login asked to bind (XEP-0386) */
   int bind2_bound;  /* ... and the server bound: no bind iq */

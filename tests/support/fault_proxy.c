@@ -36,6 +36,8 @@ struct pair {
   int shutdowns_pending;
   int handles;  /* initialised handles whose close callback has not run */
   int stalled;  /* xmppuv_test_proxy_stall_existing(): never read again */
+  int target_spoke; /* bytes went to the client since its last chunk */
+  unsigned long client_flights;
   pair_t *prev;
   pair_t *next;
 };
@@ -69,6 +71,7 @@ struct xmppuv_test_proxy {
   void (*close_cb)(void *user_data);
   void *close_data;
   pair_t *pairs;
+  pair_t *latest; /* the connection accepted last, while it lives */
   xmppuv_test_proxy_stats_t stats;
 };
 
@@ -181,6 +184,15 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   side_t *s = stream->data;
   pair_t *pair = s->pair;
   if (nread > 0) {
+    /* A client flight: what the client sends before it hears from the
+     * server again. */
+    if (s == &pair->client) {
+      if (pair->client_flights == 0 || pair->target_spoke) pair->client_flights++;
+      pair->target_spoke = 0;
+      if (pair == pair->proxy->latest) pair->proxy->stats.latest_client_flights = pair->client_flights;
+    } else {
+      pair->target_spoke = 1;
+    }
     forward(s, buf->base, (size_t)nread);
     return;
   }
@@ -223,6 +235,7 @@ static void on_pair_handle_closed(uv_handle_t *handle) {
     proxy->pairs = pair->next;
   if (pair->next != NULL) pair->next->prev = pair->prev;
   proxy->stats.active--;
+  if (proxy->latest == pair) proxy->latest = NULL;
   free(pair);
   maybe_finish(proxy);
 }
@@ -291,6 +304,8 @@ static void on_connection(uv_stream_t *server, int status) {
   if (proxy->pairs != NULL) proxy->pairs->prev = pair;
   proxy->pairs = pair;
   proxy->stats.active++;
+  proxy->latest = pair;
+  proxy->stats.latest_client_flights = 0;
 
   uv_tcp_init(proxy->loop, &pair->client.tcp);
   pair->client.tcp.data = &pair->client;

@@ -47,6 +47,10 @@ typedef struct xmppuv_test_proxy_stats {
   unsigned long resets;           /* connections closed by reset_all */
   unsigned long long to_target;   /* bytes written to the target */
   unsigned long long to_client;   /* bytes written to clients */
+  /* Client flights on the connection accepted last: runs of bytes from the
+   * client with nothing from the server in between (what a round-trip
+   * count is made of: the client waits for the server between two). */
+  unsigned long latest_client_flights;
 } xmppuv_test_proxy_stats_t;
 
 /* Listen on 127.0.0.1 (a free port chosen by the kernel) and forward to
