@@ -266,6 +266,24 @@ def storm_run(args, build):
     return res
 
 
+def rtt_run(args):
+    """Round trips of the login and of a reconnection against the real
+    servers, through a proxy that adds args.rtt_ms (bench-rtt, rtt.c). Built
+    only where Check is (it uses the tests' server starter): else skipped."""
+    exe = os.path.join(args.build, "bench", "bench-rtt")
+    if args.smoke or not os.path.exists(exe):
+        log("rtt: skipped" + ("" if args.smoke else " (bench-rtt not built: needs Check)"))
+        return []
+    log(f"rtt: {args.reps} runs per path, RTT {args.rtt_ms} ms, Prosody and ejabberd")
+    env = dict(os.environ, XMPPUV_SOURCE_ROOT=ROOT)
+    p = subprocess.run([exe, "--rtt", str(args.rtt_ms), "--runs", str(args.reps)],
+                       capture_output=True, text=True, env=env, timeout=args.timeout * 6)
+    if p.returncode != 0:
+        log(f"rtt: failed: {p.stderr.strip()[-300:]}")
+    lines = [l for l in p.stdout.splitlines()]
+    return ["Round trips (bench-rtt): " + lines[0]] + lines[1:] if lines else []
+
+
 def storm_table(results):
     lines = ["| library build | clients | first logins: s | longest iteration ms (CPU ms) | "
              "storm: s to all resumed | longest iteration ms (CPU ms) | loop CPU s | verified |",
@@ -536,7 +554,9 @@ def main():
     ap.add_argument("--smoke", action="store_true",
                     help="every workload once at a small N (CI); no peers, no callgrind")
     ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--workloads", default="firehose,burst,idle,resume,storm")
+    ap.add_argument("--workloads", default="firehose,burst,idle,resume,storm,rtt")
+    ap.add_argument("--rtt-ms", type=int, default=50,
+                    help="rtt workload: the round-trip time the proxy adds")
     ap.add_argument("--clients", default=None, help="comma-separated subset")
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--no-tls", action="store_true")
@@ -591,7 +611,11 @@ def main():
         results = {}
         n_of = {}
         storm_results = {}
+        rtt_lines = []
         for w in workloads:
+            if w == "rtt":
+                rtt_lines = rtt_run(args)
+                continue
             if w == "storm":
                 builds = args.storm_builds.split(",") if args.storm_builds else [args.build]
                 for rep in range(args.reps):
@@ -677,6 +701,9 @@ def main():
         out.append("")
     if "resume" in workloads:
         out += resume_table(results, clients, tls_modes)
+        out.append("")
+    if rtt_lines:
+        out += rtt_lines
         out.append("")
     if storm_results:
         out.append(f"Reconnect storm: {args.storm_clients} clients on one loop, SCRAM-SHA-256 at "

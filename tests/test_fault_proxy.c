@@ -554,6 +554,50 @@ START_TEST(large_transfer_arrives_intact) {
 }
 END_TEST
 
+START_TEST(delay_holds_each_direction_and_keeps_the_order_and_the_fin_last) {
+  /* 60 ms each way: an echo takes at least 120 ms; bytes and the FIN come
+   * in the order sent. (A lower bound on a delay the proxy makes itself.) */
+  start_proxy_to(t.port);
+  xmppuv_test_proxy_delay(t.proxy, 60);
+  client_t *c = connected_client(0);
+  conn_t *srv = server_conn(0);
+  uv_update_time(&t.loop);
+  uint64_t start = uv_now(&t.loop);
+  client_send(c, "one", 3);
+  client_send(c, "two", 3);
+  ck_assert_int_eq(uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, on_client_shutdown), 0);
+  wait_bytes(c, 11);
+  ck_assert_uint_ge(uv_now(&t.loop) - start, 120);
+  ck_assert_int_eq(memcmp(c->data, "helloonetwo", 11), 0);
+  run_until(conn_ended, srv, 5000, "the target to see EOF");
+  ck_assert_str_eq(uv_err_name(srv->end), "EOF");
+  ck_assert_uint_eq(srv->received, 11);
+}
+END_TEST
+
+START_TEST(client_flights_are_counted_between_answers) {
+  /* "hello" and its echo: flight 1; "a" and "b" sent together before the
+   * echo comes back: flight 2; "c" after it: flight 3. */
+  start_proxy_to(t.port);
+  client_t *c = connected_client(0);
+  xmppuv_test_proxy_stats_t st;
+  xmppuv_test_proxy_stats(t.proxy, &st);
+  ck_assert_uint_eq(st.latest_client_flights, 1);
+  client_send(c, "a", 1);
+  client_send(c, "b", 1);
+  wait_bytes(c, 7);
+  client_send(c, "c", 1);
+  wait_bytes(c, 8);
+  xmppuv_test_proxy_stats(t.proxy, &st);
+  ck_assert_uint_ge(st.latest_client_flights, 3); /* a and b may cross the echo of a */
+  ck_assert_uint_le(st.latest_client_flights, 4);
+  client_t *c2 = connected_client(1);
+  (void)c2;
+  xmppuv_test_proxy_stats(t.proxy, &st);
+  ck_assert_uint_eq(st.latest_client_flights, 1); /* the connection accepted last */
+}
+END_TEST
+
 START_TEST(close_closes_every_connection_and_calls_back_once) {
   start_proxy_to(t.port);
   client_t *c = connected_client(0);
@@ -610,6 +654,8 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, unreachable_target_resets_the_client);
   tcase_add_test(tc, a_fin_is_passed_on_in_both_directions);
   tcase_add_test(tc, large_transfer_arrives_intact);
+  tcase_add_test(tc, delay_holds_each_direction_and_keeps_the_order_and_the_fin_last);
+  tcase_add_test(tc, client_flights_are_counted_between_answers);
   tcase_add_test(tc, close_closes_every_connection_and_calls_back_once);
   tcase_add_test(tc, close_while_refusing_still_calls_back);
   tcase_add_test(tc, bad_target_address_is_EINVAL);

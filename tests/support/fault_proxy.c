@@ -13,8 +13,20 @@
 
 typedef struct pair pair_t;
 
+/* Bytes held back by the delay (xmppuv_test_proxy_delay), oldest first. */
+typedef struct delayed {
+  struct delayed *next;
+  char *base;
+  size_t len;
+  uint64_t due;
+} delayed_t;
+
 typedef struct side {
   uv_tcp_t tcp;
+  uv_timer_t timer;     /* the delay: writes to this side when due */
+  int timer_open;
+  delayed_t *dq_head, *dq_tail;
+  int fin_after_queue;  /* the peer's FIN waits behind delayed bytes */
   pair_t *pair;
   struct side *peer;
   int open;     /* uv_tcp_init done, uv_close not yet called */
@@ -66,6 +78,7 @@ struct xmppuv_test_proxy {
   struct sockaddr_in listen_addr;
   unsigned short port;
   int partitioned;
+  uint64_t delay_ms; /* each way */
   int refusing;
   int closing;
   void (*close_cb)(void *user_data);
@@ -156,8 +169,60 @@ static void on_write(uv_write_t *req, int status) {
   }
 }
 
+static void pass_fin(side_t *to);
+
+static void write_now(side_t *from, char *base, size_t len);
+
+static void on_delay_timer(uv_timer_t *timer) {
+  side_t *to = timer->data;
+  uint64_t now = uv_now(to->pair->proxy->loop);
+  while (to->dq_head != NULL && to->dq_head->due <= now && !to->pair->closing) {
+    delayed_t *d = to->dq_head;
+    to->dq_head = d->next;
+    if (to->dq_head == NULL) to->dq_tail = NULL;
+    char *base = d->base;
+    size_t len = d->len;
+    free(d);
+    write_now(to->peer, base, len);
+  }
+  if (to->pair->closing) return;
+  if (to->dq_head != NULL)
+    uv_timer_start(&to->timer, on_delay_timer, to->dq_head->due - now, 0);
+  else if (to->fin_after_queue)
+    pass_fin(to);
+}
+
 static void forward(side_t *from, char *base, size_t len) {
   side_t *to = from->peer;
+  xmppuv_test_proxy_t *proxy = from->pair->proxy;
+  if (proxy->delay_ms > 0 && to->timer_open) {
+    delayed_t *d = malloc(sizeof *d);
+    if (d == NULL) {
+      free(base);
+      pair_reset(from->pair);
+      return;
+    }
+    d->next = NULL;
+    d->base = base;
+    d->len = len;
+    d->due = uv_now(proxy->loop) + proxy->delay_ms;
+    if (to->dq_tail != NULL)
+      to->dq_tail->next = d;
+    else
+      to->dq_head = d;
+    to->dq_tail = d;
+    if (!uv_is_active((uv_handle_t *)&to->timer))
+      uv_timer_start(&to->timer, on_delay_timer, proxy->delay_ms, 0);
+    return;
+  }
+  write_now(from, base, len);
+}
+
+static void write_now(side_t *from, char *base, size_t len) {
+  side_t *to = from->peer;
+  /* What the client receives from the server: its next bytes are a new
+   * flight. */
+  if (to == &to->pair->client) to->pair->target_spoke = 1;
   write_req_t *w = malloc(sizeof(*w));
   if (w == NULL) {
     free(base);
@@ -190,8 +255,6 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
       if (pair->client_flights == 0 || pair->target_spoke) pair->client_flights++;
       pair->target_spoke = 0;
       if (pair == pair->proxy->latest) pair->proxy->stats.latest_client_flights = pair->client_flights;
-    } else {
-      pair->target_spoke = 1;
     }
     forward(s, buf->base, (size_t)nread);
     return;
@@ -199,27 +262,36 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   free(buf->base);
   if (nread == 0) return;
   if (nread == UV_EOF) {
-    /* Pass the FIN on once everything read before it has been written. */
+    /* Pass the FIN on once everything read before it has been written
+     * (after the delayed bytes, with a delay). */
     s->eof = 1;
     update_reading(s);
     side_t *to = s->peer;
-    if (to->open && !to->shut) {
-      uv_shutdown_t *req = to == &pair->client ? &pair->shutdown_client
-                                               : &pair->shutdown_target;
-      req->data = pair;
-      if (uv_shutdown(req, (uv_stream_t *)&to->tcp, on_shutdown) == 0) {
-        to->shut = 1;
-        pair->shutdowns_pending++;
-      } else {
-        pair_reset(pair);
-        return;
-      }
-    }
-    maybe_close_after_eofs(pair);
+    if (to->dq_head != NULL)
+      to->fin_after_queue = 1;
+    else
+      pass_fin(to);
     return;
   }
   /* A reset or another error on one leg: reset the other one too. */
   pair_reset(pair);
+}
+
+static void pass_fin(side_t *to) {
+  pair_t *pair = to->pair;
+  to->fin_after_queue = 0;
+  if (to->open && !to->shut) {
+    uv_shutdown_t *req = to == &pair->client ? &pair->shutdown_client : &pair->shutdown_target;
+    req->data = pair;
+    if (uv_shutdown(req, (uv_stream_t *)&to->tcp, on_shutdown) == 0) {
+      to->shut = 1;
+      pair->shutdowns_pending++;
+    } else {
+      pair_reset(pair);
+      return;
+    }
+  }
+  maybe_close_after_eofs(pair);
 }
 
 /* ---- connection lifetime ------------------------------------------------ */
@@ -240,7 +312,22 @@ static void on_pair_handle_closed(uv_handle_t *handle) {
   maybe_finish(proxy);
 }
 
+static void drop_delayed(side_t *s) {
+  while (s->dq_head != NULL) {
+    delayed_t *d = s->dq_head;
+    s->dq_head = d->next;
+    free(d->base);
+    free(d);
+  }
+  s->dq_tail = NULL;
+  if (s->timer_open) {
+    s->timer_open = 0;
+    uv_close((uv_handle_t *)&s->timer, on_pair_handle_closed);
+  }
+}
+
 static void close_side(side_t *s, int reset) {
+  drop_delayed(s);
   if (!s->open) return;
   if (reset) {
     /* SO_LINGER 0: close() sends a RST instead of a FIN. Set by hand
@@ -290,6 +377,11 @@ static void init_side(pair_t *pair, side_t *s, side_t *peer) {
   s->pair = pair;
   s->peer = peer;
   s->tcp.data = s;
+  if (uv_timer_init(pair->proxy->loop, &s->timer) == 0) {
+    s->timer.data = s;
+    s->timer_open = 1;
+    pair->handles++;
+  }
 }
 
 static void on_connection(uv_stream_t *server, int status) {
@@ -446,6 +538,10 @@ void xmppuv_test_proxy_reset_all(xmppuv_test_proxy_t *proxy) {
     proxy->stats.resets++;
     pair_reset(pair);
   }
+}
+
+void xmppuv_test_proxy_delay(xmppuv_test_proxy_t *proxy, unsigned one_way_ms) {
+  proxy->delay_ms = one_way_ms;
 }
 
 void xmppuv_test_proxy_partition(xmppuv_test_proxy_t *proxy, int on) {

@@ -69,6 +69,11 @@ unsigned short xmppuv_test_proxy_port(const xmppuv_test_proxy_t *proxy);
 /* Reset every proxied connection, both legs (TCP RST). */
 void xmppuv_test_proxy_reset_all(xmppuv_test_proxy_t *proxy);
 
+/* Delay every byte this long each way (0: none, the default), in order:
+ * a fixed round-trip time of twice that, for benchmarks of round trips.
+ * FINs wait behind the delayed bytes; resets do not. */
+void xmppuv_test_proxy_delay(xmppuv_test_proxy_t *proxy, unsigned one_way_ms);
+
 /* Silent partition on (1) or off (0); see above. */
 void xmppuv_test_proxy_partition(xmppuv_test_proxy_t *proxy, int on);
 
