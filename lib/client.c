@@ -493,6 +493,13 @@ int xmppuv_client_stop(xmppuv_client_t *c) {
   return rc;
 }
 
+int xmppuv_client_logout(xmppuv_client_t *c) {
+  if (c == NULL) return XMPPUV_EINVAL;
+  int rc = xmppuv__engine_logout(c->engine, now_of(c));
+  pump(c, 0);
+  return rc;
+}
+
 int xmppuv_client_reconnect_now(xmppuv_client_t *c) {
   if (c == NULL) return XMPPUV_EINVAL;
   int rc = xmppuv__engine_reconnect_now(c->engine, now_of(c));

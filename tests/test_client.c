@@ -929,9 +929,11 @@ END_TEST
 /* XEP-0484 on both servers. A password login (SASL2, Bind2, inline SM)
  * gets a token; a cut (reconnect_now) comes back with the token alone and
  * resumes inline; a new client given the token and the user-agent id (a
- * restarted app) logs in without a password; a token the server does not
- * know falls back to the password on the same connection. */
-START_TEST(fast_tokens_log_in_resume_inline_and_fall_back_to_the_password) {
+ * restarted app) logs in without a password and logs out, which
+ * invalidates the token on the server: given to a third client, it is
+ * rejected and the login falls back to the password on the same
+ * connection. */
+START_TEST(fast_tokens_log_in_resume_inline_log_out_and_fall_back_to_the_password) {
   env_t e;
   env_init(&e);
   peer_t a, b;
@@ -1002,17 +1004,25 @@ START_TEST(fast_tokens_log_in_resume_inline_and_fall_back_to_the_password) {
   ck_assert_str_eq(a2.sasl, mech);
   ck_assert_uint_eq(a2.app.errors, 0);
   chat_round_trip(&e, &a2, &b, "with a kept token");
+  /* Logging out invalidates the token the client holds now (the one it
+   * logged in with, or the server's rotation of it). */
+  if (a2.app.tokens > 0) snprintf(token, sizeof token, "%s", a2.app.token);
+  ck_assert_int_eq(xmppuv_client_logout(a2.c), 0);
+  RUN_UNTIL(&e, a2.app.offlines >= 1, 20000);
+  ck_assert_msg(a2.app.token[0] == '\0' && a2.app.tokens >= 1, "%s: %s", server.kind,
+                a2.app.seq);
+  ck_assert_uint_eq(a2.app.errors, 0);
   xmppuv_client_close(a2.c, client_rec_close_cb);
   RUN_UNTIL(&e, a2.app.closed, 10000);
   a2.c = NULL;
 
-  /* A token the server never gave: rejected, the password follows. */
+  /* That token now: rejected, the password follows. */
   peer_t a3;
   peer_init(&a3, &e, "alice");
   peer_opts(&a3, &o);
   o.resource = NULL;
   o.user_agent_id = ua;
-  o.fast_token = "not-a-token-this-server-gave";
+  o.fast_token = token;
   o.fast_mechanism = mech;
   peer_start(&a3, &o);
   wait_online(&a3);
@@ -1022,7 +1032,7 @@ START_TEST(fast_tokens_log_in_resume_inline_and_fall_back_to_the_password) {
   ck_assert_msg(strstr(a3.app.seq, "error:ETOKEN token:none") != NULL, "%s", a3.app.seq);
   ck_assert_uint_eq(a3.app.tokens, 2); /* forgotten, then a new one */
   ck_assert(a3.app.token[0] != '\0');
-  fprintf(stderr, "# %s: an unknown token: %s\n", server.kind, a3.app.err_cond[0]);
+  fprintf(stderr, "# %s: the token after logout: %s\n", server.kind, a3.app.err_cond[0]);
   finish(&e, &a3, &b);
 }
 END_TEST
@@ -1039,7 +1049,7 @@ static void add_common(TCase *tc) {
   tcase_add_test(tc, an_untrusted_certificate_is_fatal_and_says_why);
   tcase_add_test(tc, logs_in_with_sasl2_and_works_as_before);
   tcase_add_test(tc, binds_and_enables_sm_in_the_sasl2_login);
-  tcase_add_test(tc, fast_tokens_log_in_resume_inline_and_fall_back_to_the_password);
+  tcase_add_test(tc, fast_tokens_log_in_resume_inline_log_out_and_fall_back_to_the_password);
   tcase_add_test(tc, graceful_stop_walks_the_statuses_down_to_offline);
   tcase_add_test(tc, close_from_a_callback_fails_what_is_queued_then_calls_close_cb_last);
   tcase_add_test(tc, reconnects_with_a_fresh_session_after_the_server_restarts);

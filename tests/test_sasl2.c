@@ -835,6 +835,55 @@ START_TEST(a_changed_offer_after_a_one_flight_login_reconnects_the_long_way) {
 }
 END_TEST
 
+/* ---- logging out ------------------------------------------------------------------ */
+
+START_TEST(logout_invalidates_the_token_on_the_server_then_goes_offline) {
+  /* After the stop, one more connection logs in with the token and
+   * invalidate='true', binds nothing, asks for no token, and closes; the
+   * app is told to forget the token. */
+  static const xmppuv_test_step_t s0[] = {
+      SCRIPT_EXPECT("<stream:stream"), SCRIPT_SEND(HDR FEATURES_FAST),
+      SCRIPT_EXPECT("</authenticate>"),
+      SCRIPT_SEND("<success xmlns='" NS_SASL2 "'>" TOKEN_EL("tok-1")
+                  "<authorization-identifier>alice@localhost/tag.x1</authorization-identifier>"
+                  "<bound xmlns='" NS_BIND2 "'><enabled xmlns='" NS_SM
+                  "' id='sm-0' resume='true'/></bound></success>" FEATURES_BIND_SM),
+      SCRIPT_EXPECT("</stream:stream>"), SCRIPT_SEND("</stream:stream>"), SCRIPT_CLOSE,
+      SCRIPT_END};
+  static const xmppuv_test_step_t s1[] = {
+      SCRIPT_EXPECT("<stream:stream"), SCRIPT_EXPECT(FAST_AUTH(TOK1_INITIATOR)),
+      SCRIPT_EXPECT("<fast xmlns='" NS_FAST "' invalidate='true'/></authenticate>"),
+      SCRIPT_SEND(HDR FEATURES_FAST "<success xmlns='" NS_SASL2 "'>"
+                  "<authorization-identifier>alice@localhost</authorization-identifier>"
+                  "<additional-data>" TOK1_RESPONDER "</additional-data></success>"
+                  "<stream:features/>"),
+      SCRIPT_EXPECT("</stream:stream>"), SCRIPT_SEND("</stream:stream>"), SCRIPT_CLOSE,
+      SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0, s1};
+  world_t w;
+  start_fast(&w, scripts, 2, NULL);
+  RUN_UNTIL(&w, w.app.onlines >= 1 && w.app.tokens >= 1, 10000);
+  ck_assert_int_eq(xmppuv_client_logout(w.c), 0);
+  RUN_UNTIL(&w, w.app.offlines >= 1, 10000);
+  ck_assert_msg(w.app.tokens == 2 && w.app.token[0] == '\0', "seq: %s", w.app.seq);
+  ck_assert_uint_eq(w.app.errors, 0);
+  ck_assert_uint_eq(world_connections(&w, 0), 2);
+  RUN_UNTIL(&w, world_script_done(&w, 0, 1), 10000);
+  const char *got = world_received(&w, 0, 1);
+  ck_assert_ptr_null(strstr(got, NS_BIND2));
+  ck_assert_ptr_null(strstr(got, "<resume "));
+  ck_assert_ptr_null(strstr(got, "request-token"));
+  ck_assert_ptr_null(strstr(got, NS_BIND));
+  /* Down once, up for the invalidation without `online`, down to offline
+   * at the very end. */
+  ck_assert_int_eq(world_count(w.app.statuses, "offline"), 1);
+  ck_assert_msg(strcmp(strrchr(w.app.statuses, ' ') + 1, "offline") == 0, "%s",
+                w.app.statuses);
+  ck_assert_uint_eq(w.app.onlines, 1);
+  finish(&w);
+}
+END_TEST
+
 /* ---- downgrades between connections -------------------------------------------- */
 
 START_TEST(a_server_that_drops_sasl2_is_a_warning_or_refused) {
@@ -909,6 +958,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, bad_fast_options_are_refused);
   tcase_add_loop_test(tc, a_server_that_drops_sasl2_is_a_warning_or_refused, 0, 2);
   tcase_add_test(tc, a_reconnection_sends_header_and_login_in_one_flight);
+  tcase_add_test(tc, logout_invalidates_the_token_on_the_server_then_goes_offline);
   tcase_add_test(tc, a_changed_offer_after_a_one_flight_login_reconnects_the_long_way);
   suite_add_tcase(s, tc);
   return s;

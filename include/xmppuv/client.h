@@ -330,6 +330,15 @@ XMPPUV_EXTERN int xmppuv_client_start(xmppuv_client_t *c);
  * XMPPUV_ECLOSED (after close). */
 XMPPUV_EXTERN int xmppuv_client_stop(xmppuv_client_t *c);
 
+/* Log out for good: stop() as above, then make the server forget this
+ * client's FAST token (XEP-0484): one more connection logs in with the
+ * token and invalidate='true', binds nothing and closes. Then the
+ * fast_token event with NULL (forget the kept token; also when the server
+ * could not be reached or no longer took the token: an error event says
+ * so) and offline. Without a token, the same as stop(). Returns 0,
+ * XMPPUV_EINVAL (NULL) or XMPPUV_ECLOSED (after close). */
+XMPPUV_EXTERN int xmppuv_client_logout(xmppuv_client_t *c);
+
 /* The app knows the network changed (a new interface, waking from sleep):
  * drop the current connection without closing the stream (so the session
  * stays resumable), reset the backoff and reconnect at once, resuming the

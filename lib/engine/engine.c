@@ -121,6 +121,9 @@ struct xmppuv__engine {
    * login goes out with its stream header, in one write (one-flight). */
   char *quick_features;
   size_t quick_len;
+  /* xmppuv_client_logout(): after the stop, one more connection logs in
+   * with the FAST token only to invalidate it (invalidating). */
+  int logout, invalidating;
 
   xmppuv__buf_t out;
   xmppuv__action_t actions[MAX_ACTIONS];
@@ -637,6 +640,9 @@ static void connect_now(xmppuv__engine_t *e) {
 }
 
 /* The transport is gone: decide what comes next. */
+static void set_token(xmppuv__engine_t *e, const char *token, const char *mech,
+                      const char *expiry);
+
 static void connection_closed(xmppuv__engine_t *e) {
   note_stream_lost(e);
   xmppuv__sm_disconnected(e->sm, e->now);
@@ -654,6 +660,20 @@ static void connection_closed(xmppuv__engine_t *e) {
     e->stopping = 0;
     e->started = 0;
     fail_everything(e, XMPPUV_ECANCELED);
+    if (e->logout && e->fast_token != NULL && !e->invalidating && e->opts.sasl2) {
+      /* XEP-0484 §"Invalidation": one login with the token and
+       * invalidate='true', nothing bound, then offline. */
+      e->invalidating = 1;
+      e->gave_up = 0;
+      LOG(e, XMPPUV_LOG_INFO, "client", "logging out: invalidating the FAST token");
+      connect_now(e);
+      return;
+    }
+    if (e->logout) {
+      /* Done (or it could not be done there): gone here either way. */
+      set_token(e, NULL, NULL, NULL);
+      e->logout = e->invalidating = 0;
+    }
     set_status(e, XMPPUV_STATUS_OFFLINE);
   } else if (e->gave_up || !e->opts.reconnect) {
     give_up(e);
@@ -789,6 +809,14 @@ static void on_authenticated(xmppuv__engine_t *e, const xmppuv__session_event_t 
   const char *bound_jid = ev->bound_jid;
   const xmppuv_stanza_t *inline_sm = ev->inline_sm;
   l->sm_offered = sm_offered;
+  if (e->invalidating) {
+    /* The server took the token for the last time: close, nothing bound. */
+    LOG(e, XMPPUV_LOG_INFO, "client", "the server invalidated the FAST token");
+    set_token(e, NULL, NULL, NULL);
+    e->logout = e->invalidating = 0;
+    begin_close_stream(e);
+    return;
+  }
   if (ev->token != NULL) set_token(e, ev->token, ev->token_mech, ev->token_expiry);
   e->was_sasl2 |= ev->sasl2_used;
   remember_quick(e);
@@ -1384,6 +1412,12 @@ void xmppuv__engine_connected(xmppuv__engine_t *e, uint64_t link, xmppuv__framin
       in.token_mech = e->fast_mech;
       in.request_token = 1;
     }
+    if (e->invalidating) {
+      memset(&in, 0, sizeof in);
+      in.token = e->fast_token;
+      in.token_mech = e->fast_mech;
+      in.invalidate = 1;
+    }
     in.was_sasl2 = e->was_sasl2;
     in.was_cb = e->was_cb;
     in.was_strong = e->was_strong;
@@ -1726,6 +1760,29 @@ int xmppuv__engine_stop(xmppuv__engine_t *e, xmppuv__time_t now) {
     drop_connection(e, 0);
   }
   return 0;
+}
+
+int xmppuv__engine_logout(xmppuv__engine_t *e, xmppuv__time_t now) {
+  e->now = now;
+  if (e->closing) return XMPPUV_ECLOSED;
+  if (e->fast_token == NULL || e->logout) return xmppuv__engine_stop(e, now);
+  e->logout = 1;
+  link_t *l = &e->link;
+  if (!e->started && (l->id == 0 || l->quiet)) {
+    /* Offline already: the invalidation is the one connection. */
+    fail_everything(e, XMPPUV_ECANCELED);
+    if (!e->opts.sasl2) {
+      set_token(e, NULL, NULL, NULL);
+      e->logout = 0;
+      return 0;
+    }
+    e->invalidating = 1;
+    e->gave_up = 0;
+    LOG(e, XMPPUV_LOG_INFO, "client", "logging out: invalidating the FAST token");
+    connect_now(e);
+    return 0;
+  }
+  return xmppuv__engine_stop(e, now);
 }
 
 int xmppuv__engine_reconnect_now(xmppuv__engine_t *e, xmppuv__time_t now) {

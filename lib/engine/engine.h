@@ -144,6 +144,10 @@ void xmppuv__engine_keys(xmppuv__engine_t *e, uint64_t link, int status,
 /* ---- the app's calls (as in client.h) -------------------------------------------- */
 
 int xmppuv__engine_start(xmppuv__engine_t *e, xmppuv__time_t now);
+/* stop(), then one more connection that logs in with the FAST token only
+ * to invalidate it (XEP-0484), then offline; the fast_token event with
+ * NULL in any case. Without a token: stop(). */
+int xmppuv__engine_logout(xmppuv__engine_t *e, xmppuv__time_t now);
 /* Non-zero if the engine has a FAST token for its next login. */
 int xmppuv__engine_has_fast_token(const xmppuv__engine_t *e);
 /* A token the app's fast_token_cb gave (copied): 0, XMPPUV_EINVAL (not an

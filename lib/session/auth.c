@@ -79,7 +79,9 @@ static int send_sasl(xmppuv__session_t *s, const char *name, const char *mech,
   if (rc == 0 && wrapped) rc = xmppuv__buf_append_str(b, "</initial-response>");
   if (rc == 0 && v2 && initial) rc = append_user_agent(s, b);
   if (rc == 0 && v2 && initial && c->fast_used)
-    rc = xmppuv__buf_append_str(b, "<fast xmlns='" XMPPUV__NS_FAST "'/>");
+    rc = xmppuv__buf_append_str(b, c->fast_invalidate
+                                       ? "<fast xmlns='" XMPPUV__NS_FAST "' invalidate='true'/>"
+                                       : "<fast xmlns='" XMPPUV__NS_FAST "'/>");
   if (rc == 0 && v2 && initial && c->fast_requested != NULL) {
     rc = xmppuv__buf_append_str(b, "<request-token xmlns='" XMPPUV__NS_FAST "' mechanism='");
     if (rc == 0) rc = xmppuv__buf_append_str(b, c->fast_requested);
@@ -231,7 +233,7 @@ void xmppuv__auth_start(xmppuv__session_t *s, const xmppuv_stanza_t *features) {
   /* A resource the app asked for is bound the RFC 6120 way: Bind2 lets the
    * server choose it. With a session to resume, Bind2 only as the inline
    * resumption's fallback. */
-  if (bind2 != NULL && s->cfg.resource == NULL &&
+  if (bind2 != NULL && s->cfg.resource == NULL && !c->fast_invalidate &&
       (c->inline_resume == NULL || c->resume_sent)) {
     c->bind2 = 1;
     const xmppuv_stanza_t *feats = xmppuv_stanza_child(bind2, "inline", XMPPUV__NS_BIND2);
@@ -249,20 +251,26 @@ void xmppuv__auth_start(xmppuv__session_t *s, const xmppuv_stanza_t *features) {
   c->fast_requested = NULL;
   /* XEP-0484 §8: FAST only over TLS (loopback tests aside, as for PLAIN). */
   if (fast != NULL && !c->tls && !s->cfg.allow_plain_insecure) fast = NULL;
-  if (fast != NULL) {
-    const char *fast_mechs[MAX_LISTED];
-    size_t n_fast = 0;
-    for (xmppuv_stanza_t *m = xmppuv_stanza_child(fast, "mechanism", NULL);
-         m != NULL && n_fast < MAX_LISTED; m = xmppuv_stanza_next(m, "mechanism", NULL))
-      fast_mechs[n_fast++] = child_text(m);
-    if (fast_login(s, fast_mechs, n_fast)) return;
-    const char *want = c->fast_request && s->cfg.username != NULL
-                           ? xmppuv__ht_choose(fast_mechs, n_fast, have_cb, c->cb)
-                           : NULL;
-    if (want != NULL && strlen(want) < sizeof c->fast_requested_buf) {
-      memcpy(c->fast_requested_buf, want, strlen(want) + 1);
-      c->fast_requested = c->fast_requested_buf;
-    }
+  const char *fast_mechs[MAX_LISTED];
+  size_t n_fast = 0;
+  for (xmppuv_stanza_t *m = xmppuv_stanza_child(fast, "mechanism", NULL);
+       m != NULL && n_fast < MAX_LISTED; m = xmppuv_stanza_next(m, "mechanism", NULL))
+    fast_mechs[n_fast++] = child_text(m);
+  if (fast != NULL && fast_login(s, fast_mechs, n_fast)) return;
+  if (c->fast_invalidate) {
+    /* Only the token may log in to invalidate it. */
+    xmppuv__session_fail(s, XMPPUV_ETOKEN, NULL,
+                         "the server offers no FAST login for this token, so it cannot be "
+                         "invalidated there; it is forgotten here",
+                         features, 1, NULL);
+    return;
+  }
+  const char *want = fast != NULL && c->fast_request && s->cfg.username != NULL
+                         ? xmppuv__ht_choose(fast_mechs, n_fast, have_cb, c->cb)
+                         : NULL;
+  if (want != NULL && strlen(want) < sizeof c->fast_requested_buf) {
+    memcpy(c->fast_requested_buf, want, strlen(want) + 1);
+    c->fast_requested = c->fast_requested_buf;
   }
   if (sasl2 != NULL)
     mechs_el = sasl2;
@@ -498,6 +506,13 @@ static void fast_rejected(xmppuv__session_t *s, const char *condition, const cha
     return;
   }
   xmppuv__logf(s->log, XMPPUV_LOG_WARN, "sasl", "%s", why);
+  if (c->fast_invalidate) {
+    /* Invalidating: the server does not take the token anyway. */
+    xmppuv__session_fail(s, XMPPUV_ETOKEN, c->rejected_condition,
+                         "the server no longer takes the FAST token: it is forgotten here",
+                         NULL, 1, NULL);
+    return;
+  }
   xmppuv__session_push(s, XMPPUV__SESS_TOKEN_REJECTED, NULL);
   c->fast_used = 0;
   c->fast_rejected = 1;

@@ -461,7 +461,7 @@ static xmppuv__session_event_kind_t on_features(xmppuv__session_t *s,
    * <bind/> and <sm/>: nothing is bound or enabled twice). */
   int resumed_inline = c->resume_answer != NULL &&
                        strcmp(xmppuv_stanza_name(c->resume_answer), "resumed") == 0;
-  if (!c->bind2_bound && !resumed_inline &&
+  if (!c->bind2_bound && !resumed_inline && !c->fast_invalidate &&
       xmppuv_stanza_child(features, "bind", XMPPUV__NS_BIND) == NULL) {
     xmppuv__session_fail(s, XMPPUV_EBIND, NULL, "the server offers no resource binding",
                          features, 0, NULL);
@@ -932,6 +932,7 @@ int xmppuv__session_sasl2_inline(xmppuv__session_t *s, const xmppuv__sasl2_inlin
   xmppuv__free(c->fast_token_mech);
   c->bind2_sm_enable = c->inline_resume = c->fast_token = c->fast_token_mech = NULL;
   c->fast_request = in->request_token;
+  c->fast_invalidate = in->invalidate;
   c->was_sasl2 = in->was_sasl2;
   c->was_cb = in->was_cb;
   c->was_strong = in->was_strong;

@@ -199,6 +199,10 @@ typedef struct xmppuv__sasl2_inline {
    * refused (XMPPUV_EDOWNGRADED, fatal). */
   int was_sasl2, was_cb, was_strong;
   int downgrade_fatal;
+  /* Log in with the token only to invalidate it (XEP-0484 <fast
+   * invalidate='true'/>): nothing else inline, and no other mechanism if
+   * the token cannot be used (the session fails with XMPPUV_ETOKEN). */
+  int invalidate;
 } xmppuv__sasl2_inline_t;
 int xmppuv__session_sasl2_inline(xmppuv__session_t *s, const xmppuv__sasl2_inline_t *in);
 /* One-flight login (Conversations' "quick start"): on a TLS-protected

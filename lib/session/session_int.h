@@ -86,6 +86,7 @@ typedef struct xmppuv__session_conn {
   char *fast_token; /* wiped when freed */
   char *fast_token_mech;
   int fast_request;
+  int fast_invalidate;
   int fast_used;               /* logging in with the token */
   int fast_cb;                 /* ... with channel binding */
   int fast_rejected;           /* ... and the server said no */
