@@ -360,9 +360,11 @@ START_TEST(a_failed_inline_resume_is_a_new_session_in_the_same_round_trip) {
    * policy, goes out again stamped on the new session; `online` once more,
    * never `resumed`; no bind iq, no <enable/> outside the login. */
   int form = _i % 2, resend = _i / 2;
+  /* The new session counts from zero: an <r/> is answered h='0'. */
   xmppuv_test_step_t s1[] = {UNTIL_INLINE_RESUME, SCRIPT_SEND(failed_success(form)),
                              SCRIPT_EXPECT(resend ? "two</body>" : "</authenticate>"),
-                             SCRIPT_SEND(SM_A("1")), SCRIPT_END};
+                             SCRIPT_SEND(SM_A("1")), SCRIPT_SEND(SM_R),
+                             SCRIPT_EXPECT("<a xmlns='" NS_SM "' h='0'/>"), SCRIPT_END};
   static const xmppuv_test_step_t s0[] = {FIRST_CONNECTION};
   const xmppuv_test_step_t *const scripts[] = {s0, s1};
   world_t w;
@@ -415,6 +417,106 @@ START_TEST(an_inline_resumed_with_too_high_an_h_ends_that_session) {
   RUN_UNTIL(&w, w.app.acks + w.app.fails >= 2, 10000);
   ck_assert_uint_eq(w.app.acks, 1);
   ck_assert_uint_eq(w.app.fails, 1);
+  finish(&w);
+}
+END_TEST
+
+START_TEST(an_inline_failed_with_a_junk_h_is_still_a_failed_resumption) {
+  /* h='junk' tells nothing, but the answer stands: the new session the
+   * same <success/> bound is taken (no protocol error, no resumption asked
+   * again and again). */
+  static const xmppuv_test_step_t s0[] = {FIRST_CONNECTION};
+  static const xmppuv_test_step_t s1[] = {
+      UNTIL_INLINE_RESUME,
+      SCRIPT_SEND("<success xmlns='" NS_SASL2 "'><authorization-identifier>alice@localhost/"
+                  "tag.x2</authorization-identifier><failed xmlns='" NS_SM "' h='junk'/>"
+                  "<bound xmlns='" NS_BIND2 "'><enabled xmlns='" NS_SM
+                  "' id='sm-1' resume='true'/></bound></success>" FEATURES_BIND_SM),
+      SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0, s1};
+  world_t w;
+  online_and_two_sent(&w, scripts, 2, 0);
+  RUN_UNTIL(&w, w.app.onlines >= 2 && w.app.acks + w.app.fails >= 2, 10000);
+  ck_assert_msg(w.app.onlines == 2, "seq: %s", w.app.seq);
+  ck_assert_uint_eq(w.app.errors, 1); /* the cut only */
+  ck_assert_uint_eq(w.app.fails, 1);
+  ck_assert_int_eq(w.app.fail_reason[0], XMPPUV_ESMFAILED);
+  ck_assert_uint_eq(world_connections(&w, 0), 2);
+  finish(&w);
+}
+END_TEST
+
+START_TEST(an_inline_failed_without_a_bound_session_binds_after_the_login) {
+  /* The server did not bind (no <bound/>): the new session is bound and
+   * enabled the RFC 6120 way, after the login. */
+  static const xmppuv_test_step_t s0[] = {FIRST_CONNECTION};
+  static const xmppuv_test_step_t s1[] = {
+      UNTIL_INLINE_RESUME,
+      SCRIPT_SEND("<success xmlns='" NS_SASL2 "'><authorization-identifier>alice@localhost"
+                  "</authorization-identifier><failed xmlns='" NS_SM "' h='1'><item-not-found "
+                  "xmlns='" NS_STANZAS "'/></failed></success>" FEATURES_BIND_SM),
+      SCRIPT_EXPECT(NS_BIND), SCRIPT_SEND(BIND_RESULT), SCRIPT_EXPECT("<enable "),
+      SCRIPT_SEND(SM_ENABLED_ID("sm-1")), SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0, s1};
+  world_t w;
+  online_and_two_sent(&w, scripts, 2, 0);
+  RUN_UNTIL(&w, w.app.onlines >= 2 && w.app.acks + w.app.fails >= 2, 10000);
+  ck_assert_msg(w.app.onlines == 2, "seq: %s", w.app.seq);
+  ck_assert_uint_eq(w.app.acks, 1);
+  ck_assert_uint_eq(w.app.fails, 1);
+  ck_assert(xmppuv_client_sm_enabled(w.c));
+  finish(&w);
+}
+END_TEST
+
+START_TEST(an_inline_enable_the_server_refuses_leaves_sm_off_without_asking_again) {
+  /* <bound><failed/></bound>: bound, SM refused: `online` with SM off, no
+   * second <enable/> and no bind iq although the features list both. */
+  static const xmppuv_test_step_t s0[] = {
+      SCRIPT_EXPECT("<stream:stream"), SCRIPT_SEND(HDR FEATURES_BIND2),
+      SCRIPT_EXPECT("</authenticate>"),
+      SCRIPT_SEND("<success xmlns='" NS_SASL2 "'><authorization-identifier>alice@localhost/"
+                  "tag.x1</authorization-identifier><bound xmlns='" NS_BIND2 "'><failed xmlns='"
+                  NS_SM "'><internal-server-error xmlns='" NS_STANZAS "'/></failed></bound>"
+                  "</success>" FEATURES_BIND_SM),
+      SCRIPT_EXPECT("one</body>"), SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0};
+  world_t w;
+  world_init(&w);
+  world_server(&w, 0, scripts, 1);
+  xmppuv_client_options_t o;
+  world_opts(&o, world_port(&w, 0));
+  world_start(&w, &o);
+  RUN_UNTIL(&w, w.app.onlines >= 1, 10000);
+  ck_assert(!xmppuv_client_sm_enabled(w.c));
+  ck_assert_str_eq(xmppuv_jid_string(xmppuv_client_jid(w.c)), "alice@localhost/tag.x1");
+  send_body(&w, "one");
+  RUN_UNTIL(&w, world_script_done(&w, 0, 0), 10000);
+  const char *got = world_received(&w, 0, 0);
+  ck_assert_int_eq(world_count(got, "<enable "), 1);
+  ck_assert_ptr_null(strstr(got, NS_BIND));
+  ck_assert_uint_eq(w.app.errors, 0);
+  finish(&w);
+}
+END_TEST
+
+START_TEST(a_sasl2_offer_with_nothing_usable_is_enomech_and_final) {
+  static const xmppuv_test_step_t s0[] = {
+      SCRIPT_EXPECT("<stream:stream"),
+      SCRIPT_SEND(HDR "<stream:features><authentication xmlns='" NS_SASL2
+                  "'><mechanism>FOO-BAR</mechanism></authentication></stream:features>"),
+      SCRIPT_DELAY(300), SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0};
+  world_t w;
+  world_init(&w);
+  world_server(&w, 0, scripts, 1);
+  xmppuv_client_options_t o;
+  world_opts(&o, world_port(&w, 0));
+  world_start(&w, &o);
+  RUN_UNTIL(&w, w.app.offlines >= 1, 10000);
+  ASSERT_ERROR(&w.app, 0, XMPPUV_ENOMECH, "", 1);
+  ck_assert_ptr_null(strstr(world_received(&w, 0, 0), "<authenticate"));
+  ck_assert_uint_eq(world_connections(&w, 0), 1);
   finish(&w);
 }
 END_TEST
@@ -688,6 +790,35 @@ static int give_token(xmppuv_client_t *c, char *token, size_t token_size, char *
   return 0;
 }
 
+START_TEST(a_token_whose_mechanism_is_not_offered_waits_and_the_password_logs_in) {
+  /* The token is bound to HT-SHA-256-NONE; this server lists only -EXPR
+   * (which plaintext cannot bind): the password logs in, no ETOKEN, the
+   * token is kept (another connection may offer its mechanism again), and
+   * no token is asked for (no usable mechanism). */
+#define FEATURES_FAST_EXPR_ONLY                                              \
+  "<stream:features><authentication xmlns='" NS_SASL2 "'>"                   \
+  "<mechanism>PLAIN</mechanism><inline><fast xmlns='" NS_FAST "'>"           \
+  "<mechanism>HT-SHA-256-EXPR</mechanism></fast></inline>"                   \
+  "</authentication><bind xmlns='" NS_BIND "'/></stream:features>"
+  static const xmppuv_test_step_t s0[] = {
+      SCRIPT_EXPECT("<stream:stream"), SCRIPT_SEND(HDR FEATURES_FAST_EXPR_ONLY),
+      SCRIPT_EXPECT("mechanism='PLAIN'"), SCRIPT_EXPECT("</authenticate>"),
+      SCRIPT_SEND(SASL2_SUCCESS FEATURES_BIND_SM), SCRIPT_EXPECT(NS_BIND),
+      SCRIPT_SEND(BIND_RESULT), SCRIPT_EXPECT("<enable "), SCRIPT_SEND(SM_ENABLED),
+      SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0};
+  world_t w;
+  start_fast(&w, scripts, 1, "tok-1");
+  RUN_UNTIL(&w, w.app.onlines >= 1 || w.app.offlines >= 1, 10000);
+  ck_assert_msg(w.app.onlines == 1, "seq: %s", w.app.seq);
+  ck_assert_uint_eq(w.app.errors, 0);
+  ck_assert_uint_eq(w.app.tokens, 0);
+  ck_assert_ptr_null(strstr(world_received(&w, 0, 0), "request-token"));
+  ck_assert_ptr_null(strstr(world_received(&w, 0, 0), "<fast"));
+  finish(&w);
+}
+END_TEST
+
 START_TEST(the_token_callback_is_asked_at_start_when_the_client_has_none) {
   /* No password at all: the token is the only credential. */
   static const xmppuv_test_step_t s0[] = {
@@ -950,6 +1081,11 @@ static Suite *make_suite(void) {
   tcase_add_loop_test(tc, a_failed_inline_resume_is_a_new_session_in_the_same_round_trip, 0, 4);
   tcase_add_test(tc, an_inline_resumed_with_too_high_an_h_ends_that_session);
   tcase_add_test(tc, without_inline_sm_the_session_resumes_after_the_login);
+  tcase_add_test(tc, an_inline_failed_with_a_junk_h_is_still_a_failed_resumption);
+  tcase_add_test(tc, an_inline_failed_without_a_bound_session_binds_after_the_login);
+  tcase_add_test(tc, an_inline_enable_the_server_refuses_leaves_sm_off_without_asking_again);
+  tcase_add_test(tc, a_sasl2_offer_with_nothing_usable_is_enomech_and_final);
+  tcase_add_test(tc, a_token_whose_mechanism_is_not_offered_waits_and_the_password_logs_in);
   tcase_add_loop_test(tc, sm_listed_twice_is_enabled_once, 0, 2);
   tcase_add_test(tc, a_password_login_gets_a_token_and_the_reconnection_uses_it);
   tcase_add_loop_test(tc, a_rejected_token_falls_back_to_the_password_on_the_same_stream, 0, 2);

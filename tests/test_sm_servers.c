@@ -94,6 +94,7 @@ typedef struct peer {
   unsigned online_without_sm;  /* `online` before SM was enabled */
   unsigned resume_attempts;    /* "resuming:" logged: <resume/> written */
   unsigned resume_failures;    /* "resumption failed" logged: <failed/> */
+  unsigned logins, sasl2_logins; /* "authenticated with ..." logged, and of them SASL2 */
   char jids[MAX_JIDS][160];    /* every full JID `online` gave */
   unsigned njids;
   unsigned replies;            /* messages received (echo test: alice) */
@@ -118,6 +119,7 @@ typedef struct child {
 struct world {
   uv_loop_t loop;
   const char *kind;
+  int classic; /* alice logs in the RFC 6120 way (sasl2 = 0) */
   xmppuv_test_server_t srv;
   xmppuv_test_proxy_t *proxy;
   int proxy_closed;
@@ -162,6 +164,10 @@ static long msg_index(const char *s, const char *prefix) {
 static void on_log(void *ud, xmppuv_log_level_t level, const char *area,
                    const char *msg) {
   peer_t *p = ud;
+  if (strcmp(area, "sasl") == 0 && strncmp(msg, "authenticated with ", 19) == 0) {
+    p->logins++;
+    if (strstr(msg, " (SASL2)") != NULL) p->sasl2_logins++;
+  }
   if (strcmp(area, "sm") == 0) {
     if (strncmp(msg, "resuming:", 9) == 0) p->resume_attempts++;
     /* The driver's line, once per <failed/> that answered <resume/>. */
@@ -328,7 +334,10 @@ static void peer_init(world_t *w, peer_t *p, const char *user) {
 
 static void world_start(world_t *w, int kind, int resume_seconds) {
   memset(w, 0, sizeof *w);
-  w->kind = kinds[kind];
+  /* 0 and 1: the servers, alice on the default (modern) login; 2 and 3:
+   * the same servers, alice on RFC 6120 SASL, bind iq and <resume/>. */
+  w->kind = kinds[kind % 2];
+  w->classic = kind >= 2;
   w->start_wall_s = (int64_t)time(NULL);
   w->seed = (unsigned)getpid() ^ (unsigned)w->start_wall_s;
   ck_assert_int_eq(uv_loop_init(&w->loop), 0);
@@ -361,6 +370,7 @@ static void peer_options(world_t *w, peer_t *p, int via_proxy, xmppuv_client_opt
   o->connect_timeout_ms = 5000;
   o->negotiation_timeout_ms = 20000;
   o->sm_ack_debounce_ms = 50;
+  o->sasl2 = !(w->classic && p == &w->alice);
   o->log_cb = on_log;
   o->log_user_data = p;
   o->log_level = log_mode() != NULL && strcmp(log_mode(), "trace") == 0
@@ -556,6 +566,9 @@ static void check_messages(world_t *w) {
 }
 
 static void check_alice_events(world_t *w) {
+  /* The login the test asked for, every time. */
+  ck_assert_uint_ge(w->alice.logins, 1);
+  ck_assert_uint_eq(w->alice.sasl2_logins, w->classic ? 0 : w->alice.logins);
   ck_assert_uint_eq(w->alice.online_without_sm, 0);
   ck_assert_uint_eq(w->alice.resumed_not_online, 0);
   ck_assert_uint_eq(w->bob.online_without_sm, 0);
@@ -1998,8 +2011,14 @@ START_TEST(example_send_delivers_words_and_stdin_lines) {
   ck_assert_uint_eq(ex_lines(r, "error "), 0);
   ck_assert_uint_eq(ex_lines(r, "status connecting"), 1);
   ck_assert_uint_eq(ex_lines(r, "status offline"), 1);
-  /* -v: the library's log on stderr, wire XML included, no password. */
+  /* -v: the library's log on stderr, wire XML included, no password; the
+   * modern login by default (SASL2, Bind2), and the FAST token's line on
+   * stdout without the token, which the trace shows redacted. */
   ck_assert_msg(strstr(r->errb, "[trace] wire-out: <") != NULL, "-v: no wire XML on stderr");
+  ck_assert_ptr_nonnull(strstr(r->errb, "wire-out: <authenticate xmlns='urn:xmpp:sasl:2'"));
+  ck_assert_ptr_nonnull(strstr(r->errb, "<request-token xmlns='urn:xmpp:fast:0'"));
+  ck_assert_ptr_nonnull(strstr(r->errb, "token='[redacted]'"));
+  ck_assert_uint_eq(ex_lines(r, "token HT-SHA-256-"), 1);
   ck_assert_ptr_nonnull(strstr(r->errb, "caf\xc3\xa9 &lt;&amp;&gt;"));
   ck_assert_ptr_null(strstr(r->errb, pw));
   ck_assert_ptr_null(strstr(r->outb, pw));
@@ -2012,10 +2031,11 @@ START_TEST(example_send_delivers_words_and_stdin_lines) {
   ck_assert_str_eq(inbox.from[0], jid);
 
   /* Lines from stdin: each non-empty line is a message (CRLF and a last
-   * line without a newline too); without -v nothing on stderr. */
+   * line without a newline too); without -v nothing on stderr; here with
+   * --no-sasl2 (RFC 6120 SASL). */
   const char *lines[] = {"--jid", "alice@localhost", "--to", "bob@localhost", "--host",
                          "127.0.0.1", "--port", port, "--tls", "starttls", "--ca-file",
-                         w->srv.ca_file, NULL};
+                         w->srv.ca_file, "--no-sasl2", NULL};
   ex_run(&w->loop, r, lines, pw, "first line\n\nsecond line\r\nthird, no newline", 30000);
   EX_ASSERT_EXIT(r, 0);
   ck_assert_str_eq(ex_last_line(r, last, sizeof last), "all 3 acknowledged");
@@ -2024,6 +2044,7 @@ START_TEST(example_send_delivers_words_and_stdin_lines) {
   ck_assert_uint_eq(ex_lines(r, "fail "), 0);
   ck_assert_msg(r->err_len == 0, "stderr without -v: %.*s", (int)strcspn(r->errb, "\n"),
                 r->errb);
+  ck_assert_uint_eq(ex_lines(r, "token "), 0); /* --no-sasl2: no FAST either */
   fence(w, &w->bob);
   ck_assert_uint_eq(inbox.n, 4);
   ck_assert_str_eq(inbox.body[1], "first line");
@@ -2120,14 +2141,15 @@ static Suite *make_suite(void) {
   Suite *s = suite_create("sm_servers");
   TCase *faults = tcase_create("faults");
   tcase_set_timeout(faults, 240);
+  /* These two also with alice on the RFC 6120 login (_i 2, 3). */
   tcase_add_loop_test(faults,
                       messages_sent_through_repeated_resets_arrive_exactly_once_and_are_acked,
-                      0, 2);
+                      0, 4);
   tcase_add_loop_test(faults, silent_partition_longer_than_the_ack_timeout_leads_to_resumption,
                       0, 2);
   tcase_add_loop_test(faults,
                       outage_longer_than_the_resume_window_fails_the_unacked_and_goes_online,
-                      0, 2);
+                      0, 4);
   tcase_add_loop_test(faults,
                       outage_longer_than_the_resume_window_resends_with_the_resend_policy, 0,
                       2);

@@ -764,14 +764,19 @@ static void on_failed(xmppuv__sm_t *sm, const xmppuv_stanza_t *el,
         cond ? cond : "no condition");
     return;
   }
-  /* XEP-0198 §5: <failed h/> still tells what the old session handled. */
+  /* XEP-0198 §5: <failed h/> still tells what the old session handled. An
+   * h that is not a number says nothing: the answer stands (the session
+   * is gone either way; taking it as a protocol error would keep the
+   * session to resume and ask again, and fail again, for ever). */
   const char *hs = xmppuv_stanza_attr(el, "h");
   uint32_t h = sm->acked;
+  if (hs != NULL && parse_u32(hs, &h) != 0) {
+    LOG(sm, XMPPUV_LOG_WARN, "<failed/> with an h that is not a number ('%s'): taken as "
+                             "without h", hs);
+    hs = NULL;
+    h = sm->acked;
+  }
   if (hs != NULL) {
-    if (parse_u32(hs, &h) != 0) {
-      PROTO_ERROR(sm, "<failed/> with an invalid h='%s'", hs);
-      return;
-    }
     if (!h_in_window(sm, h)) {
       too_high(sm, h, "failed");
       return;
