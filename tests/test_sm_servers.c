@@ -95,6 +95,7 @@ typedef struct peer {
   unsigned resume_attempts;    /* "resuming:" logged: <resume/> written */
   unsigned resume_failures;    /* "resumption failed" logged: <failed/> */
   unsigned logins, sasl2_logins; /* "authenticated with ..." logged, and of them SASL2 */
+  unsigned bind2_binds;          /* "bound in the login (Bind2)" logged */
   char jids[MAX_JIDS][160];    /* every full JID `online` gave */
   unsigned njids;
   unsigned replies;            /* messages received (echo test: alice) */
@@ -168,6 +169,8 @@ static void on_log(void *ud, xmppuv_log_level_t level, const char *area,
     p->logins++;
     if (strstr(msg, " (SASL2)") != NULL) p->sasl2_logins++;
   }
+  if (strcmp(area, "session") == 0 && strncmp(msg, "bound in the login (Bind2)", 26) == 0)
+    p->bind2_binds++;
   if (strcmp(area, "sm") == 0) {
     if (strncmp(msg, "resuming:", 9) == 0) p->resume_attempts++;
     /* The driver's line, once per <failed/> that answered <resume/>. */
@@ -785,6 +788,10 @@ START_TEST(outage_longer_than_the_resume_window_fails_the_unacked_and_goes_onlin
   ck_assert_uint_eq(w->alice.app.fails, 5);
   ck_assert_uint_eq(w->alice.app.onlines, 2);
   ck_assert_uint_eq(w->alice.app.resumes, 0);
+  /* The modern login: the new session came bound (and enabled) in the
+   * same <success/> that said <failed/> (inline resumption with its Bind2
+   * fallback), the first one too; the RFC 6120 login binds with an iq. */
+  ck_assert_uint_eq(w->alice.bind2_binds, w->classic ? 0 : 2);
   world_finish(w);
   free(w);
 }
