@@ -55,6 +55,7 @@ struct xmppuv_client {
   xmppuv__engine_t *engine;
   void *user_data;
   xmppuv__tls_ctx_t *tls_ctx;
+  xmppuv__tls_session_t *tls_session; /* the last TLS session, to resume */
   const xmppuv__transport_ops_t *transport_ops;
   xmppuv__transport_t *transport; /* the current connection's, or NULL */
   uint64_t link;                  /* the engine's id for it */
@@ -113,6 +114,7 @@ static void rearm(xmppuv_client_t *c) {
 static void free_client(xmppuv_client_t *c) {
   xmppuv__engine_free(c->engine);
   xmppuv__tls_ctx_unref(c->tls_ctx);
+  xmppuv__tls_session_free(c->tls_session);
   if (c->password != NULL) {
     xmppuv__secure_zero(c->password, strlen(c->password));
     xmppuv__free(c->password);
@@ -196,6 +198,7 @@ static void do_connect(xmppuv_client_t *c, const xmppuv__action_t *a) {
   cfg.dns_servers = o->dns_servers;
   cfg.connect_timeout_ms = o->connect_timeout_ms;
   cfg.log = xmppuv__engine_log(c->engine);
+  cfg.tls_session = &c->tls_session;
   xmppuv__transport_t *t = NULL;
   int rc = c->transport_ops->open(c->loop, &cfg, &transport_events, c, &t);
   if (rc != 0) {

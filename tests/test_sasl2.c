@@ -9,7 +9,10 @@
 
 #include "check_main.h"
 #include "client_world.h"
+#include "fault_proxy.h"
 #include "login_script.h"
+#include "tls_front.h"
+#include "tls_peer.h"
 #include "xmppuv.h"
 
 #define NS_SASL2 "urn:xmpp:sasl:2"
@@ -925,6 +928,73 @@ START_TEST(a_reconnection_sends_header_and_login_in_one_flight) {
 }
 END_TEST
 
+/* The proxy whose client flights the next test counts, and their number at
+ * `resumed`. */
+static xmppuv_test_proxy_t *counted;
+static unsigned long flights_at_resumed;
+
+static void note_flights(client_rec_t *r, xmppuv_client_t *c, const char *event) {
+  (void)r, (void)c;
+  if (strcmp(event, "resumed") != 0 || counted == NULL) return;
+  xmppuv_test_proxy_stats_t st;
+  xmppuv_test_proxy_stats(counted, &st);
+  flights_at_resumed = st.latest_client_flights;
+}
+
+START_TEST(a_resumed_tls_session_and_one_flight_make_a_reconnection_two_flights) {
+  /* Direct TLS through an mbedTLS front that keeps sessions, a proxy in
+   * front of it counting the client's flights: the reconnection resumes
+   * the TLS session (ClientHello; then its Finished with the stream header
+   * and the FAST <authenticate/>) and the XMPP session: 2 flights. */
+  static const xmppuv_test_step_t s0[] = {
+      SCRIPT_EXPECT("<stream:stream"), SCRIPT_SEND(HDR FEATURES_FAST),
+      SCRIPT_EXPECT(FAST_AUTH(TOK1_INITIATOR)), SCRIPT_EXPECT("</authenticate>"),
+      SCRIPT_SEND("<success xmlns='" NS_SASL2 "'><authorization-identifier>alice@localhost/"
+                  "tag.x1</authorization-identifier><additional-data>" TOK1_RESPONDER
+                  "</additional-data><bound xmlns='" NS_BIND2 "'><enabled xmlns='" NS_SM
+                  "' id='sm-0' resume='true'/></bound></success>" FEATURES_BIND_SM),
+      SCRIPT_DELAY(50), SCRIPT_CLOSE, SCRIPT_END};
+  static const xmppuv_test_step_t s1[] = {
+      SCRIPT_EXPECT(FAST_AUTH(TOK1_INITIATOR)), SCRIPT_EXPECT("</authenticate>"),
+      SCRIPT_SEND(HDR FEATURES_FAST "<success xmlns='" NS_SASL2 "'>"
+                  "<authorization-identifier>alice@localhost/tag.x1</authorization-identifier>"
+                  "<additional-data>" TOK1_RESPONDER "</additional-data><resumed xmlns='" NS_SM
+                  "' previd='sm-0' h='0'/></success>"),
+      SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0, s1};
+  world_t w;
+  world_init(&w);
+  world_server(&w, 0, scripts, 2);
+  static tls_front_t front;
+  tls_front_start(&front, &w.loop, world_port(&w, 0));
+  xmppuv_test_proxy_t *proxy = NULL;
+  ck_assert_int_eq(xmppuv_test_proxy_start(&w.loop, "127.0.0.1", front.port, &proxy), 0);
+  xmppuv_client_options_t o;
+  world_opts(&o, xmppuv_test_proxy_port(proxy));
+  o.tls = XMPPUV_TLS_DIRECT;
+  o.ca_file = tls_cert_path(1, "ca.pem");
+  o.fast_token = "tok-1";
+  o.fast_mechanism = "HT-SHA-256-NONE";
+  memset(&fast_log, 0, sizeof fast_log);
+  fast_log.echo = getenv("XMPPUV_TEST_LOG") != NULL;
+  o.log_cb = to_logbuf;
+  o.log_user_data = &fast_log;
+  o.log_level = XMPPUV_LOG_DEBUG;
+  counted = proxy;
+  w.app.on_event = note_flights;
+  world_start(&w, &o);
+  RUN_UNTIL(&w, w.app.resumes >= 1 || w.app.offlines >= 1, 10000);
+  counted = NULL;
+  ck_assert_msg(w.app.resumes == 1, "seq: %s", w.app.seq);
+  ck_assert_msg(strstr(fast_log.text, "(session resumed)") != NULL, "%s", fast_log.text);
+  ck_assert_uint_eq(flights_at_resumed, 2);
+  xmppuv_test_proxy_close(proxy, NULL, NULL);
+  tls_front_close(&front);
+  finish(&w);
+  tls_front_free(&front);
+}
+END_TEST
+
 START_TEST(a_changed_offer_after_a_one_flight_login_reconnects_the_long_way) {
   /* The server's features no longer offer FAST (another configuration):
    * the one-flight login cannot stand; the client connects again at once
@@ -1096,6 +1166,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, a_reconnection_sends_header_and_login_in_one_flight);
   tcase_add_test(tc, logout_invalidates_the_token_on_the_server_then_goes_offline);
   tcase_add_test(tc, a_changed_offer_after_a_one_flight_login_reconnects_the_long_way);
+  tcase_add_test(tc, a_resumed_tls_session_and_one_flight_make_a_reconnection_two_flights);
   suite_add_tcase(s, tc);
   return s;
 }

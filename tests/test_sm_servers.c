@@ -1224,7 +1224,8 @@ END_TEST
 /* The one-flight reconnection over direct TLS (XEP-0368), counted at a
  * proxy in front of the server's direct-TLS port: after a cut
  * (reconnect_now), the client's flights from TCP connected to `resumed`.
- * TLS 1.2 takes two (mbedTLS 2.28, as Debian 12 has it, speaks no 1.3);
+ * TLS 1.2 takes two (mbedTLS 2.28, as Debian 12 has it, speaks no 1.3;
+ * neither server resumes TLS sessions, which would make it one);
  * then the stream header and the <authenticate/> (FAST token, inline
  * <resume/>, Bind2 fallback) go in one: 3. With one_flight off the
  * client waits for the server's features first: 4. (_i: server, then

@@ -34,6 +34,7 @@ struct xmppuv__conn {
   uint16_t first_port;
   xmppuv_tls_mode_t tls_mode;
   xmppuv__tls_ctx_t *tls_ctx;
+  xmppuv__tls_session_t **tls_session; /* the owner's slot (transport.h) */
   char *dns_servers;
   uint64_t dns_timeout_ms;
   uint64_t connect_timeout_ms;
@@ -223,6 +224,17 @@ static int pump_tls_out(xmppuv__conn_t *c) {
   return rc;
 }
 
+/* The handshake is done: its session for the owner's next connection (the
+ * one before is replaced; without memory, the old one stays: the server
+ * then does a full handshake). */
+static void keep_session(xmppuv__conn_t *c) {
+  if (c->tls_session == NULL) return;
+  xmppuv__tls_session_t *s = NULL;
+  if (xmppuv__tls_session_save(c->tls, &s) != 0 || s == NULL) return;
+  xmppuv__tls_session_free(*c->tls_session);
+  *c->tls_session = s;
+}
+
 /* Run the handshake and read plaintext as far as the input allows. */
 static void drive_tls(xmppuv__conn_t *c) {
   if (c->state == CONN_HANDSHAKE || c->state == CONN_STARTTLS) {
@@ -240,8 +252,10 @@ static void drive_tls(xmppuv__conn_t *c) {
     }
     if (rc == 0) return; /* need more input */
     uv_timer_stop(&c->handshake_timer);
-    xmppuv__logf(c->log, XMPPUV_LOG_INFO, "tls", "%s %s with %s",
-                 xmppuv__tls_version(c->tls), xmppuv__tls_ciphersuite(c->tls), c->peer);
+    xmppuv__logf(c->log, XMPPUV_LOG_INFO, "tls", "%s %s with %s%s",
+                 xmppuv__tls_version(c->tls), xmppuv__tls_ciphersuite(c->tls), c->peer,
+                 xmppuv__tls_resumed(c->tls) ? " (session resumed)" : "");
+    keep_session(c);
     if (c->state == CONN_HANDSHAKE) {
       c->state = CONN_OPEN;
       forget_attempts(c);
@@ -276,6 +290,7 @@ static int start_tls(xmppuv__conn_t *c, int direct) {
   int rc = xmppuv__tls_new(c->tls_ctx, c->domain, direct, &c->tls);
   if (rc != 0) return rc;
   xmppuv__tls_set_log(c->tls, c->log);
+  if (c->tls_session != NULL) xmppuv__tls_session_offer(c->tls, *c->tls_session);
   rc = xmppuv__tls_handshake(c->tls); /* queues the ClientHello */
   if (rc < 0) return rc;
   return pump_tls_out(c);
@@ -604,6 +619,7 @@ int xmppuv__conn_open(uv_loop_t *loop, const xmppuv__conn_config_t *cfg,
     xmppuv__tls_ctx_ref(cfg->tls_ctx);
     c->tls_ctx = cfg->tls_ctx;
   }
+  c->tls_session = cfg->tls_session;
   c->state = CONN_RESOLVING;
   snprintf(c->peer, sizeof c->peer, "%s", c->domain);
 

@@ -118,6 +118,15 @@ struct xmppuv__tls {
   int pin_mismatch;
   uint32_t ca_flags; /* what CA verification said, in pin mode */
   char *leaf_desc;   /* the server certificate, for log lines */
+  int offered_session; /* xmppuv__tls_session_offer() gave one */
+  int saw_cert;        /* the server sent a certificate: a full handshake */
+};
+
+/* A TLS session to resume (RFC 5246 §7.3 session ID, or an RFC 5077
+ * ticket), for the server it was made with. */
+struct xmppuv__tls_session {
+  mbedtls_ssl_session s;
+  char *server_name;
 };
 
 /* ------------------------------------------------------------------------ */
@@ -305,6 +314,7 @@ static int verify_reasons_text(uint32_t flags, char *text, size_t size) {
 static int verify_cb(void *arg, mbedtls_x509_crt *crt, int depth,
                      uint32_t *flags) {
   xmppuv__tls_t *t = arg;
+  t->saw_cert = 1;
   if (depth == 0 && t->leaf_desc == NULL) t->leaf_desc = describe_cert(crt);
   if (t->ctx->pin_kind == PIN_NONE) return 0;
   /* Pin mode: the pin is the whole decision. Keep what the CA check said
@@ -828,8 +838,9 @@ static int configure(xmppuv__tls_t *t, int alpn) {
   mbedtls_ssl_conf_renegotiation(conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
 #endif
 #if defined(MBEDTLS_SSL_SESSION_TICKETS)
-  /* Sessions are never resumed, so a ticket would be dead weight. */
-  mbedtls_ssl_conf_session_tickets(conf, MBEDTLS_SSL_SESSION_TICKETS_DISABLED);
+  /* A ticket resumes the next connection where the server keeps no
+   * session cache (xmppuv__tls_session_save). */
+  mbedtls_ssl_conf_session_tickets(conf, MBEDTLS_SSL_SESSION_TICKETS_ENABLED);
 #endif
 #if defined(MBEDTLS_DHM_C) && defined(MBEDTLS_SSL_CLI_C)
   mbedtls_ssl_conf_dhm_min_bitlen(conf, 2048);
@@ -1066,10 +1077,11 @@ static void handshake_complete(xmppuv__tls_t *t) {
   }
   xmppuv__logf(tlog(t), XMPPUV_LOG_DEBUG, AREA,
                "TLS with %s established: %s, %s, ALPN %s, extended master "
-               "secret %s",
+               "secret %s%s",
                t->server_name, mbedtls_ssl_get_version(&t->ssl),
                mbedtls_ssl_get_ciphersuite(&t->ssl),
-               alpn != NULL ? alpn : "none", t->ems ? "yes" : "no");
+               alpn != NULL ? alpn : "none", t->ems ? "yes" : "no",
+               xmppuv__tls_resumed(t) ? ", session resumed" : "");
   xmppuv__free(t->leaf_desc);
   t->leaf_desc = NULL;
   if (t->sniffing) sniff_done(t, 0);
@@ -1213,13 +1225,17 @@ int xmppuv__tls_channel_binding(xmppuv__tls_t *t, const char *type,
   if (strcmp(type, "tls-unique") == 0) {
 #if MBEDTLS_VERSION_MAJOR < 3 && defined(MBEDTLS_SSL_RENEGOTIATION)
     /* RFC 5929 §3.1: the first Finished message of the most recent
-     * handshake. With no resumption the client's comes first, and mbedTLS
-     * 2.28 keeps it (for renegotiation) in own_verify_data. */
+     * handshake: the client's in a full handshake, the server's in an
+     * abbreviated one (a resumed session); mbedTLS 2.28 keeps both (for
+     * renegotiation). Only with the extended master secret on a resumed
+     * session (RFC 7627 §5.4: without it tls-unique can be made equal on
+     * two connections). */
+    int resumed = xmppuv__tls_resumed(t);
     size_t n = t->ssl.verify_data_len;
-    if (!is_tls12(t) || n == 0 || n > sizeof t->ssl.own_verify_data)
+    if (!is_tls12(t) || n == 0 || n > sizeof t->ssl.own_verify_data || (resumed && !t->ems))
       return XMPPUV_EINVAL;
     if (*len < n) return XMPPUV_ETOOBIG;
-    memcpy(out, t->ssl.own_verify_data, n);
+    memcpy(out, resumed ? t->ssl.peer_verify_data : t->ssl.own_verify_data, n);
     *len = n;
     return 0;
 #else
@@ -1237,6 +1253,47 @@ int xmppuv__tls_channel_binding(xmppuv__tls_t *t, const char *type,
     return rc;
   }
   return XMPPUV_EINVAL;
+}
+
+int xmppuv__tls_resumed(const xmppuv__tls_t *t) {
+  return t->handshake_done && t->offered_session && !t->saw_cert;
+}
+
+void xmppuv__tls_session_offer(xmppuv__tls_t *t, const xmppuv__tls_session_t *s) {
+  /* Pin mode decides on the certificate it sees, and a resumption shows
+   * none: always a full handshake there. */
+  if (s == NULL || t->ctx->pin_kind != PIN_NONE || t->ctx->insecure || t->handshake_done ||
+      strcmp(s->server_name, t->server_name) != 0)
+    return;
+  if (mbedtls_ssl_set_session(&t->ssl, &s->s) == 0) t->offered_session = 1;
+}
+
+int xmppuv__tls_session_save(xmppuv__tls_t *t, xmppuv__tls_session_t **out) {
+  *out = NULL;
+  if (!t->handshake_done || t->ctx->pin_kind != PIN_NONE) return 0;
+  xmppuv__tls_session_t *s = xmppuv__calloc(1, sizeof *s);
+  if (s == NULL) return XMPPUV_ENOMEM;
+  mbedtls_ssl_session_init(&s->s);
+  int ret = mbedtls_ssl_get_session(&t->ssl, &s->s);
+  int resumable = ret == 0 && (s->s.id_len > 0
+#if defined(MBEDTLS_SSL_SESSION_TICKETS)
+                               || s->s.ticket_len > 0
+#endif
+                               );
+  if (resumable) s->server_name = xmppuv__strdup(t->server_name);
+  if (!resumable || s->server_name == NULL) {
+    xmppuv__tls_session_free(s);
+    return resumable ? XMPPUV_ENOMEM : 0;
+  }
+  *out = s;
+  return 0;
+}
+
+void xmppuv__tls_session_free(xmppuv__tls_session_t *s) {
+  if (s == NULL) return;
+  mbedtls_ssl_session_free(&s->s);
+  xmppuv__free(s->server_name);
+  xmppuv__free(s);
 }
 
 const char *xmppuv__tls_version(const xmppuv__tls_t *t) {

@@ -213,6 +213,19 @@ int xmppuv__tls_export_keying_material(xmppuv__tls_t *t, const char *label,
  * ("TLS-ECDHE-ECDSA-WITH-AES-256-GCM-SHA384"), and the ALPN protocol the
  * server selected (NULL if none). Static strings; NULL before the handshake
  * completes. */
+/* TLS session resumption (an abbreviated handshake: one round trip less).
+ * After a handshake, the session to offer the next connection to the same
+ * server (*out to free with xmppuv__tls_session_free; NULL when the server
+ * gave neither a session ID nor a ticket, or in pin mode, whose decision
+ * needs the certificate a resumption does not show): 0 or XMPPUV_ENOMEM.
+ * Before a handshake, offer one (ignored for another server name, and in
+ * pin mode). Non-zero once a handshake resumed the session offered. */
+typedef struct xmppuv__tls_session xmppuv__tls_session_t;
+int xmppuv__tls_session_save(xmppuv__tls_t *t, xmppuv__tls_session_t **out);
+void xmppuv__tls_session_offer(xmppuv__tls_t *t, const xmppuv__tls_session_t *s);
+void xmppuv__tls_session_free(xmppuv__tls_session_t *s);
+int xmppuv__tls_resumed(const xmppuv__tls_t *t);
+
 const char *xmppuv__tls_version(const xmppuv__tls_t *t);
 const char *xmppuv__tls_ciphersuite(const xmppuv__tls_t *t);
 const char *xmppuv__tls_alpn(const xmppuv__tls_t *t);

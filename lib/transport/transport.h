@@ -31,6 +31,10 @@ typedef struct xmppuv__transport_config {
   uint64_t dns_timeout_ms;    /* 0 = default */
   uint64_t connect_timeout_ms; /* per address; 0 = none */
   const xmppuv__log_t *log;
+  /* The owner's slot for a TLS session to resume (borrowed, outlives the
+   * transport; NULL: none): offered to the next handshake, replaced after
+   * each one. */
+  xmppuv__tls_session_t **tls_session;
 } xmppuv__transport_config_t;
 
 typedef struct xmppuv__transport_events {

@@ -234,6 +234,9 @@ void tls_front_start(tls_front_t *f, uv_loop_t *loop, unsigned short upstream_po
       0);
   mbedtls_ssl_conf_rng(&f->conf, mbedtls_ctr_drbg_random, &f->drbg);
   ck_assert_int_eq(mbedtls_ssl_conf_own_cert(&f->conf, &f->crt, &f->key), 0);
+  mbedtls_ssl_cache_init(&f->cache);
+  mbedtls_ssl_conf_session_cache(&f->conf, &f->cache, mbedtls_ssl_cache_get,
+                                 mbedtls_ssl_cache_set);
   ck_assert_int_eq(uv_tcp_init(loop, &f->listener), 0);
   f->listener.data = f;
   struct sockaddr_in addr;
@@ -255,6 +258,7 @@ void tls_front_close(tls_front_t *f) {
 /* After the loop ran dry. */
 void tls_front_free(tls_front_t *f) {
   mbedtls_ssl_config_free(&f->conf);
+  mbedtls_ssl_cache_free(&f->cache);
   mbedtls_pk_free(&f->key);
   mbedtls_x509_crt_free(&f->crt);
   mbedtls_ctr_drbg_free(&f->drbg);

@@ -1,6 +1,7 @@
 /* A TLS front on mbedTLS for client-level tests: it accepts direct TLS on
  * 127.0.0.1 (a port the kernel picks) with the test CA's "localhost"
- * certificate (tls_peer.h makes them), relays the plaintext to and from a
+ * certificate (tls_peer.h makes them), keeps sessions in a cache (a client
+ * may resume one: an abbreviated handshake), relays the plaintext to and from a
  * plaintext server on 127.0.0.1 (the scripted server), and when that
  * server sends CUT_MARK, encrypts what follows as one record, sends half
  * of it and closes the connection: a TLS record cut short.
@@ -17,6 +18,7 @@
 #include <mbedtls/entropy.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/ssl.h>
+#include <mbedtls/ssl_cache.h>
 #include <mbedtls/x509_crt.h>
 
 /* In the plaintext server's output: cut the record that carries the rest. */
@@ -35,6 +37,7 @@ typedef struct tls_front {
   mbedtls_x509_crt crt;
   mbedtls_pk_context key;
   mbedtls_ssl_config conf;
+  mbedtls_ssl_cache_context cache; /* sessions, so clients can resume them */
   tls_front_conn_t *conns[16];
   size_t nconns;
 } tls_front_t;
