@@ -524,6 +524,31 @@ START_TEST(a_sasl2_offer_with_nothing_usable_is_enomech_and_final) {
 }
 END_TEST
 
+START_TEST(nothing_usable_in_sasl2_but_rfc6120_sasl_offered_logs_in_that_way) {
+  static const xmppuv_test_step_t s0[] = {
+      SCRIPT_EXPECT("<stream:stream"),
+      SCRIPT_SEND(HDR "<stream:features><authentication xmlns='" NS_SASL2
+                  "'><mechanism>FOO-BAR</mechanism></authentication><mechanisms xmlns='" NS_SASL
+                  "'><mechanism>PLAIN</mechanism></mechanisms></stream:features>"),
+      SCRIPT_EXPECT("</auth>"), UNTIL_BIND(FEATURES_BIND), SCRIPT_SEND(BIND_RESULT),
+      SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0};
+  world_t w;
+  world_init(&w);
+  world_server(&w, 0, scripts, 1);
+  xmppuv_client_options_t o;
+  world_opts(&o, world_port(&w, 0));
+  world_start(&w, &o);
+  RUN_UNTIL(&w, w.app.onlines >= 1 || w.app.offlines >= 1, 10000);
+  ck_assert_msg(w.app.onlines == 1, "seq: %s", w.app.seq);
+  ck_assert_uint_eq(w.app.errors, 0);
+  const char *got = world_received(&w, 0, 0);
+  ck_assert_ptr_null(strstr(got, "<authenticate"));
+  ck_assert_ptr_nonnull(strstr(got, "<auth xmlns='" NS_SASL "' mechanism='PLAIN'>"));
+  finish(&w);
+}
+END_TEST
+
 /* SASL2 and Bind2 offered, but SM not among SASL2's inline features. */
 #define FEATURES_BIND2_NO_INLINE_SM                                          \
   "<stream:features><authentication xmlns='" NS_SASL2 "'>"                   \
@@ -1155,6 +1180,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, an_inline_failed_without_a_bound_session_binds_after_the_login);
   tcase_add_test(tc, an_inline_enable_the_server_refuses_leaves_sm_off_without_asking_again);
   tcase_add_test(tc, a_sasl2_offer_with_nothing_usable_is_enomech_and_final);
+  tcase_add_test(tc, nothing_usable_in_sasl2_but_rfc6120_sasl_offered_logs_in_that_way);
   tcase_add_test(tc, a_token_whose_mechanism_is_not_offered_waits_and_the_password_logs_in);
   tcase_add_loop_test(tc, sm_listed_twice_is_enabled_once, 0, 2);
   tcase_add_test(tc, a_password_login_gets_a_token_and_the_reconnection_uses_it);

@@ -213,7 +213,9 @@ void xmppuv__auth_start(xmppuv__session_t *s, const xmppuv_stanza_t *features) {
   /* XEP-0388: SASL2 where offered and allowed; its mechanisms are listed
    * in <authentication/>. */
   const xmppuv_stanza_t *sasl2 =
-      s->cfg.sasl2 ? xmppuv_stanza_child(features, "authentication", XMPPUV__NS_SASL2) : NULL;
+      s->cfg.sasl2 && !c->sasl2_unusable
+          ? xmppuv_stanza_child(features, "authentication", XMPPUV__NS_SASL2)
+          : NULL;
   c->sasl2 = sasl2 != NULL;
   /* Kept for the next connection's one-flight login (session.h). */
   if (c->sasl2 && c->auth_features == NULL && c->features_text != NULL) {
@@ -334,6 +336,23 @@ void xmppuv__auth_start(xmppuv__session_t *s, const xmppuv_stanza_t *features) {
                                 c->tls, ours, n_ours, cb_data, c->cb};
   xmppuv__buf_t initial = XMPPUV__BUF_INIT;
   rc = xmppuv__sasl_exchange_begin(c->sasl, &ctx, &initial);
+  if (rc == XMPPUV_ENOMECH && c->sasl2 && !c->quick &&
+      xmppuv_stanza_child(features, "mechanisms", XMPPUV__NS_SASL) != NULL) {
+    /* Nothing usable in SASL2's list, but RFC 6120 SASL is offered too:
+     * log in that way (and do not start the next connection's login from
+     * these features). */
+    xmppuv__logf(s->log, XMPPUV_LOG_INFO, "sasl",
+                 "no SASL2 mechanism both sides accept: using RFC 6120 SASL");
+    xmppuv__sasl_buf_wipe(&initial);
+    xmppuv__sasl_exchange_free(c->sasl);
+    c->sasl = NULL;
+    xmppuv__free(c->auth_features);
+    c->auth_features = NULL;
+    c->auth_features_len = 0;
+    c->sasl2_unusable = 1;
+    xmppuv__auth_start(s, features);
+    return;
+  }
   xmppuv__mech_t mech = xmppuv__sasl_exchange_mech(c->sasl);
   if (c->quick && !c->quick_checked && (mech == XMPPUV__MECH_PLAIN || rc < 0)) {
     /* A one-flight login sends before the server's features are seen: not

@@ -78,6 +78,7 @@ typedef struct xmppuv__session_conn {
   int auth_features_seen; /* ... read from the authenticated stream's features */
   int late_features; /* resumed inline (SASL2): features may follow */
   int sasl2;       /* this login is XEP-0388's (no stream restart after it) */
+  int sasl2_unusable; /* SASL2 offered nothing usable: RFC 6120 SASL instead */
   char *inline_resume;   /* xmppuv__session_sasl2_inline() */
   char *bind2_sm_enable;
   int resume_sent;       /* the login carries <resume/> */
