@@ -643,6 +643,16 @@ static void connect_now(xmppuv__engine_t *e) {
 static void set_token(xmppuv__engine_t *e, const char *token, const char *mech,
                       const char *expiry);
 
+/* XEP-0484 §"Invalidation", for xmppuv_client_logout(): one connection
+ * whose login uses the token with invalidate='true' and binds nothing, then
+ * offline. */
+static void start_invalidation(xmppuv__engine_t *e) {
+  e->invalidating = 1;
+  e->gave_up = 0;
+  LOG(e, XMPPUV_LOG_INFO, "client", "logging out: invalidating the FAST token");
+  connect_now(e);
+}
+
 static void connection_closed(xmppuv__engine_t *e) {
   note_stream_lost(e);
   xmppuv__sm_disconnected(e->sm, e->now);
@@ -661,12 +671,7 @@ static void connection_closed(xmppuv__engine_t *e) {
     e->started = 0;
     fail_everything(e, XMPPUV_ECANCELED);
     if (e->logout && e->fast_token != NULL && !e->invalidating && e->opts.sasl2) {
-      /* XEP-0484 §"Invalidation": one login with the token and
-       * invalidate='true', nothing bound, then offline. */
-      e->invalidating = 1;
-      e->gave_up = 0;
-      LOG(e, XMPPUV_LOG_INFO, "client", "logging out: invalidating the FAST token");
-      connect_now(e);
+      start_invalidation(e);
       return;
     }
     if (e->logout) {
@@ -751,6 +756,14 @@ static void on_bound(xmppuv__engine_t *e, const char *full_jid);
 static void on_bound_inline(xmppuv__engine_t *e, const char *full_jid,
                             const xmppuv_stanza_t *inline_sm);
 
+/* The token (and its mechanism) the next login uses: these copies, owned. */
+static void replace_token(xmppuv__engine_t *e, char *token, char *mech) {
+  xmppuv__free_secret(e->fast_token);
+  xmppuv__free(e->fast_mech);
+  e->fast_token = token;
+  e->fast_mech = mech;
+}
+
 /* FAST (XEP-0484): the token the next login uses is this one (token NULL:
  * none), and the app hears of it. */
 static void set_token(xmppuv__engine_t *e, const char *token, const char *mech,
@@ -774,10 +787,7 @@ static void set_token(xmppuv__engine_t *e, const char *token, const char *mech,
     LOG(e, XMPPUV_LOG_WARN, "client", "no memory to keep the FAST token the server gave");
     return;
   }
-  xmppuv__free_secret(e->fast_token);
-  xmppuv__free(e->fast_mech);
-  e->fast_token = t;
-  e->fast_mech = m;
+  replace_token(e, t, m);
   push_event(e, &ev);
 }
 
@@ -875,7 +885,9 @@ static void on_authenticated(xmppuv__engine_t *e, const xmppuv__session_event_t 
   start_new_session(e);
 }
 
-static void on_bound(xmppuv__engine_t *e, const char *full_jid) {
+/* The session's full JID from now on: 0, or -1 (not valid: the connection
+ * is being dropped). */
+static int take_bound_jid(xmppuv__engine_t *e, const char *full_jid) {
   xmppuv_jid_t *j = NULL;
   int prc = xmppuv_jid_parse(full_jid, &j);
   if (prc != 0) {
@@ -883,10 +895,15 @@ static void on_bound(xmppuv__engine_t *e, const char *full_jid) {
     emit_errorf(e, prc == XMPPUV_ENOMEM ? prc : XMPPUV_EBIND, 0,
                 "the server bound a JID that is not valid: %s", xmppuv_strerror(prc));
     drop_connection(e, 0);
-    return;
+    return -1;
   }
   xmppuv_jid_free(e->bound);
   e->bound = j;
+  return 0;
+}
+
+static void on_bound(xmppuv__engine_t *e, const char *full_jid) {
+  if (take_bound_jid(e, full_jid) != 0) return;
   int rc = xmppuv__sm_enable(e->sm, full_jid, e->link.sm_offered, e->now);
   if (rc != 0 && rc != XMPPUV_ECANCELED) {
     emit_errorf(e, rc, 0, "could not enable Stream Management: %s", xmppuv_strerror(rc));
@@ -902,16 +919,7 @@ static void on_bound_inline(xmppuv__engine_t *e, const char *full_jid,
     on_bound(e, full_jid);
     return;
   }
-  xmppuv_jid_t *j = NULL;
-  int prc = xmppuv_jid_parse(full_jid, &j);
-  if (prc != 0) {
-    emit_errorf(e, prc == XMPPUV_ENOMEM ? prc : XMPPUV_EBIND, 0,
-                "the server bound a JID that is not valid: %s", xmppuv_strerror(prc));
-    drop_connection(e, 0);
-    return;
-  }
-  xmppuv_jid_free(e->bound);
-  e->bound = j;
+  if (take_bound_jid(e, full_jid) != 0) return;
   LOG(e, XMPPUV_LOG_INFO, "session", "bound in the login (Bind2) as %s", full_jid);
   int rc = xmppuv__sm_enable_inline(e->sm, full_jid, e->now);
   if (rc == 0) rc = xmppuv__sm_inbound(e->sm, inline_sm, e->now) < 0 ? XMPPUV_ENOMEM : 0;
@@ -1685,10 +1693,7 @@ int xmppuv__engine_give_fast_token(xmppuv__engine_t *e, const char *token, const
     xmppuv__free(m);
     return rc;
   }
-  xmppuv__free_secret(e->fast_token);
-  xmppuv__free(e->fast_mech);
-  e->fast_token = t;
-  e->fast_mech = m;
+  replace_token(e, t, m);
   return 0;
 }
 
@@ -1776,10 +1781,7 @@ int xmppuv__engine_logout(xmppuv__engine_t *e, xmppuv__time_t now) {
       e->logout = 0;
       return 0;
     }
-    e->invalidating = 1;
-    e->gave_up = 0;
-    LOG(e, XMPPUV_LOG_INFO, "client", "logging out: invalidating the FAST token");
-    connect_now(e);
+    start_invalidation(e);
     return 0;
   }
   return xmppuv__engine_stop(e, now);
