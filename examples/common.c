@@ -45,6 +45,16 @@ void example_parse_args(int argc, char **argv, example_args_t *a, const char *us
       a->opts.jid = need_value(argc, argv, &i, usage);
     } else if (strcmp(arg, "--host") == 0) {
       a->opts.host = need_value(argc, argv, &i, usage);
+    } else if (strcmp(arg, "--url") == 0) {
+      a->opts.url = need_value(argc, argv, &i, usage);
+    } else if (strcmp(arg, "--discover") == 0) {
+      const char *mode = need_value(argc, argv, &i, usage);
+      if (strcmp(mode, "auto") == 0)
+        a->opts.discovery = XMPPUV_DISCOVERY_AUTO;
+      else if (strcmp(mode, "websocket") == 0)
+        a->opts.discovery = XMPPUV_DISCOVERY_WEBSOCKET_FIRST;
+      else
+        bad_value(arg, mode, usage);
     } else if (strcmp(arg, "--port") == 0) {
       const char *v = need_value(argc, argv, &i, usage);
       long p = strtol(v, NULL, 10);

@@ -27,7 +27,8 @@ static const char usage[] =
     "  --wait-reply SECS  after the acks, wait up to SECS for as many replies as messages\n"
     "  WORDS...           one message made of the words; without words or --count,\n"
     "                     each line of standard input is a message\n"
-    "  --jid, --host, --port, --tls, --ca-file, --insecure, --resource, --no-sasl2, -v:\n"
+    "  --jid, --host, --port, --url, --discover, --tls, --ca-file, --insecure,\n"
+    "  --resource, --no-sasl2, -v:\n"
     "                     as for echo (see echo --help)\n";
 
 typedef struct {

@@ -19,7 +19,10 @@
 #include "sasl/sasl.h"
 #include "sasl/scram.h"
 #include "transport/tls.h"
+#include "client_hooks.h"
+#include "transport/discover.h"
 #include "transport/transport.h"
+#include "transport/ws_handshake.h"
 #include "util/alloc.h"
 #include "util/backoff.h"
 #include "xmppuv.h"
@@ -59,6 +62,19 @@ struct xmppuv_client {
   const xmppuv__transport_ops_t *transport_ops;
   xmppuv__transport_t *transport; /* the current connection's, or NULL */
   uint64_t link;                  /* the engine's id for it */
+  int link_up;                    /* it connected */
+  /* XEP-0156 discovery (the `discovery` option): the search in flight and
+   * the connection it is for, the URL it found (kept for reconnections
+   * until connecting to it fails), and, in auto mode, the TCP error held
+   * back while host-meta is asked. */
+  xmppuv__discover_t *discover;
+  uint64_t discover_link;
+  char *found_url;
+  int using_found;
+  int fallback_armed;
+  int held_status;
+  char *held_detail;
+  uint16_t discovery_port; /* tests: not 443 */
   char *password; /* copied from the options; wiped on free */
   xmppuv_password_cb password_cb;
   void *password_user_data;
@@ -112,6 +128,9 @@ static void rearm(xmppuv_client_t *c) {
 /* ---- closing ------------------------------------------------------------------ */
 
 static void free_client(xmppuv_client_t *c) {
+  xmppuv__discover_cancel(c->discover);
+  xmppuv__free(c->found_url);
+  xmppuv__free(c->held_detail);
   xmppuv__engine_free(c->engine);
   xmppuv__tls_ctx_unref(c->tls_ctx);
   xmppuv__tls_session_free(c->tls_session);
@@ -132,7 +151,7 @@ static void on_timer_closed(uv_handle_t *h) {
 /* After close(): once the engine delivered what it owed, the transport is
  * gone and no derivation runs, the timer closes last. */
 static void maybe_finish_close(xmppuv_client_t *c) {
-  if (!c->closing || c->transport != NULL || c->derive != NULL ||
+  if (!c->closing || c->transport != NULL || c->derive != NULL || c->discover != NULL ||
       !xmppuv__engine_closed(c->engine) || uv_is_closing((uv_handle_t *)&c->timer))
     return;
   uv_close((uv_handle_t *)&c->timer, on_timer_closed);
@@ -142,6 +161,8 @@ static void maybe_finish_close(xmppuv_client_t *c) {
 
 static void on_connected(void *ud, int tls) {
   xmppuv_client_t *c = ud;
+  c->link_up = 1;
+  c->fallback_armed = 0;
   xmppuv__channel_binding_t cb;
   memset(&cb, 0, sizeof cb);
   if (tls) c->transport_ops->channel_binding(c->transport, &cb);
@@ -168,15 +189,38 @@ static void on_tls_ready(void *ud) {
 
 static void on_error(void *ud, int status, const char *detail) {
   xmppuv_client_t *c = ud;
+  if (!c->link_up && c->using_found) {
+    /* The WebSocket discovery found does not answer: search again next
+     * time. */
+    xmppuv__free(c->found_url);
+    c->found_url = NULL;
+  }
+  if (!c->link_up && c->fallback_armed && !c->closing) {
+    /* Auto discovery: no TCP connection could be made; host-meta is asked
+     * once this transport is closed, and this error told only if that
+     * finds nothing either. */
+    xmppuv__free(c->held_detail);
+    c->held_detail = detail != NULL ? xmppuv__strdup(detail) : NULL;
+    c->held_status = status;
+    return;
+  }
+  c->fallback_armed = 0;
   xmppuv__engine_transport_error(c->engine, c->link, status, detail, now_of(c));
   pump(c, 1);
 }
+
+static void start_discovery(xmppuv_client_t *c, uint64_t link);
 
 static void on_closed(void *ud) {
   xmppuv_client_t *c = ud;
   uint64_t link = c->link;
   c->transport = NULL;
   c->link = 0;
+  if (c->fallback_armed && c->held_status != 0) {
+    c->fallback_armed = 0;
+    start_discovery(c, link);
+    return;
+  }
   xmppuv__engine_transport_closed(c->engine, link, now_of(c));
   pump(c, 1);
 }
@@ -184,21 +228,28 @@ static void on_closed(void *ud) {
 static const xmppuv__transport_events_t transport_events = {on_connected, on_data,
                                                             on_tls_ready, on_error, on_closed};
 
-static void do_connect(xmppuv_client_t *c, const xmppuv__action_t *a) {
+/* Open the connection for link: a WebSocket at url, or the stream
+ * transport (host NULL: SRV). */
+static void open_transport(xmppuv_client_t *c, uint64_t link, const char *host, uint16_t port,
+                           const char *first_host, uint16_t first_port, const char *url) {
   const xmppuv_client_options_t *o = xmppuv__engine_options(c->engine);
   xmppuv__transport_config_t cfg;
   memset(&cfg, 0, sizeof cfg);
   cfg.domain = xmppuv_jid_domain_ascii(xmppuv__engine_configured_jid(c->engine));
-  cfg.host = a->host;
-  cfg.port = a->port;
-  cfg.first_host = a->first_host;
-  cfg.first_port = a->first_port;
+  cfg.host = host;
+  cfg.port = port;
+  cfg.first_host = first_host;
+  cfg.first_port = first_port;
   cfg.tls_mode = o->tls;
   cfg.tls_ctx = c->tls_ctx;
   cfg.dns_servers = o->dns_servers;
   cfg.connect_timeout_ms = o->connect_timeout_ms;
   cfg.log = xmppuv__engine_log(c->engine);
   cfg.tls_session = &c->tls_session;
+  cfg.url = url;
+  cfg.max_message = o->max_stanza_bytes;
+  c->transport_ops = url != NULL ? &xmppuv__ws_transport : &xmppuv__stream_transport;
+  c->link_up = 0;
   xmppuv__transport_t *t = NULL;
   int rc = c->transport_ops->open(c->loop, &cfg, &transport_events, c, &t);
   if (rc != 0) {
@@ -206,14 +257,87 @@ static void do_connect(xmppuv_client_t *c, const xmppuv__action_t *a) {
     xmppuv__time_t now = now_of(c);
     char detail[320];
     snprintf(detail, sizeof detail, "could not start connecting to %s: %s",
-             cfg.host != NULL ? cfg.host : cfg.domain, xmppuv_strerror(rc));
-    xmppuv__engine_transport_error(c->engine, a->link, rc, detail, now);
-    xmppuv__engine_transport_closed(c->engine, a->link, now);
+             cfg.url != NULL ? cfg.url : cfg.host != NULL ? cfg.host : cfg.domain,
+             xmppuv_strerror(rc));
+    c->fallback_armed = 0;
+    xmppuv__engine_transport_error(c->engine, link, rc, detail, now);
+    xmppuv__engine_transport_closed(c->engine, link, now);
     return;
   }
   c->transport = t;
-  c->link = a->link;
+  c->link = link;
   c->input_paused = 0;
+}
+
+static void on_discovered(void *ud, int status, const char *url, const char *detail) {
+  xmppuv_client_t *c = ud;
+  uint64_t link = c->discover_link;
+  const xmppuv__log_t *log = xmppuv__engine_log(c->engine);
+  c->discover = NULL;
+  c->discover_link = 0;
+  if (status == 0) {
+    xmppuv__free(c->found_url);
+    c->found_url = xmppuv__strdup(url);
+    c->using_found = c->found_url != NULL;
+    open_transport(c, link, NULL, 0, NULL, 0, url);
+  } else if (c->held_status != 0) {
+    /* Auto: TCP failed first; host-meta found nothing either. */
+    char text[1100];
+    snprintf(text, sizeof text, "%s; no WebSocket found instead (XEP-0156: %s)",
+             c->held_detail != NULL ? c->held_detail : xmppuv_strerror(c->held_status),
+             detail != NULL ? detail : xmppuv_strerror(status));
+    int held = c->held_status;
+    c->held_status = 0;
+    xmppuv__time_t now = now_of(c);
+    xmppuv__engine_transport_error(c->engine, link, held, text, now);
+    xmppuv__engine_transport_closed(c->engine, link, now);
+  } else {
+    /* WebSocket first: nothing found, so TCP. */
+    xmppuv__logf(log, XMPPUV_LOG_INFO, "discover", "no WebSocket for %s (%s): SRV and TCP",
+                 xmppuv_jid_domain_ascii(xmppuv__engine_configured_jid(c->engine)),
+                 detail != NULL ? detail : xmppuv_strerror(status));
+    open_transport(c, link, NULL, 0, NULL, 0, NULL);
+  }
+  pump(c, 1);
+}
+
+static void start_discovery(xmppuv_client_t *c, uint64_t link) {
+  const xmppuv_client_options_t *o = xmppuv__engine_options(c->engine);
+  xmppuv__discover_config_t dc;
+  memset(&dc, 0, sizeof dc);
+  dc.domain = xmppuv_jid_domain_ascii(xmppuv__engine_configured_jid(c->engine));
+  dc.port = c->discovery_port;
+  dc.tls_ctx = c->tls_ctx;
+  dc.dns_servers = o->dns_servers;
+  dc.connect_timeout_ms = o->connect_timeout_ms;
+  dc.log = xmppuv__engine_log(c->engine);
+  c->discover_link = link;
+  int rc = xmppuv__discover_start(c->loop, &dc, on_discovered, c, &c->discover);
+  if (rc != 0) {
+    c->discover = NULL;
+    on_discovered(c, rc, NULL, xmppuv_strerror(rc));
+  }
+}
+
+static void do_connect(xmppuv_client_t *c, const xmppuv__action_t *a) {
+  const xmppuv_client_options_t *o = xmppuv__engine_options(c->engine);
+  c->using_found = 0;
+  c->fallback_armed = 0;
+  c->held_status = 0;
+  if (a->url == NULL && a->host == NULL && o->discovery != XMPPUV_DISCOVERY_OFF) {
+    if (c->found_url != NULL) {
+      /* What discovery found last time, while it answers. */
+      c->using_found = 1;
+      open_transport(c, a->link, NULL, 0, NULL, 0, c->found_url);
+      return;
+    }
+    if (o->discovery == XMPPUV_DISCOVERY_WEBSOCKET_FIRST) {
+      start_discovery(c, a->link);
+      return;
+    }
+    c->fallback_armed = 1; /* auto: TCP first */
+  }
+  open_transport(c, a->link, a->host, a->port, a->first_host, a->first_port, a->url);
 }
 
 /* ---- credentials ------------------------------------------------------------------- */
@@ -352,7 +476,18 @@ static void do_action(xmppuv_client_t *c, const xmppuv__action_t *a) {
       }
       break;
     case XMPPUV__ACT_CLOSE:
-      if (ours) c->transport_ops->close(c->transport, a->graceful);
+      if (ours) {
+        c->transport_ops->close(c->transport, a->graceful);
+      } else if (a->link != 0 && (c->discover_link == a->link || c->held_status != 0) &&
+                 c->transport == NULL) {
+        /* Dropped while discovery searched: nothing is open. */
+        xmppuv__discover_cancel(c->discover);
+        c->discover = NULL;
+        c->discover_link = 0;
+        c->held_status = 0;
+        c->fallback_armed = 0;
+        xmppuv__engine_transport_closed(c->engine, a->link, now_of(c));
+      }
       break;
     case XMPPUV__ACT_PASSWORD:
       give_password(c, a);
@@ -450,6 +585,16 @@ int xmppuv_client_new(uv_loop_t *loop, const xmppuv_client_options_t *opts,
     tc.log = xmppuv__engine_log(c->engine);
     /* Shared with the other clients of this thread that trust the same. */
     rc = xmppuv__tls_ctx_shared(&tc, &c->tls_ctx);
+  }
+  if (rc == 0 && o->url != NULL) {
+    /* The engine checked the scheme; the rest of the URL is the
+     * transport's to read. */
+    xmppuv__ws_url_t url;
+    const char *why = NULL;
+    rc = xmppuv__ws_url_parse(o->url, &url, &why);
+    if (rc != 0)
+      xmppuv__logf(xmppuv__engine_log(c->engine), XMPPUV_LOG_ERROR, "client",
+                   "bad option: url: %s", why);
   }
   if (rc == 0) rc = uv_timer_init(loop, &c->timer);
   if (rc != 0) {
@@ -642,4 +787,8 @@ int xmppuv_client_sm_export(const xmppuv_client_t *c, char **data, size_t *len) 
 int xmppuv_client_sm_import(xmppuv_client_t *c, const void *data, size_t len) {
   if (c == NULL || data == NULL) return XMPPUV_EINVAL;
   return xmppuv__engine_sm_import(c->engine, data, len);
+}
+
+void xmppuv__client_set_discovery_port(xmppuv_client_t *c, uint16_t port) {
+  c->discovery_port = port;
 }

@@ -162,6 +162,34 @@ START_TEST(an_endless_answer_is_refused_at_its_limit) {
 }
 END_TEST
 
+/* The answer is read by http.c's head reader: a wrong first line or a line
+ * that does not end in CRLF is refused when it comes, not at a blank line
+ * that may never come. */
+START_TEST(a_wrong_line_is_refused_when_it_comes) {
+  static const struct {
+    const char *answer;
+    const char *says;
+  } early[] = {
+      {"SSH-2.0-OpenSSH_9.2\r\n", "did not answer in HTTP"},
+      {"HTTP/1.1 101 Switching Protocols\nUpgrade: websocket\n", "bare LF"},
+      {"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nbogus\r\n", "no header"},
+  };
+  for (size_t i = 0; i < sizeof early / sizeof early[0]; i++) {
+    xmppuv__ws_handshake_t hs;
+    xmppuv__buf_t out = XMPPUV__BUF_INIT;
+    request(&hs, "ws://localhost/ws", &out);
+    xmppuv__buf_free(&out);
+    size_t used;
+    char why[300];
+    const char *a = early[i].answer;
+    ck_assert_int_eq(xmppuv__ws_answer(&hs, a, strlen(a), &used, why, sizeof why),
+                     XMPPUV_EWRONGSERVER);
+    ck_assert_msg(strstr(why, early[i].says) != NULL, "answer %zu: \"%s\"", i, why);
+    ck_assert_uint_le(used, strlen(a));
+  }
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("ws");
   TCase *tc = tcase_create("handshake");
@@ -172,6 +200,7 @@ static Suite *make_suite(void) {
   tcase_add_loop_test(tc, a_wrong_answer_is_refused_saying_why, 0,
                       (int)(sizeof refusals / sizeof refusals[0]));
   tcase_add_test(tc, an_endless_answer_is_refused_at_its_limit);
+  tcase_add_test(tc, a_wrong_line_is_refused_when_it_comes);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -57,6 +57,17 @@ typedef enum {
   XMPPUV_TLS_DISABLED_INSECURE /* plaintext: tests on loopback only */
 } xmppuv_tls_mode_t;
 
+/* Finding a WebSocket endpoint (XEP-0156: host-meta over HTTPS) when
+ * neither host nor url is set. */
+typedef enum {
+  XMPPUV_DISCOVERY_OFF = 0, /* SRV (RFC 6120, XEP-0368) and TCP only */
+  XMPPUV_DISCOVERY_AUTO,    /* XEP-0156's order: SRV and TCP first; when no
+                               TCP connection can be made, the domain's
+                               host-meta and its wss:// link */
+  XMPPUV_DISCOVERY_WEBSOCKET_FIRST /* the host-meta's wss:// link first; SRV
+                                      and TCP when there is none */
+} xmppuv_discovery_t;
+
 /* Supplies the password when it is needed, so the app need not keep it in
  * memory. Write at most size-1 bytes and a NUL into buf; return 0, or an
  * error code to stop (the client then ends with that error). */
@@ -203,6 +214,20 @@ typedef struct xmppuv_client_options {
    * waiting for them [1]. If the server's features turn out different, the
    * client connects again at once the long way (no error). */
   int one_flight;
+
+  /* WebSocket (RFC 7395): connect to this ws:// or wss:// URL instead of an
+   * XMPP port [NULL]; host and port must then be unset. wss:// is TLS
+   * verified against the URL's host (ca_file, pin and the rest apply);
+   * ws:// only with tls = XMPPUV_TLS_DISABLED_INSECURE. Everything above
+   * the transport (SASL2, Stream Management, resumption, the events) is the
+   * same as over TCP. */
+  const char *url;
+  /* Without host and url: XEP-0156 discovery [XMPPUV_DISCOVERY_OFF]. */
+  xmppuv_discovery_t discovery;
+  /* A WebSocket handshake answered with a redirect (3xx and Location) is
+   * refused with the Location in the error text [0]; 1: followed, to
+   * wss:// only (never from wss:// to ws://), at most 3 times. */
+  int ws_follow_redirects;
 } xmppuv_client_options_t;
 
 /* Fill opts with the defaults (everything zero or NULL but those above) and

@@ -151,6 +151,7 @@ struct xmppuv__engine {
   uint64_t reconnect_at;
   unsigned reconnect_attempt;
   char *redirect_host; /* see-other-host */
+  char *redirect_url;  /* <close see-other-uri/> (RFC 7395) */
   uint16_t redirect_port;
   unsigned redirects;
   uint64_t next_link;
@@ -175,7 +176,7 @@ static void free_options(xmppuv_client_options_t *o) {
   const char **strings[] = {&o->jid, &o->resource, &o->lang, &o->host, &o->ca_file,
                             &o->ca_path, &o->pin, &o->dns_servers, &o->sasl_mechanisms,
                             &o->client_cert_file, &o->client_key_file, &o->user_agent_id,
-                            &o->software, &o->fast_mechanism};
+                            &o->software, &o->fast_mechanism, &o->url};
   xmppuv__free_secret((char *)(uintptr_t)o->fast_token);
   o->fast_token = NULL;
   for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++) {
@@ -203,6 +204,7 @@ static int copy_options(xmppuv__engine_t *e, const xmppuv_client_options_t *o) {
   e->opts.software = xmppuv__strdup_opt(o->software, &rc);
   e->opts.fast_token = xmppuv__strdup_opt(o->fast_token, &rc);
   e->opts.fast_mechanism = xmppuv__strdup_opt(o->fast_mechanism, &rc);
+  e->opts.url = xmppuv__strdup_opt(o->url, &rc);
   if (o->user_agent_id != NULL) {
     e->opts.user_agent_id = xmppuv__strdup_opt(o->user_agent_id, &rc);
   } else {
@@ -261,6 +263,22 @@ static int validate(xmppuv__engine_t *e, int have_password) {
       (o->ca_file != NULL || o->ca_path != NULL || o->pin != NULL || o->tls_insecure))
     return bad_option(e, "TLS settings with tls = XMPPUV_TLS_DISABLED_INSECURE");
   if (o->port != 0 && o->host == NULL) return bad_option(e, "port without host");
+  if (o->url != NULL) {
+    int ws = strncmp(o->url, "ws://", 5) == 0, wss = strncmp(o->url, "wss://", 6) == 0;
+    if (!ws && !wss) return bad_option(e, "url is not a ws:// or wss:// URL");
+    if (o->host != NULL) return bad_option(e, "url together with host (the URL says where)");
+    if (ws && o->tls != XMPPUV_TLS_DISABLED_INSECURE)
+      return bad_option(e, "a ws:// url without tls = XMPPUV_TLS_DISABLED_INSECURE (wss:// is "
+                           "the secure one)");
+    if (wss && o->tls == XMPPUV_TLS_DISABLED_INSECURE)
+      return bad_option(e, "a wss:// url with tls = XMPPUV_TLS_DISABLED_INSECURE");
+  }
+  if (o->discovery > XMPPUV_DISCOVERY_WEBSOCKET_FIRST) return bad_option(e, "discovery mode");
+  if (o->discovery != XMPPUV_DISCOVERY_OFF && (o->host != NULL || o->url != NULL))
+    return bad_option(e, "discovery together with host or url (nothing to discover)");
+  if (o->discovery != XMPPUV_DISCOVERY_OFF && o->tls == XMPPUV_TLS_DISABLED_INSECURE)
+    return bad_option(e, "discovery with tls = XMPPUV_TLS_DISABLED_INSECURE (host-meta is "
+                         "fetched over HTTPS only)");
   if (o->reconnect && o->reconnect_delay_ms == 0) return bad_option(e, "reconnect_delay_ms is 0");
   if (o->reconnect_max_delay_ms < o->reconnect_delay_ms)
     return bad_option(e, "reconnect_max_delay_ms below reconnect_delay_ms");
@@ -551,7 +569,7 @@ static void schedule_reconnect(xmppuv__engine_t *e) {
   uint64_t delay = xmppuv__backoff_delay(e->reconnect_attempt, e->opts.reconnect_delay_ms,
                                          e->opts.reconnect_max_delay_ms, r);
   /* see-other-host, or the app said the network changed: go at once. */
-  if (e->redirect_host != NULL || e->reconnect_at_once) delay = 0;
+  if (e->redirect_host != NULL || e->redirect_url != NULL || e->reconnect_at_once) delay = 0;
   e->reconnect_at_once = 0;
   e->reconnect_at = e->now.mono_ms + delay;
   LOG(e, XMPPUV_LOG_INFO, "client", "reconnecting in %" PRIu64 " ms (attempt %u)", delay,
@@ -613,7 +631,18 @@ static void connect_now(xmppuv__engine_t *e) {
   xmppuv__action_t *a = push_action(e, XMPPUV__ACT_CONNECT);
   a->host = e->opts.host;
   a->port = e->opts.port;
-  if (e->redirect_host != NULL) {
+  a->url = e->opts.url;
+  if (e->redirect_url != NULL) {
+    /* see-other-uri: that WebSocket, this once. */
+    xmppuv__buf_clear(&e->action_data);
+    if (xmppuv__buf_append_str(&e->action_data, e->redirect_url) == 0) {
+      a->url = e->action_data.data;
+      a->host = NULL;
+      a->port = 0;
+    }
+    xmppuv__free(e->redirect_url);
+    e->redirect_url = NULL;
+  } else if (e->redirect_host != NULL) {
     /* see-other-host: that host, this once. */
     xmppuv__buf_clear(&e->action_data);
     if (xmppuv__buf_append_str(&e->action_data, e->redirect_host) == 0) {
@@ -970,6 +999,28 @@ static void on_failed(xmppuv__engine_t *e, const xmppuv_error_t *err, const char
                                  err->element, 1};
       e->gave_up = 1;
       emit_error(e, &loop_err);
+    } else if (strncmp(see_other, "wss://", 6) == 0 || strncmp(see_other, "ws://", 5) == 0) {
+      /* RFC 7395 §3.6.1: <close see-other-uri/>, never to a lower security
+       * (a ws:// only where ws:// was asked for). */
+      int plain_ok = e->opts.tls == XMPPUV_TLS_DISABLED_INSECURE;
+      if ((see_other[2] == ':') != plain_ok) {
+        xmppuv_error_t refused = {XMPPUV_ESEEOTHERHOST, "see-other-host", see_other,
+                                  err->element, 0};
+        LOG(e, XMPPUV_LOG_WARN, "client",
+            "see-other-uri to %s refused: not the security this client uses; reconnecting as "
+            "before", see_other);
+        emit_error(e, &refused);
+      } else {
+        char *copy = xmppuv__strdup(see_other);
+        if (copy == NULL) {
+          LOG(e, XMPPUV_LOG_WARN, "client",
+              "out of memory for the see-other-uri target: reconnecting as before");
+        } else {
+          xmppuv__free(e->redirect_url);
+          e->redirect_url = copy;
+        }
+        emit_error(e, err);
+      }
     } else {
       char host[300];
       uint16_t port;
@@ -1481,7 +1532,7 @@ void xmppuv__engine_transport_error(xmppuv__engine_t *e, uint64_t link, int stat
    * for a host and port the app named that do not speak what it asked
    * (TLS on a STARTTLS port, a web server): README, "Errors". */
   int fatal = is_certificate_error(status) || status == XMPPUV_ENOSERVICE ||
-              (status == XMPPUV_EWRONGSERVER && e->opts.host != NULL);
+              (status == XMPPUV_EWRONGSERVER && (e->opts.host != NULL || e->opts.url != NULL));
   if (fatal) e->gave_up = 1;
   /* The error first, then the status changes it causes. Losing the
    * connection after our own </stream:stream> is the end we asked for,
@@ -1546,6 +1597,7 @@ static void free_engine(xmppuv__engine_t *e) {
   xmppuv_jid_free(e->jid);
   xmppuv_jid_free(e->bound);
   xmppuv__free(e->redirect_host);
+  xmppuv__free(e->redirect_url);
   xmppuv__buf_free(&e->out);
   xmppuv__buf_free(&e->action_data);
   xmppuv__free_secret(e->fast_token);

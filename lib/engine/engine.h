@@ -58,6 +58,7 @@ typedef struct xmppuv__action {
    * one first (XEP-0198 location), or NULL. */
   const char *host;
   uint16_t port;
+  const char *url; /* a WebSocket (RFC 7395) instead of host/port, or NULL */
   const char *first_host;
   uint16_t first_port;
   /* STARTTLS */

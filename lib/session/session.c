@@ -529,7 +529,7 @@ static xmppuv__session_event_kind_t on_open(xmppuv__session_t *s,
   return XMPPUV__SESS_OPEN;
 }
 
-/* RFC 7395 §3.6: <close/>, and §3.5 <close see-other-uri='...'/>. */
+/* RFC 7395 §3.6: <close/>, and §3.6.1 <close see-other-uri='...'/>. */
 static xmppuv__session_event_kind_t on_ws_close(xmppuv__session_t *s,
                                                 const xmppuv_stanza_t *el) {
   const char *uri = xmppuv_stanza_attr(el, "see-other-uri");

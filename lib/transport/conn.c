@@ -35,6 +35,7 @@ struct xmppuv__conn {
   xmppuv_tls_mode_t tls_mode;
   xmppuv__tls_ctx_t *tls_ctx;
   xmppuv__tls_session_t **tls_session; /* the owner's slot (transport.h) */
+  int direct_alpn;
   char *dns_servers;
   uint64_t dns_timeout_ms;
   uint64_t connect_timeout_ms;
@@ -287,7 +288,8 @@ static void drive_tls(xmppuv__conn_t *c) {
 
 static int start_tls(xmppuv__conn_t *c, int direct) {
   if (c->tls_ctx == NULL) return XMPPUV_ESTATE;
-  int rc = xmppuv__tls_new(c->tls_ctx, c->domain, direct, &c->tls);
+  int rc = xmppuv__tls_new(c->tls_ctx, c->domain, direct ? c->direct_alpn : XMPPUV__ALPN_NONE,
+                           &c->tls);
   if (rc != 0) return rc;
   xmppuv__tls_set_log(c->tls, c->log);
   if (c->tls_session != NULL) xmppuv__tls_session_offer(c->tls, *c->tls_session);
@@ -620,6 +622,7 @@ int xmppuv__conn_open(uv_loop_t *loop, const xmppuv__conn_config_t *cfg,
     c->tls_ctx = cfg->tls_ctx;
   }
   c->tls_session = cfg->tls_session;
+  c->direct_alpn = cfg->direct_alpn != 0 ? cfg->direct_alpn : XMPPUV__ALPN_XMPP;
   c->state = CONN_RESOLVING;
   snprintf(c->peer, sizeof c->peer, "%s", c->domain);
 

@@ -13,6 +13,7 @@
 #include <ares.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "util/alloc.h"
 
@@ -757,6 +758,10 @@ int xmppuv__dns_find_targets(uv_loop_t *loop, const char *domain_ascii,
 static int parse_literal(const char *host, uint16_t port,
                          struct sockaddr_storage *ss) {
   memset(ss, 0, sizeof *ss);
+  /* RFC 6761 §6.3: "localhost" is the loopback address, never a DNS
+   * question (c-ares 1.18 asking only the servers given fails on it). */
+  if (strcasecmp(host, "localhost") == 0 || strcasecmp(host, "localhost.") == 0)
+    host = "127.0.0.1";
   if (uv_ip4_addr(host, port, (struct sockaddr_in *)ss) == 0) return 1;
   memset(ss, 0, sizeof *ss);
   if (strchr(host, ':') != NULL &&

@@ -786,8 +786,10 @@ static int export_keys_cb(void *arg, const unsigned char *ms,
 /* ------------------------------------------------------------------------ */
 
 #if defined(MBEDTLS_SSL_ALPN)
-/* XEP-0368 Requirements: ALPN "xmpp-client" for xmpps-client */
-static const char *alpn_protocols[] = {"xmpp-client", NULL};
+/* XEP-0368 Requirements: ALPN "xmpp-client" for xmpps-client; a WebSocket
+ * over TLS is HTTP/1.1 until the upgrade (RFC 6455 §4.1). */
+static const char *alpn_xmpp[] = {"xmpp-client", NULL};
+static const char *alpn_http[] = {"http/1.1", NULL};
 #endif
 
 static int valid_server_name(const char *name) {
@@ -846,8 +848,8 @@ static int configure(xmppuv__tls_t *t, int alpn) {
   mbedtls_ssl_conf_dhm_min_bitlen(conf, 2048);
 #endif
 #if defined(MBEDTLS_SSL_ALPN)
-  if (alpn) {
-    ret = mbedtls_ssl_conf_alpn_protocols(conf, alpn_protocols);
+  if (alpn != XMPPUV__ALPN_NONE) {
+    ret = mbedtls_ssl_conf_alpn_protocols(conf, alpn == XMPPUV__ALPN_HTTP ? alpn_http : alpn_xmpp);
     if (ret != 0) return setup_error(t, "mbedtls_ssl_conf_alpn_protocols", ret);
   }
 #endif

@@ -103,9 +103,14 @@ void xmppuv__tls_ctx_ref(xmppuv__tls_ctx_t *ctx);
 /* Drop a reference; the last one frees it. NULL is a no-op. */
 void xmppuv__tls_ctx_unref(xmppuv__tls_ctx_t *ctx);
 
+#define XMPPUV__ALPN_NONE 0
+#define XMPPUV__ALPN_XMPP 1 /* "xmpp-client" */
+#define XMPPUV__ALPN_HTTP 2 /* "http/1.1" */
+
 /* Start a connection. server_name is the XMPP domain in ASCII (A-label)
  * form, used for SNI and for the certificate name check; it is copied.
- * alpn non-zero offers ALPN "xmpp-client" (direct TLS). Takes a reference on
+ * alpn: what the ClientHello offers (XMPPUV__ALPN_XMPP for direct TLS,
+ * XMPPUV__ALPN_HTTP for a WebSocket over TLS). Takes a reference on
  * ctx. Errors: XMPPUV_EINVAL (empty, non-ASCII or over-long name),
  * XMPPUV_ENOMEM, XMPPUV_ETLS. Nothing is sent until the first
  * xmppuv__tls_handshake() call, which queues the ClientHello. */

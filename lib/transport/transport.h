@@ -35,6 +35,13 @@ typedef struct xmppuv__transport_config {
    * transport; NULL: none): offered to the next handshake, replaced after
    * each one. */
   xmppuv__tls_session_t **tls_session;
+  /* Direct TLS: the ALPN protocol offered (XMPPUV__ALPN_*); 0 = "xmpp-client"
+   * (XEP-0368). */
+  int direct_alpn;
+  /* The WebSocket transport: the ws:// or wss:// URL, and the largest
+   * message taken (0 = 1 MiB). */
+  const char *url;
+  size_t max_message;
 } xmppuv__transport_config_t;
 
 typedef struct xmppuv__transport_events {
@@ -93,5 +100,7 @@ struct xmppuv__transport {
 
 /* DNS (SRV, XEP-0368), TCP and the TLS filter; RFC 6120 framing. */
 extern const xmppuv__transport_ops_t xmppuv__stream_transport;
+/* A WebSocket at the config's url over the same; RFC 7395 framing. */
+extern const xmppuv__transport_ops_t xmppuv__ws_transport;
 
 #endif

@@ -124,7 +124,10 @@ static int accept_of(const char *key, char out[29]) {
 
 int xmppuv__ws_request(xmppuv__ws_handshake_t *hs, const xmppuv__ws_url_t *url,
                        const unsigned char nonce[16], xmppuv__buf_t *out) {
-  memset(hs, 0, sizeof *hs);
+  memset(hs->key, 0, sizeof hs->key);
+  memset(hs->accept, 0, sizeof hs->accept);
+  hs->done = 0;
+  xmppuv__http_head_init(&hs->answer);
   xmppuv__buf_t b = XMPPUV__BUF_INIT;
   int rc = xmppuv__base64_encode(nonce, 16, &b);
   if (rc == 0 && b.len == 24) memcpy(hs->key, b.data, 25);
@@ -186,42 +189,22 @@ static int refuse(char *why, size_t why_size, const char *fmt, ...) {
   return XMPPUV_EWRONGSERVER;
 }
 
-/* The whole answer is in hs->buf[0..end) (end at the blank line). */
-static int check(const xmppuv__ws_handshake_t *hs, size_t end, char *why, size_t why_size) {
-  const char *b = hs->buf;
-  const char *eol = memchr(b, '\r', end);
-  size_t status_len = eol != NULL ? (size_t)(eol - b) : end;
-  if (status_len > 120) status_len = 120;
-  /* RFC 7230 §3.1.2: HTTP/1.1 SP 3DIGIT SP reason. */
-  if (status_len < 12 || memcmp(b, "HTTP/1.", 7) != 0 || b[8] != ' ')
-    return refuse(why, why_size, "the server did not answer in HTTP (it said \"%.*s\")",
-                  (int)status_len, b);
-  int code = 0;
-  for (int i = 9; i < 12; i++) {
-    if (b[i] < '0' || b[i] > '9')
-      return refuse(why, why_size, "the server's HTTP status line is malformed (\"%.*s\")",
-                    (int)status_len, b);
-    code = code * 10 + (b[i] - '0');
-  }
+/* The whole answer's head is read (http.c has checked its form). */
+static int check(const xmppuv__ws_handshake_t *hs, char *why, size_t why_size) {
+  const xmppuv__http_head_t *h = &hs->answer;
+  size_t status_len = 0;
+  const char *status_line = xmppuv__http_head_status_line(h, &status_len);
+  char quoted[4 * 120 + 8];
+  xmppuv__http_quote(quoted, sizeof quoted, status_line, status_len, 120);
+  int code = xmppuv__http_head_status(h);
   int upgrade = 0, connection = 0, protocol = 0, accept_ok = 0;
   const char *location = NULL;
   size_t location_len = 0;
-  for (const char *line = eol != NULL ? eol + 2 : b + end; line < b + end;) {
-    const char *le = memchr(line, '\r', (size_t)(b + end - line));
-    if (le == NULL) le = b + end;
-    if (line[0] == ' ' || line[0] == '\t')
-      return refuse(why, why_size, "the server's answer folds a header line (\"%.*s\")",
-                    (int)((size_t)(le - line) > 60 ? 60 : (size_t)(le - line)), line);
-    const char *colon = memchr(line, ':', (size_t)(le - line));
-    if (colon == NULL)
-      return refuse(why, why_size, "the server's answer has a line that is no header (\"%.*s\")",
-                    (int)((size_t)(le - line) > 60 ? 60 : (size_t)(le - line)), line);
-    size_t nlen = (size_t)(colon - line);
-    const char *v = colon + 1;
-    while (v < le && (*v == ' ' || *v == '\t')) v++;
-    size_t vlen = (size_t)(le - v);
-    while (vlen > 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t')) vlen--;
-#define NAME_IS(n) (nlen == sizeof(n) - 1 && strncasecmp(line, n, nlen) == 0)
+  for (size_t i = 0; i < xmppuv__http_head_count(h); i++) {
+    const char *name, *v;
+    size_t nlen, vlen;
+    xmppuv__http_head_field(h, i, &name, &nlen, &v, &vlen);
+#define NAME_IS(n) (nlen == sizeof(n) - 1 && strncasecmp(name, n, nlen) == 0)
     if (NAME_IS("Upgrade"))
       upgrade |= has_token(v, vlen, "websocket");
     else if (NAME_IS("Connection"))
@@ -232,22 +215,21 @@ static int check(const xmppuv__ws_handshake_t *hs, size_t end, char *why, size_t
       accept_ok = vlen == 28 && memcmp(v, hs->accept, 28) == 0;
     else if (NAME_IS("Location")) {
       location = v;
-      location_len = vlen > 200 ? 200 : vlen;
+      location_len = vlen;
     }
 #undef NAME_IS
-    line = le + 2;
   }
-  if (code >= 300 && code < 400 && location != NULL)
+  if (code >= 300 && code < 400 && location != NULL) {
+    char where[4 * 200 + 8];
     return refuse(why, why_size,
-                  "the server redirects the WebSocket elsewhere (not followed): %.*s",
-                  (int)location_len, location);
+                  "the server redirects the WebSocket elsewhere (not followed): %s",
+                  xmppuv__http_quote(where, sizeof where, location, location_len, 200));
+  }
   if (code != 101)
-    return refuse(why, why_size, "the server refused the WebSocket: \"%.*s\"", (int)status_len,
-                  b);
+    return refuse(why, why_size, "the server refused the WebSocket: \"%s\"", quoted);
   if (!upgrade || !connection)
     return refuse(why, why_size,
-                  "the server's 101 answer does not upgrade to websocket (\"%.*s\")",
-                  (int)status_len, b);
+                  "the server's 101 answer does not upgrade to websocket (\"%s\")", quoted);
   if (!accept_ok)
     return refuse(why, why_size, "the server's Sec-WebSocket-Accept does not answer our key");
   if (!protocol)
@@ -261,23 +243,14 @@ int xmppuv__ws_answer(xmppuv__ws_handshake_t *hs, const char *data, size_t len, 
   *used = 0;
   if (why_size > 0) why[0] = '\0';
   if (hs->done) return XMPPUV_ESTATE;
-  size_t before = hs->len;
-  size_t take = len < sizeof hs->buf - hs->len ? len : sizeof hs->buf - hs->len;
-  memcpy(hs->buf + hs->len, data, take);
-  hs->len += take;
-  /* The blank line may straddle two reads: look from 3 bytes back. */
-  size_t from = before > 3 ? before - 3 : 0;
-  for (size_t i = from; i + 4 <= hs->len; i++) {
-    if (memcmp(hs->buf + i, "\r\n\r\n", 4) == 0) {
-      size_t end = i;
-      *used = i + 4 - before;
-      hs->done = 1;
-      return check(hs, end, why, why_size);
-    }
-  }
-  if (hs->len == sizeof hs->buf)
+  /* The head reader stops at the blank line: what follows is the
+   * WebSocket's, and *used says where that starts. */
+  int rc = xmppuv__http_head_feed(&hs->answer, data, len, used, why, why_size);
+  if (rc == 0) return 0;
+  hs->done = 1;
+  if (rc == XMPPUV_ETOOBIG && hs->answer.len >= hs->answer.max)
     return refuse(why, why_size, "the server's answer to the WebSocket request is over %u KB",
-                  (unsigned)(sizeof hs->buf / 1024));
-  *used = len;
-  return 0;
+                  (unsigned)(XMPPUV__WS_ANSWER_MAX / 1024));
+  if (rc < 0) return XMPPUV_EWRONGSERVER; /* why says it in words */
+  return check(hs, why, why_size);
 }

@@ -9,16 +9,20 @@
  * status line; a redirect names its Location and is not followed here (the
  * transport decides). Bytes after the answer belong to the WebSocket: the
  * caller gets their offset. The answer is bounded (XMPPUV__WS_ANSWER_MAX):
- * a server that sends more headers than that is refused, not buffered. */
+ * a server that sends more headers than that is refused, not buffered.
+ * Its form (status line, header lines ending in CRLF, no folding) is
+ * checked by http.c's head reader line by line, so a wrong line is refused
+ * when it comes; this file judges the fields. */
 #ifndef XMPPUV_WS_HANDSHAKE_H
 #define XMPPUV_WS_HANDSHAKE_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "transport/http.h"
 #include "util/buf.h"
 
-#define XMPPUV__WS_ANSWER_MAX 8192
+#define XMPPUV__WS_ANSWER_MAX XMPPUV__HTTP_HEAD_MAX
 
 /* ws://host[:port][/path] or wss://... Host names and IPv6 literals in
  * brackets; no user info, no fragment. */
@@ -36,8 +40,7 @@ int xmppuv__ws_url_parse(const char *url, xmppuv__ws_url_t *out, const char **wh
 typedef struct xmppuv__ws_handshake {
   char key[25];    /* Sec-WebSocket-Key: base64 of 16 random bytes */
   char accept[29]; /* the Sec-WebSocket-Accept that must come back */
-  char buf[XMPPUV__WS_ANSWER_MAX];
-  size_t len;      /* the answer so far */
+  xmppuv__http_head_t answer; /* read by http.c's head reader */
   int done;
 } xmppuv__ws_handshake_t;
 

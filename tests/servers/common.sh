@@ -26,6 +26,8 @@ die() {
 usage() {
   cat >&2 <<EOF
 usage: $0 start DIR C2S_PORT DIRECT_TLS_PORT [RESUME_SECONDS]
+           also listens on DIRECT_TLS_PORT+1 (HTTP: ws://, host-meta) and
+           DIRECT_TLS_PORT+2 (HTTPS: wss://, host-meta); all four must be free
        $0 stop DIR      graceful stop; waits until the process and its ports are gone
        $0 kill DIR      SIGKILL; waits the same way
        $0 status DIR    0 running, 3 not running, 4 running but not answering
@@ -226,18 +228,21 @@ cmd_status() {
     echo "$SERVER_KIND: not running"
     exit 3
   fi
-  local c2s tls
+  local c2s tls http https
   read_ports
-  read -r c2s tls <<<"$PORTS"
+  read -r c2s tls http https <<<"$PORTS"
   if probe_features "$c2s" >/dev/null; then
-    echo "$SERVER_KIND: running pid=$pid c2s=$c2s direct_tls=$tls"
+    echo "$SERVER_KIND: running pid=$pid c2s=$c2s direct_tls=$tls http=${http:-} https=${https:-}"
     exit 0
   fi
   echo "$SERVER_KIND: pid $pid is alive but does not answer on port $c2s"
   exit 4
 }
 
-# Parse "start DIR C2S DIRECT [RESUME]" into DIR C2S_PORT TLS_PORT RESUME.
+# Parse "start DIR C2S DIRECT [RESUME]" into DIR C2S_PORT TLS_PORT RESUME,
+# and HTTP_PORT (DIRECT+1) and HTTPS_PORT (DIRECT+2). The HTTP ports are
+# derived, not arguments, so every caller keeps the three-argument form and
+# one number (the direct TLS port) tells a test where everything is.
 parse_start_args() {
   if [ $# -lt 3 ] || [ $# -gt 4 ]; then usage; fi
   C2S_PORT=$2
@@ -245,7 +250,13 @@ parse_start_args() {
   RESUME=${4:-5}
   is_port "$C2S_PORT" || die "bad C2S_PORT '$C2S_PORT'"
   is_port "$TLS_PORT" || die "bad DIRECT_TLS_PORT '$TLS_PORT'"
+  [ "$TLS_PORT" -le 65533 ] || die "DIRECT_TLS_PORT must leave room for +1 and +2 (HTTP, HTTPS)"
+  HTTP_PORT=$((TLS_PORT + 1))
+  HTTPS_PORT=$((TLS_PORT + 2))
   [ "$C2S_PORT" != "$TLS_PORT" ] || die "C2S_PORT and DIRECT_TLS_PORT must differ"
+  if [ "$C2S_PORT" = "$HTTP_PORT" ] || [ "$C2S_PORT" = "$HTTPS_PORT" ]; then
+    die "C2S_PORT must not be DIRECT_TLS_PORT+1 or +2 (the HTTP and HTTPS ports)"
+  fi
   case $RESUME in '' | *[!0-9]*) die "bad RESUME_SECONDS '$RESUME'" ;; esac
   [ "$RESUME" -ge 1 ] || die "RESUME_SECONDS must be at least 1"
 }
@@ -273,7 +284,7 @@ check_can_start() {
   if pid=$(server_pid); then
     die "already running in $DIR (pid $pid); stop it first"
   fi
-  for p in "$C2S_PORT" "$TLS_PORT"; do
+  for p in "$C2S_PORT" "$TLS_PORT" "$HTTP_PORT" "$HTTPS_PORT"; do
     if port_in_use "$p"; then
       echo "$SERVER_KIND: port $p is already in use" >&2
       exit 3
@@ -303,7 +314,7 @@ wait_ready() {
       c2s_ok=1
     fi
     if [ -n "$c2s_ok" ] && { [ -z "$marker" ] || [ -f "$marker" ]; } &&
-      probe_features_tls_port; then
+      probe_other_ports; then
       break
     fi
     elapsed=$(($(now_ms) - start))
@@ -316,9 +327,16 @@ wait_ready() {
   READY_MS=$(($(now_ms) - START_MS))
 }
 
-# The direct TLS port only has to accept: the handshake is the client's job.
-probe_features_tls_port() {
-  port_in_use "$TLS_PORT"
+# The direct TLS and HTTP(S) ports only have to accept: the handshakes are
+# the client's job. ejabberd opens its listeners one after the other, so a
+# test that goes straight to wss:// must not find the port closed.
+probe_other_ports() {
+  port_in_use "$TLS_PORT" && port_in_use "$HTTP_PORT" && port_in_use "$HTTPS_PORT"
+}
+
+# DIR/ports: every port the server listens on, for wait_gone and status.
+write_ports() {
+  echo "$C2S_PORT $TLS_PORT $HTTP_PORT $HTTPS_PORT" >"$DIR/ports"
 }
 
 # Keep the previous starts' logs as NAME.1 (the last), NAME.2, ... up to
@@ -351,6 +369,6 @@ fail_start() {
 }
 
 report_ready() {
-  echo "$SERVER_KIND ready in $READY_MS ms: pid=$1 c2s=127.0.0.1:$C2S_PORT direct_tls=127.0.0.1:$TLS_PORT resume=${RESUME}s"
+  echo "$SERVER_KIND ready in $READY_MS ms: pid=$1 c2s=127.0.0.1:$C2S_PORT direct_tls=127.0.0.1:$TLS_PORT http=127.0.0.1:$HTTP_PORT https=127.0.0.1:$HTTPS_PORT resume=${RESUME}s"
   echo "ca_file=$DIR/ca.pem"
 }

@@ -6,6 +6,11 @@
 # certificate all inside DIR. STARTTLS required on C2S_PORT, XEP-0368 direct
 # TLS on DIRECT_TLS_PORT, XEP-0198 with a RESUME_SECONDS (default 5)
 # resumption window. Users alice, bob, carol, dave with passwords NAME-secret.
+# RFC 7395 WebSocket (path /ws, subprotocol xmpp) and XEP-0156 host-meta
+# (/.well-known/host-meta and host-meta.json) on HTTP_PORT = DIRECT_TLS_PORT+1
+# (plain: ws://127.0.0.1:HTTP_PORT/ws) and HTTPS_PORT = DIRECT_TLS_PORT+2
+# (wss://localhost:HTTPS_PORT/ws, same certificate). host-meta names the
+# wss:// URL and answers only to Host: localhost (the XMPP domain).
 # `start` returns when the server answers a stream header with its features
 # and the users exist, and prints "ca_file=DIR/ca.pem". A restart keeps the
 # users and the certificate.
@@ -113,6 +118,30 @@ listen:
     tls: true
     max_stanza_size: ${XMPPUV_SERVER_MAX_STANZA:-262144}
     backlog: 128$verify
+  -
+    # RFC 7395 WebSocket and XEP-0156 host-meta, plain (ws://)
+    port: $HTTP_PORT
+    ip: "127.0.0.1"
+    module: ejabberd_http
+    # The c2s session behind /ws cannot see whether the HTTP connection is
+    # TLS (it is not, here; on the https listener it is), and without this
+    # it offers no SASL2 (so no Bind2, inline SM or FAST) at all.
+    allow_unencrypted_sasl2: true
+    request_handlers:
+      /ws: ejabberd_http_ws
+      /.well-known/host-meta: mod_host_meta
+      /.well-known/host-meta.json: mod_host_meta
+  -
+    # The same over TLS (wss://)
+    port: $HTTPS_PORT
+    ip: "127.0.0.1"
+    module: ejabberd_http
+    tls: true
+    allow_unencrypted_sasl2: true   # see above: TLS is the HTTP layer's
+    request_handlers:
+      /ws: ejabberd_http_ws
+      /.well-known/host-meta: mod_host_meta
+      /.well-known/host-meta.json: mod_host_meta
 # No offline storage, MAM, carbons or registration: a message to a user with
 # no available resource bounces (unlike Prosody's, which stores it: prosody.sh).
 modules:
@@ -123,6 +152,14 @@ modules:
   mod_client_state: {}
   # XEP-0484 FAST tokens (SASL2, Bind2 and inline SM are built in).
   mod_auth_fast: {}
+  # XEP-0156. Its default, auto, takes the first /ws handler, the plain one.
+  # It answers only to Host: localhost[:PORT]: any other Host (127.0.0.1)
+  # crashes the handler and the connection closes with no reply (24.12
+  # accepts the listener option default_host but ignores it).
+  # No mod_bosh, so no BOSH link (ejabberd warns at start that mod_bosh
+  # is "recommended": harmless).
+  mod_host_meta:
+    websocket_url: "wss://localhost:$HTTPS_PORT/ws"
   # XEP-0198: short so tests can let a session expire and see a failed resume.
   mod_stream_mgmt:
     resume_timeout: $RESUME
@@ -158,7 +195,7 @@ cmd_start() {
   write_config
   rm -f "$DIR/users.ready"
   rotate_logs "$DIR/ejabberd.log" "$DIR/error.log" "$DIR/ejabberd.out"
-  echo "$C2S_PORT $TLS_PORT" >"$DIR/ports"
+  write_ports
   cd "$DIR" || die "cannot enter $DIR"
   # +sbwt none ...: no scheduler busy-waiting, which would steal CPU from
   # the tests on small machines. $! is beam itself (erl execs it).

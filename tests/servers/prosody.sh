@@ -6,6 +6,11 @@
 # all inside DIR. STARTTLS required on C2S_PORT, XEP-0368 direct TLS on
 # DIRECT_TLS_PORT, XEP-0198 with a RESUME_SECONDS (default 5) resumption
 # window. Users alice, bob, carol, dave with passwords NAME-secret.
+# RFC 7395 WebSocket (path /xmpp-websocket, subprotocol xmpp) and XEP-0156
+# host-meta (/.well-known/host-meta and host-meta.json) on HTTP_PORT =
+# DIRECT_TLS_PORT+1 (plain: ws://127.0.0.1:HTTP_PORT/xmpp-websocket) and
+# HTTPS_PORT = DIRECT_TLS_PORT+2 (wss://localhost:HTTPS_PORT/xmpp-websocket,
+# same certificate). host-meta names the wss:// URL.
 # `start` returns when the server answers a stream header with its features,
 # and prints "ca_file=DIR/ca.pem": trust that file as the CA. A restart (stop,
 # then start with the same DIR) keeps the users and the certificate.
@@ -50,8 +55,23 @@ c2s_require_encryption = true
 legacy_ssl_ports = {}
 s2s_ports = {}
 component_ports = {}
-http_ports = {}
-https_ports = {}
+-- RFC 7395 WebSocket and XEP-0156 host-meta: plain on DIRECT_TLS_PORT+1,
+-- TLS on DIRECT_TLS_PORT+2. mod_http_altconnect builds its links from the
+-- first https port, so host-meta names wss://localhost:$HTTPS_PORT/.
+http_ports = { $HTTP_PORT }
+http_interfaces = { "127.0.0.1" }
+https_ports = { $HTTPS_PORT }
+https_interfaces = { "127.0.0.1" }
+https_ssl = { certificate = "$DIR/certs/localhost.crt"; key = "$DIR/certs/localhost.key" }
+-- A request to http://127.0.0.1:PORT/ (Host is not a VirtualHost) is served
+-- as if for localhost.
+http_default_host = "localhost"
+-- With c2s_require_encryption, a WebSocket session that is not over TLS gets
+-- a stream error at once ("No stream features to proceed with"). Tests use
+-- ws:// on loopback only, so a plain WebSocket counts as secure here (never
+-- on a real server). SASL2, Bind2, SM and FAST are then offered as on
+-- c2s, minus what needs TLS (-PLUS, FAST -EXPR).
+consider_websocket_secure = true
 -- Without this, two back-to-back small writes stall 40 ms on delayed ACKs.
 network_settings = { nagle = false }
 
@@ -72,6 +92,9 @@ modules_enabled = {
   -- XEP-0388 SASL2 with Bind2, inline SM and FAST (XEP-0484), from
   -- prosody-modules. FAST is offered only to a stream header with from=.
   "sasl2"; "sasl2_bind2"; "sasl2_sm"; "sasl2_fast";
+  -- RFC 7395 on the HTTP ports above (same modules, SASL2 and all), and
+  -- XEP-0156 /.well-known/host-meta(.json) naming it.
+  "websocket"; "http_altconnect";
 }
 modules_disabled = { "s2s" }
 
@@ -126,7 +149,7 @@ cmd_start() {
   mkdir -p "$DIR/data"
   write_config
   register_users
-  echo "$C2S_PORT $TLS_PORT" >"$DIR/ports"
+  write_ports
   rotate_logs "$DIR/prosody.log" "$DIR/prosody.out"
   # Foreground (-F) in the background: $! is prosody itself. Its output goes
   # to a file so it never holds the caller's stdout open.

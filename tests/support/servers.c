@@ -131,14 +131,20 @@ static unsigned random_u32(void) {
   return r;
 }
 
-/* Two consecutive free ports: base for c2s, base + 1 for direct TLS. */
-static int pick_ports(unsigned short *c2s, unsigned short *tls) {
+/* Four consecutive free ports: base for c2s, base + 1 for direct TLS,
+ * base + 2 for HTTP (ws://) and base + 3 for HTTPS (wss://). The scripts
+ * take only c2s and direct TLS and derive the other two from the latter. */
+static int pick_ports(xmppuv_test_server_t *s) {
   for (int i = 0; i < 200; i++) {
-    unsigned base = PORT_LOW + random_u32() % (PORT_HIGH - PORT_LOW - 1);
-    if (port_is_free((unsigned short)base) &&
-        port_is_free((unsigned short)(base + 1))) {
-      *c2s = (unsigned short)base;
-      *tls = (unsigned short)(base + 1);
+    unsigned base = PORT_LOW + random_u32() % (PORT_HIGH - PORT_LOW - 3);
+    int ok = 1;
+    for (unsigned k = 0; k < 4 && ok; k++)
+      ok = port_is_free((unsigned short)(base + k));
+    if (ok) {
+      s->port = (unsigned short)base;
+      s->direct_tls_port = (unsigned short)(base + 1);
+      s->http_port = (unsigned short)(base + 2);
+      s->https_port = (unsigned short)(base + 3);
       return 0;
     }
   }
@@ -195,7 +201,7 @@ int xmppuv_test_server_start(const char *kind, int resume_seconds,
 
   int rc = UV_EADDRINUSE;
   for (int attempt = 0; attempt < START_ATTEMPTS; attempt++) {
-    if (pick_ports(&s.port, &s.direct_tls_port) != 0) break;
+    if (pick_ports(&s) != 0) break;
     int code = script_start(&s, output, sizeof(output));
     if (code == 0) {
       rc = 0;

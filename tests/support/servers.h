@@ -6,7 +6,9 @@
  * Each server: STARTTLS required on `port`, XEP-0368 direct TLS on
  * `direct_tls_port`, XEP-0198 on with a resumption window of resume_seconds,
  * a self-signed certificate for localhost in `ca_file` (trust it as the CA
- * file; the name verifies as "localhost").
+ * file; the name verifies as "localhost"). RFC 7395 WebSocket (subprotocol
+ * "xmpp") and XEP-0156 host-meta on `http_port` (plain) and `https_port`
+ * (TLS, same certificate); the four ports are consecutive.
  *
  * The scripts are found through $XMPPUV_SOURCE_ROOT (meson test sets it). A
  * missing server package fails the test (ck_abort naming the package): it is
@@ -30,6 +32,16 @@ typedef struct xmppuv_test_server {
   char domain[64];            /* "localhost" */
   unsigned short port;        /* STARTTLS c2s */
   unsigned short direct_tls_port;
+  /* direct_tls_port + 1, plain HTTP: ws://127.0.0.1:http_port/PATH with
+   * PATH "/xmpp-websocket" (Prosody) or "/ws" (ejabberd). Prosody counts a
+   * plain WebSocket as secure (consider_websocket_secure) and ejabberd
+   * offers SASL2 on it (allow_unencrypted_sasl2): loopback tests only. */
+  unsigned short http_port;
+  /* direct_tls_port + 2, HTTPS: wss://localhost:https_port/PATH, and
+   * https://localhost:https_port/.well-known/host-meta and host-meta.json
+   * (also served on http_port) naming that wss:// URL. ejabberd answers
+   * host-meta only to "Host: localhost[:port]". */
+  unsigned short https_port;
   char ca_file[300];          /* the server's certificate: trust it */
   int resume_seconds;         /* XEP-0198 resumption window */
   long ready_ms;              /* the last start (or restart) took this long */
