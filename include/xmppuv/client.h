@@ -222,12 +222,11 @@ typedef struct xmppuv_client_options {
    * the transport (SASL2, Stream Management, resumption, the events) is the
    * same as over TCP. */
   const char *url;
-  /* Without host and url: XEP-0156 discovery [XMPPUV_DISCOVERY_OFF]. */
+  /* Without host and url: XEP-0156 discovery [XMPPUV_DISCOVERY_OFF]. A
+   * WebSocket handshake answered with an HTTP redirect is refused, the
+   * Location named in the error: an endpoint moved is a configuration to
+   * change, not a hop to take unasked. */
   xmppuv_discovery_t discovery;
-  /* A WebSocket handshake answered with a redirect (3xx and Location) is
-   * refused with the Location in the error text [0]; 1: followed, to
-   * wss:// only (never from wss:// to ws://), at most 3 times. */
-  int ws_follow_redirects;
 } xmppuv_client_options_t;
 
 /* Fill opts with the defaults (everything zero or NULL but those above) and
