@@ -10,6 +10,7 @@
 #include <unistd.h> /* getentropy */
 
 #include "transport/conn.h"
+#include "transport/http.h"
 #include "transport/ws_codec.h"
 #include "transport/ws_handshake.h"
 #include "util/alloc.h"
@@ -124,6 +125,10 @@ static void on_conn_data(void *ud, const char *data, size_t len) {
   if (rc < 0) {
     char detail[800];
     snprintf(detail, sizeof detail, "%s: %s", w->peer, why);
+    /* A reverse proxy whose XMPP server is away (502, 503, 504) is worth
+     * another try later; any other refusal is the URL's fault. */
+    int status = xmppuv__http_head_status(&w->hs->answer);
+    if (rc == XMPPUV_EWRONGSERVER && status >= 500 && status <= 599) rc = XMPPUV_ECONNECT;
     fail(w, rc, detail);
     xmppuv__conn_close(w->conn, 0);
     return;
