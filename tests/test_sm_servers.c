@@ -319,6 +319,8 @@ static int alice_on_reply(xmppuv_client_t *c, xmppuv_stanza_t *msg, void *ud) {
   return XMPPUV_HANDLED;
 }
 
+static int one_reply(world_t *w);
+
 static void on_fast_token(xmppuv_client_t *c, const xmppuv_fast_token_t *t, void *ud) {
   client_rec_callbacks.fast_token(c, t, ud);
 }
@@ -688,6 +690,17 @@ START_TEST(messages_sent_through_repeated_resets_arrive_exactly_once_and_are_ack
   ck_assert_uint_ge(w->alice.app.resumes, 1);
   ck_assert_uint_ge(w->reset_calls, 5);
   ck_assert_uint_ge(st.resets, 3);
+  /* And the other way: bob writes to alice's resumed session. */
+  ck_assert_int_eq(xmppuv_client_handler_add(w->alice.c, "message", NULL, NULL, alice_on_reply,
+                                             w, NULL),
+                   0);
+  xmppuv_stanza_t *back;
+  ck_assert_int_eq(xmppuv_message_new(xmppuv_jid_string(xmppuv_client_jid(w->alice.c)), "chat",
+                                      BODY_PREFIX "0", &back),
+                   0);
+  ck_assert_int_eq(xmppuv_client_send(w->bob.c, back), 0);
+  xmppuv_stanza_unref(back);
+  WAIT_FOR(w, one_reply, LONG_WAIT_MS);
   world_finish(w);
   free(w);
 }
@@ -2199,6 +2212,9 @@ static Suite *make_suite(void) {
                       6, 8);
   tcase_add_loop_test(faults, graceful_stop_with_a_drain_timeout_reports_acks_not_failures, 4,
                       8);
+  tcase_add_loop_test(faults,
+                      outage_longer_than_the_resume_window_fails_the_unacked_and_goes_online,
+                      6, 8);
   tcase_add_loop_test(faults,
                       outage_longer_than_the_resume_window_fails_the_unacked_and_goes_online,
                       0, 4);

@@ -20,6 +20,9 @@
   "<stream:stream xmlns='" XMPPUV_NS_CLIENT "' xmlns:stream='"             \
   XMPPUV__NS_STREAMS "'>"
 
+/* A read at least this big is a busy stream's (see xmppuv__session_idle). */
+#define IDLE_BUSY_READ 4096
+
 /* ---- small helpers -------------------------------------------------------- */
 
 int xmppuv__session_write(xmppuv__session_t *s, const char *data, size_t len) {
@@ -783,6 +786,7 @@ int xmppuv__session_feed(xmppuv__session_t *s, const char *data, size_t len) {
   xmppuv__session_conn_t *c = &s->c;
   if (c->state == ST_IDLE) return XMPPUV_ESTATE;
   if (c->state == ST_FAILED || len == 0) return 0; /* nothing more matters */
+  c->fed_since_idle += len;
   if (!c->got_bytes) {
     c->got_bytes = 1;
     if (c->framing == XMPPUV__FRAMING_STREAM && check_first_bytes(s, data, len) != 0) return 0;
@@ -958,8 +962,7 @@ const xmppuv_stanza_t *xmppuv__session_features(xmppuv__session_t *s) {
 int xmppuv__session_quick_start(xmppuv__session_t *s, const char *features, size_t len) {
   xmppuv__session_conn_t *c = &s->c;
   if (!(c->tls || s->cfg.allow_plain_insecure) || !s->cfg.sasl2 || c->state != ST_OPENING ||
-      c->stream_open ||
-      c->framing != XMPPUV__FRAMING_STREAM)
+      c->stream_open)
     return XMPPUV_ESTATE;
   xmppuv_stanza_t *f = NULL;
   int rc = xmppuv_stanza_parse(features, len, &f);
@@ -1007,6 +1010,13 @@ void xmppuv__session_idle(xmppuv__session_t *s) {
    * process are the norm. The engine took the SCRAM keys at AUTHENTICATED. */
   xmppuv__session_conn_t *c = &s->c;
   if (c->state != ST_STREAMING || c->pend_len > 0 || held_left(c)) return;
+  /* A read of a busy stream (a firehose, a history fetch) ends between
+   * stanzas whenever the transport hands over whole messages (a
+   * WebSocket): building expat again for the next read would cost more
+   * than it gives back. A small read is the idle case. */
+  size_t fed = c->fed_since_idle;
+  c->fed_since_idle = 0;
+  if (fed >= IDLE_BUSY_READ) return;
   xmppuv__parser_release(s->parser);
   xmppuv__free(c->pend);
   c->pend = NULL;

@@ -63,6 +63,9 @@ typedef struct xmppuv__session_conn {
    * stays bounded however many small elements come in one read). */
   xmppuv__buf_t held;
   size_t held_off;
+  /* Bytes fed since the last xmppuv__session_idle(): a busy stream keeps
+   * its parser between reads. */
+  size_t fed_since_idle;
   xmppuv__hold_t hold;
   int yielded; /* the parser stopped after an element that waits for credentials */
 

@@ -73,19 +73,11 @@ static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
   return (ssize_t)len;
 }
 
+static int next_key(xmppuv__ws_codec_t *c, unsigned char key[4]);
+
 static int genmask_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, void *ud) {
   (void)ctx;
-  xmppuv__ws_codec_t *c = ud;
-  if (len > sizeof c->pool) return -1;
-  if (c->pool_used + len > sizeof c->pool) {
-    if (getentropy(c->pool, sizeof c->pool) != 0) return -1;
-    c->pool_used = 0;
-  }
-  memcpy(buf, c->pool + c->pool_used, len);
-  /* A key is used once. */
-  memset(c->pool + c->pool_used, 0, len);
-  c->pool_used += len;
-  return 0;
+  return len == 4 && next_key(ud, buf) == 0 ? 0 : -1;
 }
 
 static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
@@ -208,32 +200,88 @@ int xmppuv__ws_codec_read(xmppuv__ws_codec_t *c, const char *data, size_t len,
 
 static int is_space(char ch) { return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n'; }
 
-/* One element as a text message. RFC 7395 §3.3.3: every message stands
- * alone, so an element declares the namespaces a <stream:stream> would
- * have declared for it: a stanza jabber:client (where the serializer left
- * it out), a stream error the stream: prefix. */
+/* A masking key (RFC 6455 §5.3: unpredictable): one getentropy() per 64
+ * frames, not one per frame. */
+static int next_key(xmppuv__ws_codec_t *c, unsigned char key[4]) {
+  if (c->pool_used + 4 > sizeof c->pool) {
+    if (getentropy(c->pool, sizeof c->pool) != 0) return XMPPUV_ECRYPTO;
+    c->pool_used = 0;
+  }
+  memcpy(key, c->pool + c->pool_used, 4);
+  memset(c->pool + c->pool_used, 0, 4); /* a key is used once */
+  c->pool_used += 4;
+  return 0;
+}
+
+/* p[0..n) masked onto dst, the key's phase given by at (bytes already
+ * masked in this frame); four bytes at a time. */
+static void mask_copy(unsigned char *dst, const char *p, size_t n, const unsigned char key[4],
+                      size_t at) {
+  unsigned char k[4];
+  for (size_t i = 0; i < 4; i++) k[i] = key[(at + i) & 3];
+  uint32_t k32;
+  memcpy(&k32, k, 4);
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    uint32_t v;
+    memcpy(&v, p + i, 4);
+    v ^= k32;
+    memcpy(dst + i, &v, 4);
+  }
+  for (; i < n; i++) dst[i] = (unsigned char)(p[i] ^ k[i & 3]);
+}
+
+/* One element as a masked, final text frame, written here rather than
+ * through wslay's queue (which would copy it and mask it a byte at a
+ * time); wslay's own frames (pongs, Close) are always written out whole
+ * before, so the two never interleave. RFC 7395 §3.3.3: every message
+ * stands alone, so an element declares the namespaces a <stream:stream>
+ * would have declared for it: a stanza jabber:client (where the
+ * serializer left it out), a stream error the stream: prefix. */
 static int emit(xmppuv__ws_codec_t *c, const char *p, size_t n, xmppuv__buf_t *out) {
   static const char client_ns[] = " xmlns='jabber:client'";
   static const char stream_ns[] = " xmlns:stream='http://etherx.jabber.org/streams'";
+  if (wslay_event_get_close_sent(c->ctx) || !wslay_event_get_write_enabled(c->ctx))
+    return XMPPUV_ESTATE;
   int stream_prefix = c->name_end > 8 && memcmp(p + 1, "stream:", 7) == 0;
   const char *ns = stream_prefix ? stream_ns : client_ns;
   size_t ns_len = stream_prefix ? sizeof stream_ns - 1 : sizeof client_ns - 1;
-  char *fixed = NULL;
-  if (!(stream_prefix ? c->has_stream_ns : c->has_ns) && c->name_end <= n) {
-    fixed = xmppuv__malloc(n + ns_len);
-    if (fixed == NULL) return XMPPUV_ENOMEM;
-    memcpy(fixed, p, c->name_end);
-    memcpy(fixed + c->name_end, ns, ns_len);
-    memcpy(fixed + c->name_end + ns_len, p + c->name_end, n - c->name_end);
-    p = fixed;
-    n += ns_len;
+  size_t split = n;
+  if (!(stream_prefix ? c->has_stream_ns : c->has_ns) && c->name_end <= n)
+    split = c->name_end;
+  else
+    ns_len = 0;
+  size_t total = n + ns_len;
+  unsigned char head[14];
+  size_t hl = 2;
+  head[0] = 0x80 | WSLAY_TEXT_FRAME;
+  if (total < 126) {
+    head[1] = (unsigned char)(0x80 | total);
+  } else if (total < 65536) {
+    head[1] = 0x80 | 126;
+    head[2] = (unsigned char)(total >> 8);
+    head[3] = (unsigned char)total;
+    hl = 4;
+  } else {
+    head[1] = 0x80 | 127;
+    for (size_t i = 0; i < 8; i++) head[2 + i] = (unsigned char)((uint64_t)total >> (56 - 8 * i));
+    hl = 10;
   }
-  struct wslay_event_msg msg = {WSLAY_TEXT_FRAME, (const uint8_t *)p, n};
-  int r = wslay_event_queue_msg(c->ctx, &msg);
-  xmppuv__free(fixed); /* wslay keeps a copy until it is sent */
-  if (r == WSLAY_ERR_NOMEM) return XMPPUV_ENOMEM;
-  if (r != 0) return XMPPUV_ESTATE;
-  return flush(c, out);
+  int rc = next_key(c, head + hl);
+  if (rc != 0) return rc;
+  const unsigned char *key = head + hl;
+  hl += 4;
+  rc = xmppuv__buf_reserve(out, hl + total);
+  if (rc != 0) return rc;
+  unsigned char *dst = (unsigned char *)out->data + out->len;
+  memcpy(dst, head, hl);
+  dst += hl;
+  mask_copy(dst, p, split, key, 0);
+  mask_copy(dst + split, ns, ns_len, key, split);
+  mask_copy(dst + split + ns_len, p + split, n - split, key, split + ns_len);
+  out->len += hl + total;
+  out->data[out->len] = '\0';
+  return 0;
 }
 
 /* The attribute names of the element's start tag, read for xmlns=. */
@@ -263,6 +311,23 @@ int xmppuv__ws_codec_write(xmppuv__ws_codec_t *c, const char *xml, size_t len,
     return XMPPUV_ESTATE;
   size_t start = 0; /* where the current element starts in xml, if in_element */
   for (size_t i = 0; i < len; i++) {
+    /* Where nothing can end a tag or an element, jump to where something
+     * can (most of a stanza is text and attribute values). */
+    if (c->state == S_TEXT && c->in_element) {
+      const char *lt = memchr(xml + i, '<', len - i);
+      if (lt == NULL) break;
+      i = (size_t)(lt - xml);
+    } else if (c->state == S_QUOTE) {
+      const char *q = memchr(xml + i, c->quote, len - i);
+      if (q == NULL) break;
+      i = (size_t)(q - xml);
+    } else if (c->state == S_TAG && !c->in_root_tag) {
+      while (i < len && xml[i] != '>' && xml[i] != '\'' && xml[i] != '"') {
+        if (!is_space(xml[i])) c->last = xml[i];
+        i++;
+      }
+      if (i == len) break;
+    }
     char ch = xml[i];
     switch (c->state) {
       case S_TEXT:
