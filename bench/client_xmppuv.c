@@ -3,6 +3,10 @@
  *
  *   bench-xmppuv --workload firehose|burst|idle|resume --port P
  *                [--n N] [--m M] [--tls CA_FILE] [--settle-ms T]
+ *   bench-xmppuv --workload W --url ws://127.0.0.1:P/ws [...]
+ *
+ * --url: over WebSocket (RFC 7395; plain ws://, bench-server --ws), the
+ * URL given as the url option, host and port unset.
  *
  * firehose  count N inbound messages in a message handler (the library
  *           answers the server's <r/>), then stop (the final <a/> says N)
@@ -36,6 +40,7 @@ struct bench {
   const char *workload;
   int port;
   const char *ca_file;
+  const char *url;
   uint64_t n;
   unsigned m;
   unsigned settle_ms;
@@ -246,8 +251,12 @@ static void start_one(void) {
   xmppuv_client_options_init(&o);
   o.jid = BENCH_USER "@" BENCH_DOMAIN "/bench";
   o.password = BENCH_PASSWORD;
-  o.host = "127.0.0.1";
-  o.port = (unsigned short)B.port;
+  if (B.url != NULL) {
+    o.url = B.url;
+  } else {
+    o.host = "127.0.0.1";
+    o.port = (unsigned short)B.port;
+  }
   o.log_level = XMPPUV_LOG_NONE;
   if (B.ca_file != NULL) {
     o.tls = XMPPUV_TLS_STARTTLS;
@@ -294,10 +303,13 @@ int main(int argc, char **argv) {
     else if (strcmp(argv[i], "--n") == 0 && i + 1 < argc) B.n = strtoull(argv[++i], NULL, 10);
     else if (strcmp(argv[i], "--m") == 0 && i + 1 < argc) B.m = (unsigned)atoi(argv[++i]);
     else if (strcmp(argv[i], "--tls") == 0 && i + 1 < argc) B.ca_file = argv[++i];
+    else if (strcmp(argv[i], "--url") == 0 && i + 1 < argc) B.url = argv[++i];
     else if (strcmp(argv[i], "--settle-ms") == 0 && i + 1 < argc) B.settle_ms = (unsigned)atoi(argv[++i]);
-    else bench_die("usage: bench-xmppuv --workload W --port P [--n N] [--m M] [--tls CA] [--settle-ms T]");
+    else bench_die("usage: bench-xmppuv --workload W (--port P | --url ws://HOST:P/PATH) [--n N] "
+                   "[--m M] [--tls CA] [--settle-ms T]");
   }
-  if (B.port == 0) bench_die("--port is required");
+  if (B.port == 0 && B.url == NULL) bench_die("--port or --url is required");
+  if (B.url != NULL && B.ca_file != NULL) bench_die("--url is plain ws:// only (no --tls)");
   int idle = strcmp(B.workload, "idle") == 0;
   if (!idle) B.m = 1;
   long nofile = bench_raise_nofile((long)B.m + 64);
@@ -318,7 +330,7 @@ int main(int argc, char **argv) {
   uv_run(B.loop, UV_RUN_DEFAULT);
   if (!B.done) bench_die("the workload did not finish");
 
-  const char *tls = B.ca_file ? "1" : "0";
+  const char *tls = B.ca_file ? "1" : B.url ? "ws" : "0";
   double wall = B.t1 - B.t0, cpu = B.cpu1 - B.cpu0;
   if (idle) {
     /* RSS measured at the end of the settle time, before closing. */

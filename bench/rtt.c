@@ -9,6 +9,9 @@
  *   - reconnection: reconnect_now() (a cut) to `resumed`;
  *   - for FAST: a new client given the token (a restarted app) to `online`.
  *
+ * The wss:// paths go to the server's WebSocket (its HTTPS port) through
+ * the same proxy: the HTTP upgrade is one more flight.
+ *
  *   bench-rtt [--rtt MS] [--runs N] [--server prosody|ejabberd|both]
  *
  * Needs XMPPUV_SOURCE_ROOT (the server scripts); scripts/bench sets it.
@@ -32,14 +35,17 @@ typedef struct path {
   int sasl2;      /* SASL2, Bind2, inline SM */
   int fast;       /* FAST tokens */
   int one_flight; /* the login with the stream header */
+  int wss;        /* over a WebSocket (RFC 7395) at the server's HTTPS port */
 } path_t;
 
 static const path_t paths[] = {
-    {"STARTTLS, RFC 6120 SCRAM, bind iq, <enable/>/<resume/>", 0, 0, 0, 0},
-    {"STARTTLS, SASL2 SCRAM, Bind2, inline SM", 0, 1, 0, 0},
-    {"direct TLS, SASL2 SCRAM, Bind2, inline SM", 1, 1, 0, 0},
-    {"direct TLS, FAST, Bind2, inline SM", 1, 1, 1, 0},
-    {"direct TLS, FAST, Bind2, inline SM, one flight", 1, 1, 1, 1},
+    {"STARTTLS, RFC 6120 SCRAM, bind iq, <enable/>/<resume/>", 0, 0, 0, 0, 0},
+    {"STARTTLS, SASL2 SCRAM, Bind2, inline SM", 0, 1, 0, 0, 0},
+    {"direct TLS, SASL2 SCRAM, Bind2, inline SM", 1, 1, 0, 0, 0},
+    {"direct TLS, FAST, Bind2, inline SM", 1, 1, 1, 0, 0},
+    {"direct TLS, FAST, Bind2, inline SM, one flight", 1, 1, 1, 1, 0},
+    {"wss://, SASL2 SCRAM, Bind2, inline SM", 1, 1, 0, 0, 1},
+    {"wss://, FAST, Bind2, inline SM, one flight", 1, 1, 1, 1, 1},
 };
 #define N_PATHS (sizeof paths / sizeof paths[0])
 #define MAX_RUNS 32
@@ -115,9 +121,16 @@ static xmppuv_client_t *client_for(app_t *a, const xmppuv_test_server_t *srv, co
   xmppuv_client_options_init(&o);
   o.jid = jid;
   o.password = xmppuv_test_password("alice");
-  o.host = "127.0.0.1";
-  o.port = xmppuv_test_proxy_port(a->proxy);
-  o.tls = p->direct ? XMPPUV_TLS_DIRECT : XMPPUV_TLS_STARTTLS;
+  static char url[128];
+  if (p->wss) {
+    snprintf(url, sizeof url, "wss://localhost:%u%s", xmppuv_test_proxy_port(a->proxy),
+             strcmp(srv->kind, "prosody") == 0 ? "/xmpp-websocket" : "/ws");
+    o.url = url;
+  } else {
+    o.host = "127.0.0.1";
+    o.port = xmppuv_test_proxy_port(a->proxy);
+    o.tls = p->direct ? XMPPUV_TLS_DIRECT : XMPPUV_TLS_STARTTLS;
+  }
   o.ca_file = srv->ca_file;
   o.sasl2 = p->sasl2;
   o.fast = p->fast;
@@ -254,7 +267,7 @@ static void bench(void) {
       app_t a;
       memset(&a, 0, sizeof a);
       a.loop = &loop;
-      unsigned short port = p->direct ? srv.direct_tls_port : srv.port;
+      unsigned short port = p->wss ? srv.https_port : p->direct ? srv.direct_tls_port : srv.port;
       if (xmppuv_test_proxy_start(&loop, "127.0.0.1", port, &a.proxy) != 0) {
         status = 1;
         return;

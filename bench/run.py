@@ -11,6 +11,8 @@ ratios are medians of the per-repetition ratios.
 
     bench/run.py --build build-bench            # the full run (README table)
     bench/run.py --build build-bench --smoke    # every workload once, small N
+    bench/run.py --build build-bench --ws --workloads firehose,burst --no-tls
+                                                # xmppuv over TCP vs WebSocket
 
 Exit status: 0, or 1 if a run failed or a verification did not hold (xmpp.js'
 known h miscount is reported, not fatal)."""
@@ -42,12 +44,14 @@ def log(msg):
 # ---- processes ----------------------------------------------------------------
 
 
-def start_server(build, mode, certs, n=None, extra=()):
+def start_server(build, mode, certs, n=None, extra=(), ws=False):
     args = [os.path.join(build, "bench", "bench-server"), "--mode", mode]
     if n is not None:
         args += ["--n", str(n)]
     if certs:
         args += ["--tls", certs["cert"], certs["key"]]
+    if ws:
+        args += ["--ws"]
     args += list(extra)
     err = tempfile.TemporaryFile()
     p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, text=True)
@@ -120,7 +124,7 @@ def run_client(argv, env=None, timeout=600):
 # ---- clients ------------------------------------------------------------------
 
 
-def client_argv(build, client, workload, port, tls_ca, n=None, m=None, settle_ms=None):
+def client_argv(build, client, workload, port, tls_ca, n=None, m=None, settle_ms=None, ws=False):
     bench = os.path.join(build, "bench")
     if client in ("expat", "raw"):
         argv = [os.path.join(bench, "bench-baseline"), "--parser", client]
@@ -132,7 +136,12 @@ def client_argv(build, client, workload, port, tls_ca, n=None, m=None, settle_ms
         argv = ["node", os.path.join(HERE, "xmppjs", "bench.mjs")]
     else:
         raise ValueError(client)
-    argv += ["--workload", workload, "--port", str(port)]
+    if ws:
+        if client != "xmppuv":
+            raise ValueError(f"{client}: no WebSocket client")
+        argv += ["--workload", workload, "--url", f"ws://127.0.0.1:{port}/ws"]
+    else:
+        argv += ["--workload", workload, "--port", str(port)]
     if n is not None:
         argv += ["--n", str(n)]
     if m is not None:
@@ -186,25 +195,25 @@ def make_certs(d):
 # ---- one measured run -----------------------------------------------------------------
 
 
-def one_run(args, client, workload, tls, certs, n=None, m=None):
+def one_run(args, client, workload, tls, certs, n=None, m=None, ws=False):
     extra = []
     settle = None
     if workload == "idle":
         extra = ["--idle-r-ms", str(args.idle_r_ms)]
         settle = args.settle_ms
     server, port, serr = start_server(args.build, workload, certs if tls else None,
-                                      n if workload == "firehose" else None, extra)
+                                      n if workload == "firehose" else None, extra, ws=ws)
     env = dict(os.environ)
     if tls and client == "xmppjs":
         env["NODE_EXTRA_CA_CERTS"] = certs["ca"]
     try:
         res, ru, etext = run_client(
             client_argv(args.build, client, workload, port, certs["ca"] if tls else None,
-                        n=n, m=m, settle_ms=settle),
+                        n=n, m=m, settle_ms=settle, ws=ws),
             env=env, timeout=args.timeout)
     finally:
         srv = stop_server(server, serr)
-    label = f"{workload}{' ' + str(m) if m else ''} {'tls' if tls else 'tcp'} {client}"
+    label = f"{workload}{' ' + str(m) if m else ''} {'ws' if ws else 'tls' if tls else 'tcp'} {client}"
     if res is None:
         failures.append(f"{label}: the client failed: {etext[-400:]}")
         log(f"  FAILED {label}: {etext[-400:]}")
@@ -430,13 +439,13 @@ def tls_cost_table(results, clients, workloads, n_of):
 # ---- callgrind -----------------------------------------------------------------------------
 
 
-def callgrind_ir(args, client, workload, n, outdir):
+def callgrind_ir(args, client, workload, n, outdir, ws=False):
     server, port, serr = start_server(args.build, workload, None,
-                                      n if workload == "firehose" else None)
-    out = os.path.join(outdir, f"callgrind.{client}.{workload}.{n}")
+                                      n if workload == "firehose" else None, ws=ws)
+    out = os.path.join(outdir, f"callgrind.{client}.{workload}.{n}{'.ws' if ws else ''}")
     try:
         argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"] + \
-            client_argv(args.build, client, workload, port, None, n=n)
+            client_argv(args.build, client, workload, port, None, n=n, ws=ws)
         res, _, etext = run_client(argv, timeout=args.timeout * 4)
     finally:
         stop_server(server, serr)
@@ -471,6 +480,77 @@ def callgrind_table(args, outdir):
                 ratio = per[c] / per["expat"] if per.get("expat") else None
                 lines.append(f"| {w} | {c} | {per[c]:,.0f} | {fmt(ratio, '.2f')} |")
     return lines, top
+
+
+def ws_runs(args, workloads):
+    """firehose and burst with xmppuv over TCP and over WebSocket (bench-server
+    --ws, the client's url ws://127.0.0.1:PORT/ws), back to back in each
+    repetition."""
+    results, n_of = {}, {}
+    for w in workloads:
+        if w not in ("firehose", "burst"):
+            continue
+        n = args.n_firehose if w == "firehose" else args.n_burst
+        n_of[w] = n
+        results[w] = []
+        for rep in range(args.reps):
+            row = {}
+            for t in ("tcp", "ws"):
+                log(f"[{rep + 1}/{args.reps}] {w} {t} xmppuv n={n}")
+                r = one_run(args, "xmppuv", w, False, None, n=n, ws=(t == "ws"))
+                if r:
+                    row[t] = r
+            results[w].append(row)
+    return results, n_of
+
+
+def ws_callgrind(args, workloads, outdir):
+    """Instructions per stanza of xmppuv over TCP and WebSocket."""
+    n1, n2 = args.cg_n1, args.cg_n2
+    per = {}
+    for w in workloads:
+        if w not in ("firehose", "burst"):
+            continue
+        for t in ("tcp", "ws"):
+            log(f"callgrind: {w} {t} xmppuv, N={n1} and N={n2}")
+            a, _ = callgrind_ir(args, "xmppuv", w, n1, outdir, ws=(t == "ws"))
+            b, _ = callgrind_ir(args, "xmppuv", w, n2, outdir, ws=(t == "ws"))
+            if a is not None and b is not None:
+                per[(w, t)] = (b - a) / (n2 - n1)
+    return per
+
+
+def ws_table(results, n_of, cg):
+    lines = ["| workload | transport | seconds | stanzas/s | CPU-s / 100k stanzas | allocs / stanza | "
+             "instructions / stanza | server CPU / client CPU | verified |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    for w, reps in results.items():
+        base = {}
+        for t in ("tcp", "ws"):
+            runs = [r.get(t) for r in reps]
+            runs = [r for r in runs if r]
+            if not runs:
+                continue
+            n = n_of[w]
+            secs = med([r["wall_s"] for r in runs])
+            rate = med([n / r["wall_s"] if r["wall_s"] > 0 else None for r in runs])
+            cpu = med([r["cpu_s"] * 100000.0 / n for r in runs])
+            allocs = med([r.get("allocs_per_stanza") for r in runs])
+            srv = med([r["server_cpu_s"] / r["proc_cpu_s"] if r["proc_cpu_s"] > 0 else None
+                       for r in runs])
+            ir = cg.get((w, t))
+            ver = "yes" if all(r["verified"] for r in runs) else \
+                "no: " + runs[0].get("verify_note", "")
+            lines.append(f"| {w} | {'WebSocket' if t == 'ws' else 'TCP'} | {fmt(secs, '.3f')} | "
+                         f"{fmt(rate, ',.0f')} | {fmt(cpu, '.4f')} | {fmt(allocs, '.2f')} | "
+                         f"{fmt(ir, ',.0f')} | {fmt(srv, '.2f')} | {ver} |")
+            base[t] = (secs, cpu, ir)
+        if "tcp" in base and "ws" in base:
+            (s0, c0, i0), (s1, c1, i1) = base["tcp"], base["ws"]
+            ratio = lambda a, b: fmt(b / a if a and b else None, '.2f') + "×"
+            lines.append(f"| {w} | WS / TCP | {ratio(s0, s1)} | | {ratio(c0, c1)} | | "
+                         f"{ratio(i0, i1) if i0 and i1 else ''} | | |")
+    return lines
 
 
 def callgrind_top(path, count=15):
@@ -580,6 +660,10 @@ def main():
     ap.add_argument("--cg-n2", type=int, default=120000)
     ap.add_argument("--timeout", type=int, default=300)
     ap.add_argument("--out", default=None, help="also write the markdown here")
+    ap.add_argument("--ws", action="store_true",
+                    help="firehose and burst: xmppuv only, over TCP and over WebSocket "
+                         "(ws://, bench-server --ws), paired per repetition, instead of the "
+                         "client matrix; with callgrind, instructions per stanza of both")
     args = ap.parse_args()
     args.build = os.path.abspath(args.build)
 
@@ -612,7 +696,14 @@ def main():
         n_of = {}
         storm_results = {}
         rtt_lines = []
+        ws_results, ws_n, ws_cg = {}, {}, {}
+        if args.ws:
+            ws_results, ws_n = ws_runs(args, workloads)
+            if not args.no_callgrind and shutil.which("valgrind"):
+                ws_cg = ws_callgrind(args, workloads, tmp)
         for w in workloads:
+            if args.ws and w in ("firehose", "burst"):
+                continue
             if w == "rtt":
                 rtt_lines = rtt_run(args)
                 continue
@@ -674,7 +765,7 @@ def main():
                         r["wall_s"] = r["wall_s"] * n_of[key[0]] / r["_n"]
 
         cg_lines, cg_top = [], {}
-        if not args.no_callgrind and shutil.which("valgrind"):
+        if not args.no_callgrind and not args.ws and shutil.which("valgrind"):
             log("callgrind: instructions per stanza")
             cg_lines, cg_top = callgrind_table(args, tmp)
             cg_top = {w: callgrind_top(p) for w, p in cg_top.items()}
@@ -687,12 +778,21 @@ def main():
     out.append("Versions: " + ", ".join(f"{k} {v[k]}" for k in
                                         ("xmppuv", "buildtype", "libuv", "expat", "mbedTLS",
                                          "libstrophe", "node", "@xmpp/client", "cc")) + ".")
-    n_desc = ", ".join(f"{w} N={n_of[w]}" for w in n_of)
+    n_desc = ", ".join(f"{w} N={n} ({'TCP and WebSocket' if w in ws_n else ''})".replace(" ()", "")
+                       for w, n in list(ws_n.items()) + list(n_of.items()))
     if "burst" in n_of and any(c in clients for c in ("strophe", "xmppjs")):
         n_desc += f" (libstrophe and xmpp.js burst N={args.n_peer_burst}, scaled per stanza)"
     out.append(f"Workloads: {n_desc}.")
     out.append("")
-    sw = [w for w in workloads if w in ("firehose", "burst")]
+    if ws_results:
+        out.append("xmppuv over TCP and over WebSocket (RFC 7395, ws:// on loopback), "
+                   "medians" + (f"; instructions per stanza from callgrind, (Ir at N={args.cg_n2}"
+                               f" - Ir at N={args.cg_n1}) / {args.cg_n2 - args.cg_n1}"
+                               if ws_cg else "") + ":")
+        out.append("")
+        out += ws_table(ws_results, ws_n, ws_cg)
+        out.append("")
+    sw = [w for w in workloads if w in ("firehose", "burst") and not args.ws]
     if sw:
         out += stanza_table(results, clients, sw, tls_modes, n_of)
         out.append("")

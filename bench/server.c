@@ -20,6 +20,14 @@
  *   storm     once N sessions are online (new or resumed) at the same time,
  *             resets every connection at once; --storms K times
  *
+ * --ws speaks XMPP over WebSocket (RFC 7395, plain ws:// only) instead: the
+ * HTTP/1.1 Upgrade (Sec-WebSocket-Accept from mbedTLS' SHA-1, protocol
+ * xmpp), then one unmasked text frame per element it writes (<open/>
+ * instead of the stream header, namespaces declared on every element, the
+ * firehose from prebuilt blocks of framed messages); the client's masked
+ * frames are unmasked and reassembled, each message is one element (pings
+ * answered, a Close answered with a Close). The protocol above is the same.
+ *
  * --scram ITERATIONS offers SCRAM-SHA-256 (RFC 5802/7677) instead of PLAIN,
  * with one salt for the bench account and its keys derived once at start:
  * each login costs the server two HMACs and a hash, the client its PBKDF2
@@ -33,11 +41,12 @@
  * what it counted and verified) and exits.
  *
  *   bench-server --mode M [--n N] [--port P] [--tls CERT KEY] [--idle-r-ms T]
- *                [--scram ITERATIONS] [--storms K]
+ *                [--scram ITERATIONS] [--storms K] [--ws]
  * prints "PORT p" once listening. */
 #include <inttypes.h>
 #include <signal.h>
 #include <stdint.h>
+#include <strings.h>
 #include <uv.h>
 
 #include <mbedtls/base64.h>
@@ -94,6 +103,9 @@ typedef struct server {
   uint64_t n;
   unsigned idle_r_ms;
   int tls;
+  int ws; /* --ws: RFC 7395 framing */
+  char r_el[64]; /* <r/> as written in the firehose (framed with --ws) */
+  size_t r_el_len;
   mbedtls_ssl_config conf;
   mbedtls_x509_crt cert;
   mbedtls_pk_context key;
@@ -151,6 +163,11 @@ struct conn {
   mbedtls_ssl_context ssl;
   buf_t tin;
   size_t tin_off;
+
+  /* WebSocket (--ws) */
+  int ws_up;   /* handshake answered: frames from now on */
+  buf_t wsin;  /* unparsed bytes from the client (HTTP request, then frames) */
+  int ws_frag; /* inside a fragmented message (c->elem holds its start) */
 
   /* firehose */
   uint64_t fh_next;
@@ -221,8 +238,36 @@ static void flush(conn_t *c, int firehose) {
 }
 
 /* Queue plaintext: through TLS when it is on. */
+static size_t ws_hdr(unsigned char *h, unsigned op, size_t n) {
+  h[0] = (unsigned char)(0x80u | op);
+  if (n < 126) {
+    h[1] = (unsigned char)n;
+    return 2;
+  }
+  if (n < 65536) {
+    h[1] = 126;
+    h[2] = (unsigned char)(n >> 8);
+    h[3] = (unsigned char)n;
+    return 4;
+  }
+  h[1] = 127;
+  for (int i = 0; i < 8; i++) h[2 + i] = (unsigned char)((uint64_t)n >> (56 - 8 * i));
+  return 10;
+}
+
+/* One unmasked frame (server to client). */
+static void ws_frame(conn_t *c, unsigned op, const char *d, size_t n) {
+  unsigned char h[10];
+  buf_add(&c->out, h, ws_hdr(h, op, n));
+  buf_add(&c->out, d, n);
+}
+
 static void send_bytes(conn_t *c, const char *d, size_t n) {
   if (c->closing) return;
+  if (c->ws_up) { /* every call writes one element: one text message */
+    ws_frame(c, 0x1, d, n);
+    return;
+  }
   if (!c->tls_on) {
     buf_add(&c->out, d, n);
     return;
@@ -246,12 +291,21 @@ static void send_str(conn_t *c, const char *s) { send_bytes(c, s, strlen(s)); }
  * 10-digit id patched in per message. */
 static void build_blocks(server_t *s) {
   char msg[512];
-  int n = snprintf(msg, sizeof msg,
-                   "<message from='" BENCH_PEER "' to='" BENCH_USER "@" BENCH_DOMAIN
+  /* With --ws each message is a text frame (header first) declaring its
+   * namespace; the id is at the same place in every message. */
+  size_t hl = s->ws ? 4 : 0;
+  int n = snprintf(msg + hl, sizeof msg - hl,
+                   "<message %sfrom='" BENCH_PEER "' to='" BENCH_USER "@" BENCH_DOMAIN
                    "/bench' type='chat' id='fh-0000000000' xml:lang='en'><body>" BENCH_BODY
-                   "</body></message>");
-  s->msg_len = (size_t)n;
-  s->id_off = (size_t)(strstr(msg, "fh-") - msg) + 3;
+                   "</body></message>",
+                   s->ws ? "xmlns='jabber:client' " : "");
+  if (s->ws && ws_hdr((unsigned char *)msg, 0x1, (size_t)n) != hl) bench_die("frame header");
+  s->msg_len = hl + (size_t)n;
+  s->id_off = (size_t)(strstr(msg + hl, "fh-") - msg) + 3;
+  s->r_el_len = 0;
+  if (s->ws) s->r_el_len = ws_hdr((unsigned char *)s->r_el, 0x1, sizeof R_EL - 1);
+  memcpy(s->r_el + s->r_el_len, R_EL, sizeof R_EL - 1);
+  s->r_el_len += sizeof R_EL - 1;
   for (unsigned b = 0; b < FH_BLOCKS; b++) {
     s->blocks[b] = malloc(s->msg_len * BLOCK_MSGS);
     for (unsigned i = 0; i < BLOCK_MSGS; i++)
@@ -280,7 +334,7 @@ void pump_firehose(conn_t *c) {
     c->fh_next += k;
     size_t len = (size_t)k * S.msg_len;
     if (c->tls_on) {
-      send_bytes(c, block, len);
+      send_bytes(c, block, len); /* (never with --ws: no TLS there) */
       send_bytes(c, R_EL, sizeof R_EL - 1);
       flush(c, 1);
       continue;
@@ -291,7 +345,7 @@ void pump_firehose(conn_t *c) {
     w->c = c;
     w->firehose = 1;
     uv_buf_t bufs[2] = {uv_buf_init(block, (unsigned)len),
-                        uv_buf_init((char *)R_EL, sizeof R_EL - 1)};
+                        uv_buf_init(S.r_el, (unsigned)S.r_el_len)};
     c->fh_inflight++;
     if (uv_write(&w->req, (uv_stream_t *)&c->tcp, bufs, 2, on_written) != 0) {
       c->fh_inflight--;
@@ -317,8 +371,32 @@ static const char *features_pre(void) {
                : features_sasl();
 }
 
+/* Features as one WebSocket message: the stream prefix declared on it. */
+static void send_features(conn_t *c, const char *f) {
+  if (!c->ws_up) {
+    send_str(c, f);
+    return;
+  }
+  char el[512];
+  snprintf(el, sizeof el,
+           "<stream:features xmlns:stream='http://etherx.jabber.org/streams'%s",
+           f + strlen("<stream:features"));
+  send_str(c, el);
+}
+
 static void on_stream_open(conn_t *c) {
   char hdr[512];
+  if (c->ws_up) {
+    snprintf(hdr, sizeof hdr,
+             "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' id='st-%p' from='" BENCH_DOMAIN
+             "' version='1.0' xml:lang='en'/>",
+             (void *)c);
+    send_str(c, hdr);
+    send_features(c, c->authed ? "<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>"
+                                 "<sm xmlns='" NS_SM "'/></stream:features>"
+                               : features_sasl());
+    return;
+  }
   snprintf(hdr, sizeof hdr,
            "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
            "xmlns:stream='http://etherx.jabber.org/streams' id='st-%p' from='" BENCH_DOMAIN
@@ -570,12 +648,13 @@ static int on_element(conn_t *c) {
     char reply[512];
     if (strstr(el, "urn:ietf:params:xml:ns:xmpp-bind") != NULL) {
       snprintf(reply, sizeof reply,
-               "<iq type='result' id='%s'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+               "<iq %stype='result' id='%s'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
                "<jid>" BENCH_USER "@" BENCH_DOMAIN "/r%p</jid></bind></iq>",
-               id, (void *)c);
+               c->ws_up ? "xmlns='jabber:client' " : "", id, (void *)c);
       send_str(c, reply);
     } else if (strcmp(type, "get") == 0 || strcmp(type, "set") == 0) {
-      snprintf(reply, sizeof reply, "<iq type='result' id='%s'/>", id);
+      snprintf(reply, sizeof reply, "<iq %stype='result' id='%s'/>",
+               c->ws_up ? "xmlns='jabber:client' " : "", id);
       send_str(c, reply);
     }
     return 0;
@@ -648,6 +727,14 @@ static int on_element(conn_t *c) {
 }
 
 static void on_stream_close(conn_t *c) {
+  if (c->ws_up) {
+    static const unsigned char normal[2] = {0x03, 0xe8}; /* 1000 */
+    send_str(c, "<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>");
+    ws_frame(c, 0x8, (const char *)normal, 2);
+    flush(c, 0);
+    conn_close(c, 0);
+    return;
+  }
   send_str(c, "</stream:stream>");
   flush(c, 0);
   conn_close(c, 0);
@@ -739,6 +826,166 @@ static size_t scan(conn_t *c, const char *p, size_t n) {
   return i;
 }
 
+/* ---- WebSocket (--ws) ----------------------------------------------------- */
+
+/* One whole text message from the client, in c->elem: one element. */
+static void ws_message(conn_t *c) {
+  const char *el = c->elem.data;
+  size_t len = c->elem.len;
+  buf_add(&c->elem, "", 1); /* NUL for strstr */
+  c->elem.len--;
+  if (len > 5 && memcmp(el, "<open", 5) == 0 && (el[5] == ' ' || el[5] == '/' || el[5] == '>')) {
+    on_stream_open(c);
+    return;
+  }
+  if (len > 6 && memcmp(el, "<close", 6) == 0 && (el[6] == ' ' || el[6] == '/' || el[6] == '>')) {
+    on_stream_close(c);
+    return;
+  }
+  if (len > 1 && el[0] == '<') on_element(c);
+}
+
+/* Frames from the client (masked, as RFC 6455 §5.3 requires). Returns the
+ * bytes used: whole frames only. */
+static size_t ws_frames(conn_t *c, const unsigned char *p, size_t n) {
+  size_t i = 0;
+  while (!c->closing && n - i >= 2) {
+    unsigned fin = p[i] & 0x80u, op = p[i] & 0x0fu;
+    if (!(p[i + 1] & 0x80u) || (p[i] & 0x70u)) { /* unmasked, or reserved bits */
+      conn_close(c, 1);
+      return n;
+    }
+    uint64_t len = p[i + 1] & 0x7fu;
+    size_t h = 2;
+    if (len == 126) {
+      if (n - i < 4) break;
+      len = ((uint64_t)p[i + 2] << 8) | p[i + 3];
+      h = 4;
+    } else if (len == 127) {
+      if (n - i < 10) break;
+      len = 0;
+      for (size_t k = 0; k < 8; k++) len = (len << 8) | p[i + 2 + k];
+      h = 10;
+    }
+    if (len > 1u << 24) {
+      conn_close(c, 1);
+      return n;
+    }
+    if (n - i < h + 4 + len) break;
+    const unsigned char *mask = p + i + h, *d = mask + 4;
+    i += h + 4 + (size_t)len;
+    if (op & 0x8u) { /* control: ping, pong, close (payload at most 125) */
+      char pl[128];
+      size_t pn = len < sizeof pl ? (size_t)len : sizeof pl;
+      for (size_t k = 0; k < pn; k++) pl[k] = (char)(d[k] ^ mask[k & 3]);
+      if (op == 0x9) {
+        ws_frame(c, 0xA, pl, pn);
+      } else if (op == 0x8) {
+        ws_frame(c, 0x8, pl, pn >= 2 ? 2 : 0);
+        flush(c, 0);
+        conn_close(c, 0);
+        return n;
+      }
+      continue;
+    }
+    if (op == 0x1 || op == 0x2) { /* a new message */
+      c->elem.len = 0;
+      c->ws_frag = 1;
+    } else if (op != 0x0 || !c->ws_frag) {
+      conn_close(c, 1);
+      return n;
+    }
+    size_t at = c->elem.len;
+    if (at + len <= ELEM_CAP) { /* longer messages are cut (read no further) */
+      buf_add(&c->elem, d, (size_t)len);
+      unsigned char *o = (unsigned char *)c->elem.data + at;
+      for (size_t k = 0; k < len; k++) o[k] ^= mask[k & 3];
+    }
+    if (fin) {
+      c->ws_frag = 0;
+      ws_message(c);
+    }
+  }
+  return i;
+}
+
+/* The HTTP/1.1 Upgrade (RFC 6455 §4.2): answered with 101 and the accept
+ * key, protocol xmpp (RFC 7395 §3.1). Returns the bytes used, 0 while
+ * the request is incomplete. */
+static size_t ws_handshake(conn_t *c, const char *p, size_t n) {
+  const char *end = NULL;
+  for (size_t i = 0; i + 3 < n; i++)
+    if (memcmp(p + i, "\r\n\r\n", 4) == 0) {
+      end = p + i + 4;
+      break;
+    }
+  if (end == NULL) {
+    if (n > 16384) conn_close(c, 1);
+    return 0;
+  }
+  char key[64] = "";
+  for (const char *l = p; l < end;) {
+    const char *nl = memchr(l, '\n', (size_t)(end - l));
+    if (nl == NULL) break;
+    static const char K[] = "sec-websocket-key:";
+    if ((size_t)(nl - l) > sizeof K - 1 && strncasecmp(l, K, sizeof K - 1) == 0) {
+      const char *v = l + sizeof K - 1, *ve = nl;
+      while (v < ve && (*v == ' ' || *v == '\t')) v++;
+      while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ')) ve--;
+      size_t vl = (size_t)(ve - v) < sizeof key - 1 ? (size_t)(ve - v) : sizeof key - 1;
+      memcpy(key, v, vl);
+      key[vl] = '\0';
+    }
+    l = nl + 1;
+  }
+  if (key[0] == '\0' || strncmp(p, "GET ", 4) != 0) {
+    static const char bad[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
+    buf_add(&c->out, bad, sizeof bad - 1);
+    flush(c, 0);
+    conn_close(c, 0);
+    return n;
+  }
+  char cat[128];
+  int cl = snprintf(cat, sizeof cat, "%s258EAFA5-E914-47DA-95CA-C5AB0DC85B11", key);
+  unsigned char sha[20], acc[64];
+  size_t an = 0;
+  mbedtls_md(mbedtls_md_info_from_type(MBEDTLS_MD_SHA1), (const unsigned char *)cat, (size_t)cl,
+             sha);
+  mbedtls_base64_encode(acc, sizeof acc, &an, sha, sizeof sha);
+  char resp[300];
+  int rn = snprintf(resp, sizeof resp,
+                    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                    "Connection: Upgrade\r\nSec-WebSocket-Accept: %.*s\r\n"
+                    "Sec-WebSocket-Protocol: xmpp\r\n\r\n",
+                    (int)an, (const char *)acc);
+  buf_add(&c->out, resp, (size_t)rn);
+  c->ws_up = 1;
+  return (size_t)(end - p);
+}
+
+/* Bytes from the client in --ws mode: parsed in place when nothing is
+ * pending, else after what is. */
+static void ws_input(conn_t *c, const char *d, size_t n) {
+  const char *p = d;
+  size_t len = n;
+  if (c->wsin.len > 0) {
+    buf_add(&c->wsin, d, n);
+    p = c->wsin.data;
+    len = c->wsin.len;
+  }
+  size_t used = 0;
+  if (!c->ws_up) used = ws_handshake(c, p, len);
+  if (c->ws_up && !c->closing) used += ws_frames(c, (const unsigned char *)p + used, len - used);
+  if (c->closing) return;
+  size_t rest = len - used;
+  if (p == c->wsin.data) {
+    memmove(c->wsin.data, p + used, rest);
+    c->wsin.len = rest;
+  } else if (rest > 0) {
+    buf_add(&c->wsin, p + used, rest);
+  }
+}
+
 /* ---- TLS ------------------------------------------------------------------ */
 
 static int bio_send(void *ctx, const unsigned char *d, size_t n) {
@@ -808,6 +1055,7 @@ static void on_closed(uv_handle_t *h) {
   free(c->elem.data);
   free(c->out.data);
   free(c->tin.data);
+  free(c->wsin.data);
   free(c->scram_first);
   free(c);
 }
@@ -839,7 +1087,9 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
     return;
   }
   if (n == 0 || c->closing) return;
-  if (c->tls_on) {
+  if (S.ws) {
+    ws_input(c, rbuf, (size_t)n);
+  } else if (c->tls_on) {
     tls_input(c, rbuf, (size_t)n);
   } else {
     size_t used = scan(c, rbuf, (size_t)n);
@@ -929,12 +1179,13 @@ int main(int argc, char **argv) {
     else if (strcmp(argv[i], "--idle-r-ms") == 0 && i + 1 < argc) S.idle_r_ms = (unsigned)atoi(argv[++i]);
     else if (strcmp(argv[i], "--scram") == 0 && i + 1 < argc) scram = (unsigned)atoi(argv[++i]);
     else if (strcmp(argv[i], "--storms") == 0 && i + 1 < argc) S.storms_max = strtoull(argv[++i], NULL, 10);
+    else if (strcmp(argv[i], "--ws") == 0) S.ws = 1;
     else if (strcmp(argv[i], "--tls") == 0 && i + 2 < argc) {
       cert = argv[++i];
       key = argv[++i];
     } else bench_die("usage: bench-server --mode firehose|burst|idle|resume|storm [--n N] "
                      "[--port P] [--tls CERT KEY] [--idle-r-ms T] [--scram ITERATIONS] "
-                     "[--storms K]");
+                     "[--storms K] [--ws]");
   }
   if (mode == NULL) bench_die("--mode is required");
   if (strcmp(mode, "firehose") == 0) S.mode = MODE_FIREHOSE;
@@ -947,6 +1198,7 @@ int main(int argc, char **argv) {
   bench_raise_nofile(1 << 20);
   S.loop = uv_default_loop();
   S.tls = cert != NULL;
+  if (S.tls && S.ws) bench_die("--ws is plain ws:// only (no --tls)");
   if (S.tls) setup_tls(cert, key);
   if (scram > 0) scram_setup(scram);
   build_blocks(&S);

@@ -1020,6 +1020,61 @@ START_TEST(a_resumed_tls_session_and_one_flight_make_a_reconnection_two_flights)
 }
 END_TEST
 
+/* The HT mechanism asked for binds to the channel only where the server
+ * can: ejabberd 24.12 over a WebSocket lists HT-SHA-256-EXPR while its
+ * session cannot see the TLS underneath (no -PLUS, no XEP-0440 list), and a
+ * token bound to it would never work. _i 0: such an offer: -NONE; 1: the
+ * server lists tls-exporter (XEP-0440): -EXPR; 2: no list but SCRAM -PLUS
+ * on offer: -EXPR. Over direct TLS through the TLS front (TLS 1.2 and 1.3
+ * give tls-exporter). */
+START_TEST(a_token_binds_to_the_channel_only_where_the_server_can) {
+#define FAST_OFFER(extra_mech, extra)                                             \
+  "<stream:features><authentication xmlns='" NS_SASL2 "'>"                         \
+  "<mechanism>PLAIN</mechanism>" extra_mech "<inline><bind xmlns='" NS_BIND2 "'/>" \
+  "<fast xmlns='" NS_FAST "'><mechanism>HT-SHA-256-EXPR</mechanism>"               \
+  "<mechanism>HT-SHA-256-NONE</mechanism></fast></inline></authentication>" extra  \
+  "</stream:features>"
+  static const char *const offers[] = {
+      FAST_OFFER("", ""),
+      FAST_OFFER("", "<sasl-channel-binding xmlns='urn:xmpp:sasl-cb:0'><channel-binding "
+                     "type='tls-exporter'/></sasl-channel-binding>"),
+      FAST_OFFER("<mechanism>SCRAM-SHA-1-PLUS</mechanism>", ""),
+  };
+#undef FAST_OFFER
+  static const char *const want[] = {"HT-SHA-256-NONE", "HT-SHA-256-EXPR", "HT-SHA-256-EXPR"};
+  xmppuv_test_step_t s0[] = {
+      SCRIPT_EXPECT("<stream:stream"), SCRIPT_SEND(NULL), SCRIPT_EXPECT("</authenticate>"),
+      SCRIPT_SEND("<failure xmlns='" NS_SASL2 "'><not-authorized xmlns='"
+                  "urn:ietf:params:xml:ns:xmpp-sasl'/></failure>"),
+      SCRIPT_END};
+  char header_and_offer[2048];
+  snprintf(header_and_offer, sizeof header_and_offer, "%s%s", HDR, offers[_i]);
+  s0[1] = (xmppuv_test_step_t)SCRIPT_SEND(header_and_offer);
+  const xmppuv_test_step_t *const scripts[] = {s0};
+  world_t w;
+  world_init(&w);
+  world_server(&w, 0, scripts, 1);
+  static tls_front_t front;
+  tls_front_start(&front, &w.loop, world_port(&w, 0));
+  xmppuv_client_options_t o;
+  world_opts(&o, front.port);
+  o.tls = XMPPUV_TLS_DIRECT;
+  o.ca_file = tls_cert_path(1, "ca.pem");
+  o.sasl_mechanisms = "PLAIN";
+  o.reconnect = 0;
+  world_start(&w, &o);
+  RUN_UNTIL(&w, world_script_done(&w, 0, 0), 10000);
+  char expect[160];
+  snprintf(expect, sizeof expect, "<request-token xmlns='" NS_FAST "' mechanism='%s'/>",
+           want[_i]);
+  const char *got = world_received(&w, 0, 0);
+  ck_assert_msg(strstr(got, expect) != NULL, "case %d sent: %s", _i, got);
+  tls_front_close(&front);
+  finish(&w);
+  tls_front_free(&front);
+}
+END_TEST
+
 START_TEST(a_changed_offer_after_a_one_flight_login_reconnects_the_long_way) {
   /* The server's features no longer offer FAST (another configuration):
    * the one-flight login cannot stand; the client connects again at once
@@ -1191,6 +1246,7 @@ static Suite *make_suite(void) {
   tcase_add_loop_test(tc, a_server_that_drops_sasl2_is_a_warning_or_refused, 0, 2);
   tcase_add_test(tc, a_reconnection_sends_header_and_login_in_one_flight);
   tcase_add_test(tc, logout_invalidates_the_token_on_the_server_then_goes_offline);
+  tcase_add_loop_test(tc, a_token_binds_to_the_channel_only_where_the_server_can, 0, 3);
   tcase_add_test(tc, a_changed_offer_after_a_one_flight_login_reconnects_the_long_way);
   tcase_add_test(tc, a_resumed_tls_session_and_one_flight_make_a_reconnection_two_flights);
   suite_add_tcase(s, tc);

@@ -6,6 +6,7 @@
  * with additional data and the authorization identifier, no restart).
  * Base64 in between. The payloads never reach a log line. */
 #include <stdio.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "sasl/ht.h"
@@ -164,6 +165,45 @@ static int have_cb(void *ud, const char *type) {
   return 0;
 }
 
+/* Does the server bind type on this connection? Its XEP-0440 list says so;
+ * without one, a -PLUS mechanism on offer does. ejabberd 24.12 over a
+ * WebSocket lists HT -UNIQ/-EXPR/-ENDP for FAST but cannot bind (its
+ * session does not see the HTTP layer's TLS; no -PLUS, no list there). */
+static int server_binds(const xmppuv_stanza_t *features, const char *type) {
+  const xmppuv_stanza_t *list =
+      xmppuv_stanza_child(features, "sasl-channel-binding", XMPPUV__NS_SASL_CB);
+  if (list != NULL) {
+    for (xmppuv_stanza_t *e = xmppuv_stanza_child(list, "channel-binding", NULL); e != NULL;
+         e = xmppuv_stanza_next(e, "channel-binding", NULL)) {
+      const char *t = xmppuv_stanza_attr(e, "type");
+      if (t != NULL && strcmp(t, type) == 0) return 1;
+    }
+    return 0;
+  }
+  const xmppuv_stanza_t *lists[2] = {
+      xmppuv_stanza_child(features, "authentication", XMPPUV__NS_SASL2),
+      xmppuv_stanza_child(features, "mechanisms", XMPPUV__NS_SASL)};
+  for (size_t i = 0; i < 2; i++)
+    for (xmppuv_stanza_t *m = xmppuv_stanza_child(lists[i], "mechanism", NULL); m != NULL;
+         m = xmppuv_stanza_next(m, "mechanism", NULL)) {
+      const char *name = child_text(m);
+      size_t n = strlen(name);
+      if (n > 5 && strcmp(name + n - 5, "-PLUS") == 0) return 1;
+    }
+  return 0;
+}
+
+/* Both ends can bind type: for the choice of an HT mechanism. */
+typedef struct {
+  const xmppuv__channel_binding_t *cb;
+  const xmppuv_stanza_t *features;
+} ht_binds_t;
+
+static int both_bind(void *ud, const char *type) {
+  const ht_binds_t *b = ud;
+  return have_cb((void *)(uintptr_t)b->cb, type) && server_binds(b->features, type);
+}
+
 /* The channel-binding data an HT mechanism needs (none for -NONE). */
 static int ht_binding(const xmppuv__session_conn_t *c, const xmppuv__ht_t *ht,
                       unsigned char data[XMPPUV__CB_MAX_DATA], size_t *len) {
@@ -176,7 +216,8 @@ static int ht_binding(const xmppuv__session_conn_t *c, const xmppuv__ht_t *ht,
 /* XEP-0484 §"Using a token": one message, the token's HMAC. 1 if the login
  * went out (or failed: the failure is set), 0 if the token cannot be used
  * here (not offered with its mechanism, no such binding). */
-static int fast_login(xmppuv__session_t *s, const char *const *offered, size_t n) {
+static int fast_login(xmppuv__session_t *s, const xmppuv_stanza_t *features,
+                      const char *const *offered, size_t n) {
   xmppuv__session_conn_t *c = &s->c;
   xmppuv__ht_t ht;
   if (c->fast_token == NULL || c->fast_rejected || s->cfg.username == NULL ||
@@ -184,7 +225,8 @@ static int fast_login(xmppuv__session_t *s, const char *const *offered, size_t n
     return 0;
   int listed = 0;
   for (size_t i = 0; i < n && !listed; i++) listed = strcmp(offered[i], c->fast_token_mech) == 0;
-  if (!listed || (ht.cb_type != NULL && !have_cb(c->cb, ht.cb_type))) {
+  ht_binds_t binds = {c->cb, features};
+  if (!listed || (ht.cb_type != NULL && !both_bind(&binds, ht.cb_type))) {
     xmppuv__logf(s->log, XMPPUV_LOG_DEBUG, "sasl",
                  "the FAST token's mechanism %s cannot be used on this connection",
                  c->fast_token_mech);
@@ -258,7 +300,7 @@ void xmppuv__auth_start(xmppuv__session_t *s, const xmppuv_stanza_t *features) {
   for (xmppuv_stanza_t *m = xmppuv_stanza_child(fast, "mechanism", NULL);
        m != NULL && n_fast < MAX_LISTED; m = xmppuv_stanza_next(m, "mechanism", NULL))
     fast_mechs[n_fast++] = child_text(m);
-  if (fast != NULL && fast_login(s, fast_mechs, n_fast)) return;
+  if (fast != NULL && fast_login(s, features, fast_mechs, n_fast)) return;
   if (c->fast_invalidate) {
     /* Only the token may log in to invalidate it. */
     xmppuv__session_fail(s, XMPPUV_ETOKEN, NULL,
@@ -267,8 +309,9 @@ void xmppuv__auth_start(xmppuv__session_t *s, const xmppuv_stanza_t *features) {
                          features, 1, NULL);
     return;
   }
+  ht_binds_t binds = {c->cb, features};
   const char *want = fast != NULL && c->fast_request && s->cfg.username != NULL
-                         ? xmppuv__ht_choose(fast_mechs, n_fast, have_cb, c->cb)
+                         ? xmppuv__ht_choose(fast_mechs, n_fast, both_bind, &binds)
                          : NULL;
   if (want != NULL && strlen(want) < sizeof c->fast_requested_buf) {
     memcpy(c->fast_requested_buf, want, strlen(want) + 1);
