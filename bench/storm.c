@@ -169,7 +169,7 @@ int main(int argc, char **argv) {
   /* The library's defaults otherwise: a 1 s first reconnect delay with
    * jitter, so the storm spreads over about a second as it would. */
   static const xmppuv_client_callbacks_t cbs = {sizeof(xmppuv_client_callbacks_t), on_status, on_online, on_resumed, on_error,
-                                                NULL,      NULL,      NULL,       NULL, NULL};
+                                                NULL,      NULL,      NULL,       NULL, NULL, NULL};
   S.clients = calloc(S.n, sizeof *S.clients);
   int *online = calloc(S.n, sizeof *online);
   for (unsigned i = 0; i < S.n; i++)

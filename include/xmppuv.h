@@ -17,6 +17,12 @@
 #include "xmppuv/stanza.h"
 #include "xmppuv/jid.h"
 #include "xmppuv/client.h"
+/* The chat layer (lib/im/): built on the client's public API only. */
+#include "xmppuv/im/disco.h"
+#include "xmppuv/im/roster.h"
+#include "xmppuv/im/presence.h"
+#include "xmppuv/im/carbons.h"
+#include "xmppuv/im/receipts.h"
 
 #ifdef __cplusplus
 extern "C" {

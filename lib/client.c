@@ -143,7 +143,9 @@ static void free_client(xmppuv_client_t *c) {
 
 static void on_timer_closed(uv_handle_t *h) {
   xmppuv_client_t *c = h->data;
-  /* The last call the app gets; the memory goes right after. */
+  /* The last calls the app gets: `closed` (modules free themselves), then
+   * the close callback; the memory goes right after. */
+  xmppuv__engine_notify_closed(c->engine);
   if (c->close_cb != NULL) c->close_cb(c, c->user_data);
   free_client(c);
 }

@@ -375,7 +375,16 @@ typedef struct after_close {
   world_t *w;
   int send_rc; /* a send from the fail callback during close */
   int fails;
+  int closed;       /* the listener's `closed` events */
+  int fails_before; /* fails seen when `closed` came */
 } after_close_t;
+
+static void listener_closed(xmppuv_client_t *c, void *ud) {
+  after_close_t *a = ud;
+  ck_assert_int_eq(xmppuv_client_status(c), XMPPUV_STATUS_OFFLINE);
+  a->closed++;
+  a->fails_before = a->fails;
+}
 
 static void fail_then_send(xmppuv_client_t *c, xmppuv_stanza_t *s, int reason, void *ud) {
   after_close_t *a = ud;
@@ -397,10 +406,11 @@ START_TEST(after_close_the_status_is_offline_and_every_call_says_closed) {
   world_opts(&o, world_port(&w, 0));
   world_start(&w, &o);
   RUN_UNTIL(&w, w.app.onlines >= 1, 10000);
-  after_close_t a = {&w, 0, 0};
+  after_close_t a = {&w, 0, 0, 0, 0};
   xmppuv_client_callbacks_t cbs;
   xmppuv_client_callbacks_init(&cbs);
   cbs.fail = fail_then_send;
+  cbs.closed = listener_closed;
   ck_assert_int_eq(xmppuv_client_listener_add(w.c, &cbs, &a, NULL), 0);
   xmppuv_stanza_t *m = NULL;
   ck_assert_int_eq(xmppuv_message_new("bob@localhost", "chat", "unacked", &m), 0);
@@ -426,6 +436,12 @@ START_TEST(after_close_the_status_is_offline_and_every_call_says_closed) {
    * callback got what every call after close gets. */
   ck_assert_int_eq(a.fails, 1);
   ck_assert_int_eq(a.send_rc, XMPPUV_ECLOSED);
+  /* `closed`: once, to the app and to the listener, after every other
+   * event and before the close callback. */
+  ck_assert_int_eq(a.closed, 1);
+  ck_assert_int_eq(a.fails_before, 1);
+  ck_assert_uint_eq(w.app.closed_events, 1);
+  ck_assert_int_eq(w.app.after_close, 0);
 }
 END_TEST
 

@@ -326,7 +326,7 @@ static void on_fast_token(xmppuv_client_t *c, const xmppuv_fast_token_t *t, void
 }
 
 static const xmppuv_client_callbacks_t callbacks = {
-    sizeof(xmppuv_client_callbacks_t), on_status, on_online, on_resumed, on_error, on_ack, on_fail, NULL, NULL, on_fast_token};
+    sizeof(xmppuv_client_callbacks_t), on_status, on_online, on_resumed, on_error, on_ack, on_fail, NULL, NULL, on_fast_token, NULL};
 
 /* user on the test's loop; its recorder is the client's user_data. */
 static void peer_init(world_t *w, peer_t *p, const char *user) {

@@ -293,6 +293,12 @@ typedef struct xmppuv_client_callbacks {
    * xmppuv_client_logout() invalidated it): forget it. Borrowed for the
    * call. */
   void (*fast_token)(xmppuv_client_t *c, const xmppuv_fast_token_t *token, void *user_data);
+  /* The client is going away: after xmppuv_client_close(), once its last
+   * event was delivered, right before the close callback. The last event;
+   * the client may only be read now (status, JID), not used. A module
+   * attached to the client (a listener, the chat layer's roster) frees
+   * itself here. */
+  void (*closed)(xmppuv_client_t *c, void *user_data);
 } xmppuv_client_callbacks_t;
 
 /* Zero every callback and set struct_size (a macro, as for the options).

@@ -1947,6 +1947,12 @@ int xmppuv__engine_handler_remove(xmppuv__engine_t *e, int iq_requests, uint64_t
   return xmppuv__handlers_remove(iq_requests ? &e->iq_handlers : &e->handlers, id);
 }
 
+void xmppuv__engine_notify_closed(xmppuv__engine_t *e) {
+  e->delivering++;
+  FOR_EACH_CONSUMER0(e, closed);
+  if (--e->delivering == 0) sweep_listeners(e);
+}
+
 int xmppuv__engine_listener_add(xmppuv__engine_t *e,
                                 const xmppuv_client_callbacks_t *callbacks, void *user_data,
                                 uint64_t *id) {

@@ -178,6 +178,9 @@ int xmppuv__engine_listener_add(xmppuv__engine_t *e,
                                 const xmppuv_client_callbacks_t *callbacks,
                                 void *user_data, uint64_t *id);
 int xmppuv__engine_listener_remove(xmppuv__engine_t *e, uint64_t id);
+/* The client goes away: `closed` to the app's callbacks and every
+ * listener (client.c, right before the close callback). */
+void xmppuv__engine_notify_closed(xmppuv__engine_t *e);
 
 /* Client State Indication (XEP-0352), as in client.h. */
 int xmppuv__engine_set_active(xmppuv__engine_t *e, int active);

@@ -142,12 +142,16 @@ listen:
       /ws: ejabberd_http_ws
       /.well-known/host-meta: mod_host_meta
       /.well-known/host-meta.json: mod_host_meta
-# No offline storage, MAM, carbons or registration: a message to a user with
-# no available resource bounces (unlike Prosody's, which stores it: prosody.sh).
+# No offline storage, MAM or registration: a message to a user with no
+# available resource bounces (unlike Prosody's, which stores it: prosody.sh).
+# Carbons (XEP-0280) and roster versioning for the chat layer's tests (a
+# client that uses neither sees no difference).
 modules:
   mod_disco: {}
   mod_ping: {}
-  mod_roster: {}
+  mod_roster:
+    versioning: true
+  mod_carbons: {}
   # XEP-0352: holds presence for an inactive client (the defaults).
   mod_client_state: {}
   # XEP-0484 FAST tokens (SASL2, Bind2 and inline SM are built in).

@@ -80,13 +80,15 @@ authentication = "internal_plain"
 storage = "internal"
 allow_registration = false
 
--- No MAM, carbons or registration. Offline storage is on all the same:
+-- Carbons (XEP-0280) for the chat layer's tests: a client that does not
+-- enable them sees no difference. No MAM or registration. Offline storage
+-- is on all the same:
 -- Prosody loads mod_offline without being asked (core/modulemanager.lua,
 -- autoload_modules), so a message to a user with no available resource is
 -- stored and delivered at the user's next initial presence, and mod_smacks
 -- stores there what a lost session held for its user's last resource.
 modules_enabled = {
-  "roster"; "saslauth"; "tls"; "disco"; "ping"; "smacks"; "posix";
+  "roster"; "saslauth"; "tls"; "disco"; "ping"; "smacks"; "posix"; "carbons";
   -- XEP-0352: holds presence for an inactive client (csi_simple loads csi).
   "csi_simple";
   -- XEP-0388 SASL2 with Bind2, inline SM and FAST (XEP-0484), from

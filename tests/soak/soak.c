@@ -568,7 +568,7 @@ static void on_fail(xmppuv_client_t *c, xmppuv_stanza_t *st, int reason, void *u
 }
 
 static const xmppuv_client_callbacks_t callbacks = {
-    sizeof(xmppuv_client_callbacks_t), on_status, on_online, on_resumed, on_error, on_ack, on_fail, NULL, NULL, NULL};
+    sizeof(xmppuv_client_callbacks_t), on_status, on_online, on_resumed, on_error, on_ack, on_fail, NULL, NULL, NULL, NULL};
 
 static void on_sent(xmppuv_client_t *c, xmppuv_stanza_t *st, int status, void *ud) {
   (void)c;

@@ -202,8 +202,16 @@ static void on_fast_token(xmppuv_client_t *c, const xmppuv_fast_token_t *t, void
   end(r, c, "token");
 }
 
+static void on_closed(xmppuv_client_t *c, void *ud) {
+  (void)c;
+  client_rec_t *r = ud;
+  /* The last event, before the close callback, once. */
+  if (r->closed) r->after_close = 1;
+  r->closed_events++;
+}
+
 const xmppuv_client_callbacks_t client_rec_callbacks = {
-    sizeof(xmppuv_client_callbacks_t), on_status, on_online, on_resumed, on_error, on_ack, on_fail, on_reconnecting, on_stanza, on_fast_token};
+    sizeof(xmppuv_client_callbacks_t), on_status, on_online, on_resumed, on_error, on_ack, on_fail, on_reconnecting, on_stanza, on_fast_token, on_closed};
 
 void client_rec_close_cb(xmppuv_client_t *c, void *user_data) {
   client_rec_t *r = user_data;

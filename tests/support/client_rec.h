@@ -129,6 +129,7 @@ struct client_rec {
   unsigned stray;       /* acks and fails of stanzas in no slot */
 
   /* ---- close and the rules ------------------------------------------------- */
+  unsigned closed_events; /* the `closed` event (once, before the close callback) */
   int closed;           /* client_rec_close_cb ran */
   int after_close;      /* an event came after it: a bug */
   int event_in_call;    /* an event came while in_call was set: a bug */

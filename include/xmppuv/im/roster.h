@@ -1,0 +1,16 @@
+/* xmppuv chat layer: roster (being written).
+ * Included by <xmppuv.h>; do not include this file directly. */
+#ifndef XMPPUV_IM_ROSTER_H
+#define XMPPUV_IM_ROSTER_H
+
+#include "../client.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

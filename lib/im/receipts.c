@@ -1,0 +1,2 @@
+/* The chat layer: receipts (being written). Public API only. */
+#include <xmppuv.h>
