@@ -197,7 +197,10 @@ static void on_error(void *ud, int status, const char *detail) {
     xmppuv__free(c->found_url);
     c->found_url = NULL;
   }
-  if (!c->link_up && c->fallback_armed && !c->closing) {
+  /* A certificate that does not verify is an attack or a mistake, never a
+   * reason to try elsewhere (the engine gives up on it). */
+  int cert = status <= XMPPUV_ECERTNAME && status >= XMPPUV_ECERTINVALID;
+  if (!c->link_up && c->fallback_armed && !c->closing && !cert) {
     /* Auto discovery: no TCP connection could be made; host-meta is asked
      * once this transport is closed, and this error told only if that
      * finds nothing either. */
@@ -218,7 +221,7 @@ static void on_closed(void *ud) {
   uint64_t link = c->link;
   c->transport = NULL;
   c->link = 0;
-  if (c->fallback_armed && c->held_status != 0) {
+  if (c->fallback_armed && c->held_status != 0 && !c->closing) {
     c->fallback_armed = 0;
     start_discovery(c, link);
     return;
@@ -277,19 +280,19 @@ static void on_discovered(void *ud, int status, const char *url, const char *det
   const xmppuv__log_t *log = xmppuv__engine_log(c->engine);
   c->discover = NULL;
   c->discover_link = 0;
+  int held = c->held_status;
+  c->held_status = 0;
   if (status == 0) {
     xmppuv__free(c->found_url);
     c->found_url = xmppuv__strdup(url);
     c->using_found = c->found_url != NULL;
     open_transport(c, link, NULL, 0, NULL, 0, url);
-  } else if (c->held_status != 0) {
+  } else if (held != 0) {
     /* Auto: TCP failed first; host-meta found nothing either. */
     char text[1100];
     snprintf(text, sizeof text, "%s; no WebSocket found instead (XEP-0156: %s)",
-             c->held_detail != NULL ? c->held_detail : xmppuv_strerror(c->held_status),
+             c->held_detail != NULL ? c->held_detail : xmppuv_strerror(held),
              detail != NULL ? detail : xmppuv_strerror(status));
-    int held = c->held_status;
-    c->held_status = 0;
     xmppuv__time_t now = now_of(c);
     xmppuv__engine_transport_error(c->engine, link, held, text, now);
     xmppuv__engine_transport_closed(c->engine, link, now);
@@ -479,9 +482,11 @@ static void do_action(xmppuv_client_t *c, const xmppuv__action_t *a) {
       break;
     case XMPPUV__ACT_CLOSE:
       if (ours) {
+        /* Closed on purpose: no discovery after it (auto's fallback). */
+        c->fallback_armed = 0;
+        c->held_status = 0;
         c->transport_ops->close(c->transport, a->graceful);
-      } else if (a->link != 0 && (c->discover_link == a->link || c->held_status != 0) &&
-                 c->transport == NULL) {
+      } else if (a->link != 0 && c->discover_link == a->link && c->transport == NULL) {
         /* Dropped while discovery searched: nothing is open. */
         xmppuv__discover_cancel(c->discover);
         c->discover = NULL;

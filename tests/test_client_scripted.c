@@ -211,6 +211,43 @@ START_TEST(see_other_host_loop_ends_with_ESEEOTHERHOST) {
 }
 END_TEST
 
+/* A see-other-host stream error may come before TLS, from anyone on the
+ * path: what it names is a host, never a WebSocket URL to follow (only
+ * RFC 7395's <close see-other-uri/>, on a WebSocket, is: test_ws_client).
+ * Were the URL taken, the certificate would then be checked against the
+ * attacker's host instead of the XMPP domain. */
+START_TEST(see_other_host_naming_a_url_opens_no_websocket) {
+  static const xmppuv_test_step_t target[] = {SCRIPT_END};
+  static const xmppuv_test_step_t *const target_scripts[] = {target};
+  world_t r;
+  world_init(&r);
+  world_server(&r, 1, target_scripts, 1);
+  char redirect[512];
+  snprintf(redirect, sizeof redirect,
+           HDR "<stream:error><see-other-host xmlns='" NS_STREAM_ERRORS
+               "'>ws://127.0.0.1:%u/xmpp-websocket</see-other-host></stream:error>"
+               "</stream:stream>",
+           (unsigned)world_port(&r, 1));
+  const xmppuv_test_step_t first[] = {SCRIPT_EXPECT("<stream:stream"), SCRIPT_SEND(redirect),
+                                      SCRIPT_CLOSE, SCRIPT_END};
+  const xmppuv_test_step_t *const first_scripts[] = {first};
+  world_server(&r, 0, first_scripts, 1);
+  xmppuv_client_options_t o;
+  world_opts(&o, world_port(&r, 0));
+  o.reconnect_delay_ms = 5000; /* the redirect goes at once; nothing after it */
+  o.reconnect_max_delay_ms = 5000;
+  world_start(&r, &o);
+  RUN_UNTIL(&r, r.app.errors >= 2, 10000);
+  RUN_FOR(&r, 300);
+  ck_assert_uint_ge(r.app.errors, 2); /* the redirect, then the redirected attempt's */
+  ASSERT_ERROR(&r.app, 0, XMPPUV_ESTREAM, "see-other-host", 0);
+  /* Nothing went to the URL's server, as WebSocket or otherwise. */
+  ck_assert_uint_eq(world_connections(&r, 1), 0);
+  ck_assert_uint_eq(r.app.onlines, 0);
+  finish(&r);
+}
+END_TEST
+
 /* ---- bind and SASL failures ------------------------------------------------------- */
 
 START_TEST(bind_error_cancel_is_fatal_with_EBIND) {
@@ -1810,6 +1847,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, server_closing_the_stream_is_answered_and_the_client_reconnects);
   tcase_add_test(tc, see_other_host_moves_the_client_to_the_named_server);
   tcase_add_test(tc, see_other_host_loop_ends_with_ESEEOTHERHOST);
+  tcase_add_test(tc, see_other_host_naming_a_url_opens_no_websocket);
   tcase_add_test(tc, bind_error_cancel_is_fatal_with_EBIND);
   tcase_add_test(tc, bind_error_wait_reconnects);
   tcase_add_test(tc, sasl_not_authorized_is_fatal_without_reconnect);

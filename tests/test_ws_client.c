@@ -22,11 +22,12 @@ typedef struct env {
   uv_loop_t loop;
   run_guard_t guard;
   uv_tcp_t listener;
-  uv_tcp_t peer;
-  int peer_open;
+  uv_tcp_t *peer; /* the latest connection (each one its own handle) */
   unsigned accepted;
   char req[8192];
   size_t req_len;
+  char first_line[2][128]; /* the request lines of the first two connections */
+  unsigned short port;
   int answered;
   int scenario;
   xmppuv_client_t *c;
@@ -34,7 +35,8 @@ typedef struct env {
 } env_t;
 
 /* What the server answers, after the request's blank line. */
-enum { ANSWER_200, ANSWER_503, WRONG_ACCEPT, NO_PROTOCOL, BINARY_FRAME, TOO_BIG, CLOSE_MID };
+enum { ANSWER_200, ANSWER_503, WRONG_ACCEPT, NO_PROTOCOL, BINARY_FRAME, TOO_BIG, CLOSE_MID,
+       SEE_OTHER_URI, SEE_OTHER_WSS };
 
 static void accept_of(const char *key, char out[64]) {
   char in[128];
@@ -63,7 +65,7 @@ static void put(env_t *e, const void *p, size_t n) {
   memcpy(copy, p, n);
   w->data = copy;
   uv_buf_t b = uv_buf_init(copy, (unsigned)n);
-  ck_assert_int_eq(uv_write(w, (uv_stream_t *)&e->peer, &b, 1, on_written), 0);
+  ck_assert_int_eq(uv_write(w, (uv_stream_t *)e->peer, &b, 1, on_written), 0);
 }
 
 static void frame(env_t *e, int fin, int opcode, const char *p, size_t n) {
@@ -83,6 +85,11 @@ static void frame(env_t *e, int fin, int opcode, const char *p, size_t n) {
 
 static void answer(env_t *e) {
   e->answered = 1;
+  if (e->accepted <= 2) {
+    const char *eol = strstr(e->req, "\r\n");
+    snprintf(e->first_line[e->accepted - 1], sizeof e->first_line[0], "%.*s",
+             (int)(eol - e->req), e->req);
+  }
   const char *k = strstr(e->req, "Sec-WebSocket-Key: ");
   ck_assert_ptr_nonnull(k);
   char key[32];
@@ -118,6 +125,18 @@ static void answer(env_t *e) {
       memcpy(big, open_el, sizeof open_el - 1);
       frame(e, 1, 1, big, sizeof big);
       break;
+    case SEE_OTHER_URI:
+    case SEE_OTHER_WSS:
+      if (e->accepted == 1) {
+        char close_el[200];
+        snprintf(close_el, sizeof close_el,
+                 "<close xmlns='urn:ietf:params:xml:ns:xmpp-framing' "
+                 "see-other-uri='%s://127.0.0.1:%u/elsewhere'/>",
+                 e->scenario == SEE_OTHER_URI ? "ws" : "wss", (unsigned)e->port);
+        frame(e, 1, 1, open_el, sizeof open_el - 1);
+        frame(e, 1, 1, close_el, strlen(close_el));
+      }
+      break;
     case CLOSE_MID:
       frame(e, 1, 1, open_el, sizeof open_el - 1);
       frame(e, 0, 1, "<stream:features xmlns:stream='http://etherx.jabber.org/streams'>", 65);
@@ -135,15 +154,20 @@ static void on_alloc(uv_handle_t *h, size_t n, uv_buf_t *b) {
   *b = uv_buf_init(buf, sizeof buf);
 }
 
-static void on_peer_closed(uv_handle_t *h) { ((env_t *)h->data)->peer_open = 0; }
+static void on_peer_closed(uv_handle_t *h) { free(h); }
+
+static void close_peer(uv_tcp_t *p) {
+  if (p != NULL && !uv_is_closing((uv_handle_t *)p)) uv_close((uv_handle_t *)p, on_peer_closed);
+}
 
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
   env_t *e = s->data;
   if (n < 0) {
-    if (!uv_is_closing((uv_handle_t *)s)) uv_close((uv_handle_t *)s, on_peer_closed);
+    if ((uv_tcp_t *)s == e->peer) e->peer = NULL;
+    close_peer((uv_tcp_t *)s);
     return;
   }
-  if (e->answered) return; /* what the client sends after: not read */
+  if ((uv_tcp_t *)s != e->peer || e->answered) return; /* what the client sends after: not read */
   size_t take = (size_t)n < sizeof e->req - 1 - e->req_len ? (size_t)n : sizeof e->req - 1 - e->req_len;
   memcpy(e->req + e->req_len, b->base, take);
   e->req_len += take;
@@ -155,18 +179,15 @@ static void on_connection(uv_stream_t *l, int status) {
   env_t *e = l->data;
   ck_assert_int_eq(status, 0);
   e->accepted++;
-  if (e->peer_open) {
-    /* A reconnection: the old one goes. */
-    uv_close((uv_handle_t *)&e->peer, NULL);
-    uv_run(&e->loop, UV_RUN_NOWAIT);
-  }
-  ck_assert_int_eq(uv_tcp_init(&e->loop, &e->peer), 0);
-  e->peer.data = e;
-  e->peer_open = 1;
+  /* A reconnection: the old connection goes. */
+  close_peer(e->peer);
+  e->peer = malloc(sizeof *e->peer);
+  ck_assert_int_eq(uv_tcp_init(&e->loop, e->peer), 0);
+  e->peer->data = e;
   e->req_len = 0;
   e->answered = 0;
-  ck_assert_int_eq(uv_accept(l, (uv_stream_t *)&e->peer), 0);
-  ck_assert_int_eq(uv_read_start((uv_stream_t *)&e->peer, on_alloc, on_read), 0);
+  ck_assert_int_eq(uv_accept(l, (uv_stream_t *)e->peer), 0);
+  ck_assert_int_eq(uv_read_start((uv_stream_t *)e->peer, on_alloc, on_read), 0);
 }
 
 static void env_start(env_t *e, int scenario) {
@@ -185,8 +206,8 @@ static void env_start(env_t *e, int scenario) {
   int len = sizeof ss;
   ck_assert_int_eq(uv_tcp_getsockname(&e->listener, (struct sockaddr *)&ss, &len), 0);
   char url[64];
-  snprintf(url, sizeof url, "ws://127.0.0.1:%u/xmpp-websocket",
-           (unsigned)ntohs(((struct sockaddr_in *)&ss)->sin_port));
+  e->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+  snprintf(url, sizeof url, "ws://127.0.0.1:%u/xmpp-websocket", (unsigned)e->port);
   xmppuv_client_options_t o;
   xmppuv_client_options_init(&o);
   o.jid = "alice@localhost";
@@ -201,7 +222,8 @@ static void env_start(env_t *e, int scenario) {
 
 static void env_finish(env_t *e) {
   xmppuv_client_close(e->c, client_rec_close_cb);
-  if (e->peer_open) uv_close((uv_handle_t *)&e->peer, on_peer_closed);
+  close_peer(e->peer);
+  e->peer = NULL;
   uv_close((uv_handle_t *)&e->listener, NULL);
   run_guard_close(&e->guard);
   uv_run(&e->loop, UV_RUN_DEFAULT);
@@ -251,11 +273,40 @@ START_TEST(a_hostile_websocket_server_is_reported_in_words) {
 }
 END_TEST
 
+/* RFC 7395 §3.6.1: <close see-other-uri/> sends the client to that URL at
+ * once; one that would lower the security (wss:// to ws://, or here, in
+ * the plaintext test mode, ws:// to wss://, which it cannot verify) is
+ * refused and the client comes back where it was. */
+START_TEST(see_other_uri_is_followed_at_once_but_never_to_another_security) {
+  env_t *e = malloc(sizeof *e);
+  env_start(e, _i == 0 ? SEE_OTHER_URI : SEE_OTHER_WSS);
+  RUN_UNTIL(e, e->accepted >= 2 && e->answered, 10000);
+  ck_assert_uint_ge(e->accepted, 2);
+  ck_assert_msg(strcmp(e->first_line[0], "GET /xmpp-websocket HTTP/1.1") == 0, "%s",
+                e->first_line[0]);
+  if (_i == 0) {
+    ck_assert_msg(strcmp(e->first_line[1], "GET /elsewhere HTTP/1.1") == 0, "%s",
+                  e->first_line[1]);
+    ck_assert_int_eq(e->rec.err_code[0], XMPPUV_ESTREAM);
+    ck_assert_str_eq(e->rec.err_cond[0], "see-other-uri");
+    ck_assert_int_eq(e->rec.err_fatal[0], 0);
+  } else {
+    ck_assert_msg(strcmp(e->first_line[1], "GET /xmpp-websocket HTTP/1.1") == 0, "%s",
+                  e->first_line[1]);
+    ck_assert_int_eq(e->rec.err_code[0], XMPPUV_ESEEOTHERHOST);
+  }
+  env_finish(e);
+  free(e);
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("ws_client");
   TCase *tc = tcase_create("hostile");
   tcase_add_loop_test(tc, a_hostile_websocket_server_is_reported_in_words, 0,
                       (int)(sizeof cases / sizeof cases[0]));
+  tcase_add_loop_test(tc, see_other_uri_is_followed_at_once_but_never_to_another_security, 0,
+                      2);
   suite_add_tcase(s, tc);
   return s;
 }

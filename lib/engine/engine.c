@@ -999,11 +999,12 @@ static void on_failed(xmppuv__engine_t *e, const xmppuv_error_t *err, const char
                                  err->element, 1};
       e->gave_up = 1;
       emit_error(e, &loop_err);
-    } else if (strncmp(see_other, "wss://", 6) == 0 || strncmp(see_other, "ws://", 5) == 0) {
+    } else if (err->condition != NULL && strcmp(err->condition, "see-other-uri") == 0) {
       /* RFC 7395 §3.6.1: <close see-other-uri/>, never to a lower security
        * (a ws:// only where ws:// was asked for). */
       int plain_ok = e->opts.tls == XMPPUV_TLS_DISABLED_INSECURE;
-      if ((see_other[2] == ':') != plain_ok) {
+      int wss = strncmp(see_other, "wss://", 6) == 0, ws = strncmp(see_other, "ws://", 5) == 0;
+      if (!(plain_ok ? ws : wss)) {
         xmppuv_error_t refused = {XMPPUV_ESEEOTHERHOST, "see-other-host", see_other,
                                   err->element, 0};
         LOG(e, XMPPUV_LOG_WARN, "client",

@@ -537,7 +537,9 @@ static xmppuv__session_event_kind_t on_ws_close(xmppuv__session_t *s,
                                                 const xmppuv_stanza_t *el) {
   const char *uri = xmppuv_stanza_attr(el, "see-other-uri");
   if (uri != NULL && uri[0] != '\0') {
-    xmppuv__session_fail(s, XMPPUV_ESTREAM, "see-other-host",
+    /* Its own condition: only this may name a URL to follow (a
+     * see-other-host stream error names a host, and may come before TLS). */
+    xmppuv__session_fail(s, XMPPUV_ESTREAM, "see-other-uri",
                          "the server sends us to another WebSocket URL", el, 0, uri);
     return XMPPUV__SESS_NOTHING;
   }

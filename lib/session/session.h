@@ -121,7 +121,8 @@ typedef struct xmppuv__session_event {
   const char *full_jid;    /* BOUND */
   xmppuv_stanza_t *el;     /* ELEMENT */
   xmppuv_error_t error;    /* FAILED, TOKEN_REJECTED */
-  const char *see_other;   /* FAILED: see-other-host "host[:port]", or NULL */
+  const char *see_other;   /* FAILED: see-other-host "host[:port]", or (condition
+                              "see-other-uri", RFC 7395 <close/>) a URL; or NULL */
   /* FAILED: a one-flight login (xmppuv__session_quick_start) went out
    * from features the server no longer sends: not an error for the app;
    * connect again at once, the long way. */

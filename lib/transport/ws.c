@@ -238,10 +238,11 @@ static int op_open(uv_loop_t *loop, const xmppuv__transport_config_t *cfg,
 static int op_write(xmppuv__transport_t *t, xmppuv__buf_t *b) {
   ws_transport_t *w = (ws_transport_t *)t;
   if (w->state != WS_OPEN || w->conn == NULL) return XMPPUV_ESTATE;
+  /* A failure here is the connection's end (the owner closes it): the
+   * frames made before it are dropped with it. */
   int rc = xmppuv__ws_codec_write(w->codec, b->data, b->len, &w->frames);
-  if (rc != 0) return rc;
-  xmppuv__buf_clear(b);
-  rc = w->frames.len > 0 ? xmppuv__conn_write_buf(w->conn, &w->frames) : 0;
+  if (rc == 0) xmppuv__buf_clear(b);
+  if (rc == 0 && w->frames.len > 0) rc = xmppuv__conn_write_buf(w->conn, &w->frames);
   xmppuv__buf_clear(&w->frames);
   return rc;
 }
@@ -268,6 +269,9 @@ static void op_pause(xmppuv__transport_t *t, int paused) {
 static void op_close(xmppuv__transport_t *t, int graceful) {
   ws_transport_t *w = (ws_transport_t *)t;
   if (w->conn == NULL) return;
+  /* The owner's close: from now on only `closed` (transport.h), even if
+   * the rest of this read was the server's Close. */
+  w->failed = 1;
   if (graceful && w->state == WS_OPEN && w->codec != NULL) {
     /* RFC 6455 §5.5.1: a Close frame, then the connection. */
     w->state = WS_CLOSING;
