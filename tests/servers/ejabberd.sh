@@ -151,7 +151,7 @@ modules:
   mod_ping: {}
   mod_roster:
     versioning: true
-  mod_carbons: {}
+  mod_carboncopy: {}
   # XEP-0352: holds presence for an inactive client (the defaults).
   mod_client_state: {}
   # XEP-0484 FAST tokens (SASL2, Bind2 and inline SM are built in).
