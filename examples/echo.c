@@ -45,6 +45,7 @@ typedef struct {
   xmppuv_client_t *client;
   const char *state_file;
   example_login_t login; /* with --state: kept in FILE.login */
+  xmppuv_disco_t *disco;  /* answers disco#info; its caps go in our presence */
   int exit_code;
 } bot_t;
 
@@ -81,8 +82,11 @@ static void on_online(xmppuv_client_t *c, const xmppuv_jid_t *jid, void *ud) {
   example_print_online(c, jid, ud);
   /* A new session: tell the server we are available (a resumed session
    * keeps its presence, so this is not done on `resumed`). */
+  bot_t *bot = ud;
   xmppuv_stanza_t *presence;
   if (xmppuv_stanza_new("presence", NULL, &presence) == 0) {
+    /* XEP-0115: what we support, for whoever sees our presence. */
+    xmppuv_disco_add_caps(bot->disco, presence);
     xmppuv_client_send(c, presence);
     xmppuv_stanza_unref(presence);
   }
@@ -164,6 +168,15 @@ int main(int argc, char **argv) {
     else if (rc == 0) printf("loaded %s\n", args.state_file);
   }
   xmppuv_client_handler_add(bot.client, "message", NULL, "chat", on_message, &bot, NULL);
+  /* The chat layer's discovery (XEP-0030, XEP-0115): a peer asking what
+   * this bot is gets an answer, not service-unavailable. It goes with the
+   * client. */
+  const xmppuv_disco_identity_t identity = {"client", "bot", "xmppuv echo", NULL};
+  rc = xmppuv_disco_new(bot.client, &identity, "https://xmppuv.org/echo", &bot.disco);
+  if (rc != 0) {
+    fprintf(stderr, "echo: %s\n", xmppuv_strerror(rc));
+    return 1;
+  }
 
   uv_signal_init(loop, &bot.sigint);
   uv_signal_init(loop, &bot.sigterm);

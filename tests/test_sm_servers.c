@@ -113,6 +113,7 @@ typedef struct child {
   size_t len;         /* bytes in buf */
   size_t scanned;     /* bytes already split into lines */
   unsigned acks, fails, resumed, online, recv, lines, tokens, saved, errors;
+  char jid[160]; /* the last "online JID" */
   int all_acknowledged;
   void (*on_line)(struct child *ch, const char *line);
 } child_t;
@@ -1324,7 +1325,10 @@ static void child_count_line(child_t *ch, const char *line) {
       ch->w->msgs[msg_index(id, BODY_PREFIX)].fails++;
   } else if (strncmp(line, "fail ", 5) == 0) ch->fails++;
   else if (strcmp(line, "resumed") == 0) ch->resumed++;
-  else if (strncmp(line, "online ", 7) == 0) ch->online++;
+  else if (strncmp(line, "online ", 7) == 0) {
+    ch->online++;
+    snprintf(ch->jid, sizeof ch->jid, "%s", line + 7);
+  }
   else if (strncmp(line, "recv ", 5) == 0) ch->recv++;
   else if (strncmp(line, "token HT-", 9) == 0) ch->tokens++;
   else if (strncmp(line, "saved ", 6) == 0 && strstr(line, " ok") != NULL) ch->saved++;
@@ -1589,6 +1593,31 @@ static int replies_in(world_t *w) {
          w->child.acks >= 1 + w->nmsgs;
 }
 
+static void on_echo_disco(xmppuv_client_t *c, int status, xmppuv_stanza_t *reply, void *ud) {
+  (void)c;
+  world_t *w = ud;
+  w->fence_done = 1;
+  ck_assert_msg(status == 0, "disco#info of the echo: %s", xmppuv_err_name(status));
+  const xmppuv_stanza_t *q = xmppuv_stanza_child(reply, "query", XMPPUV_NS_DISCO_INFO);
+  const xmppuv_stanza_t *id = xmppuv_stanza_child(q, "identity", NULL);
+  ck_assert_ptr_nonnull(id);
+  ck_assert_str_eq(xmppuv_stanza_attr(id, "type"), "bot");
+  ck_assert_str_eq(xmppuv_stanza_attr(id, "name"), "xmppuv echo");
+}
+
+static void echo_disco_check(world_t *w) {
+  ck_assert(w->child.jid[0] != '\0');
+  xmppuv_stanza_t *iq, *q;
+  ck_assert_int_eq(xmppuv_stanza_new("iq", NULL, &iq), 0);
+  ck_assert_int_eq(xmppuv_stanza_set_attr(iq, "type", "get"), 0);
+  ck_assert_int_eq(xmppuv_stanza_set_attr(iq, "to", w->child.jid), 0);
+  ck_assert_int_eq(xmppuv_stanza_new_child(iq, "query", XMPPUV_NS_DISCO_INFO, &q), 0);
+  w->fence_done = 0;
+  ck_assert_int_eq(xmppuv_client_send_iq(w->alice.c, iq, 30000, on_echo_disco, w, NULL), 0);
+  xmppuv_stanza_unref(iq);
+  WAIT_FOR(w, fence_done, LONG_WAIT_MS);
+}
+
 /* examples/echo as bob through the proxy, reset after its 10th reply;
  * alice (direct) sends 30 messages and gets each back once. */
 START_TEST(example_echo_resumes_after_a_reset_and_replies_once) {
@@ -1627,6 +1656,8 @@ START_TEST(example_echo_resumes_after_a_reset_and_replies_once) {
   uv_timer_start(&w->send_timer, on_send_timer, 50, 50);
   WAIT_FOR(w, replies_in, 90000);
   fence(w, &w->alice);
+  /* The echo answers disco#info (the chat layer's discovery module). */
+  echo_disco_check(w);
   ck_assert_int_eq(uv_process_kill(&w->child.proc, SIGTERM), 0);
   WAIT_FOR(w, child_done, LONG_WAIT_MS);
   child_check_exit(w, "examples/echo");
