@@ -23,6 +23,7 @@
 #include "xmppuv/im/presence.h"
 #include "xmppuv/im/carbons.h"
 #include "xmppuv/im/receipts.h"
+#include "xmppuv/im/mam.h"
 
 #ifdef __cplusplus
 extern "C" {

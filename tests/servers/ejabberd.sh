@@ -142,16 +142,19 @@ listen:
       /ws: ejabberd_http_ws
       /.well-known/host-meta: mod_host_meta
       /.well-known/host-meta.json: mod_host_meta
-# No offline storage, MAM or registration: a message to a user with no
+# No offline storage or registration: a message to a user with no
 # available resource bounces (unlike Prosody's, which stores it: prosody.sh).
-# Carbons (XEP-0280) and roster versioning for the chat layer's tests (a
-# client that uses neither sees no difference).
+# Carbons (XEP-0280), MAM (XEP-0313, every message archived) and roster
+# versioning for the chat layer's tests (a client that uses none of them
+# sees no difference but a <stanza-id/> in what it receives).
 modules:
   mod_disco: {}
   mod_ping: {}
   mod_roster:
     versioning: true
   mod_carboncopy: {}
+  mod_mam:
+    default: always
   # XEP-0352: holds presence for an inactive client (the defaults).
   mod_client_state: {}
   # XEP-0484 FAST tokens (SASL2, Bind2 and inline SM are built in).

@@ -80,15 +80,16 @@ authentication = "internal_plain"
 storage = "internal"
 allow_registration = false
 
--- Carbons (XEP-0280) for the chat layer's tests: a client that does not
--- enable them sees no difference. No MAM or registration. Offline storage
--- is on all the same:
+-- Carbons (XEP-0280) and MAM (XEP-0313, every message archived) for the
+-- chat layer's tests: a client that uses neither sees no difference but a
+-- <stanza-id/> in what it receives. No registration. Offline storage is on
+-- all the same:
 -- Prosody loads mod_offline without being asked (core/modulemanager.lua,
 -- autoload_modules), so a message to a user with no available resource is
 -- stored and delivered at the user's next initial presence, and mod_smacks
 -- stores there what a lost session held for its user's last resource.
 modules_enabled = {
-  "roster"; "saslauth"; "tls"; "disco"; "ping"; "smacks"; "posix"; "carbons";
+  "roster"; "saslauth"; "tls"; "disco"; "ping"; "smacks"; "posix"; "carbons"; "mam";
   -- XEP-0352: holds presence for an inactive client (csi_simple loads csi).
   "csi_simple";
   -- XEP-0388 SASL2 with Bind2, inline SM and FAST (XEP-0484), from
@@ -99,6 +100,8 @@ modules_enabled = {
   "websocket"; "http_altconnect";
 }
 modules_disabled = { "s2s" }
+
+default_archive_policy = true -- MAM: archive every conversation
 
 -- The largest stanza taken (XEP-0478 advertises it); XMPPUV_SERVER_MAX_STANZA.
 c2s_stanza_size_limit = ${XMPPUV_SERVER_MAX_STANZA:-262144}
