@@ -155,6 +155,13 @@ modules:
   mod_carboncopy: {}
   mod_mam:
     default: always
+  # XEP-0045 group chat on conference.localhost, rooms archived (XEP-0313)
+  # and kept, for the chat layer's tests.
+  mod_muc:
+    host: "conference.localhost"
+    default_room_options:
+      mam: true
+      persistent: true
   # XEP-0352: holds presence for an inactive client (the defaults).
   mod_client_state: {}
   # XEP-0484 FAST tokens (SASL2, Bind2 and inline SM are built in).

@@ -116,6 +116,13 @@ smacks_hibernation_time = $RESUME
 $( [ -n "${XMPPUV_SERVER_SM_QUEUE:-}" ] && echo "smacks_max_queue_size = $XMPPUV_SERVER_SM_QUEUE -- XMPPUV_SERVER_SM_QUEUE" )
 
 VirtualHost "localhost"
+
+-- XEP-0045 group chat (with its archive, XEP-0313) for the chat layer's
+-- tests; rooms are created by their first occupant and kept.
+Component "conference.localhost" "muc"
+  modules_enabled = { "muc_mam" }
+  muc_room_default_persistent = true
+  muc_room_locking = false
 EOF
 }
 
