@@ -38,6 +38,7 @@ static const char usage[] =
     "  --help             this text\n"
     "Prints: status NAME | online JID | resumed | recv FROM ID | ack ID | fail ID REASON\n"
     "        | error CODE ... | reconnecting ATTEMPT DELAY_MS | token MECHANISM EXPIRY\n"
+    "        | subscribed JID\n"
     "        | token none | saved FILE ok\n";
 
 typedef struct {
@@ -46,6 +47,7 @@ typedef struct {
   const char *state_file;
   example_login_t login; /* with --state: kept in FILE.login */
   xmppuv_disco_t *disco;  /* answers disco#info; its caps go in our presence */
+  xmppuv_roster_t *roster; /* accepts whoever asks to see its presence */
   int exit_code;
 } bot_t;
 
@@ -76,6 +78,19 @@ static int on_message(xmppuv_client_t *c, xmppuv_stanza_t *msg, void *ud) {
     xmppuv_stanza_unref(reply);
   }
   return XMPPUV_HANDLED;
+}
+
+/* Someone wants to see the bot's presence (RFC 6121 §3): yes, and the bot
+ * asks for theirs back, so they become a contact both ways. */
+static void on_subscription_request(xmppuv_roster_t *r, const char *from,
+                                    xmppuv_stanza_t *presence, void *ud) {
+  (void)presence, (void)ud;
+  if (xmppuv_roster_approve(r, from) == 0) printf("subscribed %s\n", from);
+  const xmppuv_roster_item_t *item = xmppuv_roster_get(r, from);
+  if (item == NULL || (item->subscription != XMPPUV_SUB_TO &&
+                       item->subscription != XMPPUV_SUB_BOTH && !item->ask))
+    xmppuv_roster_subscribe(r, from);
+  fflush(stdout);
 }
 
 static void on_online(xmppuv_client_t *c, const xmppuv_jid_t *jid, void *ud) {
@@ -173,6 +188,13 @@ int main(int argc, char **argv) {
    * client. */
   const xmppuv_disco_identity_t identity = {"client", "bot", "xmppuv echo", NULL};
   rc = xmppuv_disco_new(bot.client, &identity, "https://xmppuv.org/echo", &bot.disco);
+  /* The roster (RFC 6121): fetched on each new session; subscription
+   * requests are accepted. */
+  xmppuv_roster_callbacks_t rcb;
+  memset(&rcb, 0, sizeof rcb);
+  rcb.struct_size = sizeof rcb;
+  rcb.subscription_request = on_subscription_request;
+  if (rc == 0) rc = xmppuv_roster_new(bot.client, &rcb, &bot, &bot.roster);
   if (rc != 0) {
     fprintf(stderr, "echo: %s\n", xmppuv_strerror(rc));
     return 1;

@@ -114,6 +114,7 @@ typedef struct child {
   size_t scanned;     /* bytes already split into lines */
   unsigned acks, fails, resumed, online, recv, lines, tokens, saved, errors;
   char jid[160]; /* the last "online JID" */
+  unsigned subscribed; /* "subscribed JID" lines */
   int all_acknowledged;
   void (*on_line)(struct child *ch, const char *line);
 } child_t;
@@ -1330,6 +1331,7 @@ static void child_count_line(child_t *ch, const char *line) {
     snprintf(ch->jid, sizeof ch->jid, "%s", line + 7);
   }
   else if (strncmp(line, "recv ", 5) == 0) ch->recv++;
+  else if (strncmp(line, "subscribed ", 11) == 0) ch->subscribed++;
   else if (strncmp(line, "token HT-", 9) == 0) ch->tokens++;
   else if (strncmp(line, "saved ", 6) == 0 && strstr(line, " ok") != NULL) ch->saved++;
   else if (strncmp(line, "error ", 6) == 0) ch->errors++;
@@ -1605,6 +1607,8 @@ static void on_echo_disco(xmppuv_client_t *c, int status, xmppuv_stanza_t *reply
   ck_assert_str_eq(xmppuv_stanza_attr(id, "name"), "xmppuv echo");
 }
 
+static int echo_subscribed(world_t *w) { return w->child.subscribed >= 1; }
+
 static void echo_disco_check(world_t *w) {
   ck_assert(w->child.jid[0] != '\0');
   xmppuv_stanza_t *iq, *q;
@@ -1656,8 +1660,16 @@ START_TEST(example_echo_resumes_after_a_reset_and_replies_once) {
   uv_timer_start(&w->send_timer, on_send_timer, 50, 50);
   WAIT_FOR(w, replies_in, 90000);
   fence(w, &w->alice);
-  /* The echo answers disco#info (the chat layer's discovery module). */
+  /* The echo answers disco#info (the chat layer's discovery module), and
+   * takes alice's subscription request (its roster module). */
   echo_disco_check(w);
+  xmppuv_stanza_t *sub;
+  ck_assert_int_eq(xmppuv_stanza_new("presence", NULL, &sub), 0);
+  ck_assert_int_eq(xmppuv_stanza_set_attr(sub, "to", "bob@localhost"), 0);
+  ck_assert_int_eq(xmppuv_stanza_set_attr(sub, "type", "subscribe"), 0);
+  ck_assert_int_eq(xmppuv_client_send(w->alice.c, sub), 0);
+  xmppuv_stanza_unref(sub);
+  WAIT_FOR(w, echo_subscribed, LONG_WAIT_MS);
   ck_assert_int_eq(uv_process_kill(&w->child.proc, SIGTERM), 0);
   WAIT_FOR(w, child_done, LONG_WAIT_MS);
   child_check_exit(w, "examples/echo");
