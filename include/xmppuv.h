@@ -24,6 +24,7 @@
 #include "xmppuv/im/carbons.h"
 #include "xmppuv/im/receipts.h"
 #include "xmppuv/im/mam.h"
+#include "xmppuv/im/muc.h"
 #include "xmppuv/im/chatstates.h"
 
 #ifdef __cplusplus

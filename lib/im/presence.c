@@ -340,6 +340,10 @@ static int on_presence(xmppuv_client_t *c, xmppuv_stanza_t *s, void *ud) {
     return XMPPUV_PASS;
   }
   if (type != NULL && strcmp(type, "unavailable") != 0) return XMPPUV_PASS; /* subscriptions */
+  /* A room occupant's presence (XEP-0045) is the group chat module's: a
+   * room is not a contact with resources. */
+  if (xmppuv_stanza_child(s, "x", "http://jabber.org/protocol/muc#user") != NULL)
+    return XMPPUV_PASS;
   const char *f = xmppuv_stanza_attr(s, "from");
   xmppuv_jid_t *from;
   if (f == NULL || xmppuv_jid_parse(f, &from) != 0) return XMPPUV_PASS;
