@@ -214,12 +214,93 @@ START_TEST(only_an_answer_that_matches_its_hash_is_cached) {
 }
 END_TEST
 
+/* The same answer with two features run together ("a<b" hashes like "a"
+ * and "b"): it proves nothing, so it is neither verified nor cached, and
+ * the real client's answer, asked for next, is. */
+START_TEST(an_answer_that_hashes_alike_by_running_features_together_is_not_trusted) {
+#define EXODUS_IDENTITY "<identity category='client' type='pc' name='Exodus 0.9.1'/>"
+  static const char forged[] =
+      "<iq type='result' id='{id}' from='mallory@capulet.lit/x'>"
+      "<query xmlns='http://jabber.org/protocol/disco#info' "
+      "node='http://code.google.com/p/exodus#QgayPKawpkPSDYmwT/WM94uAlu0='>" EXODUS_IDENTITY
+      "<feature var='http://jabber.org/protocol/caps'/>"
+      "<feature var='http://jabber.org/protocol/disco#info&lt;"
+      "http://jabber.org/protocol/disco#items'/>"
+      "<feature var='http://jabber.org/protocol/muc'/></query></iq>";
+  static const char real[] =
+      "<iq type='result' id='{id}' from='romeo@montague.lit/orchard'>"
+      "<query xmlns='http://jabber.org/protocol/disco#info' "
+      "node='http://code.google.com/p/exodus#QgayPKawpkPSDYmwT/WM94uAlu0='>" EXODUS_IDENTITY
+      "<feature var='http://jabber.org/protocol/caps'/>"
+      "<feature var='http://jabber.org/protocol/disco#info'/>"
+      "<feature var='http://jabber.org/protocol/disco#items'/>"
+      "<feature var='http://jabber.org/protocol/muc'/></query></iq>";
+#undef EXODUS_IDENTITY
+  static const xmppuv_test_step_t s0[] = {
+      LOGIN, SCRIPT_EXPECT("QgayPKawpkPSDYmwT/WM94uAlu0='"), SCRIPT_EXPECT("</iq>"),
+      SCRIPT_SEND(forged), SCRIPT_EXPECT("QgayPKawpkPSDYmwT/WM94uAlu0='"),
+      SCRIPT_EXPECT("</iq>"), SCRIPT_SEND(real), SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0};
+  world_t w;
+  world_init(&w);
+  world_server(&w, 0, scripts, 1);
+  xmppuv_client_options_t o;
+  world_opts(&o, world_port(&w, 0));
+  world_client_new(&w, &o);
+  xmppuv_disco_t *d = attach(&w);
+  ck_assert_int_eq(xmppuv_client_start(w.c), 0);
+  RUN_UNTIL(&w, w.app.onlines >= 1, 10000);
+  got_t g1 = {0, 0, 0, 0, 0, 0}, g2 = {0, 0, 0, 0, 0, 0};
+  ck_assert_int_eq(xmppuv_disco_info_caps(d, "mallory@capulet.lit/x",
+                                          "http://code.google.com/p/exodus",
+                                          "QgayPKawpkPSDYmwT/WM94uAlu0=", "sha-1", on_info, &g1),
+                   0);
+  RUN_UNTIL(&w, g1.calls == 1, 10000);
+  ck_assert_int_eq(g1.verified, 0);
+  ck_assert_uint_eq(xmppuv_disco_cache_size(d), 0);
+  ck_assert_int_eq(xmppuv_disco_info_caps(d, "romeo@montague.lit/orchard",
+                                          "http://code.google.com/p/exodus",
+                                          "QgayPKawpkPSDYmwT/WM94uAlu0=", "sha-1", on_info, &g2),
+                   0);
+  RUN_UNTIL(&w, g2.calls == 1, 10000);
+  ck_assert_int_eq(g2.verified, 1);
+  ck_assert_uint_eq(xmppuv_disco_cache_size(d), 1);
+  world_finish(&w);
+}
+END_TEST
+
+/* The app may free a module after closing the client (or in its own
+ * `closed`): it is freed once, and gets no `closed` of its own after. */
+START_TEST(a_module_freed_after_the_client_is_closed_is_freed_once) {
+  static const xmppuv_test_step_t s0[] = {LOGIN, SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0};
+  world_t w;
+  world_init(&w);
+  world_server(&w, 0, scripts, 1);
+  xmppuv_client_options_t o;
+  world_opts(&o, world_port(&w, 0));
+  world_client_new(&w, &o);
+  xmppuv_disco_t *d = attach(&w);
+  xmppuv_mam_t *m = NULL;
+  ck_assert_int_eq(xmppuv_mam_new(w.c, d, NULL, NULL, &m), 0);
+  ck_assert_int_eq(xmppuv_client_start(w.c), 0);
+  RUN_UNTIL(&w, w.app.onlines >= 1, 10000);
+  xmppuv_client_close(w.c, client_rec_close_cb);
+  xmppuv_mam_free(m);
+  xmppuv_disco_free(d);
+  world_finish(&w); /* under ASan/valgrind: no use after free, no double free, no leak */
+  ck_assert(w.app.closed);
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("im_disco");
   TCase *tc = tcase_create("disco");
   tcase_add_test(tc, the_verification_string_is_xep_0115s_own_example);
   tcase_add_test(tc, queries_about_us_are_answered_from_the_registry);
   tcase_add_test(tc, only_an_answer_that_matches_its_hash_is_cached);
+  tcase_add_test(tc, an_answer_that_hashes_alike_by_running_features_together_is_not_trusted);
+  tcase_add_test(tc, a_module_freed_after_the_client_is_closed_is_freed_once);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -176,11 +176,51 @@ START_TEST(a_catch_up_starts_after_the_kept_id_and_a_page_limit_stops_it) {
 }
 END_TEST
 
+/* An archive that says "not complete" and ends every page where the last
+ * one ended would be asked for ever: the query ends, EPROTO. */
+START_TEST(an_archive_that_makes_no_progress_ends_the_query) {
+  static const xmppuv_test_step_t s0[] = {
+      LOGIN,
+      SCRIPT_EXPECT("<max>50</max>"), SCRIPT_EXPECT("</iq>"),
+      SCRIPT_SEND(RESULT("", "mam-1", "a1", "one")),
+      SCRIPT_SEND(FIN("false", "a1")),
+      SCRIPT_EXPECT("<after>a1</after>"), SCRIPT_EXPECT("</iq>"),
+      SCRIPT_SEND(FIN("false", "a1")),
+      SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0};
+  world_t w;
+  world_init(&w);
+  world_server(&w, 0, scripts, 1);
+  xmppuv_client_options_t o;
+  world_opts(&o, world_port(&w, 0));
+  world_client_new(&w, &o);
+  seen_t s;
+  memset(&s, 0, sizeof s);
+  xmppuv_mam_t *m = NULL;
+  ck_assert_int_eq(xmppuv_mam_new(w.c, NULL, NULL, NULL, &m), 0);
+  ck_assert_int_eq(xmppuv_client_start(w.c), 0);
+  RUN_UNTIL(&w, w.app.onlines >= 1, 10000);
+  xmppuv_mam_filter_t f;
+  memset(&f, 0, sizeof f);
+  ck_assert_int_eq(xmppuv_mam_query(m, &f, on_msg, on_done, &s), 0);
+  RUN_UNTIL(&w, s.done == 1, 10000);
+  ck_assert_int_eq(s.done, 1);
+  ck_assert_int_eq(s.status, XMPPUV_EPROTO);
+  ck_assert_uint_eq(s.count, 1);
+  ck_assert_str_eq(s.last, "a1");
+  RUN_FOR(&w, 200);
+  ck_assert(world_script_done(&w, 0, 0)); /* and no third page was asked for */
+  ck_assert_int_eq(world_count(world_received(&w, 0, 0), "urn:xmpp:mam:2"), 2);
+  world_finish(&w);
+}
+END_TEST
+
 static Suite *make_suite(void) {
   Suite *s = suite_create("im_mam");
   TCase *tc = tcase_create("mam");
   tcase_add_test(tc, pages_are_read_to_the_end_and_forged_results_are_dropped);
   tcase_add_test(tc, a_catch_up_starts_after_the_kept_id_and_a_page_limit_stops_it);
+  tcase_add_test(tc, an_archive_that_makes_no_progress_ends_the_query);
   suite_add_tcase(s, tc);
   return s;
 }

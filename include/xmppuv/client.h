@@ -320,9 +320,10 @@ XMPPUV_EXTERN void xmppuv_client_callbacks_init_sized(xmppuv_client_callbacks_t 
 XMPPUV_EXTERN int xmppuv_client_listener_add(xmppuv_client_t *c,
                                              const xmppuv_client_callbacks_t *callbacks,
                                              void *user_data, uint64_t *id);
-/* 0, XMPPUV_EINVAL if no such listener (or c NULL), XMPPUV_ECLOSED after
- * close. Safe inside any callback (it gets no event after the current
- * one). */
+/* 0, or XMPPUV_EINVAL if no such listener (or c NULL). Also after
+ * xmppuv_client_close(), until the close callback: a module freed by the
+ * app then gets no `closed`. Safe inside any callback (it gets no event
+ * after the current one). */
 XMPPUV_EXTERN int xmppuv_client_listener_remove(xmppuv_client_t *c, uint64_t id);
 
 /* ---- lifetime ----------------------------------------------------------- */

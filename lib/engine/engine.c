@@ -1975,7 +1975,8 @@ int xmppuv__engine_listener_add(xmppuv__engine_t *e,
 }
 
 int xmppuv__engine_listener_remove(xmppuv__engine_t *e, uint64_t id) {
-  if (e->closing) return XMPPUV_ECLOSED;
+  /* Also after close, until the client is freed: a module freed by the app
+   * in the meantime must get no `closed` of its own. */
   for (listener_t *l = e->listeners; l != NULL; l = l->next) {
     if (l->id != id || l->removed) continue;
     l->removed = 1;

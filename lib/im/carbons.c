@@ -159,6 +159,10 @@ static int from_own_bare_jid(xmppuv_client_t *c, const char *from) {
 
 static int on_message(xmppuv_client_t *c, xmppuv_stanza_t *msg, void *ud) {
   xmppuv_carbons_t *cb = ud;
+  /* A room's message is never a copy (an occupant could put the element
+   * in its own message to have it swallowed). */
+  const char *type = xmppuv_stanza_attr(msg, "type");
+  if (type != NULL && strcmp(type, "groupchat") == 0) return XMPPUV_PASS;
   xmppuv_carbon_direction_t dir = XMPPUV_CARBON_RECEIVED;
   xmppuv_stanza_t *wrap = xmppuv_stanza_child(msg, "received", XMPPUV_NS_CARBONS);
   if (wrap == NULL) {

@@ -20,13 +20,16 @@ xmppuv_chatstate_t xmppuv_chatstate_of(const xmppuv_stanza_t *message) {
 }
 
 int xmppuv_chatstate_set(xmppuv_stanza_t *message, xmppuv_chatstate_t state) {
-  if (message == NULL || strcmp(xmppuv_stanza_name(message), "message") != 0 ||
+  if (message == NULL || xmppuv_stanza_is_text(message) ||
+      strcmp(xmppuv_stanza_name(message), "message") != 0 ||
       (size_t)state >= NSTATES)
     return XMPPUV_EINVAL;
   /* One state per message (XEP-0085 §5.2): the old one goes. */
   xmppuv_stanza_t *old;
-  while ((old = xmppuv_stanza_child(message, NULL, XMPPUV_NS_CHATSTATES)) != NULL)
-    xmppuv_stanza_remove(old);
+  while ((old = xmppuv_stanza_child(message, NULL, XMPPUV_NS_CHATSTATES)) != NULL) {
+    int rc = xmppuv_stanza_remove(old);
+    if (rc != 0) return rc;
+  }
   if (state == XMPPUV_CHATSTATE_NONE) return 0;
   xmppuv_stanza_t *el = NULL;
   return xmppuv_stanza_new_child(message, names[state], XMPPUV_NS_CHATSTATES, &el);

@@ -465,7 +465,37 @@ static int read_info(const xmppuv_stanza_t *query, info_t *out) {
 
 /* XEP-0115 §5.4: an answer whose identities or features repeat, or whose
  * forms break the rules, is not verified whatever its hash. */
+/* A string that holds a separator of S could make two different answers
+ * hash alike ("a<b" as one feature or two): such an answer proves
+ * nothing. */
+static int has_sep(const char *s, int slash) {
+  return s != NULL && (strchr(s, '<') != NULL || (slash && strchr(s, '/') != NULL));
+}
+
+static int ambiguous(const xmppuv_stanza_t *query, const info_t *in) {
+  for (size_t i = 0; i < in->nids; i++)
+    if (has_sep(in->ids[i].category, 1) || has_sep(in->ids[i].type, 1) ||
+        has_sep(in->ids[i].lang, 1) || has_sep(in->ids[i].name, 0))
+      return 1;
+  for (size_t i = 0; i < in->features.n; i++)
+    if (has_sep(in->features.v[i], 0)) return 1;
+  for (xmppuv_stanza_t *x = xmppuv_stanza_child(query, "x", "jabber:x:data"); x != NULL;
+       x = xmppuv_stanza_next(x, "x", "jabber:x:data"))
+    for (xmppuv_stanza_t *f = xmppuv_stanza_child(x, "field", NULL); f != NULL;
+         f = xmppuv_stanza_next(f, "field", NULL)) {
+      if (has_sep(xmppuv_stanza_attr(f, "var"), 0)) return 1;
+      for (xmppuv_stanza_t *v = xmppuv_stanza_child(f, "value", NULL); v != NULL;
+           v = xmppuv_stanza_next(v, "value", NULL)) {
+        const xmppuv_stanza_t *tn = xmppuv_stanza_first_node(v);
+        if (tn != NULL && xmppuv_stanza_is_text(tn) && has_sep(xmppuv_stanza_text(tn, NULL), 0))
+          return 1;
+      }
+    }
+  return 0;
+}
+
 static int verify(const xmppuv_stanza_t *query, info_t *in, const char *ver) {
+  if (ambiguous(query, in)) return 0;
   for (size_t i = 0; i + 1 < in->features.n; i++)
     if (strcmp(in->features.v[i], in->features.v[i + 1]) == 0) return 0;
   sbuf_t b = {NULL, 0, 0, 0};
@@ -528,10 +558,18 @@ static void on_info_reply(xmppuv_client_t *c, int status, xmppuv_stanza_t *reply
     return;
   }
   int verified = q->ver != NULL && verify(query, &in, q->ver);
-  give(d, q->cb, q->ud, q->jid, q->node, &in, verified, 0);
   /* Only what the hash proves is kept: a peer cannot make us believe
-   * another peer's capabilities. */
-  if (verified && cache_find(d, q->ver) == NULL) cache_put(d, &in, q->ver);
+   * another peer's capabilities. Kept before the app hears of it (it may
+   * free the module in its callback). */
+  const info_t *kept = NULL;
+  if (verified) {
+    kept = cache_find(d, q->ver);
+    if (kept == NULL) {
+      cache_put(d, &in, q->ver);
+      kept = cache_find(d, q->ver);
+    }
+  }
+  give(d, q->cb, q->ud, q->jid, q->node, kept != NULL ? kept : &in, verified, 0);
   info_free(&in);
   query_free(q);
 }

@@ -23,6 +23,7 @@ typedef struct query {
   char *archive;  /* NULL: our own */
   char *with, *start, *end;
   char *after;    /* the next page starts after this */
+  char *page_after; /* what the page in flight was asked after */
   unsigned page_size, max_pages, pages, count;
   xmppuv_mam_message_cb on_message;
   xmppuv_mam_done_cb done;
@@ -37,6 +38,7 @@ struct xmppuv_mam {
   uint64_t listener, handler;
   query_t *queries;
   unsigned next_query;
+  int freeing;
 };
 
 static char *dup_opt(const char *s, int *failed) {
@@ -54,6 +56,7 @@ static void query_free(query_t *q) {
   free(q->start);
   free(q->end);
   free(q->after);
+  free(q->page_after);
   free(q);
 }
 
@@ -198,6 +201,11 @@ static void on_page(xmppuv_client_t *c, int status, xmppuv_stanza_t *reply, void
   /* The page's last id, when the results did not give it (an empty page). */
   const xmppuv_stanza_t *set = xmppuv_stanza_child(fin, "set", XMPPUV_NS_RSM);
   const char *last = xmppuv_stanza_child_text(set, "last", XMPPUV_NS_RSM);
+  /* A page that ends where the one before did (an archive that says
+   * "not complete" and gives nothing new) would be asked for for ever. */
+  int stuck = last != NULL && q->page_after != NULL && strcmp(q->page_after, last) == 0;
+  free(q->page_after);
+  q->page_after = NULL;
   if (last != NULL && (q->after == NULL || strcmp(q->after, last) != 0)) {
     int failed = 0;
     char *copy = dup_opt(last, &failed);
@@ -207,10 +215,12 @@ static void on_page(xmppuv_client_t *c, int status, xmppuv_stanza_t *reply, void
     }
   }
   /* An empty page that is not the end would ask the same page again. */
-  if (done || last == NULL || (q->max_pages != 0 && q->pages >= q->max_pages)) {
-    finish(q, 0, done || last == NULL);
+  if (done || last == NULL || stuck || (q->max_pages != 0 && q->pages >= q->max_pages)) {
+    finish(q, stuck ? XMPPUV_EPROTO : 0, done || last == NULL);
     return;
   }
+  int failed = 0;
+  q->page_after = dup_opt(q->after, &failed);
   int rc = send_page(q);
   if (rc != 0) finish(q, rc, 0);
 }
@@ -220,7 +230,7 @@ static void on_page(xmppuv_client_t *c, int status, xmppuv_stanza_t *reply, void
 int xmppuv_mam_query(xmppuv_mam_t *m, const xmppuv_mam_filter_t *filter,
                      xmppuv_mam_message_cb on_message_cb, xmppuv_mam_done_cb done,
                      void *user_data) {
-  if (m == NULL || filter == NULL || done == NULL) return XMPPUV_EINVAL;
+  if (m == NULL || filter == NULL || done == NULL || m->freeing) return XMPPUV_EINVAL;
   query_t *q = calloc(1, sizeof *q);
   if (q == NULL) return XMPPUV_ENOMEM;
   int failed = 0;
@@ -255,7 +265,12 @@ int xmppuv_mam_catch_up(xmppuv_mam_t *m, const char *last_id, xmppuv_mam_message
 }
 
 static void free_mam(xmppuv_mam_t *m, int client_gone) {
-  for (query_t *q = m->queries; q != NULL;) {
+  /* Detached first: a done callback that calls back into the module finds
+   * no query of it (and its own new ones are refused: m->freeing). */
+  query_t *queries = m->queries;
+  m->queries = NULL;
+  m->freeing = 1;
+  for (query_t *q = queries; q != NULL;) {
     query_t *next = q->next;
     /* Its iq's callback comes later (cancelled) and frees it. */
     if (!client_gone) {
@@ -281,7 +296,7 @@ static void on_closed(xmppuv_client_t *c, void *ud) {
 }
 
 void xmppuv_mam_free(xmppuv_mam_t *m) {
-  if (m != NULL) free_mam(m, 0);
+  if (m != NULL && !m->freeing) free_mam(m, 0);
 }
 
 int xmppuv_mam_new(xmppuv_client_t *c, xmppuv_disco_t *disco, const xmppuv_mam_callbacks_t *cbs,

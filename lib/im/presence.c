@@ -6,6 +6,10 @@
 
 #include <xmppuv.h>
 
+/* Presence tracked at most: contacts, and resources of one contact. */
+#define MAX_CONTACTS 20000
+#define MAX_RESOURCES 64
+
 typedef struct res {
   xmppuv_presence_info_t v; /* strings owned; stanza referenced */
   uint64_t seq;             /* when it was heard from (a counter) */
@@ -230,6 +234,12 @@ static void on_available(xmppuv_presence_t *p, const xmppuv_jid_t *from, xmppuv_
   if (info_copy(&nr.v, &v) != 0) return;
   nr.seq = ++p->seq;
   long at = find_contact(p, v.bare);
+  /* Bounded: presence may come from anyone (directed presence, a hostile
+   * server with endless JIDs); beyond these limits it is not tracked. */
+  if ((at < 0 && p->n >= MAX_CONTACTS) ||
+      (at >= 0 && p->contacts[at].n >= MAX_RESOURCES &&
+       find_res(&p->contacts[at], v.jid) < 0))
+    goto oom;
   if (at < 0) {
     if (p->n == p->cap) {
       size_t cap = p->cap ? p->cap * 2 : 16;

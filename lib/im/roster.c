@@ -6,6 +6,9 @@
 
 #include <xmppuv.h>
 
+/* Pending subscription requests remembered at most. */
+#define MAX_REQUESTS 1000
+
 typedef struct op op_t;
 
 struct xmppuv_roster {
@@ -537,7 +540,9 @@ static int on_presence(xmppuv_client_t *c, xmppuv_stanza_t *p, void *ud) {
     free(from);
     return XMPPUV_PASS;
   }
-  if (kind == 0 && find_request(r, from) < 0) {
+  /* Bounded: anyone may ask; past this many unanswered requests a new
+   * one is not remembered (its event still comes). */
+  if (kind == 0 && find_request(r, from) < 0 && r->nrequests < MAX_REQUESTS) {
     char *keep = dup_str(from);
     char **nr = keep != NULL ? realloc(r->requests, (r->nrequests + 1) * sizeof *nr) : NULL;
     if (nr != NULL) {

@@ -21,7 +21,11 @@
  *
  * Security: only messages of type groupchat whose sender's bare JID is a
  * room this module has joined are room messages; others are left to the
- * app's handlers, never reported as a room's.
+ * app's handlers, never reported as a room's. A message's stanza-id (by
+ * the room) and its history mark are the room's word: a room that does
+ * not strip what occupants put in their messages (one that does not
+ * announce urn:xmpp:sid:0, XEP-0359 §6) lets an occupant forge them; the
+ * worst they do then is hide their own message as a duplicate.
  *
  * Rooms (xmppuv_muc_room_t) belong to the module: valid until
  * xmppuv_muc_forget() or until the module is freed, also after `left` and
