@@ -10,6 +10,8 @@
 
 #include <xmppuv.h>
 
+#include "common.h"
+
 /* The enable request in flight. It outlives the module if the module is
  * freed first (the client still calls back, with XMPPUV_ECANCELED). */
 typedef struct enable_req {
@@ -144,18 +146,6 @@ int xmppuv_carbons_enabled(const xmppuv_carbons_t *cb) { return cb != NULL && cb
 
 /* ---- receiving copies (XEP-0280 §7, §8, §11) -------------------------------- */
 
-/* Non-zero if from is exactly the account's bare JID: a full JID of ours
- * is not (XEP-0280 §11: "MUST be from that user's bare JID"), nor is no
- * from at all. */
-static int from_own_bare_jid(xmppuv_client_t *c, const char *from) {
-  const xmppuv_jid_t *me = xmppuv_client_jid(c);
-  if (from == NULL || me == NULL) return 0;
-  xmppuv_jid_t *j = NULL;
-  if (xmppuv_jid_parse(from, &j) != 0) return 0;
-  int ok = xmppuv_jid_is_bare(j) && xmppuv_jid_bare_equal(j, me);
-  xmppuv_jid_free(j);
-  return ok;
-}
 
 static int on_message(xmppuv_client_t *c, xmppuv_stanza_t *msg, void *ud) {
   xmppuv_carbons_t *cb = ud;
@@ -172,7 +162,7 @@ static int on_message(xmppuv_client_t *c, xmppuv_stanza_t *msg, void *ud) {
   /* <private/> and the like, in an ordinary message: not a copy. */
   if (wrap == NULL) return XMPPUV_PASS;
 
-  if (!from_own_bare_jid(c, xmppuv_stanza_attr(msg, "from"))) {
+  if (!xmppuv__im_from_account(c, xmppuv_stanza_attr(msg, "from"), 0)) {
     /* Dropped whole: its inner message must not reach the app as if its
      * claimed sender had sent it. */
     if (cb->cbs.spoofed != NULL) {

@@ -16,6 +16,8 @@
 
 #include <xmppuv.h>
 
+#include "common.h"
+
 #define DEFAULT_NODE "https://xmppuv.org"
 #define CACHE_MAX 256 /* verified capabilities kept; the oldest goes first */
 
@@ -57,14 +59,6 @@ struct xmppuv_disco {
 
 /* ---- small helpers -------------------------------------------------------- */
 
-static char *dup_opt(const char *s, int *failed) {
-  if (s == NULL) return NULL;
-  size_t n = strlen(s) + 1;
-  char *p = malloc(n);
-  if (p == NULL) *failed = 1;
-  else memcpy(p, s, n);
-  return p;
-}
 
 static int cmp_str(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
@@ -85,7 +79,7 @@ static int strv_push(strv_t *v, const char *s) {
     v->cap = cap;
   }
   int failed = 0;
-  v->v[v->n] = dup_opt(s, &failed);
+  v->v[v->n] = xmppuv__im_strdup_opt(s, &failed);
   if (failed) return XMPPUV_ENOMEM;
   v->n++;
   return 0;
@@ -101,10 +95,10 @@ static void identity_free(xmppuv_disco_identity_t *id) {
 
 static int identity_copy(xmppuv_disco_identity_t *to, const xmppuv_disco_identity_t *from) {
   int failed = 0;
-  to->category = dup_opt(from->category, &failed);
-  to->type = dup_opt(from->type, &failed);
-  to->name = dup_opt(from->name, &failed);
-  to->lang = dup_opt(from->lang, &failed);
+  to->category = xmppuv__im_strdup_opt(from->category, &failed);
+  to->type = xmppuv__im_strdup_opt(from->type, &failed);
+  to->name = xmppuv__im_strdup_opt(from->name, &failed);
+  to->lang = xmppuv__im_strdup_opt(from->lang, &failed);
   if (failed) identity_free(to);
   return failed ? XMPPUV_ENOMEM : 0;
 }
@@ -518,7 +512,7 @@ static const info_t *cache_find(const xmppuv_disco_t *d, const char *ver) {
 
 static void cache_put(xmppuv_disco_t *d, info_t *in, const char *ver) {
   int failed = 0;
-  char *v = dup_opt(ver, &failed);
+  char *v = xmppuv__im_strdup_opt(ver, &failed);
   if (failed) return;
   size_t at = d->ncache < CACHE_MAX ? d->ncache++ : d->cache_next++ % CACHE_MAX;
   info_free(&d->cache[at]);
@@ -582,9 +576,9 @@ static int ask(xmppuv_disco_t *d, const char *jid, const char *node, const char 
   q->d = d;
   q->cb = cb;
   q->ud = ud;
-  q->jid = dup_opt(jid, &failed);
-  q->node = dup_opt(node, &failed);
-  q->ver = dup_opt(ver, &failed);
+  q->jid = xmppuv__im_strdup_opt(jid, &failed);
+  q->node = xmppuv__im_strdup_opt(node, &failed);
+  q->ver = xmppuv__im_strdup_opt(ver, &failed);
   xmppuv_stanza_t *iq = NULL, *qe = NULL;
   int rc = failed ? XMPPUV_ENOMEM : xmppuv_stanza_new("iq", NULL, &iq);
   if (rc == 0) rc = xmppuv_stanza_set_attr(iq, "type", "get");
@@ -678,7 +672,7 @@ int xmppuv_disco_new(xmppuv_client_t *c, const xmppuv_disco_identity_t *identity
   if (d == NULL) return XMPPUV_ENOMEM;
   d->c = c;
   int failed = 0;
-  d->node = dup_opt(node != NULL ? node : DEFAULT_NODE, &failed);
+  d->node = xmppuv__im_strdup_opt(node != NULL ? node : DEFAULT_NODE, &failed);
   int rc = failed ? XMPPUV_ENOMEM : identity_copy(&d->identity, identity);
   static const char *const ours[] = {XMPPUV_NS_DISCO_INFO, XMPPUV_NS_CAPS, "urn:xmpp:ping"};
   for (size_t i = 0; rc == 0 && i < sizeof ours / sizeof ours[0]; i++)

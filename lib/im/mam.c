@@ -14,6 +14,8 @@
 
 #include <xmppuv.h>
 
+#include "common.h"
+
 #define DEFAULT_PAGE 50
 
 typedef struct query {
@@ -41,14 +43,6 @@ struct xmppuv_mam {
   int freeing;
 };
 
-static char *dup_opt(const char *s, int *failed) {
-  if (s == NULL) return NULL;
-  size_t n = strlen(s) + 1;
-  char *p = malloc(n);
-  if (p == NULL) *failed = 1;
-  else memcpy(p, s, n);
-  return p;
-}
 
 static void query_free(query_t *q) {
   free(q->archive);
@@ -71,21 +65,12 @@ static void unlink_query(xmppuv_mam_t *m, query_t *q) {
 /* Is from the archive q asked? Our own: no from, or our bare JID; a room:
  * its bare JID. Compared as JIDs (normalized). */
 static int from_archive(xmppuv_mam_t *m, const query_t *q, const char *from) {
-  const xmppuv_jid_t *me = xmppuv_client_jid(m->c);
-  if (from == NULL) return q->archive == NULL;
-  xmppuv_jid_t *f = NULL;
-  if (xmppuv_jid_parse(from, &f) != 0) return 0;
-  int ok = 0;
-  if (!xmppuv_jid_is_bare(f)) {
-    ok = 0;
-  } else if (q->archive == NULL) {
-    ok = me != NULL && xmppuv_jid_bare_equal(f, me);
-  } else {
-    xmppuv_jid_t *a = NULL;
-    if (xmppuv_jid_parse(q->archive, &a) == 0) ok = xmppuv_jid_equal(f, a);
-    xmppuv_jid_free(a);
-  }
+  if (q->archive == NULL) return xmppuv__im_from_account(m->c, from, 1);
+  xmppuv_jid_t *f = NULL, *a = NULL;
+  int ok = from != NULL && xmppuv_jid_parse(from, &f) == 0 && xmppuv_jid_is_bare(f) &&
+           xmppuv_jid_parse(q->archive, &a) == 0 && xmppuv_jid_equal(f, a);
   xmppuv_jid_free(f);
+  xmppuv_jid_free(a);
   return ok;
 }
 
@@ -112,7 +97,7 @@ static int on_message(xmppuv_client_t *c, xmppuv_stanza_t *msg, void *ud) {
   q->count++;
   free(q->after);
   int failed = 0;
-  q->after = dup_opt(id, &failed);
+  q->after = xmppuv__im_strdup_opt(id, &failed);
   if (q->on_message != NULL) {
     const xmppuv_jid_t *me = xmppuv_client_jid(m->c);
     xmppuv_mam_message_t r = {q->archive != NULL ? q->archive
@@ -208,7 +193,7 @@ static void on_page(xmppuv_client_t *c, int status, xmppuv_stanza_t *reply, void
   q->page_after = NULL;
   if (last != NULL && (q->after == NULL || strcmp(q->after, last) != 0)) {
     int failed = 0;
-    char *copy = dup_opt(last, &failed);
+    char *copy = xmppuv__im_strdup_opt(last, &failed);
     if (!failed) {
       free(q->after);
       q->after = copy;
@@ -220,7 +205,7 @@ static void on_page(xmppuv_client_t *c, int status, xmppuv_stanza_t *reply, void
     return;
   }
   int failed = 0;
-  q->page_after = dup_opt(q->after, &failed);
+  q->page_after = xmppuv__im_strdup_opt(q->after, &failed);
   int rc = send_page(q);
   if (rc != 0) finish(q, rc, 0);
 }
@@ -236,11 +221,11 @@ int xmppuv_mam_query(xmppuv_mam_t *m, const xmppuv_mam_filter_t *filter,
   int failed = 0;
   q->m = m;
   snprintf(q->queryid, sizeof q->queryid, "mam-%u", ++m->next_query);
-  q->archive = dup_opt(filter->archive, &failed);
-  q->with = dup_opt(filter->with, &failed);
-  q->start = dup_opt(filter->start, &failed);
-  q->end = dup_opt(filter->end, &failed);
-  q->after = dup_opt(filter->after_id, &failed);
+  q->archive = xmppuv__im_strdup_opt(filter->archive, &failed);
+  q->with = xmppuv__im_strdup_opt(filter->with, &failed);
+  q->start = xmppuv__im_strdup_opt(filter->start, &failed);
+  q->end = xmppuv__im_strdup_opt(filter->end, &failed);
+  q->after = xmppuv__im_strdup_opt(filter->after_id, &failed);
   q->page_size = filter->page_size != 0 ? filter->page_size : DEFAULT_PAGE;
   q->max_pages = filter->max_pages;
   q->on_message = on_message_cb;

@@ -15,6 +15,8 @@
 
 #include <uv.h>
 #include <xmppuv.h>
+
+#include "common.h"
 #include <xmppuv/im/muc.h>
 
 #define NS_PING "urn:xmpp:ping"
@@ -100,18 +102,11 @@ void xmppuv_muc_callbacks_init_sized(xmppuv_muc_callbacks_t *cbs, size_t struct_
 
 /* ---- small things ---------------------------------------------------------------- */
 
-static char *dupstr(const char *s) {
-  if (s == NULL) return NULL;
-  size_t n = strlen(s) + 1;
-  char *p = malloc(n);
-  if (p != NULL) memcpy(p, s, n);
-  return p;
-}
 
 /* Replace *dst by a copy of s; 0 or XMPPUV_ENOMEM (then *dst is unchanged). */
 static int set_str(char **dst, const char *s) {
   char *p = NULL;
-  if (s != NULL && (p = dupstr(s)) == NULL) return XMPPUV_ENOMEM;
+  if (s != NULL && (p = xmppuv__im_strdup(s)) == NULL) return XMPPUV_ENOMEM;
   free(*dst);
   *dst = p;
   return 0;
@@ -303,7 +298,7 @@ static int occupant_jid(const xmppuv_muc_room_t *r, const char *nick, char **out
   xmppuv_jid_t *j = NULL;
   int rc = xmppuv_jid_new(xmppuv_jid_local(r->jid), xmppuv_jid_domain(r->jid), nick, &j);
   if (rc != 0) return rc;
-  *out = dupstr(xmppuv_jid_string(j));
+  *out = xmppuv__im_strdup(xmppuv_jid_string(j));
   xmppuv_jid_free(j);
   return *out != NULL ? 0 : XMPPUV_ENOMEM;
 }
@@ -576,7 +571,7 @@ static int presence_available(xmppuv_muc_room_t *r, xmppuv_stanza_t *pres, const
   occupant_t *o = find_occupant(r, nick);
   if (o == NULL) {
     o = calloc(1, sizeof *o);
-    if (o == NULL || (o->nick = dupstr(nick)) == NULL) {
+    if (o == NULL || (o->nick = xmppuv__im_strdup(nick)) == NULL) {
       free(o);
       return 0;
     }
@@ -698,7 +693,7 @@ static int seen_before(const xmppuv_muc_room_t *r, const char *id) {
 }
 
 static void remember(xmppuv_muc_room_t *r, const char *id) {
-  char *copy = dupstr(id);
+  char *copy = xmppuv__im_strdup(id);
   if (copy == NULL) return;
   free(r->seen[r->seen_next]);
   r->seen[r->seen_next] = copy;

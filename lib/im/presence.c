@@ -6,6 +6,8 @@
 
 #include <xmppuv.h>
 
+#include "common.h"
+
 /* Presence tracked at most: contacts, and resources of one contact. */
 #define MAX_CONTACTS 20000
 #define MAX_RESOURCES 64
@@ -53,13 +55,6 @@ void xmppuv_presence_options_init_sized(xmppuv_presence_options_t *opts, size_t 
   memcpy(opts, &d, struct_size < sizeof d ? struct_size : sizeof d);
 }
 
-static char *dup_str(const char *s) {
-  if (s == NULL) return NULL;
-  size_t len = strlen(s) + 1;
-  char *d = malloc(len);
-  if (d != NULL) memcpy(d, s, len);
-  return d;
-}
 
 static int valid_show(xmppuv_show_t show) { return (unsigned)show <= XMPPUV_SHOW_DND; }
 static int valid_priority(int prio) { return prio >= -128 && prio <= 127; }
@@ -77,10 +72,10 @@ static void info_clear(xmppuv_presence_info_t *v) {
 
 static int info_copy(xmppuv_presence_info_t *dst, const xmppuv_presence_info_t *src) {
   *dst = *src;
-  dst->jid = dup_str(src->jid);
-  dst->bare = dup_str(src->bare);
-  dst->resource = dup_str(src->resource);
-  dst->status = dup_str(src->status);
+  dst->jid = xmppuv__im_strdup(src->jid);
+  dst->bare = xmppuv__im_strdup(src->bare);
+  dst->resource = xmppuv__im_strdup(src->resource);
+  dst->status = xmppuv__im_strdup(src->status);
   dst->stanza = xmppuv_stanza_ref(src->stanza);
   if (dst->jid == NULL || dst->bare == NULL || (src->resource != NULL && dst->resource == NULL) ||
       (src->status != NULL && dst->status == NULL)) {
@@ -250,7 +245,7 @@ static void on_available(xmppuv_presence_t *p, const xmppuv_jid_t *from, xmppuv_
     }
     contact_t k;
     memset(&k, 0, sizeof k);
-    if ((k.bare = dup_str(v.bare)) == NULL) goto oom;
+    if ((k.bare = xmppuv__im_strdup(v.bare)) == NULL) goto oom;
     p->contacts[p->n] = k;
     at = (long)p->n++;
   }
@@ -309,15 +304,9 @@ static void on_stanza(xmppuv_client_t *c, xmppuv_stanza_t *s, int handled, void 
   xmppuv_stanza_t *q = xmppuv_stanza_child(s, "query", "jabber:iq:roster");
   xmppuv_stanza_t *item = xmppuv_stanza_child(q, "item", "jabber:iq:roster");
   if (item == NULL) return;
-  const char *from = xmppuv_stanza_attr(s, "from");
-  if (from != NULL) {
-    const xmppuv_jid_t *own = xmppuv_client_jid(c);
-    xmppuv_jid_t *f;
-    if (own == NULL || xmppuv_jid_parse(from, &f) != 0) return;
-    int ok = xmppuv_jid_is_bare(f) && xmppuv_jid_bare_equal(f, own);
-    xmppuv_jid_free(f);
-    if (!ok) return;
-  }
+  /* The roster module's rule for pushes; one it refused (handled by
+   * nobody else either) changes nothing here. */
+  if (!xmppuv__im_from_account(c, xmppuv_stanza_attr(s, "from"), 1)) return;
   const char *sub = xmppuv_stanza_attr(item, "subscription");
   if (sub != NULL && (strcmp(sub, "to") == 0 || strcmp(sub, "both") == 0)) return;
   if (sub != NULL && strcmp(sub, "none") != 0 && strcmp(sub, "from") != 0 &&
@@ -470,7 +459,7 @@ int xmppuv_presence_new(xmppuv_client_t *c, const xmppuv_presence_options_t *opt
   p->show = o.show;
   p->priority = o.priority;
   p->disco = o.disco;
-  if (o.status != NULL && (p->status = dup_str(o.status)) == NULL) {
+  if (o.status != NULL && (p->status = xmppuv__im_strdup(o.status)) == NULL) {
     free(p);
     return XMPPUV_ENOMEM;
   }
@@ -509,7 +498,7 @@ int xmppuv_presence_set(xmppuv_presence_t *p, xmppuv_show_t show, const char *st
                         int priority) {
   if (p == NULL || !valid_show(show) || !valid_priority(priority)) return XMPPUV_EINVAL;
   char *st = NULL;
-  if (status != NULL && (st = dup_str(status)) == NULL) return XMPPUV_ENOMEM;
+  if (status != NULL && (st = xmppuv__im_strdup(status)) == NULL) return XMPPUV_ENOMEM;
   free(p->status);
   p->status = st;
   p->show = show;

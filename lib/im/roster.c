@@ -6,6 +6,8 @@
 
 #include <xmppuv.h>
 
+#include "common.h"
+
 /* Pending subscription requests remembered at most. */
 #define MAX_REQUESTS 1000
 
@@ -64,13 +66,6 @@ static int sub_parse(const char *s, xmppuv_subscription_t *out) {
   return -1;
 }
 
-static char *dup_str(const char *s) {
-  if (s == NULL) return NULL;
-  size_t len = strlen(s) + 1;
-  char *d = malloc(len);
-  if (d != NULL) memcpy(d, s, len);
-  return d;
-}
 
 /* ---- items -------------------------------------------------------------- */
 
@@ -86,8 +81,8 @@ static void item_clear(xmppuv_roster_item_t *it) {
 static int item_copy(xmppuv_roster_item_t *dst, const xmppuv_roster_item_t *src,
                      const char *canon) {
   memset(dst, 0, sizeof *dst);
-  dst->jid = dup_str(canon != NULL ? canon : src->jid);
-  dst->name = dup_str(src->name);
+  dst->jid = xmppuv__im_strdup(canon != NULL ? canon : src->jid);
+  dst->name = xmppuv__im_strdup(src->name);
   dst->subscription = src->subscription;
   dst->ask = src->ask != 0;
   dst->approved = src->approved != 0;
@@ -97,7 +92,7 @@ static int item_copy(xmppuv_roster_item_t *dst, const xmppuv_roster_item_t *src,
     if (g == NULL) goto fail;
     dst->groups = (const char *const *)g;
     for (size_t i = 0; i < src->ngroups; i++) {
-      g[i] = dup_str(src->groups[i]);
+      g[i] = xmppuv__im_strdup(src->groups[i]);
       if (g[i] == NULL) goto fail;
       dst->ngroups = i + 1;
     }
@@ -136,7 +131,7 @@ static char *canon_bare(const char *text, int allow_resource) {
   xmppuv_jid_t *j;
   if (xmppuv_jid_parse(text, &j) != 0) return NULL;
   char *s = NULL;
-  if (allow_resource || xmppuv_jid_is_bare(j)) s = dup_str(xmppuv_jid_bare_string(j));
+  if (allow_resource || xmppuv_jid_is_bare(j)) s = xmppuv__im_strdup(xmppuv_jid_bare_string(j));
   xmppuv_jid_free(j);
   return s;
 }
@@ -246,7 +241,7 @@ static void pending_raise(xmppuv_roster_t *r, pending_events_t *pe) {
 /* Take a new version; 1 if it changed (the event is the caller's). */
 static int take_version(xmppuv_roster_t *r, const char *ver) {
   if (ver == NULL || str_same(ver, r->ver)) return 0;
-  char *v = dup_str(ver);
+  char *v = xmppuv__im_strdup(ver);
   if (v == NULL) return 0;
   free(r->ver);
   r->ver = v;
@@ -432,16 +427,6 @@ fail:
 /* RFC 6121 §2.1.6: a push counts only without 'from' or from our bare JID
  * (compared as JIDs); our full JID is not the bare JID and is refused too,
  * as the RFC words it. */
-static int push_from_ok(xmppuv_roster_t *r, const char *from) {
-  if (from == NULL) return 1;
-  const xmppuv_jid_t *own = xmppuv_client_jid(r->c);
-  if (own == NULL) return 0;
-  xmppuv_jid_t *f;
-  if (xmppuv_jid_parse(from, &f) != 0) return 0;
-  int ok = xmppuv_jid_is_bare(f) && xmppuv_jid_bare_equal(f, own);
-  xmppuv_jid_free(f);
-  return ok;
-}
 
 static void reply_error(xmppuv_roster_t *r, xmppuv_stanza_t *req, const char *type,
                         const char *cond) {
@@ -454,7 +439,7 @@ static void reply_error(xmppuv_roster_t *r, xmppuv_stanza_t *req, const char *ty
 static int on_push(xmppuv_client_t *c, xmppuv_stanza_t *iq, void *ud) {
   xmppuv_roster_t *r = ud;
   (void)c;
-  if (!push_from_ok(r, xmppuv_stanza_attr(iq, "from"))) {
+  if (!xmppuv__im_from_account(r->c, xmppuv_stanza_attr(iq, "from"), 1)) {
     /* Ignored: nothing changes. The reply is what an entity that serves no
      * roster says (RFC 6120 §8.2.3), so a prober learns nothing. */
     r->spoofed++;
@@ -543,7 +528,7 @@ static int on_presence(xmppuv_client_t *c, xmppuv_stanza_t *p, void *ud) {
   /* Bounded: anyone may ask; past this many unanswered requests a new
    * one is not remembered (its event still comes). */
   if (kind == 0 && find_request(r, from) < 0 && r->nrequests < MAX_REQUESTS) {
-    char *keep = dup_str(from);
+    char *keep = xmppuv__im_strdup(from);
     char **nr = keep != NULL ? realloc(r->requests, (r->nrequests + 1) * sizeof *nr) : NULL;
     if (nr != NULL) {
       r->requests = nr;
@@ -703,7 +688,7 @@ void xmppuv_roster_free(xmppuv_roster_t *r) {
 int xmppuv_roster_set_version(xmppuv_roster_t *r, const char *ver) {
   if (r == NULL) return XMPPUV_EINVAL;
   char *v = NULL;
-  if (ver != NULL && (v = dup_str(ver)) == NULL) return XMPPUV_ENOMEM;
+  if (ver != NULL && (v = xmppuv__im_strdup(ver)) == NULL) return XMPPUV_ENOMEM;
   free(r->ver);
   r->ver = v;
   return 0;
