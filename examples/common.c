@@ -29,6 +29,9 @@ static const char *need_value(int argc, char **argv, int *i, const char *usage) 
 void example_parse_args(int argc, char **argv, example_args_t *a, const char *usage,
                         int with_send_options) {
   memset(a, 0, sizeof *a);
+  /* A write to a connection the server closed must be an error, not the
+   * end of the program (README, "Embedding"). */
+  signal(SIGPIPE, SIG_IGN);
   xmppuv_client_options_init(&a->opts);
   a->rate = 0;
   int i;
