@@ -232,6 +232,7 @@ START_TEST(a_newcomer_chats_joins_a_room_and_catches_up) {
   env_t *e = calloc(1, sizeof *e);
   ck_assert_int_eq(uv_loop_init(&e->loop), 0);
   run_guard_init(&e->guard, &e->loop);
+  setenv("XMPPUV_SERVER_MAM", "1", 1); /* archiving is off unless asked */
   int rc = xmppuv_test_server_start(kinds[_i], 30, &e->srv);
   ck_assert_msg(rc == 0, "%s did not start: %s", kinds[_i], uv_strerror(rc));
   snprintf(e->state, sizeof e->state, "%s/alice-chat.state", e->srv.dir);

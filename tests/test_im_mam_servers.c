@@ -89,6 +89,7 @@ START_TEST(the_archive_is_read_in_pages_and_caught_up_from_an_id) {
   env_t *e = calloc(1, sizeof *e);
   ck_assert_int_eq(uv_loop_init(&e->loop), 0);
   run_guard_init(&e->guard, &e->loop);
+  setenv("XMPPUV_SERVER_MAM", "1", 1); /* archiving is off unless asked */
   int rc = xmppuv_test_server_start(kinds[_i], 30, &e->srv);
   ck_assert_msg(rc == 0, "%s did not start: %s", kinds[_i], uv_strerror(rc));
   e->alice = peer(e, "alice", &e->ra);

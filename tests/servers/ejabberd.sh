@@ -22,6 +22,8 @@
 # node cannot be reached by ejabberdctl; users are registered at boot by
 # -eval instead, and stop is SIGTERM (OTP runs init:stop() on it).
 # XMPPUV_SERVER_DEBUG=1 logs at debug level; XMPPUV_ERL overrides erl's path.
+# XMPPUV_SERVER_MAM=1 archives every message (XEP-0313, users and rooms):
+# off by default (see prosody.sh).
 # XMPPUV_SERVER_MAX_STANZA=N takes stanzas of at most N bytes (max_stanza_size;
 # default 262144).
 # XMPPUV_SERVER_SM_QUEUE=N queues at most N unacknowledged stanzas per XEP-0198
@@ -144,23 +146,23 @@ listen:
       /.well-known/host-meta.json: mod_host_meta
 # No offline storage or registration: a message to a user with no
 # available resource bounces (unlike Prosody's, which stores it: prosody.sh).
-# Carbons (XEP-0280), MAM (XEP-0313, every message archived) and roster
-# versioning for the chat layer's tests (a client that uses none of them
-# sees no difference but a <stanza-id/> in what it receives).
+# Carbons (XEP-0280), roster versioning, and with XMPPUV_SERVER_MAM=1 MAM
+# (XEP-0313, every message archived) for the chat layer's tests (a client
+# that uses none of them sees no difference but a <stanza-id/> in what it
+# receives).
 modules:
   mod_disco: {}
   mod_ping: {}
   mod_roster:
     versioning: true
   mod_carboncopy: {}
-  mod_mam:
-    default: always
-  # XEP-0045 group chat on conference.localhost, rooms archived (XEP-0313)
-  # and kept, for the chat layer's tests.
+$( [ "${XMPPUV_SERVER_MAM:-}" = 1 ] && printf '  mod_mam:\n    default: always\n' )
+  # XEP-0045 group chat on conference.localhost, rooms kept (and archived
+  # with MAM), for the chat layer's tests.
   mod_muc:
     host: "conference.localhost"
     default_room_options:
-      mam: true
+      mam: $( [ "${XMPPUV_SERVER_MAM:-}" = 1 ] && echo true || echo false )
       persistent: true
   # XEP-0352: holds presence for an inactive client (the defaults).
   mod_client_state: {}

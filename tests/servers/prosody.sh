@@ -15,6 +15,10 @@
 # and prints "ca_file=DIR/ca.pem": trust that file as the CA. A restart (stop,
 # then start with the same DIR) keeps the users and the certificate.
 # XMPPUV_SERVER_DEBUG=1 logs at debug level (the wire) to DIR/prosody.log.
+# XMPPUV_SERVER_MAM=1 archives every message (XEP-0313, the users' and the
+# rooms'): off by default, as archiving slows each stanza down and so
+# widens a server-side race that Stream Management tests would see (README,
+# "WebSocket" and "Guarantees").
 # XMPPUV_SERVER_MAX_STANZA=N takes stanzas of at most N bytes (c2s_stanza_size_limit,
 # at least 10000; default 262144).
 # XMPPUV_SERVER_SM_QUEUE=N queues at most N unacknowledged stanzas per XEP-0198
@@ -80,8 +84,8 @@ authentication = "internal_plain"
 storage = "internal"
 allow_registration = false
 
--- Carbons (XEP-0280) and MAM (XEP-0313, every message archived) for the
--- chat layer's tests: a client that uses neither sees no difference but a
+-- Carbons (XEP-0280) for the chat layer's tests, and MAM (XEP-0313) with
+-- XMPPUV_SERVER_MAM=1: a client that uses neither sees no difference but a
 -- <stanza-id/> in what it receives. No registration. Offline storage is on
 -- all the same:
 -- Prosody loads mod_offline without being asked (core/modulemanager.lua,
@@ -89,7 +93,7 @@ allow_registration = false
 -- stored and delivered at the user's next initial presence, and mod_smacks
 -- stores there what a lost session held for its user's last resource.
 modules_enabled = {
-  "roster"; "saslauth"; "tls"; "disco"; "ping"; "smacks"; "posix"; "carbons"; "mam";
+  "roster"; "saslauth"; "tls"; "disco"; "ping"; "smacks"; "posix"; "carbons";$( [ "${XMPPUV_SERVER_MAM:-}" = 1 ] && echo ' "mam";' )
   -- XEP-0352: holds presence for an inactive client (csi_simple loads csi).
   "csi_simple";
   -- XEP-0388 SASL2 with Bind2, inline SM and FAST (XEP-0484), from
@@ -101,7 +105,7 @@ modules_enabled = {
 }
 modules_disabled = { "s2s" }
 
-default_archive_policy = true -- MAM: archive every conversation
+default_archive_policy = true -- with MAM: archive every conversation
 
 -- The largest stanza taken (XEP-0478 advertises it); XMPPUV_SERVER_MAX_STANZA.
 c2s_stanza_size_limit = ${XMPPUV_SERVER_MAX_STANZA:-262144}
@@ -120,7 +124,7 @@ VirtualHost "localhost"
 -- XEP-0045 group chat (with its archive, XEP-0313) for the chat layer's
 -- tests; rooms are created by their first occupant and kept.
 Component "conference.localhost" "muc"
-  modules_enabled = { "muc_mam" }
+  $( [ "${XMPPUV_SERVER_MAM:-}" = 1 ] && echo 'modules_enabled = { "muc_mam" }' )
   muc_room_default_persistent = true
   muc_room_locking = false
 EOF
