@@ -81,7 +81,7 @@ static struct {
   int expat, tls, burst, firehose, idle, resume;
   int port;
   uint64_t n;
-  unsigned m, settle_ms;
+  unsigned m, settle_ms, parallel;
   const char *ca_file;
   mbedtls_ssl_config conf;
   mbedtls_x509_crt ca;
@@ -91,6 +91,7 @@ static struct {
   unsigned started, online;
   double t0, t1, cpu0, cpu1;
   long rss0, rss1;
+  double heap0, heap1, setup_cpu;
   int done;
   uv_timer_t timer;
   /* burst */
@@ -339,6 +340,7 @@ static void on_settled(uv_timer_t *t) {
   (void)t;
   mark_end();
   G.rss1 = bench_rss_kb();
+  G.heap1 = bench_heap_kb();
   for (unsigned i = 0; i < G.started; i++) conn_close(G.conns[i]);
 }
 
@@ -373,10 +375,12 @@ static void go_online(conn_t *c, const char *rest, size_t rest_len) {
   }
   G.online++;
   if (G.idle) {
-    if (G.online == G.m)
+    if (G.online == G.m) {
+      G.setup_cpu = bench_cpu() - G.cpu0;
       uv_timer_start(&G.timer, on_settled, G.settle_ms, 0);
-    else if (G.started < G.m)
+    } else if (G.started < G.m) {
       start_conn();
+    }
   } else {
     mark_start();
     if (G.burst) burst_fill(c);
@@ -634,8 +638,9 @@ int main(int argc, char **argv) {
     else if (strcmp(argv[i], "--m") == 0 && i + 1 < argc) G.m = (unsigned)atoi(argv[++i]);
     else if (strcmp(argv[i], "--tls") == 0 && i + 1 < argc) G.ca_file = argv[++i];
     else if (strcmp(argv[i], "--settle-ms") == 0 && i + 1 < argc) G.settle_ms = (unsigned)atoi(argv[++i]);
+    else if (strcmp(argv[i], "--parallel") == 0 && i + 1 < argc) G.parallel = (unsigned)atoi(argv[++i]);
     else bench_die("usage: bench-baseline --parser expat|raw --workload W --port P [--n N] "
-                   "[--m M] [--tls CA] [--settle-ms T]");
+                   "[--m M] [--tls CA] [--settle-ms T] [--parallel P]");
   }
   G.expat = strcmp(parser, "expat") == 0;
   if (!G.expat && strcmp(parser, "raw") != 0) bench_die("unknown parser %s", parser);
@@ -657,9 +662,13 @@ int main(int argc, char **argv) {
   G.conns = calloc(G.m, sizeof *G.conns);
   if (G.resume) G.resume_ms = calloc(G.n + 1, sizeof(double));
   G.rss0 = bench_rss_kb();
+  G.heap0 = bench_heap_kb();
   if (G.idle) {
+    /* --parallel 0 (the default): all M at once; else at most P
+     * negotiating at a time, the next one started as one gets online. */
+    unsigned first = G.parallel == 0 || G.parallel > G.m ? G.m : G.parallel;
     mark_start();
-    for (unsigned i = 0; i < 64 && i < G.m; i++) start_conn();
+    for (unsigned i = 0; i < first; i++) start_conn();
   } else {
     start_conn();
   }
@@ -669,9 +678,11 @@ int main(int argc, char **argv) {
   double wall = G.t1 - G.t0, cpu = G.cpu1 - G.cpu0;
   if (G.idle) {
     printf("RESULT client=%s workload=idle tls=%d m=%u online=%u wall_s=%.4f cpu_s=%.4f "
-           "rss_delta_kb=%ld kb_per_conn=%.2f cpu_ms_per_conn=%.3f\n",
+           "rss_delta_kb=%ld kb_per_conn=%.2f cpu_ms_per_conn=%.3f heap_kb_per_conn=%.2f "
+           "setup_cpu_ms_per_conn=%.3f parallel=%u\n",
            name, G.tls, G.m, G.online, wall, cpu, G.rss1 - G.rss0,
-           (double)(G.rss1 - G.rss0) / G.m, cpu * 1000.0 / G.m);
+           (double)(G.rss1 - G.rss0) / G.m, cpu * 1000.0 / G.m,
+           (G.heap1 - G.heap0) / G.m, G.setup_cpu * 1000.0 / G.m, G.parallel);
   } else if (G.resume) {
     double *v = G.resume_ms;
     size_t k = (size_t)G.resumes;

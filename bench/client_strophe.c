@@ -22,7 +22,7 @@ static struct {
   const char *workload;
   int port;
   uint64_t n;
-  unsigned m, settle_ms;
+  unsigned m, settle_ms, parallel;
   const char *ca_file;
   xmpp_ctx_t *ctx;
   xmpp_conn_t **conns;
@@ -30,6 +30,7 @@ static struct {
   uint64_t received, sent, acked_h;
   double t0, t1, cpu0, cpu1;
   long rss0, rss1;
+  double heap0, heap1, setup_cpu;
   int done, stop;
   double settle_at;
   /* resume */
@@ -149,7 +150,9 @@ int main(int argc, char **argv) {
     else if (strcmp(argv[i], "--m") == 0 && i + 1 < argc) G.m = (unsigned)atoi(argv[++i]);
     else if (strcmp(argv[i], "--tls") == 0 && i + 1 < argc) G.ca_file = argv[++i];
     else if (strcmp(argv[i], "--settle-ms") == 0 && i + 1 < argc) G.settle_ms = (unsigned)atoi(argv[++i]);
-    else bench_die("usage: bench-strophe --workload W --port P [--n N] [--m M] [--tls CA]");
+    else if (strcmp(argv[i], "--parallel") == 0 && i + 1 < argc) G.parallel = (unsigned)atoi(argv[++i]);
+    else bench_die("usage: bench-strophe --workload W --port P [--n N] [--m M] [--tls CA] "
+                   "[--parallel P]");
   }
   int idle = strcmp(G.workload, "idle") == 0;
   if (!idle) G.m = 1;
@@ -164,15 +167,20 @@ int main(int argc, char **argv) {
   G.conns = calloc(G.m, sizeof *G.conns);
   if (strcmp(G.workload, "resume") == 0) G.resume_ms = calloc(G.n + 1, sizeof(double));
   G.rss0 = bench_rss_kb();
+  G.heap0 = bench_heap_kb();
   if (idle) mark_start();
-  /* Idle: at most 64 connections negotiating at once, as the others do. */
+  /* Idle: --parallel 0 starts all M at once, else at most P negotiate at a
+   * time, as the other clients do. */
+  unsigned window = G.parallel == 0 ? G.m : G.parallel;
   if (!idle) new_conn();
   while (!G.stop) {
     if (idle) {
-      while (G.started < G.m && G.started - G.online < 64) new_conn();
+      while (G.started < G.m && G.started - G.online < window) new_conn();
+      if (G.online == G.m && G.setup_cpu == 0) G.setup_cpu = bench_cpu() - G.cpu0;
       if (G.settle_at > 0 && bench_now() >= G.settle_at) {
         mark_end();
         G.rss1 = bench_rss_kb();
+        G.heap1 = bench_heap_kb();
         break;
       }
     }
@@ -187,9 +195,11 @@ int main(int argc, char **argv) {
   double wall = G.t1 - G.t0, cpu = G.cpu1 - G.cpu0;
   if (idle) {
     printf("RESULT client=strophe workload=idle tls=%s m=%u online=%u wall_s=%.4f cpu_s=%.4f "
-           "rss_delta_kb=%ld kb_per_conn=%.2f cpu_ms_per_conn=%.3f\n",
+           "rss_delta_kb=%ld kb_per_conn=%.2f cpu_ms_per_conn=%.3f heap_kb_per_conn=%.2f "
+           "setup_cpu_ms_per_conn=%.3f parallel=%u\n",
            tls, G.m, G.online, wall, cpu, G.rss1 - G.rss0, (double)(G.rss1 - G.rss0) / G.m,
-           cpu * 1000.0 / G.m);
+           cpu * 1000.0 / G.m, (G.heap1 - G.heap0) / G.m, G.setup_cpu * 1000.0 / G.m,
+           G.parallel);
   } else if (strcmp(G.workload, "resume") == 0) {
     double *v = G.resume_ms;
     size_t k = (size_t)G.resumes;

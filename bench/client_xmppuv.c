@@ -13,7 +13,15 @@
  * burst     send N messages with SM on as fast as the queue takes them
  *           (refill from the ack events); done when N acks were seen
  * idle      M clients on one loop, all online with SM; after --settle-ms
- *           (the server's <r/> answered) report the RSS delta per client
+ *           (the server's <r/> answered) report per client the RSS delta,
+ *           the live heap (every allocation of the process: mallinfo2) and
+ *           the CPU time until all were online. --parallel 0 (default)
+ *           starts all M at once; --parallel P keeps at most P negotiating
+ *           (the next starts as one gets online)
+ * queue     no server: N messages sent while connecting are held in the SM
+ *           queue (sm_queue_max = N); report the live heap per stanza,
+ *           the library's own allocations (counting allocator) and the
+ *           process's (mallinfo2)
  * resume    N times: the server resets the connection, the client resumes;
  *           report the time from the reset to `resumed` minus the
  *           reconnect delay the library announced
@@ -44,6 +52,9 @@ struct bench {
   uint64_t n;
   unsigned m;
   unsigned settle_ms;
+  unsigned parallel;
+  double heap0, heap1, setup_cpu;
+  int64_t lib_live1;
 
   slot_t *slots;
   unsigned started, online, closed;
@@ -66,17 +77,27 @@ static bench_t B;
 /* ---- counting allocator -------------------------------------------------- */
 
 static uint64_t n_malloc, n_realloc, n_free;
+static int64_t live_bytes; /* the library's, as malloc_usable_size counts them */
 
 static void *count_malloc(size_t n) {
   n_malloc++;
-  return malloc(n);
+  void *p = malloc(n);
+  if (p != NULL) live_bytes += (int64_t)malloc_usable_size(p);
+  return p;
 }
 static void *count_realloc(void *p, size_t n) {
   n_realloc++;
-  return realloc(p, n);
+  size_t before = p != NULL ? malloc_usable_size(p) : 0;
+  void *q = realloc(p, n);
+  if (q != NULL) live_bytes += (int64_t)malloc_usable_size(q) - (int64_t)before;
+  else if (n == 0) live_bytes -= (int64_t)before;
+  return q;
 }
 static void count_free(void *p) {
-  if (p != NULL) n_free++;
+  if (p != NULL) {
+    n_free++;
+    live_bytes -= (int64_t)malloc_usable_size(p);
+  }
   free(p);
 }
 static uint64_t allocs(void) { return n_malloc + n_realloc; }
@@ -194,6 +215,8 @@ static void on_settled(uv_timer_t *t) {
   (void)t;
   mark_end();
   B.rss1 = bench_rss_kb();
+  B.heap1 = bench_heap_kb();
+  B.lib_live1 = live_bytes;
   close_all();
 }
 
@@ -232,9 +255,10 @@ static void on_online(xmppuv_client_t *c, const xmppuv_jid_t *jid, void *ud) {
   B.online++;
   if (strcmp(B.workload, "idle") == 0) {
     if (B.online == B.m) {
+      B.setup_cpu = bench_cpu() - B.cpu0;
       /* Everyone is online: let the server's <r/> come and be answered. */
       uv_timer_start(&B.timer, on_settled, B.settle_ms, 0);
-    } else {
+    } else if (B.parallel != 0) {
       start_next();
     }
     return;
@@ -284,9 +308,45 @@ static void start_one(void) {
   if (rc != 0) bench_die("client_start: %s", xmppuv_strerror(rc));
 }
 
-/* Idle: keep a bounded number of connections negotiating at once (the
- * listen backlog is finite); the next starts when one gets online. */
-#define IDLE_PARALLEL 64u
+/* ---- queue ----------------------------------------------------------------------- */
+
+static void queue_workload(void) {
+  xmppuv_client_options_t o;
+  xmppuv_client_options_init(&o);
+  o.jid = BENCH_USER "@" BENCH_DOMAIN "/bench";
+  o.password = BENCH_PASSWORD;
+  o.host = "127.0.0.1";
+  o.port = 9; /* discard: nothing listens */
+  o.tls = XMPPUV_TLS_DISABLED_INSECURE;
+  o.log_level = XMPPUV_LOG_NONE;
+  o.sm_queue_max = (size_t)B.n;
+  xmppuv_client_callbacks_t cb;
+  xmppuv_client_callbacks_init(&cb);
+  cb.fail = on_fail;
+  xmppuv_client_t *c;
+  if (xmppuv_client_new(B.loop, &o, &cb, NULL, &c) != 0) bench_die("client_new");
+  /* Started (sends are refused before) towards a port nothing listens on:
+   * the loop does not run until the measurement is over, so every stanza
+   * is held. */
+  if (xmppuv_client_start(c) != 0) bench_die("client_start");
+  int64_t lib0 = live_bytes;
+  double heap0 = bench_heap_kb();
+  B.done = 1; /* fail events from the close below are expected */
+  mark_start();
+  for (uint64_t i = 0; i < B.n; i++)
+    if (send_one(c) != 0) bench_die("send %" PRIu64 " refused", i);
+  mark_end();
+  if (xmppuv_client_sm_queued(c) != B.n) bench_die("queued %zu, want %" PRIu64,
+                                                   xmppuv_client_sm_queued(c), B.n);
+  double per_lib = (double)(live_bytes - lib0) / (double)B.n;
+  double per_heap = (bench_heap_kb() - heap0) * 1024.0 / (double)B.n;
+  printf("RESULT client=xmppuv workload=queue tls=0 n=%" PRIu64 " wall_s=%.4f cpu_s=%.4f "
+         "bytes_per_stanza=%.1f lib_bytes_per_stanza=%.1f allocs_per_stanza=%.3f\n",
+         B.n, B.t1 - B.t0, B.cpu1 - B.cpu0, per_heap, per_lib,
+         (double)(B.allocs1 - B.allocs0) / (double)B.n);
+  xmppuv_client_close(c, NULL);
+  uv_run(B.loop, UV_RUN_DEFAULT);
+}
 
 static void start_next(void) {
   if (B.started < B.m) start_one();
@@ -305,8 +365,16 @@ int main(int argc, char **argv) {
     else if (strcmp(argv[i], "--tls") == 0 && i + 1 < argc) B.ca_file = argv[++i];
     else if (strcmp(argv[i], "--url") == 0 && i + 1 < argc) B.url = argv[++i];
     else if (strcmp(argv[i], "--settle-ms") == 0 && i + 1 < argc) B.settle_ms = (unsigned)atoi(argv[++i]);
+    else if (strcmp(argv[i], "--parallel") == 0 && i + 1 < argc) B.parallel = (unsigned)atoi(argv[++i]);
     else bench_die("usage: bench-xmppuv --workload W (--port P | --url ws://HOST:P/PATH) [--n N] "
-                   "[--m M] [--tls CA] [--settle-ms T]");
+                   "[--m M] [--tls CA] [--settle-ms T] [--parallel P]");
+  }
+  if (strcmp(B.workload, "queue") == 0) {
+    xmppuv_replace_allocator(count_malloc, count_realloc, count_free);
+    B.loop = uv_default_loop();
+    queue_workload();
+    uv_loop_close(B.loop);
+    return 0;
   }
   if (B.port == 0 && B.url == NULL) bench_die("--port or --url is required");
   if (B.url != NULL && B.ca_file != NULL) bench_die("--url is plain ws:// only (no --tls)");
@@ -321,9 +389,11 @@ int main(int argc, char **argv) {
   B.slots = calloc(B.m, sizeof *B.slots);
   if (strcmp(B.workload, "resume") == 0) B.resume_ms = calloc(B.n + 1, sizeof(double));
   B.rss0 = bench_rss_kb();
+  B.heap0 = bench_heap_kb();
   if (idle) {
+    unsigned first = B.parallel == 0 || B.parallel > B.m ? B.m : B.parallel;
     mark_start();
-    for (unsigned i = 0; i < IDLE_PARALLEL && i < B.m; i++) start_one();
+    for (unsigned i = 0; i < first; i++) start_one();
   } else {
     start_one();
   }
@@ -335,10 +405,13 @@ int main(int argc, char **argv) {
   if (idle) {
     /* RSS measured at the end of the settle time, before closing. */
     printf("RESULT client=xmppuv workload=idle tls=%s m=%u online=%u wall_s=%.4f cpu_s=%.4f "
-           "rss_delta_kb=%ld kb_per_conn=%.2f cpu_ms_per_conn=%.3f allocs_per_conn=%.1f\n",
+           "rss_delta_kb=%ld kb_per_conn=%.2f cpu_ms_per_conn=%.3f allocs_per_conn=%.1f "
+           "heap_kb_per_conn=%.2f lib_heap_kb_per_conn=%.2f setup_cpu_ms_per_conn=%.3f "
+           "parallel=%u\n",
            tls, B.m, B.online, wall, cpu, B.rss1 - B.rss0,
            (double)(B.rss1 - B.rss0) / B.m, cpu * 1000.0 / B.m,
-           (double)(n_malloc + n_realloc - n_free) / B.m);
+           (double)(n_malloc + n_realloc - n_free) / B.m, (B.heap1 - B.heap0) / B.m,
+           (double)B.lib_live1 / 1024.0 / B.m, B.setup_cpu * 1000.0 / B.m, B.parallel);
   } else if (strcmp(B.workload, "resume") == 0) {
     double *v = B.resume_ms;
     size_t k = (size_t)B.resumes;

@@ -6,6 +6,7 @@
 #define XMPPUV_BENCH_COMMON_H
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +52,15 @@ static inline long bench_rss_kb(void) {
   if (fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = -1;
   fclose(f);
   return resident < 0 ? -1 : resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* Bytes the process has allocated and not freed (glibc's mallinfo2: every
+ * arena, small and mmapped blocks), KiB: the live heap, whatever RSS the
+ * allocator keeps besides. Bench-only: the library calls nothing
+ * allocator-specific. */
+static inline double bench_heap_kb(void) {
+  struct mallinfo2 mi = mallinfo2();
+  return (double)(mi.uordblks + mi.hblkhd) / 1024.0;
 }
 
 /* Raise RLIMIT_NOFILE to at least want (up to the hard limit). Returns the

@@ -14,7 +14,7 @@ import { client, xml } from "@xmpp/client";
 const BODY = "The quick brown fox jumps over the lazy dog; 0123456789 ok.";
 const PEER = "alice@bench.example/phone";
 
-const opts = { workload: "firehose", port: 0, n: 100000, m: 1, tls: null, settleMs: 2500 };
+const opts = { workload: "firehose", port: 0, n: 100000, m: 1, tls: null, settleMs: 2500, parallel: 0 };
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i++) {
   const a = argv[i];
@@ -25,6 +25,7 @@ for (let i = 0; i < argv.length; i++) {
   else if (a === "--m") opts.m = Number(v);
   else if (a === "--tls") opts.tls = v;
   else if (a === "--settle-ms") opts.settleMs = Number(v);
+  else if (a === "--parallel") opts.parallel = Number(v);
   else {
     console.error(`bench.mjs: unknown argument ${a}`);
     process.exit(2);
@@ -118,7 +119,8 @@ async function idle() {
   markStart();
   const clients = [];
   let started = 0;
-  // At most 64 connections negotiating at once, as the other clients do.
+  // --parallel 0: all M at once; else at most P negotiating at a time, as
+  // the other clients do.
   async function worker() {
     while (started < opts.m) {
       started++;
@@ -127,7 +129,9 @@ async function idle() {
       await xmpp.start();
     }
   }
-  await Promise.all(Array.from({ length: Math.min(64, opts.m) }, worker));
+  const window = opts.parallel > 0 ? Math.min(opts.parallel, opts.m) : opts.m;
+  await Promise.all(Array.from({ length: window }, worker));
+  const setupCpu = cpu() - cpu0;
   await new Promise((r) => setTimeout(r, opts.settleMs));
   markEnd();
   const rss1 = process.memoryUsage().rss;
@@ -135,7 +139,8 @@ async function idle() {
   for (const x of clients) x.reconnect.stop();
   await Promise.all(clients.map((x) => x.stop().catch(() => {})));
   return `m=${opts.m} online=${clients.length} rss_delta_kb=${Math.round(kb)} ` +
-    `kb_per_conn=${(kb / opts.m).toFixed(2)} cpu_ms_per_conn=${((cpu1 - cpu0) * 1000 / opts.m).toFixed(3)}`;
+    `kb_per_conn=${(kb / opts.m).toFixed(2)} cpu_ms_per_conn=${((cpu1 - cpu0) * 1000 / opts.m).toFixed(3)} ` +
+    `setup_cpu_ms_per_conn=${(setupCpu * 1000 / opts.m).toFixed(3)} parallel=${opts.parallel}`;
 }
 
 async function resume() {

@@ -313,7 +313,7 @@ static void event_clear(event_t *ev) {
 /* Make room for n more events. */
 static int grow_events(xmppuv__engine_t *e, size_t n) {
   if (e->ev_cap - e->ev_len >= n) return 0;
-  size_t cap = e->ev_cap ? e->ev_cap : 8;
+  size_t cap = e->ev_cap ? e->ev_cap : 2; /* an idle client has one or two */
   while (cap - e->ev_len < n) cap *= 2;
   event_t *ring = xmppuv__malloc(cap * sizeof *ring);
   if (ring == NULL) return XMPPUV_ENOMEM;

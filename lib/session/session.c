@@ -1007,11 +1007,11 @@ const char *xmppuv__session_mechanism(const xmppuv__session_t *s) {
 
 void xmppuv__session_idle(xmppuv__session_t *s) {
   /* Idle between stanzas: give back what only negotiation or a busy moment
-   * needed (expat's ~12 KB until the next input, the event queue, SASL and
-   * channel-binding state): thousands of mostly idle connections per
+   * needed (expat's ~12 KB until the next input and the event queue; once
+   * streaming, SASL and channel-binding state too): thousands of mostly idle connections per
    * process are the norm. The engine took the SCRAM keys at AUTHENTICATED. */
   xmppuv__session_conn_t *c = &s->c;
-  if (c->state != ST_STREAMING || c->pend_len > 0 || held_left(c)) return;
+  if (c->pend_len > 0 || held_left(c)) return;
   /* A read of a busy stream (a firehose, a history fetch) ends between
    * stanzas whenever the transport hands over whole messages (a
    * WebSocket): building expat again for the next read would cost more
@@ -1019,12 +1019,18 @@ void xmppuv__session_idle(xmppuv__session_t *s) {
   size_t fed = c->fed_since_idle;
   c->fed_since_idle = 0;
   if (fed >= IDLE_BUSY_READ) return;
+  /* In every state: while negotiating, a client spends most of its time
+   * waiting for the server's next answer, and a thousand clients started
+   * at once would otherwise each hold a parser through all of it (the
+   * peak that the allocator then keeps as the process's memory). */
   xmppuv__parser_release(s->parser);
   xmppuv__free(c->pend);
   c->pend = NULL;
   c->pend_cap = c->pend_head = 0;
   xmppuv__buf_free(&c->held);
   c->held_off = 0;
+  if (c->state != ST_STREAMING) return;
+  xmppuv__buf_free(&s->scratch); /* negotiation's element builder */
   xmppuv__sasl_exchange_free(c->sasl);
   c->sasl = NULL;
   drop_binding(c);

@@ -70,13 +70,24 @@ struct xmppuv__conn {
   int timer_open;
   int closed_reported;
   int paused; /* the owner takes no input for now (xmppuv__conn_pause) */
-  char peer[300];
+  char *peer; /* "host [ip]:port" for messages (peer_name()) */
 };
 
 static _Thread_local char plain_buffer[16 * 1024];
 
 static void try_next_target(xmppuv__conn_t *c);
 static void try_next_addr(xmppuv__conn_t *c);
+
+/* The peer as messages name it. Kept at its length, not in a fixed
+ * 300-byte field: every idle connection holds it. */
+static void set_peer(xmppuv__conn_t *c, const char *text) {
+  xmppuv__free(c->peer);
+  c->peer = xmppuv__strdup(text);
+}
+
+static const char *peer_name(const xmppuv__conn_t *c) {
+  return c->peer != NULL ? c->peer : c->domain != NULL ? c->domain : "the server";
+}
 
 /* ---- teardown ------------------------------------------------------------ */
 
@@ -90,6 +101,7 @@ static void free_conn(xmppuv__conn_t *c) {
   xmppuv__addr_list_free(c->addrs);
   xmppuv__tls_free(c->tls);
   xmppuv__tls_ctx_unref(c->tls_ctx);
+  xmppuv__free(c->peer);
   xmppuv__free(c->domain);
   xmppuv__free(c->host);
   xmppuv__free(c->first_host);
@@ -199,7 +211,7 @@ static void forget_attempts(xmppuv__conn_t *c) {
 /* A TLS failure: the filter says which check and why. */
 static void fail_tls(xmppuv__conn_t *c, int status) {
   const char *why = xmppuv__tls_error_text(c->tls);
-  failf(c, status, "TLS with %s: %s", c->peer, why != NULL ? why : xmppuv_strerror(status));
+  failf(c, status, "TLS with %s: %s", peer_name(c), why != NULL ? why : xmppuv_strerror(status));
 }
 
 static void failf(xmppuv__conn_t *c, int status, const char *fmt, ...) {
@@ -243,18 +255,18 @@ static void drive_tls(xmppuv__conn_t *c) {
     int out_rc = pump_tls_out(c);
     if (rc < 0) {
       xmppuv__logf(c->log, XMPPUV_LOG_ERROR, "tls", "TLS with %s failed: %s",
-                   c->peer, xmppuv_strerror(rc));
+                   peer_name(c), xmppuv_strerror(rc));
       fail_tls(c, rc);
       return;
     }
     if (out_rc != 0) {
-      failf(c, out_rc, "writing to %s: %s", c->peer, xmppuv_strerror(out_rc));
+      failf(c, out_rc, "writing to %s: %s", peer_name(c), xmppuv_strerror(out_rc));
       return;
     }
     if (rc == 0) return; /* need more input */
     uv_timer_stop(&c->handshake_timer);
     xmppuv__logf(c->log, XMPPUV_LOG_INFO, "tls", "%s %s with %s%s",
-                 xmppuv__tls_version(c->tls), xmppuv__tls_ciphersuite(c->tls), c->peer,
+                 xmppuv__tls_version(c->tls), xmppuv__tls_ciphersuite(c->tls), peer_name(c),
                  xmppuv__tls_resumed(c->tls) ? " (session resumed)" : "");
     keep_session(c);
     if (c->state == CONN_HANDSHAKE) {
@@ -271,7 +283,7 @@ static void drive_tls(xmppuv__conn_t *c) {
     size_t n = 0;
     int rc = xmppuv__tls_read(c->tls, plain_buffer, sizeof plain_buffer, &n);
     if (pump_tls_out(c) != 0) {
-      failf(c, XMPPUV_ENOMEM, "out of memory writing to %s", c->peer);
+      failf(c, XMPPUV_ENOMEM, "out of memory writing to %s", peer_name(c));
       return;
     }
     if (rc < 0) {
@@ -304,11 +316,11 @@ static void on_handshake_timeout(uv_timer_t *t) {
   xmppuv__conn_t *c = t->data;
   if (c->state != CONN_HANDSHAKE) return;
   xmppuv__logf(c->log, XMPPUV_LOG_WARN, "tls", "no TLS handshake with %s in %llu ms",
-               c->peer, (unsigned long long)c->connect_timeout_ms);
+               peer_name(c), (unsigned long long)c->connect_timeout_ms);
   failf(c, XMPPUV_ETIMEDOUT,
         "%s accepted the connection but finished no TLS handshake within %llu ms (a "
         "STARTTLS port? then use XMPPUV_TLS_STARTTLS)",
-        c->peer, (unsigned long long)c->connect_timeout_ms);
+        peer_name(c), (unsigned long long)c->connect_timeout_ms);
 }
 
 static void on_tcp_connected(void *ud, int status) {
@@ -316,22 +328,22 @@ static void on_tcp_connected(void *ud, int status) {
   if (c->state != CONN_CONNECTING) return;
   if (status != 0) {
     if (status == XMPPUV_ETIMEDOUT)
-      note_attempt(c, status, "connecting to %s timed out after %llu ms", c->peer,
+      note_attempt(c, status, "connecting to %s timed out after %llu ms", peer_name(c),
                    (unsigned long long)c->connect_timeout_ms);
     else
-      note_attempt(c, status, "connecting to %s: %s", c->peer, xmppuv_strerror(status));
+      note_attempt(c, status, "connecting to %s: %s", peer_name(c), xmppuv_strerror(status));
     c->tcp = NULL; /* it closes itself */
     try_next_addr(c);
     return;
   }
-  xmppuv__logf(c->log, XMPPUV_LOG_INFO, "connect", "connected to %s%s", c->peer,
+  xmppuv__logf(c->log, XMPPUV_LOG_INFO, "connect", "connected to %s%s", peer_name(c),
                c->direct_tls ? " (direct TLS)" : "");
   if (c->direct_tls) {
     c->state = CONN_HANDSHAKE;
     if (c->connect_timeout_ms != 0)
       uv_timer_start(&c->handshake_timer, on_handshake_timeout, c->connect_timeout_ms, 0);
     int rc = start_tls(c, 1);
-    if (rc != 0) failf(c, rc, "starting TLS with %s: %s", c->peer, xmppuv_strerror(rc));
+    if (rc != 0) failf(c, rc, "starting TLS with %s: %s", peer_name(c), xmppuv_strerror(rc));
     return;
   }
   c->state = CONN_OPEN;
@@ -366,9 +378,9 @@ static void on_tcp_error(void *ud, int status) {
   }
   c->tcp = NULL; /* it closes itself */
   if (status == XMPPUV_EEOF)
-    failf(c, status, "%s closed the connection", c->peer);
+    failf(c, status, "%s closed the connection", peer_name(c));
   else
-    failf(c, status, "the connection to %s broke: %s", c->peer, xmppuv_strerror(status));
+    failf(c, status, "the connection to %s broke: %s", peer_name(c), xmppuv_strerror(status));
 }
 
 static void on_tcp_before_flush(void *ud) {
@@ -397,7 +409,9 @@ static void describe_peer(xmppuv__conn_t *c, const xmppuv__target_t *t,
     uv_ip6_name((const struct sockaddr_in6 *)(const void *)addr, ip, sizeof ip);
   else
     uv_ip4_name((const struct sockaddr_in *)(const void *)addr, ip, sizeof ip);
-  snprintf(c->peer, sizeof c->peer, "%s [%s]:%u", t->host, ip, (unsigned)t->port);
+  char peer[300];
+  snprintf(peer, sizeof peer, "%s [%s]:%u", t->host, ip, (unsigned)t->port);
+  set_peer(c, peer);
 }
 
 static void try_next_addr(xmppuv__conn_t *c) {
@@ -414,11 +428,11 @@ static void try_next_addr(xmppuv__conn_t *c) {
   describe_peer(c, t, addr);
   c->direct_tls = t->direct_tls;
   c->state = CONN_CONNECTING;
-  xmppuv__logf(c->log, XMPPUV_LOG_DEBUG, "connect", "connecting to %s", c->peer);
+  xmppuv__logf(c->log, XMPPUV_LOG_DEBUG, "connect", "connecting to %s", peer_name(c));
   int rc = xmppuv__tcp_connect(c->loop, (const struct sockaddr *)addr,
                                c->connect_timeout_ms, &tcp_events, c, c->log, &c->tcp);
   if (rc != 0) {
-    note_attempt(c, rc, "connecting to %s: %s", c->peer, xmppuv_strerror(rc));
+    note_attempt(c, rc, "connecting to %s: %s", peer_name(c), xmppuv_strerror(rc));
     c->tcp = NULL;
     try_next_addr(c);
     return;
@@ -624,7 +638,7 @@ int xmppuv__conn_open(uv_loop_t *loop, const xmppuv__conn_config_t *cfg,
   c->tls_session = cfg->tls_session;
   c->direct_alpn = cfg->direct_alpn != 0 ? cfg->direct_alpn : XMPPUV__ALPN_XMPP;
   c->state = CONN_RESOLVING;
-  snprintf(c->peer, sizeof c->peer, "%s", c->domain);
+  set_peer(c, c->domain);
 
   xmppuv__target_list_t *direct = NULL;
   if (c->host != NULL || is_ip_literal(c->domain)) {
@@ -755,7 +769,7 @@ size_t xmppuv__conn_pending(const xmppuv__conn_t *c) {
   return c->tcp != NULL ? xmppuv__tcp_pending(c->tcp) : 0;
 }
 
-const char *xmppuv__conn_peer(const xmppuv__conn_t *c) { return c->peer; }
+const char *xmppuv__conn_peer(const xmppuv__conn_t *c) { return peer_name(c); }
 
 /* ---- the transport interface ----------------------------------------------- */
 

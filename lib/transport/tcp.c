@@ -11,9 +11,10 @@ struct xmppuv__tcp {
   uv_tcp_t tcp;
   uv_timer_t timer;     /* connect timeout */
   uv_prepare_t prepare; /* flushes pending output before the loop polls */
-  uv_connect_t connect_req;
   uv_write_t write_req;
-  uv_shutdown_t shutdown_req;
+  /* The connect and shutdown requests are allocated while they run (their
+   * callbacks always come, with UV_ECANCELED when the handle closes first,
+   * and free them): an idle connection holds neither. */
   xmppuv__buf_t pending;  /* queued, not yet given to uv_write */
   xmppuv__buf_t inflight; /* owned by the uv_write in progress */
   int writing;
@@ -73,14 +74,22 @@ static void fail(xmppuv__tcp_t *t, int status) {
 static void on_shutdown(uv_shutdown_t *req, int status) {
   (void)status;
   xmppuv__tcp_t *t = req->data;
+  xmppuv__free(req);
   close_handles(t, 0);
 }
 
 static void start_shutdown(xmppuv__tcp_t *t) {
   t->shutdown_wanted = 0;
-  t->shutdown_req.data = t;
-  if (uv_shutdown(&t->shutdown_req, (uv_stream_t *)&t->tcp, on_shutdown) != 0)
+  uv_shutdown_t *req = xmppuv__malloc(sizeof *req);
+  if (req == NULL) {
+    close_handles(t, 0); /* what a failed shutdown does anyway */
+    return;
+  }
+  req->data = t;
+  if (uv_shutdown(req, (uv_stream_t *)&t->tcp, on_shutdown) != 0) {
+    xmppuv__free(req);
     close_handles(t, 0);
+  }
 }
 
 static void flush(xmppuv__tcp_t *t);
@@ -159,6 +168,7 @@ static void on_timeout(uv_timer_t *timer) {
 
 static void on_connect(uv_connect_t *req, int status) {
   xmppuv__tcp_t *t = req->data;
+  xmppuv__free(req);
   if (t->closing) return; /* timed out or closed: already reported */
   uv_timer_stop(&t->timer);
   if (status < 0) {
@@ -230,8 +240,13 @@ int xmppuv__tcp_connect(uv_loop_t *loop, const struct sockaddr *addr,
   uv_prepare_init(loop, &t->prepare);
   t->tcp.data = t->timer.data = t->prepare.data = t;
   t->open_handles = 3;
-  t->connect_req.data = t;
-  rc = uv_tcp_connect(&t->connect_req, &t->tcp, addr, on_connect);
+  uv_connect_t *req = xmppuv__malloc(sizeof *req);
+  rc = req != NULL ? 0 : XMPPUV_ENOMEM;
+  if (req != NULL) {
+    req->data = t;
+    rc = uv_tcp_connect(req, &t->tcp, addr, on_connect);
+    if (rc != 0) xmppuv__free(req);
+  }
   if (rc != 0) {
     /* The callback must not run: close quietly and free in the close cb. */
     t->ev.closed = NULL;

@@ -31,7 +31,7 @@ struct xmppuv__parser {
 
   int error; /* sticky until reset */
   const char *condition;
-  char detail[160];
+  char *detail; /* the error's text, allocated only on error (or NULL) */
 
   int pause_requested;
   int yield_requested; /* xmppuv__parser_yield(): stop here, go on later */
@@ -42,7 +42,9 @@ struct xmppuv__parser {
 
   /* Between stanzas an idle stream needs no expat parser (about 12 KB):
    * xmppuv__parser_release() frees it, and the next feed makes a new one
-   * primed with a copy of the stream header's namespace declarations. */
+   * primed with a copy of the stream header's namespace declarations.
+   * LAZY: a stream not begun yet (or begun again) makes its parser at its
+   * first byte, so a client waiting for the server's header holds none. */
   int released;
   /* expat keeps every element and attribute name it has seen for the life
    * of its parser (its DTD tables), so a server that sends new names in
@@ -78,7 +80,8 @@ static void fail(xmppuv__parser_t *p, int error, const char *condition,
   if (p->error != 0) return;
   p->error = error;
   p->condition = condition;
-  snprintf(p->detail, sizeof p->detail, "%s", detail);
+  xmppuv__free(p->detail);
+  p->detail = xmppuv__strdup(detail); /* NULL when out of memory */
   if (p->xp != NULL) XML_StopParser(p->xp, XML_FALSE);
 }
 
@@ -465,6 +468,8 @@ static void install_handlers(xmppuv__parser_t *p) {
 
 /* ---- public (internal) API ---------------------------------------------- */
 
+enum { RELEASED = 1, LAZY = 2 }; /* values of p->released */
+
 /* Expat reports some allocation failures as other errors (a failed
  * namespace binding comes back as "unbound prefix"), so note them here: the
  * memory suite has no user pointer, hence a per-thread flag. */
@@ -497,12 +502,16 @@ int xmppuv__parser_new(xmppuv__parse_mode_t mode,
   *out = NULL;
   xmppuv__parser_t *p = xmppuv__calloc(1, sizeof *p);
   if (p == NULL) return XMPPUV_ENOMEM;
-  p->xp = create_expat();
-  if (p->xp == NULL) {
-    xmppuv__free(p);
-    return XMPPUV_ENOMEM;
-  }
   p->mode = mode;
+  if (mode == XMPPUV__PARSE_STREAM) {
+    p->released = LAZY;
+  } else {
+    p->xp = create_expat();
+    if (p->xp == NULL) {
+      xmppuv__free(p);
+      return XMPPUV_ENOMEM;
+    }
+  }
   p->top = mode == XMPPUV__PARSE_STREAM ? 2 : 1;
   p->limits.max_stanza_bytes = XMPPUV__DEFAULT_MAX_STANZA_BYTES;
   p->limits.max_depth = XMPPUV__DEFAULT_MAX_DEPTH;
@@ -514,7 +523,7 @@ int xmppuv__parser_new(xmppuv__parse_mode_t mode,
   }
   if (callbacks != NULL) p->cb = *callbacks;
   p->user_data = user_data;
-  install_handlers(p);
+  if (p->xp != NULL) install_handlers(p);
   *out = p;
   return 0;
 }
@@ -532,6 +541,7 @@ void xmppuv__parser_free(xmppuv__parser_t *p) {
   drop_partial(p);
   xmppuv__buf_free(&p->text);
   xmppuv__buf_free(&p->header);
+  xmppuv__free(p->detail);
   if (p->xp != NULL) XML_ParserFree(p->xp);
   xmppuv__free(p);
 }
@@ -540,19 +550,27 @@ int xmppuv__parser_reset(xmppuv__parser_t *p) {
   drop_partial(p);
   xmppuv__buf_free(&p->header);
   p->header_ok = 0;
-  if (p->xp == NULL) {
-    p->xp = create_expat();
-    if (p->xp == NULL) return XMPPUV_ENOMEM;
-  } else if (!XML_ParserReset(p->xp, "UTF-8")) {
-    return XMPPUV_ENOMEM;
+  if (p->mode == XMPPUV__PARSE_STREAM) {
+    /* The next stream's parser is made by its first byte (LAZY). */
+    if (p->xp != NULL) XML_ParserFree(p->xp);
+    p->xp = NULL;
+    p->released = LAZY;
+  } else {
+    if (p->xp == NULL) {
+      p->xp = create_expat();
+      if (p->xp == NULL) return XMPPUV_ENOMEM;
+    } else if (!XML_ParserReset(p->xp, "UTF-8")) {
+      return XMPPUV_ENOMEM;
+    }
+    p->released = 0;
+    install_handlers(p);
   }
-  p->released = 0;
-  install_handlers(p);
   p->depth = 0;
   p->fed = p->mark = 0;
   p->error = 0;
   p->condition = NULL;
-  p->detail[0] = '\0';
+  xmppuv__free(p->detail);
+  p->detail = NULL;
   p->pause_requested = p->suspended = 0;
   p->pause_at = 0;
   p->name_bytes = 0;
@@ -628,7 +646,7 @@ static int revive(xmppuv__parser_t *p) {
     /* Only memory can fail here: the header is our own text. */
     XML_ParserFree(p->xp);
     p->xp = NULL;
-    p->released = 1;
+    p->released = RELEASED;
     return XMPPUV_ENOMEM;
   }
   p->fed = p->mark = tag_len;
@@ -644,7 +662,7 @@ int xmppuv__parser_release(xmppuv__parser_t *p) {
     return 0;
   XML_ParserFree(p->xp);
   p->xp = NULL;
-  p->released = 1;
+  p->released = RELEASED;
   xmppuv__buf_free(&p->text);
   return 1;
 }
@@ -654,7 +672,15 @@ int xmppuv__parser_feed(xmppuv__parser_t *p, const char *data, size_t len,
   if (consumed != NULL) *consumed = 0;
   if (p->error != 0) return p->error;
   if (p->suspended) return XMPPUV_ESTATE; /* reset first */
-  if (p->released && len > 0) {
+  if (p->released == LAZY && len > 0) {
+    p->xp = create_expat();
+    if (p->xp == NULL) {
+      fail(p, XMPPUV_ENOMEM, "resource-constraint", "out of memory");
+      return XMPPUV_ENOMEM;
+    }
+    install_handlers(p);
+    p->released = 0;
+  } else if (p->released && len > 0) {
     int rc = revive(p);
     if (rc != 0) {
       fail(p, rc, "resource-constraint", "out of memory");
@@ -696,7 +722,7 @@ int xmppuv__parser_feed(xmppuv__parser_t *p, const char *data, size_t len,
       p->recycling = 0;
       XML_ParserFree(p->xp);
       p->xp = NULL;
-      p->released = 1;
+      p->released = RELEASED;
       if (yielded) {
         /* The caller feeds the rest later: the next feed revives. */
         if (consumed != NULL) *consumed = done;
@@ -753,7 +779,8 @@ const char *xmppuv__parser_condition(const xmppuv__parser_t *p) {
 }
 
 const char *xmppuv__parser_detail(const xmppuv__parser_t *p) {
-  return p->error != 0 ? p->detail : NULL;
+  if (p->error == 0) return NULL;
+  return p->detail != NULL ? p->detail : "";
 }
 
 /* ---- xmppuv_stanza_parse ------------------------------------------------ */
