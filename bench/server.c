@@ -1162,6 +1162,14 @@ static void setup_tls(const char *cert, const char *key) {
                                   MBEDTLS_SSL_PRESET_DEFAULT) != 0)
     bench_die("ssl_config_defaults");
   mbedtls_ssl_conf_rng(&S.conf, mbedtls_ctr_drbg_random, &S.drbg);
+  /* The key exchange groups in the order OpenSSL's default prefers them,
+   * which is what Prosody and ejabberd (both on OpenSSL) choose from: the
+   * server's preference decides, and mbedTLS's own default list would pick
+   * secp521r1, the most expensive, whenever a client offers it. */
+  static const mbedtls_ecp_group_id groups[] = {MBEDTLS_ECP_DP_CURVE25519, MBEDTLS_ECP_DP_SECP256R1,
+                                                MBEDTLS_ECP_DP_SECP521R1, MBEDTLS_ECP_DP_SECP384R1,
+                                                MBEDTLS_ECP_DP_NONE};
+  mbedtls_ssl_conf_curves(&S.conf, groups);
   if (mbedtls_ssl_conf_own_cert(&S.conf, &S.cert, &S.key) != 0) bench_die("own_cert");
 }
 

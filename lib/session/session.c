@@ -283,8 +283,13 @@ static int parse(xmppuv__session_t *s, const char *data, size_t len) {
       xmppuv__session_push(s, XMPPUV__SESS_RESTART, NULL);
       continue;
     }
-    /* <proceed/>: what follows is TLS, for the driver. */
-    if (c->state == ST_TLS) return hold(s, data + off, len - off, HOLD_RESTART);
+    /* <proceed/>: what follows is TLS, for the driver. This stream's
+     * parser has nothing more to read: free it now, not after the
+     * handshake (a thousand handshakes at once would each keep one). */
+    if (c->state == ST_TLS) {
+      xmppuv__parser_reset(s->parser);
+      return hold(s, data + off, len - off, HOLD_RESTART);
+    }
     if (c->yielded) return hold(s, data + off, len - off, HOLD_CREDENTIALS);
   }
   c->hold = HOLD_NONE;

@@ -143,11 +143,9 @@ static int encrypt_gathered(xmppuv__conn_t *c) {
   if (c->plain.len == 0 || c->tls == NULL) return 0;
   int rc = xmppuv__tls_write(c->tls, c->plain.data, c->plain.len);
   memset(c->plain.data, 0, c->plain.len);
-  /* Keep a small buffer for the next burst; give a big one back. */
-  if (c->plain.cap > 16384)
-    xmppuv__buf_free(&c->plain);
-  else
-    xmppuv__buf_clear(&c->plain);
+  /* Given back every time: once per loop iteration costs nothing next to
+   * the encryption, and an idle connection then holds no buffer. */
+  xmppuv__buf_free(&c->plain);
   if (rc == 0) rc = pump_tls_out(c);
   return rc;
 }
@@ -248,10 +246,39 @@ static void keep_session(xmppuv__conn_t *c) {
   *c->tls_session = s;
 }
 
+/* A TLS handshake's public-key work (ECDHE, the certificate chain and the
+ * key exchange signatures: milliseconds with mbedTLS) runs on the loop.
+ * When many handshakes get their answers in the same poll (a thousand
+ * clients reconnecting to a restarted server) the loop would run them all
+ * in one iteration, seconds during which no timer fires and no other
+ * socket is read. Past this much handshake work in one iteration (per
+ * thread: a thread runs one loop at a time), the next handshake step waits
+ * for the next iteration (the `own` idle handle). The first step of an
+ * iteration always runs, so every handshake progresses. */
+#define HANDSHAKE_BUDGET_NS (5u * 1000u * 1000u)
+static _Thread_local uint64_t budget_now = UINT64_MAX; /* uv_now() of the iteration */
+static _Thread_local uint64_t budget_spent_ns;
+
+static void on_own_idle(uv_idle_t *h);
+
+static int handshaking(const xmppuv__conn_t *c) {
+  return c->state == CONN_HANDSHAKE || c->state == CONN_STARTTLS;
+}
+
 /* Run the handshake and read plaintext as far as the input allows. */
 static void drive_tls(xmppuv__conn_t *c) {
-  if (c->state == CONN_HANDSHAKE || c->state == CONN_STARTTLS) {
+  if (handshaking(c)) {
+    uint64_t now = uv_now(c->own.loop);
+    if (budget_now != now) {
+      budget_now = now;
+      budget_spent_ns = 0;
+    } else if (budget_spent_ns >= HANDSHAKE_BUDGET_NS && c->own_open) {
+      uv_idle_start(&c->own, on_own_idle);
+      return;
+    }
+    uint64_t t0 = uv_hrtime();
     int rc = xmppuv__tls_handshake(c->tls);
+    budget_spent_ns += uv_hrtime() - t0;
     int out_rc = pump_tls_out(c);
     if (rc < 0) {
       xmppuv__logf(c->log, XMPPUV_LOG_ERROR, "tls", "TLS with %s failed: %s",
@@ -746,19 +773,21 @@ int xmppuv__conn_channel_binding(xmppuv__conn_t *c, const char *type,
   return xmppuv__tls_channel_binding(c->tls, type, out, len);
 }
 
-/* Reading again after a pause: plaintext TLS decrypted already and kept is
- * delivered from the loop, never inside this call. */
-static void on_resume(uv_idle_t *h) {
+/* From the loop: reading again after a pause (plaintext TLS decrypted
+ * already and kept is delivered from the loop, never inside the call that
+ * resumed), or a handshake step put off to this iteration (drive_tls). */
+static void on_own_idle(uv_idle_t *h) {
   xmppuv__conn_t *c = h->data;
   uv_idle_stop(h);
-  if (c->state == CONN_OPEN && !c->paused && c->tls != NULL) drive_tls(c);
+  if (c->tls == NULL) return;
+  if (handshaking(c) || (c->state == CONN_OPEN && !c->paused)) drive_tls(c);
 }
 
 void xmppuv__conn_pause(xmppuv__conn_t *c, int paused) {
   if (c->state == CONN_CLOSING || c->paused == paused) return;
   c->paused = paused;
   if (c->tcp != NULL) xmppuv__tcp_pause(c->tcp, paused);
-  if (!paused && c->tls != NULL && c->own_open) uv_idle_start(&c->own, on_resume);
+  if (!paused && c->tls != NULL && c->own_open) uv_idle_start(&c->own, on_own_idle);
 }
 
 void xmppuv__conn_close(xmppuv__conn_t *c, int graceful) {

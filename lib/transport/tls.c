@@ -35,9 +35,6 @@
  * secret extension (tls-exporter is then refused, never claimed). Real ones
  * are 60 to 200 bytes. */
 #define HELLO_MAX 2048
-/* Input/output buffers that grew past this are freed once drained, so an
- * idle connection holds only mbedTLS's own state. */
-#define BUF_KEEP 2048
 /* RFC 5246 §6.2.1: a record header is type(1) version(2) length(2). */
 #define RECORD_HEADER 5
 #define RECORD_HANDSHAKE 22
@@ -84,7 +81,7 @@ struct xmppuv__tls {
   mbedtls_ssl_config conf;
   mbedtls_ssl_context ssl;
 
-  char error_text[320]; /* what went wrong, for the owner (tls_note) */
+  char *error_text; /* what went wrong, for the owner (tls_note), or NULL */
   int got_bytes;         /* the server sent something already */
   xmppuv__buf_t in; /* ciphertext fed, from in_off on not yet read by mbedTLS */
   size_t in_off;
@@ -158,12 +155,9 @@ static int is_alloc_error(int ret) {
          ret == MBEDTLS_ERR_MPI_ALLOC_FAILED;
 }
 
-static void buf_release(xmppuv__buf_t *b) {
-  if (b->cap > BUF_KEEP)
-    xmppuv__buf_free(b);
-  else
-    xmppuv__buf_clear(b);
-}
+/* A drained buffer is given back: an idle connection holds none (a busy
+ * one drains once per read or write, not per record). */
+static void buf_release(xmppuv__buf_t *b) { xmppuv__buf_free(b); }
 
 static int fail(xmppuv__tls_t *t, int err) {
   if (t->err == 0) t->err = err;
@@ -792,6 +786,29 @@ static const char *alpn_xmpp[] = {"xmpp-client", NULL};
 static const char *alpn_http[] = {"http/1.1", NULL};
 #endif
 
+#if MBEDTLS_VERSION_MAJOR < 3 && defined(MBEDTLS_ECP_C)
+/* The key exchange groups offered, in our order of preference. mbedTLS
+ * 2.28's default list starts with secp521r1, which a server honouring the
+ * client's order (mbedTLS does) then picks: its ECDHE costs the client
+ * about twice what X25519 does (bench/README.md, "TLS set-up"). X25519
+ * first, then the NIST curves from the cheapest; brainpool is dropped (no
+ * XMPP server needs it, and it is the slowest). */
+static const mbedtls_ecp_group_id client_curves[] = {
+#if defined(MBEDTLS_ECP_DP_CURVE25519_ENABLED)
+    MBEDTLS_ECP_DP_CURVE25519,
+#endif
+#if defined(MBEDTLS_ECP_DP_SECP256R1_ENABLED)
+    MBEDTLS_ECP_DP_SECP256R1,
+#endif
+#if defined(MBEDTLS_ECP_DP_SECP384R1_ENABLED)
+    MBEDTLS_ECP_DP_SECP384R1,
+#endif
+#if defined(MBEDTLS_ECP_DP_SECP521R1_ENABLED)
+    MBEDTLS_ECP_DP_SECP521R1,
+#endif
+    MBEDTLS_ECP_DP_NONE};
+#endif
+
 static int valid_server_name(const char *name) {
   size_t len = strlen(name);
   if (len == 0 || len > 253) return 0;
@@ -846,6 +863,9 @@ static int configure(xmppuv__tls_t *t, int alpn) {
 #endif
 #if defined(MBEDTLS_DHM_C) && defined(MBEDTLS_SSL_CLI_C)
   mbedtls_ssl_conf_dhm_min_bitlen(conf, 2048);
+#endif
+#if MBEDTLS_VERSION_MAJOR < 3 && defined(MBEDTLS_ECP_C)
+  if (client_curves[0] != MBEDTLS_ECP_DP_NONE) mbedtls_ssl_conf_curves(conf, client_curves);
 #endif
 #if defined(MBEDTLS_SSL_ALPN)
   if (alpn != XMPPUV__ALPN_NONE) {
@@ -906,6 +926,7 @@ void xmppuv__tls_free(xmppuv__tls_t *t) {
   xmppuv__buf_free(&t->out);
   xmppuv__free(t->hello);
   xmppuv__free(t->leaf_desc);
+  xmppuv__free(t->error_text);
   xmppuv__free(t->server_name);
   xmppuv__tls_ctx_unref(t->ctx);
   xmppuv__free(t);
@@ -917,11 +938,15 @@ void xmppuv__tls_free(xmppuv__tls_t *t) {
 __attribute__((format(printf, 3, 4)))
 #endif
 static void tls_note(xmppuv__tls_t *t, xmppuv_log_level_t level, const char *fmt, ...) {
+  char text[320];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(t->error_text, sizeof t->error_text, fmt, ap);
+  vsnprintf(text, sizeof text, fmt, ap);
   va_end(ap);
-  xmppuv__logf(tlog(t), level, AREA, "%s", t->error_text);
+  xmppuv__logf(tlog(t), level, AREA, "%s", text);
+  /* Kept at its length: every connection has the field, few an error. */
+  xmppuv__free(t->error_text);
+  t->error_text = xmppuv__strdup(text);
 }
 
 /* The first byte a TLS server sends starts a record: a content type of 20
@@ -1315,5 +1340,5 @@ const char *xmppuv__tls_alpn(const xmppuv__tls_t *t) {
 }
 
 const char *xmppuv__tls_error_text(const xmppuv__tls_t *t) {
-  return t != NULL && t->error_text[0] != '\0' ? t->error_text : NULL;
+  return t != NULL && t->error_text != NULL && t->error_text[0] != '\0' ? t->error_text : NULL;
 }
