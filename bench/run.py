@@ -124,7 +124,8 @@ def run_client(argv, env=None, timeout=600):
 # ---- clients ------------------------------------------------------------------
 
 
-def client_argv(build, client, workload, port, tls_ca, n=None, m=None, settle_ms=None, ws=False):
+def client_argv(build, client, workload, port, tls_ca, n=None, m=None, settle_ms=None, ws=False,
+                parallel=None):
     bench = os.path.join(build, "bench")
     if client in ("expat", "raw"):
         argv = [os.path.join(bench, "bench-baseline"), "--parser", client]
@@ -148,6 +149,8 @@ def client_argv(build, client, workload, port, tls_ca, n=None, m=None, settle_ms
         argv += ["--m", str(m)]
     if settle_ms is not None:
         argv += ["--settle-ms", str(settle_ms)]
+    if parallel is not None:
+        argv += ["--parallel", str(parallel)]
     if tls_ca:
         argv += ["--tls", tls_ca]
     return argv
@@ -195,7 +198,7 @@ def make_certs(d):
 # ---- one measured run -----------------------------------------------------------------
 
 
-def one_run(args, client, workload, tls, certs, n=None, m=None, ws=False):
+def one_run(args, client, workload, tls, certs, n=None, m=None, ws=False, parallel=None):
     extra = []
     settle = None
     if workload == "idle":
@@ -209,11 +212,12 @@ def one_run(args, client, workload, tls, certs, n=None, m=None, ws=False):
     try:
         res, ru, etext = run_client(
             client_argv(args.build, client, workload, port, certs["ca"] if tls else None,
-                        n=n, m=m, settle_ms=settle, ws=ws),
+                        n=n, m=m, settle_ms=settle, ws=ws, parallel=parallel),
             env=env, timeout=args.timeout)
     finally:
         srv = stop_server(server, serr)
-    label = f"{workload}{' ' + str(m) if m else ''} {'ws' if ws else 'tls' if tls else 'tcp'} {client}"
+    label = (f"{workload}{' ' + str(m) if m else ''}{' parallel ' + str(parallel) if parallel else ''}"
+             f" {'ws' if ws else 'tls' if tls else 'tcp'} {client}")
     if res is None:
         failures.append(f"{label}: the client failed: {etext[-400:]}")
         log(f"  FAILED {label}: {etext[-400:]}")
@@ -293,6 +297,57 @@ def rtt_run(args):
     return ["Round trips (bench-rtt): " + lines[0]] + lines[1:] if lines else []
 
 
+def storm_server_run(args):
+    """The reconnect storm against a real server (bench-storm-server,
+    storm_server.c): 1000 clients over STARTTLS on ejabberd, the server
+    killed and started again under them. Built only where Check is; skipped
+    in --smoke (a real server and a minute). Writes bench/storm-server.png
+    (and its data, bench/storm-server.dat)."""
+    exe = os.path.join(args.build, "bench", "bench-storm-server")
+    if args.smoke or not os.path.exists(exe):
+        log("storm-server: skipped" +
+            ("" if args.smoke else " (bench-storm-server not built: needs Check)"))
+        return []
+    png = os.path.join(HERE, "storm-server.png")
+    log(f"storm-server: {args.storm_clients} clients, ejabberd restarted under them")
+    env = dict(os.environ, XMPPUV_SOURCE_ROOT=ROOT)
+    p = subprocess.run([exe, "--clients", str(args.storm_clients), "--plot", png],
+                       capture_output=True, text=True, env=env, timeout=args.timeout * 2)
+    line = next((l for l in p.stdout.splitlines() if l.startswith("RESULT")), None)
+    if p.returncode != 0 or line is None:
+        why = p.stderr.strip()[-400:] or (line or "no RESULT")[:400]
+        failures.append(f"storm-server: {why}")
+        log(f"  FAILED storm-server: {why}")
+        if line is None:
+            return []
+    r = parse_kv(line)
+    n = int(r["clients"])
+    gave_up = int(r["gave_up"] + r["fatal"] + r["offline_end"])
+    return [
+        f"Reconnect storm against a real server (bench-storm-server): {n} clients on one loop, "
+        f"{r['server']} over {r['tls'].upper()} with the test CA, the library's defaults "
+        f"(SASL2, FAST, SM; reconnect 1 s doubling, ±20 % jitter) and "
+        f"sm_resend_on_failed={int(r['resend_on_failed'])}; the server killed at t = 0 and "
+        f"answering again at {r['server_ready_s']:.2f} s:",
+        "",
+        "| clients | s to all online (from the kill / from the server back) | "
+        "longest iteration ms (CPU ms) | attempts per 100 ms: max, stddev | "
+        "first attempt: mean s, stddev ms | onlines / resumed | acks / fails of sent | "
+        "gave up |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| {n} | {r['online_s']:.2f} / {r['online_after_ready_s']:.2f} | "
+        f"{r['max_iter_ms']:.1f} ({r['max_iter_cpu_ms']:.1f}) | "
+        f"{int(r['attempts_bin_max'])}, {r['attempts_bin_sd']:.1f} | "
+        f"{r['first_attempt_mean_s']:.2f}, {r['first_attempt_sd_ms']:.0f} | "
+        f"{int(r['onlines'])} / {int(r['resumed'])} | "
+        f"{int(r['acks'])} / {int(r['fails'])} of {int(r['sent'])} | {gave_up} |",
+        "",
+        f"Attempts {int(r['attempts'])} (refused {int(r['refused'])}); errors {r['errors']}; "
+        f"server CPU {r['server_cpu_s']:.1f} s; plot: "
+        f"{os.path.relpath(png, ROOT) if r['plot'] != 'none' else 'none (gnuplot missing?)'}.",
+    ]
+
+
 def storm_table(results):
     lines = ["| library build | clients | first logins: s | longest iteration ms (CPU ms) | "
              "storm: s to all resumed | longest iteration ms (CPU ms) | loop CPU s | verified |",
@@ -361,38 +416,80 @@ def stanza_table(results, clients, workloads, tls_modes, n_of):
     return lines
 
 
-def idle_table(results, clients, idle_ms, tls_modes):
-    lines = ["| idle connections | transport | client | KB / connection | × expat | "
-             "CPU ms / connection | peak RSS (MB) | verified |",
-             "|---:|---|---|---:|---:|---:|---:|---|"]
+def idle_runs(ms, args):
+    """(M, parallel) pairs: every M all at once (parallel 0), then staggered
+    (at most args.idle_staggered negotiating at a time) as a second row."""
+    out = []
+    for m in ms:
+        out.append((m, 0))
+        if args.idle_staggered > 0:
+            out.append((m, args.idle_staggered))
+    return out
+
+
+def idle_table(results, clients, idle_ms, tls_modes, args):
+    lines = ["| idle connections | started | transport | client | RSS KB / connection | × expat | "
+             "live heap KB / connection | set-up CPU ms / connection | peak RSS (MB) | verified |",
+             "|---:|---|---|---|---:|---:|---:|---:|---:|---|"]
     for m in idle_ms:
         for tls in tls_modes:
-            reps = results.get((f"idle{m}", tls))
-            if not reps:
-                continue
-            for c in clients:
-                runs = [r.get(c) for r in reps]
-                skips = [r for r in runs if r and r.get("skip")]
-                runs = [r for r in runs if r and not r.get("skip")]
-                if skips and not runs:
-                    lines.append(f"| {m} | {'STARTTLS' if tls else 'TCP'} | {c} | skipped: "
-                                 f"{skips[0].get('reason', '')} | | | | |")
+            for _, par in idle_runs([m], args):
+                reps = results.get((f"idle{m}/{par}", tls))
+                if not reps:
                     continue
-                if not runs:
-                    continue
-                kb = med([r["kb_per_conn"] for r in runs])
-                ratios = []
-                for r in reps:
-                    x, e = r.get(c), r.get("expat")
-                    if x and e and not x.get("skip") and e.get("kb_per_conn", 0) > 0:
-                        ratios.append(x["kb_per_conn"] / e["kb_per_conn"])
-                cpu = med([r["cpu_ms_per_conn"] for r in runs])
-                rss = med([r["peak_rss_kb"] / 1024.0 for r in runs])
-                ver = "yes" if all(r["verified"] for r in runs) else \
-                    "no: " + runs[0].get("verify_note", "")
-                lines.append(f"| {m} | {'STARTTLS' if tls else 'TCP'} | {c} | {fmt(kb, '.2f')} | "
-                             f"{fmt(med(ratios), '.2f')} | {fmt(cpu, '.3f')} | {fmt(rss, '.1f')} | "
-                             f"{ver} |")
+                how = "all at once" if par == 0 else f"{par} at a time"
+                tr = "STARTTLS" if tls else "TCP"
+                for c in clients:
+                    runs = [r.get(c) for r in reps]
+                    skips = [r for r in runs if r and r.get("skip")]
+                    runs = [r for r in runs if r and not r.get("skip")]
+                    if skips and not runs:
+                        lines.append(f"| {m} | {how} | {tr} | {c} | skipped: "
+                                     f"{skips[0].get('reason', '')} | | | | | |")
+                        continue
+                    if not runs:
+                        continue
+                    kb = med([r["kb_per_conn"] for r in runs])
+                    ratios = []
+                    for r in reps:
+                        x, e = r.get(c), r.get("expat")
+                        if x and e and not x.get("skip") and e.get("kb_per_conn", 0) > 0:
+                            ratios.append(x["kb_per_conn"] / e["kb_per_conn"])
+                    heap = [r["heap_kb_per_conn"] for r in runs if "heap_kb_per_conn" in r]
+                    setup = [r["setup_cpu_ms_per_conn"] for r in runs
+                             if "setup_cpu_ms_per_conn" in r]
+                    rss = med([r["peak_rss_kb"] / 1024.0 for r in runs])
+                    ver = "yes" if all(r["verified"] for r in runs) else \
+                        "no: " + runs[0].get("verify_note", "")
+                    lines.append(f"| {m} | {how} | {tr} | {c} | {fmt(kb, '.2f')} | "
+                                 f"{fmt(med(ratios), '.2f')} | "
+                                 f"{fmt(med(heap), '.2f') if heap else '–'} | "
+                                 f"{fmt(med(setup), '.3f') if setup else '–'} | "
+                                 f"{fmt(rss, '.1f')} | {ver} |")
+    return lines
+
+
+def queue_runs(args):
+    """Bytes per stanza held in the SM queue (bench-xmppuv --workload queue:
+    messages sent while connecting, no server), at a few queue lengths."""
+    rows = []
+    for n in (256, 4096, 65536):
+        reps = []
+        for _ in range(args.reps):
+            res, ru, etext = run_client(
+                [os.path.join(args.build, "bench", "bench-xmppuv"), "--workload", "queue",
+                 "--n", str(n)], timeout=args.timeout)
+            if res is None:
+                failures.append(f"queue {n}: the client failed: {etext[-400:]}")
+                return []
+            reps.append(res)
+        rows.append((n, reps))
+    lines = ["| stanzas queued | bytes / stanza (process heap) | of which the library's | "
+             "allocations / stanza |", "|---:|---:|---:|---:|"]
+    for n, reps in rows:
+        lines.append(f"| {n} | {fmt(med([r['bytes_per_stanza'] for r in reps]), '.0f')} | "
+                     f"{fmt(med([r['lib_bytes_per_stanza'] for r in reps]), '.0f')} | "
+                     f"{fmt(med([r['allocs_per_stanza'] for r in reps]), '.3f')} |")
     return lines
 
 
@@ -634,7 +731,8 @@ def main():
     ap.add_argument("--smoke", action="store_true",
                     help="every workload once at a small N (CI); no peers, no callgrind")
     ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--workloads", default="firehose,burst,idle,resume,storm,rtt")
+    ap.add_argument("--workloads",
+                    default="firehose,burst,idle,queue,resume,storm,rtt,storm-server")
     ap.add_argument("--rtt-ms", type=int, default=50,
                     help="rtt workload: the round-trip time the proxy adds")
     ap.add_argument("--clients", default=None, help="comma-separated subset")
@@ -646,7 +744,10 @@ def main():
     ap.add_argument("--n-peer-burst", type=int, default=50000,
                     help="burst N for libstrophe and xmpp.js (slow)")
     ap.add_argument("--idle-m", default="1000,10000")
-    ap.add_argument("--idle-m-tls", default="1000")
+    ap.add_argument("--idle-m-tls", default="1000,10000")
+    ap.add_argument("--idle-staggered", type=int, default=64,
+                    help="idle: the second row's connections negotiating at a time "
+                         "(0: no staggered row)")
     ap.add_argument("--n-resume", type=int, default=200)
     ap.add_argument("--settle-ms", type=int, default=2500)
     ap.add_argument("--storm-clients", type=int, default=1000)
@@ -696,6 +797,8 @@ def main():
         n_of = {}
         storm_results = {}
         rtt_lines = []
+        storm_server_lines = []
+        queue_lines = []
         ws_results, ws_n, ws_cg = {}, {}, {}
         if args.ws:
             ws_results, ws_n = ws_runs(args, workloads)
@@ -707,6 +810,13 @@ def main():
             if w == "rtt":
                 rtt_lines = rtt_run(args)
                 continue
+            if w == "storm-server":
+                storm_server_lines = storm_server_run(args)
+                continue
+            if w == "queue":
+                log("queue: bytes per queued stanza")
+                queue_lines = queue_runs(args)
+                continue
             if w == "storm":
                 builds = args.storm_builds.split(",") if args.storm_builds else [args.build]
                 for rep in range(args.reps):
@@ -717,15 +827,15 @@ def main():
                 continue
             for tls in tls_modes:
                 if w == "idle":
-                    for m in (idle_m_tls if tls else idle_m):
-                        key = (f"idle{m}", tls)
+                    for m, par in idle_runs(idle_m_tls if tls else idle_m, args):
+                        key = (f"idle{m}/{par}", tls)
                         results[key] = []
                         for rep in range(args.reps):
                             row = {}
                             for c in clients:
-                                log(f"[{rep + 1}/{args.reps}] idle m={m} "
+                                log(f"[{rep + 1}/{args.reps}] idle m={m} parallel={par} "
                                     f"{'tls' if tls else 'tcp'} {c}")
-                                r = one_run(args, c, "idle", tls, certs, m=m)
+                                r = one_run(args, c, "idle", tls, certs, m=m, parallel=par)
                                 if r:
                                     if r.get("skip"):
                                         r["reason"] = r.get("reason", "")
@@ -797,13 +907,22 @@ def main():
         out += stanza_table(results, clients, sw, tls_modes, n_of)
         out.append("")
     if "idle" in workloads:
-        out += idle_table(results, clients, sorted(set(idle_m + idle_m_tls)), tls_modes)
+        out += idle_table(results, clients, sorted(set(idle_m + idle_m_tls)), tls_modes, args)
+        out.append("")
+    if queue_lines:
+        out.append("The SM queue: bytes per held stanza (a 60-byte-body message, sent while "
+                   "connecting; the app keeps no reference):")
+        out.append("")
+        out += queue_lines
         out.append("")
     if "resume" in workloads:
         out += resume_table(results, clients, tls_modes)
         out.append("")
     if rtt_lines:
         out += rtt_lines
+        out.append("")
+    if storm_server_lines:
+        out += storm_server_lines
         out.append("")
     if storm_results:
         out.append(f"Reconnect storm: {args.storm_clients} clients on one loop, SCRAM-SHA-256 at "
