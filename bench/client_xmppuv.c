@@ -78,25 +78,25 @@ static bench_t B;
 
 static uint64_t n_malloc, n_realloc, n_free;
 static int64_t live_bytes; /* the library's, as malloc_usable_size counts them */
+static int track_live;      /* idle and queue only: not in the per-stanza figures */
 
 static void *count_malloc(size_t n) {
   n_malloc++;
   void *p = malloc(n);
-  if (p != NULL) live_bytes += (int64_t)malloc_usable_size(p);
+  if (track_live && p != NULL) live_bytes += (int64_t)malloc_usable_size(p);
   return p;
 }
 static void *count_realloc(void *p, size_t n) {
   n_realloc++;
-  size_t before = p != NULL ? malloc_usable_size(p) : 0;
+  size_t before = track_live && p != NULL ? malloc_usable_size(p) : 0;
   void *q = realloc(p, n);
-  if (q != NULL) live_bytes += (int64_t)malloc_usable_size(q) - (int64_t)before;
-  else if (n == 0) live_bytes -= (int64_t)before;
+  if (track_live && q != NULL) live_bytes += (int64_t)malloc_usable_size(q) - (int64_t)before;
   return q;
 }
 static void count_free(void *p) {
   if (p != NULL) {
     n_free++;
-    live_bytes -= (int64_t)malloc_usable_size(p);
+    if (track_live) live_bytes -= (int64_t)malloc_usable_size(p);
   }
   free(p);
 }
@@ -369,6 +369,7 @@ int main(int argc, char **argv) {
     else bench_die("usage: bench-xmppuv --workload W (--port P | --url ws://HOST:P/PATH) [--n N] "
                    "[--m M] [--tls CA] [--settle-ms T] [--parallel P]");
   }
+  track_live = strcmp(B.workload, "queue") == 0 || strcmp(B.workload, "idle") == 0;
   if (strcmp(B.workload, "queue") == 0) {
     xmppuv_replace_allocator(count_malloc, count_realloc, count_free);
     B.loop = uv_default_loop();

@@ -146,9 +146,11 @@ static int add_attrs(xmppuv__parser_t *p, xmppuv_stanza_t *el,
     split_name(atts[i], &q);
     const char *value = xmppuv__tree_strndup(tree, atts[i + 1], strlen(atts[i + 1]));
     if (value == NULL) return XMPPUV_ENOMEM;
-    char *name;
+    const char *name;
     if (q.uri == NULL) {
       name = xmppuv__tree_strndup(tree, q.local, q.local_len);
+    } else if (eq(q.uri, q.uri_len, XMPPUV_NS_XML) && eq(q.local, q.local_len, "lang")) {
+      name = "xml:lang";
     } else {
       const char *prefix = q.prefix;
       size_t prefix_len = q.prefix_len;
@@ -158,13 +160,14 @@ static int add_attrs(xmppuv__parser_t *p, xmppuv_stanza_t *el,
         prefix_len = 3;
       }
       if (prefix == NULL) return XMPPUV_EXML; /* expat always gives one */
-      name = xmppuv__tree_alloc(tree, prefix_len + 1 + q.local_len + 1);
-      if (name != NULL) {
-        memcpy(name, prefix, prefix_len);
-        name[prefix_len] = ':';
-        memcpy(name + prefix_len + 1, q.local, q.local_len);
-        name[prefix_len + 1 + q.local_len] = '\0';
+      char *joined = xmppuv__tree_alloc(tree, prefix_len + 1 + q.local_len + 1);
+      if (joined != NULL) {
+        memcpy(joined, prefix, prefix_len);
+        joined[prefix_len] = ':';
+        memcpy(joined + prefix_len + 1, q.local, q.local_len);
+        joined[prefix_len + 1 + q.local_len] = '\0';
       }
+      name = joined;
       if (name != NULL && !is_xml) {
         char *decl = xmppuv__tree_alloc(tree, 6 + prefix_len + 1);
         if (decl == NULL) return XMPPUV_ENOMEM;
@@ -190,14 +193,6 @@ static int flush_text(xmppuv__parser_t *p) {
   int rc = xmppuv__node_add_text(p->cur, p->text.data, p->text.len);
   xmppuv__buf_clear(&p->text);
   return rc;
-}
-
-static int over_limit(xmppuv__parser_t *p) {
-  if (event_end(p) - p->mark > p->limits.max_stanza_bytes) {
-    fail(p, XMPPUV_ELIMIT, "policy-violation", "element larger than the size limit");
-    return 1;
-  }
-  return 0;
 }
 
 /* ---- expat handlers ----------------------------------------------------- */
@@ -258,7 +253,6 @@ static void XMLCALL on_start(void *ud, const XML_Char *name,
   if (p->depth + 1 == p->top) {
     /* A new top-level element: hold only from its first byte on. */
     p->mark = (uint64_t)XML_GetCurrentByteIndex(p->xp);
-    if (over_limit(p)) return;
     xmppuv_stanza_t *root = xmppuv__tree_new(NULL, NULL, 1024);
     const char *ns = NULL;
     if (root != NULL) {
@@ -281,7 +275,6 @@ static void XMLCALL on_start(void *ud, const XML_Char *name,
     return;
   }
 
-  if (over_limit(p)) return;
   if (p->depth + 1 - p->top >= p->limits.max_depth) {
     fail(p, XMPPUV_ELIMIT, "policy-violation", "elements nested too deeply");
     return;
@@ -314,7 +307,6 @@ static void XMLCALL on_end(void *ud, const XML_Char *name) {
     if (rc != 0) fail(p, rc, "undefined-condition", "stopped by the stream_close handler");
     return;
   }
-  if (over_limit(p)) return;
   if (flush_text(p) != 0) {
     fail(p, XMPPUV_ENOMEM, "resource-constraint", "out of memory");
     return;
@@ -379,7 +371,6 @@ static void XMLCALL on_text(void *ud, const XML_Char *s, int len) {
     p->mark = event_end(p);
     return;
   }
-  if (over_limit(p)) return;
   if (xmppuv__buf_append(&p->text, s, (size_t)len) != 0)
     fail(p, XMPPUV_ENOMEM, "resource-constraint", "out of memory");
 }
@@ -692,7 +683,11 @@ int xmppuv__parser_feed(xmppuv__parser_t *p, const char *data, size_t len,
   while (done < len) {
     /* Never let expat hold more than the limit past the mark: it buffers
      * incomplete tokens (an endless attribute value, a header that never
-     * ends) without calling any handler. */
+     * ends) without calling any handler. This is the one place the size
+     * limit is enforced: no slice takes the bytes since the mark past it,
+     * so every element that ends within a slice is within the limit, and
+     * one still open at the limit fails at the next slice, before any of
+     * it is delivered (the handlers need not check each event). */
     uint64_t held = p->fed - p->mark;
     if (held >= p->limits.max_stanza_bytes) {
       fail(p, XMPPUV_ELIMIT, "policy-violation", "element larger than the size limit");
