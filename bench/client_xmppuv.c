@@ -17,7 +17,9 @@
  *           the live heap (every allocation of the process: mallinfo2) and
  *           the CPU time until all were online. --parallel 0 (default)
  *           starts all M at once; --parallel P keeps at most P negotiating
- *           (the next starts as one gets online)
+ *           (the next starts as one gets online). --timeouts-ms T sets the
+ *           connect, negotiation and SM answer timeouts (default: the
+ *           library's)
  * queue     no server: N messages sent while connecting are held in the SM
  *           queue (sm_queue_max = N); report the live heap per stanza,
  *           the library's own allocations (counting allocator) and the
@@ -53,6 +55,7 @@ struct bench {
   unsigned m;
   unsigned settle_ms;
   unsigned parallel;
+  unsigned timeouts_ms; /* connect, negotiation, SM answer; 0: the defaults */
   double heap0, heap1, setup_cpu;
   int64_t lib_live1;
 
@@ -289,6 +292,9 @@ static void start_one(void) {
     o.tls = XMPPUV_TLS_DISABLED_INSECURE;
   }
   o.reconnect_delay_ms = 1;
+  if (B.timeouts_ms != 0) {
+    o.connect_timeout_ms = o.negotiation_timeout_ms = o.sm_wait_timeout_ms = B.timeouts_ms;
+  }
   xmppuv_client_callbacks_t cb;
   xmppuv_client_callbacks_init(&cb);
   cb.status = on_status;
@@ -366,8 +372,9 @@ int main(int argc, char **argv) {
     else if (strcmp(argv[i], "--url") == 0 && i + 1 < argc) B.url = argv[++i];
     else if (strcmp(argv[i], "--settle-ms") == 0 && i + 1 < argc) B.settle_ms = (unsigned)atoi(argv[++i]);
     else if (strcmp(argv[i], "--parallel") == 0 && i + 1 < argc) B.parallel = (unsigned)atoi(argv[++i]);
+    else if (strcmp(argv[i], "--timeouts-ms") == 0 && i + 1 < argc) B.timeouts_ms = (unsigned)atoi(argv[++i]);
     else bench_die("usage: bench-xmppuv --workload W (--port P | --url ws://HOST:P/PATH) [--n N] "
-                   "[--m M] [--tls CA] [--settle-ms T] [--parallel P]");
+                   "[--m M] [--tls CA] [--settle-ms T] [--parallel P] [--timeouts-ms T]");
   }
   track_live = strcmp(B.workload, "queue") == 0 || strcmp(B.workload, "idle") == 0;
   if (strcmp(B.workload, "queue") == 0) {

@@ -71,12 +71,17 @@ struct xmppuv__conn {
   int closed_reported;
   int paused; /* the owner takes no input for now (xmppuv__conn_pause) */
   char *peer; /* "host [ip]:port" for messages (peer_name()) */
+  /* A handshake step put off to a later loop iteration (drive_tls):
+   * linked in its loop's queue of them, oldest first. */
+  int deferred;
+  xmppuv__conn_t *defer_prev, *defer_next;
 };
 
 static _Thread_local char plain_buffer[16 * 1024];
 
 static void try_next_target(xmppuv__conn_t *c);
 static void try_next_addr(xmppuv__conn_t *c);
+static void undefer(xmppuv__conn_t *c);
 
 /* The peer as messages name it. Kept at its length, not in a fixed
  * 300-byte field: every idle connection holds it. */
@@ -157,6 +162,7 @@ static void shut(xmppuv__conn_t *c, int graceful) {
     return;
   }
   c->state = CONN_CLOSING;
+  undefer(c);
   if (c->query != NULL) xmppuv__dns_cancel(c->query); /* callback follows */
   if (c->tcp != NULL) {
     if (graceful && c->tls != NULL) encrypt_gathered(c);
@@ -259,23 +265,105 @@ static void keep_session(xmppuv__conn_t *c) {
 static _Thread_local uint64_t budget_now = UINT64_MAX; /* uv_now() of the iteration */
 static _Thread_local uint64_t budget_spent_ns;
 
+/* The steps put off wait in a queue per loop, oldest first, and only the
+ * first one's idle handle is active: ten thousand waiting connections cost
+ * one callback per iteration, not ten thousand. A thread runs its loops
+ * one at a time, but may have several: a few queues per thread. */
+#define DEFER_LOOPS 8
+typedef struct defer_queue {
+  uv_loop_t *loop;
+  xmppuv__conn_t *head, *tail;
+} defer_queue_t;
+static _Thread_local defer_queue_t defer_queues[DEFER_LOOPS];
+static _Thread_local uint64_t n_deferred; /* steps put off so far (tests) */
+
+uint64_t xmppuv__conn_steps_deferred(void) { return n_deferred; }
+
 static void on_own_idle(uv_idle_t *h);
 
 static int handshaking(const xmppuv__conn_t *c) {
   return c->state == CONN_HANDSHAKE || c->state == CONN_STARTTLS;
 }
 
+static int budget_spent(uv_loop_t *loop) {
+  uint64_t now = uv_now(loop);
+  if (budget_now != now) {
+    budget_now = now;
+    budget_spent_ns = 0;
+  }
+  return budget_spent_ns >= HANDSHAKE_BUDGET_NS;
+}
+
+static defer_queue_t *defer_queue_of(uv_loop_t *loop, int add) {
+  defer_queue_t *free_slot = NULL;
+  for (size_t i = 0; i < DEFER_LOOPS; i++) {
+    if (defer_queues[i].loop == loop) return &defer_queues[i];
+    if (free_slot == NULL && defer_queues[i].head == NULL) free_slot = &defer_queues[i];
+  }
+  if (!add || free_slot == NULL) return NULL;
+  free_slot->loop = loop;
+  return free_slot;
+}
+
+/* Queue c's next handshake step; 0 if it cannot wait (no queue free: it
+ * runs now, as without the budget). */
+static int defer(xmppuv__conn_t *c) {
+  if (c->deferred) return 1;
+  if (!c->own_open) return 0;
+  defer_queue_t *q = defer_queue_of(c->own.loop, 1);
+  if (q == NULL) return 0;
+  c->deferred = 1;
+  n_deferred++;
+  c->defer_next = NULL;
+  c->defer_prev = q->tail;
+  if (q->tail != NULL)
+    q->tail->defer_next = c;
+  else
+    q->head = c;
+  q->tail = c;
+  if (q->head == c) uv_idle_start(&c->own, on_own_idle);
+  return 1;
+}
+
+static void undefer(xmppuv__conn_t *c) {
+  if (!c->deferred) return;
+  defer_queue_t *q = defer_queue_of(c->own.loop, 0);
+  c->deferred = 0;
+  if (q == NULL) return;
+  int was_head = q->head == c;
+  if (c->defer_prev != NULL) c->defer_prev->defer_next = c->defer_next;
+  else q->head = c->defer_next;
+  if (c->defer_next != NULL) c->defer_next->defer_prev = c->defer_prev;
+  else q->tail = c->defer_prev;
+  c->defer_prev = c->defer_next = NULL;
+  if (was_head) {
+    uv_idle_stop(&c->own);
+    if (q->head != NULL) uv_idle_start(&q->head->own, on_own_idle);
+  }
+}
+
+static void drive_tls(xmppuv__conn_t *c);
+
+/* The first waiting connection's idle callback: run the queue in order
+ * while the iteration's budget lasts. */
+static void run_deferred(uv_loop_t *loop) {
+  defer_queue_t *q = defer_queue_of(loop, 0);
+  while (q != NULL && q->head != NULL) {
+    if (budget_spent(loop)) {
+      uv_idle_start(&q->head->own, on_own_idle);
+      return;
+    }
+    xmppuv__conn_t *c = q->head;
+    undefer(c);
+    if (handshaking(c)) drive_tls(c);
+  }
+}
+
 /* Run the handshake and read plaintext as far as the input allows. */
 static void drive_tls(xmppuv__conn_t *c) {
   if (handshaking(c)) {
-    uint64_t now = uv_now(c->own.loop);
-    if (budget_now != now) {
-      budget_now = now;
-      budget_spent_ns = 0;
-    } else if (budget_spent_ns >= HANDSHAKE_BUDGET_NS && c->own_open) {
-      uv_idle_start(&c->own, on_own_idle);
-      return;
-    }
+    if (c->deferred) return; /* its turn comes in order */
+    if (budget_spent(c->own.loop) && defer(c)) return;
     uint64_t t0 = uv_hrtime();
     int rc = xmppuv__tls_handshake(c->tls);
     budget_spent_ns += uv_hrtime() - t0;
@@ -779,6 +867,10 @@ int xmppuv__conn_channel_binding(xmppuv__conn_t *c, const char *type,
 static void on_own_idle(uv_idle_t *h) {
   xmppuv__conn_t *c = h->data;
   uv_idle_stop(h);
+  if (c->deferred) {
+    run_deferred(h->loop);
+    return;
+  }
   if (c->tls == NULL) return;
   if (handshaking(c) || (c->state == CONN_OPEN && !c->paused)) drive_tls(c);
 }

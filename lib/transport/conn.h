@@ -69,4 +69,8 @@ size_t xmppuv__conn_pending(const xmppuv__conn_t *c);
 /* "host [ip]:port" of the current peer, for logs. */
 const char *xmppuv__conn_peer(const xmppuv__conn_t *c);
 
+/* TLS handshake steps this thread put off to a later loop iteration so
+ * far (conn.c, the handshake budget); for tests. */
+uint64_t xmppuv__conn_steps_deferred(void);
+
 #endif
