@@ -1013,8 +1013,9 @@ const char *xmppuv__session_mechanism(const xmppuv__session_t *s) {
 void xmppuv__session_idle(xmppuv__session_t *s) {
   /* Idle between stanzas: give back what only negotiation or a busy moment
    * needed (expat's ~12 KB until the next input and the event queue; once
-   * streaming, SASL and channel-binding state too): thousands of mostly idle connections per
-   * process are the norm. The engine took the SCRAM keys at AUTHENTICATED. */
+   * streaming, SASL and channel-binding state too): thousands of mostly
+   * idle connections per process are the norm. The engine took the SCRAM
+   * keys at AUTHENTICATED. */
   xmppuv__session_conn_t *c = &s->c;
   if (c->pend_len > 0 || held_left(c)) return;
   /* A read of a busy stream (a firehose, a history fetch) ends between

@@ -259,7 +259,7 @@ static void keep_session(xmppuv__conn_t *c) {
  * in one iteration, seconds during which no timer fires and no other
  * socket is read. Past this much handshake work in one iteration (per
  * thread: a thread runs one loop at a time), the next handshake step waits
- * for the next iteration (the `own` idle handle). The first step of an
+ * for a later iteration, in turn (the queue below). The first step of an
  * iteration always runs, so every handshake progresses. */
 #define HANDSHAKE_BUDGET_NS (5u * 1000u * 1000u)
 static _Thread_local uint64_t budget_now = UINT64_MAX; /* uv_now() of the iteration */
@@ -486,8 +486,9 @@ static void on_tcp_error(void *ud, int status) {
   if (c->state == CONN_CLOSING) return;
   if (c->tls != NULL && status == XMPPUV_EEOF) {
     /* Let the filter say whether the stream ended cleanly, and deliver
-     * what was still buffered. */
+     * what was still buffered (a step put off runs now: this is the end). */
     xmppuv__tls_feed_eof(c->tls);
+    undefer(c);
     drive_tls(c);
     if (c->state == CONN_CLOSING) return;
   }
