@@ -155,9 +155,6 @@ static int is_alloc_error(int ret) {
          ret == MBEDTLS_ERR_MPI_ALLOC_FAILED;
 }
 
-/* A drained buffer is given back: an idle connection holds none (a busy
- * one drains once per read or write, not per record). */
-static void buf_release(xmppuv__buf_t *b) { xmppuv__buf_free(b); }
 
 static int fail(xmppuv__tls_t *t, int err) {
   if (t->err == 0) t->err = err;
@@ -641,7 +638,9 @@ static int bio_recv(void *arg, unsigned char *buf, size_t len) {
   memcpy(buf, t->in.data + t->in_off, len);
   t->in_off += len;
   if (t->in_off == t->in.len) {
-    buf_release(&t->in);
+    /* Drained: given back, so an idle connection holds no buffer (a busy
+     * one drains once per read, not per record). */
+    xmppuv__buf_free(&t->in);
     t->in_off = 0;
   }
   return (int)len;
@@ -790,7 +789,7 @@ static const char *alpn_http[] = {"http/1.1", NULL};
 /* The key exchange groups offered, in our order of preference. mbedTLS
  * 2.28's default list starts with secp521r1, which a server honouring the
  * client's order (mbedTLS does) then picks: its ECDHE costs the client
- * about twice what X25519 does (bench/README.md, "TLS set-up"). X25519
+ * about twice what X25519 does (bench/README.md, "Round two"). X25519
  * first, then the NIST curves from the cheapest; brainpool is dropped (no
  * XMPP server needs it, and it is the slowest). */
 static const mbedtls_ecp_group_id client_curves[] = {
@@ -1189,7 +1188,7 @@ void xmppuv__tls_out_consume(xmppuv__tls_t *t, size_t n) {
   size_t avail = t->out.len - t->out_off;
   t->out_off += n < avail ? n : avail;
   if (t->out_off == t->out.len) {
-    buf_release(&t->out);
+    xmppuv__buf_free(&t->out); /* drained: given back, as t->in */
     t->out_off = 0;
   } else if (t->out_off >= t->out.len / 2) {
     xmppuv__buf_consume(&t->out, t->out_off);
