@@ -549,6 +549,88 @@ START_TEST(certificate_is_verified_against_the_domain_not_the_address) {
 }
 END_TEST
 
+/* Connects once with ctx to the s_server on port and says "abc". */
+static int connect_with(xmppuv__tls_ctx_t *ctx, int port,
+                        const char *server_name) {
+  client_t c;
+  client_init(&c, ctx, server_name);
+  c.first = "abc\n";
+  add_step(&c, "cba\n", NULL);
+  int rc = client_run(&c, port);
+  client_free(&c);
+  return rc;
+}
+
+START_TEST(a_chain_verified_once_is_not_checked_again_for_the_same_name) {
+  tls_peer_t p;
+  start_s_server(&p, "localhost", ARGS("-rev"));
+  xmppuv__tls_ctx_t *ctx = ctx_test_ca();
+  ck_assert_tls_ok(connect_with(ctx, p.port, "localhost"));
+  if (xmppuv__tls_ctx_chain_checks(ctx) >= 0) {
+    ck_assert_int_eq(xmppuv__tls_ctx_chain_checks(ctx), 1);
+    for (int i = 0; i < 3; i++) ck_assert_tls_ok(connect_with(ctx, p.port, "localhost"));
+    ck_assert_int_eq(xmppuv__tls_ctx_chain_checks(ctx), 1);
+  }
+  xmppuv__tls_ctx_unref(ctx);
+  tls_peer_stop(&p);
+}
+END_TEST
+
+START_TEST(a_chain_verified_for_one_name_is_refused_for_another) {
+  tls_peer_t p;
+  start_s_server(&p, "localhost", ARGS("-rev"));
+  xmppuv__tls_ctx_t *ctx = ctx_test_ca();
+  ck_assert_tls_ok(connect_with(ctx, p.port, "localhost"));
+  ck_assert_tls_err(connect_with(ctx, p.port, "other.example"), XMPPUV_ECERTNAME);
+  ck_assert(log_has("certificate of other.example rejected: does not name the "
+                    "XMPP domain"));
+  ck_assert(log_has("names [localhost"));
+  /* And the refusal is not remembered as anything. */
+  ck_assert_tls_ok(connect_with(ctx, p.port, "localhost"));
+  xmppuv__tls_ctx_unref(ctx);
+  tls_peer_stop(&p);
+}
+END_TEST
+
+START_TEST(another_chain_for_a_verified_name_is_checked_in_full) {
+  tls_peer_t good, bad;
+  start_s_server(&good, "localhost", ARGS("-rev"));
+  start_s_server(&bad, "self", ARGS("-rev"));
+  xmppuv__tls_ctx_t *ctx = ctx_test_ca();
+  ck_assert_tls_ok(connect_with(ctx, good.port, "localhost"));
+  ck_assert_tls_err(connect_with(ctx, bad.port, "localhost"), XMPPUV_ECERTUNTRUSTED);
+  ck_assert(log_has("certificate of localhost rejected: not issued by a "
+                    "trusted CA"));
+  xmppuv__tls_ctx_unref(ctx);
+  tls_peer_stop(&good);
+  tls_peer_stop(&bad);
+}
+END_TEST
+
+START_TEST(a_verified_chain_outside_its_dates_is_checked_again) {
+  tls_peer_t p;
+  start_s_server(&p, "localhost", ARGS("-rev"));
+  xmppuv__tls_ctx_t *ctx = ctx_test_ca();
+  ck_assert_tls_ok(connect_with(ctx, p.port, "localhost"));
+  if (xmppuv__tls_ctx_chain_checks(ctx) >= 0) {
+    /* The test certificates are valid for ten years from when
+     * make-certs.sh ran: twenty years on, or back, they are not. */
+    const long twenty_years = 20L * 366 * 24 * 3600;
+    xmppuv__tls_ctx_skew_clock(ctx, twenty_years);
+    ck_assert_tls_ok(connect_with(ctx, p.port, "localhost"));
+    ck_assert_int_eq(xmppuv__tls_ctx_chain_checks(ctx), 2);
+    xmppuv__tls_ctx_skew_clock(ctx, -twenty_years);
+    ck_assert_tls_ok(connect_with(ctx, p.port, "localhost"));
+    ck_assert_int_eq(xmppuv__tls_ctx_chain_checks(ctx), 3);
+    xmppuv__tls_ctx_skew_clock(ctx, 0);
+    ck_assert_tls_ok(connect_with(ctx, p.port, "localhost"));
+    ck_assert_int_eq(xmppuv__tls_ctx_chain_checks(ctx), 3);
+  }
+  xmppuv__tls_ctx_unref(ctx);
+  tls_peer_stop(&p);
+}
+END_TEST
+
 /* Through the connection layer (conn.c): what a connection reported. */
 typedef struct srv_conn {
   int connected, tls, errors, error, closed;
@@ -1185,6 +1267,10 @@ static Suite *tls_suite(void) {
   tcase_add_test(tc, not_yet_valid_certificate_is_refused_with_ECERTFUTURE);
   tcase_add_test(tc, certificate_not_for_tls_servers_is_refused_with_ECERTINVALID);
   tcase_add_test(tc, certificate_is_verified_against_the_domain_not_the_address);
+  tcase_add_test(tc, a_chain_verified_once_is_not_checked_again_for_the_same_name);
+  tcase_add_test(tc, a_chain_verified_for_one_name_is_refused_for_another);
+  tcase_add_test(tc, another_chain_for_a_verified_name_is_checked_in_full);
+  tcase_add_test(tc, a_verified_chain_outside_its_dates_is_checked_again);
   tcase_add_test(tc, tls_through_an_srv_target_is_verified_against_the_xmpp_domain);
   tcase_add_test(tc, a_certificate_naming_only_the_srv_target_is_refused_with_ECERTNAME);
   tcase_add_test(tc, domain_is_matched_without_regard_to_case);

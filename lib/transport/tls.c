@@ -25,9 +25,23 @@
 #define NEED_PSA_INIT 1
 #endif
 
+#include "transport/cert_cache.h"
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "xmppuv.h"
+
+/* The chain check with a cache of verified chains (transport/cert_cache.h)
+ * steps the handshake itself and needs the parsed peer chain kept, the
+ * system clock as mbedTLS reads it, and two of mbedTLS 2.28's internal
+ * checks (mbedtls/ssl_internal.h is installed with it and exports them).
+ * Elsewhere mbedTLS checks every chain itself, as before. */
+#if MBEDTLS_VERSION_MAJOR < 3 && defined(MBEDTLS_SSL_KEEP_PEER_CERTIFICATE) && \
+    defined(MBEDTLS_HAVE_TIME_DATE) && defined(MBEDTLS_SSL_CLI_C) &&           \
+    defined(MBEDTLS_X509_CRT_PARSE_C)
+#include <time.h>
+#include <mbedtls/ssl_internal.h>
+#define CHAIN_CACHE 1
+#endif
 
 #define AREA "tls"
 
@@ -70,6 +84,11 @@ struct xmppuv__tls_ctx {
   mbedtls_pk_context own_key;
   mbedtls_entropy_context entropy;
   mbedtls_ctr_drbg_context drbg;
+#if defined(CHAIN_CACHE)
+  xmppuv__cert_cache_t verified; /* chains checked against ca */
+  long clock_skew;               /* seconds; tests only */
+#endif
+  long chain_checks; /* chains checked in full (tests) */
 };
 
 struct xmppuv__tls {
@@ -117,6 +136,7 @@ struct xmppuv__tls {
   char *leaf_desc;   /* the server certificate, for log lines */
   int offered_session; /* xmppuv__tls_session_offer() gave one */
   int saw_cert;        /* the server sent a certificate: a full handshake */
+  int own_chain_check; /* check_chain() checks the chain, not mbedTLS */
 };
 
 /* A TLS session to resume (RFC 5246 §7.3 session ID, or an RFC 5077
@@ -323,6 +343,168 @@ static int verify_cb(void *arg, mbedtls_x509_crt *crt, int depth,
   }
   t->pin_ok = 1;
   return 0;
+}
+
+#if defined(CHAIN_CACHE)
+/* The time on every certificate of a verified path, trust anchor included
+ * (mbedTLS hands each to the verify callback). */
+typedef struct chain_window {
+  xmppuv__tls_t *t;
+  xmppuv__cert_time_t not_before, not_after;
+} chain_window_t;
+
+static xmppuv__cert_time_t cert_time(const mbedtls_x509_time *x) {
+  xmppuv__cert_time_t c = {x->year, x->mon, x->day, x->hour, x->min, x->sec};
+  return c;
+}
+
+static int window_cb(void *arg, mbedtls_x509_crt *crt, int depth,
+                     uint32_t *flags) {
+  chain_window_t *w = arg;
+  xmppuv__cert_time_t from = cert_time(&crt->valid_from);
+  xmppuv__cert_time_t to = cert_time(&crt->valid_to);
+  if (xmppuv__cert_time_cmp(&from, &w->not_before) > 0) w->not_before = from;
+  if (xmppuv__cert_time_cmp(&to, &w->not_after) < 0) w->not_after = to;
+  return verify_cb(w->t, crt, depth, flags);
+}
+
+/* The time as mbedTLS reads it to check validity dates. */
+static int utc_now(const xmppuv__tls_ctx_t *ctx, xmppuv__cert_time_t *now) {
+  time_t secs = time(NULL) + (time_t)ctx->clock_skew;
+  struct tm tm;
+  if (gmtime_r(&secs, &tm) == NULL) return -1;
+  xmppuv__cert_time_t c = {tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                           tm.tm_hour, tm.tm_min, tm.tm_sec};
+  *now = c;
+  return 0;
+}
+
+/* The cache key: the name checked and each certificate's DER, lengths
+ * included so that no two chains hash the same bytes. */
+static int chain_key(const xmppuv__tls_t *t, const mbedtls_x509_crt *chain,
+                     unsigned char key[XMPPUV__CERT_CACHE_KEY]) {
+  mbedtls_sha256_context sha;
+  mbedtls_sha256_init(&sha);
+  int ret = mbedtls_sha256_starts_ret(&sha, 0);
+  if (ret == 0)
+    ret = mbedtls_sha256_update_ret(&sha, (const unsigned char *)t->server_name,
+                                    strlen(t->server_name) + 1);
+  for (const mbedtls_x509_crt *c = chain; ret == 0 && c != NULL; c = c->next) {
+    size_t n = c->raw.len;
+    unsigned char len[4] = {(unsigned char)(n >> 24), (unsigned char)(n >> 16),
+                            (unsigned char)(n >> 8), (unsigned char)n};
+    ret = mbedtls_sha256_update_ret(&sha, len, sizeof len);
+    if (ret == 0) ret = mbedtls_sha256_update_ret(&sha, c->raw.p, n);
+  }
+  if (ret == 0) ret = mbedtls_sha256_finish_ret(&sha, key);
+  mbedtls_sha256_free(&sha);
+  return ret;
+}
+
+/* The alert mbedTLS itself sends for these verification flags. */
+static unsigned char cert_alert(uint32_t flags) {
+  if (flags & MBEDTLS_X509_BADCERT_OTHER) return MBEDTLS_SSL_ALERT_MSG_ACCESS_DENIED;
+  if (flags & MBEDTLS_X509_BADCERT_CN_MISMATCH) return MBEDTLS_SSL_ALERT_MSG_BAD_CERT;
+  if (flags & (MBEDTLS_X509_BADCERT_KEY_USAGE | MBEDTLS_X509_BADCERT_EXT_KEY_USAGE |
+               MBEDTLS_X509_BADCERT_NS_CERT_TYPE | MBEDTLS_X509_BADCERT_BAD_PK |
+               MBEDTLS_X509_BADCERT_BAD_KEY))
+    return MBEDTLS_SSL_ALERT_MSG_UNSUPPORTED_CERT;
+  if (flags & MBEDTLS_X509_BADCERT_EXPIRED) return MBEDTLS_SSL_ALERT_MSG_CERT_EXPIRED;
+  if (flags & MBEDTLS_X509_BADCERT_REVOKED) return MBEDTLS_SSL_ALERT_MSG_CERT_REVOKED;
+  if (flags & MBEDTLS_X509_BADCERT_NOT_TRUSTED) return MBEDTLS_SSL_ALERT_MSG_UNKNOWN_CA;
+  return MBEDTLS_SSL_ALERT_MSG_CERT_UNKNOWN;
+}
+
+/* Runs right after mbedTLS parsed the server's Certificate message with
+ * verification off for that one step: what mbedTLS would have checked with
+ * VERIFY_REQUIRED, the chain's signatures skipped when the same chain for
+ * the same name was verified before (transport/cert_cache.h). The key
+ * exchange that follows is still signed with the certificate's key and
+ * checked by mbedTLS. */
+static int check_chain(xmppuv__tls_t *t) {
+  xmppuv__tls_ctx_t *ctx = t->ctx;
+  mbedtls_ssl_session *session = t->ssl.session_negotiate;
+  const mbedtls_x509_crt *chain = session->peer_cert;
+  uint32_t flags = 0;
+  int ret = 0;
+  if (chain == NULL || chain->raw.len == 0) {
+    flags = MBEDTLS_X509_BADCERT_MISSING;
+    ret = MBEDTLS_ERR_X509_CERT_VERIFY_FAILED;
+  } else {
+    t->saw_cert = 1;
+    unsigned char key[XMPPUV__CERT_CACHE_KEY];
+    xmppuv__cert_time_t now;
+    int keyed = chain_key(t, chain, key) == 0 && utc_now(ctx, &now) == 0;
+    if (!keyed || !xmppuv__cert_cache_hit(&ctx->verified, key, &now)) {
+      chain_window_t w = {t, {0, 0, 0, 0, 0, 0}, {9999, 12, 31, 23, 59, 59}};
+      ctx->chain_checks++;
+      ret = mbedtls_x509_crt_verify_with_profile(
+          (mbedtls_x509_crt *)chain, &ctx->ca, NULL, t->conf.cert_profile,
+          t->server_name, &flags, window_cb, &w);
+      if (ret == 0 && flags == 0 && keyed)
+        xmppuv__cert_cache_store(&ctx->verified, key, &w.not_before,
+                                 &w.not_after);
+    }
+    /* mbedTLS's checks after the chain's: they depend on this handshake's
+     * cipher suite and curves, so they run on a hit too. */
+    if (mbedtls_pk_can_do(&chain->pk, MBEDTLS_PK_ECKEY) &&
+        mbedtls_ssl_check_curve(&t->ssl, mbedtls_pk_ec(chain->pk)->grp.id) != 0) {
+      flags |= MBEDTLS_X509_BADCERT_BAD_KEY;
+      if (ret == 0) ret = ERR_BAD_CERTIFICATE;
+    }
+    if (mbedtls_ssl_check_cert_usage(chain, t->ssl.handshake->ciphersuite_info,
+                                     MBEDTLS_SSL_IS_SERVER, &flags) != 0 &&
+        ret == 0)
+      ret = ERR_BAD_CERTIFICATE;
+    if (ret != 0 && t->leaf_desc == NULL) t->leaf_desc = describe_cert(chain);
+  }
+  session->verify_result = flags;
+  if (ret != 0)
+    mbedtls_ssl_send_alert_message(&t->ssl, MBEDTLS_SSL_ALERT_LEVEL_FATAL,
+                                   cert_alert(flags));
+  return ret;
+}
+#endif
+
+/* mbedtls_ssl_handshake(), one step at a time so that check_chain() runs
+ * in place of mbedTLS's own chain check (authmode is read from the
+ * connection's own config at the Certificate step). */
+static int handshake_steps(xmppuv__tls_t *t) {
+#if defined(CHAIN_CACHE)
+  if (t->own_chain_check) {
+    while (t->ssl.state != MBEDTLS_SSL_HANDSHAKE_OVER) {
+      int cert_step = t->ssl.state == MBEDTLS_SSL_SERVER_CERTIFICATE;
+      if (cert_step) mbedtls_ssl_conf_authmode(&t->conf, MBEDTLS_SSL_VERIFY_NONE);
+      int ret = mbedtls_ssl_handshake_step(&t->ssl);
+      if (cert_step) mbedtls_ssl_conf_authmode(&t->conf, MBEDTLS_SSL_VERIFY_REQUIRED);
+      if (ret != 0) return ret;
+      if (cert_step && t->ssl.state != MBEDTLS_SSL_SERVER_CERTIFICATE) {
+        ret = check_chain(t);
+        if (ret != 0) return ret;
+      }
+    }
+    return 0;
+  }
+#endif
+  return mbedtls_ssl_handshake(&t->ssl);
+}
+
+long xmppuv__tls_ctx_chain_checks(const xmppuv__tls_ctx_t *ctx) {
+#if defined(CHAIN_CACHE)
+  return ctx->chain_checks;
+#else
+  (void)ctx;
+  return -1;
+#endif
+}
+
+void xmppuv__tls_ctx_skew_clock(xmppuv__tls_ctx_t *ctx, long seconds) {
+#if defined(CHAIN_CACHE)
+  ctx->clock_skew = seconds;
+#else
+  (void)ctx;
+  (void)seconds;
+#endif
 }
 
 /* ------------------------------------------------------------------------ */
@@ -847,6 +1029,9 @@ static int configure(xmppuv__tls_t *t, int alpn) {
   } else {
     mbedtls_ssl_conf_authmode(conf, MBEDTLS_SSL_VERIFY_REQUIRED);
     mbedtls_ssl_conf_ca_chain(conf, &ctx->ca, NULL);
+#if defined(CHAIN_CACHE)
+    t->own_chain_check = 1;
+#endif
   }
   if (ctx->have_own) {
     ret = mbedtls_ssl_conf_own_cert(conf, &ctx->own_cert, &ctx->own_key);
@@ -1116,7 +1301,7 @@ static void handshake_complete(xmppuv__tls_t *t) {
 int xmppuv__tls_handshake(xmppuv__tls_t *t) {
   if (t->err != 0) return t->err;
   if (t->handshake_done) return 1;
-  int ret = mbedtls_ssl_handshake(&t->ssl);
+  int ret = handshake_steps(t);
   if (ret == MBEDTLS_ERR_SSL_WANT_READ || ret == MBEDTLS_ERR_SSL_WANT_WRITE)
     return t->send_failed ? fail(t, XMPPUV_ENOMEM) : 0;
   if (ret != 0) return fail(t, handshake_error(t, ret));

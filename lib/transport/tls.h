@@ -20,6 +20,10 @@
  *     RFC 6120 §13.7.2, RFC 6125 §6); the same name goes in SNI;
  *   - it must be within its validity dates (mbedTLS reads the system clock
  *     for this, the one place the filter does);
+ *   - a chain that a context has verified for a name is not checked again
+ *     for that name while its dates hold (transport/cert_cache.h: about a
+ *     third of a client handshake's CPU); the name, dates, key usage and
+ *     the server's signature over the key exchange are checked every time;
  *   - TLS 1.2 is the minimum version; renegotiation and session resumption
  *     are off (which keeps tls-unique meaningful).
  * A pin (SHA-256 of the server's public key or certificate) replaces all of
@@ -238,5 +242,13 @@ const char *xmppuv__tls_alpn(const xmppuv__tls_t *t);
 /* What the last failure was, in words (which check failed and why, what
  * the server seemed to speak), or NULL. */
 const char *xmppuv__tls_error_text(const xmppuv__tls_t *t);
+
+/* Tests: how many server chains ctx has checked in full (a chain found in
+ * its cache of verified chains is not checked again), or -1 where this
+ * build of mbedTLS does every check itself (no cache). */
+long xmppuv__tls_ctx_chain_checks(const xmppuv__tls_ctx_t *ctx);
+/* Tests: moves the clock the cache compares validity dates with by
+ * seconds (mbedTLS's own checks still read the real clock). */
+void xmppuv__tls_ctx_skew_clock(xmppuv__tls_ctx_t *ctx, long seconds);
 
 #endif
