@@ -15,6 +15,7 @@
 #include <mbedtls/entropy.h>
 #include <mbedtls/error.h>
 #include <mbedtls/pk.h>
+#include <mbedtls/platform.h>
 #include <mbedtls/platform_util.h>
 #include <mbedtls/sha256.h>
 #include <mbedtls/ssl.h>
@@ -1296,6 +1297,18 @@ static void handshake_complete(xmppuv__tls_t *t) {
   xmppuv__free(t->leaf_desc);
   t->leaf_desc = NULL;
   if (t->sniffing) sniff_done(t, 0);
+#if MBEDTLS_VERSION_MAJOR < 3 && defined(MBEDTLS_SSL_KEEP_PEER_CERTIFICATE)
+  /* Nothing reads the server's certificates once they are checked (channel
+   * binding is tls-unique or tls-exporter, never tls-server-end-point, and
+   * a session resumes without them), yet mbedTLS keeps the parsed chain
+   * for the connection's life and copies it into every saved session: a
+   * few KB per idle connection, twice (bench/README.md, "Round two"). */
+  if (t->ssl.session != NULL && t->ssl.session->peer_cert != NULL) {
+    mbedtls_x509_crt_free(t->ssl.session->peer_cert);
+    mbedtls_free(t->ssl.session->peer_cert);
+    t->ssl.session->peer_cert = NULL;
+  }
+#endif
 }
 
 int xmppuv__tls_handshake(xmppuv__tls_t *t) {
