@@ -7,6 +7,9 @@ A TAP test (every Check suite) counts each "ok"/"not ok" line as one case;
 a test that printed no TAP counts as one case by its exit status. A TAP test
 that crashed or timed out counts one more failure on top of its cases, so a
 crash can never look like a pass.
+
+Each failed case's "not ok" line (file, line and assertion) is printed
+before the count, so the end of a long CI log says what failed.
 """
 import json
 import re
@@ -14,6 +17,7 @@ import sys
 
 passed = failed = 0
 failures = []
+details = []  # the "not ok" lines, where the end of the log shows them
 
 for arg in sys.argv[1:]:
     m = re.fullmatch(r"([\w.-]+)=(\d+)/(\d+)", arg)
@@ -52,10 +56,14 @@ for arg in sys.argv[1:]:
             failed += not_oks
             if not_oks:
                 failures.append(name)
+                for line in re.findall(r"^not ok\b.*$", out, re.M)[:10]:
+                    details.append(f"{name}: {line[:400]}")
             if not good and not not_oks:
                 failed += 1
                 failures.append(f'{name} ({test.get("result")})')
 
+for line in details:
+    print(line)
 if failures:
     print("failed:", ", ".join(failures))
 print(f"{passed} passed, {failed} failed")
