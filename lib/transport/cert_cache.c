@@ -29,13 +29,15 @@ int xmppuv__cert_cache_hit(const xmppuv__cert_cache_t *c,
   /* Both ends count as valid, as mbedtls_x509_time_is_past() and
    * mbedtls_x509_time_is_future() have it. */
   return e != NULL && xmppuv__cert_time_cmp(now, &e->not_before) >= 0 &&
-         xmppuv__cert_time_cmp(now, &e->not_after) <= 0;
+         xmppuv__cert_time_cmp(now, &e->not_after) <= 0 &&
+         xmppuv__cert_time_cmp(now, &e->ends) < 0;
 }
 
 void xmppuv__cert_cache_store(xmppuv__cert_cache_t *c,
                               const unsigned char key[XMPPUV__CERT_CACHE_KEY],
                               const xmppuv__cert_time_t *not_before,
-                              const xmppuv__cert_time_t *not_after) {
+                              const xmppuv__cert_time_t *not_after,
+                              const xmppuv__cert_time_t *ends) {
   xmppuv__cert_cache_entry_t *e = find(c, key);
   if (e == NULL) {
     e = &c->entries[c->next];
@@ -44,5 +46,6 @@ void xmppuv__cert_cache_store(xmppuv__cert_cache_t *c,
   memcpy(e->key, key, XMPPUV__CERT_CACHE_KEY);
   e->not_before = *not_before;
   e->not_after = *not_after;
+  e->ends = *ends;
   e->used = 1;
 }

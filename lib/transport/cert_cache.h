@@ -14,6 +14,9 @@
  * answer. What can change, time, is kept with the entry: the latest
  * not-before and earliest not-after of every certificate on the verified
  * path (trust anchor included), and a hit outside that window is no hit.
+ * Time also decides which parent mbedTLS picks among candidates (it
+ * prefers one valid now), so the entry also ends when any certificate
+ * sent or trusted that was not yet valid becomes valid.
  * The handshake still checks the server's signature over its key exchange
  * with the certificate's key on every connection, so a hit proves nothing
  * about who holds the key; that part is never cached.
@@ -34,7 +37,8 @@ typedef struct xmppuv__cert_time {
 
 typedef struct xmppuv__cert_cache_entry {
   unsigned char key[XMPPUV__CERT_CACHE_KEY];
-  xmppuv__cert_time_t not_before, not_after;
+  xmppuv__cert_time_t not_before, not_after; /* both valid */
+  xmppuv__cert_time_t ends;                  /* no longer valid from then */
   int used;
 } xmppuv__cert_cache_entry_t;
 
@@ -54,10 +58,12 @@ int xmppuv__cert_cache_hit(const xmppuv__cert_cache_t *c,
                            const unsigned char key[XMPPUV__CERT_CACHE_KEY],
                            const xmppuv__cert_time_t *now);
 
-/* Remembers a verified chain (replacing an entry with the same key). */
+/* Remembers a verified chain (replacing an entry with the same key), good
+ * from not_before to not_after included and until, not including, ends. */
 void xmppuv__cert_cache_store(xmppuv__cert_cache_t *c,
                               const unsigned char key[XMPPUV__CERT_CACHE_KEY],
                               const xmppuv__cert_time_t *not_before,
-                              const xmppuv__cert_time_t *not_after);
+                              const xmppuv__cert_time_t *not_after,
+                              const xmppuv__cert_time_t *ends);
 
 #endif

@@ -369,6 +369,21 @@ static int window_cb(void *arg, mbedtls_x509_crt *crt, int depth,
   return verify_cb(w->t, crt, depth, flags);
 }
 
+/* Lowers *ends to the earliest not-before after now among certs: until
+ * then, no certificate that could be a parent changes from not yet valid to
+ * valid (mbedTLS prefers a parent valid now, so that could change the path
+ * it finds). */
+static void next_change(const mbedtls_x509_crt *certs,
+                        const xmppuv__cert_time_t *now,
+                        xmppuv__cert_time_t *ends) {
+  for (const mbedtls_x509_crt *c = certs; c != NULL; c = c->next) {
+    if (c->version == 0) continue;
+    xmppuv__cert_time_t from = cert_time(&c->valid_from);
+    if (xmppuv__cert_time_cmp(&from, now) > 0 && xmppuv__cert_time_cmp(&from, ends) < 0)
+      *ends = from;
+  }
+}
+
 /* The time as mbedTLS reads it to check validity dates. */
 static int utc_now(const xmppuv__tls_ctx_t *ctx, xmppuv__cert_time_t *now) {
   time_t secs = time(NULL) + (time_t)ctx->clock_skew;
@@ -418,7 +433,8 @@ static unsigned char cert_alert(uint32_t flags) {
 
 /* Runs right after mbedTLS parsed the server's Certificate message with
  * verification off for that one step: what mbedTLS would have checked with
- * VERIFY_REQUIRED, the chain's signatures skipped when the same chain for
+ * VERIFY_REQUIRED (ssl_parse_certificate_verify() of mbedTLS 2.28.3: keep
+ * the two in step when Debian's mbedTLS changes), the chain's signatures skipped when the same chain for
  * the same name was verified before (transport/cert_cache.h). The key
  * exchange that follows is still signed with the certificate's key and
  * checked by mbedTLS. */
@@ -442,9 +458,13 @@ static int check_chain(xmppuv__tls_t *t) {
       ret = mbedtls_x509_crt_verify_with_profile(
           (mbedtls_x509_crt *)chain, &ctx->ca, NULL, t->conf.cert_profile,
           t->server_name, &flags, window_cb, &w);
-      if (ret == 0 && flags == 0 && keyed)
+      if (ret == 0 && flags == 0 && keyed) {
+        xmppuv__cert_time_t ends = {9999, 12, 31, 23, 59, 59};
+        next_change(chain, &now, &ends);
+        next_change(&ctx->ca, &now, &ends);
         xmppuv__cert_cache_store(&ctx->verified, key, &w.not_before,
-                                 &w.not_after);
+                                 &w.not_after, &ends);
+      }
     }
     /* mbedTLS's checks after the chain's: they depend on this handshake's
      * cipher suite and curves, so they run on a hit too. */

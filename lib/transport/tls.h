@@ -24,8 +24,11 @@
  *     for that name while its dates hold (transport/cert_cache.h: about a
  *     third of a client handshake's CPU); the name, dates, key usage and
  *     the server's signature over the key exchange are checked every time;
- *   - TLS 1.2 is the minimum version; renegotiation and session resumption
- *     are off (which keeps tls-unique meaningful).
+ *   - once the handshake is done the server's certificates are freed, so
+ *     tls-server-end-point channel binding could not be offered;
+ *   - TLS 1.2 is the minimum version; renegotiation is off; a session is
+ *     resumed only as xmppuv__tls_session_offer() below says (tls-unique
+ *     on a resumed session needs the extended master secret).
  * A pin (SHA-256 of the server's public key or certificate) replaces all of
  * the above: a certificate matching the pin is accepted whatever its issuer,
  * names or dates (those are logged at INFO level), and one that does not
