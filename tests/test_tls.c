@@ -490,17 +490,24 @@ END_TEST
 /* Certificate verification                                                 */
 /* ------------------------------------------------------------------------ */
 
+/* Connects once with ctx to the s_server on port and says "abc". */
+static int connect_with(xmppuv__tls_ctx_t *ctx, int port,
+                        const char *server_name) {
+  client_t c;
+  client_init(&c, ctx, server_name);
+  c.first = "abc\n";
+  add_step(&c, "cba\n", NULL);
+  int rc = client_run(&c, port);
+  client_free(&c);
+  return rc;
+}
+
 /* Connect with the test CA to an s_server using cert; returns the result. */
 static int verify_against(const char *cert, const char *server_name) {
   tls_peer_t p;
   start_s_server(&p, cert, ARGS("-rev"));
   xmppuv__tls_ctx_t *ctx = ctx_test_ca();
-  client_t c;
-  client_init(&c, ctx, server_name);
-  c.first = "abc\n";
-  add_step(&c, "cba\n", NULL);
-  int rc = client_run(&c, p.port);
-  client_free(&c);
+  int rc = connect_with(ctx, p.port, server_name);
   xmppuv__tls_ctx_unref(ctx);
   tls_peer_stop(&p);
   return rc;
@@ -555,18 +562,6 @@ END_TEST
 /* mbedTLS 2.28 (Debian 12, what CI builds with) gets the cache of verified
  * chains; a build without it must say so (-1), not silently skip. */
 static int chain_cache_expected(void) { return MBEDTLS_VERSION_MAJOR < 3; }
-
-/* Connects once with ctx to the s_server on port and says "abc". */
-static int connect_with(xmppuv__tls_ctx_t *ctx, int port,
-                        const char *server_name) {
-  client_t c;
-  client_init(&c, ctx, server_name);
-  c.first = "abc\n";
-  add_step(&c, "cba\n", NULL);
-  int rc = client_run(&c, port);
-  client_free(&c);
-  return rc;
-}
 
 static xmppuv__cert_time_t at(int y, int mo, int d, int h, int mi, int sec) {
   xmppuv__cert_time_t t = {y, mo, d, h, mi, sec};
@@ -885,12 +880,7 @@ static int connect_pinned(const char *cert, const char *server_name,
   tls_peer_t p;
   start_s_server(&p, cert, ARGS("-rev"));
   xmppuv__tls_ctx_t *ctx = ctx_with(NULL, NULL, pin, 0);
-  client_t c;
-  client_init(&c, ctx, server_name);
-  c.first = "abc\n";
-  add_step(&c, "cba\n", NULL);
-  int rc = client_run(&c, p.port);
-  client_free(&c);
+  int rc = connect_with(ctx, p.port, server_name);
   xmppuv__tls_ctx_unref(ctx);
   tls_peer_stop(&p);
   return rc;

@@ -87,9 +87,9 @@ struct xmppuv__tls_ctx {
   mbedtls_ctr_drbg_context drbg;
 #if defined(CHAIN_CACHE)
   xmppuv__cert_cache_t verified; /* chains checked against ca */
+  long chain_checks;             /* chains checked in full (tests) */
   long clock_skew;               /* seconds; tests only */
 #endif
-  long chain_checks; /* chains checked in full (tests) */
 };
 
 struct xmppuv__tls {
@@ -434,10 +434,10 @@ static unsigned char cert_alert(uint32_t flags) {
 /* Runs right after mbedTLS parsed the server's Certificate message with
  * verification off for that one step: what mbedTLS would have checked with
  * VERIFY_REQUIRED (ssl_parse_certificate_verify() of mbedTLS 2.28.3: keep
- * the two in step when Debian's mbedTLS changes), the chain's signatures skipped when the same chain for
- * the same name was verified before (transport/cert_cache.h). The key
- * exchange that follows is still signed with the certificate's key and
- * checked by mbedTLS. */
+ * the two in step when Debian's mbedTLS changes), the chain's signatures
+ * skipped when the same chain for the same name was verified before
+ * (transport/cert_cache.h). The key exchange that follows is still signed
+ * with the certificate's key and checked by mbedTLS. */
 static int check_chain(xmppuv__tls_t *t) {
   xmppuv__tls_ctx_t *ctx = t->ctx;
   mbedtls_ssl_session *session = t->ssl.session_negotiate;
