@@ -15,6 +15,7 @@
 #include "sasl/ht.h"
 #include "session/stream_error.h"
 #include "sm/sm.h"
+#include "util/str.h"
 #include "util/alloc.h"
 #include "util/backoff.h"
 #include "util/hostport.h"
@@ -961,9 +962,9 @@ static void on_bound_inline(xmppuv__engine_t *e, const char *full_jid,
 static int is_stanza(const xmppuv_stanza_t *el) {
   const char *ns = xmppuv_stanza_ns(el);
   const char *name = xmppuv_stanza_name(el);
-  return ns != NULL && strcmp(ns, XMPPUV_NS_CLIENT) == 0 &&
-         (strcmp(name, "message") == 0 || strcmp(name, "presence") == 0 ||
-          strcmp(name, "iq") == 0);
+  return ns != NULL && xmppuv__streq(ns, XMPPUV_NS_CLIENT) &&
+         (xmppuv__streq(name, "message") || xmppuv__streq(name, "presence") ||
+          xmppuv__streq(name, "iq"));
 }
 
 static void on_element(xmppuv__engine_t *e, xmppuv_stanza_t *el) {
@@ -1334,12 +1335,12 @@ static void deliver_stanza(xmppuv__engine_t *e, xmppuv_stanza_t *el) {
   const char *name = xmppuv_stanza_name(el);
   const char *type = xmppuv_stanza_attr(el, "type");
   int handled = 0;
-  if (strcmp(name, "iq") == 0 && type != NULL &&
+  if (xmppuv__streq(name, "iq") && type != NULL &&
       (strcmp(type, "result") == 0 || strcmp(type, "error") == 0))
     handled = xmppuv__iq_match(&e->iqs, el, e->bound);
   if (!handled && !e->closing)
     handled = xmppuv__handlers_dispatch(&e->handlers, e->owner, el, closing_check, e);
-  if (!handled && !e->closing && strcmp(name, "iq") == 0 && type != NULL &&
+  if (!handled && !e->closing && xmppuv__streq(name, "iq") && type != NULL &&
       (strcmp(type, "get") == 0 || strcmp(type, "set") == 0)) {
     handled = xmppuv__handlers_dispatch(&e->iq_handlers, e->owner, el, closing_check, e);
     if (!handled && !e->closing) {

@@ -9,6 +9,7 @@
 
 #include "session/session_int.h"
 #include "session/stream_error.h"
+#include "util/str.h"
 #include "util/alloc.h"
 #include "util/ns.h"
 #include "xml/serialize.h"
@@ -35,7 +36,7 @@ void xmppuv__session_trace_out(xmppuv__session_t *s, const char *what) {
 
 int xmppuv__session_is_in(const xmppuv_stanza_t *el, const char *name, const char *ns) {
   const char *n = xmppuv_stanza_ns(el);
-  return strcmp(xmppuv_stanza_name(el), name) == 0 && n != NULL && strcmp(n, ns) == 0;
+  return xmppuv__streq(xmppuv_stanza_name(el), name) && n != NULL && xmppuv__streq(n, ns);
 }
 
 static char *dup_or_null(const char *s) {

@@ -23,6 +23,7 @@
 #include "sm/delay.h"
 #include "sm/persist.h"
 #include "sm/queue.h"
+#include "util/str.h"
 #include "util/alloc.h"
 #include "util/defaults.h"
 #include "util/utf8.h"
@@ -125,9 +126,9 @@ static void clear_timers(xmppuv__sm_t *sm) {
 
 static int is_stanza(const char *name, const char *ns) {
   if (name == NULL) return 0;
-  if (ns != NULL && strcmp(ns, XMPPUV_NS_CLIENT) != 0) return 0;
-  return strcmp(name, "message") == 0 || strcmp(name, "presence") == 0 ||
-         strcmp(name, "iq") == 0;
+  if (ns != NULL && !xmppuv__streq(ns, XMPPUV_NS_CLIENT)) return 0;
+  return xmppuv__streq(name, "message") || xmppuv__streq(name, "presence") ||
+         xmppuv__streq(name, "iq");
 }
 
 /* xs:unsignedInt as servers write it: decimal digits only, at most
@@ -889,7 +890,7 @@ int xmppuv__sm_inbound(xmppuv__sm_t *sm, const xmppuv_stanza_t *el,
   if (sm == NULL || el == NULL || xmppuv_stanza_is_text(el)) return 0;
   const char *name = xmppuv_stanza_name(el);
   const char *ns = xmppuv_stanza_ns(el);
-  if (ns != NULL && strcmp(ns, XMPPUV__NS_SM) == 0) {
+  if (ns != NULL && xmppuv__streq(ns, XMPPUV__NS_SM)) {
     int ours = strcmp(name, "r") == 0 || strcmp(name, "a") == 0 ||
                strcmp(name, "enabled") == 0 || strcmp(name, "failed") == 0 ||
                strcmp(name, "resumed") == 0;

@@ -73,6 +73,10 @@ struct xmppuv__parser {
 
 static void install_handlers(xmppuv__parser_t *p);
 
+/* A new stanza's first allocation: below 1 KB with room for an allocator's
+ * own header, the sizes glibc's malloc serves from its per-thread cache. */
+#define SMALL_TREE 992u
+
 /* ---- errors ------------------------------------------------------------- */
 
 static void fail(xmppuv__parser_t *p, int error, const char *condition,
@@ -101,22 +105,40 @@ typedef struct {
   size_t prefix_len;
 } qname_t;
 
+/* Where a name's part ends: at NS_SEP or NUL (the only bytes below 2). Most
+ * local names are short, where a byte loop beats a call; a namespace URI is
+ * long, where strchr's wide compares win. */
+static const char *name_end(const char *s) {
+  for (int i = 0; i < 8; i++, s++)
+    if ((unsigned char)*s <= 1) return s;
+  const char *sep = strchr(s, NS_SEP);
+  return sep != NULL ? sep : s + strlen(s);
+}
+
 static void split_name(const char *s, qname_t *q) {
-  const char *a = strchr(s, NS_SEP);
-  memset(q, 0, sizeof *q);
-  if (a == NULL) {
+  /* Nearly every element of a client stream is in jabber:client. */
+  const char *a = s[0] == 'j' && strncmp(s, XMPPUV_NS_CLIENT "\x01", 14) == 0
+                      ? s + 13
+                      : name_end(s);
+  if (*a == '\0') {
+    q->uri = NULL;
+    q->uri_len = 0;
     q->local = s;
-    q->local_len = strlen(s);
+    q->local_len = (size_t)(a - s);
+    q->prefix = NULL;
+    q->prefix_len = 0;
     return;
   }
   q->uri = s;
   q->uri_len = (size_t)(a - s);
   q->local = a + 1;
-  const char *b = strchr(q->local, NS_SEP);
-  if (b == NULL) {
-    q->local_len = strlen(q->local);
+  const char *b = q->local;
+  while ((unsigned char)*b > 1) b++; /* local names are short */
+  q->local_len = (size_t)(b - q->local);
+  if (*b == '\0') {
+    q->prefix = NULL;
+    q->prefix_len = 0;
   } else {
-    q->local_len = (size_t)(b - q->local);
     q->prefix = b + 1;
     q->prefix_len = strlen(q->prefix);
   }
@@ -135,56 +157,111 @@ static const char *intern_ns(xmppuv__tree_t *tree, const qname_t *q) {
   return xmppuv__tree_strndup(tree, q->uri, q->uri_len);
 }
 
-/* Attributes: unprefixed ones keep their name; xml:* become "xml:local";
- * other prefixed ones keep "prefix:local" and get their xmlns:prefix
- * declaration on the same element, so the element stands alone. */
-static int add_attrs(xmppuv__parser_t *p, xmppuv_stanza_t *el,
-                     const XML_Char **atts) {
+/* The attribute names nearly every stanza has, recognised as expat gives
+ * them (xml:lang as its namespace, local name and prefix) and shared instead
+ * of copied: a tree's names are never written to or freed one by one. The
+ * compares stop at the first difference, so never read past a name's end. */
+static const char *common_attr(const char *s) {
+  switch (s[0]) {
+    case 'f':
+      if (s[1] == 'r' && s[2] == 'o' && s[3] == 'm' && s[4] == '\0') return "from";
+      break;
+    case 'i':
+      if (s[1] == 'd' && s[2] == '\0') return "id";
+      break;
+    case 't':
+      if (s[1] == 'o' && s[2] == '\0') return "to";
+      if (s[1] == 'y' && s[2] == 'p' && s[3] == 'e' && s[4] == '\0') return "type";
+      break;
+    case 'h':
+      if (strcmp(s, XMPPUV_NS_XML "\x01lang\x01xml") == 0) return "xml:lang";
+      break;
+    default:
+      break;
+  }
+  return NULL;
+}
+
+/* The same for element names: the stanzas, and a message's body. */
+static const char *common_element(const char *s, size_t len) {
+  switch (len) {
+    case 2:
+      if (s[0] == 'i' && s[1] == 'q') return "iq";
+      break;
+    case 4:
+      if (memcmp(s, "body", 4) == 0) return "body";
+      break;
+    case 7:
+      if (memcmp(s, "message", 7) == 0) return "message";
+      break;
+    case 8:
+      if (memcmp(s, "presence", 8) == 0) return "presence";
+      break;
+    default:
+      break;
+  }
+  return NULL;
+}
+
+static const char *element_name(xmppuv__tree_t *tree, const qname_t *q) {
+  const char *name = common_element(q->local, q->local_len);
+  return name != NULL ? name : xmppuv__tree_strndup(tree, q->local, q->local_len);
+}
+
+/* A prefixed attribute: "xml:local", or "prefix:local" with its
+ * xmlns:prefix declaration on the same element, so the element stands
+ * alone. NULL when out of memory. */
+static const char *prefixed_attr(xmppuv_stanza_t *el, const qname_t *q) {
   xmppuv__tree_t *tree = el->tree;
+  int is_xml = eq(q->uri, q->uri_len, XMPPUV_NS_XML);
+  if (is_xml && eq(q->local, q->local_len, "lang")) return "xml:lang";
+  const char *prefix = is_xml ? "xml" : q->prefix;
+  size_t prefix_len = is_xml ? 3 : q->prefix_len;
+  char *joined = xmppuv__tree_alloc(tree, prefix_len + 1 + q->local_len + 1);
+  if (joined == NULL) return NULL;
+  memcpy(joined, prefix, prefix_len);
+  joined[prefix_len] = ':';
+  memcpy(joined + prefix_len + 1, q->local, q->local_len);
+  joined[prefix_len + 1 + q->local_len] = '\0';
+  if (is_xml) return joined;
+  char *decl = xmppuv__tree_alloc(tree, 6 + prefix_len + 1);
+  if (decl == NULL) return NULL;
+  memcpy(decl, "xmlns:", 6);
+  memcpy(decl + 6, prefix, prefix_len);
+  decl[6 + prefix_len] = '\0';
+  if (xmppuv_stanza_attr(el, decl) == NULL) {
+    const char *uri = xmppuv__tree_strndup(tree, q->uri, q->uri_len);
+    if (uri == NULL || xmppuv__node_push_attr(el, decl, uri) != 0) return NULL;
+  }
+  return joined;
+}
+
+/* Attributes: unprefixed ones keep their name, xml:* become "xml:local",
+ * other prefixed ones "prefix:local" (see prefixed_attr). nattrs is their
+ * number: room for all is taken at once. */
+static int add_attrs(xmppuv_stanza_t *el, const XML_Char **atts, size_t nattrs) {
+  xmppuv__tree_t *tree = el->tree;
+  if (nattrs > 0 && xmppuv__node_reserve_attrs(el, (uint32_t)nattrs) != 0)
+    return XMPPUV_ENOMEM;
   for (size_t i = 0; atts[i] != NULL; i += 2) {
-    qname_t q;
-    split_name(atts[i], &q);
     const char *value = xmppuv__tree_strndup(tree, atts[i + 1], strlen(atts[i + 1]));
     if (value == NULL) return XMPPUV_ENOMEM;
-    const char *name;
-    if (q.uri == NULL) {
-      name = xmppuv__tree_strndup(tree, q.local, q.local_len);
-    } else if (eq(q.uri, q.uri_len, XMPPUV_NS_XML) && eq(q.local, q.local_len, "lang")) {
-      name = "xml:lang";
-    } else {
-      const char *prefix = q.prefix;
-      size_t prefix_len = q.prefix_len;
-      int is_xml = eq(q.uri, q.uri_len, XMPPUV_NS_XML);
-      if (is_xml) {
-        prefix = "xml";
-        prefix_len = 3;
+    const char *name = common_attr(atts[i]);
+    if (name == NULL) {
+      const char *end = name_end(atts[i]);
+      if (*end == '\0') {
+        name = xmppuv__tree_strndup(tree, atts[i], (size_t)(end - atts[i]));
+      } else {
+        qname_t q;
+        split_name(atts[i], &q);
+        if (q.prefix == NULL && !eq(q.uri, q.uri_len, XMPPUV_NS_XML))
+          return XMPPUV_EXML; /* expat always gives one */
+        name = prefixed_attr(el, &q);
       }
-      if (prefix == NULL) return XMPPUV_EXML; /* expat always gives one */
-      char *joined = xmppuv__tree_alloc(tree, prefix_len + 1 + q.local_len + 1);
-      if (joined != NULL) {
-        memcpy(joined, prefix, prefix_len);
-        joined[prefix_len] = ':';
-        memcpy(joined + prefix_len + 1, q.local, q.local_len);
-        joined[prefix_len + 1 + q.local_len] = '\0';
-      }
-      name = joined;
-      if (name != NULL && !is_xml) {
-        char *decl = xmppuv__tree_alloc(tree, 6 + prefix_len + 1);
-        if (decl == NULL) return XMPPUV_ENOMEM;
-        memcpy(decl, "xmlns:", 6);
-        memcpy(decl + 6, prefix, prefix_len);
-        decl[6 + prefix_len] = '\0';
-        if (xmppuv_stanza_attr(el, decl) == NULL) {
-          const char *uri = xmppuv__tree_strndup(tree, q.uri, q.uri_len);
-          if (uri == NULL || xmppuv__node_push_attr(el, decl, uri) != 0)
-            return XMPPUV_ENOMEM;
-        }
-      }
+      if (name == NULL) return XMPPUV_ENOMEM;
     }
-    if (name == NULL) return XMPPUV_ENOMEM;
     if (xmppuv__node_push_attr(el, name, value) != 0) return XMPPUV_ENOMEM;
   }
-  (void)p;
   return 0;
 }
 
@@ -238,7 +315,7 @@ static void XMLCALL on_start(void *ud, const XML_Char *name,
       p->header_ok = 1;
     }
     xmppuv_stanza_t *header = xmppuv__tree_new("stream", XMPPUV_NS_STREAMS, 512);
-    if (header == NULL || add_attrs(p, header, atts) != 0) {
+    if (header == NULL || add_attrs(header, atts, nattrs) != 0) {
       xmppuv_stanza_unref(header);
       fail(p, XMPPUV_ENOMEM, "resource-constraint", "out of memory");
       return;
@@ -253,10 +330,10 @@ static void XMLCALL on_start(void *ud, const XML_Char *name,
   if (p->depth + 1 == p->top) {
     /* A new top-level element: hold only from its first byte on. */
     p->mark = (uint64_t)XML_GetCurrentByteIndex(p->xp);
-    xmppuv_stanza_t *root = xmppuv__tree_new(NULL, NULL, 1024);
+    xmppuv_stanza_t *root = xmppuv__tree_new(NULL, NULL, xmppuv__tree_fit(SMALL_TREE));
     const char *ns = NULL;
     if (root != NULL) {
-      root->name = xmppuv__tree_strndup(root->tree, q.local, q.local_len);
+      root->name = element_name(root->tree, &q);
       ns = intern_ns(root->tree, &q);
       /* A lone document without xmlns: leave the namespace to be inherited
        * where the element is used (on a client stream, jabber:client). */
@@ -265,7 +342,7 @@ static void XMLCALL on_start(void *ud, const XML_Char *name,
                      : ns;
     }
     if (root == NULL || root->name == NULL || ns == NULL ||
-        add_attrs(p, root, atts) != 0) {
+        add_attrs(root, atts, nattrs) != 0) {
       xmppuv_stanza_unref(root);
       fail(p, XMPPUV_ENOMEM, "resource-constraint", "out of memory");
       return;
@@ -282,13 +359,13 @@ static void XMLCALL on_start(void *ud, const XML_Char *name,
   if (flush_text(p) != 0) goto nomem;
   xmppuv__tree_t *tree = p->root->tree;
   const char *ns = intern_ns(tree, &q);
-  const char *local = xmppuv__tree_strndup(tree, q.local, q.local_len);
+  const char *local = element_name(tree, &q);
   if (ns == NULL || local == NULL) goto nomem;
   /* Store the namespace only where it changes, as a document would. */
   const char *parent_ns = xmppuv_stanza_ns(p->cur);
   if (parent_ns != NULL ? strcmp(parent_ns, ns) == 0 : ns[0] == '\0') ns = NULL;
   xmppuv_stanza_t *el = xmppuv__node_add_element(p->cur, local, ns);
-  if (el == NULL || add_attrs(p, el, atts) != 0) goto nomem;
+  if (el == NULL || add_attrs(el, atts, nattrs) != 0) goto nomem;
   p->cur = el;
   p->depth++;
   return;

@@ -2,6 +2,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "util/str.h"
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/utf8.h"
@@ -49,34 +50,27 @@ xmppuv_stanza_t *xmppuv__tree_new(const char *name, const char *ns,
   return root;
 }
 
-void *xmppuv__tree_alloc(xmppuv__tree_t *tree, size_t size) {
-  size = ALIGN_UP(size);
-  if (size > tree->left) {
-    size_t last = tree->chunks->size;
-    size_t want = last * 2;
-    if (want < size + CHUNK_HEADER) want = size + CHUNK_HEADER;
-    if (want < last) return NULL; /* overflow */
-    xmppuv__arena_chunk_t *chunk = xmppuv__malloc(want);
-    if (chunk == NULL) return NULL;
-    chunk->next = tree->chunks;
-    chunk->size = want;
-    tree->chunks = chunk;
-    tree->cursor = (char *)chunk + CHUNK_HEADER;
-    tree->left = want - CHUNK_HEADER;
-  }
-  void *p = tree->cursor;
-  tree->cursor += size;
-  tree->left -= size;
-  return p;
+size_t xmppuv__tree_fit(size_t total) {
+  size_t head = CHUNK_HEADER + ALIGN_UP(sizeof(xmppuv__tree_t)) +
+                ALIGN_UP(sizeof(struct xmppuv_stanza));
+  return total > head ? total - head : 0;
 }
 
-char *xmppuv__tree_strndup(xmppuv__tree_t *tree, const char *s, size_t len) {
-  if (len == (size_t)-1) return NULL;
-  char *copy = xmppuv__tree_alloc(tree, len + 1);
-  if (copy == NULL) return NULL;
-  memcpy(copy, s, len);
-  copy[len] = '\0';
-  return copy;
+void *xmppuv__tree_grow(xmppuv__tree_t *tree, size_t size) {
+  if (size > (size_t)-1 - CHUNK_HEADER - ALIGN) return NULL; /* overflow */
+  size = ALIGN_UP(size);
+  size_t last = tree->chunks->size;
+  size_t want = last * 2;
+  if (want < last) return NULL; /* overflow */
+  if (want < size + CHUNK_HEADER) want = size + CHUNK_HEADER;
+  xmppuv__arena_chunk_t *chunk = xmppuv__malloc(want);
+  if (chunk == NULL) return NULL;
+  chunk->next = tree->chunks;
+  chunk->size = want;
+  tree->chunks = chunk;
+  tree->cursor = (char *)chunk + CHUNK_HEADER + size;
+  tree->left = want - CHUNK_HEADER - size;
+  return (char *)chunk + CHUNK_HEADER;
 }
 
 static void tree_free(xmppuv__tree_t *tree) {
@@ -151,8 +145,7 @@ int xmppuv__node_add_text(xmppuv_stanza_t *parent, const char *text,
   return 0;
 }
 
-int xmppuv__node_push_attr(xmppuv_stanza_t *s, const char *name,
-                           const char *value) {
+int xmppuv__node_push_attr_grow(xmppuv_stanza_t *s, const char *name, const char *value) {
   if (s->u.el.nattrs == s->u.el.attr_cap) {
     uint32_t cap = s->u.el.attr_cap ? s->u.el.attr_cap * 2 : 4;
     xmppuv__attr_t *attrs = xmppuv__tree_alloc(s->tree, cap * sizeof *attrs);
@@ -168,9 +161,19 @@ int xmppuv__node_push_attr(xmppuv_stanza_t *s, const char *name,
   return 0;
 }
 
+int xmppuv__node_reserve_attrs(xmppuv_stanza_t *s, uint32_t n) {
+  if (n <= s->u.el.attr_cap) return 0;
+  xmppuv__attr_t *attrs = xmppuv__tree_alloc(s->tree, (size_t)n * sizeof *attrs);
+  if (attrs == NULL) return XMPPUV_ENOMEM;
+  if (s->u.el.nattrs > 0) memcpy(attrs, s->u.el.attrs, s->u.el.nattrs * sizeof *attrs);
+  s->u.el.attrs = attrs;
+  s->u.el.attr_cap = n;
+  return 0;
+}
+
 static xmppuv__attr_t *find_attr(const xmppuv_stanza_t *s, const char *name) {
   for (uint32_t i = 0; i < s->u.el.nattrs; i++)
-    if (strcmp(s->u.el.attrs[i].name, name) == 0) return &s->u.el.attrs[i];
+    if (xmppuv__streq(s->u.el.attrs[i].name, name)) return &s->u.el.attrs[i];
   return NULL;
 }
 

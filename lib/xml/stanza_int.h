@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "xmppuv.h"
 
@@ -60,8 +61,35 @@ struct xmppuv_stanza {
 xmppuv_stanza_t *xmppuv__tree_new(const char *name, const char *ns,
                                   size_t arena_hint);
 
-void *xmppuv__tree_alloc(xmppuv__tree_t *tree, size_t size);
-char *xmppuv__tree_strndup(xmppuv__tree_t *tree, const char *s, size_t len);
+/* The arena space of a tree whose first allocation is total bytes, header
+ * and root included: xmppuv__tree_fit(1024) keeps a small stanza within
+ * what malloc serves from its fastest bins. */
+size_t xmppuv__tree_fit(size_t total);
+
+/* Room for size more bytes, in a new chunk when the current one is full. */
+void *xmppuv__tree_grow(xmppuv__tree_t *tree, size_t size);
+
+/* size bytes (8-aligned) from the tree's arena; NULL when out of memory.
+ * Inline: the parser takes a dozen pieces per stanza. */
+static inline void *xmppuv__tree_alloc(xmppuv__tree_t *tree, size_t size) {
+  /* left is a multiple of 8: what fits still fits once rounded up. */
+  if (size > tree->left) return xmppuv__tree_grow(tree, size);
+  size = (size + 7u) & ~(size_t)7u;
+  void *p = tree->cursor;
+  tree->cursor += size;
+  tree->left -= size;
+  return p;
+}
+
+/* A NUL-terminated copy of s[0..len) in the arena; NULL when out of memory. */
+static inline char *xmppuv__tree_strndup(xmppuv__tree_t *tree, const char *s, size_t len) {
+  if (len == (size_t)-1) return NULL;
+  char *copy = xmppuv__tree_alloc(tree, len + 1);
+  if (copy == NULL) return NULL;
+  memcpy(copy, s, len);
+  copy[len] = '\0';
+  return copy;
+}
 
 /* Append a child element; name and ns are used as given (already in the
  * arena, or static). No validation: for the parser and internal builders. */
@@ -76,7 +104,17 @@ int xmppuv__node_set_attr(xmppuv_stanza_t *s, const char *name,
                           const char *value);
 /* Append an attribute known not to be present yet (parser fast path); name
  * and value must already live in the tree's arena or be static. */
-int xmppuv__node_push_attr(xmppuv_stanza_t *s, const char *name,
-                           const char *value);
+int xmppuv__node_push_attr_grow(xmppuv_stanza_t *s, const char *name, const char *value);
+static inline int xmppuv__node_push_attr(xmppuv_stanza_t *s, const char *name,
+                                         const char *value) {
+  if (s->u.el.nattrs == s->u.el.attr_cap) return xmppuv__node_push_attr_grow(s, name, value);
+  s->u.el.attrs[s->u.el.nattrs].name = name;
+  s->u.el.attrs[s->u.el.nattrs].value = value;
+  s->u.el.nattrs++;
+  return 0;
+}
+/* Room for n attributes in all, so that pushing them allocates nothing more
+ * (the parser knows the count from the start tag). 0 or XMPPUV_ENOMEM. */
+int xmppuv__node_reserve_attrs(xmppuv_stanza_t *s, uint32_t n);
 
 #endif
