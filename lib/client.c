@@ -176,8 +176,22 @@ static void on_connected(void *ud, int tls) {
 
 static void on_data(void *ud, const char *data, size_t len) {
   xmppuv_client_t *c = ud;
-  xmppuv__engine_feed(c->engine, c->link, data, len, now_of(c));
-  pump(c, 1);
+  /* Online, a slice at a time, each handled before the next: a read of
+   * many stanzas is then parsed where it lies instead of being copied to
+   * wait (see XMPPUV__FEED_SLICE); what the app does not take in time is
+   * still held. The last slice takes what is left below two, so every
+   * slice of a big read still looks busy to the session (it keeps its
+   * parser between them). Before online, all at once: what follows
+   * <proceed/> in a read is for TLS, which the session hands on whole. */
+  do {
+    size_t n = len;
+    if (n >= 2 * XMPPUV__FEED_SLICE && xmppuv__engine_status(c->engine) == XMPPUV_STATUS_ONLINE)
+      n = XMPPUV__FEED_SLICE;
+    xmppuv__engine_feed(c->engine, c->link, data, n, now_of(c));
+    pump(c, 1);
+    data += n;
+    len -= n;
+  } while (len > 0);
 }
 
 static void on_tls_ready(void *ud) {
@@ -514,6 +528,9 @@ static void pump(xmppuv_client_t *c, int deliver) {
    * up what the call produced. */
   if (c->pumping) return;
   c->pumping = 1;
+  /* The loop's time stands still within a callback (nothing here updates
+   * it), so once is enough. */
+  xmppuv__time_t now = now_of(c);
   for (;;) {
     write_output(c);
     xmppuv__action_t a;
@@ -522,7 +539,6 @@ static void pump(xmppuv_client_t *c, int deliver) {
       continue;
     }
     if (!deliver) break;
-    xmppuv__time_t now = now_of(c);
     if (xmppuv__engine_deliver(c->engine, now)) continue;
     if (xmppuv__engine_step(c->engine, now)) continue;
     break;

@@ -1693,6 +1693,70 @@ START_TEST(stop_fails_only_what_is_still_unacked_after_close_timeout) {
 }
 END_TEST
 
+/* ---- input in bulk ---------------------------------------------------------------- */
+
+/* Three thousand messages of every length written at once, with <r/> in the
+ * middle and at the end: reads of many stanzas, ending anywhere in one. */
+#define BULK_N 3000
+static char bulk[BULK_N * 420 + 256];
+
+typedef struct bulk_rec {
+  unsigned got;
+  unsigned out_of_order;
+} bulk_rec_t;
+
+static int on_bulk_message(xmppuv_client_t *c, xmppuv_stanza_t *s, void *ud) {
+  (void)c;
+  bulk_rec_t *b = ud;
+  char want[16];
+  snprintf(want, sizeof want, "m%u", b->got);
+  const char *id = xmppuv_stanza_attr(s, "id");
+  if (id == NULL || strcmp(id, want) != 0) b->out_of_order++;
+  b->got++;
+  return XMPPUV_HANDLED;
+}
+
+START_TEST(a_burst_of_stanzas_arrives_whole_in_order_and_counted) {
+  size_t len = 0;
+  for (unsigned i = 0; i < BULK_N; i++) {
+    unsigned body = (i * 37u) % 300u;
+    len += (size_t)snprintf(bulk + len, sizeof bulk - len,
+                            "<message from='peer@example.com/x' type='chat' id='m%u'>"
+                            "<body>%.*s</body></message>%s",
+                            i, (int)body,
+                            "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz"
+                            "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz"
+                            "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz"
+                            "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz",
+                            i + 1 == BULK_N / 2 || i + 1 == BULK_N ? "<r xmlns='" NS_SM "'/>" : "");
+    ck_assert_uint_lt(len, sizeof bulk - 1);
+  }
+  static const xmppuv_test_step_t s0[] = {LOGIN_SM, SCRIPT_SEND(bulk),
+                                          SCRIPT_EXPECT("h='1500'"), SCRIPT_EXPECT("h='3000'"),
+                                          SCRIPT_END};
+  static const xmppuv_test_step_t *const scripts[] = {s0};
+  world_t r;
+  world_init(&r);
+  world_server(&r, 0, scripts, 1);
+  xmppuv_client_options_t o;
+  world_opts(&o, world_port(&r, 0));
+  world_start(&r, &o);
+  bulk_rec_t b = {0, 0};
+  ck_assert_int_eq(xmppuv_client_handler_add(r.c, "message", NULL, NULL, on_bulk_message, &b, NULL),
+                   0);
+  RUN_UNTIL(&r, b.got >= BULK_N && strstr(world_received(&r, 0, 0), "h='3000'") != NULL, 20000);
+  ck_assert_uint_eq(b.got, BULK_N);
+  ck_assert_uint_eq(b.out_of_order, 0);
+  /* Each <r/> answered with the count at its place in the stream. */
+  const char *got = world_received(&r, 0, 0);
+  const char *mid = strstr(got, "h='1500'");
+  ck_assert_ptr_nonnull(mid);
+  ck_assert_ptr_nonnull(strstr(mid, "h='3000'"));
+  ck_assert_str_eq(r.app.seq, "online");
+  finish(&r);
+}
+END_TEST
+
 /* ---- resumption is lenient where it is safe ------------------------------------- */
 
 START_TEST(resumed_without_previd_resumes) {
@@ -1890,6 +1954,7 @@ static Suite *make_suite(void) {
   tcase_add_test(tc, a_stanza_over_the_servers_advertised_limit_is_refused_or_failed_unsent);
   tcase_add_test(tc, stop_asks_for_a_last_ack_and_reports_what_the_server_has_as_acked);
   tcase_add_test(tc, stop_fails_only_what_is_still_unacked_after_close_timeout);
+  tcase_add_test(tc, a_burst_of_stanzas_arrives_whole_in_order_and_counted);
   tcase_add_test(tc, resumed_without_previd_resumes);
   tcase_add_test(tc, resumed_naming_another_session_starts_a_new_one_without_a_loop);
   tcase_add_test(tc, reconnect_now_resumes_at_once_when_the_connection_went_silent);

@@ -7,6 +7,7 @@
 #include "check_main.h"
 #include "failalloc.h"
 #include "xml/parser.h"
+#include "xml/stanza_int.h"
 #include "xml/serialize.h"
 #include "xmppuv.h"
 
@@ -532,6 +533,89 @@ START_TEST(new_names_in_every_stanza_do_not_grow_memory) {
 }
 END_TEST
 
+static size_t mallocs;
+static void *counted_malloc(size_t n) {
+  mallocs++;
+  return count_malloc(n);
+}
+
+typedef struct {
+  xmppuv_stanza_t *kept[64];
+  size_t nkept, keep, seen;
+} keeper_t;
+
+static int keep_cb(void *ud, xmppuv_stanza_t *el) {
+  keeper_t *k = ud;
+  k->seen++;
+  if (k->nkept < k->keep)
+    k->kept[k->nkept++] = el;
+  else
+    xmppuv_stanza_unref(el);
+  return 0;
+}
+
+static void drop_kept(keeper_t *k) {
+  for (size_t i = 0; i < k->nkept; i++) xmppuv_stanza_unref(k->kept[i]);
+  k->nkept = 0;
+}
+
+START_TEST(a_busy_stream_reuses_stanza_memory_and_stanzas_outlive_the_parser) {
+  ck_assert_int_eq(xmppuv_replace_allocator(counted_malloc, count_realloc, count_free), 0);
+  live_bytes = peak_bytes = 0;
+  keeper_t k;
+  memset(&k, 0, sizeof k);
+  const xmppuv__parser_callbacks_t cbs = {NULL, keep_cb, NULL};
+  xmppuv__parser_t *p;
+  ck_assert_int_eq(xmppuv__parser_new(XMPPUV__PARSE_STREAM, NULL, &cbs, &k, &p), 0);
+  ck_assert_int_eq(xmppuv__parser_feed(p, HEADER, strlen(HEADER), NULL), 0);
+  const char *msg = "<message from='a@b/c' to='d@e/f' type='chat' id='x1' xml:lang='en'>"
+                    "<body>hello</body></message>";
+  ck_assert_int_eq(xmppuv__parser_feed(p, msg, strlen(msg), NULL), 0);
+  ck_assert_int_eq(xmppuv__parser_release(p), 1);
+  size_t idle = live_bytes; /* the parser, its header and the (empty) pool */
+
+  /* A busy stream: one stanza after another, each handled before the next.
+   * Their memory goes round instead of to malloc and back. */
+  for (int i = 0; i < 10; i++) /* expat's own parser is made again */
+    ck_assert_int_eq(xmppuv__parser_feed(p, msg, strlen(msg), NULL), 0);
+  size_t before = mallocs;
+  for (int i = 0; i < 200; i++)
+    ck_assert_int_eq(xmppuv__parser_feed(p, msg, strlen(msg), NULL), 0);
+  size_t per_200 = mallocs - before;
+  if (xmppuv__tree_pool_max() > 0)
+    ck_assert_msg(per_200 == 0, "%zu allocations for 200 stanzas", per_200);
+  else
+    ck_assert_uint_ge(per_200, 200); /* AddressSanitizer: nothing is reused */
+
+  /* More out at once than the pool keeps: all are freed or kept, none
+   * lost, and a release (idle) leaves nothing cached. */
+  k.keep = 48;
+  for (int i = 0; i < 48; i++)
+    ck_assert_int_eq(xmppuv__parser_feed(p, msg, strlen(msg), NULL), 0);
+  ck_assert_uint_eq(k.nkept, 48);
+  drop_kept(&k);
+  ck_assert_int_eq(xmppuv__parser_release(p), 1);
+  ck_assert_uint_eq(live_bytes, idle);
+
+  /* Stanzas kept past the parser's end stay whole, and the last one out
+   * frees what the parser left behind. */
+  k.keep = 53;
+  for (int i = 0; i < 5; i++)
+    ck_assert_int_eq(xmppuv__parser_feed(p, msg, strlen(msg), NULL), 0);
+  ck_assert_uint_eq(k.nkept, 5);
+  xmppuv__parser_free(p);
+  for (size_t i = 0; i < k.nkept; i++) {
+    ck_assert_str_eq(xmppuv_stanza_attr(k.kept[i], "xml:lang"), "en");
+    ck_assert_str_eq(xmppuv_stanza_attr(k.kept[i], "from"), "a@b/c");
+    ck_assert_str_eq(xmppuv_stanza_child_text(k.kept[i], "body", NULL), "hello");
+  }
+  drop_kept(&k);
+  ck_assert_uint_eq(live_bytes, 0);
+  ck_assert_uint_eq(k.seen, 264);
+  ck_assert_int_eq(xmppuv_replace_allocator(NULL, NULL, NULL), 0);
+}
+END_TEST
+
 START_TEST(release_is_refused_mid_stanza_and_limits_still_hold_after) {
   recorder_t r;
   new_parser(&r, &small);
@@ -686,6 +770,7 @@ static Suite *parser_suite(void) {
   tcase_add_test(tc, release_between_stanzas_is_invisible_to_the_events);
   tcase_add_test(tc, release_is_refused_mid_stanza_and_limits_still_hold_after);
   tcase_add_test(tc, new_names_in_every_stanza_do_not_grow_memory);
+  tcase_add_test(tc, a_busy_stream_reuses_stanza_memory_and_stanzas_outlive_the_parser);
   tcase_add_test(tc, stanza_parse_reads_one_element);
   tcase_add_test(tc, every_allocation_failure_gives_ENOMEM_without_leaks);
   tcase_add_test(tc, replacing_the_parser_mid_read_survives_every_allocation_failure);

@@ -1332,15 +1332,14 @@ static int closing_check(xmppuv_client_t *owner, void *ud) {
 }
 
 static void deliver_stanza(xmppuv__engine_t *e, xmppuv_stanza_t *el) {
-  const char *name = xmppuv_stanza_name(el);
-  const char *type = xmppuv_stanza_attr(el, "type");
+  int is_iq = xmppuv__streq(xmppuv_stanza_name(el), "iq");
+  const char *type = is_iq ? xmppuv_stanza_attr(el, "type") : NULL;
   int handled = 0;
-  if (xmppuv__streq(name, "iq") && type != NULL &&
-      (strcmp(type, "result") == 0 || strcmp(type, "error") == 0))
+  if (type != NULL && (strcmp(type, "result") == 0 || strcmp(type, "error") == 0))
     handled = xmppuv__iq_match(&e->iqs, el, e->bound);
   if (!handled && !e->closing)
     handled = xmppuv__handlers_dispatch(&e->handlers, e->owner, el, closing_check, e);
-  if (!handled && !e->closing && xmppuv__streq(name, "iq") && type != NULL &&
+  if (!handled && !e->closing && type != NULL &&
       (strcmp(type, "get") == 0 || strcmp(type, "set") == 0)) {
     handled = xmppuv__handlers_dispatch(&e->iq_handlers, e->owner, el, closing_check, e);
     if (!handled && !e->closing) {

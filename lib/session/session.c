@@ -35,8 +35,10 @@ void xmppuv__session_trace_out(xmppuv__session_t *s, const char *what) {
 }
 
 int xmppuv__session_is_in(const xmppuv_stanza_t *el, const char *name, const char *ns) {
+  /* The name first: it rules out most elements without the namespace. */
+  if (!xmppuv__streq(xmppuv_stanza_name(el), name)) return 0;
   const char *n = xmppuv_stanza_ns(el);
-  return xmppuv__streq(xmppuv_stanza_name(el), name) && n != NULL && xmppuv__streq(n, ns);
+  return n != NULL && xmppuv__streq(n, ns);
 }
 
 static char *dup_or_null(const char *s) {
@@ -149,13 +151,23 @@ static int restart_stream(xmppuv__session_t *s) {
  * output buffer and changes the session's state); what the engine must know
  * is queued as events and handed out by xmppuv__session_step(), in order.
  * Elements after negotiation are queued for the engine as they are. */
+/* As xmppuv__session_push(), taking the caller's reference to el. */
+static void push_taken(xmppuv__session_t *s, xmppuv__session_event_kind_t kind,
+                       xmppuv_stanza_t *el);
+
 void xmppuv__session_push(xmppuv__session_t *s, xmppuv__session_event_kind_t kind,
                           xmppuv_stanza_t *el) {
+  push_taken(s, kind, xmppuv_stanza_ref(el));
+}
+
+static void push_taken(xmppuv__session_t *s, xmppuv__session_event_kind_t kind,
+                       xmppuv_stanza_t *el) {
   xmppuv__session_conn_t *c = &s->c;
   if (c->pend_len == c->pend_cap) {
     size_t cap = c->pend_cap ? c->pend_cap * 2 : 8;
     xmppuv__session_pending_t *ring = xmppuv__malloc(cap * sizeof *ring);
     if (ring == NULL) {
+      xmppuv_stanza_unref(el);
       xmppuv__session_fail(s, XMPPUV_ENOMEM, NULL, NULL, NULL, 0, NULL);
       return;
     }
@@ -172,10 +184,7 @@ void xmppuv__session_push(xmppuv__session_t *s, xmppuv__session_event_kind_t kin
   p->sm_offered = c->sm_offered;
   p->csi_offered = c->csi_offered;
   p->features = c->auth_features_seen;
-  if (el != NULL) {
-    p->el = el;
-    xmppuv_stanza_ref(el);
-  }
+  p->el = el;
   if (kind == XMPPUV__SESS_ELEMENT) c->backlog++;
   c->pend_len++;
 }
@@ -211,8 +220,12 @@ static int on_element(void *ud, xmppuv_stanza_t *el) {
     xmppuv__session_event_kind_t kind = on_element_item(s, el);
     if (kind == XMPPUV__SESS_STARTTLS || c->restart_sasl)
       xmppuv__parser_pause(s->parser); /* the rest is not of this stream */
-    if (kind != XMPPUV__SESS_NOTHING)
-      xmppuv__session_push(s, kind, kind == XMPPUV__SESS_ELEMENT ? el : NULL);
+    if (kind == XMPPUV__SESS_ELEMENT) {
+      push_taken(s, kind, el); /* the parser's reference */
+      el = NULL;
+    } else if (kind != XMPPUV__SESS_NOTHING) {
+      xmppuv__session_push(s, kind, NULL);
+    }
   }
   xmppuv_stanza_unref(el);
   /* Stop parsing a stream that has failed. */
@@ -231,10 +244,9 @@ static int on_stream_close(void *ud) {
 static const xmppuv__parser_callbacks_t parser_callbacks = {on_stream_open, on_element,
                                                             on_stream_close};
 
-/* Input is parsed in slices, and no more once this many elements wait for
- * the engine: a stream of small stanzas is parsed only as fast as it is
- * handled, so memory stays bounded. */
-#define FEED_SLICE 4096u
+/* Input is parsed in slices (XMPPUV__FEED_SLICE), and no more once this
+ * many elements wait for the engine: a stream of small stanzas is parsed
+ * only as fast as it is handled, so memory stays bounded. */
 #define QUEUE_HIGH 16u
 
 static int held_left(const xmppuv__session_conn_t *c) { return c->held_off < c->held.len; }
@@ -260,7 +272,7 @@ static int parse(xmppuv__session_t *s, const char *data, size_t len) {
   size_t off = 0;
   while (off < len && c->state != ST_FAILED) {
     if (c->backlog >= QUEUE_HIGH) return hold(s, data + off, len - off, HOLD_FLOW);
-    size_t n = len - off < FEED_SLICE ? len - off : FEED_SLICE;
+    size_t n = len - off < XMPPUV__FEED_SLICE ? len - off : XMPPUV__FEED_SLICE;
     size_t used = 0;
     int rc = xmppuv__parser_feed(s->parser, data + off, n, &used);
     if (c->state == ST_FAILED) break; /* a handler failed the stream */

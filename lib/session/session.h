@@ -145,6 +145,12 @@ int xmppuv__session_start(xmppuv__session_t *s, xmppuv__framing_t framing, int t
 /* The STARTTLS handshake finished: restart the stream. */
 int xmppuv__session_tls_ready(xmppuv__session_t *s, const xmppuv__channel_binding_t *cb);
 
+/* Input is parsed this many bytes at a time, and no more once enough
+ * elements wait for xmppuv__session_step(); what is left is copied and held
+ * until they are taken. A caller that feeds at most this much at once and
+ * takes the elements in between never has its input copied. */
+#define XMPPUV__FEED_SLICE 4096u
+
 /* Bytes from the server: parsed and queued for xmppuv__session_step() (a
  * parse error is queued too, after what came before it). 0, or
  * XMPPUV_ENOMEM (input lost: drop the connection), XMPPUV_ESTATE. */

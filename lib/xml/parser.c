@@ -7,6 +7,7 @@
 
 #include "util/alloc.h"
 #include "util/buf.h"
+#include "util/str.h"
 #include "xml/stanza_int.h"
 
 /* Separates namespace URI, local name and prefix in expat's names. U+0001 is
@@ -39,6 +40,7 @@ struct xmppuv__parser {
   uint64_t pause_at;
 
   xmppuv_stanza_t *result; /* document mode */
+  xmppuv__tree_pool_t *pool; /* the stanzas' first chunks (made at the first) */
 
   /* Between stanzas an idle stream needs no expat parser (about 12 KB):
    * xmppuv__parser_release() frees it, and the next feed makes a new one
@@ -73,10 +75,6 @@ struct xmppuv__parser {
 
 static void install_handlers(xmppuv__parser_t *p);
 
-/* A new stanza's first allocation: below 1 KB with room for an allocator's
- * own header, the sizes glibc's malloc serves from its per-thread cache. */
-#define SMALL_TREE 992u
-
 /* ---- errors ------------------------------------------------------------- */
 
 static void fail(xmppuv__parser_t *p, int error, const char *condition,
@@ -103,6 +101,7 @@ typedef struct {
   size_t local_len;
   const char *prefix; /* NULL: none */
   size_t prefix_len;
+  const char *known_ns; /* uri as the library's own literal, or NULL */
 } qname_t;
 
 /* Where a name's part ends: at NS_SEP or NUL (the only bytes below 2). Most
@@ -117,9 +116,14 @@ static const char *name_end(const char *s) {
 
 static void split_name(const char *s, qname_t *q) {
   /* Nearly every element of a client stream is in jabber:client. */
-  const char *a = s[0] == 'j' && strncmp(s, XMPPUV_NS_CLIENT "\x01", 14) == 0
-                      ? s + 13
-                      : name_end(s);
+  q->known_ns = NULL;
+  const char *a;
+  if (s[0] == 'j' && strncmp(s, XMPPUV_NS_CLIENT "\x01", 14) == 0) {
+    a = s + 13;
+    q->known_ns = XMPPUV_NS_CLIENT;
+  } else {
+    a = name_end(s);
+  }
   if (*a == '\0') {
     q->uri = NULL;
     q->uri_len = 0;
@@ -152,6 +156,7 @@ static int eq(const char *s, size_t len, const char *lit) {
  * copy in the tree. "" stands for "no namespace". */
 static const char *intern_ns(xmppuv__tree_t *tree, const qname_t *q) {
   if (q->uri == NULL) return "";
+  if (q->known_ns != NULL) return q->known_ns;
   if (eq(q->uri, q->uri_len, XMPPUV_NS_CLIENT)) return XMPPUV_NS_CLIENT;
   if (eq(q->uri, q->uri_len, XMPPUV_NS_STREAMS)) return XMPPUV_NS_STREAMS;
   return xmppuv__tree_strndup(tree, q->uri, q->uri_len);
@@ -330,7 +335,8 @@ static void XMLCALL on_start(void *ud, const XML_Char *name,
   if (p->depth + 1 == p->top) {
     /* A new top-level element: hold only from its first byte on. */
     p->mark = (uint64_t)XML_GetCurrentByteIndex(p->xp);
-    xmppuv_stanza_t *root = xmppuv__tree_new(NULL, NULL, xmppuv__tree_fit(SMALL_TREE));
+    if (p->pool == NULL) p->pool = xmppuv__tree_pool_new();
+    xmppuv_stanza_t *root = p->pool != NULL ? xmppuv__tree_pool_take(p->pool) : NULL;
     const char *ns = NULL;
     if (root != NULL) {
       root->name = element_name(root->tree, &q);
@@ -363,7 +369,7 @@ static void XMLCALL on_start(void *ud, const XML_Char *name,
   if (ns == NULL || local == NULL) goto nomem;
   /* Store the namespace only where it changes, as a document would. */
   const char *parent_ns = xmppuv_stanza_ns(p->cur);
-  if (parent_ns != NULL ? strcmp(parent_ns, ns) == 0 : ns[0] == '\0') ns = NULL;
+  if (parent_ns != NULL ? xmppuv__streq(parent_ns, ns) : ns[0] == '\0') ns = NULL;
   xmppuv_stanza_t *el = xmppuv__node_add_element(p->cur, local, ns);
   if (el == NULL || add_attrs(el, atts, nattrs) != 0) goto nomem;
   p->cur = el;
@@ -611,6 +617,7 @@ void xmppuv__parser_free(xmppuv__parser_t *p) {
   xmppuv__buf_free(&p->header);
   xmppuv__free(p->detail);
   if (p->xp != NULL) XML_ParserFree(p->xp);
+  xmppuv__tree_pool_close(p->pool);
   xmppuv__free(p);
 }
 
@@ -732,6 +739,7 @@ int xmppuv__parser_release(xmppuv__parser_t *p) {
   p->xp = NULL;
   p->released = RELEASED;
   xmppuv__buf_free(&p->text);
+  xmppuv__tree_pool_drain(p->pool);
   return 1;
 }
 

@@ -21,21 +21,19 @@ struct xmppuv__arena_chunk {
 #define CHUNK_HEADER ALIGN_UP(sizeof(xmppuv__arena_chunk_t))
 #define MIN_CHUNK 512u
 
-/* The first chunk holds the tree header and the root node, then free space,
- * so a small stanza is one allocation. */
-xmppuv_stanza_t *xmppuv__tree_new(const char *name, const char *ns,
-                                  size_t arena_hint) {
-  size_t head = CHUNK_HEADER + ALIGN_UP(sizeof(xmppuv__tree_t)) +
-                ALIGN_UP(sizeof(struct xmppuv_stanza));
-  size_t space = arena_hint < MIN_CHUNK ? MIN_CHUNK : ALIGN_UP(arena_hint);
-  if (space > (size_t)-1 - head) return NULL;
-  char *mem = xmppuv__malloc(head + space);
-  if (mem == NULL) return NULL;
+#define HEAD (CHUNK_HEADER + ALIGN_UP(sizeof(xmppuv__tree_t)) + ALIGN_UP(sizeof(struct xmppuv_stanza)))
+
+/* A tree in mem[0..size): the first chunk holds the tree header and the
+ * root node, then free space, so a small stanza is one allocation. */
+static xmppuv_stanza_t *tree_init(char *mem, size_t size, const char *name, const char *ns) {
+  size_t head = HEAD;
+  size_t space = size - head;
   xmppuv__arena_chunk_t *chunk = (xmppuv__arena_chunk_t *)(void *)mem;
   chunk->next = NULL;
-  chunk->size = head + space;
+  chunk->size = size;
   xmppuv__tree_t *tree = (xmppuv__tree_t *)(void *)(mem + CHUNK_HEADER);
   tree->refs = 1;
+  tree->pool = NULL;
   tree->chunks = chunk;
   tree->cursor = mem + head;
   tree->left = space;
@@ -50,10 +48,72 @@ xmppuv_stanza_t *xmppuv__tree_new(const char *name, const char *ns,
   return root;
 }
 
-size_t xmppuv__tree_fit(size_t total) {
-  size_t head = CHUNK_HEADER + ALIGN_UP(sizeof(xmppuv__tree_t)) +
-                ALIGN_UP(sizeof(struct xmppuv_stanza));
-  return total > head ? total - head : 0;
+xmppuv_stanza_t *xmppuv__tree_new(const char *name, const char *ns,
+                                  size_t arena_hint) {
+  size_t space = arena_hint < MIN_CHUNK ? MIN_CHUNK : ALIGN_UP(arena_hint);
+  if (space > (size_t)-1 - HEAD) return NULL;
+  char *mem = xmppuv__malloc(HEAD + space);
+  if (mem == NULL) return NULL;
+  return tree_init(mem, HEAD + space, name, ns);
+}
+
+/* ---- pools of first chunks ---------------------------------------------- */
+
+/* Enough for the trees a busy stream has out at once: the engine's backlog
+ * plus one slice of input (session.c). Under AddressSanitizer nothing is
+ * cached, so that a use after free is still caught. */
+#if defined(__SANITIZE_ADDRESS__)
+#define POOL_MAX 0u
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define POOL_MAX 0u
+#endif
+#endif
+#ifndef POOL_MAX
+#define POOL_MAX 32u
+#endif
+
+struct xmppuv__tree_pool {
+  uint32_t refs; /* the owner's, plus one per tree out */
+  uint32_t count;
+  int closed;
+  void *cached[POOL_MAX > 0 ? POOL_MAX : 1];
+};
+
+unsigned xmppuv__tree_pool_max(void) { return POOL_MAX; }
+
+xmppuv__tree_pool_t *xmppuv__tree_pool_new(void) {
+  xmppuv__tree_pool_t *pool = xmppuv__malloc(sizeof *pool);
+  if (pool == NULL) return NULL;
+  pool->refs = 1;
+  pool->count = 0;
+  pool->closed = 0;
+  return pool;
+}
+
+xmppuv_stanza_t *xmppuv__tree_pool_take(xmppuv__tree_pool_t *pool) {
+  char *mem = pool->count > 0 ? pool->cached[--pool->count] : xmppuv__malloc(XMPPUV__POOL_CHUNK);
+  if (mem == NULL) return NULL;
+  xmppuv_stanza_t *root = tree_init(mem, XMPPUV__POOL_CHUNK, NULL, NULL);
+  root->tree->pool = pool;
+  pool->refs++;
+  return root;
+}
+
+void xmppuv__tree_pool_drain(xmppuv__tree_pool_t *pool) {
+  if (pool == NULL) return;
+  while (pool->count > 0) xmppuv__free(pool->cached[--pool->count]);
+}
+
+static void pool_unref(xmppuv__tree_pool_t *pool) {
+  if (--pool->refs == 0) xmppuv__free(pool);
+}
+
+void xmppuv__tree_pool_close(xmppuv__tree_pool_t *pool) {
+  if (pool == NULL) return;
+  xmppuv__tree_pool_drain(pool);
+  pool->closed = 1;
+  pool_unref(pool);
 }
 
 void *xmppuv__tree_grow(xmppuv__tree_t *tree, size_t size) {
@@ -74,13 +134,23 @@ void *xmppuv__tree_grow(xmppuv__tree_t *tree, size_t size) {
 }
 
 static void tree_free(xmppuv__tree_t *tree) {
-  /* The oldest chunk holds the tree header itself: free it last. */
+  /* The oldest chunk holds the tree header itself: free it last (or give
+   * it back to its pool). */
+  xmppuv__tree_pool_t *pool = tree->pool;
   xmppuv__arena_chunk_t *chunk = tree->chunks;
   while (chunk != NULL) {
     xmppuv__arena_chunk_t *next = chunk->next;
-    xmppuv__free(chunk);
+    int keep = 0;
+#if POOL_MAX > 0
+    keep = next == NULL && pool != NULL && !pool->closed && pool->count < POOL_MAX;
+#endif
+    if (keep)
+      pool->cached[pool->count++] = chunk;
+    else
+      xmppuv__free(chunk);
     chunk = next;
   }
+  if (pool != NULL) pool_unref(pool);
 }
 
 /* ---- node building (no validation) -------------------------------------- */

@@ -16,8 +16,11 @@
 
 typedef struct xmppuv__arena_chunk xmppuv__arena_chunk_t;
 
+typedef struct xmppuv__tree_pool xmppuv__tree_pool_t;
+
 typedef struct xmppuv__tree {
   uint32_t refs;
+  xmppuv__tree_pool_t *pool;     /* where the first chunk goes back, or NULL */
   xmppuv__arena_chunk_t *chunks; /* newest first */
   char *cursor;                  /* free space in the newest chunk */
   size_t left;
@@ -61,10 +64,26 @@ struct xmppuv_stanza {
 xmppuv_stanza_t *xmppuv__tree_new(const char *name, const char *ns,
                                   size_t arena_hint);
 
-/* The arena space of a tree whose first allocation is total bytes, header
- * and root included: xmppuv__tree_fit(1024) keeps a small stanza within
- * what malloc serves from its fastest bins. */
-size_t xmppuv__tree_fit(size_t total);
+/* A pool of first chunks for trees made one after another (the parser's):
+ * a freed tree's first chunk waits there for the next, instead of going
+ * back to malloc and out again. Trees made from a pool may outlive its
+ * owner. Everything runs on one thread, as the client's objects do. */
+xmppuv__tree_pool_t *xmppuv__tree_pool_new(void);
+/* A new tree from the pool (a cached chunk, else a new one of
+ * XMPPUV__POOL_CHUNK bytes), root unnamed. NULL when out of memory. */
+xmppuv_stanza_t *xmppuv__tree_pool_take(xmppuv__tree_pool_t *pool);
+/* Free the cached chunks (an idle stream keeps none). */
+void xmppuv__tree_pool_drain(xmppuv__tree_pool_t *pool);
+/* The owner lets go: the cache is freed, trees still out free their own
+ * chunks, and the last of them frees the pool. NULL is ignored. */
+void xmppuv__tree_pool_close(xmppuv__tree_pool_t *pool);
+/* How many chunks a pool keeps at most: 0 under AddressSanitizer (tests). */
+unsigned xmppuv__tree_pool_max(void);
+
+/* A pooled tree's first allocation, header and root included: an ordinary
+ * message (its nodes, names, values and text) fits, in under 1 KB. Bigger
+ * stanzas take more chunks, which go back to malloc. */
+#define XMPPUV__POOL_CHUNK 992u
 
 /* Room for size more bytes, in a new chunk when the current one is full. */
 void *xmppuv__tree_grow(xmppuv__tree_t *tree, size_t size);
