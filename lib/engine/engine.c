@@ -1098,10 +1098,10 @@ int xmppuv__engine_step(xmppuv__engine_t *e, xmppuv__time_t now) {
   xmppuv__session_event_t ev;
   if (!xmppuv__session_step(e->session, &ev)) {
     /* All input handled and its events delivered: between reads, an idle
-     * client keeps no queues (a busy one comes back here once per read,
-     * not once per stanza). */
-    xmppuv__session_idle(e->session);
-    if (e->ev_len == 0 && owed(e) == 0 && e->events != NULL) {
+     * client keeps no queues; a busy one (a big read, taken a slice at a
+     * time) keeps them for the next. */
+    if (xmppuv__session_idle(e->session) && e->ev_len == 0 && owed(e) == 0 &&
+        e->events != NULL) {
       xmppuv__free(e->events);
       e->events = NULL;
       e->ev_cap = e->ev_head = 0;

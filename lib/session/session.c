@@ -1023,21 +1023,21 @@ const char *xmppuv__session_mechanism(const xmppuv__session_t *s) {
   return s->c.mech != XMPPUV__MECH_NONE ? xmppuv__mech_name(s->c.mech) : NULL;
 }
 
-void xmppuv__session_idle(xmppuv__session_t *s) {
+int xmppuv__session_idle(xmppuv__session_t *s) {
   /* Idle between stanzas: give back what only negotiation or a busy moment
    * needed (expat's ~12 KB until the next input and the event queue; once
    * streaming, SASL and channel-binding state too): thousands of mostly
    * idle connections per process are the norm. The engine took the SCRAM
    * keys at AUTHENTICATED. */
   xmppuv__session_conn_t *c = &s->c;
-  if (c->pend_len > 0 || held_left(c)) return;
+  if (c->pend_len > 0 || held_left(c)) return 0;
   /* A read of a busy stream (a firehose, a history fetch) ends between
    * stanzas whenever the transport hands over whole messages (a
    * WebSocket): building expat again for the next read would cost more
    * than it gives back. A small read is the idle case. */
   size_t fed = c->fed_since_idle;
   c->fed_since_idle = 0;
-  if (fed >= IDLE_BUSY_READ) return;
+  if (fed >= IDLE_BUSY_READ) return 0;
   /* In every state: while negotiating, a client spends most of its time
    * waiting for the server's next answer, and a thousand clients started
    * at once would otherwise each hold a parser through all of it (the
@@ -1048,11 +1048,12 @@ void xmppuv__session_idle(xmppuv__session_t *s) {
   c->pend_cap = c->pend_head = 0;
   xmppuv__buf_free(&c->held);
   c->held_off = 0;
-  if (c->state != ST_STREAMING) return;
+  if (c->state != ST_STREAMING) return 1;
   xmppuv__buf_free(&s->scratch); /* negotiation's element builder */
   xmppuv__sasl_exchange_free(c->sasl);
   c->sasl = NULL;
   drop_binding(c);
+  return 1;
 }
 
 int xmppuv__session_wants_input(const xmppuv__session_t *s) {

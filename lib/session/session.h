@@ -251,7 +251,9 @@ const char *xmppuv__session_mechanism(const xmppuv__session_t *s);
 int xmppuv__session_wants_input(const xmppuv__session_t *s);
 /* Events wait for xmppuv__session_step(). */
 int xmppuv__session_pending(const xmppuv__session_t *s);
-/* Give the idle parser's memory back (nothing queued, between stanzas). */
-void xmppuv__session_idle(xmppuv__session_t *s);
+/* Give the idle parser's memory back (nothing queued, between stanzas).
+ * 1 if the stream looks idle (the memory went back), 0 if it is busy: a
+ * big read's slices keep what the next one needs. */
+int xmppuv__session_idle(xmppuv__session_t *s);
 
 #endif

@@ -40,7 +40,8 @@ struct xmppuv__parser {
   uint64_t pause_at;
 
   xmppuv_stanza_t *result; /* document mode */
-  xmppuv__tree_pool_t *pool; /* the stanzas' first chunks (made at the first) */
+  xmppuv__tree_pool_t *pool; /* a busy stream's stanzas' first chunks, or NULL */
+  unsigned feed_stanzas;      /* top-level elements begun in this feed */
 
   /* Between stanzas an idle stream needs no expat parser (about 12 KB):
    * xmppuv__parser_release() frees it, and the next feed makes a new one
@@ -335,8 +336,17 @@ static void XMLCALL on_start(void *ud, const XML_Char *name,
   if (p->depth + 1 == p->top) {
     /* A new top-level element: hold only from its first byte on. */
     p->mark = (uint64_t)XML_GetCurrentByteIndex(p->xp);
-    if (p->pool == NULL) p->pool = xmppuv__tree_pool_new();
-    xmppuv_stanza_t *root = p->pool != NULL ? xmppuv__tree_pool_take(p->pool) : NULL;
+    /* A busy stream's stanzas (a second one in the same input, or a pool
+     * already made) come one after another: their memory goes round
+     * through the pool. A negotiation step or a lone document is one
+     * tree, and makes no pool to free again. */
+    xmppuv_stanza_t *root;
+    if (p->pool == NULL && p->mode == XMPPUV__PARSE_STREAM && ++p->feed_stanzas >= 2)
+      p->pool = xmppuv__tree_pool_new();
+    if (p->pool != NULL)
+      root = xmppuv__tree_pool_take(p->pool);
+    else
+      root = xmppuv__tree_new(NULL, NULL, 1024);
     const char *ns = NULL;
     if (root != NULL) {
       root->name = element_name(root->tree, &q);
@@ -739,7 +749,9 @@ int xmppuv__parser_release(xmppuv__parser_t *p) {
   p->xp = NULL;
   p->released = RELEASED;
   xmppuv__buf_free(&p->text);
-  xmppuv__tree_pool_drain(p->pool);
+  /* The pool too: an idle stream keeps nothing for the next stanza. */
+  xmppuv__tree_pool_close(p->pool);
+  p->pool = NULL;
   return 1;
 }
 
@@ -765,6 +777,7 @@ int xmppuv__parser_feed(xmppuv__parser_t *p, const char *data, size_t len,
   }
   uint64_t start = p->fed;
   size_t done = 0;
+  p->feed_stanzas = 0;
   while (done < len) {
     /* Never let expat hold more than the limit past the mark: it buffers
      * incomplete tokens (an endless attribute value, a header that never

@@ -100,8 +100,7 @@ xmppuv_stanza_t *xmppuv__tree_pool_take(xmppuv__tree_pool_t *pool) {
   return root;
 }
 
-void xmppuv__tree_pool_drain(xmppuv__tree_pool_t *pool) {
-  if (pool == NULL) return;
+static void pool_drain(xmppuv__tree_pool_t *pool) {
   while (pool->count > 0) xmppuv__free(pool->cached[--pool->count]);
 }
 
@@ -111,7 +110,7 @@ static void pool_unref(xmppuv__tree_pool_t *pool) {
 
 void xmppuv__tree_pool_close(xmppuv__tree_pool_t *pool) {
   if (pool == NULL) return;
-  xmppuv__tree_pool_drain(pool);
+  pool_drain(pool);
   pool->closed = 1;
   pool_unref(pool);
 }

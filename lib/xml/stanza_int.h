@@ -72,10 +72,9 @@ xmppuv__tree_pool_t *xmppuv__tree_pool_new(void);
 /* A new tree from the pool (a cached chunk, else a new one of
  * XMPPUV__POOL_CHUNK bytes), root unnamed. NULL when out of memory. */
 xmppuv_stanza_t *xmppuv__tree_pool_take(xmppuv__tree_pool_t *pool);
-/* Free the cached chunks (an idle stream keeps none). */
-void xmppuv__tree_pool_drain(xmppuv__tree_pool_t *pool);
-/* The owner lets go: the cache is freed, trees still out free their own
- * chunks, and the last of them frees the pool. NULL is ignored. */
+/* The owner lets go (an idle stream keeps none; its next stanza makes a
+ * new pool): the cache is freed, trees still out free their own chunks, and
+ * the last of them frees the pool. NULL is ignored. */
 void xmppuv__tree_pool_close(xmppuv__tree_pool_t *pool);
 /* How many chunks a pool keeps at most: 0 under AddressSanitizer (tests). */
 unsigned xmppuv__tree_pool_max(void);
