@@ -182,16 +182,22 @@ static void on_data(void *ud, const char *data, size_t len) {
    * still held. The last slice takes what is left below two, so every
    * slice of a big read still looks busy to the session (it keeps its
    * parser between them). Before online, all at once: what follows
-   * <proceed/> in a read is for TLS, which the session hands on whole. */
+   * <proceed/> in a read is for TLS, which the session hands on whole.
+   * data stays ours while the handlers run: libuv's loop cannot be run
+   * from inside a callback, so no other read can reuse its buffer. */
+  uint64_t link = c->link;
   do {
     size_t n = len;
     if (n >= 2 * XMPPUV__FEED_SLICE && xmppuv__engine_status(c->engine) == XMPPUV_STATUS_ONLINE)
       n = XMPPUV__FEED_SLICE;
-    xmppuv__engine_feed(c->engine, c->link, data, n, now_of(c));
+    xmppuv__engine_feed(c->engine, link, data, n, now_of(c));
     pump(c, 1);
     data += n;
     len -= n;
-  } while (len > 0);
+    /* A handler ended this connection: the rest of the read is of no
+     * stream any more. */
+  } while (len > 0 && c->link == link && c->transport != NULL);
+  xmppuv__engine_read_end(c->engine);
 }
 
 static void on_tls_ready(void *ud) {

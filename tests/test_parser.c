@@ -7,7 +7,7 @@
 #include "check_main.h"
 #include "failalloc.h"
 #include "xml/parser.h"
-#include "xml/stanza_int.h"
+#include "xml/stanza.h"
 #include "xml/serialize.h"
 #include "xmppuv.h"
 
@@ -460,14 +460,20 @@ static void *count_malloc(size_t n) {
   if (live_bytes > peak_bytes) peak_bytes = live_bytes;
   return b + 2;
 }
+static size_t frees;
 static void count_free(void *ptr) {
   if (ptr == NULL) return;
+  frees++;
   size_t *b = (size_t *)ptr - 2;
   live_bytes -= b[0];
   free(b);
 }
+static size_t mallocs; /* new blocks: malloc, and realloc of NULL */
 static void *count_realloc(void *ptr, size_t n) {
-  if (ptr == NULL) return count_malloc(n);
+  if (ptr == NULL) {
+    mallocs++;
+    return count_malloc(n);
+  }
   size_t *b = (size_t *)ptr - 2;
   size_t old = b[0];
   size_t *nb = realloc(b, sizeof(size_t) * 2 + n);
@@ -533,7 +539,6 @@ START_TEST(new_names_in_every_stanza_do_not_grow_memory) {
 }
 END_TEST
 
-static size_t mallocs;
 static void *counted_malloc(size_t n) {
   mallocs++;
   return count_malloc(n);
@@ -576,6 +581,15 @@ START_TEST(a_busy_stream_reuses_stanza_memory_and_stanzas_outlive_the_parser) {
   ck_assert_int_eq(xmppuv__parser_release(p), 1);
   size_t idle = live_bytes; /* the parser and its header */
 
+  /* A read of one stanza (a negotiation step) makes no pool: the stanza is
+   * one allocation, and nothing stays behind it. */
+  ck_assert_int_eq(xmppuv__parser_feed(p, msg, strlen(msg), NULL), 0);
+  size_t one = mallocs;
+  ck_assert_int_eq(xmppuv__parser_feed(p, msg, strlen(msg), NULL), 0);
+  ck_assert_uint_eq(mallocs - one, 1);
+  ck_assert_int_eq(xmppuv__parser_release(p), 1);
+  ck_assert_uint_eq(live_bytes, idle);
+
   /* A busy stream: stanza after stanza, each handled before the next.
    * Their memory goes round instead of to malloc and back. */
   for (int i = 0; i < 5; i++) /* expat's own parser is made again */
@@ -584,10 +598,13 @@ START_TEST(a_busy_stream_reuses_stanza_memory_and_stanzas_outlive_the_parser) {
   for (int i = 0; i < 100; i++)
     ck_assert_int_eq(xmppuv__parser_feed(p, two, strlen(two), NULL), 0);
   size_t per_200 = mallocs - before;
-  if (xmppuv__tree_pool_max() > 0)
-    ck_assert_msg(per_200 == 0, "%zu allocations for 200 stanzas", per_200);
-  else
-    ck_assert_uint_ge(per_200, 200); /* AddressSanitizer: nothing is reused */
+  ck_assert_msg(per_200 == 0, "%zu allocations for 200 stanzas", per_200);
+
+  /* The end of a read gives the pool back; the next busy read makes one. */
+  xmppuv__parser_trim(p);
+  before = mallocs;
+  ck_assert_int_eq(xmppuv__parser_feed(p, two, strlen(two), NULL), 0);
+  ck_assert_uint_eq(mallocs - before, 3); /* first stanza, pool, second stanza */
 
   /* More out at once than the pool keeps: all are freed or kept, none
    * lost, and a release (idle) leaves nothing behind. */
@@ -614,7 +631,34 @@ START_TEST(a_busy_stream_reuses_stanza_memory_and_stanzas_outlive_the_parser) {
   }
   drop_kept(&k);
   ck_assert_uint_eq(live_bytes, 0);
-  ck_assert_uint_eq(k.seen, 264);
+  ck_assert_uint_eq(k.seen, 268);
+  ck_assert_int_eq(xmppuv_replace_allocator(NULL, NULL, NULL), 0);
+}
+END_TEST
+
+START_TEST(a_stanza_the_app_keeps_leaves_the_pool) {
+  /* The library's last reference to a stanza the app keeps detaches it
+   * from the parser's pool: from then on it frees only itself, whenever
+   * and wherever the app lets it go. */
+  ck_assert_int_eq(xmppuv_replace_allocator(counted_malloc, count_realloc, count_free), 0);
+  live_bytes = peak_bytes = 0;
+  keeper_t k;
+  memset(&k, 0, sizeof k);
+  k.keep = 2;
+  const xmppuv__parser_callbacks_t cbs = {NULL, keep_cb, NULL};
+  xmppuv__parser_t *p;
+  ck_assert_int_eq(xmppuv__parser_new(XMPPUV__PARSE_STREAM, NULL, &cbs, &k, &p), 0);
+  const char *busy = HEADER "<message id='a'/><message id='b'/>";
+  ck_assert_int_eq(xmppuv__parser_feed(p, busy, strlen(busy), NULL), 0);
+  ck_assert_uint_eq(k.nkept, 2);
+  xmppuv_stanza_t *app = xmppuv_stanza_ref(k.kept[1]); /* the pool's */
+  xmppuv__stanza_release(k.kept[1]);
+  xmppuv_stanza_unref(k.kept[0]);
+  xmppuv__parser_free(p);
+  size_t before = frees;
+  xmppuv_stanza_unref(app); /* its chunk alone: the pool went with the parser */
+  ck_assert_uint_eq(frees - before, 1);
+  ck_assert_uint_eq(live_bytes, 0);
   ck_assert_int_eq(xmppuv_replace_allocator(NULL, NULL, NULL), 0);
 }
 END_TEST
@@ -774,6 +818,7 @@ static Suite *parser_suite(void) {
   tcase_add_test(tc, release_is_refused_mid_stanza_and_limits_still_hold_after);
   tcase_add_test(tc, new_names_in_every_stanza_do_not_grow_memory);
   tcase_add_test(tc, a_busy_stream_reuses_stanza_memory_and_stanzas_outlive_the_parser);
+  tcase_add_test(tc, a_stanza_the_app_keeps_leaves_the_pool);
   tcase_add_test(tc, stanza_parse_reads_one_element);
   tcase_add_test(tc, every_allocation_failure_gives_ENOMEM_without_leaks);
   tcase_add_test(tc, replacing_the_parser_mid_read_survives_every_allocation_failure);

@@ -15,11 +15,11 @@
 #include "sasl/ht.h"
 #include "session/stream_error.h"
 #include "sm/sm.h"
-#include "util/str.h"
 #include "util/alloc.h"
 #include "util/backoff.h"
 #include "util/hostport.h"
 #include "util/defaults.h"
+#include "util/str.h"
 #include "util/utf8.h"
 #include "util/uuid.h"
 #include "util/ns.h"
@@ -1507,6 +1507,8 @@ void xmppuv__engine_feed(xmppuv__engine_t *e, uint64_t link, const char *data, s
     drop_connection(e, 0);
   }
 }
+
+void xmppuv__engine_read_end(xmppuv__engine_t *e) { xmppuv__session_read_end(e->session); }
 
 void xmppuv__engine_tls_ready(xmppuv__engine_t *e, uint64_t link,
                               const xmppuv__channel_binding_t *cb, xmppuv__time_t now) {

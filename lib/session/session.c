@@ -9,10 +9,11 @@
 
 #include "session/session_int.h"
 #include "session/stream_error.h"
-#include "util/str.h"
 #include "util/alloc.h"
 #include "util/ns.h"
+#include "util/str.h"
 #include "xml/serialize.h"
+#include "xml/stanza.h"
 
 /* RFC 7395 §3.3: each WebSocket message is one element; they are parsed as
  * children of this stream header, which declares what a <stream:stream>
@@ -21,8 +22,10 @@
   "<stream:stream xmlns='" XMPPUV_NS_CLIENT "' xmlns:stream='"             \
   XMPPUV__NS_STREAMS "'>"
 
-/* A read at least this big is a busy stream's (see xmppuv__session_idle). */
+/* A read at least this big is a busy stream's (see xmppuv__session_idle).
+ * Not more than a slice: the slices of a big read must all look busy. */
 #define IDLE_BUSY_READ 4096
+_Static_assert(IDLE_BUSY_READ <= XMPPUV__FEED_SLICE, "a big read's slices would look idle");
 
 /* ---- small helpers -------------------------------------------------------- */
 
@@ -718,7 +721,7 @@ static void reset_connection(xmppuv__session_t *s) {
   xmppuv__free(c->error_text);
   xmppuv__free(c->see_other);
   xmppuv_stanza_unref(c->error_el);
-  xmppuv_stanza_unref(c->current);
+  xmppuv__stanza_release(c->current);
   xmppuv_stanza_unref(c->features);
   xmppuv__free(c->features_text);
   drop_binding(c);
@@ -825,7 +828,9 @@ int xmppuv__session_feed(xmppuv__session_t *s, const char *data, size_t len) {
 int xmppuv__session_step(xmppuv__session_t *s, xmppuv__session_event_t *ev) {
   xmppuv__session_conn_t *c = &s->c;
   memset(ev, 0, sizeof *ev);
-  xmppuv_stanza_unref(c->current);
+  /* The library's last reference to the element: one the app kept leaves
+   * the parser's pool now, so that it is the app's alone. */
+  xmppuv__stanza_release(c->current);
   c->current = NULL;
   /* TLS bytes given out with a STARTTLS event are the driver's now. */
   if (c->hold == HOLD_NONE && !held_left(c) && c->held.cap > 0) {
@@ -1022,6 +1027,8 @@ const char *xmppuv__session_mechanism(const xmppuv__session_t *s) {
   if (s->c.fast_used) return s->c.fast_token_mech;
   return s->c.mech != XMPPUV__MECH_NONE ? xmppuv__mech_name(s->c.mech) : NULL;
 }
+
+void xmppuv__session_read_end(xmppuv__session_t *s) { xmppuv__parser_trim(s->parser); }
 
 int xmppuv__session_idle(xmppuv__session_t *s) {
   /* Idle between stanzas: give back what only negotiation or a busy moment

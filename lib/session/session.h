@@ -147,8 +147,10 @@ int xmppuv__session_tls_ready(xmppuv__session_t *s, const xmppuv__channel_bindin
 
 /* Input is parsed this many bytes at a time, and no more once enough
  * elements wait for xmppuv__session_step(); what is left is copied and held
- * until they are taken. A caller that feeds at most this much at once and
- * takes the elements in between never has its input copied. */
+ * until they are taken. A caller that feeds less than two slices at once
+ * and takes the elements in between has at most a slice copied, and none
+ * when the elements are few. A feed this big also counts as a busy
+ * stream's (xmppuv__session_idle keeps its parser). */
 #define XMPPUV__FEED_SLICE 4096u
 
 /* Bytes from the server: parsed and queued for xmppuv__session_step() (a
@@ -255,5 +257,8 @@ int xmppuv__session_pending(const xmppuv__session_t *s);
  * 1 if the stream looks idle (the memory went back), 0 if it is busy: a
  * big read's slices keep what the next one needs. */
 int xmppuv__session_idle(xmppuv__session_t *s);
+/* A read (of one or more feeds) has ended: what a busy stream keeps only
+ * while input comes (the stanzas' pool) goes back. */
+void xmppuv__session_read_end(xmppuv__session_t *s);
 
 #endif

@@ -631,8 +631,14 @@ void xmppuv__parser_free(xmppuv__parser_t *p) {
   xmppuv__free(p);
 }
 
+void xmppuv__parser_trim(xmppuv__parser_t *p) {
+  xmppuv__tree_pool_close(p->pool);
+  p->pool = NULL;
+}
+
 int xmppuv__parser_reset(xmppuv__parser_t *p) {
   drop_partial(p);
+  xmppuv__parser_trim(p);
   xmppuv__buf_free(&p->header);
   p->header_ok = 0;
   if (p->mode == XMPPUV__PARSE_STREAM) {
@@ -749,9 +755,7 @@ int xmppuv__parser_release(xmppuv__parser_t *p) {
   p->xp = NULL;
   p->released = RELEASED;
   xmppuv__buf_free(&p->text);
-  /* The pool too: an idle stream keeps nothing for the next stanza. */
-  xmppuv__tree_pool_close(p->pool);
-  p->pool = NULL;
+  xmppuv__parser_trim(p); /* an idle stream keeps nothing for the next stanza */
   return 1;
 }
 

@@ -2,9 +2,9 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "util/str.h"
 #include "util/alloc.h"
 #include "util/buf.h"
+#include "util/str.h"
 #include "util/utf8.h"
 #include "xml/stanza.h"
 #include "xml/stanza_int.h"
@@ -16,7 +16,7 @@ struct xmppuv__arena_chunk {
   size_t size;
 };
 
-#define ALIGN 8u
+#define ALIGN XMPPUV__ARENA_ALIGN
 #define ALIGN_UP(n) (((n) + (ALIGN - 1)) & ~(size_t)(ALIGN - 1))
 #define CHUNK_HEADER ALIGN_UP(sizeof(xmppuv__arena_chunk_t))
 #define MIN_CHUNK 512u
@@ -60,27 +60,31 @@ xmppuv_stanza_t *xmppuv__tree_new(const char *name, const char *ns,
 /* ---- pools of first chunks ---------------------------------------------- */
 
 /* Enough for the trees a busy stream has out at once: the engine's backlog
- * plus one slice of input (session.c). Under AddressSanitizer nothing is
- * cached, so that a use after free is still caught. */
-#if defined(__SANITIZE_ADDRESS__)
-#define POOL_MAX 0u
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define POOL_MAX 0u
-#endif
-#endif
-#ifndef POOL_MAX
+ * plus one slice of input (session.c). */
 #define POOL_MAX 32u
+
+_Static_assert(XMPPUV__POOL_CHUNK % ALIGN == 0 && XMPPUV__POOL_CHUNK >= HEAD + 256,
+               "a pooled chunk holds the tree's header and room for a small stanza");
+
+/* Under AddressSanitizer a cached chunk is poisoned, so that a stanza used
+ * after its last unref is still caught (valgrind, which sees the chunk as
+ * allocated, cannot: the sanitizer builds are where this is checked). */
+#if defined(__has_include)
+#if __has_include(<sanitizer/asan_interface.h>)
+#include <sanitizer/asan_interface.h>
+#endif
+#endif
+#ifndef ASAN_POISON_MEMORY_REGION
+#define ASAN_POISON_MEMORY_REGION(addr, size) ((void)(addr), (void)(size))
+#define ASAN_UNPOISON_MEMORY_REGION(addr, size) ((void)(addr), (void)(size))
 #endif
 
 struct xmppuv__tree_pool {
   uint32_t refs; /* the owner's, plus one per tree out */
   uint32_t count;
   int closed;
-  void *cached[POOL_MAX > 0 ? POOL_MAX : 1];
+  void *cached[POOL_MAX];
 };
-
-unsigned xmppuv__tree_pool_max(void) { return POOL_MAX; }
 
 xmppuv__tree_pool_t *xmppuv__tree_pool_new(void) {
   xmppuv__tree_pool_t *pool = xmppuv__malloc(sizeof *pool);
@@ -92,8 +96,14 @@ xmppuv__tree_pool_t *xmppuv__tree_pool_new(void) {
 }
 
 xmppuv_stanza_t *xmppuv__tree_pool_take(xmppuv__tree_pool_t *pool) {
-  char *mem = pool->count > 0 ? pool->cached[--pool->count] : xmppuv__malloc(XMPPUV__POOL_CHUNK);
-  if (mem == NULL) return NULL;
+  char *mem;
+  if (pool->count > 0) {
+    mem = pool->cached[--pool->count];
+    ASAN_UNPOISON_MEMORY_REGION(mem, XMPPUV__POOL_CHUNK);
+  } else {
+    mem = xmppuv__malloc(XMPPUV__POOL_CHUNK);
+    if (mem == NULL) return NULL;
+  }
   xmppuv_stanza_t *root = tree_init(mem, XMPPUV__POOL_CHUNK, NULL, NULL);
   root->tree->pool = pool;
   pool->refs++;
@@ -101,7 +111,11 @@ xmppuv_stanza_t *xmppuv__tree_pool_take(xmppuv__tree_pool_t *pool) {
 }
 
 static void pool_drain(xmppuv__tree_pool_t *pool) {
-  while (pool->count > 0) xmppuv__free(pool->cached[--pool->count]);
+  while (pool->count > 0) {
+    void *mem = pool->cached[--pool->count];
+    ASAN_UNPOISON_MEMORY_REGION(mem, XMPPUV__POOL_CHUNK);
+    xmppuv__free(mem);
+  }
 }
 
 static void pool_unref(xmppuv__tree_pool_t *pool) {
@@ -139,14 +153,12 @@ static void tree_free(xmppuv__tree_t *tree) {
   xmppuv__arena_chunk_t *chunk = tree->chunks;
   while (chunk != NULL) {
     xmppuv__arena_chunk_t *next = chunk->next;
-    int keep = 0;
-#if POOL_MAX > 0
-    keep = next == NULL && pool != NULL && !pool->closed && pool->count < POOL_MAX;
-#endif
-    if (keep)
+    if (next == NULL && pool != NULL && !pool->closed && pool->count < POOL_MAX) {
+      ASAN_POISON_MEMORY_REGION(chunk, XMPPUV__POOL_CHUNK);
       pool->cached[pool->count++] = chunk;
-    else
+    } else {
       xmppuv__free(chunk);
+    }
     chunk = next;
   }
   if (pool != NULL) pool_unref(pool);
@@ -737,6 +749,17 @@ xmppuv_stanza_t *xmppuv_stanza_parent(const xmppuv_stanza_t *s) {
 xmppuv_stanza_t *xmppuv_stanza_ref(xmppuv_stanza_t *s) {
   if (s != NULL) s->tree->refs++;
   return s;
+}
+
+void xmppuv__stanza_release(xmppuv_stanza_t *s) {
+  if (s == NULL) return;
+  xmppuv__tree_t *tree = s->tree;
+  if (tree->refs > 1 && tree->pool != NULL) {
+    /* Kept by the app: the first chunk goes back to malloc, not the pool. */
+    pool_unref(tree->pool);
+    tree->pool = NULL;
+  }
+  xmppuv_stanza_unref(s);
 }
 
 void xmppuv_stanza_unref(xmppuv_stanza_t *s) {

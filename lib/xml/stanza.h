@@ -19,4 +19,10 @@ int xmppuv__stanza_push_own_attr(xmppuv_stanza_t *s, const char *name,
  * has one. */
 void xmppuv__stanza_default_ns(xmppuv_stanza_t *s, const char *ns);
 
+/* Drop the library's last reference to a parsed stanza. If the app holds
+ * more, the stanza leaves its parser's pool first (stanza_int.h): from
+ * then on it touches nothing shared, and may go to another thread as any
+ * stanza of the app's. NULL is ignored. */
+void xmppuv__stanza_release(xmppuv_stanza_t *s);
+
 #endif

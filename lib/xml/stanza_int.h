@@ -64,10 +64,12 @@ struct xmppuv_stanza {
 xmppuv_stanza_t *xmppuv__tree_new(const char *name, const char *ns,
                                   size_t arena_hint);
 
-/* A pool of first chunks for trees made one after another (the parser's):
- * a freed tree's first chunk waits there for the next, instead of going
- * back to malloc and out again. Trees made from a pool may outlive its
- * owner. Everything runs on one thread, as the client's objects do. */
+/* A pool of first chunks for trees made one after another (a busy
+ * stream's): a freed tree's first chunk waits there for the next, instead
+ * of going back to malloc and out again. Trees made from a pool may outlive
+ * its owner. A pool and its trees stay on the client's thread: a tree the
+ * app keeps past the library's last reference leaves its pool then
+ * (xmppuv__stanza_release in stanza.h). */
 xmppuv__tree_pool_t *xmppuv__tree_pool_new(void);
 /* A new tree from the pool (a cached chunk, else a new one of
  * XMPPUV__POOL_CHUNK bytes), root unnamed. NULL when out of memory. */
@@ -76,8 +78,6 @@ xmppuv_stanza_t *xmppuv__tree_pool_take(xmppuv__tree_pool_t *pool);
  * new pool): the cache is freed, trees still out free their own chunks, and
  * the last of them frees the pool. NULL is ignored. */
 void xmppuv__tree_pool_close(xmppuv__tree_pool_t *pool);
-/* How many chunks a pool keeps at most: 0 under AddressSanitizer (tests). */
-unsigned xmppuv__tree_pool_max(void);
 
 /* A pooled tree's first allocation, header and root included: an ordinary
  * message (its nodes, names, values and text) fits, in under 1 KB. Bigger
@@ -87,12 +87,15 @@ unsigned xmppuv__tree_pool_max(void);
 /* Room for size more bytes, in a new chunk when the current one is full. */
 void *xmppuv__tree_grow(xmppuv__tree_t *tree, size_t size);
 
-/* size bytes (8-aligned) from the tree's arena; NULL when out of memory.
+#define XMPPUV__ARENA_ALIGN 8u
+
+/* size bytes (aligned) from the tree's arena; NULL when out of memory.
  * Inline: the parser takes a dozen pieces per stanza. */
 static inline void *xmppuv__tree_alloc(xmppuv__tree_t *tree, size_t size) {
-  /* left is a multiple of 8: what fits still fits once rounded up. */
+  /* left is a multiple of the alignment: what fits still fits once rounded
+   * up. */
   if (size > tree->left) return xmppuv__tree_grow(tree, size);
-  size = (size + 7u) & ~(size_t)7u;
+  size = (size + (XMPPUV__ARENA_ALIGN - 1)) & ~(size_t)(XMPPUV__ARENA_ALIGN - 1);
   void *p = tree->cursor;
   tree->cursor += size;
   tree->left -= size;
