@@ -186,6 +186,7 @@ static void on_data(void *ud, const char *data, size_t len) {
    * data stays ours while the handlers run: libuv's loop cannot be run
    * from inside a callback, so no other read can reuse its buffer. */
   uint64_t link = c->link;
+  size_t total = len;
   do {
     size_t n = len;
     if (n >= 2 * XMPPUV__FEED_SLICE && xmppuv__engine_status(c->engine) == XMPPUV_STATUS_ONLINE)
@@ -197,7 +198,9 @@ static void on_data(void *ud, const char *data, size_t len) {
     /* A handler ended this connection: the rest of the read is of no
      * stream any more. */
   } while (len > 0 && c->link == link && c->transport != NULL);
-  xmppuv__engine_read_end(c->engine);
+  /* A read that filled less than two slices is a burst's last (or no
+   * burst): what a busy stream keeps between reads goes back. */
+  if (total < 2 * XMPPUV__FEED_SLICE) xmppuv__engine_read_end(c->engine);
 }
 
 static void on_tls_ready(void *ud) {

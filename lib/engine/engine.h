@@ -122,8 +122,9 @@ void xmppuv__engine_connected(xmppuv__engine_t *e, uint64_t link,
 /* Bytes (plaintext) from the server. */
 void xmppuv__engine_feed(xmppuv__engine_t *e, uint64_t link, const char *data, size_t len,
                          xmppuv__time_t now);
-/* The read that the feeds since the last call came from has ended (what a
- * busy stream keeps only while input comes goes back). */
+/* A read that was no part of a burst (a small one: a burst's last, or
+ * ordinary traffic) has been fed: what a busy stream keeps between its
+ * reads goes back. */
 void xmppuv__engine_read_end(xmppuv__engine_t *e);
 /* The STARTTLS handshake finished. */
 void xmppuv__engine_tls_ready(xmppuv__engine_t *e, uint64_t link,

@@ -257,8 +257,8 @@ int xmppuv__session_pending(const xmppuv__session_t *s);
  * 1 if the stream looks idle (the memory went back), 0 if it is busy: a
  * big read's slices keep what the next one needs. */
 int xmppuv__session_idle(xmppuv__session_t *s);
-/* A read (of one or more feeds) has ended: what a busy stream keeps only
- * while input comes (the stanzas' pool) goes back. */
+/* A small read (no burst, or a burst's last) has been fed: what a busy
+ * stream keeps between its reads (the stanzas' pool) goes back. */
 void xmppuv__session_read_end(xmppuv__session_t *s);
 
 #endif

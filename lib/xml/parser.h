@@ -65,8 +65,8 @@ int xmppuv__parser_feed(xmppuv__parser_t *p, const char *data, size_t len,
  * held, not a stream). */
 int xmppuv__parser_release(xmppuv__parser_t *p);
 
-/* A read has ended: give back the memory kept for the stanzas of a busy
- * stream (their pool), whatever else the stream keeps. */
+/* Give back the memory kept for the stanzas of a busy stream (their pool),
+ * whatever else the stream keeps: its burst is over. */
 void xmppuv__parser_trim(xmppuv__parser_t *p);
 
 /* In document mode: the input is complete. Returns 0 and the element in
