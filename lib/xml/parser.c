@@ -157,8 +157,7 @@ static int eq(const char *s, size_t len, const char *lit) {
  * copy in the tree. "" stands for "no namespace". */
 static const char *intern_ns(xmppuv__tree_t *tree, const qname_t *q) {
   if (q->uri == NULL) return "";
-  if (q->known_ns != NULL) return q->known_ns;
-  if (eq(q->uri, q->uri_len, XMPPUV_NS_CLIENT)) return XMPPUV_NS_CLIENT;
+  if (q->known_ns != NULL) return q->known_ns; /* jabber:client */
   if (eq(q->uri, q->uri_len, XMPPUV_NS_STREAMS)) return XMPPUV_NS_STREAMS;
   return xmppuv__tree_strndup(tree, q->uri, q->uri_len);
 }
